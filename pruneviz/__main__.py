@@ -1,0 +1,3 @@
+from pruneviz.cli import main
+
+raise SystemExit(main())

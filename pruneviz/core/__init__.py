@@ -1,0 +1,1 @@
+"""Qt-free engine: model and data loading, masks, importance, history, evaluation, export."""

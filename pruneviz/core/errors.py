@@ -1,0 +1,22 @@
+"""The one exception type users see.
+
+Everything the engine refuses (bad file, bad spec, bad argument) raises :class:`PrunevizError`
+with a one-line message that says what to do. The CLI prints it as ``pruneviz: error: …`` and
+exits 2; the app shows it in a dialog. Anything else escaping the engine is a bug.
+"""
+
+
+class PrunevizError(Exception):
+    """A user-facing error: one line, says what went wrong and what to do."""
+
+
+class TrustRequired(PrunevizError):
+    """Opening this file would run code from it; the user must pass ``--trust`` / ``trust=True``.
+
+    ``imports`` lists the ``module.name`` globals the file would import, when known, so a
+    dialog can show them before asking.
+    """
+
+    def __init__(self, message: str, imports: list[str] | None = None):
+        super().__init__(message)
+        self.imports = list(imports or [])
