@@ -1,0 +1,216 @@
+"""Evaluation as a generator: yields progress per batch, then the result; closing it cancels.
+
+``evaluate_iter`` walks the evaluation set in a fixed shuffled order, so the running accuracy
+after any number of batches is an honest sample estimate; each :class:`Progress` carries it with
+a 95% Wilson interval. The last item yielded is the :class:`EvalResult`.
+
+For ``nn.Sequential`` models, an :class:`ActivationCache` keeps the inputs that enter the
+children (within a byte budget). An edit to child *k* cannot change anything before *k*, so the
+next evaluation starts from the last cached point at or before the earliest changed child; the
+result is the same computation on the same tensors, so it is identical to a full pass.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    accuracy: float
+    loss: float
+    samples: int
+    device: str
+    per_class: list[float]
+    correct: int
+    #: where the evaluation started (0 = full pass; k = from cached input of child k)
+    start: int = 0
+
+    def to_json(self) -> dict:
+        return {"accuracy": self.accuracy, "loss": self.loss, "samples": self.samples, "device": self.device, "per_class": self.per_class}
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    accuracy: float
+    low: float
+    high: float
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for ``correct`` successes out of ``n``."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+@dataclass
+class ActivationCache:
+    """Inputs entering the children of a Sequential model, batch by batch.
+
+    ``points[k]`` holds the list of per-batch inputs to child ``k`` once a full run has stored
+    them. ``invalidate(k)`` drops every point after child ``k``. ``generation`` guards against a
+    run that started before an invalidation committing stale tensors.
+    """
+
+    budget_bytes: int = 512 * 1024**2
+    points: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    generation: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def invalidate(self, child: int) -> None:
+        with self.lock:
+            self.generation += 1
+            for k in [k for k in self.points if k > child]:
+                del self.points[k]
+
+    def clear(self) -> None:
+        self.invalidate(-1)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for ts in self.points.values() for t in ts)
+
+    def start_point(self) -> int:
+        with self.lock:
+            return max(self.points, default=0)
+
+
+def child_index(model: nn.Module, layer_name: str) -> int | None:
+    """Index of the top-level Sequential child that contains ``layer_name``."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    head = layer_name.split(".", 1)[0]
+    names = [n for n, _ in model.named_children()]
+    return names.index(head) if head in names else None
+
+
+def order(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def evaluate_iter(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 256,
+    cache: ActivationCache | None = None,
+    num_classes: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[Progress | EvalResult]:
+    """Evaluate ``model`` on ``x``/``y`` (already on the model's device, already in evaluation order).
+
+    Yields a :class:`Progress` after every batch and finally an :class:`EvalResult`. Stop early by
+    closing the generator or setting ``cancel``. With a ``cache`` (Sequential models only) the run
+    starts from the latest cached child input and stores the later ones for next time.
+    """
+    device = x.device
+    n = len(x)
+    children = list(model.children()) if cache is not None and isinstance(model, nn.Sequential) else None
+    start = 0
+    store_from = None
+    generation = 0
+    if children is not None:
+        with cache.lock:
+            start = max(cache.points, default=0)
+            generation = cache.generation
+            cached = cache.points.get(start)
+        # per-sample bytes of each stored point are known only after the first batch
+        new_points: dict[int, list[torch.Tensor]] = {}
+        store_from = start + 1
+        budget_left = cache.budget_bytes - cache.nbytes
+    correct = 0
+    loss_sum = 0.0
+    classes = num_classes
+    per_correct = per_total = None
+    with torch.inference_mode():
+        for b, i in enumerate(range(0, n, batch_size)):
+            if cancel is not None and cancel.is_set():
+                return
+            xb = x[i : i + batch_size]
+            yb = y[i : i + batch_size]
+            if children is None:
+                out = model(xb)
+            else:
+                h = cached[b] if start > 0 else xb
+                for k in range(start, len(children)):
+                    if k >= store_from and budget_left > 0:
+                        new_points.setdefault(k, []).append(h)
+                        if b == 0:
+                            budget_left -= h.numel() * h.element_size() * math.ceil(n / batch_size)
+                    h = children[k](h)
+                out = h
+            if classes is None:
+                classes = out.shape[1]
+            if per_correct is None:
+                per_correct = torch.zeros(classes, dtype=torch.long, device=device)
+                per_total = torch.zeros(classes, dtype=torch.long, device=device)
+            loss_sum += float(F.cross_entropy(out.float(), yb, reduction="sum"))
+            hit = out.argmax(1) == yb
+            correct += int(hit.sum())
+            per_total += torch.bincount(yb, minlength=classes)[:classes]
+            per_correct += torch.bincount(yb[hit], minlength=classes)[:classes]
+            done = min(i + batch_size, n)
+            lo, hi = wilson(correct, done)
+            yield Progress(done, n, correct / done, lo, hi)
+    if children is not None:
+        with cache.lock:
+            if cache.generation == generation:
+                for k, ts in new_points.items():
+                    if len(ts) == math.ceil(n / batch_size) and k not in cache.points:
+                        cache.points[k] = ts
+    pt = per_total.cpu().tolist() if per_total is not None else []
+    pc = per_correct.cpu().tolist() if per_correct is not None else []
+    yield EvalResult(
+        accuracy=correct / n if n else 0.0,
+        loss=loss_sum / n if n else 0.0,
+        samples=n,
+        device=device_name(device),
+        per_class=[c / t if t else float("nan") for c, t in zip(pc, pt)],
+        correct=correct,
+        start=start,
+    )
+
+
+def run(gen: Iterator[Progress | EvalResult]) -> EvalResult:
+    """Drain an evaluation generator and return its result."""
+    result = None
+    for item in gen:
+        result = item
+    assert isinstance(result, EvalResult)
+    return result

@@ -1,0 +1,179 @@
+"""Writing pruned models: state_dict, safetensors, pt2, onnx, and a JSON report.
+
+Every file is written atomically: to a temporary file in the same folder, flushed, then renamed
+over the target, so a failed write leaves the old file intact.
+
+``shrink`` removes pruned neurons physically with Torch-Pruning (the same dependency groups that
+drove the masks), so the written model has fewer parameters and gives the masked model's outputs.
+Output layers keep their (zeroed) rows: removing them would change the number of classes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .errors import PrunevizError
+
+FORMATS = ("state_dict", "safetensors", "pt2", "onnx")
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; on success rename it over ``path``."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise PrunevizError(f"cannot write {path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str, torch.Tensor], keep: set[str] = frozenset()) -> nn.Module:
+    """A copy of ``model`` with the listed output channels removed (``pruned``: layer -> bool [out],
+    True = pruned). Coupled channels go with them; layers in ``keep`` are left whole."""
+    import torch_pruning as tp
+
+    model = copy.deepcopy(model).cpu().eval()
+    example_input = example_input.cpu()
+    modules = dict(model.named_modules())
+    with torch.enable_grad():
+        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
+    done: set[int] = set()
+    for name, mask in pruned.items():
+        if name in keep or not bool(mask.any()):
+            continue
+        module = modules[name]
+        if id(module) in done:
+            continue
+        idxs = mask.nonzero().flatten().tolist()
+        pruner = dg.get_pruner_of_module(module)
+        group = dg.get_pruning_group(module, pruner.prune_out_channels, idxs)
+        for item in group:
+            if dg.is_out_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, nn.Module):
+                done.add(id(item.dep.target.module))
+        if not dg.check_pruning_group(group):
+            raise PrunevizError(f"cannot shrink {name}: every neuron of a layer would be removed; restore at least one")
+        group.prune()
+    return model
+
+
+def _example_batch(session) -> torch.Tensor:
+    example = session._example_input()
+    if example is None:
+        raise PrunevizError("this export needs an example input: pass --data")
+    return example[:1].repeat(2, *([1] * (example.dim() - 1))).cpu()
+
+
+def write_model(model: nn.Module, path, format: str, example: torch.Tensor | None) -> None:
+    """Write ``model`` (on CPU) to ``path`` in ``format``."""
+    if format not in FORMATS:
+        raise PrunevizError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        if format == "state_dict":
+            torch.save(state, tmp)
+        elif format == "safetensors":
+            from safetensors.torch import save_file
+
+            save_file(state, str(tmp))
+        elif format == "pt2":
+            if example is None:
+                raise PrunevizError("pt2 export needs an example input: pass --data")
+            batch = torch.export.Dim("batch")
+            try:
+                program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+            except Exception as exc:
+                raise PrunevizError(f"torch.export could not capture the model: {str(exc).splitlines()[0]}") from exc
+            torch.export.save(program, tmp)
+        else:  # onnx
+            try:
+                import onnx  # noqa: F401
+                import onnxscript  # noqa: F401
+            except ImportError:
+                raise PrunevizError("ONNX export needs the onnx extra: pip install 'pruneviz[onnx]'") from None
+            if example is None:
+                raise PrunevizError("onnx export needs an example input: pass --data")
+            batch = torch.export.Dim("batch")
+            try:
+                torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},), dynamo=True, external_data=False)
+            except Exception as exc:
+                raise PrunevizError(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
+
+
+def report(session, shrunk_params: int | None = None, accuracy_after=None) -> dict:
+    """The JSON report of a session: what was pruned, how much, and what it cost."""
+    spec = session.last_prune
+    out = {
+        "model": session.spec,
+        "arch": session.arch,
+        "data": session.data.spec if session.data is not None else None,
+        "method": spec.method if spec else None,
+        "scope": spec.scope if spec else None,
+        "granularity": spec.granularity if spec else None,
+        "amount": spec.amount if spec else None,
+        "steps": session.history.labels[: session.history.index],
+        "layers": [layer.to_json(session.sparsity(layer.name)) for layer in session.layers],
+        "sparsity": session.sparsity(),
+        "params_before": session.original_params,
+        "params_after": session.params_remaining() if shrunk_params is None else shrunk_params,
+        "shrunk": shrunk_params is not None,
+    }
+    if session.data is not None:
+        before = session.baseline()
+        after = accuracy_after or session.evaluate()
+        out["accuracy_before"] = before.accuracy
+        out["accuracy_after"] = after.accuracy
+        out["loss_before"] = before.loss
+        out["loss_after"] = after.loss
+    return out
+
+
+def export_session(session, path, format: str = "state_dict", shrink: bool = False, report_path=None) -> dict:
+    """Write the session's model to ``path``; see :meth:`pruneviz.core.session.Session.export`."""
+    if format not in FORMATS:
+        raise PrunevizError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+    needs_example = format in ("pt2", "onnx") or shrink
+    example = _example_batch(session) if needs_example else None
+    with session.lock:
+        model = copy.deepcopy(session.model).cpu().eval()
+    shrunk_params = None
+    after = None
+    if shrink:
+        if session.coupling is None:
+            raise PrunevizError(f"--shrink needs neuron pruning, which this model does not support: {session.coupling_error}")
+        pruned = {layer.name: ~session.neuron_mask(layer.name) for layer in session.layers}
+        keep = {layer.name for layer in session.layers if layer.is_output}
+        model = shrink_model(model, example, pruned, keep)
+        shrunk_params = sum(p.numel() for p in model.parameters())
+        if format == "state_dict" or format == "safetensors":
+            pass  # the shapes differ from the input; the report says so
+    write_model(model, path, format, example)
+    rep = report(session, shrunk_params, after)
+    rep["format"] = format
+    rep["path"] = str(path)
+    if report_path:
+        write_json(report_path, rep)
+    return rep

@@ -1,0 +1,123 @@
+"""Coupled channels: which parameter slices go to zero when a neuron is pruned.
+
+Pruning output channel ``i`` of a layer must also zero whatever only exists for that channel
+(its bias, the BatchNorm scale and shift of the channel), the input columns of the layers that
+consume it, and, through residual additions, the same channel of every layer added to it.
+Torch-Pruning's ``DependencyGraph`` already knows this from an autograd trace; we ask it once per
+layer for the full-index group and turn the answer into plain index maps ("root channel r ->
+row t of parameter p along dim d"), so that masking is a cheap vector operation and the same
+group drives the physical shrink in :mod:`pruneviz.core.export`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .errors import PrunevizError
+
+# Modules whose channel parameters we know how to mask along dim 0 when their channels go.
+_CHANNEL_WISE = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.PReLU,
+)
+_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Root channel ``root_idx[k]`` zeroes index ``target_idx[k]`` of ``param`` along ``dim``."""
+
+    param: str
+    dim: int
+    target_idx: torch.Tensor
+    root_idx: torch.Tensor
+
+
+@dataclass
+class LayerCoupling:
+    """What pruning the output channels of one layer touches."""
+
+    effects: list[Effect] = field(default_factory=list)
+    #: other prunable layers whose output channels move with this one (name -> (their idx, root idx))
+    coupled: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    #: why neuron pruning is refused for this layer, if it is
+    refused: str | None = None
+    #: True when no other weighted layer reads this layer's output (it is a model output)
+    is_output: bool = False
+
+
+def _tensor(idx) -> torch.Tensor:
+    return torch.as_tensor([int(i) for i in idx], dtype=torch.long)
+
+
+def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: list[str]) -> dict[str, LayerCoupling]:
+    """Trace ``model`` once with Torch-Pruning and return the coupling of each named layer.
+
+    ``example_input`` is one batch the model accepts. Raises :class:`PrunevizError` when the
+    model cannot be traced (then only weight-level pruning is offered).
+    """
+    import torch_pruning as tp
+
+    modules = dict(model.named_modules())
+    names = {id(m): n for n, m in modules.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
+    except Exception as exc:  # the tracer raises anything from AssertionError to RuntimeError
+        raise PrunevizError(f"cannot trace the model for neuron pruning ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); weight pruning still works") from exc
+    finally:
+        model.train(was_training)
+
+    result: dict[str, LayerCoupling] = {}
+    wanted = set(layer_names)
+    for name in layer_names:
+        module = modules[name]
+        lc = LayerCoupling()
+        result[name] = lc
+        if module not in dg.module2node:
+            lc.refused = "the layer is not used in the model's forward pass"
+            continue
+        pruner = dg.get_pruner_of_module(module)
+        n_out = pruner.get_out_channels(module)
+        group = dg.get_pruning_group(module, pruner.prune_out_channels, list(range(n_out)))
+        consumers = 0
+        for item in group:
+            dep = item.dep
+            target = dep.target.module
+            tname = names.get(id(target))
+            is_out = dg.is_out_channel_pruning_fn(dep.handler)
+            is_in = dg.is_in_channel_pruning_fn(dep.handler)
+            tidx, ridx = _tensor(item.idxs), _tensor(item.root_idxs)
+            if not isinstance(target, nn.Module) or tname is None:
+                if isinstance(target, nn.Parameter):
+                    lc.refused = "its channels are coupled to a bare nn.Parameter"
+                continue  # tracer-internal ops (add, cat, reshape) own no parameters
+            if isinstance(target, _WEIGHTED):
+                if is_out and not is_in:
+                    odim = 1 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 0
+                    lc.effects.append(Effect(f"{tname}.weight", odim, tidx, ridx))
+                    if target.bias is not None:
+                        lc.effects.append(Effect(f"{tname}.bias", 0, tidx, ridx))
+                    if tname != name and tname in wanted:
+                        lc.coupled[tname] = (tidx, ridx)
+                elif is_in:
+                    consumers += 1
+                    if isinstance(target, nn.modules.conv._ConvNd) and target.groups != 1:
+                        continue  # grouped input slices: the group's out-channel effect zeroes them
+                    idim = 0 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 1
+                    lc.effects.append(Effect(f"{tname}.weight", idim, tidx, ridx))
+            elif isinstance(target, _CHANNEL_WISE) or isinstance(target, nn.LayerNorm):
+                for pname, p in target.named_parameters(recurse=False):
+                    if p.dim() >= 1 and p.shape[0] > 1:
+                        lc.effects.append(Effect(f"{tname}.{pname}", 0, tidx, ridx))
+            elif any(True for _ in target.parameters(recurse=False)):
+                lc.refused = f"its channels are coupled to a {type(target).__name__} ({tname}), which pruneviz cannot mask"
+        lc.is_output = consumers == 0
+    return result

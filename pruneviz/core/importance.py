@@ -1,0 +1,190 @@
+"""Importance scores, one small function per method.
+
+Weight scores have the weight's shape; neuron scores have one value per output neuron (row of a
+Linear, filter of a Conv). Higher = more important; pruning removes the lowest.
+
+=============  ================================================================  ===========
+method         weight score                                                      neuron score
+=============  ================================================================  ===========
+magnitude      |w|                                                               ‖row‖₂ (as ``ln_structured(n=2, dim=0)``)
+random         uniform, seeded per layer                                         uniform, seeded
+taylor         |w · ḡ|, ḡ = mean gradient of the loss over calibration batches    Σ row
+               (Molchanov et al. 2016)
+obd            ½ · w² · F, F = mean of squared per-batch gradients: the empirical Σ row
+               Fisher, a diagonal-Hessian approximation (LeCun et al. 1989)
+wanda          |w| · ‖X_j‖₂ over calibration inputs (per input channel for convs) Σ row
+activation     —                                                                 mean |output|
+apoz           —                                                                 1 − fraction of outputs ≤ 0
+=============  ================================================================  ===========
+
+Data-driven methods run the *current* (masked) model over up to ``calib_samples`` samples of the
+evaluation data in eval mode; they never change the model or its ``.grad``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import PrunevizError
+from .inventory import LayerInfo
+
+WEIGHT_METHODS = ("magnitude", "random", "taylor", "obd", "wanda")
+NEURON_METHODS = WEIGHT_METHODS + ("activation", "apoz")
+DATA_METHODS = frozenset({"taylor", "obd", "wanda", "activation", "apoz"})
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    seed: int = 0
+    calib_samples: int = 512
+    batch_size: int = 64
+
+
+def check_method(method: str, granularity: str, has_data: bool) -> None:
+    if granularity not in ("weight", "neuron"):
+        raise PrunevizError(f"unknown granularity {granularity!r}: use weight or neuron")
+    valid = WEIGHT_METHODS if granularity == "weight" else NEURON_METHODS
+    if method not in valid:
+        raise PrunevizError(f"unknown {granularity} importance method {method!r}: use one of {', '.join(valid)}")
+    if method in DATA_METHODS and not has_data:
+        raise PrunevizError(f"importance method {method!r} needs calibration data: pass --data (Python: data=...)")
+
+
+def _seeded(seed: int, name: str, shape, device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    return torch.rand(shape, generator=g).to(device)
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, opts: ScoreOptions, device):
+    n = min(len(x), opts.calib_samples)
+    for i in range(0, n, opts.batch_size):
+        yield x[i : min(i + opts.batch_size, n)].to(device), y[i : min(i + opts.batch_size, n)].to(device)
+
+
+def _modules(model: nn.Module, layers: list[LayerInfo]) -> dict[str, nn.Module]:
+    mods = dict(model.named_modules())
+    return {layer.name: mods[layer.name] for layer in layers}
+
+
+def _gradient_stats(model, layers, params, data, opts):
+    """Mean gradient and mean squared per-batch gradient of each layer's weight."""
+    weights = [params[layer.weight] for layer in layers]
+    mean = [torch.zeros_like(w) for w in weights]
+    sq = [torch.zeros_like(w) for w in weights]
+    batches = 0
+    device = weights[0].device
+    with torch.enable_grad():
+        for xb, yb in _batches(data.x, data.y, opts, device):
+            loss = F.cross_entropy(model(xb), yb)
+            grads = torch.autograd.grad(loss, weights, allow_unused=True)
+            for k, g in enumerate(grads):
+                if g is not None:
+                    mean[k] += g
+                    sq[k] += g * g
+            batches += 1
+    batches = max(batches, 1)
+    return {layer.name: (m / batches, s / batches) for layer, m, s in zip(layers, mean, sq)}
+
+
+def _hook_stats(model, layers, data, opts, kind: str):
+    """Per-layer statistics collected with forward hooks: input norms or output activity."""
+    mods = _modules(model, layers)
+    acc: dict[str, torch.Tensor] = {}
+    count: dict[str, int] = {}
+
+    def hook(name):
+        def fn(module, inputs, output):
+            t = inputs[0] if kind == "wanda" else output
+            t = t.detach().float()
+            # channel dim is 1 for convs and the last dim for Linear
+            if isinstance(module, nn.Linear) or t.dim() == 2:
+                flat = t.reshape(-1, t.shape[-1])
+            else:
+                flat = t.transpose(0, 1).reshape(t.shape[1], -1).t()
+            if kind == "wanda":
+                v = (flat * flat).sum(0)
+            elif kind == "activation":
+                v = flat.abs().sum(0)
+            else:  # apoz
+                v = (flat <= 0).float().sum(0)
+            acc[name] = acc[name] + v if name in acc else v
+            count[name] = count.get(name, 0) + flat.shape[0]
+
+        return fn
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in mods.items()]
+    try:
+        with torch.inference_mode():
+            device = next(model.parameters()).device
+            for xb, _ in _batches(data.x, data.y, opts, device):
+                model(xb)
+    finally:
+        for h in handles:
+            h.remove()
+    out = {}
+    for layer in layers:
+        if layer.name not in acc:
+            raise PrunevizError(f"layer {layer.name} is not used in the forward pass; cannot score it by {kind}")
+        a, c = acc[layer.name], max(count[layer.name], 1)
+        out[layer.name] = a.sqrt() if kind == "wanda" else a / c
+    return out
+
+
+def weight_scores(method: str, model: nn.Module, layers: list[LayerInfo], params: dict[str, torch.Tensor], data=None, opts: ScoreOptions = ScoreOptions()) -> dict[str, torch.Tensor]:
+    """Score every weight of ``layers`` by ``method``; returns ``{layer name: scores like weight}``."""
+    check_method(method, "weight", data is not None)
+    ws = {layer.name: params[layer.weight].detach() for layer in layers}
+    if method == "magnitude":
+        return {n: w.abs() for n, w in ws.items()}
+    if method == "random":
+        return {n: _seeded(opts.seed, n, w.shape, w.device) for n, w in ws.items()}
+    if method in ("taylor", "obd"):
+        stats = _gradient_stats(model, layers, params, data, opts)
+        if method == "taylor":
+            return {n: (ws[n] * stats[n][0]).abs() for n in ws}
+        return {n: 0.5 * ws[n] * ws[n] * stats[n][1] for n in ws}
+    if method == "wanda":
+        norms = _hook_stats(model, layers, data, opts, "wanda")
+        out = {}
+        for layer in layers:
+            w = ws[layer.name]
+            norm = norms[layer.name].to(w.dtype)
+            if w.dim() == 2:
+                out[layer.name] = w.abs() * norm.view(1, -1)
+            else:
+                groups = norm.numel() // w.shape[1]  # grouped convs: each group sees its own slice
+                if groups == 1:
+                    out[layer.name] = w.abs() * norm.view(1, -1, *([1] * (w.dim() - 2)))
+                else:
+                    per = norm.view(groups, w.shape[1]).repeat_interleave(w.shape[0] // groups, 0)
+                    out[layer.name] = w.abs() * per.view(w.shape[0], w.shape[1], *([1] * (w.dim() - 2)))
+        return out
+    raise AssertionError(method)  # check_method guards this
+
+
+def neuron_scores(method: str, model: nn.Module, layers: list[LayerInfo], params: dict[str, torch.Tensor], data=None, opts: ScoreOptions = ScoreOptions()) -> dict[str, torch.Tensor]:
+    """Score every output neuron of ``layers``; returns ``{layer name: scores [out]}``."""
+    check_method(method, "neuron", data is not None)
+    if method == "magnitude":
+        return {layer.name: params[layer.weight].detach().flatten(1).norm(p=2, dim=1) for layer in layers}
+    if method == "random":
+        return {layer.name: _seeded(opts.seed, layer.name, (layer.shape[0],), params[layer.weight].device) for layer in layers}
+    if method in ("activation", "apoz"):
+        stats = _hook_stats(model, layers, data, opts, method)
+        return {n: (v if method == "activation" else 1.0 - v) for n, v in stats.items()}
+    return {n: s.flatten(1).sum(1) for n, s in weight_scores(method, model, layers, params, data, opts).items()}
+
+
+def normalise(scores: torch.Tensor) -> torch.Tensor:
+    """Scale a layer's neuron scores so that the layer's mean is 1 (for global neuron ranking)."""
+    mean = scores.float().mean()
+    return scores / mean if mean > 0 else scores
+
+
+SCORERS: dict[str, Callable] = {"weight": weight_scores, "neuron": neuron_scores}

@@ -1,0 +1,157 @@
+"""Masks kept outside the model; the model's parameters are always ``orig * mask``.
+
+Two kinds of mask, so that structured and unstructured edits do not erase each other:
+
+* ``elem[layer]``: one bool per weight (True = kept), changed by weight pruning;
+* ``chan[layer]``: one bool per output neuron, changed by neuron pruning. Through the coupling
+  from :mod:`pruneviz.core.groups` each pruned channel zeroes rows/columns of several parameters
+  (its weight row, bias, BatchNorm scale and shift, the consumers' input columns). Those are kept
+  as one bool vector per (parameter, dim), so the effective mask of a parameter is
+  ``elem & keep[dim0] ⊗ keep[dim1] …`` and a neuron edit costs O(channels), not O(weights).
+
+Every change is a *flip* of a set of indices (kept <-> pruned). Flips are their own inverse,
+which is what makes undo cheap: the history stores only the flipped indices.
+Edits write only the slices they touch into the live parameters.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+import torch.nn as nn
+
+from .groups import Effect, LayerCoupling
+from .inventory import LayerInfo
+
+
+class MaskStore:
+    """Owns the original values, the masks, and the live (effective) parameters of one model."""
+
+    def __init__(self, model: nn.Module, layers: list[LayerInfo], coupling: dict[str, LayerCoupling] | None):
+        self.layers = {layer.name: layer for layer in layers}
+        self.params: dict[str, torch.Tensor] = dict(model.named_parameters())
+        self.coupling = coupling or {}
+        device = next(iter(self.params.values())).device if self.params else torch.device("cpu")
+        self.elem = {n: torch.ones(layer.shape, dtype=torch.bool, device=device) for n, layer in self.layers.items()}
+        self.chan = {n: torch.ones(layer.shape[0], dtype=torch.bool, device=device) for n, layer in self.layers.items()}
+        # (param, dim) -> list of (root layer, effect)
+        self.touching: dict[tuple[str, int], list[tuple[str, Effect]]] = defaultdict(list)
+        for root, lc in self.coupling.items():
+            moved = []
+            for e in lc.effects:
+                e = Effect(e.param, e.dim, e.target_idx.to(device), e.root_idx.to(device))
+                self.touching[(e.param, e.dim)].append((root, e))
+                moved.append(e)
+            lc.effects = moved
+        tracked = {layer.weight for layer in layers} | {p for p, _ in self.touching}
+        self.orig = {p: self.params[p].detach().clone() for p in tracked if p in self.params}
+        self.keep: dict[tuple[str, int], torch.Tensor] = {
+            (p, d): torch.ones(self.params[p].shape[d], dtype=torch.bool, device=device) for (p, d) in self.touching
+        }
+        self.weight_layer = {layer.weight: n for n, layer in self.layers.items()}
+        self.kept = {n: layer.numel for n, layer in self.layers.items()}
+        self.version = 0
+
+    # ----------------------------------------------------------------- reads
+    def mask(self, layer: str) -> torch.Tensor:
+        """Effective bool mask of ``layer``'s weight (True = kept)."""
+        info = self.layers[layer]
+        return self._param_mask(info.weight, self.elem[layer])
+
+    def _dims_of(self, param: str) -> list[int]:
+        return [d for d in range(self.params[param].dim()) if (param, d) in self.keep]
+
+    def _param_mask(self, param: str, base: torch.Tensor | None, dim: int | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Mask of ``param`` (or of its slices ``idx`` along ``dim``), from the elem mask and keep vectors."""
+        shape = list(self.params[param].shape)
+        if idx is not None:
+            shape[dim] = idx.numel()
+        m = base.clone() if base is not None else torch.ones(shape, dtype=torch.bool, device=self.params[param].device)
+        for d in self._dims_of(param):
+            vec = self.keep[(param, d)]
+            if idx is not None and d == dim:
+                vec = vec[idx]
+            view = [1] * len(shape)
+            view[d] = vec.numel()
+            m &= vec.view(view)
+        return m
+
+    def sparsity(self, layer: str) -> float:
+        info = self.layers[layer]
+        return 1.0 - self.kept[layer] / info.numel if info.numel else 0.0
+
+    def pruned_count(self, layer: str) -> int:
+        return self.layers[layer].numel - self.kept[layer]
+
+    def nbytes(self) -> int:
+        """Memory the masks and original values take."""
+        tensors = [*self.elem.values(), *self.chan.values(), *self.keep.values(), *self.orig.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    # ---------------------------------------------------------------- writes
+    def flip_elem(self, layer: str, flat_idx: torch.Tensor) -> None:
+        """Flip the weight mask of ``layer`` at flat indices ``flat_idx`` and refresh those weights."""
+        if flat_idx.numel() == 0:
+            return
+        info = self.layers[layer]
+        idx = flat_idx.to(self.elem[layer].device, torch.long)
+        flat = self.elem[layer].view(-1)
+        derived = self._param_mask(info.weight, None).view(-1)[idx] if self._dims_of(info.weight) else None
+        new = ~flat[idx]
+        flat[idx] = new
+        eff_new = new & derived if derived is not None else new
+        # a flip changes kept status only where the derived mask keeps the weight
+        live = derived if derived is not None else torch.ones_like(new)
+        delta = int((new & live).sum()) - int((~new & live).sum())
+        self.kept[layer] += delta
+        w = self.params[info.weight]
+        with torch.no_grad():
+            w.view(-1)[idx] = self.orig[info.weight].view(-1)[idx] * eff_new.to(w.dtype)
+        self.version += 1
+
+    def flip_chan(self, layer: str, idx: torch.Tensor) -> None:
+        """Flip the neuron mask of ``layer`` at ``idx`` and refresh every coupled slice."""
+        if idx.numel() == 0:
+            return
+        idx = idx.to(self.chan[layer].device, torch.long)
+        self.chan[layer][idx] = ~self.chan[layer][idx]
+        changed = torch.zeros_like(self.chan[layer])
+        changed[idx] = True
+        touched: dict[tuple[str, int], torch.Tensor] = {}
+        for e in self.coupling[layer].effects:
+            t = e.target_idx[changed[e.root_idx]]
+            if t.numel():
+                key = (e.param, e.dim)
+                touched[key] = torch.cat([touched[key], t]) if key in touched else t
+        per_param: dict[str, list[tuple[int, torch.Tensor]]] = defaultdict(list)
+        for (p, d), t in touched.items():
+            per_param[p].append((d, torch.unique(t)))
+        for p, slices in per_param.items():
+            lname = self.weight_layer.get(p)
+            full_recount = lname is not None and len(slices) > 1
+            for d, t in slices:
+                before = self._slice_count(p, lname, d, t) if lname is not None and not full_recount else 0
+                self._recompute_keep(p, d)
+                m = self._param_mask(p, self.elem[lname].index_select(d, t) if lname else None, d, t)
+                with torch.no_grad():
+                    self.params[p].index_copy_(d, t, self.orig[p].index_select(d, t) * m.to(self.params[p].dtype))
+                if lname is not None and not full_recount:
+                    self.kept[lname] += int(m.sum()) - before
+            if full_recount:
+                self.kept[lname] = int(self.mask(lname).sum())
+        self.version += 1
+
+    def _slice_count(self, p: str, lname: str, d: int, t: torch.Tensor) -> int:
+        return int(self._param_mask(p, self.elem[lname].index_select(d, t), d, t).sum())
+
+    def _recompute_keep(self, p: str, d: int) -> None:
+        vec = self.keep[(p, d)]
+        vec.fill_(True)
+        for root, e in self.touching[(p, d)]:
+            vec[e.target_idx[~self.chan[root][e.root_idx]]] = False
+
+    # ------------------------------------------------------------- snapshots
+    def effective_state(self) -> dict[str, torch.Tensor]:
+        """Copies of the masked parameters (for checks and exports)."""
+        return {p: t.detach().clone() for p, t in self.params.items()}

@@ -1,0 +1,603 @@
+"""Session: the verbs that the command line, the app and notebooks all call.
+
+A session holds one model (on its device, always ``orig * mask``), its masks, the undo history,
+optional evaluation data, and caches (scores, activations). Every edit is a verb that records
+an undoable step and emits :attr:`Session.changed`; nothing else writes masks.
+
+Example::
+
+    s = Session.open("demo:mlp", data="demo:digits")
+    s.prune(0.5, scope="global")
+    s.evaluate().accuracy
+    s.undo()
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import torch
+from psygnal import Signal
+
+from . import evaluate as ev
+from . import importance as imp
+from .data import EvalData, check_fits, open_data
+from .errors import PrunevizError
+from .groups import build_coupling
+from .history import Flip, History, Step
+from .inventory import LayerInfo, find_layers, total_params, with_outputs
+from .masks import MaskStore
+from .model_io import LoadedModel, open_model
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an edit, undo or redo changed: the step's label and the layers it touched."""
+
+    label: str
+    layers: frozenset[str]
+    kind: str = "edit"  # "edit" | "undo" | "redo" | "load"
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """The arguments of the last bulk prune, for reports."""
+
+    amount: float
+    scope: str
+    granularity: str
+    method: str
+    layers: tuple[str, ...]
+
+
+class Session:
+    """An editable, evaluable pruning session over one model.
+
+    Open one with :meth:`Session.open`. Read ``layers``, ``scores()``, ``mask()``,
+    ``sparsity()``; edit with ``prune*`` / ``restore*``; step through history with
+    ``undo()`` / ``redo()`` / ``goto()``; measure with ``evaluate()``; write with ``export()``.
+    """
+
+    changed = Signal(object)  #: emits a :class:`Change` after every edit, undo, redo
+
+    def __init__(self, loaded: LoadedModel, data: EvalData | None = None, device: str = "auto", seed: int = 0, batch_size: int = 256):
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.arch = loaded.arch
+        self.data = data
+        self.seed = seed
+        self.batch_size = batch_size
+        self.device = ev.resolve_device(device)
+        if data is not None:
+            check_fits(loaded.model, data)
+        self._model = loaded.model.to(self.device).eval()
+        self.original_params = total_params(self._model)
+        layers = find_layers(self._model)
+        if not layers:
+            raise PrunevizError(f"{loaded.spec} has no prunable layers (Linear or Conv weights)")
+        self.coupling = None
+        self.coupling_error: str | None = None
+        if loaded.structured_ok:
+            example = self._example_input()
+            if example is None:
+                self.coupling_error = "neuron pruning needs an example input: pass --data"
+            else:
+                try:
+                    self.coupling = build_coupling(self._model, example.to(self.device), [layer.name for layer in layers])
+                except PrunevizError as exc:
+                    self.coupling_error = str(exc)
+        else:
+            self.coupling_error = f"{loaded.source} models are opaque programs: only weight pruning is possible (open a state_dict with --arch for neuron pruning)"
+        outputs = {n for n, c in self.coupling.items() if c.is_output} if self.coupling else {layers[-1].name}
+        self._layers = with_outputs(layers, outputs)
+        self._by_name = {layer.name: layer for layer in self._layers}
+        self.masks = MaskStore(self._model, self._layers, self.coupling)
+        self.history = History()
+        self._pending: Step | None = None
+        self._pending_layers: set[str] = set()
+        self._score_cache: dict[tuple, dict[str, torch.Tensor]] = {}
+        self.cache = ev.ActivationCache()
+        self._eval_tensors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._baseline: ev.EvalResult | None = None
+        self.last_prune: PruneSpec | None = None
+        self._child_of = self._children_touched()
+        self.lock = threading.RLock()
+
+    # ------------------------------------------------------------------ open
+    @classmethod
+    def open(cls, model: str, data: str | None = None, arch: str | None = None, trust: bool = False, device: str = "auto", seed: int = 0) -> "Session":
+        """Open a model spec (``demo:mlp``, a file, …) and optional data spec, as on the command line."""
+        loaded = open_model(model, arch=arch, trust=trust)
+        return cls(loaded, open_data(data) if data else None, device=device, seed=seed)
+
+    def _example_input(self) -> torch.Tensor | None:
+        if self.data is not None and len(self.data):
+            return self.data.x[:1]
+        return self.loaded.example_input
+
+    def _children_touched(self) -> dict[tuple[str, str], int | None]:
+        """For each (store, layer): the earliest Sequential child an edit of it can change."""
+        out: dict[tuple[str, str], int | None] = {}
+        for layer in self._layers:
+            first = ev.child_index(self._model, layer.name)
+            out[("elem", layer.name)] = first
+            chan = first
+            if self.coupling and layer.name in self.coupling:
+                for e in self.coupling[layer.name].effects:
+                    c = ev.child_index(self._model, e.param.rsplit(".", 1)[0])
+                    chan = None if c is None or chan is None else min(chan, c)
+            out[("chan", layer.name)] = chan
+        return out
+
+    # ----------------------------------------------------------------- reads
+    @property
+    def model(self) -> torch.nn.Module:
+        """The live effective model: pruned entries are exactly zero."""
+        return self._model
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        return list(self._layers)
+
+    def layer(self, name: str) -> LayerInfo:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise PrunevizError(f"no prunable layer named {name!r}; layers are: {', '.join(self._by_name)}") from None
+
+    @property
+    def neuron_pruning(self) -> bool:
+        """True when neuron (structured) pruning is available for this model."""
+        return self.coupling is not None
+
+    def sparsity(self, layer: str | None = None) -> float:
+        """Fraction of pruned weights in ``layer``, or over all prunable weights."""
+        if layer is not None:
+            self.layer(layer)
+            return self.masks.sparsity(layer)
+        total = sum(layer.numel for layer in self._layers)
+        return sum(self.masks.pruned_count(n) for n in self._by_name) / total
+
+    def mask(self, layer: str) -> torch.Tensor:
+        """Effective kept-mask of ``layer``'s weight (CPU, bool, shaped like the weight)."""
+        self.layer(layer)
+        return self.masks.mask(layer).cpu()
+
+    def neuron_mask(self, layer: str) -> torch.Tensor:
+        """Kept-mask of ``layer``'s output neurons (CPU bool [out])."""
+        self.layer(layer)
+        return self.masks.chan[layer].cpu().clone()
+
+    def weight(self, layer: str, original: bool = False) -> torch.Tensor:
+        """The layer's effective weight (or its original values), on CPU."""
+        info = self.layer(layer)
+        t = self.masks.orig[info.weight] if original else self.masks.params[info.weight]
+        return t.detach().cpu().clone()
+
+    def params_remaining(self) -> int:
+        """Parameters that are not pruned (weights, biases and norms zeroed by pruning excluded)."""
+        total = 0
+        for p, t in self.masks.params.items():
+            lname = self.masks.weight_layer.get(p)
+            if lname is not None:
+                total += self.masks.kept[lname]
+            elif any((p, d) in self.masks.keep for d in range(t.dim())):
+                total += int(self.masks._param_mask(p, None).sum())
+            else:
+                total += t.numel()
+        return total
+
+    def memory(self) -> dict[str, int]:
+        """Bytes held by masks + original values, history, and the activation cache."""
+        return {"masks": self.masks.nbytes(), "history": self.history.nbytes(), "cache": self.cache.nbytes}
+
+    # ---------------------------------------------------------------- scores
+    def scores(self, layer: str | None = None, method: str = "magnitude", granularity: str = "weight"):
+        """Importance of each weight (``granularity="weight"``, shaped like the weight) or neuron
+        (``"neuron"``, one per output) of ``layer`` (or a dict for every layer), on the current model."""
+        imp.check_method(method, granularity, self.data is not None)
+        key = (method, granularity, self.masks.version if method != "random" else -1, self.seed)
+        cached = self._score_cache.get(key)
+        if cached is None:
+            fn = imp.weight_scores if granularity == "weight" else imp.neuron_scores
+            opts = imp.ScoreOptions(seed=self.seed)
+            with self.lock:
+                cached = {n: s.detach() for n, s in fn(method, self._model, self._layers, self.masks.params, self.data, opts).items()}
+            self._score_cache = {k: v for k, v in self._score_cache.items() if k[2] == -1 or k[2] == self.masks.version}
+            self._score_cache[key] = cached
+        if layer is None:
+            return {n: s.cpu() for n, s in cached.items()}
+        self.layer(layer)
+        return cached[layer].cpu()
+
+    # ----------------------------------------------------------------- edits
+    @contextmanager
+    def group(self, label: str):
+        """Record every edit inside the block as one undo step called ``label``."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = Step(label)
+        self._pending_layers = set()
+        try:
+            yield
+        finally:
+            step, self._pending = self._pending, None
+            if step.flips:
+                self.history.push(step)
+                self.changed.emit(Change(label, frozenset(self._pending_layers)))
+
+    def _apply_flips(self, flips: Iterable[Flip]) -> set[str]:
+        touched: set[str] = set()
+        first: int | None = 10**9
+        with self.lock:
+            for f in flips:
+                if f.store == "elem":
+                    self.masks.flip_elem(f.layer, f.idx)
+                    touched.add(f.layer)
+                else:
+                    self.masks.flip_chan(f.layer, f.idx)
+                    touched.add(f.layer)
+                    touched |= set(self.coupling[f.layer].coupled) if self.coupling else set()
+                    touched |= {self.masks.weight_layer[e.param] for e in self.coupling[f.layer].effects if e.param in self.masks.weight_layer}
+                c = self._child_of.get((f.store, f.layer))
+                first = None if c is None or first is None else min(first, c)
+            self.cache.invalidate(-1 if first is None else first)
+        return touched
+
+    def _edit(self, label: str, flips: list[Flip]) -> int:
+        flips = [f for f in flips if f.idx.numel()]
+        if not flips:
+            return 0
+        touched = self._apply_flips(flips)
+        if self._pending is not None:
+            self._pending.flips.extend(flips)
+            self._pending_layers |= touched
+        else:
+            self.history.push(Step(label, flips))
+            self.changed.emit(Change(label, frozenset(touched)))
+        return sum(f.idx.numel() for f in flips)
+
+    def _elem_flips(self, layer: str, flat: torch.Tensor, prune: bool) -> Flip:
+        info = self.layer(layer)
+        flat = torch.unique(torch.as_tensor(flat, dtype=torch.long).reshape(-1))
+        if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= info.numel):
+            raise PrunevizError(f"weight index out of range for layer {layer} with {info.numel} weights")
+        current = self.masks.elem[layer].view(-1)[flat.to(self.masks.elem[layer].device)].cpu()
+        sel = flat[current] if prune else flat[~current]
+        return Flip.make("elem", layer, sel, info.numel)
+
+    def _to_flat(self, layer: str, index) -> torch.Tensor:
+        info = self.layer(layer)
+        if isinstance(index, torch.Tensor) and index.dtype == torch.bool:
+            if index.numel() != info.numel:
+                raise PrunevizError(f"mask for layer {layer} has {index.numel()} entries, the weight has {info.numel}")
+            return index.reshape(-1).nonzero().flatten()
+        return torch.as_tensor(index, dtype=torch.long).reshape(-1)
+
+    def prune_weights(self, layer: str, index, label: str | None = None) -> int:
+        """Prune weights of ``layer``: ``index`` is a bool mask (like the weight or its 2-D view) or flat indices."""
+        flip = self._elem_flips(layer, self._to_flat(layer, index), True)
+        return self._edit(label or f"prune {flip.idx.numel()} weights of {layer}", [flip])
+
+    def restore_weights(self, layer: str, index, label: str | None = None) -> int:
+        """Undo pruning of the given weights (bit-identical original values come back)."""
+        flip = self._elem_flips(layer, self._to_flat(layer, index), False)
+        return self._edit(label or f"restore {flip.idx.numel()} weights of {layer}", [flip])
+
+    def _rect_flat(self, layer: str, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
+        r_out, c_in = self.layer(layer).view_shape
+        r0, r1 = max(0, min(rows)), min(r_out, max(rows))
+        c0, c1 = max(0, min(cols)), min(c_in, max(cols))
+        if r0 >= r1 or c0 >= c1:
+            return torch.zeros(0, dtype=torch.long)
+        r = torch.arange(r0, r1).view(-1, 1)
+        c = torch.arange(c0, c1).view(1, -1)
+        return (r * c_in + c).reshape(-1)
+
+    def prune_rect(self, layer: str, rows: tuple[int, int], cols: tuple[int, int], restore: bool = False) -> int:
+        """Prune (or restore) the block ``rows[0]:rows[1]`` × ``cols[0]:cols[1]`` of the layer's 2-D view."""
+        flip = self._elem_flips(layer, self._rect_flat(layer, rows, cols), not restore)
+        verb = "restore" if restore else "prune"
+        return self._edit(f"{verb} block [{rows[0]}:{rows[1]}, {cols[0]}:{cols[1]}] of {layer}", [flip])
+
+    def _require_neurons(self, layer: str) -> None:
+        self.layer(layer)
+        if self.coupling is None:
+            raise PrunevizError(f"neuron pruning is not available for this model: {self.coupling_error}")
+        refused = self.coupling[layer].refused
+        if refused:
+            raise PrunevizError(f"cannot neuron-prune {layer}: {refused}")
+
+    def _chan_flips(self, targets: dict[str, torch.Tensor], prune: bool) -> list[Flip]:
+        """Flips that bring the listed neurons (and their coupled neurons) to pruned/kept."""
+        want: dict[str, set[int]] = {}
+        for layer, idx in targets.items():
+            self._require_neurons(layer)
+            idx = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
+            n = self.layer(layer).out_channels
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
+                raise PrunevizError(f"neuron index out of range for layer {layer} with {n} neurons")
+            want.setdefault(layer, set()).update(idx.tolist())
+            for other, (tidx, ridx) in self.coupling[layer].coupled.items():
+                sel = torch.isin(ridx, idx)
+                want.setdefault(other, set()).update(tidx[sel].tolist())
+        flips = []
+        for layer, idx in want.items():
+            t = torch.tensor(sorted(idx), dtype=torch.long)
+            kept = self.masks.chan[layer].cpu()[t] if t.numel() else torch.zeros(0, dtype=torch.bool)
+            sel = t[kept] if prune else t[~kept]
+            flips.append(Flip.make("chan", layer, sel, self.layer(layer).out_channels))
+        return flips
+
+    def prune_neurons(self, layer: str, idx: Sequence[int], label: str | None = None) -> int:
+        """Prune output neurons ``idx`` of ``layer`` (and the channels coupled to them)."""
+        idx = list(idx) if not isinstance(idx, torch.Tensor) else idx
+        return self._edit(label or f"prune neuron{'s' if len(idx) != 1 else ''} {_fmt(idx)} of {layer}", self._chan_flips({layer: idx}, True))
+
+    def restore_neurons(self, layer: str, idx: Sequence[int], label: str | None = None) -> int:
+        """Restore output neurons ``idx`` of ``layer`` (and the channels coupled to them)."""
+        idx = list(idx) if not isinstance(idx, torch.Tensor) else idx
+        return self._edit(label or f"restore neuron{'s' if len(idx) != 1 else ''} {_fmt(idx)} of {layer}", self._chan_flips({layer: idx}, False))
+
+    def select_layers(self, patterns: str | Sequence[str] | None, granularity: str = "weight") -> list[str]:
+        """Layer names matching comma-separated globs. Output layers join a neuron selection only when named exactly."""
+        if isinstance(patterns, str):
+            patterns = [p.strip() for p in patterns.split(",") if p.strip()]
+        names = [layer.name for layer in self._layers]
+        if not patterns:
+            chosen = names
+        else:
+            chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+            if not chosen:
+                raise PrunevizError(f"--layers {','.join(patterns)} matches no layer; layers are: {', '.join(names)}")
+        if granularity == "neuron":
+            explicit = set(patterns or [])
+            chosen = [n for n in chosen if not self._by_name[n].is_output or n in explicit]
+            if not chosen:
+                raise PrunevizError("no layer left to neuron-prune: output layers are pruned only when named exactly in --layers")
+        return chosen
+
+    def preview(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None) -> dict[str, torch.Tensor]:
+        """What :meth:`prune` would prune, without pruning: ``{layer: bool tensor}`` (True = would go)."""
+        _check_amount(amount)
+        if scope not in ("layer", "global"):
+            raise PrunevizError(f"unknown scope {scope!r}: use layer or global")
+        names = self.select_layers(layers, granularity)
+        if granularity == "neuron":
+            for n in names:
+                self._require_neurons(n)
+        scores = self.scores(None, method, granularity)
+        kept = {n: (self.masks.mask(n) if granularity == "weight" else self.masks.chan[n]).cpu() for n in names}
+        out = {}
+        if scope == "layer":
+            for n in names:
+                out[n] = _lowest(scores[n], kept[n], round(amount * int(kept[n].sum())))
+            return out
+        if granularity == "neuron":
+            norm = {n: scores[n] / _mean_kept(scores[n], kept[n]) for n in names}
+            # keep at least one neuron per layer: the best of each layer is never a candidate
+            guard = {n: _best_kept(norm[n], kept[n]) for n in names}
+            flat_s = torch.cat([norm[n].reshape(-1).float() for n in names])
+            flat_k = torch.cat([(kept[n] & ~guard[n]).reshape(-1) for n in names])
+            total = sum(int(kept[n].sum()) for n in names)
+            sel = _lowest(flat_s, flat_k, min(round(amount * total), int(flat_k.sum())))
+        else:
+            flat_s = torch.cat([scores[n].reshape(-1).float() for n in names])
+            flat_k = torch.cat([kept[n].reshape(-1) for n in names])
+            sel = _lowest(flat_s, flat_k, round(amount * int(flat_k.sum())))
+        offset = 0
+        for n in names:
+            size = kept[n].numel()
+            out[n] = sel[offset : offset + size].view(kept[n].shape)
+            offset += size
+        return out
+
+    def prune(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None) -> int:
+        """Prune ``amount`` (0..1) of the still-kept weights or neurons of the selected layers,
+        lowest ``method`` score first, per layer (``scope="layer"``) or in one ranking
+        (``"global"``). Scores come from the model as it was before the call. One undo step.
+        Returns the number of weights or neurons pruned."""
+        chosen = self.preview(amount, scope, granularity, method, layers)
+        label = f"prune {amount:.0%} {granularity}s by {method} ({scope})"
+        if granularity == "weight":
+            flips = [Flip.make("elem", n, m.reshape(-1).nonzero().flatten(), m.numel()) for n, m in chosen.items()]
+            flips = [self._elem_flips(f.layer, f.idx.long(), True) for f in flips]
+        else:
+            flips = self._chan_flips({n: m.nonzero().flatten() for n, m in chosen.items() if m.any()}, True)
+        self.last_prune = PruneSpec(amount, scope, granularity, method, tuple(chosen))
+        return self._edit(label, flips)
+
+    def preview_below(self, layer: str, threshold: float, method: str = "magnitude", granularity: str = "weight") -> torch.Tensor:
+        """Bool tensor of what :meth:`prune_below` would newly prune in ``layer``."""
+        if granularity == "neuron":
+            self._require_neurons(layer)
+        s = self.scores(layer, method, granularity)
+        kept = (self.masks.mask(layer) if granularity == "weight" else self.masks.chan[layer]).cpu()
+        return (s < threshold) & kept
+
+    def prune_below(self, layer: str, threshold: float, method: str = "magnitude", granularity: str = "weight") -> int:
+        """Prune the weights (or neurons) of ``layer`` whose score is below ``threshold``."""
+        m = self.preview_below(layer, threshold, method, granularity)
+        label = f"prune {granularity}s of {layer} with {method} < {threshold:.4g}"
+        if granularity == "weight":
+            return self._edit(label, [self._elem_flips(layer, m.reshape(-1).nonzero().flatten(), True)])
+        return self._edit(label, self._chan_flips({layer: m.nonzero().flatten()}, True))
+
+    def least_important_neuron(self, method: str = "magnitude", layers=None) -> tuple[str, int] | None:
+        """The (layer, neuron) with the lowest normalised score among kept neurons, never a layer's last."""
+        sel = self.preview(0.0, "global", "neuron", method, layers)  # validates, selects layers
+        scores = self.scores(None, method, "neuron")
+        best: tuple[float, str, int] | None = None
+        for n in sel:
+            kept = self.masks.chan[n].cpu()
+            if int(kept.sum()) <= 1:
+                continue
+            norm = scores[n].float() / _mean_kept(scores[n], kept)
+            norm = torch.where(kept, norm, torch.full_like(norm, float("inf")))
+            i = int(norm.argmin())
+            if best is None or float(norm[i]) < best[0]:
+                best = (float(norm[i]), n, i)
+        return None if best is None else (best[1], best[2])
+
+    def step(self, method: str = "magnitude", layers=None) -> tuple[str, int] | None:
+        """One step of the node-pruning loop: score, rank, prune the least important neuron."""
+        target = self.least_important_neuron(method, layers)
+        if target is not None:
+            self.prune_neurons(target[0], [target[1]], label=f"step: prune neuron {target[1]} of {target[0]} ({method})")
+        return target
+
+    def prune_loop(self, method: str = "magnitude", min_accuracy: float | None = None, target_sparsity: float | None = None, max_steps: int = 10_000, layers=None) -> Iterator[tuple[tuple[str, int], ev.EvalResult | None]]:
+        """The classic loop: step, re-evaluate, stop when accuracy falls below ``min_accuracy``
+        (that last step is undone) or weight sparsity reaches ``target_sparsity``. Yields each
+        (removed neuron, evaluation); each removal is its own undo step."""
+        if min_accuracy is not None and self.data is None:
+            raise PrunevizError("an accuracy bound needs evaluation data: pass --data")
+        for _ in range(max_steps):
+            if target_sparsity is not None and self.sparsity() >= target_sparsity:
+                return
+            target = self.step(method, layers)
+            if target is None:
+                return
+            result = self.evaluate() if self.data is not None else None
+            yield target, result
+            if min_accuracy is not None and result is not None and result.accuracy < min_accuracy:
+                self.undo()
+                return
+
+    # --------------------------------------------------------------- history
+    def _replay(self, step: Step, kind: str) -> None:
+        flips = step.flips if kind == "redo" else list(reversed(step.flips))
+        touched = self._apply_flips(flips)
+        self.changed.emit(Change(step.label, frozenset(touched), kind))
+
+    def undo(self) -> str | None:
+        """Undo the last step; returns its label (None when there is nothing to undo)."""
+        step = self.history.undo_step()
+        if step is not None:
+            self._replay(step, "undo")
+        return step.label if step else None
+
+    def redo(self) -> str | None:
+        """Redo the next step; returns its label."""
+        step = self.history.redo_step()
+        if step is not None:
+            self._replay(step, "redo")
+        return step.label if step else None
+
+    def goto(self, index: int) -> None:
+        """Undo or redo until ``index`` steps are applied (0 = the unpruned model)."""
+        index = max(0, min(index, len(self.history.steps)))
+        while self.history.index > index:
+            self.undo()
+        while self.history.index < index:
+            self.redo()
+
+    # ------------------------------------------------------------ evaluation
+    def set_data(self, data: EvalData | str | None) -> None:
+        """Attach (or replace) evaluation data; checks that it fits the model."""
+        if isinstance(data, str):
+            data = open_data(data)
+        if data is not None:
+            check_fits(self._model, data)
+        self.data = data
+        self._eval_tensors = None
+        self._baseline = None
+        self.cache.clear()
+        self._score_cache.clear()
+
+    def _tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.data is None:
+            raise PrunevizError("no evaluation data: pass --data (Python: Session.open(..., data=...))")
+        if self._eval_tensors is None:
+            perm = ev.order(len(self.data), self.seed)
+            self._eval_tensors = (self.data.x[perm].to(self.device), self.data.y[perm].to(self.device))
+        return self._eval_tensors
+
+    def evaluate_iter(self, cancel: threading.Event | None = None, incremental: bool = True) -> Iterator[ev.Progress | ev.EvalResult]:
+        """Generator: a :class:`~pruneviz.core.evaluate.Progress` per batch, then the result."""
+        x, y = self._tensors()
+        return ev.evaluate_iter(self._model, x, y, self.batch_size, self.cache if incremental else None, self.data.num_classes, cancel)
+
+    def evaluate(self, incremental: bool = True) -> ev.EvalResult:
+        """Accuracy, mean cross-entropy, per-class accuracy of the current model on the data."""
+        return ev.run(self.evaluate_iter(incremental=incremental))
+
+    def baseline(self) -> ev.EvalResult:
+        """Evaluation of the unpruned model (computed once)."""
+        if self._baseline is None:
+            x, y = self._tensors()
+            model = self.original_model()
+            self._baseline = ev.run(ev.evaluate_iter(model, x, y, self.batch_size, None, self.data.num_classes))
+        return self._baseline
+
+    def original_model(self) -> torch.nn.Module:
+        """A copy of the model with every original value back (nothing pruned)."""
+        with self.lock:
+            model = copy.deepcopy(self._model)
+            params = dict(model.named_parameters())
+            for p, t in self.masks.orig.items():
+                params[p].data.copy_(t)
+        return model
+
+    @property
+    def incremental(self) -> bool:
+        """True when re-evaluation can start from cached activations (Sequential models)."""
+        return isinstance(self._model, torch.nn.Sequential)
+
+    # ---------------------------------------------------------------- export
+    def export(self, path, format: str = "state_dict", shrink: bool = False, report: str | None = None) -> dict:
+        """Write the pruned model (``state_dict``, ``safetensors``, ``pt2``, ``onnx``); ``shrink``
+        removes pruned neurons physically. With ``report``, also write the JSON report. Returns the report."""
+        from . import export as ex
+
+        return ex.export_session(self, path, format=format, shrink=shrink, report_path=report)
+
+
+def _check_amount(amount: float) -> None:
+    try:
+        ok = 0.0 <= float(amount) <= 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise PrunevizError(f"amount must be a fraction between 0 and 1, got {amount!r}")
+
+
+def _lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool tensor marking the ``k`` lowest-scoring kept entries (ties: lowest index first)."""
+    flat_s, flat_k = scores.reshape(-1), kept.reshape(-1)
+    out = torch.zeros_like(flat_k)
+    if k <= 0:
+        return out.view(kept.shape)
+    if bool(flat_k.all()):
+        idx = torch.topk(flat_s, k, largest=False).indices
+    else:
+        cand = flat_k.nonzero().flatten()
+        k = min(k, cand.numel())
+        idx = cand[torch.topk(flat_s[cand], k, largest=False).indices]
+    out[idx] = True
+    return out.view(kept.shape)
+
+
+def _mean_kept(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    s = scores.float()[kept]
+    m = s.mean() if s.numel() else torch.tensor(1.0)
+    return m if m > 0 else torch.tensor(1.0)
+
+
+def _best_kept(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros_like(kept)
+    if kept.any():
+        s = torch.where(kept, scores.float(), torch.full_like(scores.float(), -float("inf")))
+        out[int(s.argmax())] = True
+    return out
+
+
+def _fmt(idx) -> str:
+    idx = [int(i) for i in idx]
+    return ", ".join(map(str, idx[:8])) + (f" … (+{len(idx) - 8})" if len(idx) > 8 else "")
