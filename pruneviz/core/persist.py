@@ -1,0 +1,210 @@
+"""Saving, reopening and autosaving sessions: a journal of diffs.
+
+A session file is a text journal, one JSON record per line:
+
+* a header: format version, model spec, ``--arch``, data spec, seed;
+* ``{"op": "push", "label": …, "flips": [{"store", "layer", "idx": base64 int32/64}]}`` per step;
+* ``{"op": "undo"}`` / ``{"op": "redo"}``.
+
+Replaying it gives back the exact masks and the whole history (redo included). The same format
+serves the autosave: :class:`Autosave` appends one record per edit and fsyncs it, so a crash or
+``kill -9`` loses at most the edit being written, and a torn last line is ignored on recovery.
+``save_session`` writes a compacted journal atomically. Reopening a session never trusts the
+model file on its own: a pickled model needs ``trust=True`` again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import PrunevizError
+from .export import atomic_path
+from .history import Flip, Step
+
+FORMAT = "pruneviz-session"
+VERSION = 1
+
+
+def data_dir() -> Path:
+    """Where autosaves live: ``$PRUNEVIZ_DATA_DIR`` or the platform's user data dir."""
+    env = os.environ.get("PRUNEVIZ_DATA_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pruneviz", appauthor=False))
+
+
+def _encode(flip: Flip) -> dict:
+    arr = flip.idx.numpy()
+    return {"store": flip.store, "layer": flip.layer, "dtype": str(arr.dtype), "idx": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def _decode(rec: dict) -> Flip:
+    dtype = {"int32": np.int32, "int64": np.int64}.get(rec.get("dtype"))
+    if dtype is None or rec.get("store") not in ("elem", "chan") or not isinstance(rec.get("layer"), str):
+        raise ValueError("bad flip record")
+    arr = np.frombuffer(base64.b64decode(rec["idx"], validate=True), dtype=dtype).copy()
+    return Flip(rec["store"], rec["layer"], torch.from_numpy(arr))
+
+
+def header(session) -> dict:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": session.spec,
+        "arch": session.arch,
+        "data": session.data.spec if session.data is not None else None,
+        "seed": session.seed,
+        "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _step_record(step: Step) -> dict:
+    return {"op": "push", "label": step.label, "flips": [_encode(f) for f in step.flips]}
+
+
+def journal_lines(session) -> list[str]:
+    """The compacted journal of ``session``: header, every step, undos down to the current index."""
+    lines = [json.dumps(header(session))]
+    lines += [json.dumps(_step_record(s)) for s in session.history.steps]
+    lines += [json.dumps({"op": "undo"})] * (len(session.history.steps) - session.history.index)
+    return lines
+
+
+def save_session(session, path) -> None:
+    """Write ``session`` (specs, masks as history, redo steps too) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(journal_lines(session)) + "\n")
+
+
+def read_journal(path) -> tuple[dict, list[dict]]:
+    """Parse a journal; a torn last line (crash mid-write) is dropped, anything else bad is an error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PrunevizError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PrunevizError(f"cannot read session file {path}: {exc}") from None
+    lines = text.split("\n")
+    torn = not text.endswith("\n")
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if torn and i == len(lines) - 1:
+                break
+            raise PrunevizError(f"{path} is not a pruneviz session file (line {i + 1} is not JSON)") from None
+    if not records or not isinstance(records[0], dict) or records[0].get("format") != FORMAT:
+        raise PrunevizError(f"{path} is not a pruneviz session file")
+    if records[0].get("version", 0) > VERSION:
+        raise PrunevizError(f"{path} was written by a newer pruneviz (session format {records[0]['version']})")
+    return records[0], records[1:]
+
+
+def replay(session, records: list[dict], source: str = "session file") -> None:
+    """Apply journal records to a fresh ``session`` (its masks and history)."""
+    from .session import Change
+
+    names = {layer.name: layer for layer in session.layers}
+    try:
+        for rec in records:
+            op = rec.get("op") if isinstance(rec, dict) else None
+            if op == "push":
+                flips = [_decode(f) for f in rec.get("flips", [])]
+                for f in flips:
+                    layer = names.get(f.layer)
+                    limit = None if layer is None else (layer.numel if f.store == "elem" else layer.out_channels)
+                    if limit is None or (f.idx.numel() and (int(f.idx.min()) < 0 or int(f.idx.max()) >= limit)):
+                        raise ValueError(f"layer {f.layer} does not match the model")
+                    if f.store == "chan" and session.coupling is None:
+                        raise ValueError("neuron edits on a model without neuron pruning")
+                session._apply_flips(flips)
+                session.history.push(Step(str(rec.get("label", "step")), flips))
+            elif op == "undo":
+                step = session.history.undo_step()
+                if step is not None:
+                    session._apply_flips(list(reversed(step.flips)))
+            elif op == "redo":
+                step = session.history.redo_step()
+                if step is not None:
+                    session._apply_flips(step.flips)
+            else:
+                raise ValueError(f"unknown record {op!r}")
+    except (ValueError, TypeError, KeyError, base64.binascii.Error) as exc:
+        raise PrunevizError(f"the {source} does not fit this model: {exc}") from None
+    session.changed.emit(Change("load session", frozenset(names), "load"))
+
+
+def load_session(path, trust: bool = False, device: str = "auto"):
+    """Reopen a saved session: the model and data specs, then every step."""
+    from .session import Session
+
+    head, records = read_journal(path)
+    session = Session.open(head["model"], data=head.get("data"), arch=head.get("arch"), trust=trust, device=device, seed=int(head.get("seed", 0)))
+    replay(session, records)
+    return session
+
+
+class Autosave:
+    """Appends every edit of ``session`` to a journal in :func:`data_dir`, fsynced.
+
+    Call :meth:`close` on a clean exit (removes the journal); a journal left behind means the
+    app did not exit cleanly, and :func:`recoverable` finds it at the next start.
+    """
+
+    def __init__(self, session, directory: Path | None = None):
+        self.session = session
+        directory = Path(directory) if directory else data_dir() / "autosave"
+        directory.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha1(f"{session.spec}|{os.getpid()}|{time.time()}".encode()).hexdigest()[:12]
+        self.path = directory / f"session-{key}.pvz"
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("\n".join(journal_lines(session)) + "\n")
+        self._fh = open(self.path, "a", encoding="utf-8")
+        session.changed.connect(self._on_change)
+
+    def _on_change(self, change) -> None:
+        if self._fh is None:
+            return
+        if change.kind == "edit":
+            rec = _step_record(self.session.history.steps[self.session.history.index - 1])
+        elif change.kind in ("undo", "redo"):
+            rec = {"op": change.kind}
+        else:
+            return
+        self._fh.write(json.dumps(rec) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self, keep: bool = False) -> None:
+        """Stop autosaving; remove the journal unless ``keep``."""
+        self.session.changed.disconnect(self._on_change)
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if not keep:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def recoverable(directory: Path | None = None) -> list[Path]:
+    """Autosave journals left by sessions that did not exit cleanly, newest first."""
+    directory = Path(directory) if directory else data_dir() / "autosave"
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob("session-*.pvz"), key=lambda p: p.stat().st_mtime, reverse=True)

@@ -1,0 +1,69 @@
+"""Evaluation: against a plain torch loop, incremental == full, progress, cancel."""
+
+import threading
+
+import torch
+import torch.nn.functional as F
+
+from pruneviz.core import evaluate as ev
+from tests.core import models
+from tests.core.test_pruning_oracles import make
+
+
+def _plain(model, x, y):
+    with torch.no_grad():
+        out = model(x)
+    return int((out.argmax(1) == y).sum()), F.cross_entropy(out, y).item()
+
+
+def test_matches_plain_torch_loop():
+    s, _, x, y = make(models.cnn_seq, (3, 8, 8), 4, n=300)
+    s.batch_size = 64
+    s.prune(0.5, scope="global")
+    r = s.evaluate()
+    correct, loss = _plain(s.model, x, y)
+    assert r.samples == 300 and r.correct == correct and r.accuracy == correct / 300 and abs(r.loss - loss) < 1e-5
+    for c in range(4):
+        sel = y == c
+        with torch.no_grad():
+            expect = int((s.model(x[sel]).argmax(1) == c).sum()) / int(sel.sum())
+        assert r.per_class[c] == expect
+
+
+def test_incremental_equals_full_and_starts_late():
+    s, _, _, _ = make(models.cnn_seq, (3, 8, 8), 4, n=300)
+    s.batch_size = 64
+    s.evaluate()  # fills the cache
+    s.prune_neurons("8", [1, 2])  # a late layer
+    inc = s.evaluate()
+    full = s.evaluate(incremental=False)
+    assert inc.start == 8 and full.start == 0
+    assert (inc.accuracy, inc.loss, inc.per_class, inc.correct) == (full.accuracy, full.loss, full.per_class, full.correct)
+    s.prune_neurons("0", [0])  # an early layer: everything after it is recomputed
+    inc = s.evaluate()
+    full = s.evaluate(incremental=False)
+    assert inc.start == 0 and (inc.accuracy, inc.loss) == (full.accuracy, full.loss)
+    s.undo()
+    s.undo()
+    assert s.evaluate().accuracy == s.baseline().accuracy
+
+
+def test_progress_estimates_and_cancel():
+    s, _, _, _ = make(models.mlp, (12,), 5, n=1000)
+    s.batch_size = 100
+    items = list(s.evaluate_iter())
+    progress = [i for i in items if isinstance(i, ev.Progress)]
+    assert len(progress) == 10 and isinstance(items[-1], ev.EvalResult)
+    assert all(p.low <= p.accuracy <= p.high for p in progress)
+    assert progress[-1].accuracy == items[-1].accuracy
+    cancel = threading.Event()
+    gen = s.evaluate_iter(cancel=cancel)
+    next(gen)
+    cancel.set()
+    assert all(not isinstance(i, ev.EvalResult) for i in gen)
+
+
+def test_wilson_interval():
+    lo, hi = ev.wilson(90, 100)
+    assert abs(lo - 0.8256) < 1e-3 and abs(hi - 0.9448) < 1e-3
+    assert ev.wilson(0, 0) == (0.0, 1.0)

@@ -1,0 +1,149 @@
+"""Undo/redo: bit-identical round trips, grouping, diff-sized memory, saved sessions."""
+
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pruneviz.core import persist
+from tests.core.test_pruning_oracles import make
+from tests.core import models
+
+EDITS = st.lists(
+    st.one_of(
+        st.tuples(st.just("prune"), st.floats(0, 1), st.sampled_from(["layer", "global"]), st.sampled_from(["weight", "neuron"]), st.sampled_from(["magnitude", "random", "taylor"])),
+        st.tuples(st.just("neurons"), st.sampled_from(["stem", "conv1", "conv2"]), st.lists(st.integers(0, 7), min_size=1, max_size=4), st.booleans()),
+        st.tuples(st.just("weights"), st.sampled_from(["stem", "conv1", "head"]), st.lists(st.integers(0, 215), min_size=1, max_size=20), st.booleans()),
+        st.tuples(st.just("rect"), st.sampled_from(["conv1", "head"]), st.integers(0, 8), st.integers(0, 8), st.booleans()),
+        st.tuples(st.just("undo")),
+        st.tuples(st.just("redo")),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _apply(s, edit):
+    kind = edit[0]
+    if kind == "prune":
+        s.prune(edit[1], scope=edit[2], granularity=edit[3], method=edit[4])
+    elif kind == "neurons":
+        (s.restore_neurons if edit[3] else s.prune_neurons)(edit[1], edit[2])
+    elif kind == "weights":
+        (s.restore_weights if edit[3] else s.prune_weights)(edit[1], edit[2])
+    elif kind == "rect":
+        s.prune_rect(edit[1], (edit[2], edit[2] + 3), (edit[3], edit[3] + 40), restore=edit[4])
+    elif kind == "undo":
+        s.undo()
+    else:
+        s.redo()
+
+
+def _state(s):
+    return {k: v.detach().clone() for k, v in s.model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(EDITS)
+def test_undo_all_restores_bit_identical_and_redo_replays(edits):
+    s, _, _, _ = make(models.resnet, (3, 8, 8), 6)
+    original = _state(s)
+    states = []
+    for e in edits:
+        _apply(s, e)
+    states = _state(s)
+    index = s.history.index
+    s.goto(0)
+    assert _same(_state(s), original)
+    assert s.sparsity() == 0.0
+    s.goto(index)
+    assert _same(_state(s), states)
+    # masks and stats agree with the parameters after arbitrary edits
+    for layer in s.layers:
+        m = s.mask(layer.name)
+        assert torch.equal(s.weight(layer.name), s.weight(layer.name, original=True) * m)
+        assert s.masks.pruned_count(layer.name) == int((~m).sum())
+
+
+def test_bulk_prune_is_one_step_and_group_merges():
+    s, _, _, _ = make(models.mlp, (12,), 5)
+    s.prune(0.5, scope="global")
+    assert s.history.labels == ["prune 50% weights by magnitude (global)"]
+    with s.group("hand edits"):
+        s.prune_neurons("0", [1, 2])
+        s.prune_weights("2", [0, 1, 2])
+    assert len(s.history.steps) == 2 and s.history.labels[-1] == "hand edits"
+    s.undo()
+    assert bool(s.neuron_mask("0").all())
+    assert s.sparsity("2") > 0  # from the global prune, still applied
+
+
+def test_history_stores_diffs_only():
+    s, _, _, _ = make(models.mlp, (12,), 5)
+    n = s.prune(0.5)
+    assert s.history.nbytes() == 4 * n  # int32 indices, nothing else
+
+
+def test_restore_weights_inside_pruned_neuron_keeps_neuron_pruned():
+    s, _, _, _ = make(models.mlp, (12,), 5)
+    s.prune_weights("0", [0, 1, 2])
+    s.prune_neurons("0", [0])
+    s.restore_neurons("0", [0])
+    # the weight edits survive the neuron round trip
+    assert not bool(s.mask("0").view(-1)[:3].any())
+    assert bool(s.mask("0")[0, 3:].all())
+
+
+def test_save_and_reopen_session(tmp_path):
+    s, _, x, y = make(models.resnet, (3, 8, 8), 6)
+    s.prune(0.3, granularity="neuron")
+    s.prune(0.4, scope="global")
+    s.prune_weights("head", [1, 2, 3])
+    s.undo()
+    path = tmp_path / "a.pvz"
+    persist.save_session(s, path)
+    t, _, _, _ = make(models.resnet, (3, 8, 8), 6)
+    head, records = persist.read_journal(path)
+    assert head["model"] == "test"
+    persist.replay(t, records)
+    assert _same(_state(s), _state(t))
+    assert t.history.labels == s.history.labels and t.history.index == s.history.index
+    t.redo()
+    s.redo()
+    assert _same(_state(s), _state(t))
+
+
+def test_autosave_journal_recovers_after_torn_write(tmp_path):
+    s, _, _, _ = make(models.mlp, (12,), 5)
+    auto = persist.Autosave(s, tmp_path)
+    s.prune(0.2)
+    s.prune_neurons("2", [3])
+    s.undo()
+    s.prune_weights("4", [7])
+    expected = _state(s)
+    with open(auto.path, "a") as fh:
+        fh.write('{"op": "pu')  # a crash in the middle of a write
+    assert persist.recoverable(tmp_path) == [auto.path]
+    t, _, _, _ = make(models.mlp, (12,), 5)
+    _, records = persist.read_journal(auto.path)
+    persist.replay(t, records)
+    assert _same(_state(t), expected)
+    auto.close()
+    assert persist.recoverable(tmp_path) == []
+
+
+def test_corrupt_session_file_is_a_clean_error(tmp_path):
+    import pytest
+
+    from pruneviz.core.errors import PrunevizError
+
+    s, _, _, _ = make(models.mlp, (12,), 5)
+    bad = tmp_path / "bad.pvz"
+    for text in ("", "garbage\n", '{"format": "pruneviz-session", "version": 1}\n{"op": "push", "flips": [{"store": "elem", "layer": "nope", "dtype": "int32", "idx": ""}]}\n'):
+        bad.write_text(text)
+        with pytest.raises(PrunevizError):
+            _, records = persist.read_journal(bad)
+            persist.replay(s, records)
