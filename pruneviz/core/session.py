@@ -406,8 +406,8 @@ class Session:
         chosen = self.preview(amount, scope, granularity, method, layers)
         label = f"prune {amount:.0%} {granularity}s by {method} ({scope})"
         if granularity == "weight":
+            # preview only offers kept weights, so every index flips kept -> pruned
             flips = [Flip.make("elem", n, m.reshape(-1).nonzero().flatten(), m.numel()) for n, m in chosen.items()]
-            flips = [self._elem_flips(f.layer, f.idx.long(), True) for f in flips]
         else:
             flips = self._chan_flips({n: m.nonzero().flatten() for n, m in chosen.items() if m.any()}, True)
         self.last_prune = PruneSpec(amount, scope, granularity, method, tuple(chosen))
@@ -569,19 +569,36 @@ def _check_amount(amount: float) -> None:
 
 
 def _lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool tensor marking the ``k`` lowest-scoring kept entries (ties: lowest index first)."""
+    """Bool tensor marking the ``k`` lowest-scoring kept entries.
+
+    Small inputs use ``topk`` (what torch.nn.utils.prune uses, so results match it exactly).
+    Large ones find the k-th smallest score with a selection (``kthvalue``, no sort, no 50%
+    ``topk``) and take everything below it plus the first ties in index order."""
     flat_s, flat_k = scores.reshape(-1), kept.reshape(-1)
     out = torch.zeros_like(flat_k)
+    k = min(k, int(flat_k.sum())) if k > 0 else 0
     if k <= 0:
         return out.view(kept.shape)
-    if bool(flat_k.all()):
+    all_kept = bool(flat_k.all())
+    if flat_s.numel() > _SELECT_THRESHOLD:
+        s = flat_s if all_kept else torch.where(flat_k, flat_s, torch.full_like(flat_s, float("inf")))
+        thr = torch.kthvalue(s, k).values
+        out = s < thr
+        need = k - int(out.sum())
+        if need > 0:
+            ties = (s == thr).nonzero().flatten()[:need]
+            out[ties] = True
+        return out.view(kept.shape)
+    if all_kept:
         idx = torch.topk(flat_s, k, largest=False).indices
     else:
         cand = flat_k.nonzero().flatten()
-        k = min(k, cand.numel())
         idx = cand[torch.topk(flat_s[cand], k, largest=False).indices]
     out[idx] = True
     return out.view(kept.shape)
+
+
+_SELECT_THRESHOLD = 1 << 20
 
 
 def _mean_kept(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
