@@ -1,0 +1,194 @@
+"""Accuracy panel: baseline vs current, accuracy against sparsity per history step, per-class bars.
+
+While an evaluation runs, the running estimate is drawn with its 95% interval (from
+``Progress.low``/``high``), so the user sees the answer converge instead of waiting.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2%}"
+
+
+class AccuracyPanel(QWidget):
+    """Read-outs and plots of evaluation results; fed by the window from the EvalRunner."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.baseline = None
+        self.current = None
+        self.points: dict[int, tuple[float, float]] = {}  # history index -> (sparsity, accuracy)
+        self.current_step = 0
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(14)
+        grid.setVerticalSpacing(2)
+        heads = ["", "accuracy", "loss"]
+        for c, h in enumerate(heads):
+            lab = QLabel(f"<i>{h}</i>")
+            lab.setAlignment(Qt.AlignmentFlag.AlignRight if c else Qt.AlignmentFlag.AlignLeft)
+            grid.addWidget(lab, 0, c)
+        self.cells: dict[tuple[str, str], QLabel] = {}
+        for r, row in enumerate(["baseline", "current", "Δ"], start=1):
+            grid.addWidget(QLabel(f"<b>{row}</b>"), r, 0)
+            for c, col in enumerate(["acc", "loss"], start=1):
+                lab = QLabel("–")
+                lab.setAlignment(Qt.AlignmentFlag.AlignRight)
+                lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                f = lab.font()
+                f.setPointSizeF(f.pointSizeF() * 1.15)
+                if row == "current":
+                    f.setBold(True)
+                lab.setFont(f)
+                grid.addWidget(lab, r, c)
+                self.cells[(row, col)] = lab
+        self.estimate = QLabel(" ")
+        self.estimate.setWordWrap(True)
+        self.device = QLabel(" ")
+
+        pal = self.palette()
+        self.accent = QColor(pal.highlight().color())
+        self.curve_plot = pg.PlotWidget()
+        self.curve_plot.setMinimumHeight(170)
+        self.curve_plot.setLabel("left", "accuracy")
+        self.curve_plot.setLabel("bottom", "sparsity")
+        self.curve_plot.showGrid(True, True, 0.25)
+        for ax in ("left", "bottom"):
+            self.curve_plot.getAxis(ax).enableAutoSIPrefix(False)
+        self.curve_plot.setXRange(0, 0.1, padding=0.05)
+        self.curve = pg.PlotDataItem(pen=pg.mkPen(self.accent, width=2), symbol="o", symbolSize=6, symbolBrush=self.accent, symbolPen=None)
+        self.here = pg.ScatterPlotItem(size=13, pen=pg.mkPen((255, 140, 0), width=2), brush=None)
+        self.run_est = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0), beam=0.01, pen=pg.mkPen((255, 140, 0), width=2))
+        self.run_dot = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(255, 140, 0), pen=None)
+        self.base_line = pg.InfiniteLine(angle=0, pen=pg.mkPen((128, 128, 128), style=Qt.PenStyle.DashLine), label="baseline", labelOpts={"position": 0.9, "color": (128, 128, 128)})
+        self.base_line.hide()
+        for it in (self.base_line, self.curve, self.run_est, self.run_dot, self.here):
+            self.curve_plot.addItem(it)
+
+        self.class_plot = pg.PlotWidget()
+        self.class_plot.setMinimumHeight(150)
+        self.class_plot.setLabel("left", "per-class acc.")
+        self.class_plot.setMouseEnabled(x=False, y=False)
+        self.class_plot.setYRange(0, 1, padding=0.02)
+        self.base_bars = pg.BarGraphItem(x=[], height=[], width=0.38, brush=(128, 128, 128, 140), pen=None)
+        self.cur_bars = pg.BarGraphItem(x=[], height=[], width=0.38, brush=self.accent, pen=None)
+        self.class_plot.addItem(self.base_bars)
+        self.class_plot.addItem(self.cur_bars)
+        self.class_legend = QLabel("<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current" % self.accent.name())
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addLayout(grid)
+        lay.addWidget(self.estimate)
+        lay.addWidget(self.curve_plot, 3)
+        lay.addWidget(self.class_plot, 2)
+        lay.addWidget(self.class_legend)
+
+    # ----------------------------------------------------------------- feeds
+    def reset(self) -> None:
+        self.baseline = self.current = None
+        self.points.clear()
+        self.current_step = 0
+        self._redraw()
+
+    def set_baseline(self, r) -> None:
+        self.baseline = r
+        self.points.setdefault(0, (0.0, r.accuracy))
+        self.base_line.setValue(r.accuracy)
+        self.base_line.show()
+        self._redraw()
+
+    def set_step(self, index: int, sparsity: float) -> None:
+        """The model changed to history step ``index``: drop points from a discarded future."""
+        self.current_step = index
+        self.points = {k: v for k, v in self.points.items() if k <= index or k in self.points}
+        self._redraw_curve(sparsity)
+
+    def forget_after(self, index: int) -> None:
+        """A new edit after an undo discards redo steps: forget their points."""
+        self.points = {k: v for k, v in self.points.items() if k < index}
+
+    def set_progress(self, req, p) -> None:
+        self.estimate.setText(f"running: {p.accuracy:.2%}  (95% CI {p.low:.2%} – {p.high:.2%}, {p.done:,}/{p.total:,} samples)")
+        self.run_dot.setData([req.sparsity], [p.accuracy])
+        self.run_est.setData(x=np.array([req.sparsity]), y=np.array([p.accuracy]), top=np.array([p.high - p.accuracy]), bottom=np.array([p.accuracy - p.low]))
+
+    def set_result(self, req, r) -> None:
+        self.current = r
+        self.points[req.step] = (req.sparsity, r.accuracy)
+        self.current_step = req.step
+        self.estimate.setText(f"{r.samples:,} samples on {r.device}" + ("" if r.start == 0 else f" (from cached layer {r.start})"))
+        self._clear_running()
+        self._redraw(req.sparsity)
+
+    def clear_running(self, text: str = " ") -> None:
+        self.estimate.setText(text)
+        self._clear_running()
+
+    def _clear_running(self) -> None:
+        self.run_dot.setData([], [])
+        self.run_est.setData(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0))
+
+    # ---------------------------------------------------------------- redraw
+    def _redraw(self, sparsity: float | None = None) -> None:
+        b, c = self.baseline, self.current
+        self.cells[("baseline", "acc")].setText(_pct(b.accuracy) if b else "–")
+        self.cells[("baseline", "loss")].setText(f"{b.loss:.4f}" if b else "–")
+        self.cells[("current", "acc")].setText(_pct(c.accuracy) if c else "–")
+        self.cells[("current", "loss")].setText(f"{c.loss:.4f}" if c else "–")
+        if b and c:
+            da, dl = c.accuracy - b.accuracy, c.loss - b.loss
+            self.cells[("Δ", "acc")].setText(f"{da * 100:+.2f} pp")
+            self.cells[("Δ", "loss")].setText(f"{dl:+.4f}")
+        else:
+            self.cells[("Δ", "acc")].setText("–")
+            self.cells[("Δ", "loss")].setText("–")
+        self._redraw_curve(sparsity)
+        self._redraw_classes()
+
+    def _redraw_curve(self, sparsity: float | None = None) -> None:
+        pts = sorted(self.points.items())
+        if pts:
+            xs = np.array([v[0] for _, v in pts])
+            ys = np.array([v[1] for _, v in pts])
+            order = np.argsort(xs, kind="stable")
+            self.curve.setData(xs[order], ys[order])
+        else:
+            self.curve.setData([], [])
+        xs_all = [v[0] for v in self.points.values()] + ([sparsity] if sparsity is not None else [])
+        ys_all = [v[1] for v in self.points.values()]
+        self.curve_plot.setXRange(0, max(0.1, max(xs_all, default=0) * 1.1), padding=0.02)
+        if ys_all:
+            lo = min(ys_all + ([self.baseline.accuracy] if self.baseline else []))
+            self.curve_plot.setYRange(max(0.0, min(lo - 0.05, 0.9)), 1.0, padding=0.02)
+        here = self.points.get(self.current_step)
+        self.here.setData([here[0]], [here[1]]) if here else self.here.setData([], [])
+
+    def _redraw_classes(self) -> None:
+        b, c = self.baseline, self.current
+        ref = c or b
+        if ref is None:
+            self.base_bars.setOpts(x=[], height=[])
+            self.cur_bars.setOpts(x=[], height=[])
+            return
+        n = len(ref.per_class)
+        x = np.arange(n)
+        if b:
+            self.base_bars.setOpts(x=x - 0.2, height=np.nan_to_num(np.array(b.per_class, dtype=float)))
+        if c:
+            self.cur_bars.setOpts(x=x + 0.2, height=np.nan_to_num(np.array(c.per_class, dtype=float)))
+        ax = self.class_plot.getAxis("bottom")
+        ax.setTicks([[(i, str(i)) for i in range(n)]])
+        self.class_plot.setXRange(-0.6, n - 0.4, padding=0)
+        if b and c:
+            tips = [f"class {i}: {c.per_class[i]:.1%} ({(c.per_class[i] - b.per_class[i]) * 100:+.1f} pp)" for i in range(n)]
+            self.class_plot.setToolTip("\n".join(tips))

@@ -1,0 +1,145 @@
+"""Dialogs that collect arguments for Session verbs: Prune… and Run until…."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QSpinBox,
+)
+from PySide6.QtCore import Qt
+
+from pruneviz.core.importance import DATA_METHODS, NEURON_METHODS, WEIGHT_METHODS
+
+
+def methods(granularity: str, has_data: bool) -> list[str]:
+    """Scoring methods usable for ``granularity`` with or without evaluation data."""
+    ms = WEIGHT_METHODS if granularity == "weight" else NEURON_METHODS
+    return [m for m in ms if has_data or m not in DATA_METHODS]
+
+
+@dataclass
+class PruneArgs:
+    amount: float
+    method: str
+    scope: str
+    granularity: str
+    layers: list[str] | None
+
+
+class PruneDialog(QDialog):
+    """Amount, method, scope, granularity and layers for :meth:`Session.prune`."""
+
+    def __init__(self, session, current_layer: str | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Prune")
+        self.session = session
+        form = QFormLayout(self)
+        self.amount = QDoubleSpinBox()
+        self.amount.setRange(0.0, 100.0)
+        self.amount.setDecimals(1)
+        self.amount.setSuffix(" %")
+        self.amount.setValue(50.0)
+        self.amount.setToolTip("share of the still-kept weights or neurons to prune")
+        self.granularity = QComboBox()
+        self.granularity.addItems(["weight", "neuron"] if session.neuron_pruning else ["weight"])
+        self.method = QComboBox()
+        self.scope = QComboBox()
+        self.scope.addItems(["layer", "global"])
+        self.layers = QListWidget()
+        self.layers.setMaximumHeight(160)
+        for layer in session.layers:
+            it = QListWidgetItem(layer.name + ("  (output)" if layer.is_output else ""))
+            it.setData(Qt.ItemDataRole.UserRole, layer.name)
+            it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            it.setCheckState(Qt.CheckState.Checked if current_layer in (None, layer.name) else Qt.CheckState.Unchecked)
+            self.layers.addItem(it)
+        form.addRow("Amount", self.amount)
+        form.addRow("Granularity", self.granularity)
+        form.addRow("Method", self.method)
+        form.addRow("Scope", self.scope)
+        form.addRow("Layers", self.layers)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Prune")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.granularity.currentTextChanged.connect(self._fill_methods)
+        self._fill_methods(self.granularity.currentText())
+
+    def _fill_methods(self, gran: str) -> None:
+        cur = self.method.currentText()
+        self.method.clear()
+        self.method.addItems(methods(gran, self.session.data is not None))
+        if cur:
+            self.method.setCurrentText(cur)
+
+    def args(self) -> PruneArgs:
+        names = [self.layers.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.layers.count()) if self.layers.item(i).checkState() == Qt.CheckState.Checked]
+        return PruneArgs(self.amount.value() / 100.0, self.method.currentText(), self.scope.currentText(), self.granularity.currentText(), names or None)
+
+
+@dataclass
+class RunArgs:
+    method: str
+    min_accuracy: float | None
+    target_sparsity: float | None
+    max_steps: int
+    layers: str | None
+
+
+class RunUntilDialog(QDialog):
+    """Stop conditions for the node-pruning loop (step → evaluate → repeat)."""
+
+    def __init__(self, session, baseline_accuracy: float | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Run until…")
+        form = QFormLayout(self)
+        self.method = QComboBox()
+        self.method.addItems(methods("neuron", session.data is not None))
+        self.use_acc = QCheckBox("accuracy falls below")
+        self.use_acc.setChecked(session.data is not None)
+        self.use_acc.setEnabled(session.data is not None)
+        self.min_acc = QDoubleSpinBox()
+        self.min_acc.setRange(0.0, 100.0)
+        self.min_acc.setSuffix(" %")
+        self.min_acc.setValue(round(((baseline_accuracy or 0.95) - 0.05) * 100, 1))
+        self.use_sp = QCheckBox("sparsity reaches")
+        self.target = QDoubleSpinBox()
+        self.target.setRange(0.0, 100.0)
+        self.target.setSuffix(" %")
+        self.target.setValue(50.0)
+        self.use_sp.setChecked(session.data is None)
+        self.max_steps = QSpinBox()
+        self.max_steps.setRange(1, 100_000)
+        self.max_steps.setValue(1000)
+        self.layers = QLineEdit()
+        self.layers.setPlaceholderText("all hidden layers (globs, comma-separated)")
+        form.addRow("Method", self.method)
+        form.addRow(self.use_acc, self.min_acc)
+        form.addRow(self.use_sp, self.target)
+        form.addRow("At most", self.max_steps)
+        form.addRow("Layers", self.layers)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def args(self) -> RunArgs:
+        return RunArgs(
+            self.method.currentText(),
+            self.min_acc.value() / 100.0 if self.use_acc.isChecked() else None,
+            self.target.value() / 100.0 if self.use_sp.isChecked() else None,
+            self.max_steps.value(),
+            self.layers.text().strip() or None,
+        )

@@ -1,0 +1,616 @@
+"""The main window: layer browser, heatmap + neuron strip, histogram + threshold, accuracy, history.
+
+The window holds a :class:`~pruneviz.core.session.Session` and only *calls its verbs*; it
+redraws from ``session.changed`` (only the touched layers) and asks the
+:class:`~pruneviz.qt.eval_runner.EvalRunner` for a fresh evaluation after every change.
+Errors from the engine (:class:`PrunevizError`) become a message box; the session is unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
+
+from pruneviz.core import display
+from pruneviz.core.errors import PrunevizError
+from pruneviz.core.evaluate import device_name
+
+from .accuracy_plot import AccuracyPanel
+from .controls import PruneDialog, RunUntilDialog, methods
+from .eval_runner import EvalRunner
+from .heatmap_view import HeatmapView, Histogram, NeuronStrip
+from .layer_tree import LayerTree
+from .run_loop import RunLoop
+
+MAX_RECENT = 8
+EXPORT_FORMATS = {"state_dict (*.pt)": ("state_dict", ".pt"), "safetensors (*.safetensors)": ("safetensors", ".safetensors"), "pt2 (*.pt2)": ("pt2", ".pt2"), "ONNX (*.onnx)": ("onnx", ".onnx")}
+
+
+class MainWindow(QMainWindow):
+    """The pruneviz app window over one session (``set_session`` switches models)."""
+
+    sessionChanged = Signal(object)
+    errorShown = Signal(str)
+
+    def __init__(self, session, open_session=None, parent=None):
+        """``open_session(model, data, arch, trust)`` opens a new Session (File > Open); defaults to Session.open."""
+        super().__init__(parent)
+        self.setWindowTitle("pruneviz")
+        self.setAcceptDrops(True)
+        self.session = None
+        self.layer: str | None = None
+        self.selected: set[int] = set()
+        self._open_session = open_session
+        self._weights_cache: dict[tuple, np.ndarray] = {}
+        self.runner = EvalRunner(None, parent=self)
+        self.loop = RunLoop(self)
+        self._build_ui()
+        self._build_actions()
+        self._wire_runner()
+        self._restore_settings()
+        self.set_session(session)
+
+    # =============================================================== UI
+    def _build_ui(self) -> None:
+        self.heatmap = HeatmapView()
+        self.strip = NeuronStrip()
+        self.strip.setYLink(self.heatmap.vb)
+        self.hist = Histogram()
+        self.tree = LayerTree()
+        self.acc = AccuracyPanel()
+        self.history = QListWidget()
+        self.history.setAlternatingRowColors(True)
+
+        # view controls above the heatmap
+        self.mode = QComboBox()
+        self.mode.addItems(["weights", "importance"])
+        self.method = QComboBox()
+        self.sort = QCheckBox("sort neurons")
+        self.block = QToolButton()
+        self.block.setText("Block tool")
+        self.block.setCheckable(True)
+        self.block.setToolTip("Drag a rectangle on the heatmap to prune it (hold Ctrl to restore it)")
+        self.prune_sel = QPushButton("Prune neurons")
+        self.restore_sel = QPushButton("Restore neurons")
+        self.sel_label = QLabel("no neuron selected")
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Show"))
+        bar.addWidget(self.mode)
+        bar.addWidget(QLabel("by"))
+        bar.addWidget(self.method)
+        bar.addSpacing(10)
+        bar.addWidget(self.sort)
+        bar.addWidget(self.block)
+        bar.addStretch(1)
+        bar.addWidget(self.sel_label)
+        bar.addWidget(self.prune_sel)
+        bar.addWidget(self.restore_sel)
+        self.title = QLabel()
+        f = self.title.font()
+        f.setPointSizeF(f.pointSizeF() * 1.2)
+        f.setBold(True)
+        self.title.setFont(f)
+
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(4, 4, 4, 0)
+        tl.addWidget(self.title)
+        tl.addLayout(bar)
+        hv = QHBoxLayout()
+        hv.setSpacing(2)
+        hv.addWidget(self.heatmap, 1)
+        hv.addWidget(self.strip)
+        tl.addLayout(hv, 1)
+
+        # threshold row under the histogram
+        self.threshold = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.threshold.setDecimals(4)
+        self.threshold.setRange(0.0, 1.0)
+        self.apply_thr = QPushButton("Apply threshold")
+        self.apply_thr.setToolTip("Prune the weights of this layer whose score is below the threshold (one undo step)")
+        self.thr_info = QLabel(" ")
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(4, 0, 4, 4)
+        bl.addWidget(self.hist, 1)
+        tr = QHBoxLayout()
+        tr.addWidget(QLabel("Threshold"))
+        tr.addWidget(self.threshold, 1)
+        tr.addWidget(self.thr_info)
+        tr.addWidget(self.apply_thr)
+        bl.addLayout(tr)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(bottom)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([640, 200])
+        self.setCentralWidget(self.splitter)
+
+        self.dock_layers = self._dock("Layers", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.dock_acc = self._dock("Accuracy", self.acc, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_hist = self._dock("History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.resizeDocks([self.dock_layers, self.dock_acc], [400, 360], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_layers, self.dock_hist], [520, 220], Qt.Orientation.Vertical)
+
+        sb = self.statusBar()
+        self.hover = QLabel(" ")
+        self.device = QLabel()
+        self.totals = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("eval %p%")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        sb.addWidget(self.hover, 1)
+        sb.addPermanentWidget(self.totals)
+        sb.addPermanentWidget(self.device)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel)
+
+        self.tree.layerSelected.connect(self.show_layer)
+        self.mode.currentTextChanged.connect(lambda _: self._refresh_layer(reset_view=False))
+        self.method.currentTextChanged.connect(lambda _: self._refresh_layer(reset_view=False))
+        self.sort.toggled.connect(lambda on: self.strip.set_sorted(on, self.heatmap.vb))
+        self.block.toggled.connect(self._set_block_mode)
+        self.heatmap.rowsClicked.connect(self._click_row)
+        self.strip.rowsClicked.connect(self._click_row)
+        self.heatmap.rectDragged.connect(self._drag_rect)
+        self.heatmap.hovered.connect(self._hover)
+        self.prune_sel.clicked.connect(lambda: self.prune_selected(False))
+        self.restore_sel.clicked.connect(lambda: self.prune_selected(True))
+        self.threshold.valueChanged.connect(self._threshold_moved)
+        self.hist.thresholdDragged.connect(self.threshold.setValue)
+        self.apply_thr.clicked.connect(self.apply_threshold)
+        self.history.itemClicked.connect(lambda it: self._guard(self.session.goto, self.history.row(it)))
+        self.cancel.clicked.connect(self._cancel_clicked)
+        self.heatmap.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.heatmap.customContextMenuRequested.connect(self._context_menu)
+        self.heatmap.plot.setMenuEnabled(False)
+
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(f"dock_{title.lower()}")
+        d.setWidget(widget)
+        d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, d)
+        return d
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        fm = mb.addMenu("&File")
+        self.act_open = fm.addAction("&Open model…", QKeySequence.StandardKey.Open, self.open_model_dialog)
+        self.act_open_data = fm.addAction("Open &data…", self.open_data_dialog)
+        self.recent_menu = fm.addMenu("Open &recent")
+        fm.addSeparator()
+        self.act_export = fm.addAction("&Export…", QKeySequence("Ctrl+E"), self.export_dialog)
+        fm.addAction("Save heatmap as &PNG…", self.save_heatmap_dialog)
+        fm.addSeparator()
+        fm.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+
+        em = mb.addMenu("&Edit")
+        self.act_undo = em.addAction("Undo", QKeySequence.StandardKey.Undo, lambda: self._guard(self.session.undo))
+        self.act_redo = em.addAction("Redo", QKeySequence.StandardKey.Redo, lambda: self._guard(self.session.redo))
+        em.addSeparator()
+        self.act_prune = em.addAction("Prune selected neurons", lambda: self.prune_selected(False))
+        self.act_prune.setShortcuts([QKeySequence(Qt.Key.Key_Delete), QKeySequence(Qt.Key.Key_Backspace)])
+        self.act_restore = em.addAction("Restore selected neurons", QKeySequence("Shift+Delete"), lambda: self.prune_selected(True))
+        em.addAction("Clear selection", QKeySequence(Qt.Key.Key_Escape), lambda: self._select(set()))
+
+        pm = mb.addMenu("&Prune")
+        self.act_prune_dlg = pm.addAction("&Prune…", QKeySequence("Ctrl+P"), self.prune_dialog)
+        self.act_step = pm.addAction("&Step", QKeySequence("Ctrl+T"), self.step)
+        self.act_run = pm.addAction("&Run until…", QKeySequence("Ctrl+R"), self.run_until_dialog)
+        self.act_stop = pm.addAction("S&top", self.loop.stop)
+        self.act_stop.setEnabled(False)
+        pm.addSeparator()
+        pm.addAction("Re-&evaluate", QKeySequence("F5"), self.runner.request)
+
+        vm = mb.addMenu("&View")
+        for d in (self.dock_layers, self.dock_hist, self.dock_acc):
+            vm.addAction(d.toggleViewAction())
+        vm.addAction(self.block.text(), QKeySequence("B"), self.block.toggle)
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("toolbar_main")
+        tb.setMovable(False)
+        for a in (self.act_undo, self.act_redo, None, self.act_prune_dlg, self.act_step, self.act_run, self.act_stop):
+            tb.addSeparator() if a is None else tb.addAction(a)
+        self.act_prune_dlg.setText("Prune…")
+        self.act_step.setToolTip("Remove the least important neuron (one undo step)")
+
+    def _wire_runner(self) -> None:
+        r = self.runner
+        r.started.connect(lambda req: (self.progress.setValue(0), self.cancel.setEnabled(True)))
+        r.progress.connect(self._on_progress)
+        r.finished.connect(self._on_result)
+        r.baselineReady.connect(self.acc.set_baseline)
+        r.failed.connect(lambda req, msg: (self.acc.clear_running(f"evaluation failed: {msg}"), self.cancel.setEnabled(False)))
+        r.cancelled.connect(lambda: self.acc.clear_running("evaluation cancelled"))
+        r.idle.connect(lambda: self.cancel.setEnabled(False))
+
+    # ========================================================= session
+    def set_session(self, s) -> None:
+        """Show session ``s`` (replaces the current one; its history goes with it)."""
+        if self.session is not None:
+            self.session.changed.disconnect(self._on_changed)
+            self.loop.stop()
+        self.session = s
+        self.runner.set_session(s)
+        s.changed.connect(self._on_changed)
+        self.selected = set()
+        self.acc.reset()
+        self.tree.set_session(s)
+        self.method.blockSignals(True)
+        self.method.clear()
+        self.method.addItems(methods("weight", s.data is not None))
+        self.method.blockSignals(False)
+        self.device.setText(f"  {device_name(s.device)}  ")
+        self.device.setToolTip("where the model is evaluated")
+        self.setWindowTitle(f"pruneviz — {s.spec}" + (f"  ·  {s.data.spec}" if s.data is not None and getattr(s.data, "spec", None) else ""))
+        neurons = s.neuron_pruning
+        for w in (self.prune_sel, self.restore_sel, self.act_prune, self.act_restore, self.act_step, self.act_run):
+            w.setEnabled(neurons)
+            w.setToolTip("" if neurons else (s.coupling_error or "neuron pruning unavailable"))
+        self.acc.setEnabled(s.data is not None)
+        if s.data is None:
+            self.acc.clear_running("no evaluation data: File > Open data…")
+        first = next((layer.name for layer in s.layers if not layer.is_output), s.layers[0].name)
+        self.layer = None
+        self.tree.select(first)
+        if self.layer is None:
+            self.show_layer(first)
+        self._refresh_history()
+        self._refresh_totals()
+        self.sessionChanged.emit(s)
+        self.runner.request()
+
+    def _on_changed(self, change) -> None:
+        s = self.session
+        if change.kind == "edit":
+            self.acc.forget_after(s.history.index)
+        self.tree.refresh(change.layers)
+        if self.layer in change.layers:
+            self._refresh_layer(reset_view=False)
+        self._refresh_history()
+        self._refresh_totals()
+        self.runner.request()
+
+    def _refresh_history(self) -> None:
+        s = self.session
+        h = s.history
+        self.history.blockSignals(True)
+        self.history.clear()
+        self.history.addItem("(unpruned model)")
+        self.history.addItems(h.labels)
+        self.history.setCurrentRow(h.index)
+        for i in range(h.index + 1, self.history.count()):
+            it = self.history.item(i)
+            it.setForeground(self.palette().placeholderText())
+        self.history.blockSignals(False)
+        self.history.scrollToItem(self.history.currentItem())
+        labels = h.labels
+        self.act_undo.setEnabled(h.can_undo)
+        self.act_redo.setEnabled(h.can_redo)
+        self.act_undo.setText(f"Undo {labels[h.index - 1]}" if h.can_undo else "Undo")
+        self.act_redo.setText(f"Redo {labels[h.index]}" if h.can_redo else "Redo")
+
+    def _refresh_totals(self) -> None:
+        s = self.session
+        self.totals.setText(f"  {s.params_remaining():,} / {s.original_params:,} params · sparsity {s.sparsity():.1%}  ")
+
+    # ========================================================= layer view
+    def show_layer(self, name: str) -> None:
+        """Show layer ``name`` in the heatmap, strip and histogram."""
+        if name == self.layer:
+            return
+        self.layer = name
+        self.selected = set()
+        info = self.session.layer(name)
+        self.title.setText(f"Layer {name}  <span style='font-weight:normal'>— {info.kind} {'×'.join(map(str, info.shape))}, view {info.view_shape[0]} neurons × {info.view_shape[1]} inputs</span>")
+        self._refresh_layer(reset_view=True)
+
+    def _refresh_layer(self, reset_view: bool = False) -> None:
+        s, name = self.session, self.layer
+        if s is None or name is None:
+            return
+        method = self.method.currentText() or "magnitude"
+        try:
+            w = s.weight(name).numpy()
+            kept = s.mask(name).numpy()
+            scores = s.scores(name, method, "weight").float().numpy()
+        except PrunevizError as exc:
+            self.show_error(str(exc))
+            return
+        pruned = ~kept
+        self._scores2d = display.as_2d(scores)
+        self._w2d = display.as_2d(w)
+        values = self._w2d if self.mode.currentText() == "weights" else self._scores2d
+        self.heatmap.set_layer(values, display.as_2d(pruned), self.mode.currentText(), reset_view=reset_view)
+        self.heatmap.set_selection(sorted(self.selected))
+        self._pruned2d = display.as_2d(pruned)
+        self.hist.set_scores(scores, kept, "|w|" if method == "magnitude" else f"{method} score")
+        hi = float(np.nanmax(scores)) if scores.size else 1.0
+        self.threshold.blockSignals(True)
+        if reset_view or self.threshold.maximum() != hi:
+            val = self.threshold.value() if not reset_view else 0.0
+            self.threshold.setRange(0.0, hi if hi > 0 else 1.0)
+            self.threshold.setValue(min(val, hi))
+        self.threshold.blockSignals(False)
+        self.hist.set_threshold(self.threshold.value())
+        self._update_preview()
+        self._refresh_strip()
+
+    def _refresh_strip(self) -> None:
+        s, name = self.session, self.layer
+        kept = s.neuron_mask(name).numpy()
+        try:
+            ns = s.scores(name, self.method.currentText() or "magnitude", "neuron").float().numpy()
+        except PrunevizError:
+            ns = np.abs(self._w2d).sum(1)
+        self.strip.set_neurons(ns, kept, self.selected)
+        self.heatmap.set_selection(sorted(self.selected))
+        n = len(self.selected)
+        self.sel_label.setText("no neuron selected" if not n else f"{n} neuron{'s' if n > 1 else ''} selected")
+
+    # ========================================================= selection & edits
+    def _select(self, rows: set[int]) -> None:
+        self.selected = set(rows)
+        self._refresh_strip()
+
+    def _click_row(self, row: int, mods) -> None:
+        if mods & Qt.KeyboardModifier.ControlModifier:
+            self._select(self.selected ^ {row})
+        elif mods & Qt.KeyboardModifier.ShiftModifier and self.selected:
+            anchor = min(self.selected, key=lambda r: abs(r - row))
+            lo, hi = sorted((anchor, row))
+            self._select(self.selected | set(range(lo, hi + 1)))
+        else:
+            self._select({row})
+
+    def select_neurons(self, rows) -> None:
+        """Select neuron rows of the current layer (as clicking them would)."""
+        self._select(set(int(r) for r in rows))
+
+    def prune_selected(self, restore: bool = False) -> None:
+        if not self.selected or self.layer is None:
+            self.statusBar().showMessage("select neurons first: click rows in the heatmap or the strip", 3000)
+            return
+        verb = self.session.restore_neurons if restore else self.session.prune_neurons
+        self._guard(verb, self.layer, sorted(self.selected))
+
+    def _drag_rect(self, r0, r1, c0, c1, restore) -> None:
+        self._guard(self.session.prune_rect, self.layer, (r0, r1), (c0, c1), restore=restore)
+
+    def _set_block_mode(self, on: bool) -> None:
+        self.heatmap.vb.block_mode = on
+        self.statusBar().showMessage("Block tool: drag to prune a block, Ctrl+drag to restore it" if on else "Block tool off: drag to pan", 4000)
+
+    def _context_menu(self, pos) -> None:
+        m = QMenu(self)
+        m.addAction(self.act_prune)
+        m.addAction(self.act_restore)
+        m.addSeparator()
+        m.addAction("Reset zoom", lambda: self.heatmap.vb.autoRange(padding=0.01))
+        m.exec(self.heatmap.mapToGlobal(pos))
+
+    def _threshold_moved(self, value: float) -> None:
+        self.hist.set_threshold(value)
+        self._update_preview()
+
+    def _update_preview(self) -> None:
+        s, name = self.session, self.layer
+        t = self.threshold.value()
+        if t <= 0:
+            self.heatmap.set_preview(None)
+            self.thr_info.setText("")
+            return
+        try:
+            would = s.preview_below(name, t, self.method.currentText() or "magnitude", "weight").numpy()
+        except PrunevizError as exc:
+            self.thr_info.setText(str(exc))
+            return
+        self.heatmap.set_preview(display.as_2d(would))
+        self.thr_info.setText(f"would prune {int(would.sum()):,} more")
+
+    def apply_threshold(self) -> None:
+        n = self._guard(self.session.prune_below, self.layer, self.threshold.value(), self.method.currentText() or "magnitude", "weight")
+        if n == 0:
+            self.statusBar().showMessage("nothing below the threshold", 3000)
+
+    def _hover(self, r: int, c: int) -> None:
+        if r < 0:
+            self.hover.setText(" ")
+            return
+        w = float(self._w2d[r, c])
+        imp = float(self._scores2d[r, c])
+        state = "pruned" if self._pruned2d[r, c] else "kept"
+        self.hover.setText(f"neuron {r} · input {c} · weight {w:+.4g} · {self.method.currentText()} {imp:.4g} · {state}")
+
+    # ========================================================= verbs with dialogs
+    def _guard(self, fn, *args, **kw):
+        """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged."""
+        try:
+            return fn(*args, **kw)
+        except PrunevizError as exc:
+            self.show_error(str(exc))
+            return None
+
+    def show_error(self, msg: str) -> None:
+        self.errorShown.emit(msg)
+        QMessageBox.warning(self, "pruneviz", msg)
+
+    def prune_dialog(self) -> None:
+        d = PruneDialog(self.session, self.layer, self)
+        if d.exec():
+            a = d.args()
+            self._guard(self.session.prune, a.amount, a.scope, a.granularity, a.method, a.layers)
+
+    def step(self) -> None:
+        target = self._guard(self.session.step, self.method.currentText() or "magnitude")
+        if target is None and self.session.neuron_pruning:
+            self.statusBar().showMessage("no neuron left to remove", 3000)
+
+    def run_until_dialog(self) -> None:
+        base = self.acc.baseline.accuracy if self.acc.baseline else None
+        d = RunUntilDialog(self.session, base, self)
+        if d.exec():
+            self.loop.start(d.args())
+
+    def _cancel_clicked(self) -> None:
+        self.loop.stop()
+        self.runner.cancel()
+
+    def _on_progress(self, req, p) -> None:
+        self.progress.setValue(int(100 * p.fraction))
+        self.acc.set_progress(req, p)
+
+    def _on_result(self, req, r) -> None:
+        self.progress.setValue(100)
+        self.cancel.setEnabled(self.loop.running)
+        self.acc.set_result(req, r)
+        self.device.setText(f"  {r.device}  ")
+
+    # ========================================================= files
+    def _open(self, model: str, data: str | None, arch: str | None = None) -> bool:
+        from .app import open_session_interactive
+
+        s = open_session_interactive(self, model, data, arch, self._open_session)
+        if s is None:
+            return False
+        self.set_session(s)
+        self._add_recent(model)
+        return True
+
+    def open_model_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "Models (*.pt *.pth *.bin *.safetensors *.pt2 *.ts);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str, arch: str | None = None) -> bool:
+        """Open a model file, keeping the current data; asks for --arch when a state_dict needs one."""
+        data = self.session.data.spec if self.session is not None and self.session.data is not None else None
+        if arch is None and path.endswith((".safetensors", ".bin", ".pth", ".pt")):
+            pass  # try without first; the engine says when it needs an architecture
+        return self._open(path, data, arch)
+
+    def ask_arch(self, message: str) -> str | None:
+        text, ok = QInputDialog.getText(self, "Architecture needed", f"{message}\n\nArchitecture factory (package.module:function):")
+        return text.strip() if ok and text.strip() else None
+
+    def open_data_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open evaluation data", "", "Data (*.npz *.pt);;All files (*)")
+        if path:
+            self._guard_data(path)
+
+    def _guard_data(self, spec: str) -> None:
+        try:
+            self.session.set_data(spec)
+        except PrunevizError as exc:
+            self.show_error(str(exc))
+            return
+        self.acc.reset()
+        self.acc.setEnabled(True)
+        self.runner.set_session(self.session)
+        self.method.clear()
+        self.method.addItems(methods("weight", True))
+        self.runner.request()
+
+    def _add_recent(self, path: str) -> None:
+        st = QSettings()
+        rec = [p for p in (st.value("recent", []) or []) if p != path]
+        st.setValue("recent", [path, *rec][:MAX_RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        rec = QSettings().value("recent", []) or []
+        if isinstance(rec, str):
+            rec = [rec]
+        for p in rec:
+            self.recent_menu.addAction(os.path.basename(p) or p, lambda p=p: self.open_path(p)).setToolTip(p)
+        self.recent_menu.setEnabled(bool(rec))
+
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        urls = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            p = urls[0]
+            if p.endswith(".npz"):
+                self._guard_data(p)
+            else:
+                self.open_path(p)
+
+    def export_dialog(self) -> None:
+        path, flt = QFileDialog.getSaveFileName(self, "Export pruned model", "pruned.pt", ";;".join(EXPORT_FORMATS))
+        if not path:
+            return
+        fmt, ext = EXPORT_FORMATS.get(flt, ("state_dict", ".pt"))
+        shrink = False
+        if self.session.neuron_pruning:
+            shrink = QMessageBox.question(self, "Export", "Remove pruned neurons physically (smaller model)?") == QMessageBox.StandardButton.Yes
+        report = os.path.splitext(path)[0] + ".report.json"
+        if self._guard(self.session.export, path, fmt, shrink, report) is not None:
+            self.statusBar().showMessage(f"exported {path} and {os.path.basename(report)}", 5000)
+
+    def save_heatmap_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save heatmap", f"{self.layer}.png", "PNG (*.png)")
+        if path:
+            self.save_heatmap(path)
+
+    def save_heatmap(self, path: str) -> bool:
+        return self.heatmap.grab().save(path)
+
+    # ========================================================= settings & close
+    def _restore_settings(self) -> None:
+        st = QSettings()
+        geo = st.value("window/geometry")
+        if isinstance(geo, QByteArray):
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1400, 900)
+        state = st.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self._fill_recent()
+
+    def closeEvent(self, ev) -> None:
+        self.loop.stop()
+        st = QSettings()
+        st.setValue("window/geometry", self.saveGeometry())
+        st.setValue("window/state", self.saveState())
+        self.runner.shutdown(5000)
+        if self.session is not None:
+            try:
+                self.session.changed.disconnect(self._on_changed)
+            except Exception:  # noqa: BLE001 - already disconnected
+                pass
+        super().closeEvent(ev)
