@@ -1,0 +1,419 @@
+"""Open evaluation data (inputs and integer labels) safely, and check that it fits a model.
+
+Accepted specs (:func:`open_data`):
+
+* ``demo:digits`` - the held-out split of the built-in digits set.
+* ``FILE.npz`` with arrays ``x`` (inputs, first axis = samples) and ``y`` (integer labels), read
+  with ``numpy.load(allow_pickle=False)``: no Python objects, so no code runs.
+* ``FILE.pt`` / ``FILE.pth`` holding ``{"x": tensor, "y": tensor}``, read with
+  ``torch.load(weights_only=True)``. Data files are never unpickled beyond that (there is no
+  ``--trust`` for data).
+* ``package.module:function`` - a factory (imported like ``--arch``, see
+  :func:`pruneviz.core.model_io.load_factory`) returning a ``torch.utils.data.Dataset`` or
+  ``DataLoader`` of ``(input, label)`` pairs; it is read into memory up to ``max_bytes``.
+
+Every problem raises :class:`~pruneviz.core.errors.PrunevizError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import re
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pruneviz.core.errors import PrunevizError
+
+__all__ = ["EvalData", "open_data", "check_fits"]
+
+_ACCEPTED = (
+    "expected demo:digits, a .npz file with arrays x and y, a .pt file holding a dict of tensors "
+    "x and y, or package.module:function returning a Dataset or DataLoader of (input, label) pairs"
+)
+_FACTORY_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\Z")
+
+
+@dataclasses.dataclass
+class EvalData:
+    """Evaluation inputs and labels, all in memory on the CPU."""
+
+    x: torch.Tensor
+    """All inputs, first axis = samples (float32, or the data set's own dtype if not floating)."""
+    y: torch.Tensor
+    """int64 labels, shape [N]."""
+    spec: str
+
+    @property
+    def num_classes(self) -> int:
+        """Largest label + 1 (0 when empty)."""
+        return int(self.y.max()) + 1 if self.y.numel() else 0
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _why(exc: BaseException) -> str:
+    for line in str(exc).splitlines():
+        if line.strip():
+            return _one_line(line.strip(), 200)
+    return type(exc).__name__
+
+
+def _error(message: str) -> PrunevizError:
+    return PrunevizError(_one_line(message))
+
+
+def _shape(shape: Iterable[int]) -> str:
+    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def open_data(spec: str, max_bytes: int = 2 * 1024**3) -> EvalData:
+    """Open ``spec`` as evaluation data. See the module docstring for the accepted forms."""
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str) or not spec.strip():
+        raise _error(f"no data given ({spec!r}): {_ACCEPTED}")
+    try:
+        x, y = _read(spec, int(max_bytes))
+        x, y = _validate(spec, x, y, int(max_bytes))
+    except PrunevizError:
+        raise
+    except (Exception, SystemExit) as exc:  # unforeseen: still one line, still our type
+        raise _error(f"cannot open {spec} as evaluation data: {type(exc).__name__}: {_why(exc)}") from exc
+    return EvalData(x, y, spec)
+
+
+def _read(spec: str, max_bytes: int) -> tuple[object, object]:
+    if spec.startswith("demo:"):
+        return _read_demo(spec)
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):
+        exists = False
+    if suffix in (".npz", ".pt", ".pth") or exists:
+        if not exists:
+            raise _error(f"{spec} does not exist")
+        if path.is_dir():
+            raise _error(f"{spec} is a directory, not a data file ({_ACCEPTED})")
+        try:
+            size = path.stat().st_size
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise _error(f"cannot read {spec}: {_why(exc)}") from exc
+        if size == 0:
+            raise _error(f"{spec} is empty")
+        if suffix == ".npz":
+            return _read_npz(spec, path, max_bytes)
+        if suffix in (".pt", ".pth"):
+            if size > max_bytes:
+                raise _error(f"{spec} is larger than the {_gib(max_bytes)} limit for evaluation data")
+            return _read_pt(spec, path)
+        raise _error(f"cannot open {spec} as evaluation data: {_ACCEPTED}")
+    if _FACTORY_RE.match(spec.strip()):
+        return _read_factory(spec.strip(), max_bytes)
+    raise _error(f"cannot open {spec} as evaluation data: {_ACCEPTED}")
+
+
+def _read_demo(spec: str) -> tuple[object, object]:
+    name = spec[len("demo:") :]
+    try:
+        from pruneviz.core import demo
+    except Exception as exc:
+        raise _error(f"the demo data is not available in this install ({_why(exc)})") from exc
+    if name not in demo.DATA_NAMES:
+        raise _error(f"unknown demo data {name!r}: choose one of {', '.join('demo:' + n for n in demo.DATA_NAMES)}")
+    try:
+        return demo.load_digits("test")
+    except PrunevizError:
+        raise
+    except Exception as exc:
+        raise _error(f"loading {spec} failed: {type(exc).__name__}: {_why(exc)}") from exc
+
+
+def _npy_header(archive: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
+    with archive.open(member) as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            shape, _fortran, dtype = np.lib.format._read_array_header(handle, version)
+    return tuple(shape), np.dtype(dtype)
+
+
+def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            arrays = sorted(m[:-4] for m in members if m.endswith(".npy"))
+            missing = [n for n in ("x", "y") if f"{n}.npy" not in members]
+            if missing:
+                found = ", ".join(arrays) if arrays else "none"
+                raise _error(f"{spec} must hold arrays x (inputs) and y (labels); it has {found}")
+            total = 0
+            for name in ("x", "y"):
+                shape, dtype = _npy_header(archive, f"{name}.npy")
+                if dtype.hasobject:
+                    raise _error(f"{spec}: array {name} holds Python objects; save numeric arrays")
+                total += math.prod(shape) * dtype.itemsize
+            if total > max_bytes:
+                raise _error(
+                    f"{spec} holds {_gib(total)} of arrays, over the {_gib(max_bytes)} limit for evaluation data"
+                )
+        with np.load(path, allow_pickle=False) as npz:
+            x = npz["x"]
+            y = npz["y"]
+    except PrunevizError:
+        raise
+    except Exception as exc:
+        raise _error(f"{spec} is not a valid .npz file or is damaged ({_why(exc)})") from exc
+    return x, y
+
+
+def _read_pt(spec: str, path: Path) -> tuple[object, object]:
+    try:
+        obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        from pruneviz.core.model_io import pickle_imports
+
+        imports = pickle_imports(path)
+        if imports:
+            shown = ", ".join(imports[:5]) + (f" and {len(imports) - 5} more" if len(imports) > 5 else "")
+            raise _error(
+                f"{spec} holds pickled Python objects (it imports {shown}); evaluation data must be "
+                "a dict of tensors, torch.save({'x': x, 'y': y}, FILE), and is never unpickled"
+            ) from exc
+        raise _error(f"{spec} is not a PyTorch file or is damaged ({_why(exc)})") from exc
+    if not isinstance(obj, Mapping):
+        raise _error(f"{spec} holds a {type(obj).__name__}; expected a dict with tensors x and y")
+    missing = [k for k in ("x", "y") if k not in obj]
+    if missing:
+        keys = ", ".join(sorted(str(k) for k in obj.keys())[:8]) or "nothing"
+        raise _error(f"{spec} must hold a dict with tensors x (inputs) and y (labels); it has {keys}")
+    return obj["x"], obj["y"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Factories: Dataset / DataLoader
+
+
+def _read_factory(spec: str, max_bytes: int) -> tuple[object, object]:
+    from pruneviz.core.model_io import load_factory
+
+    obj = load_factory(spec)()
+    if isinstance(obj, torch.utils.data.DataLoader):
+        return _collect(spec, obj, batched=True, max_bytes=max_bytes)
+    if isinstance(obj, torch.utils.data.IterableDataset):
+        return _collect(spec, obj, batched=False, max_bytes=max_bytes)
+    if isinstance(obj, torch.utils.data.Dataset) or (
+        hasattr(obj, "__getitem__") and hasattr(obj, "__len__") and not isinstance(obj, (str, bytes, Mapping))
+    ):
+        try:
+            n = len(obj)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise _error(f"the dataset from {spec} has no usable length ({_why(exc)})") from exc
+        samples = (obj[i] for i in range(n))  # type: ignore[index]
+        return _collect(spec, samples, batched=False, max_bytes=max_bytes)
+    raise _error(
+        f"{spec} returned a {type(obj).__name__}; expected a torch Dataset or DataLoader of (input, label) pairs"
+    )
+
+
+def _as_tensor(value: object) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(_native(value))
+    return torch.as_tensor(value)
+
+
+def _collect(spec: str, source: Iterable, *, batched: bool, max_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    total = 0
+    index = 0
+    what = "batch" if batched else "sample"
+    iterator = iter(_guarded(spec, source, what))
+    for item in iterator:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise _error(
+                f"{what} {index} from {spec} is a {type(item).__name__}"
+                f"{f' of {len(item)}' if isinstance(item, (tuple, list)) else ''}; expected an (input, label) pair"
+            )
+        try:
+            x = _as_tensor(item[0])
+            y = _as_tensor(item[1])
+        except Exception as exc:
+            raise _error(f"{what} {index} from {spec} is not numeric ({_why(exc)})") from exc
+        if batched:
+            if x.dim() == 0 or y.dim() != 1 or x.shape[0] != y.shape[0]:
+                raise _error(
+                    f"batch {index} from {spec} has inputs {_shape(x.shape)} and labels {_shape(y.shape)}; "
+                    "expected [B, ...] and [B]"
+                )
+        elif y.dim() != 0 and y.numel() != 1:
+            raise _error(f"sample {index} from {spec} has a label of shape {_shape(y.shape)}; expected a single integer")
+        total += x.numel() * x.element_size() + max(y.numel(), 1) * 8
+        if total > max_bytes:
+            raise _error(f"the data from {spec} is larger than the {_gib(max_bytes)} limit for evaluation data")
+        xs.append(x)
+        ys.append(y.reshape(-1) if batched else y.reshape(()))
+        index += 1
+    if not xs:
+        raise _error(f"the data from {spec} is empty")
+    try:
+        if batched:
+            return torch.cat(xs), torch.cat(ys)
+        return torch.stack(xs), torch.stack(ys)
+    except Exception as exc:
+        first = next((t.shape for t in xs if t.shape != xs[0].shape), None)
+        detail = f"{_shape(xs[0].shape)} and {_shape(first)}" if first is not None else _why(exc)
+        raise _error(f"the {what}s from {spec} do not combine: shapes or dtypes differ ({detail})") from exc
+
+
+def _guarded(spec: str, source: Iterable, what: str):
+    """Iterate ``source``, turning its exceptions into PrunevizError."""
+    try:
+        iterator = iter(source)
+    except Exception as exc:
+        raise _error(f"the data from {spec} cannot be iterated ({_why(exc)})") from exc
+    index = 0
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except PrunevizError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise _error(f"reading {what} {index} from {spec} raised {type(exc).__name__}: {_why(exc)}") from exc
+        yield item
+        index += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    if array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    return np.ascontiguousarray(array)
+
+
+def _to_tensor(spec: str, name: str, value: object) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise _error(f"{spec}: {name} has dtype {value.dtype}, which is not numeric")
+        if value.dtype.kind == "u" and value.dtype.itemsize > 1:
+            value = value.astype(np.int64)
+        return torch.from_numpy(_native(value))
+    raise _error(f"{spec}: {name} is a {type(value).__name__}, not an array or tensor")
+
+
+def _validate(spec: str, x_in: object, y_in: object, max_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = _to_tensor(spec, "x", x_in)
+    y = _to_tensor(spec, "y", y_in)
+    if x.is_complex():
+        raise _error(f"{spec}: inputs x are complex ({x.dtype}); expected real numbers")
+    if x.dim() < 2:
+        raise _error(
+            f"{spec}: inputs x have shape {_shape(x.shape)}; expected a sample axis and at least one "
+            "feature axis, e.g. [N, 64]"
+        )
+    if y.dim() == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.dim() != 1:
+        raise _error(f"{spec}: labels y have shape {_shape(y.shape)}; expected one integer per sample, [N]")
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise _error(f"{spec}: labels y are {str(y.dtype).replace('torch.', '')}; expected integer class indices")
+    if x.shape[0] != y.shape[0]:
+        raise _error(f"{spec}: x has {x.shape[0]} samples but y has {y.shape[0]} labels")
+    if x.shape[0] == 0:
+        raise _error(f"{spec} holds no samples")
+    if x.numel() * x.element_size() + y.numel() * 8 > max_bytes:
+        raise _error(f"{spec} is larger than the {_gib(max_bytes)} limit for evaluation data")
+    y = y.to(torch.int64)
+    smallest = int(y.min())
+    if smallest < 0:
+        raise _error(f"{spec}: labels must be class indices >= 0, but one is {smallest}")
+    if x.dtype == torch.float64:
+        x = x.to(torch.float32)
+    if x.is_floating_point():
+        bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise _error(f"{spec}: inputs x contain NaN or infinite values (first in sample {first})")
+    return x.contiguous(), y.contiguous()
+
+
+def check_fits(model: torch.nn.Module, data: EvalData) -> None:
+    """Run ``model`` on the first two samples and check it returns [n, C] logits covering the labels.
+
+    Raises PrunevizError: the data is empty; the model raises on it ("data of shape [64] does not
+    fit the model: ..."); the output is not [n, C]; or a label is >= C.
+    """
+    if len(data) == 0:
+        raise _error(f"the data {data.spec} holds no samples")
+    sample_shape = _shape(data.x.shape[1:])
+    x = data.x[:2]
+
+    def run(batch: torch.Tensor) -> object:
+        with torch.inference_mode():
+            return model(batch)
+
+    try:
+        out = run(x)
+    except (Exception, SystemExit) as exc:
+        message = f"data of shape {sample_shape} does not fit the model: {_why(exc)}"
+        if x.shape[0] > 1:
+            try:
+                run(x[:1])
+            except (Exception, SystemExit):
+                pass
+            else:
+                message = (
+                    f"the model only runs on one sample at a time (data of shape {sample_shape}); it was "
+                    "probably exported with a fixed batch size: re-export it with "
+                    "dynamic_shapes=({0: torch.export.Dim('batch')},)"
+                )
+        raise _error(message) from exc
+    if not isinstance(out, torch.Tensor):
+        raise _error(f"the model returns a {type(out).__name__}; expected a tensor of logits [n, classes]")
+    n = x.shape[0]
+    if out.dim() != 2 or out.shape[0] != n:
+        raise _error(
+            f"the model's output has shape {_shape(out.shape)} for {n} samples of shape {sample_shape}; "
+            f"expected logits of shape [{n}, classes]"
+        )
+    classes = int(out.shape[1])
+    if classes < 1:
+        raise _error("the model has 0 outputs per sample; expected one logit per class")
+    largest = int(data.y.max())
+    if largest >= classes:
+        raise _error(f"labels go up to {largest} but the model has {classes} outputs")
