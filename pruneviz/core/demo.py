@@ -213,7 +213,7 @@ def _deterministic(seed: int) -> Iterator[None]:
     det = torch.are_deterministic_algorithms_enabled()
     det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # CPU only: leaves any CUDA RNG alone
         torch.set_num_threads(_TRAIN_THREADS)
         torch.use_deterministic_algorithms(True)
         try:
@@ -236,6 +236,8 @@ def train(
     afterwards. ``out_path`` defaults to the shipped file under ``resources/models/``.
     """
     name = _check_name(name)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise PrunevizError(f"seed must be a non-negative integer, got {seed!r}")
     recipe = _RECIPES[name]
     n_epochs = int(recipe["epochs"] if epochs is None else epochs)
     if n_epochs < 1:
