@@ -26,33 +26,41 @@ def block_shape(shape: tuple[int, int], max_shape: tuple[int, int]) -> tuple[int
     return max(1, math.ceil(shape[0] / max_shape[0])), max(1, math.ceil(shape[1] / max_shape[1]))
 
 
-def _blocks(a: np.ndarray, by: int, bx: int, fill) -> np.ndarray:
+def _finite(a: np.ndarray) -> np.ndarray:
+    """float32 with NaN/Inf shown as 0 (NaN weights are displayed, never crashed on); no copy when clean."""
+    a = np.asarray(a, dtype=np.float32)
+    return a if np.isfinite(a).all() else np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _pad(a: np.ndarray, by: int, bx: int, fill) -> np.ndarray:
     h, w = a.shape
     H, W = math.ceil(h / by), math.ceil(w / bx)
-    if H * by != h or W * bx != w:
-        padded = np.full((H * by, W * bx), fill, dtype=a.dtype)
-        padded[:h, :w] = a
-        a = padded
-    return a.reshape(H, by, W, bx).swapaxes(1, 2).reshape(H, W, by * bx)
+    if H * by == h and W * bx == w:
+        return a
+    padded = np.full((H * by, W * bx), fill, dtype=a.dtype)
+    padded[:h, :w] = a
+    return padded
 
 
 def pool_signed_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     """Per block, the entry of largest |value|, sign kept."""
     by, bx = block
-    a = np.nan_to_num(np.asarray(a, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    a = _finite(a)
     if (by, bx) == (1, 1):
         return np.ascontiguousarray(a)
-    b = _blocks(a, by, bx, 0.0)
-    hi, lo = b.max(axis=2), b.min(axis=2)
+    p = _pad(a, by, bx, 0.0)
+    v = p.reshape(p.shape[0] // by, by, p.shape[1] // bx, bx)  # a view: no copy
+    hi, lo = v.max(axis=(1, 3)), v.min(axis=(1, 3))
     return np.ascontiguousarray(np.where(hi >= -lo, hi, lo), dtype=np.float32)
 
 
 def pool_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     by, bx = block
-    a = np.nan_to_num(np.asarray(a, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    a = _finite(a)
     if (by, bx) == (1, 1):
         return np.ascontiguousarray(a)
-    return np.ascontiguousarray(_blocks(a, by, bx, -np.inf).max(axis=2), dtype=np.float32)
+    p = _pad(a, by, bx, -np.inf)
+    return np.ascontiguousarray(p.reshape(p.shape[0] // by, by, p.shape[1] // bx, bx).max(axis=(1, 3)), dtype=np.float32)
 
 
 def pool_any(mask_pruned: np.ndarray, block: tuple[int, int]) -> np.ndarray:
@@ -60,7 +68,8 @@ def pool_any(mask_pruned: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     by, bx = block
     m = np.asarray(mask_pruned, dtype=bool)
     if (by, bx) != (1, 1):
-        m = _blocks(m, by, bx, False).any(axis=2)
+        p = _pad(m, by, bx, False)
+        m = p.reshape(p.shape[0] // by, by, p.shape[1] // bx, bx).any(axis=(1, 3))
     return np.ascontiguousarray(m, dtype=np.float32)
 
 
@@ -77,3 +86,30 @@ def layer_images(weight: np.ndarray, pruned: np.ndarray, max_shape: tuple[int, i
     w2, p2 = as_2d(weight), as_2d(pruned)
     block = block_shape(w2.shape, max_shape)
     return pool_signed_max(w2, block), pool_any(p2, block), block
+
+
+class LayerImage:
+    """Pooled images of one layer that can be refreshed by rows.
+
+    A neuron edit changes one row of the weight view, so only the block row holding it is pooled
+    again: on a 4096×4096 layer that is 4 of 4096 rows instead of 16M cells.
+    """
+
+    def __init__(self, weight2d: np.ndarray, pruned2d: np.ndarray, max_shape: tuple[int, int] = (1024, 1024)):
+        self.shape = weight2d.shape
+        self.block = block_shape(self.shape, max_shape)
+        self.weights = pool_signed_max(weight2d, self.block)
+        self.pruned = pool_any(pruned2d, self.block)
+
+    def block_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Block-row indices that contain any of ``rows``."""
+        return np.unique(np.asarray(rows, dtype=np.int64) // self.block[0])
+
+    def row_span(self, block_row: int) -> tuple[int, int]:
+        by = self.block[0]
+        return block_row * by, min(self.shape[0], (block_row + 1) * by)
+
+    def update(self, block_row: int, weight_rows: np.ndarray, pruned_rows: np.ndarray) -> None:
+        """Re-pool one block row from the layer rows ``row_span(block_row)``."""
+        self.weights[block_row] = pool_signed_max(as_2d(weight_rows), self.block)[0]
+        self.pruned[block_row] = pool_any(as_2d(pruned_rows), self.block)[0]

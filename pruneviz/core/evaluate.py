@@ -124,6 +124,22 @@ def order(n: int, seed: int = 0) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
+def batches(n: int, batch_size: int, first: int | None = None) -> list[tuple[int, int]]:
+    """Batch bounds: a small first batch (a quick first estimate), then ``batch_size`` each."""
+    first = min(first or batch_size, batch_size)
+    bounds = [(0, min(first, n))] if n else []
+    i = bounds[0][1] if bounds else 0
+    while i < n:
+        bounds.append((i, min(i + batch_size, n)))
+        i += batch_size
+    return bounds
+
+
+def _cacheable(children: list[nn.Module]) -> list[bool]:
+    """Point k (input of child k) can be cached unless child k writes its input in place."""
+    return [not getattr(c, "inplace", False) for c in children]
+
+
 def evaluate_iter(
     model: nn.Module,
     x: torch.Tensor,
@@ -132,49 +148,50 @@ def evaluate_iter(
     cache: ActivationCache | None = None,
     num_classes: int | None = None,
     cancel: threading.Event | None = None,
+    first_batch: int | None = 32,
 ) -> Iterator[Progress | EvalResult]:
     """Evaluate ``model`` on ``x``/``y`` (already on the model's device, already in evaluation order).
 
     Yields a :class:`Progress` after every batch and finally an :class:`EvalResult`. Stop early by
     closing the generator or setting ``cancel``. With a ``cache`` (Sequential models only) the run
-    starts from the latest cached child input and stores the later ones for next time.
+    starts from the latest cached child input and stores later ones for next time: after the
+    first batch it keeps the points nearest the output that fit in ``cache.budget_bytes``.
     """
     device = x.device
     n = len(x)
+    bounds = batches(n, batch_size, first_batch)
     children = list(model.children()) if cache is not None and isinstance(model, nn.Sequential) else None
     start = 0
-    store_from = None
-    generation = 0
     if children is not None:
         with cache.lock:
             start = max(cache.points, default=0)
             generation = cache.generation
             cached = cache.points.get(start)
-        # per-sample bytes of each stored point are known only after the first batch
-        new_points: dict[int, list[torch.Tensor]] = {}
-        store_from = start + 1
-        budget_left = cache.budget_bytes - cache.nbytes
+        if cached is not None and len(cached) != len(bounds):
+            start, cached = 0, None  # stored for another batching: ignore
+        ok = _cacheable(children)
+        candidates = [k for k in range(start + 1, len(children)) if ok[k]]
+        new_points: dict[int, list[torch.Tensor]] = {k: [] for k in candidates}
     correct = 0
     loss_sum = 0.0
     classes = num_classes
     per_correct = per_total = None
     with torch.inference_mode():
-        for b, i in enumerate(range(0, n, batch_size)):
+        for b, (i, j) in enumerate(bounds):
             if cancel is not None and cancel.is_set():
                 return
-            xb = x[i : i + batch_size]
-            yb = y[i : i + batch_size]
+            xb, yb = x[i:j], y[i:j]
             if children is None:
                 out = model(xb)
             else:
                 h = cached[b] if start > 0 else xb
                 for k in range(start, len(children)):
-                    if k >= store_from and budget_left > 0:
-                        new_points.setdefault(k, []).append(h)
-                        if b == 0:
-                            budget_left -= h.numel() * h.element_size() * math.ceil(n / batch_size)
+                    if k in new_points:
+                        new_points[k].append(h)
                     h = children[k](h)
                 out = h
+                if b == 0 and new_points:
+                    new_points = _fit_budget(new_points, cache, (j - i), n)
             if classes is None:
                 classes = out.shape[1]
             if per_correct is None:
@@ -185,14 +202,13 @@ def evaluate_iter(
             correct += int(hit.sum())
             per_total += torch.bincount(yb, minlength=classes)[:classes]
             per_correct += torch.bincount(yb[hit], minlength=classes)[:classes]
-            done = min(i + batch_size, n)
-            lo, hi = wilson(correct, done)
-            yield Progress(done, n, correct / done, lo, hi)
+            lo, hi = wilson(correct, j)
+            yield Progress(j, n, correct / j, lo, hi)
     if children is not None:
         with cache.lock:
             if cache.generation == generation:
                 for k, ts in new_points.items():
-                    if len(ts) == math.ceil(n / batch_size) and k not in cache.points:
+                    if len(ts) == len(bounds) and k not in cache.points:
                         cache.points[k] = ts
     pt = per_total.cpu().tolist() if per_total is not None else []
     pc = per_correct.cpu().tolist() if per_correct is not None else []
@@ -205,6 +221,19 @@ def evaluate_iter(
         correct=correct,
         start=start,
     )
+
+
+def _fit_budget(points: dict[int, list[torch.Tensor]], cache: ActivationCache, first: int, n: int) -> dict[int, list[torch.Tensor]]:
+    """Keep the points nearest the output whose full size (estimated from the first batch) fits."""
+    left = cache.budget_bytes - cache.nbytes
+    kept = {}
+    for k in sorted(points, reverse=True):
+        t = points[k][0]
+        size = t.numel() * t.element_size() * n // max(first, 1)
+        if size <= left:
+            kept[k] = points[k]
+            left -= size
+    return kept
 
 
 def run(gen: Iterator[Progress | EvalResult]) -> EvalResult:

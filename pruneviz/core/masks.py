@@ -52,6 +52,7 @@ class MaskStore:
         self.weight_layer = {layer.weight: n for n, layer in self.layers.items()}
         self.kept = {n: layer.numel for n, layer in self.layers.items()}
         self.version = 0
+        self._identity_cache: dict[int, bool] = {}
 
     # ----------------------------------------------------------------- reads
     def mask(self, layer: str) -> torch.Tensor:
@@ -149,7 +150,24 @@ class MaskStore:
         vec = self.keep[(p, d)]
         vec.fill_(True)
         for root, e in self.touching[(p, d)]:
-            vec[e.target_idx[~self.chan[root][e.root_idx]]] = False
+            chan = self.chan[root]
+            if e.target_idx.numel() == vec.numel() == chan.numel() and self._identity(e):
+                vec &= chan  # the common case: channel i -> slice i
+            else:
+                # many root channels may map to one target (flatten): the target stays only if all do
+                src = chan[e.root_idx].to(torch.uint8)
+                kept = torch.ones(vec.numel(), dtype=torch.uint8, device=vec.device).scatter_reduce_(0, e.target_idx, src, "amin")
+                vec &= kept.bool()
+
+    def _identity(self, e: Effect) -> bool:
+        key = id(e)
+        hit = self._identity_cache.get(key)
+        if hit is None:
+            n = e.target_idx.numel()
+            ar = torch.arange(n, device=e.target_idx.device)
+            hit = bool(torch.equal(e.target_idx, ar) and torch.equal(e.root_idx, ar))
+            self._identity_cache[key] = hit
+        return hit
 
     # ------------------------------------------------------------- snapshots
     def effective_state(self) -> dict[str, torch.Tensor]:

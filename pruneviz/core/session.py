@@ -179,6 +179,17 @@ class Session:
         t = self.masks.orig[info.weight] if original else self.masks.params[info.weight]
         return t.detach().cpu().clone()
 
+    def view_rows(self, layer: str, start: int, stop: int):
+        """Rows ``start:stop`` of the layer's 2-D view as numpy: (effective weights, pruned mask).
+
+        Lets a view refresh only the rows an edit touched instead of copying the whole layer."""
+        info = self.layer(layer)
+        with self.lock:
+            w = self.masks.params[info.weight].detach()[start:stop]
+            m = self.masks._param_mask(info.weight, self.masks.elem[layer][start:stop], 0, torch.arange(start, stop, device=w.device))
+        cols = info.view_shape[1]
+        return w.reshape(-1, cols).cpu().numpy().astype("float32", copy=False), (~m).reshape(-1, cols).cpu().numpy()
+
     def params_remaining(self) -> int:
         """Parameters that are not pruned (weights, biases and norms zeroed by pruning excluded)."""
         total = 0

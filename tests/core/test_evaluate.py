@@ -53,7 +53,9 @@ def test_progress_estimates_and_cancel():
     s.batch_size = 100
     items = list(s.evaluate_iter())
     progress = [i for i in items if isinstance(i, ev.Progress)]
-    assert len(progress) == 10 and isinstance(items[-1], ev.EvalResult)
+    # a small first batch gives a quick first estimate, then full batches
+    assert [p.done for p in progress] == [32, 132, 232, 332, 432, 532, 632, 732, 832, 932, 1000]
+    assert isinstance(items[-1], ev.EvalResult)
     assert all(p.low <= p.accuracy <= p.high for p in progress)
     assert progress[-1].accuracy == items[-1].accuracy
     cancel = threading.Event()
@@ -67,3 +69,23 @@ def test_wilson_interval():
     lo, hi = ev.wilson(90, 100)
     assert abs(lo - 0.8256) < 1e-3 and abs(hi - 0.9448) < 1e-3
     assert ev.wilson(0, 0) == (0.0, 1.0)
+
+
+def test_incremental_is_exact_with_inplace_activations():
+    import torch.nn as nn
+
+    from pruneviz.core.data import EvalData
+    from pruneviz.core.model_io import LoadedModel
+    from pruneviz.core.session import Session
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(inplace=True), nn.Linear(32, 32), nn.ReLU(inplace=True), nn.Linear(32, 5)).eval()
+    x, y = torch.randn(200, 12), torch.randint(0, 5, (200,))
+    s = Session(LoadedModel(model, "t", "state_dict", None, x[:1], True), EvalData(x=x, y=y, spec="t"), device="cpu")
+    s.batch_size = 64
+    s.evaluate()
+    for layer, idx in (("4", [1]), ("2", [3, 4]), ("4", [0])):
+        s.prune_neurons(layer, idx)
+        inc, full = s.evaluate(), s.evaluate(incremental=False)
+        assert inc.start > 0
+        assert (inc.correct, inc.loss) == (full.correct, full.loss)

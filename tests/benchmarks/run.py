@@ -1,0 +1,310 @@
+"""pruneviz benchmarks: ratios measured side by side in one run, printed as a table.
+
+    python tests/benchmarks/run.py [--quick] [--json] [--device cpu|cuda]
+
+--quick keeps every workload small enough to finish in under a minute on a 2-core machine;
+--json prints one JSON object as the last line. Figures are ratios against a baseline measured
+in the same run (absolute times drift on shared machines); *_ms figures are medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from pruneviz.core import display  # noqa: E402
+from pruneviz.core.data import EvalData  # noqa: E402
+from pruneviz.core.model_io import LoadedModel  # noqa: E402
+from pruneviz.core.session import Session  # noqa: E402
+
+
+def median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def session_for(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, device: str, batch_size: int = 256) -> Session:
+    loaded = LoadedModel(model=model, spec="bench", source="state_dict", arch=None, example_input=x[:1], structured_ok=True)
+    data = EvalData(x=x, y=y, spec="bench") if y is not None else None
+    s = Session(loaded, data, device=device)
+    s.batch_size = batch_size
+    return s
+
+
+def bench_cnn(width: int = 32) -> nn.Sequential:
+    """Six 3×3 conv layers with BatchNorm on 32×32 inputs, then a Linear head."""
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    c = 3
+    for i, out in enumerate([width, width, 2 * width, 2 * width, 4 * width, 4 * width]):
+        layers += [nn.Conv2d(c, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+        if i % 2 == 1:
+            layers.append(nn.MaxPool2d(2))
+        c = out
+    layers += [nn.Flatten(), nn.Linear(c * 4 * 4, 10)]
+    return nn.Sequential(*layers).eval()
+
+
+def synthetic(n: int, shape=(3, 32, 32), classes: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def eval_overhead(quick: bool, device: str) -> dict:
+    x, y = synthetic(1024 if quick else 4096)
+    s = session_for(bench_cnn(), x, y, device)
+    xs, ys = s._tensors()
+    model = s.model
+
+    def bare():
+        correct = 0
+        with torch.inference_mode():
+            for i in range(0, len(xs), s.batch_size):
+                out = model(xs[i : i + s.batch_size])
+                correct += int((out.argmax(1) == ys[i : i + s.batch_size]).sum())
+        return correct
+
+    def ours():
+        return s.evaluate(incremental=False).correct
+
+    assert bare() == ours()
+    reps = 3 if quick else 7
+    pairs = [(median_ms(bare, 1), median_ms(ours, 1)) for _ in range(reps)]  # interleaved
+    b = statistics.median(p[0] for p in pairs)
+    o = statistics.median(p[1] for p in pairs)
+    return {"eval_overhead_ratio": o / b, "eval_full_ms": o, "eval_bare_ms": b}
+
+
+def incremental(quick: bool, device: str) -> dict:
+    x, y = synthetic(1024 if quick else 4096, seed=1)
+    s = session_for(bench_cnn(), x, y, device)
+    last = s.layers[-1].name
+    full_ms = median_ms(lambda: s.evaluate(incremental=False), 3)
+    s.evaluate()  # fill the cache
+    times = []
+    exact = True
+    for i in range(3):
+        s.prune_weights(last, [i])
+        t0 = time.perf_counter()
+        inc = s.evaluate()
+        times.append((time.perf_counter() - t0) * 1000)
+        full = s.evaluate(incremental=False)
+        exact &= (inc.correct, inc.loss, inc.per_class) == (full.correct, full.loss, full.per_class) and inc.start > 0
+        s.evaluate()  # re-fill after the full run
+    inc_ms = statistics.median(times)
+    # click -> first published estimate (one batch) on the same CNN, from a warm cache
+    est = []
+    for i in range(3):
+        t0 = time.perf_counter()
+        s.prune_neurons(s.layers[-2].name, [i])
+        gen = s.evaluate_iter()
+        next(gen)
+        est.append((time.perf_counter() - t0) * 1000)
+        gen.close()
+    return {
+        "incremental_last_layer_ratio": inc_ms / full_ms,
+        "incremental_exact": bool(exact),
+        "incremental_ms": inc_ms,
+        "full_eval_ms": full_ms,
+        "first_estimate_ms": statistics.median(est),
+        "cache_mb": s.cache.nbytes / 2**20,
+    }
+
+
+def big_layer(quick: bool, device: str) -> dict:
+    torch.manual_seed(0)
+    n = 4096
+    model = nn.Sequential(nn.Linear(n, n), nn.ReLU(), nn.Linear(n, 10)).eval()
+    x = torch.randn(4, n)
+    s = session_for(model, x, None, device)
+    w, p = s.view_rows("0", 0, n)
+    image = display.LayerImage(w, p)
+    changed = []
+    s.changed.connect(changed.append)
+
+    def click(i):
+        s.prune_neurons("0", [i])
+        for br in image.block_rows(np.array([i])):
+            r0, r1 = image.row_span(int(br))
+            image.update(int(br), *s.view_rows("0", r0, r1))
+        return s.sparsity("0")
+
+    times = [median_ms(lambda i=i: click(i), 1) for i in range(5, 25)]
+    assert image.pruned[5 // image.block[0]].all()
+    full_ms = median_ms(lambda: display.layer_images(*s.view_rows("0", 0, n)), 1)
+    return {"prune_neuron_ms_4096": statistics.median(times), "full_repool_ms_4096": full_ms}
+
+
+def global_vs_torch(quick: bool) -> dict:
+    import torch.nn.utils.prune as tprune
+
+    torch.manual_seed(0)
+    dims = [2048, 4096, 2048, 4096] if not quick else [2048, 4096, 2048, 2560]
+    layers = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1]).eval()
+    params = sum(p.numel() for p in model.parameters())
+    ref = copy.deepcopy(model)
+    s = session_for(model, torch.randn(2, dims[0]), None, "cpu")
+    t0 = time.perf_counter()
+    s.prune(0.5, scope="global")
+    ours = time.perf_counter() - t0
+    mods = [(m, "weight") for m in ref if isinstance(m, nn.Linear)]
+    t0 = time.perf_counter()
+    tprune.global_unstructured(mods, pruning_method=tprune.L1Unstructured, amount=0.5)
+    theirs = time.perf_counter() - t0
+    same = all(torch.equal(s.mask(layer.name), ref[int(layer.name)].weight_mask.bool()) for layer in s.layers)
+    changed = s.history.steps[-1].changed
+    return {
+        "global_magnitude_vs_torch_ratio": ours / theirs,
+        "global_params": params,
+        "global_matches_torch": bool(same),
+        "undo_bytes_per_changed_weight": s.history.nbytes() / changed,
+    }
+
+
+def ui(quick: bool) -> dict:
+    """Qt figures: heatmap set+paint of a 4096×4096 layer, GUI stall during a long evaluation."""
+    try:
+        import pyqtgraph as pg
+        from PySide6 import QtCore, QtWidgets
+    except ImportError:
+        return {}
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    out: dict = {}
+    # heatmap: hand pyqtgraph the pooled image (what the app does), paint offscreen
+    torch.manual_seed(0)
+    w = torch.randn(4096, 4096).numpy()
+    pruned = np.random.default_rng(0).random((4096, 4096)) < 0.3
+    image = display.LayerImage(w, pruned)
+    widget = pg.GraphicsLayoutWidget()
+    widget.resize(1200, 900)
+    plot = widget.addPlot()
+    item = pg.ImageItem(axisOrder="row-major")
+    overlay = pg.ImageItem(axisOrder="row-major")
+    plot.addItem(item)
+    plot.addItem(overlay)
+    cmap = pg.colormap.get("CET-D1A")
+    lut = cmap.getLookupTable(nPts=256)
+    widget.show()
+    app.processEvents()
+    levels = display.symmetric_levels(image.weights)
+
+    def render():
+        item.setImage(image.weights, levels=levels, lut=lut, autoLevels=False)
+        overlay.setImage(image.pruned, levels=(0, 1), lut=np.array([[0, 0, 0, 0], [0, 0, 0, 150]], dtype=np.uint8), autoLevels=False)
+        widget.grab()
+
+    render()
+    out["heatmap_render_ms_4096"] = median_ms(render, 10)
+    widget.close()
+
+    # GUI stall: a 10 ms timer on the GUI thread while a >= 2 s evaluation runs in a thread
+    x, y = synthetic(2048 if quick else 8192, seed=2)
+    s = session_for(bench_cnn(48), x, y, "cpu", batch_size=64)
+    gaps = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append((now - last[0]) * 1000)
+        last[0] = now
+
+    done = threading.Event()
+    duration = []
+
+    def work():
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 2.0:
+            s.evaluate(incremental=False)
+        duration.append(time.perf_counter() - t0)
+        done.set()
+
+    timer = QtCore.QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    thread = threading.Thread(target=work, daemon=True)
+    last[0] = time.perf_counter()
+    thread.start()
+    loop = QtCore.QEventLoop()
+    poll = QtCore.QTimer()
+    poll.setInterval(20)
+    poll.timeout.connect(lambda: loop.quit() if done.is_set() else None)
+    poll.start()
+    loop.exec()
+    poll.stop()
+    timer.stop()
+    thread.join()
+    out["ui_max_stall_ms_during_eval"] = max(g - 10 for g in gaps[1:]) if len(gaps) > 1 else None
+    out["ui_eval_seconds"] = duration[0]
+    return out
+
+
+GOALS = {
+    "eval_overhead_ratio": ("<=", 1.05),
+    "incremental_last_layer_ratio": ("<=", 0.25),
+    "incremental_exact": ("==", True),
+    "prune_neuron_ms_4096": ("<=", 16),
+    "global_magnitude_vs_torch_ratio": ("<=", 0.5),
+    "undo_bytes_per_changed_weight": ("<=", 9),
+    "heatmap_render_ms_4096": ("<=", 16),
+    "ui_max_stall_ms_during_eval": ("<=", 25),
+    "first_estimate_ms": ("<=", 200),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-ui", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(max(1, min(os.cpu_count() or 1, 16)))
+    t0 = time.perf_counter()
+    results: dict = {"device": args.device if args.device != "cuda" else torch.cuda.get_device_name(0), "quick": args.quick, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    results.update(eval_overhead(args.quick, args.device))
+    results.update(incremental(args.quick, args.device))
+    results.update(big_layer(args.quick, args.device))
+    results.update(global_vs_torch(args.quick))
+    if not args.no_ui:
+        results.update(ui(args.quick))
+    results["seconds"] = time.perf_counter() - t0
+    width = max(map(len, results))
+    for key, value in results.items():
+        goal = GOALS.get(key)
+        mark = ""
+        if goal is not None and value is not None:
+            op, target = goal
+            ok = value <= target if op == "<=" else value == target
+            mark = f"  goal {op} {target}: {'met' if ok else 'MISSED'}"
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}{mark}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
