@@ -57,7 +57,7 @@ def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str
     import torch_pruning as tp
 
     model = copy.deepcopy(model).cpu().eval()
-    example_input = example_input.cpu()
+    example_input = example_input[:1].repeat(2, *([1] * (example_input.dim() - 1))).cpu()  # batch 1 confuses the trace
     modules = dict(model.named_modules())
     with torch.enable_grad():
         dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)

@@ -87,6 +87,8 @@ class Session:
             if example is None:
                 self.coupling_error = "neuron pruning needs an example input: pass --data"
             else:
+                # a batch of 2: with batch 1 the autograd trace of in-place ops loses layers
+                example = example[:1].repeat(2, *([1] * (example.dim() - 1)))
                 try:
                     self.coupling = build_coupling(self._model, example.to(self.device), [layer.name for layer in layers])
                 except PrunevizError as exc:
