@@ -52,7 +52,9 @@ class AccuracyPanel(QWidget):
                 grid.addWidget(lab, r, c)
                 self.cells[(row, col)] = lab
         self.estimate = QLabel(" ")
-        self.estimate.setWordWrap(True)
+        # one fixed line: a label that changes height re-lays out (and repaints) every plot
+        self.estimate.setFixedHeight(self.estimate.fontMetrics().height() + 4)
+        self.estimate.setMinimumWidth(10)
         self.device = QLabel(" ")
 
         pal = self.palette()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QObject, QThread, QTimer, Signal
 
 from pruneviz.core.evaluate import EvalResult, Progress
 
@@ -86,6 +86,8 @@ class EvalRunner(QObject):
         self._timer.setInterval(debounce_ms)
         self._timer.timeout.connect(self._launch)
         self._closed = False
+        self._clock = QElapsedTimer()
+        self._clock.start()
 
     # ------------------------------------------------------------------ API
     @property
@@ -172,7 +174,9 @@ class EvalRunner(QObject):
         return self._current is not None and rid == self._current.id and self._pending is None and not (self._cancel and self._cancel.is_set())
 
     def _on_progress(self, rid: int, p) -> None:
-        if self._live(rid):
+        # at most ~25 redraws a second: fast evaluations yield far more batches than a screen shows
+        if self._live(rid) and (self._clock.elapsed() >= 40 or p.done >= p.total):
+            self._clock.restart()
             self.progress.emit(self._current, p)
 
     def _on_result(self, rid: int, r) -> None:

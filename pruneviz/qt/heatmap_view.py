@@ -145,8 +145,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if self.shape == (0, 0):
             return
         sel = np.zeros((self.shape[0], 1), dtype=np.float32)
-        if len(rows):
-            sel[list(rows), 0] = 1.0
+        rows = [r for r in rows if 0 <= r < self.shape[0]]
+        if rows:
+            sel[rows, 0] = 1.0
         self.selection.setImage(sel, autoLevels=False, levels=(0, 1))
         self.selection.setRect(QRectF(0, 0, self.shape[1], self.shape[0]))
 

@@ -162,7 +162,7 @@ class MainWindow(QMainWindow):
         self.device = QLabel()
         self.totals = QLabel()
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
+        self.progress.setFixedWidth(150)
         self.progress.setTextVisible(True)
         self.progress.setFormat("eval %p%")
         self.cancel = QPushButton("Cancel")
