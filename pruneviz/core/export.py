@@ -31,7 +31,7 @@ def atomic_path(path):
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise PrunevizError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent or ".")  # keep the suffix: torch.export checks it
     os.close(fd)
     try:
         yield Path(tmp)
