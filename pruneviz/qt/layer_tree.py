@@ -63,9 +63,10 @@ class LayerTree(QWidget):
         self.tree.setItemDelegateForColumn(COL_SPARSITY, BarDelegate(self.tree))
         h = self.tree.header()
         h.setStretchLastSection(False)
-        h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for c in range(1, len(COLUMNS)):
+        for c in range(len(COLUMNS)):
             h.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        h.setSectionResizeMode(COL_SPARSITY, QHeaderView.ResizeMode.Stretch)  # the bar takes the slack
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.totals = QLabel()
         self.totals.setWordWrap(True)
         self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -88,6 +88,8 @@ class MainWindow(QMainWindow):
         self.mode = QComboBox()
         self.mode.addItems(["weights", "importance"])
         self.method = QComboBox()
+        self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.sort = QCheckBox("sort neurons")
         self.block = QToolButton()
         self.block.setText("Block tool")
