@@ -136,10 +136,12 @@ def run(args) -> int:
                 return 2
             QMessageBox.information(None, "pruneviz", "Starting with the demo model instead.")
             session = _default_open(*DEMO, None, False, device)
-    window = MainWindow(session)
+    window = MainWindow(session, restore_layout=not screenshot)  # screenshots look the same everywhere
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)
         window.show()
+        app.processEvents()
+        window._size_docks()
         ok = wait_for_evaluation(window)
         for _ in range(5):
             app.processEvents()

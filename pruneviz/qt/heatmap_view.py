@@ -81,7 +81,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.preview = pg.ImageItem(axisOrder="row-major")
         self.selection = pg.ImageItem(axisOrder="row-major")
         self.pruned.setLookupTable(overlay_lut((20, 20, 20, 215)))
-        self.preview.setLookupTable(overlay_lut((255, 140, 0, 190)))
+        self.preview.setLookupTable(overlay_lut((255, 215, 0, 255)))  # yellow: apart from the blue-white-red map
         self.selection.setLookupTable(overlay_lut((0, 200, 255, 80)))
         for z, item in enumerate((self.image, self.pruned, self.preview, self.selection)):
             item.setZValue(z)
@@ -235,7 +235,7 @@ class NeuronStrip(pg.PlotWidget):
         normal = QColor(pal.highlight().color())
         normal.setAlpha(110)
         accent = QColor(255, 140, 0)
-        grey = QColor(128, 128, 128, 70)
+        grey = QColor(128, 128, 128, 45)
         brushes = []
         for i in self.order:
             if i in self.selected:
@@ -244,7 +244,10 @@ class NeuronStrip(pg.PlotWidget):
                 brushes.append(pg.mkBrush(grey))
             else:
                 brushes.append(pg.mkBrush(normal))
-        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n) + 0.5, height=0.8 if n < 400 else 1.0, width=self.scores[self.order], brushes=brushes, pen=pg.mkPen(None))
+        # a pruned neuron scores 0: draw a faint full-length bar so it still shows as "gone"
+        full = float(self.scores.max()) if n and self.scores.max() > 0 else 1.0
+        widths = np.where(self.kept[self.order], self.scores[self.order], full)
+        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n) + 0.5, height=0.8 if n < 400 else 1.0, width=widths, brushes=brushes, pen=pg.mkPen(None))
         self.getViewBox().setLimits(yMin=-0.05 * n, yMax=n * 1.05 + 1)
 
     def _on_click(self, ev) -> None:
@@ -288,10 +291,10 @@ class Histogram(pg.PlotWidget):
         hi = float(s.max()) if s.size else 1.0
         edges = np.linspace(0.0, hi if hi > 0 else 1.0, 61)
         hk, _ = np.histogram(s[k], edges)
-        hg, _ = np.histogram(s[~k], edges)
         self.kept.setData(edges, hk)
-        self.gone.setData(edges, hg)
-        self.setLabel("bottom", xlabel)
+        self.gone.setData([], [])  # pruned weights all sit at 0 and would flatten the kept ones
+        gone = int((~k).sum())
+        self.setLabel("bottom", xlabel + (f"   ({gone:,} pruned not shown)" if gone else ""))
         self.setXRange(0, edges[-1], padding=0.02)
 
     def set_threshold(self, value: float) -> None:

@@ -85,7 +85,7 @@ class LayerTree(QWidget):
         self.items.clear()
         total = max(1, sum(layer.params for layer in s.layers))
         for layer in s.layers:
-            it = QTreeWidgetItem([layer.name + ("  (output)" if layer.is_output else ""), layer.kind, "×".join(map(str, layer.shape)), f"{layer.params:,}", "", f"{layer.params / total:.1%}"])
+            it = QTreeWidgetItem([layer.name + (" (out)" if layer.is_output else ""), layer.kind.lower().replace("linear", "fc"), "×".join(map(str, layer.shape)), f"{layer.params:,}", "", f"{layer.params / total:.1%}"])
             it.setData(0, Qt.ItemDataRole.UserRole, layer.name)
             for c in (3, 5):
                 it.setTextAlignment(c, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -55,7 +55,7 @@ class MainWindow(QMainWindow):
     sessionChanged = Signal(object)
     errorShown = Signal(str)
 
-    def __init__(self, session, open_session=None, parent=None):
+    def __init__(self, session, open_session=None, parent=None, restore_layout: bool = True):
         """``open_session(model, data, arch, trust)`` opens a new Session (File > Open); defaults to Session.open."""
         super().__init__(parent)
         self.setWindowTitle("pruneviz")
@@ -70,7 +70,12 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._build_actions()
         self._wire_runner()
-        self._restore_settings()
+        self._restored_state = False
+        if restore_layout:
+            self._restore_settings()
+        else:
+            self.resize(1400, 900)
+            self._fill_recent()
         self.set_session(session)
 
     # =============================================================== UI
@@ -80,6 +85,7 @@ class MainWindow(QMainWindow):
         self.strip.setYLink(self.heatmap.vb)
         self.hist = Histogram()
         self.tree = LayerTree()
+        self.tree.setMinimumWidth(380)  # every column readable, sparsity bar included
         self.acc = AccuracyPanel()
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)
@@ -156,8 +162,7 @@ class MainWindow(QMainWindow):
         self.dock_layers = self._dock("Layers", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.dock_acc = self._dock("Accuracy", self.acc, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock_hist = self._dock("History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.resizeDocks([self.dock_layers, self.dock_acc], [400, 360], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dock_layers, self.dock_hist], [520, 220], Qt.Orientation.Vertical)
+        self._docks_sized = False
 
         sb = self.statusBar()
         self.hover = QLabel(" ")
@@ -321,6 +326,9 @@ class MainWindow(QMainWindow):
         self.act_redo.setEnabled(h.can_redo)
         self.act_undo.setText(f"Undo {labels[h.index - 1]}" if h.can_undo else "Undo")
         self.act_redo.setText(f"Redo {labels[h.index]}" if h.can_redo else "Redo")
+        for a, short in ((self.act_undo, "Undo"), (self.act_redo, "Redo")):
+            a.setIconText(short)  # the toolbar stays compact; the menu and tooltip say what
+            a.setToolTip(a.text())
 
     def _refresh_totals(self) -> None:
         s = self.session
@@ -600,9 +608,20 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1400, 900)
         state = st.value("window/state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
+        self._restored_state = isinstance(state, QByteArray) and self.restoreState(state)
         self._fill_recent()
+
+    def showEvent(self, ev) -> None:
+        super().showEvent(ev)
+        if not self._docks_sized and not self._restored_state:
+            self._docks_sized = True
+            QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        w = self.width()
+        if True:
+            self.resizeDocks([self.dock_layers, self.dock_acc], [int(w * 0.28), int(w * 0.24)], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.dock_layers, self.dock_hist], [int(self.height() * 0.62), int(self.height() * 0.3)], Qt.Orientation.Vertical)
 
     def closeEvent(self, ev) -> None:
         self.loop.stop()
