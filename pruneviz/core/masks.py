@@ -103,8 +103,9 @@ class MaskStore:
         flat[idx] = new
         eff_new = new & derived if derived is not None else new
         # a flip changes kept status only where the derived mask keeps the weight
-        live = derived if derived is not None else torch.ones_like(new)
-        delta = int((new & live).sum()) - int((~new & live).sum())
+        restored = int(torch.count_nonzero(eff_new))
+        live = idx.numel() if derived is None else int(torch.count_nonzero(derived))
+        delta = restored - (live - restored)
         self.kept[layer] += delta
         w = self.params[info.weight]
         with torch.no_grad():
@@ -138,13 +139,13 @@ class MaskStore:
                 with torch.no_grad():
                     self.params[p].index_copy_(d, t, self.orig[p].index_select(d, t) * m.to(self.params[p].dtype))
                 if lname is not None and not full_recount:
-                    self.kept[lname] += int(m.sum()) - before
+                    self.kept[lname] += int(torch.count_nonzero(m)) - before
             if full_recount:
-                self.kept[lname] = int(self.mask(lname).sum())
+                self.kept[lname] = int(torch.count_nonzero(self.mask(lname)))
         self.version += 1
 
     def _slice_count(self, p: str, lname: str, d: int, t: torch.Tensor) -> int:
-        return int(self._param_mask(p, self.elem[lname].index_select(d, t), d, t).sum())
+        return int(torch.count_nonzero(self._param_mask(p, self.elem[lname].index_select(d, t), d, t)))
 
     def _recompute_keep(self, p: str, d: int) -> None:
         vec = self.keep[(p, d)]
