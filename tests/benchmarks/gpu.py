@@ -1,0 +1,129 @@
+"""GPU figures: one script, under 8 minutes on a single CUDA GPU.
+
+    python tests/benchmarks/gpu.py [--json]
+
+Measures on CUDA the ratios of run.py plus a ResNet-18-sized CNN (11M parameters, residual
+blocks with BatchNorm) on 10,000 32×32 inputs: full and incremental re-evaluation time,
+eval_overhead_ratio, and click -> exact accuracy. Prints a table with the card's name.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+import run as bench  # noqa: E402
+
+
+def resnet18_like(classes: int = 10) -> nn.Sequential:
+    """ResNet-18's widths and depth for 32×32 inputs, as a Sequential of residual blocks so
+    incremental evaluation can cache between blocks."""
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.b1 = nn.BatchNorm2d(cout)
+            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.b2 = nn.BatchNorm2d(cout)
+            self.short = nn.Sequential()
+            if stride != 1 or cin != cout:
+                self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.b1(self.c1(x)))
+            return torch.relu(self.b2(self.c2(y)) + self.short(x))
+
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+    cin = 64
+    for cout, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]:
+        layers.append(Block(cin, cout, stride))
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes)]
+    return nn.Sequential(*layers).eval()
+
+
+def sync():
+    torch.cuda.synchronize()
+
+
+def timed(fn) -> float:
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return (time.perf_counter() - t0) * 1000
+
+
+def resnet_figures() -> dict:
+    x, y = bench.synthetic(10_000, seed=3)
+    s = bench.session_for(resnet18_like(), x, y, "cuda", batch_size=500)
+    s.evaluate(incremental=False)  # warm-up: cudnn autotune, data on device
+    full = min(timed(lambda: s.evaluate(incremental=False)) for _ in range(3))
+    xs, ys = s._tensors()
+
+    def bare():
+        with torch.inference_mode():
+            for i, j in bench.batches(len(xs), s.batch_size, 32):
+                out = s.model(xs[i:j])
+                float(torch.nn.functional.cross_entropy(out, ys[i:j], reduction="sum"))
+                int((out.argmax(1) == ys[i:j]).sum())
+
+    bare()
+    bare_ms = min(timed(bare) for _ in range(3))
+    s.evaluate()  # fill the activation cache
+    last = s.layers[-1].name
+    inc, click = [], []
+    for i in range(3):
+        s.prune_weights(last, [i])
+        inc.append(timed(lambda: s.evaluate()))
+        s.evaluate()
+    for i in range(3):
+        def edit_and_eval(i=i):
+            s.prune_neurons(s.layers[-2].name, [i])
+            return s.evaluate()
+        click.append(timed(edit_and_eval))
+    exact_inc = s.evaluate()
+    exact_full = s.evaluate(incremental=False)
+    return {
+        "resnet18_params": sum(p.numel() for p in s.model.parameters()),
+        "resnet18_full_eval_ms": full,
+        "resnet18_bare_eval_ms": bare_ms,
+        "resnet18_eval_overhead_ratio": full / bare_ms,
+        "resnet18_incremental_last_layer_ms": min(inc),
+        "resnet18_incremental_ratio": min(inc) / full,
+        "resnet18_click_to_exact_ms": min(click),
+        "resnet18_incremental_exact": (exact_inc.correct, exact_inc.loss) == (exact_full.correct, exact_full.loss),
+    }
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("gpu.py: no CUDA device here", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    results = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    results.update(bench.eval_overhead(False, "cuda"))
+    results.update(bench.incremental(False, "cuda"))
+    results.update(bench.big_layer(False, "cuda"))
+    results.update(resnet_figures())
+    results["seconds"] = time.perf_counter() - t0
+    width = max(map(len, results))
+    for k, v in results.items():
+        print(f"{k:<{width}}  {v:.3f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    if "--json" in sys.argv:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
