@@ -116,6 +116,8 @@ def _read(spec: str, max_bytes: int) -> tuple[object, object]:
             raise _error(f"{spec} does not exist")
         if path.is_dir():
             raise _error(f"{spec} is a directory, not a data file ({_ACCEPTED})")
+        if not path.is_file():
+            raise _error(f"{spec} is not a regular file ({_ACCEPTED})")
         try:
             size = path.stat().st_size
             with open(path, "rb"):

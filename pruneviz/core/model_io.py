@@ -136,20 +136,37 @@ def _name_list(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
 @contextlib.contextmanager
-def _quiet_torch() -> Iterator[None]:
-    """Silence PyTorch's warnings and export logging while we load: failures become our errors."""
+def _quiet_torch() -> Iterator[list[BaseException]]:
+    """Silence PyTorch's warnings and export logging while we load: failures become our errors.
+
+    Yields a list that collects the exceptions PyTorch logged instead of raising (torch.export.load
+    logs the real cause and raises a generic "check the warnings above").
+    """
+    capture = _Capture()
     loggers = [logging.getLogger(name) for name in ("torch.export", "torch._export")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL)
+    saved = [(logger.propagate, logger.handlers) for logger in loggers]
+    for logger in loggers:  # torch._logging gives torch.export its own stderr handler
+        logger.propagate = False
+        logger.handlers = [capture]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            yield
+            yield capture.errors
     finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
+        for logger, (propagate, handlers) in zip(loggers, saved):
+            logger.handlers = handlers
+            logger.propagate = propagate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,34 +244,54 @@ def _allowed_pickle_globals() -> set[str]:
         return set()
 
 
+_PICKLE_STRING_OPS = {
+    "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
+}  # fmt: skip
+
+
 def _static_pickle_globals(stream: io.BufferedIOBase, max_pickles: int = 8) -> set[str]:
-    """``module.name`` globals named in consecutive pickles, read with pickletools (no execution)."""
+    """``module.name`` globals named in consecutive pickles, read with pickletools (no execution).
+
+    Tracks strings through the memo so protocol-4+ ``STACK_GLOBAL`` is resolved too. A damaged
+    pickle ends the scan but keeps what was found before the damage.
+    """
     found: set[str] = set()
-    for _ in range(max_pickles):
-        strings: list[str] = []
-        memo: dict[int, str] = {}
-        got_any = False
-        try:
-            for opcode, arg, _pos in pickletools.genops(stream):
-                got_any = True
-                name = opcode.name
-                if name == "GLOBAL" or name == "INST":
-                    module, _, qualname = str(arg).partition(" ")
-                    found.add(f"{module}.{qualname}")
-                elif name == "STACK_GLOBAL" and len(strings) >= 2:
-                    found.add(f"{strings[-2]}.{strings[-1]}")
-                elif isinstance(arg, str) and "UNICODE" in name or name in ("STRING", "BINSTRING", "SHORT_BINSTRING"):
-                    strings.append(str(arg))
-                elif name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
-                    memo[int(arg)] = strings[-1]
-                elif name == "MEMOIZE" and strings:
-                    memo[len(memo)] = strings[-1]
-                elif name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
-                    strings.append(memo[int(arg)])
-        except Exception:
-            break
-        if not got_any:
-            break
+    with warnings.catch_warnings():  # pickletools warns on odd STRING escapes
+        warnings.simplefilter("ignore")
+        for _ in range(max_pickles):
+            strings: list[str] = []
+            memo: dict[int, str] = {}
+            memo_size = 0
+            top_is_string = False
+            ops = 0
+            try:
+                for opcode, arg, _pos in pickletools.genops(stream):
+                    ops += 1
+                    name = opcode.name
+                    pushed = False
+                    if name in ("GLOBAL", "INST"):
+                        module, _, qualname = str(arg).partition(" ")
+                        found.add(f"{module}.{qualname}")
+                    elif name == "STACK_GLOBAL":
+                        if len(strings) >= 2:
+                            found.add(f"{strings[-2]}.{strings[-1]}")
+                    elif name in _PICKLE_STRING_OPS:
+                        strings.append(str(arg))
+                        pushed = True
+                    elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                        index = memo_size if name == "MEMOIZE" else int(arg)
+                        memo_size = max(memo_size, index + 1)
+                        if top_is_string:
+                            memo[index] = strings[-1]
+                        pushed = top_is_string  # the stack top is unchanged
+                    elif name in ("GET", "BINGET", "LONG_BINGET") and int(arg) in memo:
+                        strings.append(memo[int(arg)])
+                        pushed = True
+                    top_is_string = pushed
+            except Exception:
+                break
+            if not ops:
+                break
     return found
 
 
@@ -320,17 +357,11 @@ def open_model(spec: str, arch: str | None = None, trust: bool = False) -> Loade
     if arch is not None and not isinstance(arch, str):
         raise _error(f"--arch must be a string like package.module:function, not {type(arch).__name__}")
     try:
-        loaded = _open(spec, arch, bool(trust))
+        return _open(spec, arch, bool(trust))  # every branch returns the model in eval() mode
     except PrunevizError:
         raise
     except (Exception, SystemExit) as exc:  # a bug or a case we did not foresee: still one line
         raise _error(f"cannot open {spec}: {type(exc).__name__}: {_why(exc)}") from exc
-    model = loaded.model
-    try:
-        model.eval()
-    except Exception:
-        pass
-    return loaded
 
 
 def _open(spec: str, arch: str | None, trust: bool) -> LoadedModel:
@@ -745,7 +776,8 @@ def _check_pt2_json(doc: object) -> None:
                 _check_target(value["target"])
                 for argument in value.get("inputs") or []:
                     arg_name = argument.get("name") if isinstance(argument, dict) else None
-                    if arg_name is not None and not (isinstance(arg_name, str) and arg_name.isidentifier()):
+                    # keyword names become `name=` in generated code; positional ones are ""
+                    if arg_name is not None and not (isinstance(arg_name, str) and (arg_name == "" or arg_name.isidentifier())):
                         raise _Unsafe(f"the argument name {_one_line(str(arg_name), 60)!r}")
             for key, item in value.items():
                 _check_plain(key)
@@ -931,21 +963,35 @@ def _open_pt2(spec: str, path: Path, trust: bool) -> LoadedModel:
     sample_inputs = None
     if not trust:
         sample_inputs = _check_pt2(spec, path)
+    logged: list[BaseException] = []
     try:
-        with _quiet_torch():
+        with _quiet_torch() as logged:
             program = torch.export.load(os.fspath(path))
             model = program.module(check_guards=False)
     except Exception as exc:
-        raise _error(f"{spec} is not a loadable torch.export archive ({type(exc).__name__}: {_why(exc)})") from exc
+        cause = logged[-1] if logged else exc  # the real error, not "check the warnings above"
+        raise _error(f"{spec} is not a loadable torch.export archive ({type(cause).__name__}: {_why(cause)})") from exc
     model.train = types.MethodType(_frozen_train, model)
     model.eval = types.MethodType(_frozen_eval, model)
     if trust:
         sample_inputs = getattr(program, "example_inputs", None)
-    return LoadedModel(model, spec, "pt2", None, _example_from(model, sample_inputs), False)
+    return LoadedModel(model, spec, "pt2", None, _example_from(spec, model, sample_inputs), False)
 
 
-def _example_from(model: torch.nn.Module, sample_inputs: object) -> torch.Tensor | None:
-    """A batch of one from a .pt2's sample inputs, or the whole sample if batch 1 does not run."""
+def _runs(model: torch.nn.Module, x: torch.Tensor) -> bool:
+    try:
+        with _quiet_torch(), torch.inference_mode():
+            model(x)
+        return True
+    except Exception:
+        return False
+
+
+def _example_from(spec: str, model: torch.nn.Module, sample_inputs: object) -> torch.Tensor | None:
+    """A batch of one from a .pt2's sample inputs, or the whole sample if batch 1 does not run.
+
+    A program that runs on neither is refused: the archive is damaged or inconsistent.
+    """
     try:
         args, kwargs = sample_inputs  # type: ignore[misc]
         if kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor):
@@ -956,9 +1002,8 @@ def _example_from(model: torch.nn.Module, sample_inputs: object) -> torch.Tensor
     except Exception:
         return None
     one = sample[:1].clone()
-    try:
-        with _quiet_torch(), torch.inference_mode():
-            model(one)
+    if _runs(model, one):
         return one
-    except Exception:
+    if _runs(model, sample):
         return sample.clone()
+    raise _error(f"{spec} does not run on its own sample inputs of shape {_shape(sample)}; it is damaged or inconsistent")

@@ -193,6 +193,55 @@ def test_pt2(pt2_file):
     assert loaded.model.eval() is loaded.model and loaded.model.train() is loaded.model
 
 
+class _NoGrad(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        with torch.no_grad():
+            y = x * 2
+        return self.fc(y)
+
+
+class _Cond(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        return torch.cond(x.sum() > 0, lambda v: self.fc(v), lambda v: self.fc(-v), (x,))
+
+
+class _ConstAndPool(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = torch.nn.MaxPool2d(2, return_indices=True)
+        self.fc = torch.nn.Linear(16, 10)
+        self.offset = torch.arange(10.0)  # a plain tensor attribute: a lifted constant
+
+    def forward(self, x):
+        y, idx = self.pool(x.view(-1, 1, 8, 8))
+        return self.fc(y.flatten(1)) + self.offset + idx.float().mean()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 10)),
+        _NoGrad,  # set_grad_enabled wrapper: a higher-order op with positional arguments
+        _Cond,  # subgraphs
+        _ConstAndPool,  # tensor constants, getitem
+    ],
+    ids=["batchnorm", "no_grad", "cond", "constants"],
+)
+def test_pt2_varied_exports_open(tmp_path, make):
+    torch.manual_seed(0)
+    ref = make().eval()
+    loaded = open_model(str(export_pt2(ref, tmp_path / "varied.pt2")))
+    assert same_outputs(ref, loaded.model)
+
+
 def test_pt2_with_static_batch_gives_its_sample_batch(tmp_path, arch):
     ref = reference(arch)
     path = export_pt2(ref, tmp_path / "static.pt2", dynamic=False)
