@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.strip.setYLink(self.heatmap.vb)
         self.hist = Histogram()
         self.tree = LayerTree()
-        self.tree.setMinimumWidth(380)  # every column readable, sparsity bar included
+        self.tree.setMinimumWidth(360)  # every column readable, sparsity bar included
         self.acc = AccuracyPanel()
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)
