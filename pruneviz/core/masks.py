@@ -170,6 +170,19 @@ class MaskStore:
             self._identity_cache[key] = hit
         return hit
 
+    def to(self, device: torch.device) -> None:
+        """Move masks, original values and index maps to ``device`` (the model moves separately)."""
+        for store in (self.elem, self.chan, self.orig, self.keep):
+            for k in store:
+                store[k] = store[k].to(device)
+        for lc in self.coupling.values():
+            lc.effects = [Effect(e.param, e.dim, e.target_idx.to(device), e.root_idx.to(device)) for e in lc.effects]
+        self.touching = defaultdict(list)
+        for root, lc in self.coupling.items():
+            for e in lc.effects:
+                self.touching[(e.param, e.dim)].append((root, e))
+        self._identity_cache.clear()
+
     # ------------------------------------------------------------- snapshots
     def effective_state(self) -> dict[str, torch.Tensor]:
         """Copies of the masked parameters (for checks and exports)."""

@@ -107,6 +107,8 @@ class Session:
         self._eval_tensors: tuple[torch.Tensor, torch.Tensor] | None = None
         self._baseline: ev.EvalResult | None = None
         self.last_prune: PruneSpec | None = None
+        #: human-readable messages about fallbacks (out of memory, CPU instead of GPU)
+        self.notices: list[str] = []
         self._child_of = self._children_touched()
         self.lock = threading.RLock()
 
@@ -533,9 +535,42 @@ class Session:
         return self._eval_tensors
 
     def evaluate_iter(self, cancel: threading.Event | None = None, incremental: bool = True) -> Iterator[ev.Progress | ev.EvalResult]:
-        """Generator: a :class:`~pruneviz.core.evaluate.Progress` per batch, then the result."""
-        x, y = self._tensors()
-        return ev.evaluate_iter(self._model, x, y, self.batch_size, self.cache if incremental else None, self.data.num_classes, cancel)
+        """Generator: a :class:`~pruneviz.core.evaluate.Progress` per batch, then the result.
+
+        Out of device memory, it retries with half the batch size, and below 8 samples a batch
+        moves the session to the CPU; each fallback is appended to :attr:`notices`."""
+        self._tensors()  # fail now, not at the first next(), when there is no data
+        return self._evaluate_with_fallback(cancel, incremental)
+
+    def _evaluate_with_fallback(self, cancel, incremental):
+        while True:
+            x, y = self._tensors()
+            try:
+                yield from ev.evaluate_iter(self._model, x, y, self.batch_size, self.cache if incremental else None, self.data.num_classes, cancel)
+                return
+            except torch.OutOfMemoryError:
+                self.cache.clear()
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if self.batch_size > 8:
+                    self.batch_size //= 2
+                    self.notices.append(f"out of {self.device.type} memory: retrying with batch size {self.batch_size}")
+                elif self.device.type != "cpu":
+                    self.notices.append(f"out of {self.device.type} memory even at batch size {self.batch_size}: evaluating on the CPU")
+                    self.to_device("cpu")
+                else:
+                    raise PrunevizError("out of memory evaluating on the CPU: use a smaller --batch-size or less data") from None
+
+    def to_device(self, device: str | torch.device) -> None:
+        """Move the model, its masks and caches to ``device`` (e.g. after running out of GPU memory)."""
+        device = torch.device(device)
+        with self.lock:
+            self._model.to(device)
+            self.masks.to(device)
+            self.device = device
+            self._eval_tensors = None
+            self._score_cache.clear()
+            self.cache.clear()
 
     def evaluate(self, incremental: bool = True) -> ev.EvalResult:
         """Accuracy, mean cross-entropy, per-class accuracy of the current model on the data."""

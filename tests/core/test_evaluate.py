@@ -89,3 +89,53 @@ def test_incremental_is_exact_with_inplace_activations():
         inc, full = s.evaluate(), s.evaluate(incremental=False)
         assert inc.start > 0
         assert (inc.correct, inc.loss) == (full.correct, full.loss)
+
+
+class _OOMAbove(torch.nn.Module):
+    """Raises out-of-memory for batches larger than ``limit``: fault injection for the fallback."""
+
+    def __init__(self, inner, limit):
+        super().__init__()
+        self.inner = inner
+        self.limit = limit
+
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return self.inner(x)
+
+
+def test_out_of_memory_retries_with_smaller_batches():
+    import torch.nn as nn
+
+    from pruneviz.core.data import EvalData
+    from pruneviz.core.model_io import LoadedModel
+    from pruneviz.core.session import Session
+
+    inner = models.mlp()
+    x, y = torch.randn(300, 12), torch.randint(0, 5, (300,))
+    model = nn.Sequential(_OOMAbove(inner, 40))
+    s = Session(LoadedModel(model, "t", "state_dict", None, x[:1], True), EvalData(x=x, y=y, spec="t"), device="cpu")
+    s.batch_size = 256
+    r = s.evaluate()
+    assert s.batch_size == 32 and len(s.notices) == 3 and "batch size 32" in s.notices[-1]
+    with torch.no_grad():
+        expect = int((inner(x).argmax(1) == y).sum())
+    assert r.correct == expect and r.samples == 300
+    s.model[0].limit = 0  # nothing fits, even one sample: a clean error on the CPU
+    import pytest
+
+    from pruneviz.core.errors import PrunevizError
+
+    with pytest.raises(PrunevizError, match="out of memory"):
+        s.evaluate()
+
+
+def test_to_device_keeps_masks_consistent():
+    s, _, _, _ = make(models.resnet, (3, 8, 8), 6)
+    s.prune_neurons("stem", [1])
+    before = s.evaluate()
+    s.to_device("cpu")
+    s.prune_neurons("conv1", [2])
+    s.undo()
+    assert s.evaluate().correct == before.correct
