@@ -67,6 +67,43 @@ def open_session_interactive(parent, model, data, arch=None, opener=None, trust=
     return None
 
 
+def recover_interactive(device="auto"):
+    """If a previous run did not exit cleanly, offer to reopen its autosaved session."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from pruneviz.core import persist
+
+    for path in persist.recoverable():
+        try:
+            head, records = persist.read_journal(path)
+        except PrunevizError:
+            path.unlink(missing_ok=True)  # torn beyond use: nothing to offer
+            continue
+        steps = sum(1 for r in records if isinstance(r, dict) and r.get("op") == "push")
+        answer = QMessageBox.question(
+            None,
+            "Recover session?",
+            f"pruneviz did not exit cleanly last time.\n\nRecover the session on {head.get('model')} "
+            f"({steps} edit{'s' if steps != 1 else ''}, saved {head.get('saved', '?')})?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            path.unlink(missing_ok=True)
+            continue
+        for trust in (False, True):
+            try:
+                session = persist.load_session(path, trust=trust, device=device)
+            except TrustRequired as exc:
+                if trust or not ask_trust(None, exc):
+                    break
+                continue
+            except PrunevizError as exc:
+                QMessageBox.warning(None, "pruneviz", f"could not recover: {exc}")
+                break
+            return session, path
+    return None, None
+
+
 def _palette_colours(app) -> None:
     """pyqtgraph follows the system light/dark palette instead of its black default."""
     import pyqtgraph as pg
@@ -122,7 +159,7 @@ def run(args) -> int:
 
     model, data = getattr(args, "model", None) or DEMO[0], getattr(args, "data", None)
     arch, trust, device = getattr(args, "arch", None), bool(getattr(args, "trust", False)), getattr(args, "device", "auto") or "auto"
-    session = None
+    session = recovered = None
     if screenshot:
         try:
             session = _default_open(model, data, arch, trust, device)
@@ -130,13 +167,17 @@ def run(args) -> int:
             print(f"pruneviz: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
             return 2
     else:
-        session = open_session_interactive(None, model, data, arch, None, trust, device)
+        session, recovered = recover_interactive(device)
+        if session is None:
+            session = open_session_interactive(None, model, data, arch, None, trust, device)
         if session is None:
             if (model, data) == DEMO:
                 return 2
             QMessageBox.information(None, "pruneviz", "Starting with the demo model instead.")
             session = _default_open(*DEMO, None, False, device)
-    window = MainWindow(session, restore_layout=not screenshot)  # screenshots look the same everywhere
+    window = MainWindow(session, restore_layout=not screenshot, autosave=not screenshot)
+    if not screenshot and recovered is not None:
+        recovered.unlink(missing_ok=True)  # the window's own journal now holds every step  # screenshots look the same everywhere
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)
         window.show()

@@ -55,9 +55,12 @@ class MainWindow(QMainWindow):
     sessionChanged = Signal(object)
     errorShown = Signal(str)
 
-    def __init__(self, session, open_session=None, parent=None, restore_layout: bool = True):
-        """``open_session(model, data, arch, trust)`` opens a new Session (File > Open); defaults to Session.open."""
+    def __init__(self, session, open_session=None, parent=None, restore_layout: bool = True, autosave: bool = False):
+        """``open_session(model, data, arch, trust)`` opens a new Session (File > Open); defaults to Session.open.
+        With ``autosave``, every edit is journalled to the user data dir (see pruneviz.core.persist)."""
         super().__init__(parent)
+        self._autosave_enabled = autosave
+        self.autosave = None
         self.setWindowTitle("pruneviz")
         self.setAcceptDrops(True)
         self.session = None
@@ -268,6 +271,16 @@ class MainWindow(QMainWindow):
             self.session.changed.disconnect(self._on_changed)
             self.loop.stop()
         self.session = s
+        if self._autosave_enabled:
+            from pruneviz.core import persist
+
+            if self.autosave is not None:
+                self.autosave.close()
+            try:
+                self.autosave = persist.Autosave(s)
+            except OSError as exc:  # a read-only home must not stop the app
+                self.autosave = None
+                self.statusBar().showMessage(f"autosave is off: {exc}", 10_000)
         self.runner.set_session(s)
         s.changed.connect(self._on_changed)
         self.selected = set()
@@ -629,6 +642,9 @@ class MainWindow(QMainWindow):
         st.setValue("window/geometry", self.saveGeometry())
         st.setValue("window/state", self.saveState())
         self.runner.shutdown(5000)
+        if self.autosave is not None:  # a clean exit: nothing to recover next time
+            self.autosave.close()
+            self.autosave = None
         if self.session is not None:
             try:
                 self.session.changed.disconnect(self._on_changed)
