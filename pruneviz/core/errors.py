@@ -20,3 +20,7 @@ class TrustRequired(PrunevizError):
     def __init__(self, message: str, imports: list[str] | None = None):
         super().__init__(message)
         self.imports = list(imports or [])
+
+
+class ArchRequired(PrunevizError):
+    """The file holds only weights: the user must name the factory that builds the model (``--arch``)."""

@@ -72,7 +72,7 @@ from pathlib import Path
 
 import torch
 
-from pruneviz.core.errors import PrunevizError, TrustRequired
+from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired
 
 __all__ = ["LoadedModel", "open_model", "load_factory", "pickle_imports"]
 
@@ -464,7 +464,7 @@ def _shape(t: torch.Tensor | torch.Size) -> str:
 
 def _build_from_arch(spec: str, sd: dict[str, torch.Tensor], arch: str | None, source: str) -> LoadedModel:
     if arch is None:
-        raise _error(f"{spec} is a state_dict: {_ARCH_HINT}")
+        raise ArchRequired(_one_line(f"{spec} is a state_dict: {_ARCH_HINT}", 1000))
     model = load_factory(arch)()
     if not isinstance(model, torch.nn.Module):
         raise _error(f"--arch {arch} returned a {type(model).__name__}, not a torch.nn.Module")

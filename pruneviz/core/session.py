@@ -212,18 +212,22 @@ class Session:
         return {"masks": self.masks.nbytes(), "history": self.history.nbytes(), "cache": self.cache.nbytes}
 
     # ---------------------------------------------------------------- scores
-    def scores(self, layer: str | None = None, method: str = "magnitude", granularity: str = "weight"):
+    def scores(self, layer: str | None = None, method: str = "magnitude", granularity: str = "weight", original: bool = False):
         """Importance of each weight (``granularity="weight"``, shaped like the weight) or neuron
-        (``"neuron"``, one per output) of ``layer`` (or a dict for every layer), on the current model."""
+        (``"neuron"``, one per output) of ``layer`` (or a dict for every layer), on the current model,
+        or with ``original=True`` on the unpruned model (what pruned entries were worth)."""
         imp.check_method(method, granularity, self.data is not None)
-        key = (method, granularity, self.masks.version if method != "random" else -1, self.seed)
+        version = -2 if original else (self.masks.version if method != "random" else -1)
+        key = (method, granularity, version, self.seed)
         cached = self._score_cache.get(key)
         if cached is None:
             fn = imp.weight_scores if granularity == "weight" else imp.neuron_scores
             opts = imp.ScoreOptions(seed=self.seed)
             with self.lock:
-                cached = {n: s.detach() for n, s in fn(method, self._model, self._layers, self.masks.params, self.data, opts).items()}
-            self._score_cache = {k: v for k, v in self._score_cache.items() if k[2] == -1 or k[2] == self.masks.version}
+                model = self.original_model() if original else self._model
+                params = dict(model.named_parameters()) if original else self.masks.params
+                cached = {n: s.detach() for n, s in fn(method, model, self._layers, params, self.data, opts).items()}
+            self._score_cache = {k: v for k, v in self._score_cache.items() if k[2] < 0 or k[2] == self.masks.version}
             self._score_cache[key] = cached
         if layer is None:
             return {n: s.cpu() for n, s in cached.items()}
@@ -525,6 +529,7 @@ class Session:
         self._baseline = None
         self.cache.clear()
         self._score_cache.clear()
+        self.changed.emit(Change("set data", frozenset(self._by_name), "data"))
 
     def _tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.data is None:
@@ -536,6 +541,11 @@ class Session:
 
     def evaluate_iter(self, cancel: threading.Event | None = None, incremental: bool = True) -> Iterator[ev.Progress | ev.EvalResult]:
         """Generator: a :class:`~pruneviz.core.evaluate.Progress` per batch, then the result.
+
+        It reads the live parameters without holding :attr:`lock`: an edit made while it runs can
+        mix old and new weights in that run, so callers that edit concurrently (the app) cancel the
+        running evaluation on every edit and discard its result; the activation cache is protected
+        by its own generation counter and never keeps tensors from such a run.
 
         Out of device memory, it retries with half the batch size, and below 8 samples a batch
         moves the session to the CPU; each fallback is appended to :attr:`notices`."""
@@ -579,10 +589,21 @@ class Session:
     def baseline(self) -> ev.EvalResult:
         """Evaluation of the unpruned model (computed once)."""
         if self._baseline is None:
-            x, y = self._tensors()
-            model = self.original_model()
-            self._baseline = ev.run(ev.evaluate_iter(model, x, y, self.batch_size, None, self.data.num_classes))
+            ev.run(self.baseline_iter())
         return self._baseline
+
+    def baseline_iter(self, cancel: threading.Event | None = None) -> Iterator[ev.Progress | ev.EvalResult]:
+        """:meth:`baseline` as a cancellable generator; the result is kept once it completes."""
+        x, y = self._tensors()
+        if self._baseline is not None:
+            return iter([self._baseline])
+        return self._baseline_gen(x, y, cancel)
+
+    def _baseline_gen(self, x, y, cancel):
+        for item in ev.evaluate_iter(self.original_model(), x, y, self.batch_size, None, self.data.num_classes, cancel):
+            if isinstance(item, ev.EvalResult):
+                self._baseline = item
+            yield item
 
     def original_model(self) -> torch.nn.Module:
         """A copy of the model with every original value back (nothing pruned)."""

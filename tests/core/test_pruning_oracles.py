@@ -210,3 +210,39 @@ def test_importance_methods_shapes_and_definitions():
     torch.testing.assert_close(s.scores("0", "apoz", "neuron"), 1 - (h <= 0).float().mean(0).detach())
     # random is seeded: same seed, same scores
     assert torch.equal(s.scores("0", "random"), s.scores("0", "random"))
+
+
+def test_original_scores_show_what_pruned_neurons_were_worth():
+    s, model, _, _ = make(models.mlp, (12,), 5)
+    s.prune_neurons("0", [1])
+    assert float(s.scores("0", "magnitude", "neuron")[1]) == 0.0
+    torch.testing.assert_close(s.scores("0", "magnitude", "neuron", original=True), model[0].weight.detach().norm(dim=1))
+    assert s.scores("0", "taylor", "neuron", original=True).shape == (20,)
+
+
+def test_baseline_is_cancellable_and_cached():
+    import threading
+
+    from pruneviz.core.evaluate import EvalResult
+
+    s, _, _, _ = make(models.mlp, (12,), 5, n=600)
+    s.batch_size = 100
+    cancel = threading.Event()
+    gen = s.baseline_iter(cancel)
+    next(gen)
+    cancel.set()
+    assert not any(isinstance(i, EvalResult) for i in gen) and s._baseline is None
+    s.prune(0.9)
+    full = s.baseline()
+    s.undo()
+    assert full == s.baseline() and full.correct == s.evaluate().correct
+
+
+def test_state_dict_without_arch_raises_arch_required(tmp_path):
+    from pruneviz.core.errors import ArchRequired
+    from pruneviz.core.model_io import open_model
+
+    path = tmp_path / "w.pt"
+    torch.save(models.mlp().state_dict(), path)
+    with pytest.raises(ArchRequired, match="--arch"):
+        open_model(str(path))
