@@ -12,6 +12,7 @@ result is the same computation on the same tensors, so it is identical to a full
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class EvalResult:
     correct: int
     #: where the evaluation started (0 = full pass; k = from cached input of child k)
     start: int = 0
+    #: "fp32", or "amp-fp16" / "amp-bf16" when mixed precision was on (results may differ slightly)
+    precision: str = "fp32"
 
     def to_json(self) -> dict:
         return {"accuracy": self.accuracy, "loss": self.loss, "samples": self.samples, "device": self.device, "per_class": self.per_class}
@@ -149,6 +152,7 @@ def evaluate_iter(
     num_classes: int | None = None,
     cancel: threading.Event | None = None,
     first_batch: int | None = 32,
+    amp: bool = False,
 ) -> Iterator[Progress | EvalResult]:
     """Evaluate ``model`` on ``x``/``y`` (already on the model's device, already in evaluation order).
 
@@ -176,7 +180,10 @@ def evaluate_iter(
     loss_sum = 0.0
     classes = num_classes
     per_correct = per_total = None
-    with torch.inference_mode():
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    precision = f"amp-{'fp16' if amp_dtype == torch.float16 else 'bf16'}" if amp else "fp32"
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         for b, (i, j) in enumerate(bounds):
             if cancel is not None and cancel.is_set():
                 return
@@ -220,6 +227,7 @@ def evaluate_iter(
         per_class=[c / t if t else float("nan") for c, t in zip(pc, pt)],
         correct=correct,
         start=start,
+        precision=precision,
     )
 
 

@@ -46,9 +46,20 @@ def atomic_path(path):
         raise
 
 
+def finite(obj):
+    """``obj`` with NaN/Inf floats replaced by None, so that it is valid JSON."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def write_json(path, obj) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+        tmp.write_text(json.dumps(finite(obj), indent=2, allow_nan=False) + "\n")
 
 
 def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str, torch.Tensor], keep: set[str] = frozenset()) -> nn.Module:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ class Session:
 
     changed = Signal(object)  #: emits a :class:`Change` after every edit, undo, redo
 
-    def __init__(self, loaded: LoadedModel, data: EvalData | None = None, device: str = "auto", seed: int = 0, batch_size: int = 256):
+    def __init__(self, loaded: LoadedModel, data: EvalData | None = None, device: str = "auto", seed: int = 0, batch_size: int = 256, cache_bytes: int = 512 * 1024**2):
         self.loaded = loaded
         self.spec = loaded.spec
         self.arch = loaded.arch
@@ -98,17 +99,20 @@ class Session:
         outputs = {n for n, c in self.coupling.items() if c.is_output} if self.coupling else {layers[-1].name}
         self._layers = with_outputs(layers, outputs)
         self._by_name = {layer.name: layer for layer in self._layers}
+        _check_memory(self._layers, self._model, self.device)
         self.masks = MaskStore(self._model, self._layers, self.coupling)
         self.history = History()
         self._pending: Step | None = None
         self._pending_layers: set[str] = set()
         self._score_cache: dict[tuple, dict[str, torch.Tensor]] = {}
-        self.cache = ev.ActivationCache()
+        self.cache = ev.ActivationCache(budget_bytes=cache_bytes)
         self._eval_tensors: tuple[torch.Tensor, torch.Tensor] | None = None
         self._baseline: ev.EvalResult | None = None
         self.last_prune: PruneSpec | None = None
         #: human-readable messages about fallbacks (out of memory, CPU instead of GPU)
         self.notices: list[str] = []
+        self.amp = False
+        self.channels_last = False
         self._child_of = self._children_touched()
         self.lock = threading.RLock()
 
@@ -206,6 +210,13 @@ class Session:
             else:
                 total += t.numel()
         return total
+
+    def set_cache_budget(self, nbytes: int) -> None:
+        """Bytes the activation cache may hold (0 turns incremental evaluation off)."""
+        if nbytes < 0:
+            raise PrunevizError("the cache budget must be 0 or more bytes")
+        self.cache.budget_bytes = int(nbytes)
+        self.cache.clear()
 
     def memory(self) -> dict[str, int]:
         """Bytes held by masks + original values, history, and the activation cache."""
@@ -556,7 +567,7 @@ class Session:
         while True:
             x, y = self._tensors()
             try:
-                yield from ev.evaluate_iter(self._model, x, y, self.batch_size, self.cache if incremental else None, self.data.num_classes, cancel)
+                yield from ev.evaluate_iter(self._model, x, y, self.batch_size, self.cache if incremental else None, self.data.num_classes, cancel, amp=self.amp)
                 return
             except torch.OutOfMemoryError:
                 self.cache.clear()
@@ -570,6 +581,20 @@ class Session:
                     self.to_device("cpu")
                 else:
                     raise PrunevizError("out of memory evaluating on the CPU: use a smaller --batch-size or less data") from None
+
+    def set_precision(self, amp: bool = False, channels_last: bool = False) -> None:
+        """Mixed precision (autocast) and channels-last layout for evaluation; both off by default.
+
+        Results made with ``amp`` say so in :attr:`EvalResult.precision`; the exact figure is fp32."""
+        with self.lock:
+            self.amp = bool(amp)
+            if bool(channels_last) != self.channels_last:
+                fmt = torch.channels_last if channels_last else torch.contiguous_format
+                for p in self.masks.params.values():
+                    if p.dim() == 4:
+                        p.data = p.data.contiguous(memory_format=fmt)
+                self.channels_last = bool(channels_last)
+            self.cache.clear()  # cached activations were made at the old precision
 
     def to_device(self, device: str | torch.device) -> None:
         """Move the model, its masks and caches to ``device`` (e.g. after running out of GPU memory)."""
@@ -628,6 +653,28 @@ class Session:
         return ex.export_session(self, path, format=format, shrink=shrink, report_path=report)
 
 
+def _available_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None  # not knowable here (macOS, Windows): go ahead
+
+
+def _check_memory(layers: list[LayerInfo], model: torch.nn.Module, device: torch.device) -> None:
+    """Refuse before allocating when masks + original copies would not fit in free memory."""
+    weights = {layer.weight for layer in layers}
+    need = 0
+    for name, p in model.named_parameters():
+        if name in weights:
+            need += p.numel() * (p.element_size() + 1)  # original copy + bool mask
+    free = _available_bytes(device)
+    if free is not None and need > free:
+        raise PrunevizError(f"pruneviz needs {need / 2**30:.1f} GiB for masks and original weights but only {free / 2**30:.1f} GiB is free on {device.type}")
+
+
 def _check_amount(amount: float) -> None:
     try:
         ok = 0.0 <= float(amount) <= 1.0
@@ -644,6 +691,9 @@ def _lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
     Large ones find the k-th smallest score with a selection (``kthvalue``, no sort, no 50%
     ``topk``) and take everything below it plus the first ties in index order."""
     flat_s, flat_k = scores.reshape(-1), kept.reshape(-1)
+    if flat_s.is_floating_point() and not bool(torch.isfinite(flat_s).all()):
+        # a NaN/Inf weight breaks the model: rank NaN first to go, +Inf last, -Inf first
+        flat_s = torch.nan_to_num(flat_s.float(), nan=-float("inf"))
     out = torch.zeros_like(flat_k)
     k = min(k, _count(flat_k)) if k > 0 else 0
     if k <= 0:

@@ -139,3 +139,18 @@ def test_to_device_keeps_masks_consistent():
     s.prune_neurons("conv1", [2])
     s.undo()
     assert s.evaluate().correct == before.correct
+
+
+def test_mixed_precision_and_channels_last_are_flagged_and_close():
+    s, _, _, _ = make(models.cnn_seq, (3, 8, 8), 4, n=200)
+    exact = s.evaluate()
+    assert exact.precision == "fp32"
+    s.set_precision(amp=True, channels_last=True)
+    s.prune_neurons("3", [1])
+    s.undo()
+    approx = s.evaluate()
+    assert approx.precision in ("amp-bf16", "amp-fp16")
+    assert abs(approx.accuracy - exact.accuracy) <= 0.05 and abs(approx.loss - exact.loss) < 0.1
+    s.set_precision(False, False)
+    again = s.evaluate()
+    assert (again.correct, again.loss, again.precision) == (exact.correct, exact.loss, "fp32")

@@ -246,3 +246,25 @@ def test_state_dict_without_arch_raises_arch_required(tmp_path):
     torch.save(models.mlp().state_dict(), path)
     with pytest.raises(ArchRequired, match="--arch"):
         open_model(str(path))
+
+
+def test_memory_is_checked_before_allocating_masks(monkeypatch):
+    from pruneviz.core import session as session_mod
+
+    monkeypatch.setattr(session_mod, "_available_bytes", lambda device: 1000)
+    with pytest.raises(PrunevizError, match="GiB"):
+        make(models.mlp, (12,), 5)
+
+
+def test_nan_weights_rank_first_and_cache_budget_is_settable():
+    s, _, _, _ = make(models.mlp, (12,), 5)
+    with torch.no_grad():
+        s.masks.orig["0.weight"][0, :3] = float("nan")
+        s.model[0].weight[0, :3] = float("nan")
+    s.prune(3 / 240, layers="0")
+    assert not bool(s.mask("0")[0, :3].any()) and int((~s.mask("0")).sum()) == 3
+    s.set_cache_budget(0)
+    s.evaluate()
+    assert s.memory()["cache"] == 0
+    with pytest.raises(PrunevizError):
+        s.set_cache_budget(-1)
