@@ -37,6 +37,8 @@ from .inventory import LayerInfo
 WEIGHT_METHODS = ("magnitude", "random", "taylor", "obd", "wanda")
 NEURON_METHODS = WEIGHT_METHODS + ("activation", "apoz")
 DATA_METHODS = frozenset({"taylor", "obd", "wanda", "activation", "apoz"})
+#: methods that read only the layer's own weights (cheap per layer, nothing to cache)
+LOCAL_METHODS = frozenset({"magnitude", "random"})
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,16 @@ class Session:
         (``"neuron"``, one per output) of ``layer`` (or a dict for every layer), on the current model,
         or with ``original=True`` on the unpruned model (what pruned entries were worth)."""
         imp.check_method(method, granularity, self.data is not None)
-        version = -2 if original else (self.masks.version if method != "random" else -1)
+        if method in imp.LOCAL_METHODS:
+            # one layer's own weights are enough: no model pass, no work on the other layers
+            fn = imp.weight_scores if granularity == "weight" else imp.neuron_scores
+            params = self.masks.orig if original else self.masks.params
+            opts = imp.ScoreOptions(seed=self.seed)
+            names = [self.layer(layer)] if layer is not None else self._layers
+            with self.lock:
+                out = {n: t.detach().cpu() for n, t in fn(method, self._model, names, params, None, opts).items()}
+            return out[layer] if layer is not None else out
+        version = -2 if original else self.masks.version
         key = (method, granularity, version, self.seed)
         cached = self._score_cache.get(key)
         if cached is None:
@@ -238,7 +247,7 @@ class Session:
                 model = self.original_model() if original else self._model
                 params = dict(model.named_parameters()) if original else self.masks.params
                 cached = {n: s.detach() for n, s in fn(method, model, self._layers, params, self.data, opts).items()}
-            self._score_cache = {k: v for k, v in self._score_cache.items() if k[2] < 0 or k[2] == self.masks.version}
+            self._score_cache = {k: v for k, v in self._score_cache.items() if k[2] == -2 or k[2] == self.masks.version}
             self._score_cache[key] = cached
         if layer is None:
             return {n: s.cpu() for n, s in cached.items()}
