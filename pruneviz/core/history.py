@@ -86,3 +86,12 @@ class History:
 
     def nbytes(self) -> int:
         return sum(s.nbytes for s in self.steps)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an edit, undo or redo changed: the step's label and the layers it touched."""
+
+    label: str
+    layers: frozenset[str]
+    kind: str = "edit"  # "edit" | "undo" | "redo" | "load"

@@ -16,11 +16,13 @@ Edits write only the slices they touch into the live parameters.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
 import torch
 import torch.nn as nn
 
+from .errors import PrunevizError
 from .groups import Effect, LayerCoupling
 from .inventory import LayerInfo
 
@@ -187,3 +189,25 @@ class MaskStore:
     def effective_state(self) -> dict[str, torch.Tensor]:
         """Copies of the masked parameters (for checks and exports)."""
         return {p: t.detach().clone() for p, t in self.params.items()}
+
+
+def available_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None  # not knowable here (macOS, Windows): go ahead
+
+
+def check_memory(layers: list[LayerInfo], model: torch.nn.Module, device: torch.device) -> None:
+    """Refuse before allocating when masks + original copies would not fit in free memory."""
+    weights = {layer.weight for layer in layers}
+    need = 0
+    for name, p in model.named_parameters():
+        if name in weights:
+            need += p.numel() * (p.element_size() + 1)  # original copy + bool mask
+    free = available_bytes(device)
+    if free is not None and need > free:
+        raise PrunevizError(f"pruneviz needs {need / 2**30:.1f} GiB for masks and original weights but only {free / 2**30:.1f} GiB is free on {device.type}")

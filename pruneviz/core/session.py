@@ -14,9 +14,7 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import fnmatch
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,19 +28,12 @@ from . import importance as imp
 from .data import EvalData, check_fits, open_data
 from .errors import PrunevizError
 from .groups import build_coupling
-from .history import Flip, History, Step
+from .history import Change, Flip, History, Step
 from .inventory import LayerInfo, find_layers, total_params, with_outputs
-from .masks import MaskStore
+from . import ranking as rk
+from .masks import MaskStore, check_memory
+from .session_eval import EvaluationVerbs
 from .model_io import LoadedModel, open_model
-
-
-@dataclass(frozen=True)
-class Change:
-    """What an edit, undo or redo changed: the step's label and the layers it touched."""
-
-    label: str
-    layers: frozenset[str]
-    kind: str = "edit"  # "edit" | "undo" | "redo" | "load"
 
 
 @dataclass(frozen=True)
@@ -56,7 +47,7 @@ class PruneSpec:
     layers: tuple[str, ...]
 
 
-class Session:
+class Session(EvaluationVerbs):
     """An editable, evaluable pruning session over one model.
 
     Open one with :meth:`Session.open`. Read ``layers``, ``scores()``, ``mask()``,
@@ -99,7 +90,7 @@ class Session:
         outputs = {n for n, c in self.coupling.items() if c.is_output} if self.coupling else {layers[-1].name}
         self._layers = with_outputs(layers, outputs)
         self._by_name = {layer.name: layer for layer in self._layers}
-        _check_memory(self._layers, self._model, self.device)
+        check_memory(self._layers, self._model, self.device)
         self.masks = MaskStore(self._model, self._layers, self.coupling)
         self.history = History()
         self._pending: Step | None = None
@@ -404,7 +395,7 @@ class Session:
 
     def preview(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None) -> dict[str, torch.Tensor]:
         """What :meth:`prune` would prune, without pruning: ``{layer: bool tensor}`` (True = would go)."""
-        _check_amount(amount)
+        rk.check_amount(amount)
         if scope not in ("layer", "global"):
             raise PrunevizError(f"unknown scope {scope!r}: use layer or global")
         names = self.select_layers(layers, granularity)
@@ -416,20 +407,20 @@ class Session:
         out = {}
         if scope == "layer":
             for n in names:
-                out[n] = _lowest(scores[n], kept[n], round(amount * _count(kept[n])))
+                out[n] = rk.lowest(scores[n], kept[n], round(amount * rk.count(kept[n])))
             return out
         if granularity == "neuron":
-            norm = {n: scores[n] / _mean_kept(scores[n], kept[n]) for n in names}
+            norm = {n: scores[n] / rk.mean_kept(scores[n], kept[n]) for n in names}
             # keep at least one neuron per layer: the best of each layer is never a candidate
-            guard = {n: _best_kept(norm[n], kept[n]) for n in names}
+            guard = {n: rk.best_kept(norm[n], kept[n]) for n in names}
             flat_s = torch.cat([norm[n].reshape(-1).float() for n in names])
             flat_k = torch.cat([(kept[n] & ~guard[n]).reshape(-1) for n in names])
-            total = sum(_count(kept[n]) for n in names)
-            sel = _lowest(flat_s, flat_k, min(round(amount * total), _count(flat_k)))
+            total = sum(rk.count(kept[n]) for n in names)
+            sel = rk.lowest(flat_s, flat_k, min(round(amount * total), rk.count(flat_k)))
         else:
             flat_s = torch.cat([scores[n].reshape(-1).float() for n in names])
             flat_k = torch.cat([kept[n].reshape(-1) for n in names])
-            sel = _lowest(flat_s, flat_k, round(amount * _count(flat_k)))
+            sel = rk.lowest(flat_s, flat_k, round(amount * rk.count(flat_k)))
         offset = 0
         for n in names:
             size = kept[n].numel()
@@ -477,7 +468,7 @@ class Session:
             kept = self.masks.chan[n].cpu()
             if int(kept.sum()) <= 1:
                 continue
-            norm = scores[n].float() / _mean_kept(scores[n], kept)
+            norm = scores[n].float() / rk.mean_kept(scores[n], kept)
             norm = torch.where(kept, norm, torch.full_like(norm, float("inf")))
             i = int(norm.argmin())
             if best is None or float(norm[i]) < best[0]:
@@ -537,122 +528,6 @@ class Session:
         while self.history.index < index:
             self.redo()
 
-    # ------------------------------------------------------------ evaluation
-    def set_data(self, data: EvalData | str | None) -> None:
-        """Attach (or replace) evaluation data; checks that it fits the model."""
-        if isinstance(data, str):
-            data = open_data(data)
-        if data is not None:
-            check_fits(self._model, data)
-        self.data = data
-        self._eval_tensors = None
-        self._baseline = None
-        self.cache.clear()
-        self._score_cache.clear()
-        self.changed.emit(Change("set data", frozenset(self._by_name), "data"))
-
-    def _tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.data is None:
-            raise PrunevizError("no evaluation data: pass --data (Python: Session.open(..., data=...))")
-        if self._eval_tensors is None:
-            perm = ev.order(len(self.data), self.seed)
-            self._eval_tensors = (self.data.x[perm].to(self.device), self.data.y[perm].to(self.device))
-        return self._eval_tensors
-
-    def evaluate_iter(self, cancel: threading.Event | None = None, incremental: bool = True) -> Iterator[ev.Progress | ev.EvalResult]:
-        """Generator: a :class:`~pruneviz.core.evaluate.Progress` per batch, then the result.
-
-        It reads the live parameters without holding :attr:`lock`: an edit made while it runs can
-        mix old and new weights in that run, so callers that edit concurrently (the app) cancel the
-        running evaluation on every edit and discard its result; the activation cache is protected
-        by its own generation counter and never keeps tensors from such a run.
-
-        Out of device memory, it retries with half the batch size, and below 8 samples a batch
-        moves the session to the CPU; each fallback is appended to :attr:`notices`."""
-        self._tensors()  # fail now, not at the first next(), when there is no data
-        return self._evaluate_with_fallback(cancel, incremental)
-
-    def _evaluate_with_fallback(self, cancel, incremental):
-        while True:
-            x, y = self._tensors()
-            try:
-                yield from ev.evaluate_iter(self._model, x, y, self.batch_size, self.cache if incremental else None, self.data.num_classes, cancel, amp=self.amp)
-                return
-            except torch.OutOfMemoryError:
-                self.cache.clear()
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                if self.batch_size > 8:
-                    self.batch_size //= 2
-                    self.notices.append(f"out of {self.device.type} memory: retrying with batch size {self.batch_size}")
-                elif self.device.type != "cpu":
-                    self.notices.append(f"out of {self.device.type} memory even at batch size {self.batch_size}: evaluating on the CPU")
-                    self.to_device("cpu")
-                else:
-                    raise PrunevizError("out of memory evaluating on the CPU: use a smaller --batch-size or less data") from None
-
-    def set_precision(self, amp: bool = False, channels_last: bool = False) -> None:
-        """Mixed precision (autocast) and channels-last layout for evaluation; both off by default.
-
-        Results made with ``amp`` say so in :attr:`EvalResult.precision`; the exact figure is fp32."""
-        with self.lock:
-            self.amp = bool(amp)
-            if bool(channels_last) != self.channels_last:
-                fmt = torch.channels_last if channels_last else torch.contiguous_format
-                for p in self.masks.params.values():
-                    if p.dim() == 4:
-                        p.data = p.data.contiguous(memory_format=fmt)
-                self.channels_last = bool(channels_last)
-            self.cache.clear()  # cached activations were made at the old precision
-
-    def to_device(self, device: str | torch.device) -> None:
-        """Move the model, its masks and caches to ``device`` (e.g. after running out of GPU memory)."""
-        device = torch.device(device)
-        with self.lock:
-            self._model.to(device)
-            self.masks.to(device)
-            self.device = device
-            self._eval_tensors = None
-            self._score_cache.clear()
-            self.cache.clear()
-
-    def evaluate(self, incremental: bool = True) -> ev.EvalResult:
-        """Accuracy, mean cross-entropy, per-class accuracy of the current model on the data."""
-        return ev.run(self.evaluate_iter(incremental=incremental))
-
-    def baseline(self) -> ev.EvalResult:
-        """Evaluation of the unpruned model (computed once)."""
-        if self._baseline is None:
-            ev.run(self.baseline_iter())
-        return self._baseline
-
-    def baseline_iter(self, cancel: threading.Event | None = None) -> Iterator[ev.Progress | ev.EvalResult]:
-        """:meth:`baseline` as a cancellable generator; the result is kept once it completes."""
-        x, y = self._tensors()
-        if self._baseline is not None:
-            return iter([self._baseline])
-        return self._baseline_gen(x, y, cancel)
-
-    def _baseline_gen(self, x, y, cancel):
-        for item in ev.evaluate_iter(self.original_model(), x, y, self.batch_size, None, self.data.num_classes, cancel):
-            if isinstance(item, ev.EvalResult):
-                self._baseline = item
-            yield item
-
-    def original_model(self) -> torch.nn.Module:
-        """A copy of the model with every original value back (nothing pruned)."""
-        with self.lock:
-            model = copy.deepcopy(self._model)
-            params = dict(model.named_parameters())
-            for p, t in self.masks.orig.items():
-                params[p].data.copy_(t)
-        return model
-
-    @property
-    def incremental(self) -> bool:
-        """True when re-evaluation can start from cached activations (Sequential models)."""
-        return isinstance(self._model, torch.nn.Sequential)
-
     # ---------------------------------------------------------------- export
     def export(self, path, format: str = "state_dict", shrink: bool = False, report: str | None = None) -> dict:
         """Write the pruned model (``state_dict``, ``safetensors``, ``pt2``, ``onnx``); ``shrink``
@@ -660,91 +535,6 @@ class Session:
         from . import export as ex
 
         return ex.export_session(self, path, format=format, shrink=shrink, report_path=report)
-
-
-def _available_bytes(device: torch.device) -> int | None:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None  # not knowable here (macOS, Windows): go ahead
-
-
-def _check_memory(layers: list[LayerInfo], model: torch.nn.Module, device: torch.device) -> None:
-    """Refuse before allocating when masks + original copies would not fit in free memory."""
-    weights = {layer.weight for layer in layers}
-    need = 0
-    for name, p in model.named_parameters():
-        if name in weights:
-            need += p.numel() * (p.element_size() + 1)  # original copy + bool mask
-    free = _available_bytes(device)
-    if free is not None and need > free:
-        raise PrunevizError(f"pruneviz needs {need / 2**30:.1f} GiB for masks and original weights but only {free / 2**30:.1f} GiB is free on {device.type}")
-
-
-def _check_amount(amount: float) -> None:
-    try:
-        ok = 0.0 <= float(amount) <= 1.0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise PrunevizError(f"amount must be a fraction between 0 and 1, got {amount!r}")
-
-
-def _lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool tensor marking the ``k`` lowest-scoring kept entries.
-
-    Small inputs use ``topk`` (what torch.nn.utils.prune uses, so results match it exactly).
-    Large ones find the k-th smallest score with a selection (``kthvalue``, no sort, no 50%
-    ``topk``) and take everything below it plus the first ties in index order."""
-    flat_s, flat_k = scores.reshape(-1), kept.reshape(-1)
-    if flat_s.is_floating_point() and not bool(torch.isfinite(flat_s).all()):
-        # a NaN/Inf weight breaks the model: rank NaN first to go, +Inf last, -Inf first
-        flat_s = torch.nan_to_num(flat_s.float(), nan=-float("inf"))
-    out = torch.zeros_like(flat_k)
-    k = min(k, _count(flat_k)) if k > 0 else 0
-    if k <= 0:
-        return out.view(kept.shape)
-    all_kept = bool(flat_k.all())
-    if flat_s.numel() > _SELECT_THRESHOLD:
-        s = flat_s if all_kept else torch.where(flat_k, flat_s, torch.full_like(flat_s, float("inf")))
-        thr = torch.kthvalue(s, k).values
-        out = s < thr
-        need = k - _count(out)
-        if need > 0:
-            ties = (s == thr).nonzero().flatten()[:need]
-            out[ties] = True
-        return out.view(kept.shape)
-    if all_kept:
-        idx = torch.topk(flat_s, k, largest=False).indices
-    else:
-        cand = flat_k.nonzero().flatten()
-        idx = cand[torch.topk(flat_s[cand], k, largest=False).indices]
-    out[idx] = True
-    return out.view(kept.shape)
-
-
-_SELECT_THRESHOLD = 1 << 20
-
-
-def _count(mask: torch.Tensor) -> int:
-    return int(torch.count_nonzero(mask))  # ~10x faster than a bool .sum() on CPU
-
-
-def _mean_kept(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    s = scores.float()[kept]
-    m = s.mean() if s.numel() else torch.tensor(1.0)
-    return m if m > 0 else torch.tensor(1.0)
-
-
-def _best_kept(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    out = torch.zeros_like(kept)
-    if kept.any():
-        s = torch.where(kept, scores.float(), torch.full_like(scores.float(), -float("inf")))
-        out[int(s.argmax())] = True
-    return out
 
 
 def _fmt(idx) -> str:

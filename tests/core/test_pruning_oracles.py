@@ -249,9 +249,9 @@ def test_state_dict_without_arch_raises_arch_required(tmp_path):
 
 
 def test_memory_is_checked_before_allocating_masks(monkeypatch):
-    from pruneviz.core import session as session_mod
+    from pruneviz.core import masks as masks_mod
 
-    monkeypatch.setattr(session_mod, "_available_bytes", lambda device: 1000)
+    monkeypatch.setattr(masks_mod, "available_bytes", lambda device: 1000)
     with pytest.raises(PrunevizError, match="GiB"):
         make(models.mlp, (12,), 5)
 

@@ -1,0 +1,70 @@
+"""Choosing what to prune from scores: pure functions over tensors, no session state."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import PrunevizError
+
+
+def check_amount(amount: float) -> None:
+    try:
+        ok = 0.0 <= float(amount) <= 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise PrunevizError(f"amount must be a fraction between 0 and 1, got {amount!r}")
+
+
+def lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool tensor marking the ``k`` lowest-scoring kept entries.
+
+    Small inputs use ``topk`` (what torch.nn.utils.prune uses, so results match it exactly).
+    Large ones find the k-th smallest score with a selection (``kthvalue``, no sort, no 50%
+    ``topk``) and take everything below it plus the first ties in index order."""
+    flat_s, flat_k = scores.reshape(-1), kept.reshape(-1)
+    if flat_s.is_floating_point() and not bool(torch.isfinite(flat_s).all()):
+        # a NaN/Inf weight breaks the model: rank NaN first to go, +Inf last, -Inf first
+        flat_s = torch.nan_to_num(flat_s.float(), nan=-float("inf"))
+    out = torch.zeros_like(flat_k)
+    k = min(k, count(flat_k)) if k > 0 else 0
+    if k <= 0:
+        return out.view(kept.shape)
+    all_kept = bool(flat_k.all())
+    if flat_s.numel() > SELECT_THRESHOLD:
+        s = flat_s if all_kept else torch.where(flat_k, flat_s, torch.full_like(flat_s, float("inf")))
+        thr = torch.kthvalue(s, k).values
+        out = s < thr
+        need = k - count(out)
+        if need > 0:
+            ties = (s == thr).nonzero().flatten()[:need]
+            out[ties] = True
+        return out.view(kept.shape)
+    if all_kept:
+        idx = torch.topk(flat_s, k, largest=False).indices
+    else:
+        cand = flat_k.nonzero().flatten()
+        idx = cand[torch.topk(flat_s[cand], k, largest=False).indices]
+    out[idx] = True
+    return out.view(kept.shape)
+
+
+SELECT_THRESHOLD = 1 << 20
+
+
+def count(mask: torch.Tensor) -> int:
+    return int(torch.count_nonzero(mask))  # ~10x faster than a bool .sum() on CPU
+
+
+def mean_kept(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    s = scores.float()[kept]
+    m = s.mean() if s.numel() else torch.tensor(1.0)
+    return m if m > 0 else torch.tensor(1.0)
+
+
+def best_kept(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros_like(kept)
+    if kept.any():
+        s = torch.where(kept, scores.float(), torch.full_like(scores.float(), -float("inf")))
+        out[int(s.argmax())] = True
+    return out
