@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pruneviz.core.errors import PrunevizError, TrustRequired
+from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired
 
 DEMO = ("demo:mlp", "demo:digits")
 SCREENSHOT_SIZE = (1400, 900)
@@ -39,11 +39,10 @@ def ask_trust(parent, exc: TrustRequired) -> bool:
 
 
 def open_session_interactive(parent, model, data, arch=None, opener=None, trust=False, device="auto"):
-    """Open a Session, asking about trust and the architecture as needed; errors → message box.
+    """Open a Session, asking about trust (:class:`TrustRequired`) and the architecture
+    (:class:`ArchRequired`, via ``parent.ask_arch``) as needed; other errors → message box.
 
     Returns the Session, or None (the caller keeps what it had)."""
-    from PySide6.QtWidgets import QMessageBox
-
     opener = opener or _default_open
     for _ in range(3):
         try:
@@ -52,19 +51,27 @@ def open_session_interactive(parent, model, data, arch=None, opener=None, trust=
             if trust or not ask_trust(parent, exc):
                 return None
             trust = True
-        except PrunevizError as exc:
-            msg = str(exc)
-            if arch is None and "--arch" in msg and hasattr(parent, "ask_arch"):
-                arch = parent.ask_arch(msg)
+        except ArchRequired as exc:
+            if arch is None and hasattr(parent, "ask_arch"):
+                arch = parent.ask_arch(str(exc))
                 if arch:
                     continue
                 return None
-            if hasattr(parent, "show_error"):
-                parent.show_error(msg)
-            else:
-                QMessageBox.warning(parent, "pruneviz", msg)
+            _report(parent, str(exc))
+            return None
+        except PrunevizError as exc:
+            _report(parent, str(exc))
             return None
     return None
+
+
+def _report(parent, msg: str) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    if hasattr(parent, "show_error"):
+        parent.show_error(msg)
+    else:
+        QMessageBox.warning(parent, "pruneviz", msg)
 
 
 def recover_interactive(device="auto"):
