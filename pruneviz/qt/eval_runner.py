@@ -6,6 +6,12 @@ The runner wraps :meth:`Session.evaluate_iter` (a generator with a cancel flag) 
 race on the activation cache). Progress and results come back as queued signals, tagged with a
 request id so a late result of a cancelled run is dropped.
 
+Evaluation reads the live parameters without a lock (see :meth:`Session.evaluate_iter`), so the
+runner honours the session's contract itself: it listens to ``session.changed`` and cancels the
+running evaluation at once on every edit, and a result is accepted only when the masks' version
+is still the one the request saw. The baseline runs through the cancellable
+:meth:`Session.baseline_iter`, so closing the window stops it at the next batch.
+
 Example::
 
     runner = EvalRunner(session)
@@ -30,12 +36,27 @@ class Request:
     id: int
     step: int  #: history index at request time
     sparsity: float
+    version: int = -1  #: mask version at request time: a result for another version is stale
+
+
+#: threads that did not stop within shutdown()'s wait: kept referenced so Qt never destroys a
+#: running QThread (which aborts the process); they end at their next cancel point
+_ORPHANS: set = set()
+
+
+def _message(exc: BaseException) -> str:
+    from pruneviz.core.errors import PrunevizError
+
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, PrunevizError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _EvalThread(QThread):
     progress = Signal(int, object)  # request id, Progress
     result = Signal(int, object)  # request id, EvalResult
-    baseline = Signal(object)  # EvalResult of the unpruned model
+    baseline = Signal(object, object)  # session, EvalResult of its unpruned model
     failed = Signal(int, str)
 
     def __init__(self, session, req: Request, cancel: threading.Event, want_baseline: bool, parent=None):
@@ -45,7 +66,19 @@ class _EvalThread(QThread):
     def run(self) -> None:  # runs in the worker thread
         try:
             if self.want_baseline and not self.cancel.is_set():
-                self.baseline.emit(self.session.baseline())
+                base = self.session.baseline_iter(cancel=self.cancel)
+                try:
+                    for item in base:
+                        if self.cancel.is_set():
+                            return
+                        if isinstance(item, EvalResult):
+                            self.baseline.emit(self.session, item)
+                finally:
+                    close = getattr(base, "close", None)
+                    if close is not None:
+                        close()
+            if self.cancel.is_set():
+                return
             gen = self.session.evaluate_iter(cancel=self.cancel)
             try:
                 for item in gen:
@@ -58,7 +91,8 @@ class _EvalThread(QThread):
             finally:
                 gen.close()
         except Exception as exc:  # noqa: BLE001 - any failure is reported in the window, not raised in a thread
-            self.failed.emit(self.req.id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            if not self.cancel.is_set():  # a cancelled run may fail on half-edited weights: not news
+                self.failed.emit(self.req.id, _message(exc))
 
 
 class EvalRunner(QObject):
@@ -122,18 +156,41 @@ class EvalRunner(QObject):
         """Cancel and wait (bounded) for the worker; call once when the window closes."""
         self._closed = True
         self.cancel()
+        self._disconnect()
         t = self._thread
         ok = True
         if t is not None:
             ok = t.wait(timeout_ms)
+            if not ok:  # never let Qt destroy a running thread: keep it until it returns
+                t.setParent(None)
+                _ORPHANS.add(t)
+                t.finished.connect(lambda t=t: _ORPHANS.discard(t))
         self._thread = None
         return ok
 
     def set_session(self, session) -> None:
         """Switch to another session (after File > Open); cancels work on the old one."""
         self.cancel()
+        self._disconnect()
         self.session = session
         self._baseline_done = False
+        if session is not None:
+            session.changed.connect(self._on_session_changed)
+
+    def _disconnect(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.changed.disconnect(self._on_session_changed)
+            except (ValueError, RuntimeError):
+                pass
+
+    def _on_session_changed(self, change) -> None:
+        """Every edit invalidates the running evaluation: cancel it now, before anything else
+        reacts (the result would mix old and new weights). New data also needs a new baseline."""
+        if self._cancel is not None:
+            self._cancel.set()
+        if getattr(change, "kind", None) == "data":
+            self._baseline_done = False
 
     # ------------------------------------------------------------- internals
     def _launch(self) -> None:
@@ -141,7 +198,7 @@ class EvalRunner(QObject):
             return
         s = self.session
         self._next_id += 1
-        req = Request(self._next_id, s.history.index, s.sparsity())
+        req = Request(self._next_id, s.history.index, s.sparsity(), s.masks.version)
         if self._thread is not None:  # the stale run is cancelled; start when it returns
             self._pending = req
             return
@@ -171,7 +228,12 @@ class EvalRunner(QObject):
             self.idle.emit()
 
     def _live(self, rid: int) -> bool:
-        return self._current is not None and rid == self._current.id and self._pending is None and not (self._cancel and self._cancel.is_set())
+        if self._current is None or rid != self._current.id or self._pending is not None:
+            return False
+        if self._cancel is not None and self._cancel.is_set():
+            return False
+        # belt and braces: an edit that reached the masks without a changed signal still voids it
+        return self.session is not None and self.session.masks.version == self._current.version
 
     def _on_progress(self, rid: int, p) -> None:
         # at most ~25 redraws a second: fast evaluations yield far more batches than a screen shows
@@ -183,7 +245,9 @@ class EvalRunner(QObject):
         if self._live(rid):
             self.finished.emit(self._current, r)
 
-    def _on_baseline(self, r) -> None:
+    def _on_baseline(self, session, r) -> None:
+        if session is not self.session:  # the baseline of a model that was replaced meanwhile
+            return
         self._baseline_done = True
         self.baselineReady.emit(r)
 
