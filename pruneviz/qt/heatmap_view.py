@@ -1,9 +1,14 @@
 """The layer heatmap: weights or importance, pruned cells overlaid, rows = output neurons.
 
-Images come pooled from :func:`pruneviz.core.display.layer_images` (max-|w|, "any pruned"), so a
-4096×4096 layer draws as fast as a small one and a single pruned weight stays visible. Every
-image is placed on the layer's own coordinates (x = input column, y = neuron row), so mouse
-positions map straight to (row, column) whatever the pooling.
+Images come pooled by :class:`pruneviz.core.display.LayerImage` (max-|w|, "any pruned") to about
+the plot's size in device pixels (never more cells than the screen can show), so a 4096×4096
+layer draws as fast as a small one and a single pruned weight stays visible. After an edit that
+touched a few neuron rows, :meth:`HeatmapView.update_rows` re-pools only the block rows holding
+them (``Session.view_rows``) instead of copying and pooling the whole layer. Every image is placed
+on the layer's own coordinates (x = input column, y = neuron row), so mouse positions map
+straight to (row, column) whatever the pooling.
+
+:func:`render_benchmark` times that path (edit → refresh the touched rows → paint) offscreen.
 
 The view never edits the session: it emits ``rowsClicked``, ``rectDragged`` and ``hovered`` and
 the window calls the Session verbs.
@@ -11,15 +16,19 @@ the window calls the Session verbs.
 
 from __future__ import annotations
 
+import math
+import time
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from pruneviz.core import display
 
-MAX_IMAGE = (1024, 1024)
+MAX_IMAGE = (4096, 4096)  #: never pool to more than this, whatever the screen
+MIN_IMAGE = (256, 256)  #: pool at least this finely (a view not laid out yet reports tiny sizes)
 
 
 def overlay_lut(rgba: tuple[int, int, int, int]) -> np.ndarray:
@@ -96,49 +105,136 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.scene().sigMouseClicked.connect(self._on_click)
         self.shape = (0, 0)  # rows, cols of the layer's 2-D view
         self.block = (1, 1)
+        self.mode = "weights"
         self.values: np.ndarray | None = None  # the un-pooled 2-D values shown (for read-outs)
+        self.pruned_src: np.ndarray | None = None  # the un-pooled pruned cells (True = pruned)
+        self.layer_image: display.LayerImage | None = None
+        self._levels = (-1.0, 1.0)
+        self._preview_src = None
+        self._pooled_for = (0, 0)
+        # re-pool to the new pixel size once a resize settles (not on every step of a drag)
+        self._repool = QTimer(self)
+        self._repool.setSingleShot(True)
+        self._repool.setInterval(150)
+        self._repool.timeout.connect(self._repool_if_needed)
+        self.vb.sigResized.connect(self._on_resized)
 
     # ------------------------------------------------------------------ data
+    def target_shape(self) -> tuple[int, int]:
+        """Pooled image size wanted now: the plot area in device pixels (rows, columns)."""
+        dpr = self.devicePixelRatioF() or 1.0
+        r = self.vb.sceneBoundingRect()
+        h = int(math.ceil(r.height() * dpr))
+        w = int(math.ceil(r.width() * dpr))
+        return (min(MAX_IMAGE[0], max(MIN_IMAGE[0], h)), min(MAX_IMAGE[1], max(MIN_IMAGE[1], w)))
+
     def _place(self, item: pg.ImageItem, img: np.ndarray) -> None:
         rows, cols = self.shape
         item.setImage(img, autoLevels=False, levels=(0, 1) if item is not self.image else None)
         item.setRect(QRectF(0, 0, cols, rows))
 
     def set_layer(self, values2d: np.ndarray, pruned2d: np.ndarray, mode: str = "weights", reset_view: bool = True) -> None:
-        """Show a layer: ``values2d`` (weights or importance, 2-D view) and its pruned cells."""
+        """Show a layer: ``values2d`` (weights or importance, 2-D view) and its pruned cells.
+
+        The view keeps both arrays (no copy) as its source for re-pooling on resize and for
+        :meth:`update_rows`, which writes refreshed rows back into them."""
         first = self.values is None or self.values.shape != values2d.shape
         self.shape = values2d.shape
         self.values = values2d
-        if mode == "weights":
-            img, pimg, self.block = display.layer_images(values2d, pruned2d, MAX_IMAGE)
-            levels = display.symmetric_levels(img)
-            cmap, label = self.cmap_weights, "weight"
-        else:
-            self.block = display.block_shape(values2d.shape, MAX_IMAGE)
-            img = display.pool_max(values2d, self.block)
-            pimg = display.pool_any(pruned2d, self.block)
-            finite = img[np.isfinite(img)]
-            hi = float(finite.max()) if finite.size else 1.0
-            lo = float(finite.min()) if finite.size else 0.0
-            levels = (lo, hi if hi > lo else lo + 1.0)
-            cmap, label = self.cmap_importance, "importance"
-        self.image.setImage(img, autoLevels=False, levels=levels)
-        self.image.setRect(QRectF(0, 0, self.shape[1], self.shape[0]))
-        self.bar.setColorMap(cmap)
-        self.bar.setLevels(levels)
-        self.bar.axis.setLabel(label)
-        self._place(self.pruned, pimg)
+        self.pruned_src = pruned2d
+        self.mode = mode
+        self._pool()
         self.set_preview(None)
         if reset_view or first:
             self.vb.setLimits(xMin=-0.05 * self.shape[1], xMax=1.05 * self.shape[1], yMin=-0.05 * self.shape[0], yMax=1.05 * self.shape[0])
             self.vb.setRange(xRange=(0, self.shape[1]), yRange=(0, self.shape[0]), padding=0.01)
 
+    def _pool(self) -> None:
+        values2d, pruned2d = self.values, self.pruned_src
+        target = self.target_shape()
+        if self.mode == "weights":
+            self.layer_image = display.LayerImage(values2d, pruned2d, target)
+            self.block = self.layer_image.block
+            img, pimg = self.layer_image.weights, self.layer_image.pruned
+            levels = display.symmetric_levels(img)
+            cmap, label = self.cmap_weights, "weight"
+        else:
+            self.layer_image = None
+            self.block = display.block_shape(values2d.shape, target)
+            img = display.pool_max(values2d, self.block)
+            pimg = display.pool_any(pruned2d, self.block)
+            finite = img[np.isfinite(img)]
+            hi = float(finite.max()) if finite.size else 1.0
+            lo = min(0.0, float(finite.min())) if finite.size else 0.0  # importance starts at 0
+            levels = (lo, hi if hi > lo else lo + 1.0)
+            cmap, label = self.cmap_importance, "importance"
+        self._pooled_for = target
+        self._levels = levels
+        self.image.setImage(img, autoLevels=False, levels=levels)
+        self.image.setRect(QRectF(0, 0, self.shape[1], self.shape[0]))
+        if self.bar.colorMap() is not cmap:
+            self.bar.setColorMap(cmap)
+        self.bar.setLevels(levels)
+        self.bar.axis.setLabel(label)
+        self._place(self.pruned, pimg)
+
+    @property
+    def can_update_rows(self) -> bool:
+        """True when :meth:`update_rows` applies (weights shown, pooled by :class:`LayerImage`)."""
+        return self.layer_image is not None and self.mode == "weights"
+
+    def update_rows(self, rows, fetch) -> None:
+        """Refresh the neuron ``rows`` an edit touched: ``fetch(start, stop)`` returns the layer's
+        rows ``start:stop`` as (weights, pruned) 2-D arrays, e.g. ``lambda a, b: session.view_rows(layer, a, b)``.
+        Only the block rows holding them are pooled again; the rest of the image is kept."""
+        li = self.layer_image
+        if li is None:
+            raise RuntimeError("update_rows needs the weights image: call set_layer first")
+        for b in li.block_rows(np.asarray(list(rows), dtype=np.int64)):
+            start, stop = li.row_span(int(b))
+            w, p = fetch(start, stop)
+            li.update(int(b), w, p)
+            if self.values is not None and self.values.flags.writeable:
+                self.values[start:stop] = w
+            if self.pruned_src is not None and self.pruned_src.flags.writeable:
+                self.pruned_src[start:stop] = p
+        lo, hi = self._levels
+        m = float(np.abs(li.weights).max()) if li.weights.size else 0.0
+        if m > hi:  # a restored weight larger than anything shown so far
+            self._levels = (-m, m)
+            self.bar.setLevels(self._levels)
+        self.image.setImage(li.weights, autoLevels=False, levels=self._levels)
+        self.pruned.setImage(li.pruned, autoLevels=False, levels=(0, 1))
+
+    def _on_resized(self) -> None:
+        if self.values is not None:
+            self._repool.start()
+
+    def _repool_if_needed(self) -> None:
+        if self.values is None:
+            return
+        if display.block_shape(self.shape, self.target_shape()) != self.block:
+            preview = self.preview.image
+            self._pool()
+            if preview is not None and self._preview_src is not None:
+                self.set_preview(self._preview_src)
+
     def set_preview(self, would_prune2d: np.ndarray | None) -> None:
-        """Orange overlay of what a threshold would prune (None hides it)."""
+        """Yellow overlay of what a threshold would prune (None hides it)."""
+        self._preview_src = would_prune2d
         if would_prune2d is None or self.shape == (0, 0):
             self.preview.clear()
             return
         self._place(self.preview, display.pool_any(display.as_2d(would_prune2d), self.block))
+
+    def set_preview_rows(self, rows_mask: np.ndarray | None) -> None:
+        """Yellow overlay across whole neuron rows (a neuron threshold); None hides it."""
+        self._preview_src = None
+        if rows_mask is None or self.shape == (0, 0) or not np.any(rows_mask):
+            self.preview.clear()
+            return
+        img = np.ascontiguousarray(np.asarray(rows_mask, dtype=np.float32).reshape(-1, 1))
+        self._place(self.preview, img)
 
     def set_selection(self, rows) -> None:
         """Highlight the selected neuron rows across the whole width."""
@@ -188,13 +284,19 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
 
 class NeuronStrip(pg.PlotWidget):
-    """One horizontal bar per neuron (its importance); pruned bars grey, selected ones highlighted.
+    """One horizontal bar per neuron (its importance); selected ones highlighted.
 
-    Unsorted, rows line up with the heatmap (their y axes are linked); sorted, the least
-    important neuron is on top.
+    A pruned neuron scores 0 now, so its bar is drawn grey at its *original* height (its score in
+    the unpruned model): what was removed stays comparable with what is left. Neurons a threshold
+    would remove are drawn yellow. Unsorted, rows line up with the heatmap (their y axes are
+    linked); sorted, the least important neuron is on top.
     """
 
     rowsClicked = Signal(int, object)
+
+    PRUNED = QColor(128, 128, 128, 90)
+    PREVIEW = QColor(255, 215, 0)
+    SELECTED = QColor(255, 140, 0)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -208,16 +310,27 @@ class NeuronStrip(pg.PlotWidget):
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.8, width=[])
         self.addItem(self.bars)
         self.scores = np.zeros(0)
+        self.original = np.zeros(0)
         self.kept = np.zeros(0, dtype=bool)
+        self.preview = np.zeros(0, dtype=bool)
         self.selected: set[int] = set()
         self.sorted = False
         self.order = np.zeros(0, dtype=int)  # row position -> neuron
+        self.widths = np.zeros(0)  # drawn bar lengths, in row-position order
         self.scene().sigMouseClicked.connect(self._on_click)
 
-    def set_neurons(self, scores: np.ndarray, kept: np.ndarray, selected=()) -> None:
+    def set_neurons(self, scores: np.ndarray, kept: np.ndarray, selected=(), original: np.ndarray | None = None, preview: np.ndarray | None = None) -> None:
+        """Scores of the current model, kept mask, selection; ``original`` = scores of the unpruned
+        model (drawn for pruned neurons); ``preview`` = neurons a threshold would prune."""
         self.scores = np.nan_to_num(np.asarray(scores, dtype=np.float64))
         self.kept = np.asarray(kept, dtype=bool)
+        self.original = self.scores if original is None else np.nan_to_num(np.asarray(original, dtype=np.float64))
+        self.preview = np.zeros_like(self.kept) if preview is None else np.asarray(preview, dtype=bool)
         self.selected = set(selected)
+        self._redraw()
+
+    def set_preview(self, preview: np.ndarray | None) -> None:
+        self.preview = np.zeros_like(self.kept) if preview is None else np.asarray(preview, dtype=bool)
         self._redraw()
 
     def set_sorted(self, on: bool, link: pg.ViewBox | None = None) -> None:
@@ -227,27 +340,27 @@ class NeuronStrip(pg.PlotWidget):
         if on:
             self.getViewBox().autoRange(padding=0.01)
 
+    def shown_scores(self) -> np.ndarray:
+        """Per neuron, the length drawn: current score when kept, original score when pruned."""
+        return np.where(self.kept, self.scores, self.original)
+
     def _redraw(self) -> None:
         n = len(self.scores)
-        self.order = np.argsort(self.scores, kind="stable") if self.sorted else np.arange(n)
-        pal = self.palette()
-        accent = pal.highlight().color()
-        normal = QColor(pal.highlight().color())
+        shown = self.shown_scores()
+        # sorted by what each neuron is (or was) worth, pruned ones included at their old rank
+        self.order = np.argsort(shown, kind="stable") if self.sorted else np.arange(n)
+        normal = QColor(self.palette().highlight().color())
         normal.setAlpha(110)
-        accent = QColor(255, 140, 0)
-        grey = QColor(128, 128, 128, 45)
-        brushes = []
-        for i in self.order:
-            if i in self.selected:
-                brushes.append(pg.mkBrush(accent))
-            elif not self.kept[i]:
-                brushes.append(pg.mkBrush(grey))
-            else:
-                brushes.append(pg.mkBrush(normal))
-        # a pruned neuron scores 0: draw a faint full-length bar so it still shows as "gone"
-        full = float(self.scores.max()) if n and self.scores.max() > 0 else 1.0
-        widths = np.where(self.kept[self.order], self.scores[self.order], full)
-        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n) + 0.5, height=0.8 if n < 400 else 1.0, width=widths, brushes=brushes, pen=pg.mkPen(None))
+        palette = [pg.mkBrush(normal), pg.mkBrush(self.PRUNED), pg.mkBrush(self.PREVIEW), pg.mkBrush(self.SELECTED)]
+        kind = np.where(self.kept, 0, 1)
+        if self.preview.shape == kind.shape:
+            kind = np.where(self.preview & self.kept, 2, kind)
+        sel = [i for i in self.selected if 0 <= i < n]
+        if sel:
+            kind[sel] = 3
+        brushes = [palette[k] for k in kind[self.order]]
+        self.widths = shown[self.order]
+        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n) + 0.5, height=0.8 if n < 400 else 1.0, width=self.widths, brushes=brushes, pen=pg.mkPen(None))
         self.getViewBox().setLimits(yMin=-0.05 * n, yMax=n * 1.05 + 1)
 
     def _on_click(self, ev) -> None:
@@ -301,3 +414,62 @@ class Histogram(pg.PlotWidget):
         self.line.blockSignals(True)
         self.line.setValue(value)
         self.line.blockSignals(False)
+
+
+def render_benchmark(session, layer: str, repeat: int = 10, size: tuple[int, int] = (1200, 900), full: bool = False) -> float:
+    """Median milliseconds to refresh and paint the heatmap of ``layer`` after an edit, offscreen.
+
+    Builds a :class:`HeatmapView` of ``size`` (shown, so it pools to its pixel size), shows the
+    layer once, then ``repeat`` times: prunes the weights of one neuron row (untimed, a Session
+    edit), and times :meth:`HeatmapView.update_rows` for that row plus ``grab()`` (a full paint
+    into a pixmap); each edit is undone afterwards. With ``full=True`` it times what opening the
+    layer costs instead: ``set_layer`` from the session's arrays plus ``grab()``.
+    Needs a QApplication (``pruneviz.qt.app.make_app()``); the session is left as it was.
+
+    Example::
+
+        s = Session.open("big.pt", arch="mymodels:big", device="cpu")
+        print(render_benchmark(s, "fc1", repeat=10))
+    """
+    from PySide6.QtWidgets import QApplication
+
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    app = QApplication.instance()
+    if app is None:
+        raise RuntimeError("render_benchmark needs a QApplication")
+    view = HeatmapView()
+    view.resize(*size)
+    view.show()
+    app.processEvents()
+
+    def load():
+        w = display.as_2d(session.weight(layer).numpy())
+        pruned = display.as_2d(~session.mask(layer).numpy())
+        view.set_layer(w, pruned, "weights", reset_view=True)
+
+    load()
+    view.grab()
+    rows, cols = session.layer(layer).view_shape
+    times = []
+    try:
+        for i in range(max(1, repeat)):
+            if full:
+                t0 = time.perf_counter()
+                load()
+                view.grab()
+                times.append(time.perf_counter() - t0)
+                continue
+            row = (i * 7919 + 13) % rows
+            start = session.history.index
+            session.prune_weights(layer, np.arange(row * cols, (row + 1) * cols), label="benchmark")
+            t0 = time.perf_counter()
+            view.update_rows([row], lambda a, b: session.view_rows(layer, a, b))
+            view.grab()
+            times.append(time.perf_counter() - t0)
+            if session.history.index > start:
+                session.undo()
+                view.update_rows([row], lambda a, b: session.view_rows(layer, a, b))
+    finally:
+        view.close()
+        view.deleteLater()
+    return float(np.median(times) * 1000.0)
