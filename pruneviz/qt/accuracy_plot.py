@@ -1,5 +1,9 @@
 """Accuracy panel: baseline vs current, accuracy against sparsity per history step, per-class bars.
 
+Per class, the baseline bar (grey) stands beside the current bar, and the change in percentage
+points is written above each pair (red when the class lost accuracy, green when it gained), so a
+class that collapses is visible at a glance, not only in a tooltip.
+
 While an evaluation runs, the running estimate is drawn with its 95% interval (from
 ``Progress.low``/``high``), so the user sees the answer converge instead of waiting.
 """
@@ -80,12 +84,13 @@ class AccuracyPanel(QWidget):
         self.class_plot.setMinimumHeight(150)
         self.class_plot.setLabel("left", "per-class acc.")
         self.class_plot.setMouseEnabled(x=False, y=False)
-        self.class_plot.setYRange(0, 1, padding=0.02)
+        self.class_plot.setYRange(0, 1.12, padding=0.02)  # room for the Δ labels above full bars
         self.base_bars = pg.BarGraphItem(x=[], height=[], width=0.38, brush=(128, 128, 128, 140), pen=None)
         self.cur_bars = pg.BarGraphItem(x=[], height=[], width=0.38, brush=self.accent, pen=None)
         self.class_plot.addItem(self.base_bars)
         self.class_plot.addItem(self.cur_bars)
-        self.class_legend = QLabel("<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current" % self.accent.name())
+        self.delta_labels: list[pg.TextItem] = []
+        self.class_legend = QLabel("<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current &nbsp; Δ pp" % self.accent.name())
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -191,6 +196,35 @@ class AccuracyPanel(QWidget):
         ax = self.class_plot.getAxis("bottom")
         ax.setTicks([[(i, str(i)) for i in range(n)]])
         self.class_plot.setXRange(-0.6, n - 0.4, padding=0)
+        self._set_deltas(b, c, n)
         if b and c:
             tips = [f"class {i}: {c.per_class[i]:.1%} ({(c.per_class[i] - b.per_class[i]) * 100:+.1f} pp)" for i in range(n)]
             self.class_plot.setToolTip("\n".join(tips))
+
+    def deltas(self) -> list[float]:
+        """Per-class change (current − baseline), in percentage points; empty without both."""
+        b, c = self.baseline, self.current
+        if not (b and c) or len(b.per_class) != len(c.per_class):
+            return []
+        return [float(np.nan_to_num((ci - bi) * 100)) for bi, ci in zip(b.per_class, c.per_class)]
+
+    def _set_deltas(self, b, c, n: int) -> None:
+        """One small label per class above its bars: the change in pp, coloured by its sign."""
+        while len(self.delta_labels) < n:
+            t = pg.TextItem(anchor=(0.5, 1.0))
+            f = t.textItem.font()
+            f.setPointSizeF(max(6.0, f.pointSizeF() * 0.8))
+            t.setFont(f)
+            self.class_plot.addItem(t)
+            self.delta_labels.append(t)
+        d = self.deltas()
+        for i, t in enumerate(self.delta_labels):
+            if i >= n or not d:
+                t.hide()
+                continue
+            top = max(float(np.nan_to_num(b.per_class[i])), float(np.nan_to_num(c.per_class[i])))
+            colour = (200, 40, 40) if d[i] <= -0.05 else (30, 150, 60) if d[i] >= 0.05 else (128, 128, 128)
+            t.setColor(colour)
+            t.setText(f"{d[i]:+.0f}" if abs(d[i]) >= 9.5 else f"{d[i]:+.1f}")
+            t.setPos(i, top + 0.01)
+            t.show()
