@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -37,6 +38,7 @@ from superqt import QLabeledDoubleSlider
 from pruneviz.core import display
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.evaluate import device_name
+from pruneviz.core.importance import NEURON_METHODS
 
 from .accuracy_plot import AccuracyPanel
 from .controls import PruneDialog, RunUntilDialog, methods
@@ -44,6 +46,15 @@ from .eval_runner import EvalRunner
 from .heatmap_view import HeatmapView, Histogram, NeuronStrip
 from .layer_tree import LayerTree
 from .run_loop import RunLoop
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5 KB"``: binary multiples, short SI-like names, as file managers show them."""
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 MAX_RECENT = 8
 EXPORT_FORMATS = {"state_dict (*.pt)": ("state_dict", ".pt"), "safetensors (*.safetensors)": ("safetensors", ".safetensors"), "pt2 (*.pt2)": ("pt2", ".pt2"), "ONNX (*.onnx)": ("onnx", ".onnx")}
@@ -140,15 +151,21 @@ class MainWindow(QMainWindow):
         self.threshold = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.threshold.setDecimals(4)
         self.threshold.setRange(0.0, 1.0)
+        self.thr_gran = QComboBox()
+        self.thr_gran.addItems(["weights", "neurons"])
+        self.thr_gran.setToolTip("Threshold the scores of single weights, or of whole neurons (rows)")
         self.apply_thr = QPushButton("Apply threshold")
-        self.apply_thr.setToolTip("Prune the weights of this layer whose score is below the threshold (one undo step)")
+        self.apply_thr.setToolTip("Prune the weights (or neurons) of this layer whose score is below the threshold (one undo step)")
         self.thr_info = QLabel(" ")
+        self.thr_info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.thr_info.setMinimumWidth(170)  # "would prune 12,345 more" fits; longer text elides
         bottom = QWidget()
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(4, 0, 4, 4)
         bl.addWidget(self.hist, 1)
         tr = QHBoxLayout()
         tr.addWidget(QLabel("Threshold"))
+        tr.addWidget(self.thr_gran)
         tr.addWidget(self.threshold, 1)
         tr.addWidget(self.thr_info)
         tr.addWidget(self.apply_thr)
@@ -171,6 +188,11 @@ class MainWindow(QMainWindow):
         self.hover = QLabel(" ")
         self.device = QLabel()
         self.totals = QLabel()
+        self.memory = QLabel()
+        self.memory.setToolTip("memory held by masks and original values, undo history, and cached activations")
+        # it may shrink (the tooltip and the status text keep it readable) rather than widen the window
+        self.memory.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.memory.setMinimumWidth(120)
         self.progress = QProgressBar()
         self.progress.setFixedWidth(150)
         self.progress.setTextVisible(True)
@@ -179,6 +201,7 @@ class MainWindow(QMainWindow):
         self.cancel.setEnabled(False)
         sb.addWidget(self.hover, 1)
         sb.addPermanentWidget(self.totals)
+        sb.addPermanentWidget(self.memory)
         sb.addPermanentWidget(self.device)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel)
@@ -195,6 +218,7 @@ class MainWindow(QMainWindow):
         self.prune_sel.clicked.connect(lambda: self.prune_selected(False))
         self.restore_sel.clicked.connect(lambda: self.prune_selected(True))
         self.threshold.valueChanged.connect(self._threshold_moved)
+        self.thr_gran.currentTextChanged.connect(lambda _: self._refresh_threshold(reset=True))
         self.hist.thresholdDragged.connect(self.threshold.setValue)
         self.apply_thr.clicked.connect(self.apply_threshold)
         self.history.itemClicked.connect(lambda it: self._guard(self.session.goto, self.history.row(it)))
@@ -260,7 +284,7 @@ class MainWindow(QMainWindow):
         r.progress.connect(self._on_progress)
         r.finished.connect(self._on_result)
         r.baselineReady.connect(self.acc.set_baseline)
-        r.failed.connect(lambda req, msg: (self.acc.clear_running(f"evaluation failed: {msg}"), self.cancel.setEnabled(False)))
+        r.failed.connect(self._on_failed)
         r.cancelled.connect(lambda: self.acc.clear_running("evaluation cancelled"))
         r.idle.connect(lambda: self.cancel.setEnabled(False))
 
@@ -281,15 +305,13 @@ class MainWindow(QMainWindow):
             except OSError as exc:  # a read-only home must not stop the app
                 self.autosave = None
                 self.statusBar().showMessage(f"autosave is off: {exc}", 10_000)
-        self.runner.set_session(s)
+        self.runner.set_session(s)  # the runner listens first: an edit cancels a running evaluation
         s.changed.connect(self._on_changed)
+        self._notices_seen = len(s.notices)
         self.selected = set()
         self.acc.reset()
         self.tree.set_session(s)
-        self.method.blockSignals(True)
-        self.method.clear()
-        self.method.addItems(methods("weight", s.data is not None))
-        self.method.blockSignals(False)
+        self._fill_methods()
         self.device.setText(f"  {device_name(s.device)}  ")
         self.device.setToolTip("where the model is evaluated")
         self.setWindowTitle(f"pruneviz — {s.spec}" + (f"  ·  {s.data.spec}" if s.data is not None and getattr(s.data, "spec", None) else ""))
@@ -310,16 +332,60 @@ class MainWindow(QMainWindow):
         self.sessionChanged.emit(s)
         self.runner.request()
 
+    def _fill_methods(self) -> None:
+        """Scoring methods the session allows (data methods only with data); keeps the choice."""
+        s = self.session
+        cur = self.method.currentText()
+        self.method.blockSignals(True)
+        self.method.clear()
+        self.method.addItems(methods("weight", s.data is not None))
+        if cur and self.method.findText(cur) >= 0:
+            self.method.setCurrentText(cur)
+        self.method.blockSignals(False)
+
     def _on_changed(self, change) -> None:
         s = self.session
-        if change.kind == "edit":
-            self.acc.forget_after(s.history.index)
-        self.tree.refresh(change.layers)
-        if self.layer in change.layers:
+        if change.kind == "data":  # new evaluation data: new baseline, new data-driven methods
+            self.acc.reset()
+            self.acc.setEnabled(s.data is not None)
+            self._fill_methods()
             self._refresh_layer(reset_view=False)
+        else:
+            if change.kind == "edit":
+                self.acc.forget_after(s.history.index)
+            if self.layer in change.layers:
+                self._refresh_layer(reset_view=False, rows=self._rows_touched(change))
+        self.tree.refresh(change.layers)
         self._refresh_history()
         self._refresh_totals()
         self.runner.request()
+
+    def _rows_touched(self, change):
+        """Neuron rows of the shown layer that the step behind ``change`` touched, or None when
+        it may have touched more (other layers' neurons change this layer's inputs, i.e. columns)."""
+        s, name = self.session, self.layer
+        h = s.history
+        if change.kind in ("edit", "redo"):
+            step = h.steps[h.index - 1] if h.index > 0 else None
+        elif change.kind == "undo":
+            step = h.steps[h.index] if h.index < len(h.steps) else None
+        else:
+            return None
+        if step is None or step.label != change.label or any(f.layer != name for f in step.flips):
+            return None
+        cols = s.layer(name).view_shape[1]
+        rows = []
+        for f in step.flips:
+            idx = f.idx.numpy()
+            if f.store == "elem":
+                rows.append(idx // cols)
+            else:
+                coupling = s.coupling[name] if s.coupling else None
+                weight = s.layer(name).weight
+                if coupling is not None and (coupling.coupled or any(e.param == weight and e.dim != 0 for e in coupling.effects)):
+                    return None
+                rows.append(idx)
+        return np.unique(np.concatenate(rows)) if rows else None
 
     def _refresh_history(self) -> None:
         s = self.session
@@ -346,6 +412,22 @@ class MainWindow(QMainWindow):
     def _refresh_totals(self) -> None:
         s = self.session
         self.totals.setText(f"  {s.params_remaining():,} / {s.original_params:,} params · sparsity {s.sparsity():.1%}  ")
+        self._refresh_memory()
+
+    def _refresh_memory(self) -> None:
+        try:
+            mem = self.session.memory()
+        except RuntimeError:  # the worker grew the activation cache while we summed it: next time
+            return
+        self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])} · cache {human_bytes(mem['cache'])}  ")
+
+    def _show_notices(self) -> None:
+        """New fallback messages of the session (out of memory, CPU instead of GPU) → status bar."""
+        s = self.session
+        new = s.notices[self._notices_seen :]
+        self._notices_seen = len(s.notices)
+        if new:
+            self.statusBar().showMessage(" · ".join(new), 15_000)
 
     # ========================================================= layer view
     def show_layer(self, name: str) -> None:
@@ -358,45 +440,76 @@ class MainWindow(QMainWindow):
         self.title.setText(f"Layer {name}  <span style='font-weight:normal'>— {info.kind} {'×'.join(map(str, info.shape))}, view {info.view_shape[0]} neurons × {info.view_shape[1]} inputs</span>")
         self._refresh_layer(reset_view=True)
 
-    def _refresh_layer(self, reset_view: bool = False) -> None:
+    def _method(self) -> str:
+        return self.method.currentText() or "magnitude"
+
+    def _refresh_layer(self, reset_view: bool = False, rows=None) -> None:
+        """Redraw the shown layer; with ``rows`` (neuron rows an edit touched) the heatmap re-pools
+        only those rows in weights mode, instead of copying and pooling the whole layer."""
         s, name = self.session, self.layer
         if s is None or name is None:
             return
-        method = self.method.currentText() or "magnitude"
+        method = self._method()
+        weights_mode = self.mode.currentText() == "weights"
         try:
-            w = s.weight(name).numpy()
-            kept = s.mask(name).numpy()
             scores = s.scores(name, method, "weight").float().numpy()
+            if rows is not None and weights_mode and self.heatmap.can_update_rows and self.heatmap.shape == s.layer(name).view_shape:
+                self.heatmap.update_rows(rows, lambda a, b: s.view_rows(name, a, b))
+                self._w2d, self._pruned2d = self.heatmap.values, self.heatmap.pruned_src
+            else:
+                self._w2d = display.as_2d(s.weight(name).numpy())
+                self._pruned2d = display.as_2d(~s.mask(name).numpy())
+                rows = None
         except PrunevizError as exc:
             self.show_error(str(exc))
             return
-        pruned = ~kept
         self._scores2d = display.as_2d(scores)
-        self._w2d = display.as_2d(w)
-        values = self._w2d if self.mode.currentText() == "weights" else self._scores2d
-        self.heatmap.set_layer(values, display.as_2d(pruned), self.mode.currentText(), reset_view=reset_view)
+        if rows is None:
+            values = self._w2d if weights_mode else self._scores2d
+            self.heatmap.set_layer(values, self._pruned2d, self.mode.currentText(), reset_view=reset_view)
         self.heatmap.set_selection(sorted(self.selected))
-        self._pruned2d = display.as_2d(pruned)
+        kept = ~self._pruned2d
         self.hist.set_scores(scores, kept, "|w|" if method == "magnitude" else f"{method} score")
-        hi = float(np.nanmax(scores)) if scores.size else 1.0
+        self._refresh_threshold(reset=reset_view)
+
+    def _neuron_scores(self, original: bool = False):
+        s, name = self.session, self.layer
+        try:
+            return s.scores(name, self._method(), "neuron", original=original).float().numpy()
+        except PrunevizError:
+            return None
+
+    def _refresh_threshold(self, reset: bool = False) -> None:
+        """Range of the threshold slider from the scores it thresholds (weights or neurons)."""
+        if self.session is None or self.layer is None:
+            return
+        neurons = self.thr_gran.currentText() == "neurons"
+        if neurons:
+            ns = self._neuron_scores()
+            hi = float(np.nanmax(ns)) if ns is not None and ns.size else 1.0
+        else:
+            hi = float(np.nanmax(self._scores2d)) if self._scores2d.size else 1.0
+        hi = hi if np.isfinite(hi) and hi > 0 else 1.0
         self.threshold.blockSignals(True)
-        if reset_view or self.threshold.maximum() != hi:
-            val = self.threshold.value() if not reset_view else 0.0
-            self.threshold.setRange(0.0, hi if hi > 0 else 1.0)
+        if reset or self.threshold.maximum() != hi:
+            val = self.threshold.value() if not reset else 0.0
+            self.threshold.setRange(0.0, hi)
             self.threshold.setValue(min(val, hi))
         self.threshold.blockSignals(False)
-        self.hist.set_threshold(self.threshold.value())
+        self.hist.set_threshold(self.threshold.value() if not neurons else 0.0)
+        self.hist.line.setVisible(not neurons)
         self._update_preview()
-        self._refresh_strip()
 
-    def _refresh_strip(self) -> None:
+    def _refresh_strip(self, preview=None) -> None:
         s, name = self.session, self.layer
         kept = s.neuron_mask(name).numpy()
-        try:
-            ns = s.scores(name, self.method.currentText() or "magnitude", "neuron").float().numpy()
-        except PrunevizError:
+        ns = self._neuron_scores()
+        if ns is None:
             ns = np.abs(self._w2d).sum(1)
-        self.strip.set_neurons(ns, kept, self.selected)
+            orig = None
+        else:
+            orig = self._neuron_scores(original=True) if not kept.all() else ns
+        self.strip.set_neurons(ns, kept, self.selected, original=orig, preview=preview)
         self.heatmap.set_selection(sorted(self.selected))
         n = len(self.selected)
         self.sel_label.setText("no neuron selected" if not n else f"{n} neuron{'s' if n > 1 else ''} selected")
@@ -404,7 +517,7 @@ class MainWindow(QMainWindow):
     # ========================================================= selection & edits
     def _select(self, rows: set[int]) -> None:
         self.selected = set(rows)
-        self._refresh_strip()
+        self._refresh_strip(self.strip.preview if len(self.strip.preview) else None)
 
     def _click_row(self, row: int, mods) -> None:
         if mods & Qt.KeyboardModifier.ControlModifier:
@@ -443,26 +556,41 @@ class MainWindow(QMainWindow):
         m.exec(self.heatmap.mapToGlobal(pos))
 
     def _threshold_moved(self, value: float) -> None:
-        self.hist.set_threshold(value)
+        if self.thr_gran.currentText() == "weights":
+            self.hist.set_threshold(value)
         self._update_preview()
 
     def _update_preview(self) -> None:
+        """Yellow: what Apply would prune now (weights in the heatmap, or whole neuron rows in the
+        heatmap and the strip)."""
         s, name = self.session, self.layer
         t = self.threshold.value()
+        neurons = self.thr_gran.currentText() == "neurons"
         if t <= 0:
             self.heatmap.set_preview(None)
             self.thr_info.setText("")
+            self._refresh_strip(None)
             return
         try:
-            would = s.preview_below(name, t, self.method.currentText() or "magnitude", "weight").numpy()
+            would = s.preview_below(name, t, self._method(), "neuron" if neurons else "weight").numpy()
         except PrunevizError as exc:
-            self.thr_info.setText(str(exc))
+            self.heatmap.set_preview(None)
+            self.thr_info.setText(str(exc).splitlines()[0])
+            self._refresh_strip(None)
             return
-        self.heatmap.set_preview(display.as_2d(would))
-        self.thr_info.setText(f"would prune {int(would.sum()):,} more")
+        if neurons:
+            self.heatmap.set_preview_rows(would)
+            self._refresh_strip(would)
+            n = int(would.sum())
+            self.thr_info.setText(f"would prune {n:,} more neuron{'s' if n != 1 else ''}")
+        else:
+            self.heatmap.set_preview(display.as_2d(would))
+            self._refresh_strip(None)
+            self.thr_info.setText(f"would prune {int(would.sum()):,} more")
 
     def apply_threshold(self) -> None:
-        n = self._guard(self.session.prune_below, self.layer, self.threshold.value(), self.method.currentText() or "magnitude", "weight")
+        gran = "neuron" if self.thr_gran.currentText() == "neurons" else "weight"
+        n = self._guard(self.session.prune_below, self.layer, self.threshold.value(), self._method(), gran)
         if n == 0:
             self.statusBar().showMessage("nothing below the threshold", 3000)
 
@@ -518,6 +646,17 @@ class MainWindow(QMainWindow):
         self.cancel.setEnabled(self.loop.running)
         self.acc.set_result(req, r)
         self.device.setText(f"  {r.device}  ")
+        self._refresh_memory()
+        self._show_notices()
+
+    def _on_failed(self, req, msg: str) -> None:
+        """An exception in the worker: say so in the accuracy panel and the status bar; the
+        window keeps working and the next edit evaluates again."""
+        self.acc.clear_running(f"evaluation failed: {msg}")
+        self.cancel.setEnabled(False)
+        self.statusBar().showMessage(f"evaluation failed: {msg}", 15_000)
+        self.errorShown.emit(f"evaluation failed: {msg}")
+        self._show_notices()
 
     # ========================================================= files
     def _open(self, model: str, data: str | None, arch: str | None = None) -> bool:
@@ -552,17 +691,8 @@ class MainWindow(QMainWindow):
             self._guard_data(path)
 
     def _guard_data(self, spec: str) -> None:
-        try:
-            self.session.set_data(spec)
-        except PrunevizError as exc:
-            self.show_error(str(exc))
-            return
-        self.acc.reset()
-        self.acc.setEnabled(True)
-        self.runner.set_session(self.session)
-        self.method.clear()
-        self.method.addItems(methods("weight", True))
-        self.runner.request()
+        """Attach evaluation data; the session's ``changed`` (kind "data") redraws the rest."""
+        self._guard(self.session.set_data, spec)
 
     def _add_recent(self, path: str) -> None:
         st = QSettings()
