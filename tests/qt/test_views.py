@@ -1,0 +1,170 @@
+"""What the views show: neuron strip sort, importance mode, neuron threshold, per-class change,
+memory and notices in the status bar, pixel-sized pooling and row-wise heatmap refresh."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PySide6.QtCore import QPointF, Qt
+
+from pruneviz.core.model_io import LoadedModel
+from pruneviz.core.session import Session
+from tests.qt.test_main_window import _wait_eval
+
+
+def test_strip_sort_toggle_orders_by_importance_and_back(window, qtbot):
+    w = window
+    s = w.session
+    s.prune_neurons(w.layer, [4])
+    w.sort.setChecked(True)
+    assert w.strip.sorted
+    widths = w.strip.widths
+    assert np.all(np.diff(widths) >= 0)  # least important on top
+    # a pruned neuron keeps its original score, so it sorts among the others, not to the top
+    orig = s.scores(w.layer, "magnitude", "neuron", original=True).numpy()
+    pos = int(np.where(w.strip.order == 4)[0][0])
+    assert widths[pos] == np.float64(orig[4]).item() or np.isclose(widths[pos], orig[4])
+    # a real click on the top bar selects the least important neuron, not neuron 0
+    first = int(w.strip.order[0])
+    vb = w.strip.getViewBox()
+    x = float(widths.max()) * 0.01
+    pt = w.strip.mapFromScene(vb.mapViewToScene(QPointF(x, 0.5)))
+    qtbot.mouseClick(w.strip.viewport(), Qt.MouseButton.LeftButton, pos=pt)
+    assert w.selected == {first}
+    w.sort.setChecked(False)
+    assert np.array_equal(w.strip.order, np.arange(len(w.strip.scores)))
+
+
+def test_pruned_neurons_shown_grey_at_original_height(window):
+    w = window
+    s = w.session
+    orig = s.scores(w.layer, "magnitude", "neuron").numpy()
+    s.prune_neurons(w.layer, [1, 2])
+    assert s.scores(w.layer, "magnitude", "neuron")[1] == 0
+    np.testing.assert_allclose(w.strip.widths[[1, 2]], orig[[1, 2]], rtol=1e-6)
+    assert not w.strip.kept[1] and w.strip.kept[0]
+
+
+def test_importance_mode_is_sequential_and_non_negative(window, qtbot):
+    w = window
+    w.mode.setCurrentText("importance")
+    w.method.setCurrentText("taylor")
+    lo, hi = w.heatmap.image.levels
+    assert 0 <= lo < hi
+    assert float(np.min(w.heatmap.image.image)) >= 0
+    assert w.heatmap.bar.colorMap().name == "viridis"
+    assert w.heatmap.bar.axis.labelText == "importance"
+    w.mode.setCurrentText("weights")
+    lo, hi = w.heatmap.image.levels
+    assert lo == -hi and w.heatmap.bar.colorMap().name == "CET-D1A"
+
+
+def test_neuron_threshold_previews_rows_then_prunes_them(window):
+    w = window
+    s = w.session
+    name = w.layer
+    w.thr_gran.setCurrentText("neurons")
+    scores = s.scores(name, "magnitude", "neuron").numpy()
+    assert w.threshold.maximum() == float(scores.max())
+    t = float(np.quantile(scores, 0.25))
+    w.threshold.setValue(t)
+    would = scores < w.threshold.value()
+    assert would.any() and not would.all()
+    # the heatmap greys whole rows, the strip marks the same neurons, nothing is edited yet
+    rows = w.heatmap.preview.image.reshape(-1) > 0
+    assert np.array_equal(rows, would)
+    assert np.array_equal(w.strip.preview, would)
+    assert s.history.index == 0 and "neuron" in w.thr_info.text()
+    w.apply_thr.click()
+    assert s.history.index == 1 and "neurons" in s.history.labels[0]
+    assert np.array_equal(~s.neuron_mask(name).numpy(), would)
+    assert w.heatmap.preview.image is None or not w.heatmap.preview.image.any()
+
+
+def test_per_class_change_is_drawn(window, qtbot):
+    w = window
+    s = w.session
+    s.prune(0.6, scope="layer", granularity="neuron", layers=[w.layer])
+    _wait_eval(qtbot, w)
+    b, c = w.acc.baseline, w.acc.current
+    d = w.acc.deltas()
+    assert d == [(ci - bi) * 100 for bi, ci in zip(b.per_class, c.per_class)]
+    labels = [t for t in w.acc.delta_labels if t.isVisible()]
+    assert len(labels) == len(b.per_class)
+    worst = int(np.argmin(d))
+    assert d[worst] < 0 and labels[worst].textItem.toPlainText().startswith("-")
+    assert labels[worst].textItem.defaultTextColor().red() > 150  # a loss is red
+    heights = w.acc.base_bars.opts["height"], w.acc.cur_bars.opts["height"]
+    np.testing.assert_allclose(heights[0], b.per_class)
+    np.testing.assert_allclose(heights[1], c.per_class)
+
+
+def test_status_bar_memory_and_notices(window, qtbot):
+    w = window
+    s = w.session
+    text = w.memory.text()
+    assert "masks" in text and "history 0 B" in text and ("KB" in text or "MB" in text)
+    s.prune(0.3, scope="global")
+    assert "history 0 B" not in w.memory.text()
+    s.notices.append("out of cuda memory: retrying with batch size 128")
+    w.runner.request()
+    _wait_eval(qtbot, w)
+    assert "out of cuda memory" in w.statusBar().currentMessage()
+    mem = s.memory()
+    assert f"cache {_human(mem['cache'])}" in w.memory.text()
+
+
+def _human(n):
+    from pruneviz.qt.main_window import human_bytes
+
+    return human_bytes(n)
+
+
+def _big_session(rows=2048, cols=2048):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(cols, rows), nn.ReLU(), nn.Linear(rows, 10)).eval()
+    x = torch.randn(1, cols)
+    loaded = LoadedModel(model=model, spec="big", source="state_dict", arch=None, example_input=x, structured_ok=True)
+    return Session(loaded, None, device="cpu")
+
+
+def test_big_layer_pools_to_pixels_and_edits_refresh_rows(qtbot, monkeypatch):
+    from pruneviz.qt.main_window import MainWindow
+
+    w = MainWindow(_big_session(), restore_layout=False)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    hv = w.heatmap
+    qtbot.waitUntil(lambda: hv.image_shape[0] <= hv.target_shape()[0] + 1 and not hv._repool.isActive(), timeout=5_000)
+    px = hv.target_shape()
+    assert hv.image_shape[0] <= px[0] and hv.image_shape[1] <= px[1]  # about the plot's pixel size
+    assert hv.image_shape[0] >= 2048 // hv.block[0] and hv.block[0] > 1
+    full = []
+    monkeypatch.setattr(hv, "set_layer", lambda *a, **k: full.append(a))
+    fetched = []
+    real = w.session.view_rows
+    monkeypatch.setattr(w.session, "view_rows", lambda layer, a, b: fetched.append((a, b)) or real(layer, a, b))
+    w.select_neurons([1000])
+    w.prune_selected()
+    assert not full  # no full copy and pooling of 4M weights
+    br = 1000 // hv.block[0]
+    assert fetched == [hv.layer_image.row_span(br)]
+    assert hv.pruned.image[br].all() and not hv.pruned.image[br + 1].any()
+    w.act_undo.trigger()
+    assert not full and not hv.pruned.image[br].any()
+    w.mode.setCurrentText("importance")  # not a row edit: a full refresh
+    assert full
+
+
+def test_render_benchmark_helper(qapp):
+    from pruneviz.qt.app import make_app
+    from pruneviz.qt.heatmap_view import render_benchmark
+
+    make_app()
+    s = _big_session(1024, 1024)
+    ms = render_benchmark(s, "0", repeat=3)
+    assert 0 < ms < 1000
+    assert s.sparsity() == 0  # the session is left as it was
