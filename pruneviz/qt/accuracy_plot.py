@@ -219,12 +219,12 @@ class AccuracyPanel(QWidget):
             self.delta_labels.append(t)
         d = self.deltas()
         for i, t in enumerate(self.delta_labels):
-            if i >= n or not d:
+            if i >= n or not d or abs(d[i]) < 0.05:  # unchanged classes stay quiet
                 t.hide()
                 continue
             top = max(float(np.nan_to_num(b.per_class[i])), float(np.nan_to_num(c.per_class[i])))
-            colour = (200, 40, 40) if d[i] <= -0.05 else (30, 150, 60) if d[i] >= 0.05 else (128, 128, 128)
+            colour = (200, 40, 40) if d[i] < 0 else (30, 150, 60)
             t.setColor(colour)
-            t.setText(f"{d[i]:+.0f}" if abs(d[i]) >= 9.5 else f"{d[i]:+.1f}")
+            t.setText(f"{d[i]:+.0f}" if abs(d[i]) >= 0.95 else f"{d[i]:+.1f}")
             t.setPos(i, top + 0.01)
             t.show()

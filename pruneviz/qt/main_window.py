@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -157,8 +156,6 @@ class MainWindow(QMainWindow):
         self.apply_thr = QPushButton("Apply threshold")
         self.apply_thr.setToolTip("Prune the weights (or neurons) of this layer whose score is below the threshold (one undo step)")
         self.thr_info = QLabel(" ")
-        self.thr_info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.thr_info.setMinimumWidth(170)  # "would prune 12,345 more" fits; longer text elides
         bottom = QWidget()
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(4, 0, 4, 4)
@@ -190,9 +187,6 @@ class MainWindow(QMainWindow):
         self.totals = QLabel()
         self.memory = QLabel()
         self.memory.setToolTip("memory held by masks and original values, undo history, and cached activations")
-        # it may shrink (the tooltip and the status text keep it readable) rather than widen the window
-        self.memory.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.memory.setMinimumWidth(120)
         self.progress = QProgressBar()
         self.progress.setFixedWidth(150)
         self.progress.setTextVisible(True)
@@ -420,6 +414,7 @@ class MainWindow(QMainWindow):
         except RuntimeError:  # the worker grew the activation cache while we summed it: next time
             return
         self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])} · cache {human_bytes(mem['cache'])}  ")
+        self.memory.setToolTip(f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)")
 
     def _show_notices(self) -> None:
         """New fallback messages of the session (out of memory, CPU instead of GPU) → status bar."""
@@ -510,6 +505,10 @@ class MainWindow(QMainWindow):
         else:
             orig = self._neuron_scores(original=True) if not kept.all() else ns
         self.strip.set_neurons(ns, kept, self.selected, original=orig, preview=preview)
+        if not self.strip.sorted:
+            # the strip's limits changed with the layer after the linked heatmap set its range:
+            # line the rows up again
+            self.strip.getViewBox().linkedViewChanged(self.heatmap.vb, self.strip.getViewBox().YAxis)
         self.heatmap.set_selection(sorted(self.selected))
         n = len(self.selected)
         self.sel_label.setText("no neuron selected" if not n else f"{n} neuron{'s' if n > 1 else ''} selected")
