@@ -94,7 +94,7 @@ class ActivationCache:
     budget_bytes: int = 512 * 1024**2
     points: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     generation: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def invalidate(self, child: int) -> None:
         with self.lock:
@@ -107,7 +107,8 @@ class ActivationCache:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for ts in self.points.values() for t in ts)
+        with self.lock:  # the worker thread may be adding points
+            return sum(t.numel() * t.element_size() for ts in self.points.values() for t in ts)
 
     def start_point(self) -> int:
         with self.lock:

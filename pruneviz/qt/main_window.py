@@ -409,10 +409,7 @@ class MainWindow(QMainWindow):
         self._refresh_memory()
 
     def _refresh_memory(self) -> None:
-        try:
-            mem = self.session.memory()
-        except RuntimeError:  # the worker grew the activation cache while we summed it: next time
-            return
+        mem = self.session.memory()  # the cache sums itself under its lock
         self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])} · cache {human_bytes(mem['cache'])}  ")
         self.memory.setToolTip(f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)")
 
