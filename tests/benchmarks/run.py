@@ -15,7 +15,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -192,81 +191,61 @@ def global_vs_torch(quick: bool) -> dict:
 
 
 def ui(quick: bool) -> dict:
-    """Qt figures: heatmap set+paint of a 4096×4096 layer, GUI stall during a long evaluation."""
+    """The app's own widgets, offscreen: heatmap refresh+paint of a 4096×4096 layer after an edit,
+    and the longest GUI-thread gap of a 10 ms QTimer while the app's EvalRunner evaluates ≥ 2 s."""
     try:
-        import pyqtgraph as pg
-        from PySide6 import QtCore, QtWidgets
+        from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+
+        from pruneviz.qt.app import make_app
+        from pruneviz.qt.eval_runner import EvalRunner
+        from pruneviz.qt.heatmap_view import render_benchmark
     except ImportError:
         return {}
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    pg.setConfigOptions(imageAxisOrder="row-major")
+    make_app()  # the QApplication the widgets need
     out: dict = {}
-    # heatmap: hand pyqtgraph the pooled image (what the app does), paint offscreen
     torch.manual_seed(0)
-    w = torch.randn(4096, 4096).numpy()
-    pruned = np.random.default_rng(0).random((4096, 4096)) < 0.3
-    image = display.LayerImage(w, pruned)
-    widget = pg.GraphicsLayoutWidget()
-    widget.resize(1200, 900)
-    plot = widget.addPlot()
-    item = pg.ImageItem(axisOrder="row-major")
-    overlay = pg.ImageItem(axisOrder="row-major")
-    plot.addItem(item)
-    plot.addItem(overlay)
-    cmap = pg.colormap.get("CET-D1A")
-    lut = cmap.getLookupTable(nPts=256)
-    widget.show()
-    app.processEvents()
-    levels = display.symmetric_levels(image.weights)
+    model = nn.Sequential(nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 10)).eval()
+    s = session_for(model, torch.randn(4, 4096), None, "cpu")
+    s.prune(0.3)
+    out["heatmap_render_ms_4096"] = render_benchmark(s, "0", repeat=10 if quick else 30)
+    out["heatmap_open_ms_4096"] = render_benchmark(s, "0", repeat=2 if quick else 5, full=True)
 
-    def render():
-        item.setImage(image.weights, levels=levels, lut=lut, autoLevels=False)
-        overlay.setImage(image.pruned, levels=(0, 1), lut=np.array([[0, 0, 0, 0], [0, 0, 0, 150]], dtype=np.uint8), autoLevels=False)
-        widget.grab()
-
-    render()
-    out["heatmap_render_ms_4096"] = median_ms(render, 10)
-    widget.close()
-
-    # GUI stall: a 10 ms timer on the GUI thread while a >= 2 s evaluation runs in a thread
-    x, y = synthetic(2048 if quick else 8192, seed=2)
+    # GUI stall: the app's runner, one full evaluation of >= 2 s on a worker thread
+    x, y = synthetic(1536 if quick else 4096, seed=2)
     s = session_for(bench_cnn(48), x, y, "cpu", batch_size=64)
-    gaps = []
-    last = [time.perf_counter()]
+    s.set_cache_budget(0)  # a full pass each time
+    runner = EvalRunner(s, debounce_ms=0)
+    clock = QElapsedTimer()
+    gaps: list[int] = []
+    last = [0]
 
     def tick():
-        now = time.perf_counter()
-        gaps.append((now - last[0]) * 1000)
+        now = clock.elapsed()
+        gaps.append(now - last[0])
         last[0] = now
 
-    done = threading.Event()
-    duration = []
+    def wait_idle():
+        loop = QEventLoop()
+        poll = QTimer()
+        poll.setInterval(5)
+        poll.timeout.connect(lambda: loop.quit() if not runner.busy else None)
+        poll.start()
+        loop.exec()
+        poll.stop()
 
-    def work():
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 2.0:
-            s.evaluate(incremental=False)
-        duration.append(time.perf_counter() - t0)
-        done.set()
-
-    timer = QtCore.QTimer()
+    runner.request()
+    wait_idle()  # baseline + first run
+    timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(tick)
+    clock.start()
     timer.start()
-    thread = threading.Thread(target=work, daemon=True)
-    last[0] = time.perf_counter()
-    thread.start()
-    loop = QtCore.QEventLoop()
-    poll = QtCore.QTimer()
-    poll.setInterval(20)
-    poll.timeout.connect(lambda: loop.quit() if done.is_set() else None)
-    poll.start()
-    loop.exec()
-    poll.stop()
+    runner.request()
+    wait_idle()
     timer.stop()
-    thread.join()
-    out["ui_max_stall_ms_during_eval"] = max(g - 10 for g in gaps[1:]) if len(gaps) > 1 else None
-    out["ui_eval_seconds"] = duration[0]
+    out["ui_eval_seconds"] = clock.elapsed() / 1000
+    out["ui_max_stall_ms_during_eval"] = float(max(gaps[1:], default=0) - 10)
+    runner.shutdown(5000)
     return out
 
 
