@@ -1,6 +1,7 @@
 """GPU figures: one script, under 8 minutes on a single CUDA GPU.
 
     python tests/benchmarks/gpu.py [--json]
+    python tests/benchmarks/gpu.py --cpu-smoke      # the same code on the CPU, tiny, no figures
 
 Measures on CUDA the ratios of run.py plus a ResNet-18-sized CNN (11M parameters, residual
 blocks with BatchNorm) on 10,000 32×32 inputs: full and incremental re-evaluation time,
@@ -52,8 +53,12 @@ def resnet18_like(classes: int = 10) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
+DEVICE = "cuda"
+
+
 def sync():
-    torch.cuda.synchronize()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def timed(fn) -> float:
@@ -64,9 +69,11 @@ def timed(fn) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def resnet_figures() -> dict:
-    x, y = bench.synthetic(10_000, seed=3)
-    s = bench.session_for(resnet18_like(), x, y, "cuda", batch_size=500)
+def resnet_figures(n: int = 10_000, device: str = "cuda") -> dict:
+    global DEVICE
+    DEVICE = device
+    x, y = bench.synthetic(n, seed=3)
+    s = bench.session_for(resnet18_like(), x, y, device, batch_size=500)
     s.evaluate(incremental=False)  # warm-up: cudnn autotune, data on device
     full = min(timed(lambda: s.evaluate(incremental=False)) for _ in range(3))
     xs, ys = s._tensors()
@@ -107,6 +114,9 @@ def resnet_figures() -> dict:
 
 
 def main() -> int:
+    if "--cpu-smoke" in sys.argv:  # the same code paths on the CPU, tiny: checks the script, measures nothing
+        print(json.dumps(resnet_figures(n=64, device="cpu")))
+        return 0
     if not torch.cuda.is_available():
         print("gpu.py: no CUDA device here", file=sys.stderr)
         return 2

@@ -1,0 +1,28 @@
+"""The benchmark scripts run end to end (tiny sizes, on the CPU): figures come from running them
+for real (tests/benchmarks/run.py, gpu.py on a CUDA machine); here we only check they work."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_gpu_script_code_paths_on_cpu():
+    res = subprocess.run([sys.executable, str(ROOT / "tests/benchmarks/gpu.py"), "--cpu-smoke"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    fig = json.loads(res.stdout.strip().splitlines()[-1])
+    assert fig["resnet18_params"] > 11_000_000  # ResNet-18 sized
+    assert fig["resnet18_incremental_exact"] is True
+
+
+def test_run_script_pieces_on_small_inputs():
+    sys.path.insert(0, str(ROOT / "tests/benchmarks"))
+    try:
+        import run
+    finally:
+        sys.path.pop(0)
+    fig = run.global_vs_torch(True)
+    assert fig["undo_bytes_per_changed_weight"] == 4.0
+    assert fig["global_mask_differences"] <= fig["global_ties_at_threshold"]
