@@ -7,7 +7,11 @@ the traceback. Qt is imported only for ``gui``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
+import math
 import sys
 
 from pruneviz import __version__
@@ -33,14 +37,48 @@ def _model_args(p: argparse.ArgumentParser, model_required: bool = True) -> None
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to evaluate (default: auto)")
 
 
-def _amount(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise PrunevizError(f"--amount must be a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise PrunevizError(f"--amount must be between 0 and 1, got {text}")
-    return value
+def _show(text: object, limit: int = 40) -> str:
+    """A user's value for an error message: quoted, escaped (one line), shortened."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
+def _fraction(option: str):
+    """An argparse type: a finite number between 0 and 1 (nan, inf, '1e309', '0.5.5' are refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise PrunevizError(f"{option} must be a number between 0 and 1, got {_show(text)}") from None
+        if not 0.0 <= value <= 1.0:  # also false for nan
+            raise PrunevizError(f"{option} must be between 0 and 1, got {_show(text)}")
+        return value + 0.0  # -0.0 -> 0.0
+
+    return parse
+
+
+_amount = _fraction("--amount")
+
+
+def _int_in(option: str, low: int, high: int):
+    """An argparse type: an integer in [low, high] (huge values would overflow torch later)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            raise PrunevizError(f"{option} must be a whole number between {low} and {high}, got {_show(text)}") from None
+        if not low <= value <= high:
+            raise PrunevizError(f"{option} must be between {low} and {high}, got {_show(text)}")
+        return value
+
+    return parse
+
+
+SEED_MAX = 2**32 - 1
+BATCH_MAX = 2**31 - 1
+STEPS_MAX = 10**9
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate accuracy and loss")
     _model_args(p)
     p.add_argument("--data", metavar="DATA", required=True)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_int_in("--batch-size", 1, BATCH_MAX), default=256)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("score", help="write importance scores to an .npz")
@@ -69,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--granularity", default="weight", choices=["weight", "neuron"])
     p.add_argument("--data", metavar="DATA")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
     p.add_argument("--out", required=True, metavar="FILE.npz")
 
     p = sub.add_parser("prune", help="prune and export")
@@ -84,18 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="state_dict", choices=["state_dict", "safetensors", "pt2", "onnx"])
     p.add_argument("--shrink", action="store_true", help="remove pruned neurons physically")
     p.add_argument("--report", metavar="FILE.json")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
 
     p = sub.add_parser("loop", help="node pruning: remove the least important neuron until a stop condition")
     _model_args(p)
     p.add_argument("--data", metavar="DATA", required=True)
     p.add_argument("--method", default="magnitude")
     p.add_argument("--layers", metavar="GLOB[,GLOB]")
-    p.add_argument("--min-accuracy", type=float, help="stop before accuracy falls below this")
-    p.add_argument("--target-sparsity", type=float, help="stop when weight sparsity reaches this")
-    p.add_argument("--max-steps", type=int, default=10_000)
+    p.add_argument("--min-accuracy", type=_fraction("--min-accuracy"), help="stop before accuracy falls below this")
+    p.add_argument("--target-sparsity", type=_fraction("--target-sparsity"), help="stop when weight sparsity reaches this")
+    p.add_argument("--max-steps", type=_int_in("--max-steps", 0, STEPS_MAX), default=10_000)
     p.add_argument("--out", metavar="PATH", help="export the result (state_dict)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
 
     p = sub.add_parser("demo", help="the built-in demo models and data")
     dsub = p.add_subparsers(dest="demo_command", parser_class=_Parser)
@@ -106,13 +144,82 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("train", help="retrain a demo model reproducibly")
     q.add_argument("name")
     q.add_argument("--out", help="where to write the weights (default: the shipped file)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
     return parser
+
+
+# Where each --format is written, and the suffixes of the other formats (a mismatch is refused:
+# pruneviz and other tools pick the reader by suffix, so x.safetensors holding a pickle is a trap).
+_FORMAT_SUFFIXES = {"state_dict": (".pt", ".pth", ".bin"), "safetensors": (".safetensors",), "pt2": (".pt2",), "onnx": (".onnx",)}
+_MODEL_SUFFIXES = {sfx for sfxs in _FORMAT_SUFFIXES.values() for sfx in sfxs}
+
+
+def _check_out(path: str, option: str) -> None:
+    """Refuse an output path that cannot be written as a new or replaced regular file, before any work."""
+    import os
+    from pathlib import Path
+
+    if not path or not path.strip():
+        raise PrunevizError(f"{option} is empty: name the file to write")
+    if "\x00" in path:
+        raise PrunevizError(f"{option} {_show(path)} contains a NUL character: name a plain file")
+    try:
+        os.fsencode(path)
+    except UnicodeError:
+        raise PrunevizError(f"{option} {_show(path)} cannot be a file name on this system: use plain characters") from None
+    if path.endswith(("/", os.sep)) or Path(path).name in ("", ".", ".."):
+        raise PrunevizError(f"{option} {_show(path)} names a folder: name a file in it, e.g. {Path(path) / 'out'}")
+    target = Path(path)
+    if len(os.fsencode(target.name)) > 200:
+        raise PrunevizError(f"{option}: the file name {_show(target.name)} is too long: use a shorter name")
+    try:
+        if target.is_dir():
+            raise PrunevizError(f"{option} {path} is a folder: name a file in it, e.g. {target / 'out'}")
+        if target.exists() and not target.is_file():
+            raise PrunevizError(f"{option} {path} exists and is not a regular file: name a new file")
+        folder = target.parent
+        if not folder.is_dir():
+            raise PrunevizError(f"cannot write {option} {path}: folder {folder} does not exist; create it first")
+    except OSError as exc:
+        raise PrunevizError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PrunevizError(f"cannot write {option} {path}: folder {folder} is not writable")
+
+
+def _check_format(path: str, fmt: str) -> None:
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower()
+    wanted = _FORMAT_SUFFIXES[fmt]
+    if suffix in wanted:
+        return
+    if fmt in ("pt2", "onnx") or suffix in _MODEL_SUFFIXES:
+        fits = next((f for f, sfx in _FORMAT_SUFFIXES.items() if suffix in sfx), None)
+        hint = f"use --format {fits} or " if fits else ""
+        raise PrunevizError(f"--out {path} does not fit --format {fmt}: {hint}name the file {Path(path).with_suffix(wanted[0]).name}")
+
+
+def _same_file(a: str, b: str) -> bool:
+    import os
+
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PrunevizError("--device cuda: no CUDA GPU is available to this PyTorch; use --device cpu (or auto)")
+    if device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise PrunevizError("--device mps: Apple's Metal backend is not available; use --device cpu (or auto)")
 
 
 def _session(args, data=None):
     from pruneviz.core.session import Session
 
+    _check_device(args.device)
     return Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0))
 
 
@@ -121,32 +228,31 @@ def _cmd_inspect(args) -> int:
     layers = [layer.to_json(s.sparsity(layer.name)) for layer in s.layers]
     total = s.original_params
     if args.json:
-        print(json.dumps({"layers": layers, "params": total, "sparsity": s.sparsity()}))
+        _emit(json.dumps({"layers": layers, "params": total, "sparsity": s.sparsity()}))
         return 0
-    print(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {s.sparsity():.1%}")
+    _emit(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {s.sparsity():.1%}")
     width = max(len(layer["name"]) for layer in layers)
     for layer in s.layers:
         shape = "×".join(map(str, layer.shape))
         flag = "  (output)" if layer.is_output else ""
-        print(f"  {layer.name:<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {s.sparsity(layer.name):6.1%}{flag}")
+        _emit(f"  {layer.name:<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {s.sparsity(layer.name):6.1%}{flag}")
     return 0
 
 
 def _cmd_eval(args) -> int:
     s = _session(args, data=args.data)
-    if args.batch_size < 1:
-        raise PrunevizError("--batch-size must be at least 1")
     s.batch_size = args.batch_size
     r = s.evaluate()
     if args.json:
-        print(json.dumps(_jsonable(r.to_json())))
+        _emit(json.dumps(_jsonable(r.to_json())))
     else:
-        print(f"accuracy {r.accuracy:.4f}  loss {r.loss:.4f}  samples {r.samples}  device {r.device}")
+        _emit(f"accuracy {r.accuracy:.4f}  loss {r.loss:.4f}  samples {r.samples}  device {r.device}")
     return 0
 
 
 def _jsonable(obj):
-    if isinstance(obj, float) and obj != obj:
+    """``obj`` with NaN and infinities as null: ``json.dumps`` would write them as invalid JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, list):
         return [_jsonable(v) for v in obj]
@@ -160,44 +266,54 @@ def _cmd_score(args) -> int:
 
     from pruneviz.core.export import atomic_path
 
+    _check_out(args.out, "--out")
+    if not args.out.lower().endswith(".npz"):
+        raise PrunevizError(f"--out {_show(args.out)} must end in .npz (scores are written as a numpy archive)")
     s = _session(args, data=args.data)
     scores = s.scores(None, args.method, args.granularity)
-    if not args.out.endswith(".npz"):
-        raise PrunevizError("--out must end in .npz")
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **{n: t.numpy() for n, t in scores.items()})
-    print(f"wrote {args.method} {args.granularity} scores of {len(scores)} layers to {args.out}")
+    _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} layers to {args.out}")
     return 0
 
 
 def _cmd_prune(args) -> int:
-    s = _session(args, data=args.data)
     if args.shrink and args.granularity != "neuron":
         raise PrunevizError("--shrink removes neurons: use it with --granularity neuron")
+    _check_out(args.out, "--out")
+    _check_format(args.out, args.format)
+    if args.report is not None:
+        _check_out(args.report, "--report")
+        if _same_file(args.report, args.out):
+            raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
+    s = _session(args, data=args.data)
     n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
     rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
     unit = "neurons" if args.granularity == "neuron" else "weights"
     line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_after']:,}"
     if "accuracy_after" in rep:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_after']:.4f}"
-    print(line)
-    print(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
+    _emit(line)
+    _emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
     return 0
 
 
 def _cmd_loop(args) -> int:
+    if args.out is not None:
+        _check_out(args.out, "--out")
+        _check_format(args.out, "state_dict")
     s = _session(args, data=args.data)
     base = s.baseline()
-    print(f"baseline accuracy {base.accuracy:.4f}")
+    _emit(f"baseline accuracy {base.accuracy:.4f}")
     steps = 0
     for (layer, idx), result in s.prune_loop(args.method, args.min_accuracy, args.target_sparsity, args.max_steps, args.layers):
         steps += 1
-        print(f"step {steps}: pruned neuron {idx} of {layer}; sparsity {s.sparsity():.1%}; accuracy {result.accuracy:.4f}")
-    print(f"kept {s.history.index} steps; sparsity {s.sparsity():.1%}; accuracy {s.evaluate().accuracy:.4f}")
+        _emit(f"step {steps}: pruned neuron {idx} of {layer}; sparsity {s.sparsity():.1%}; accuracy {result.accuracy:.4f}")
+    _emit(f"kept {s.history.index} steps; sparsity {s.sparsity():.1%}; accuracy {s.evaluate().accuracy:.4f}")
     if args.out:
         s.export(args.out)
-        print(f"wrote {args.out}")
+        _emit(f"wrote {args.out}")
     return 0
 
 
@@ -206,20 +322,30 @@ def _cmd_demo(args) -> int:
 
     if args.demo_command == "list":
         for name, text in demo.NAMES.items():
-            print(f"demo:{name:<8} {text}")
+            _emit(f"demo:{name:<8} {text}")
         for name, text in demo.DATA_NAMES.items():
-            print(f"demo:{name:<8} {text}")
+            _emit(f"demo:{name:<8} {text}")
         return 0
     if args.demo_command == "export":
         from pathlib import Path
 
-        Path(args.dir).mkdir(parents=True, exist_ok=True)
+        if args.name not in demo.NAMES:  # before the folder is created
+            raise PrunevizError(f"unknown demo model {args.name!r}; choose one of: {', '.join(demo.NAMES)}")
+        if not args.dir.strip() or "\x00" in args.dir:
+            raise PrunevizError(f"the folder name {_show(args.dir)} is not usable: name a folder to write into")
+        if Path(args.dir).exists() and not Path(args.dir).is_dir():
+            raise PrunevizError(f"{args.dir} exists and is not a folder: name a new or existing folder")
         for path in demo.export(args.name, args.dir):
-            print(f"wrote {path}")
+            _emit(f"wrote {path}")
         return 0
     if args.demo_command == "train":
+        if args.name not in demo.NAMES:
+            raise PrunevizError(f"unknown demo model {args.name!r}; choose one of: {', '.join(demo.NAMES)}")
+        if args.out is not None:
+            _check_out(args.out, "--out")
+            _check_format(args.out, "safetensors")
         acc = demo.train(args.name, out_path=args.out, seed=args.seed)
-        print(f"trained demo:{args.name}: held-out accuracy {acc:.4f}")
+        _emit(f"trained demo:{args.name}: held-out accuracy {acc:.4f}")
         return 0
     raise PrunevizError("use: pruneviz demo list | pruneviz demo export NAME DIR | pruneviz demo train NAME")
 
@@ -233,7 +359,64 @@ def _cmd_gui(args) -> int:
 COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "prune": _cmd_prune, "loop": _cmd_loop, "demo": _cmd_demo, "gui": _cmd_gui}
 
 
+def _emit(text: str, stream=None) -> None:
+    """print() that cannot fail on characters the stream's encoding lacks (e.g. undecodable file names)."""
+    stream = stream or sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeError, LookupError):
+        text = text.encode(encoding, "backslashreplace").decode(encoding, "replace")
+    print(text, file=stream)
+
+
+class _Held:
+    def __init__(self, real):
+        self.real = real
+        self.buffer = io.StringIO()
+
+    def release(self) -> None:
+        """Pass on what the libraries wrote (warnings of a run that worked, or everything with --debug)."""
+        text, self.buffer = self.buffer.getvalue(), io.StringIO()
+        if text:
+            self.real.write(text)
+            self.real.flush()
+
+
+@contextlib.contextmanager
+def _held_stderr():
+    """Hold back what libraries write to stderr during a command.
+
+    A failed command prints one line, ``pruneviz: error: …``; PyTorch would add its own (torch.export
+    prints the partial graph of a model it cannot capture, its loggers print warnings). Output
+    is held here and passed on when the command succeeds (or with ``--debug``), dropped when it fails.
+    Covers ``print(file=sys.stderr)``, ``warnings`` and logging handlers that write to stderr.
+    """
+    real = sys.stderr
+    held = _Held(real)
+    moved = []
+    streams = {id(real), id(sys.__stderr__)}
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler and id(getattr(handler, "stream", None)) in streams:
+                moved.append((handler, handler.setStream(held.buffer)))
+    sys.stderr = held.buffer
+    try:
+        yield held
+    finally:
+        sys.stderr = real
+        for handler, stream in moved:
+            handler.setStream(stream)
+
+
+def _error_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"pruneviz: error: {text or type(exc).__name__}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv``; returns the exit status (0 ok, 2 refused, 1 a bug, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
@@ -241,17 +424,35 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             args = build_parser().parse_args(["gui", *([a for a in argv if a == "--debug"])])
             args.data = "demo:digits"
-        return COMMANDS[args.command](args)
+        if args.command == "gui":
+            return COMMANDS["gui"](args)
+        with _held_stderr() as held:
+            try:
+                code = COMMANDS[args.command](args)
+            except BaseException:
+                if debug:
+                    held.release()
+                raise
+            held.release()
+        return code
+    except SystemExit as exc:  # argparse's --help / --version
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except PrunevizError as exc:
         if debug:
             raise
-        print(f"pruneviz: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        _emit(_error_line(exc), sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("pruneviz: interrupted", file=sys.stderr)
+        _emit("pruneviz: interrupted", sys.stderr)
         return 130
+    except OSError as exc:  # the file system refused (disk full, permissions): not a bug
+        if debug:
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        _emit(f"pruneviz: error: {exc.strerror or _error_line(exc)[17:]}{where}: check the path, its permissions and the free space", sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             raise
-        print(f"pruneviz: error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); rerun with --debug and report it", file=sys.stderr)
+        _emit(f"pruneviz: error: internal error ({type(exc).__name__}: {_error_line(exc)[17:]}); rerun with --debug and report it", sys.stderr)
         return 1
