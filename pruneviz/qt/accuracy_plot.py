@@ -14,13 +14,47 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 
 def _pct(x: float | None) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2%}"
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text that never widens its dock: elided with "…" when it does not fit,
+    the whole text in its tooltip. ``text()`` returns the whole text."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    @property
+    def elided(self) -> bool:
+        return super().text() != self._full
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(10, super().minimumSizeHint().height())
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width()))
+        super().setText(shown)
+        self.setToolTip(self._full if shown != self._full else "")
 
 
 class AccuracyPanel(QWidget):
@@ -55,10 +89,11 @@ class AccuracyPanel(QWidget):
                 lab.setFont(f)
                 grid.addWidget(lab, r, c)
                 self.cells[(row, col)] = lab
-        self.estimate = QLabel(" ")
-        # one fixed line: a label that changes height re-lays out (and repaints) every plot
+        # one fixed line: a label that changes height re-lays out (and repaints) every plot, and
+        # one that wraps or widens pushes the dock; elided, the tooltip carries the whole line
+        self.estimate = ElidedLabel(" ")
+        self.estimate.setTextFormat(Qt.TextFormat.PlainText)
         self.estimate.setFixedHeight(self.estimate.fontMetrics().height() + 4)
-        self.estimate.setMinimumWidth(10)
         self.device = QLabel(" ")
 
         pal = self.palette()
@@ -75,7 +110,9 @@ class AccuracyPanel(QWidget):
         self.here = pg.ScatterPlotItem(size=13, pen=pg.mkPen((255, 140, 0), width=2), brush=None)
         self.run_est = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0), beam=0.01, pen=pg.mkPen((255, 140, 0), width=2))
         self.run_dot = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(255, 140, 0), pen=None)
-        self.base_line = pg.InfiniteLine(angle=0, pen=pg.mkPen((128, 128, 128), style=Qt.PenStyle.DashLine), label="baseline", labelOpts={"position": 0.9, "color": (128, 128, 128)})
+        # label right-aligned just inside the right edge; pyqtgraph flips it to the side of the line
+        # that faces the view's centre, so it is never cut at the right or the top
+        self.base_line = pg.InfiniteLine(angle=0, pen=pg.mkPen((128, 128, 128), style=Qt.PenStyle.DashLine), label="baseline", labelOpts={"position": 0.98, "color": (128, 128, 128), "anchors": [(1, 0), (1, 1)]})
         self.base_line.hide()
         for it in (self.base_line, self.curve, self.run_est, self.run_dot, self.here):
             self.curve_plot.addItem(it)

@@ -27,8 +27,12 @@ from PySide6.QtWidgets import QGraphicsRectItem
 
 from pruneviz.core import display
 
+from .kernels import KernelLayout
+
 MAX_IMAGE = (4096, 4096)  #: never pool to more than this, whatever the screen
 MIN_IMAGE = (256, 256)  #: pool at least this finely (a view not laid out yet reports tiny sizes)
+MIN_SEPARATOR_PX = 4.0  #: channel separators closer than this on screen would only be noise: hidden
+DENSE_SEPARATOR_PX = 12.0  #: below this spacing they are drawn fainter
 
 
 def overlay_lut(rgba: tuple[int, int, int, int]) -> np.ndarray:
@@ -67,6 +71,31 @@ class _DragBox(pg.ViewBox):
             self.dragged.emit(rect, ev.modifiers())
 
 
+class _InputAxis(pg.AxisItem):
+    """Bottom axis that, for a conv layer, ticks whole input channels: one label per channel,
+    centred under its kh·kw columns, at the nice spacings pyqtgraph would pick for channels."""
+
+    group = 1
+
+    def tickSpacing(self, minVal, maxVal, size):
+        g = self.group
+        if g <= 1:
+            return super().tickSpacing(minVal, maxVal, size)
+        out = []
+        for spacing, offset in super().tickSpacing(minVal / g, maxVal / g, size):
+            spacing = max(1.0, float(round(spacing)))  # never a tick inside a kernel
+            level = (spacing * g, offset * g + g / 2)
+            if level not in out:
+                out.append(level)
+        return out
+
+    def tickStrings(self, values, scale, spacing):
+        g = self.group
+        if g <= 1:
+            return super().tickStrings(values, scale, spacing)
+        return [str(int(v // g)) for v in values]
+
+
 class HeatmapView(pg.GraphicsLayoutWidget):
     """Heatmap of one layer's 2-D view with pruned / preview / selection overlays and a colour bar."""
 
@@ -81,7 +110,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.vb = _DragBox()
         self.vb.invertY(True)
         self.vb.setAspectLocked(False)
-        self.plot = self.addPlot(row=0, col=0, viewBox=self.vb)
+        self.axis_in = _InputAxis("bottom")
+        self.plot = self.addPlot(row=0, col=0, viewBox=self.vb, axisItems={"bottom": self.axis_in})
         self.plot.setLabel("left", "output neuron")
         self.plot.setLabel("bottom", "input")
         self.plot.showGrid(False, False)
@@ -95,6 +125,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         for z, item in enumerate((self.image, self.pruned, self.preview, self.selection)):
             item.setZValue(z)
             self.plot.addItem(item)
+        # conv layers: a thin line between input channels (every kh·kw columns), over the overlays
+        self.kernels = KernelLayout(1)
+        self.separators = pg.PlotCurveItem(connect="pairs")
+        self.separators.setZValue(10)
+        self.separators.hide()
+        self.vb.addItem(self.separators, ignoreBounds=True)
+        self.vb.sigXRangeChanged.connect(self._update_separators)
         self.cmap_weights = pg.colormap.get("CET-D1A")
         self.cmap_importance = pg.colormap.get("viridis")
         self.bar = pg.ColorBarItem(values=(-1, 1), colorMap=self.cmap_weights, interactive=False, rounding=1e-4, width=14)
@@ -118,8 +155,63 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._repool.setInterval(150)
         self._repool.timeout.connect(self._repool_if_needed)
         self.vb.sigResized.connect(self._on_resized)
+        self.vb.sigResized.connect(self._update_separators)
 
     # ------------------------------------------------------------------ data
+    def set_kernels(self, kernels: KernelLayout) -> None:
+        """Input-channel layout of the layer shown (``KernelLayout.of(info.shape)``): conv layers get
+        channel separators and an axis that counts input channels."""
+        self.kernels = kernels
+        self.axis_in.group = kernels.group
+        if kernels.is_conv:
+            self.plot.setLabel("bottom", f"input channel ({'×'.join(map(str, kernels.kernel))} kernel each)")
+        else:
+            self.plot.setLabel("bottom", "input")
+        self.axis_in.picture = None  # ticks depend on the group: redraw them
+        self.axis_in.update()
+        self._update_separators()
+
+    @property
+    def separator_spacing_px(self) -> float:
+        """Screen pixels between two channel separators at the current zoom (0 without channels)."""
+        if not self.kernels.is_conv or self.shape == (0, 0):
+            return 0.0
+        (x0, x1), _ = self.vb.viewRange()
+        return self.kernels.group * self.vb.width() / max(x1 - x0, 1e-9)
+
+    def _update_separators(self, *_) -> None:
+        """Vertical lines at the channel boundaries in view; hidden where they would be closer than
+        :data:`MIN_SEPARATOR_PX` (they would only grey the picture), fainter when dense."""
+        k, (rows, cols) = self.kernels, self.shape
+        spacing = self.separator_spacing_px
+        if k.channels < 2 or spacing < MIN_SEPARATOR_PX or cols != k.channels * k.group:
+            self.separators.hide()
+            return
+        g = k.group
+        (x0, x1), _ = self.vb.viewRange()
+        first, last = max(1, math.ceil(x0 / g)), min(k.channels - 1, math.floor(x1 / g))
+        xs = np.repeat(np.arange(first, last + 1, dtype=np.float64) * g, 2)
+        ys = np.tile(np.array([0.0, float(rows)]), max(0, last - first + 1))
+        # drawn as a gap in the window's background colour: dark lines vanish among pruned
+        # (dark) cells and saturated weights; a light gap reads against all of them
+        bg = self.palette().window().color()
+        dense = spacing < DENSE_SEPARATOR_PX
+        self.separators.setPen(pg.mkPen((bg.red(), bg.green(), bg.blue(), 170 if dense else 255), width=1 if dense else 2, cosmetic=True))
+        self.separators.setData(xs, ys, connect="pairs")
+        self.separators.setVisible(len(xs) > 0)
+
+    @property
+    def separator_columns(self) -> np.ndarray:
+        """Columns where a channel separator is drawn now (empty when hidden)."""
+        if not self.separators.isVisible() or self.separators.xData is None:
+            return np.zeros(0)
+        return np.asarray(self.separators.xData[::2])
+
+    @property
+    def levels(self) -> tuple[float, float]:
+        """Colour levels of the image shown (symmetric around 0 for weights)."""
+        return self._levels
+
     def target_shape(self) -> tuple[int, int]:
         """Pooled image size wanted now: the plot area in device pixels (rows, columns)."""
         dpr = self.devicePixelRatioF() or 1.0
@@ -148,6 +240,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if reset_view or first:
             self.vb.setLimits(xMin=-0.05 * self.shape[1], xMax=1.05 * self.shape[1], yMin=-0.05 * self.shape[0], yMax=1.05 * self.shape[0])
             self.vb.setRange(xRange=(0, self.shape[1]), yRange=(0, self.shape[0]), padding=0.01)
+        self._update_separators()
 
     def _pool(self) -> None:
         values2d, pruned2d = self.values, self.pruned_src

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -42,7 +43,9 @@ from pruneviz.core.importance import NEURON_METHODS
 from .accuracy_plot import AccuracyPanel
 from .controls import PruneDialog, RunUntilDialog, methods
 from .eval_runner import EvalRunner
+from .filter_view import FilterPanel
 from .heatmap_view import HeatmapView, Histogram, NeuronStrip
+from .kernels import KernelLayout
 from .layer_tree import LayerTree
 from .run_loop import RunLoop
 
@@ -76,6 +79,7 @@ class MainWindow(QMainWindow):
         self.session = None
         self.layer: str | None = None
         self.selected: set[int] = set()
+        self.kernels = KernelLayout(1)
         self._open_session = open_session
         self._weights_cache: dict[tuple, np.ndarray] = {}
         self.runner = EvalRunner(None, parent=self)
@@ -97,6 +101,7 @@ class MainWindow(QMainWindow):
         self.strip = NeuronStrip()
         self.strip.setYLink(self.heatmap.vb)
         self.hist = Histogram()
+        self.filter = FilterPanel()
         self.tree = LayerTree()
         self.tree.setMinimumWidth(360)  # every column readable, sparsity bar included
         self.acc = AccuracyPanel()
@@ -159,7 +164,13 @@ class MainWindow(QMainWindow):
         bottom = QWidget()
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(4, 0, 4, 4)
-        bl.addWidget(self.hist, 1)
+        # the histogram shares its place with the per-filter kernels: one selected filter shows there
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.setDocumentMode(True)
+        self.lower_tabs.addTab(self.hist, "Histogram")
+        self.lower_tabs.addTab(self.filter, "Filter kernels")
+        self._filter_auto = False  # the filter tab came up by itself on a selection
+        bl.addWidget(self.lower_tabs, 1)
         tr = QHBoxLayout()
         tr.addWidget(QLabel("Threshold"))
         tr.addWidget(self.thr_gran)
@@ -173,7 +184,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(bottom)
         self.splitter.setStretchFactor(0, 4)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([640, 200])
+        self.splitter.setSizes([600, 240])
         self.setCentralWidget(self.splitter)
 
         self.dock_layers = self._dock("Layers", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -212,6 +223,8 @@ class MainWindow(QMainWindow):
         self.prune_sel.clicked.connect(lambda: self.prune_selected(False))
         self.restore_sel.clicked.connect(lambda: self.prune_selected(True))
         self.threshold.valueChanged.connect(self._threshold_moved)
+        self.filter.failed.connect(self.show_error)
+        self.filter.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.thr_gran.currentTextChanged.connect(lambda _: self._refresh_threshold(reset=True))
         self.hist.thresholdDragged.connect(self.threshold.setValue)
         self.apply_thr.clicked.connect(self.apply_threshold)
@@ -428,7 +441,13 @@ class MainWindow(QMainWindow):
             return
         self.layer = name
         self.selected = set()
+        if self._filter_auto:
+            self.lower_tabs.setCurrentWidget(self.hist)
+            self._filter_auto = False
         info = self.session.layer(name)
+        self.kernels = KernelLayout.of(info.shape)
+        self.heatmap.set_kernels(self.kernels)
+        self.lower_tabs.setTabText(1, "Filter kernels" if self.kernels.is_conv else "Neuron inputs")
         self.title.setText(f"Layer {name}  <span style='font-weight:normal'>— {info.kind} {'×'.join(map(str, info.shape))}, view {info.view_shape[0]} neurons × {info.view_shape[1]} inputs</span>")
         self._refresh_layer(reset_view=True)
 
@@ -507,13 +526,30 @@ class MainWindow(QMainWindow):
             # line the rows up again
             self.strip.getViewBox().linkedViewChanged(self.heatmap.vb, self.strip.getViewBox().YAxis)
         self.heatmap.set_selection(sorted(self.selected))
+        self._refresh_filter()
         n = len(self.selected)
         self.sel_label.setText("no neuron selected" if not n else f"{n} neuron{'s' if n > 1 else ''} selected")
 
+    def _refresh_filter(self) -> None:
+        """The filter tab follows the selection and every change: one neuron -> its kernels."""
+        row = next(iter(self.selected)) if len(self.selected) == 1 else None
+        if row is not None and not 0 <= row < self._w2d.shape[0]:
+            row = None  # a stale or out-of-range selection: the engine refuses it on use
+        levels = self.heatmap.levels if self.heatmap.mode == "weights" else display.symmetric_levels(self._w2d)
+        values = (self._w2d[row], self._pruned2d[row]) if row is not None else None  # current rows, no second fetch
+        self.filter.show_neuron(self.session, self.layer, row, levels, values)
+
     # ========================================================= selection & edits
     def _select(self, rows: set[int]) -> None:
+        one = len(rows) == 1 and set(rows) != self.selected
         self.selected = set(rows)
         self._refresh_strip(self.strip.preview if len(self.strip.preview) else None)
+        if one and self.lower_tabs.currentWidget() is not self.filter:
+            self.lower_tabs.setCurrentWidget(self.filter)
+            self._filter_auto = True
+        elif len(rows) != 1 and self._filter_auto:
+            self.lower_tabs.setCurrentWidget(self.hist)
+            self._filter_auto = False
 
     def _click_row(self, row: int, mods) -> None:
         if mods & Qt.KeyboardModifier.ControlModifier:
@@ -552,6 +588,8 @@ class MainWindow(QMainWindow):
         m.exec(self.heatmap.mapToGlobal(pos))
 
     def _threshold_moved(self, value: float) -> None:
+        self.lower_tabs.setCurrentWidget(self.hist)  # the threshold is drawn on the histogram
+        self._filter_auto = False
         if self.thr_gran.currentText() == "weights":
             self.hist.set_threshold(value)
         self._update_preview()
@@ -597,7 +635,7 @@ class MainWindow(QMainWindow):
         w = float(self._w2d[r, c])
         imp = float(self._scores2d[r, c])
         state = "pruned" if self._pruned2d[r, c] else "kept"
-        self.hover.setText(f"neuron {r} · input {c} · weight {w:+.4g} · {self.method.currentText()} {imp:.4g} · {state}")
+        self.hover.setText(f"{self.kernels.describe(r, c)}, w = {w + 0.0:+.4g} · {self.method.currentText()} {imp:.4g} · {state}")
 
     # ========================================================= verbs with dialogs
     def _guard(self, fn, *args, **kw):
