@@ -67,6 +67,7 @@ def _kind_of(module: nn.Module) -> str | None:
 def find_layers(model: nn.Module) -> list[LayerInfo]:
     """List the prunable layers of ``model`` in registration order."""
     layers: list[LayerInfo] = []
+    seen: set[int] = set()
     for name, module in model.named_modules():
         kind = _kind_of(module)
         if kind is None:
@@ -74,6 +75,11 @@ def find_layers(model: nn.Module) -> list[LayerInfo]:
         weight = getattr(module, "weight", None)
         if not isinstance(weight, torch.Tensor) or weight.dim() < 2 or weight.numel() == 0:
             continue
+        if id(weight) in seen:
+            # a tied weight (fc2.weight = fc1.weight): named_parameters() lists it once, under the
+            # first owner's name; pruning that layer prunes this one too
+            continue
+        seen.add(id(weight))
         bias = getattr(module, "bias", None)
         has_bias = isinstance(bias, torch.Tensor)
         layers.append(
@@ -91,7 +97,9 @@ def find_layers(model: nn.Module) -> list[LayerInfo]:
     # Opaque programs (torch.export GraphModule): read layers off the parameter names.
     params = dict(model.named_parameters())
     for pname, p in params.items():
-        if not pname.endswith("weight") or not 2 <= p.dim() <= 5 or p.numel() == 0:
+        # only a parameter called exactly "weight" is a layer's: "my_weight" and "other_weight" of one
+        # module would both become a layer named "" (duplicates that confuse every lookup by name)
+        if not (pname == "weight" or pname.endswith(".weight")) or not 2 <= p.dim() <= 5 or p.numel() == 0:
             continue
         name = pname[: -len(".weight")] if pname.endswith(".weight") else ""
         bname = f"{name}.bias" if name else "bias"
