@@ -43,6 +43,11 @@ def _show(text: object, limit: int = 40) -> str:
     return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
+def _plain(text: str) -> str:
+    """A number the user typed, as typed when it is short and printable, else quoted and escaped."""
+    return text if text.isprintable() and 0 < len(text) <= 30 and text.strip() == text else _show(text)
+
+
 def _fraction(option: str):
     """An argparse type: a finite number between 0 and 1 (nan, inf, '1e309', '0.5.5' are refused)."""
 
@@ -52,7 +57,7 @@ def _fraction(option: str):
         except (TypeError, ValueError):
             raise PrunevizError(f"{option} must be a number between 0 and 1, got {_show(text)}") from None
         if not 0.0 <= value <= 1.0:  # also false for nan
-            raise PrunevizError(f"{option} must be between 0 and 1, got {_show(text)}")
+            raise PrunevizError(f"{option} must be between 0 and 1, got {_plain(text)}")
         return value + 0.0  # -0.0 -> 0.0
 
     return parse
@@ -70,7 +75,7 @@ def _int_in(option: str, low: int, high: int):
         except (TypeError, ValueError):
             raise PrunevizError(f"{option} must be a whole number between {low} and {high}, got {_show(text)}") from None
         if not low <= value <= high:
-            raise PrunevizError(f"{option} must be between {low} and {high}, got {_show(text)}")
+            raise PrunevizError(f"{option} must be between {low} and {high}, got {_plain(text)}")
         return value
 
     return parse
