@@ -1,0 +1,150 @@
+"""The window's menus and toolbar, and everything that reads or writes files.
+
+File > Open model / Open data / Open recent, drag and drop of model and ``.npz`` files,
+File > Export… (model + JSON report) and Save heatmap as PNG. Opening goes through
+:func:`pruneviz.qt.app.open_session_interactive` (trust and architecture prompts); every write
+goes through a Session verb guarded by ``_guard``.
+
+:class:`FileActions` is a mixin of :class:`~pruneviz.qt.main_window.MainWindow`: it expects the
+window's ``session``, ``layer``, ``heatmap``, ``runner``, ``loop``, docks and ``_guard``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+MAX_RECENT = 8
+EXPORT_FORMATS = {"state_dict (*.pt)": ("state_dict", ".pt"), "safetensors (*.safetensors)": ("safetensors", ".safetensors"), "pt2 (*.pt2)": ("pt2", ".pt2"), "ONNX (*.onnx)": ("onnx", ".onnx")}
+
+
+class FileActions:
+    """Menus, toolbar and file handling of the main window."""
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        fm = mb.addMenu("&File")
+        self.act_open = fm.addAction("&Open model…", QKeySequence.StandardKey.Open, self.open_model_dialog)
+        self.act_open_data = fm.addAction("Open &data…", self.open_data_dialog)
+        self.recent_menu = fm.addMenu("Open &recent")
+        fm.addSeparator()
+        self.act_export = fm.addAction("&Export…", QKeySequence("Ctrl+E"), self.export_dialog)
+        fm.addAction("Save heatmap as &PNG…", self.save_heatmap_dialog)
+        fm.addSeparator()
+        fm.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+
+        em = mb.addMenu("&Edit")
+        self.act_undo = em.addAction("Undo", QKeySequence.StandardKey.Undo, lambda: self._guard(self.session.undo))
+        self.act_redo = em.addAction("Redo", QKeySequence.StandardKey.Redo, lambda: self._guard(self.session.redo))
+        em.addSeparator()
+        self.act_prune = em.addAction("Prune selected neurons", lambda: self.prune_selected(False))
+        self.act_prune.setShortcuts([QKeySequence(Qt.Key.Key_Delete), QKeySequence(Qt.Key.Key_Backspace)])
+        self.act_restore = em.addAction("Restore selected neurons", QKeySequence("Shift+Delete"), lambda: self.prune_selected(True))
+        em.addAction("Clear selection", QKeySequence(Qt.Key.Key_Escape), lambda: self._select(set()))
+
+        pm = mb.addMenu("&Prune")
+        self.act_prune_dlg = pm.addAction("&Prune…", QKeySequence("Ctrl+P"), self.prune_dialog)
+        self.act_step = pm.addAction("&Step", QKeySequence("Ctrl+T"), self.step)
+        self.act_run = pm.addAction("&Run until…", QKeySequence("Ctrl+R"), self.run_until_dialog)
+        self.act_stop = pm.addAction("S&top", self.loop.stop)
+        self.act_stop.setEnabled(False)
+        pm.addSeparator()
+        pm.addAction("Re-&evaluate", QKeySequence("F5"), self.runner.request)
+
+        vm = mb.addMenu("&View")
+        for d in (self.dock_layers, self.dock_hist, self.dock_acc):
+            vm.addAction(d.toggleViewAction())
+        vm.addAction(self.block.text(), QKeySequence("B"), self.block.toggle)
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("toolbar_main")
+        tb.setMovable(False)
+        for a in (self.act_undo, self.act_redo, None, self.act_prune_dlg, self.act_step, self.act_run, self.act_stop):
+            tb.addSeparator() if a is None else tb.addAction(a)
+        self.act_prune_dlg.setText("Prune…")
+        self.act_step.setToolTip("Remove the least important neuron (one undo step)")
+
+    def _open(self, model: str, data: str | None, arch: str | None = None) -> bool:
+        from .app import open_session_interactive
+
+        s = open_session_interactive(self, model, data, arch, self._open_session)
+        if s is None:
+            return False
+        self.set_session(s)
+        self._add_recent(model)
+        return True
+
+    def open_model_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "Models (*.pt *.pth *.bin *.safetensors *.pt2 *.ts);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str, arch: str | None = None) -> bool:
+        """Open a model file, keeping the current data; asks for --arch when a state_dict needs one."""
+        data = self.session.data.spec if self.session is not None and self.session.data is not None else None
+        # tried without an architecture first: the engine says when a state_dict needs one
+        return self._open(path, data, arch)
+
+    def ask_arch(self, message: str) -> str | None:
+        text, ok = QInputDialog.getText(self, "Architecture needed", f"{message}\n\nArchitecture factory (package.module:function):")
+        return text.strip() if ok and text.strip() else None
+
+    def open_data_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open evaluation data", "", "Data (*.npz *.pt);;All files (*)")
+        if path:
+            self._guard_data(path)
+
+    def _guard_data(self, spec: str) -> None:
+        """Attach evaluation data; the session's ``changed`` (kind "data") redraws the rest."""
+        self._guard(self.session.set_data, spec)
+
+    def _add_recent(self, path: str) -> None:
+        st = QSettings()
+        rec = [p for p in (st.value("recent", []) or []) if p != path]
+        st.setValue("recent", [path, *rec][:MAX_RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        rec = QSettings().value("recent", []) or []
+        if isinstance(rec, str):
+            rec = [rec]
+        for p in rec:
+            self.recent_menu.addAction(os.path.basename(p) or p, lambda p=p: self.open_path(p)).setToolTip(p)
+        self.recent_menu.setEnabled(bool(rec))
+
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        urls = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            p = urls[0]
+            if p.endswith(".npz"):
+                self._guard_data(p)
+            else:
+                self.open_path(p)
+
+    def export_dialog(self) -> None:
+        path, flt = QFileDialog.getSaveFileName(self, "Export pruned model", "pruned.pt", ";;".join(EXPORT_FORMATS))
+        if not path:
+            return
+        fmt, ext = EXPORT_FORMATS.get(flt, ("state_dict", ".pt"))
+        shrink = False
+        if self.session.neuron_pruning:
+            shrink = QMessageBox.question(self, "Export", "Remove pruned neurons physically (smaller model)?") == QMessageBox.StandardButton.Yes
+        report = os.path.splitext(path)[0] + ".report.json"
+        if self._guard(self.session.export, path, fmt, shrink, report) is not None:
+            self.statusBar().showMessage(f"exported {path} and {os.path.basename(report)}", 5000)
+
+    def save_heatmap_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save heatmap", f"{self.layer}.png", "PNG (*.png)")
+        if path:
+            self.save_heatmap(path)
+
+    def save_heatmap(self, path: str) -> bool:
+        return self.heatmap.grab().save(path)

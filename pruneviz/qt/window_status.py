@@ -1,0 +1,117 @@
+"""The window's status bar and how it reports: evaluation progress, totals, memory, notices, errors.
+
+The status bar shows the hovered cell, parameter totals, the memory the session holds (masks,
+undo history, activation cache), the evaluation device and progress with a Cancel button.
+Session notices (out-of-memory fallbacks, CPU instead of GPU) and worker failures appear as
+status messages; a :class:`PrunevizError` from a verb becomes a message box (``_guard``) and
+leaves the session unchanged.
+
+:class:`StatusReports` is a mixin of :class:`~pruneviz.qt.main_window.MainWindow`: it expects the
+window's ``session``, ``runner``, ``loop``, ``acc`` and the ``errorShown`` signal.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton
+
+from pruneviz.core.errors import PrunevizError
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5 KB"``: binary multiples, short SI-like names, as file managers show them."""
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class StatusReports:
+    """Status bar, evaluation progress and error reporting of the main window."""
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.hover = QLabel(" ")
+        self.device = QLabel()
+        self.totals = QLabel()
+        self.memory = QLabel()
+        self.memory.setToolTip("memory held by masks and original values, undo history, and cached activations")
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(150)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("eval %p%")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        sb.addWidget(self.hover, 1)
+        sb.addPermanentWidget(self.totals)
+        sb.addPermanentWidget(self.memory)
+        sb.addPermanentWidget(self.device)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel)
+        self.cancel.clicked.connect(self._cancel_clicked)
+
+    def _wire_runner(self) -> None:
+        r = self.runner
+        r.started.connect(lambda req: (self.progress.setValue(0), self.cancel.setEnabled(True)))
+        r.progress.connect(self._on_progress)
+        r.finished.connect(self._on_result)
+        r.baselineReady.connect(self.acc.set_baseline)
+        r.failed.connect(self._on_failed)
+        r.cancelled.connect(lambda: self.acc.clear_running("evaluation cancelled"))
+        r.idle.connect(lambda: self.cancel.setEnabled(False))
+
+    def _refresh_totals(self) -> None:
+        s = self.session
+        self.totals.setText(f"  {s.params_remaining():,} / {s.original_params:,} params · sparsity {s.sparsity():.1%}  ")
+        self._refresh_memory()
+
+    def _refresh_memory(self) -> None:
+        mem = self.session.memory()  # the cache sums itself under its lock
+        self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])} · cache {human_bytes(mem['cache'])}  ")
+        self.memory.setToolTip(f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)")
+
+    def _show_notices(self) -> None:
+        """New fallback messages of the session (out of memory, CPU instead of GPU) → status bar."""
+        s = self.session
+        new = s.notices[self._notices_seen :]
+        self._notices_seen = len(s.notices)
+        if new:
+            self.statusBar().showMessage(" · ".join(new), 15_000)
+
+    def _guard(self, fn, *args, **kw):
+        """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged."""
+        try:
+            return fn(*args, **kw)
+        except PrunevizError as exc:
+            self.show_error(str(exc))
+            return None
+
+    def show_error(self, msg: str) -> None:
+        self.errorShown.emit(msg)
+        QMessageBox.warning(self, "pruneviz", msg)
+
+    def _cancel_clicked(self) -> None:
+        self.loop.stop()
+        self.runner.cancel()
+
+    def _on_progress(self, req, p) -> None:
+        self.progress.setValue(int(100 * p.fraction))
+        self.acc.set_progress(req, p)
+
+    def _on_result(self, req, r) -> None:
+        self.progress.setValue(100)
+        self.cancel.setEnabled(self.loop.running)
+        self.acc.set_result(req, r)
+        self.device.setText(f"  {r.device}  ")
+        self._refresh_memory()
+        self._show_notices()
+
+    def _on_failed(self, req, msg: str) -> None:
+        """An exception in the worker: say so in the accuracy panel and the status bar; the
+        window keeps working and the next edit evaluates again."""
+        self.acc.clear_running(f"evaluation failed: {msg}")
+        self.cancel.setEnabled(False)
+        self.statusBar().showMessage(f"evaluation failed: {msg}", 15_000)
+        self.errorShown.emit(f"evaluation failed: {msg}")
+        self._show_notices()
