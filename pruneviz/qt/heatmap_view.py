@@ -6,7 +6,8 @@ layer draws as fast as a small one and a single pruned weight stays visible. Aft
 touched a few neuron rows, :meth:`HeatmapView.update_rows` re-pools only the block rows holding
 them (``Session.view_rows``) instead of copying and pooling the whole layer. Every image is placed
 on the layer's own coordinates (x = input column, y = neuron row), so mouse positions map
-straight to (row, column) whatever the pooling.
+straight to (row, column) whatever the pooling. Zoomed in, :class:`~pruneviz.qt.heatmap_detail.ZoomDetail`
+re-pools just the region in view, down to the exact weights.
 
 :func:`render_benchmark` times that path (edit → refresh the touched rows → paint) offscreen.
 
@@ -22,11 +23,11 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGraphicsRectItem
 
 from pruneviz.core import display
 
+from .heatmap_detail import ZoomDetail
+from .heatmap_items import DragBox, InputAxis
 from .kernels import KernelLayout
 
 MAX_IMAGE = (4096, 4096)  #: never pool to more than this, whatever the screen
@@ -42,60 +43,6 @@ def overlay_lut(rgba: tuple[int, int, int, int]) -> np.ndarray:
     return lut
 
 
-class _DragBox(pg.ViewBox):
-    """A ViewBox that, in block mode, turns a left drag into a rectangle instead of a pan."""
-
-    dragged = Signal(QRectF, object)  # rect in data coordinates, keyboard modifiers
-
-    def __init__(self, *a, **k):
-        super().__init__(*a, **k)
-        self.block_mode = False
-        self._band = QGraphicsRectItem()
-        self._band.setPen(pg.mkPen((255, 170, 0), width=2, cosmetic=True))
-        self._band.setBrush(pg.mkBrush(255, 170, 0, 50))
-        self._band.setZValue(1e6)
-        self._band.hide()
-        self.addItem(self._band, ignoreBounds=True)
-
-    def mouseDragEvent(self, ev, axis=None):
-        if not self.block_mode or ev.button() != Qt.MouseButton.LeftButton:
-            return super().mouseDragEvent(ev, axis)
-        ev.accept()
-        a = self.mapToView(ev.buttonDownPos())
-        b = self.mapToView(ev.pos())
-        rect = QRectF(a, b).normalized()
-        self._band.setRect(rect)
-        self._band.show()
-        if ev.isFinish():
-            self._band.hide()
-            self.dragged.emit(rect, ev.modifiers())
-
-
-class _InputAxis(pg.AxisItem):
-    """Bottom axis that, for a conv layer, ticks whole input channels: one label per channel,
-    centred under its kh·kw columns, at the nice spacings pyqtgraph would pick for channels."""
-
-    group = 1
-
-    def tickSpacing(self, minVal, maxVal, size):
-        g = self.group
-        if g <= 1:
-            return super().tickSpacing(minVal, maxVal, size)
-        out = []
-        for spacing, offset in super().tickSpacing(minVal / g, maxVal / g, size):
-            spacing = max(1.0, float(round(spacing)))  # never a tick inside a kernel
-            level = (spacing * g, offset * g + g / 2)
-            if level not in out:
-                out.append(level)
-        return out
-
-    def tickStrings(self, values, scale, spacing):
-        g = self.group
-        if g <= 1:
-            return super().tickStrings(values, scale, spacing)
-        return [str(int(v // g)) for v in values]
-
-
 class HeatmapView(pg.GraphicsLayoutWidget):
     """Heatmap of one layer's 2-D view with pruned / preview / selection overlays and a colour bar."""
 
@@ -107,10 +54,10 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setMinimumSize(320, 240)
         self.ci.layout.setContentsMargins(4, 4, 4, 4)
-        self.vb = _DragBox()
+        self.vb = DragBox()
         self.vb.invertY(True)
         self.vb.setAspectLocked(False)
-        self.axis_in = _InputAxis("bottom")
+        self.axis_in = InputAxis("bottom")
         self.plot = self.addPlot(row=0, col=0, viewBox=self.vb, axisItems={"bottom": self.axis_in})
         self.plot.setLabel("left", "output neuron")
         self.plot.setLabel("bottom", "input")
@@ -122,9 +69,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.pruned.setLookupTable(overlay_lut((20, 20, 20, 215)))
         self.preview.setLookupTable(overlay_lut((255, 215, 0, 255)))  # yellow: apart from the blue-white-red map
         self.selection.setLookupTable(overlay_lut((0, 200, 255, 80)))
-        for z, item in enumerate((self.image, self.pruned, self.preview, self.selection)):
+        for z, item in enumerate((self.image, self.pruned, self.preview)):
             item.setZValue(z)
             self.plot.addItem(item)
+        # zoomed in: the region in view re-pooled finer, drawn above the whole-layer images (z 3-5)
+        self.detail = ZoomDetail(self, 3, self.pruned.lut, self.preview.lut)
+        self.selection.setZValue(6)
+        self.plot.addItem(self.selection)
         # conv layers: a thin line between input channels (every kh·kw columns), over the overlays
         self.kernels = KernelLayout(1)
         self.separators = pg.PlotCurveItem(connect="pairs")
@@ -135,7 +86,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.cmap_weights = pg.colormap.get("CET-D1A")
         self.cmap_importance = pg.colormap.get("viridis")
         self.bar = pg.ColorBarItem(values=(-1, 1), colorMap=self.cmap_weights, interactive=False, rounding=1e-4, width=14)
-        self.bar.setImageItem(self.image, insert_in=self.plot)
+        self.bar.setImageItem([self.image, self.detail.image], insert_in=self.plot)  # one colour map and levels
         self.bar.axis.enableAutoSIPrefix(False)
         self.vb.dragged.connect(self._on_drag)
         self.scene().sigMouseMoved.connect(self._on_move)
@@ -148,6 +99,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.layer_image: display.LayerImage | None = None
         self._levels = (-1.0, 1.0)
         self._preview_src = None
+        self._preview_rows = None
+        self.fetch = None  # (start, stop) -> (values, pruned) rows of the layer; None: slice ``values``
         self._pooled_for = (0, 0)
         # re-pool to the new pixel size once a resize settles (not on every step of a drag)
         self._repool = QTimer(self)
@@ -156,6 +109,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._repool.timeout.connect(self._repool_if_needed)
         self.vb.sigResized.connect(self._on_resized)
         self.vb.sigResized.connect(self._update_separators)
+        self.vb.sigRangeChanged.connect(self.detail.schedule)
 
     # ------------------------------------------------------------------ data
     def set_kernels(self, kernels: KernelLayout) -> None:
@@ -225,22 +179,32 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         item.setImage(img, autoLevels=False, levels=(0, 1) if item is not self.image else None)
         item.setRect(QRectF(0, 0, cols, rows))
 
-    def set_layer(self, values2d: np.ndarray, pruned2d: np.ndarray, mode: str = "weights", reset_view: bool = True) -> None:
+    def set_layer(self, values2d: np.ndarray, pruned2d: np.ndarray, mode: str = "weights", reset_view: bool = True, fetch=None) -> None:
         """Show a layer: ``values2d`` (weights or importance, 2-D view) and its pruned cells.
 
         The view keeps both arrays (no copy) as its source for re-pooling on resize and for
-        :meth:`update_rows`, which writes refreshed rows back into them."""
+        :meth:`update_rows`, which writes refreshed rows back into them. ``fetch(start, stop)``
+        reads rows of the layer as (values, pruned), e.g. ``lambda a, b: session.view_rows(layer, a, b)``:
+        the zoomed-in detail reads the rows in view through it (without it, from ``values2d``)."""
         first = self.values is None or self.values.shape != values2d.shape
         self.shape = values2d.shape
         self.values = values2d
         self.pruned_src = pruned2d
         self.mode = mode
+        self.fetch = fetch
         self._pool()
         self.set_preview(None)
         if reset_view or first:
             self.vb.setLimits(xMin=-0.05 * self.shape[1], xMax=1.05 * self.shape[1], yMin=-0.05 * self.shape[0], yMax=1.05 * self.shape[0])
             self.vb.setRange(xRange=(0, self.shape[1]), yRange=(0, self.shape[0]), padding=0.01)
         self._update_separators()
+        self.detail.update(force=True)
+
+    def read_rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``start:stop`` of the layer shown, as (values, pruned) 2-D arrays."""
+        if self.fetch is not None:
+            return self.fetch(start, stop)
+        return self.values[start:stop], self.pruned_src[start:stop]
 
     def _pool(self) -> None:
         values2d, pruned2d = self.values, self.pruned_src
@@ -298,6 +262,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.bar.setLevels(self._levels)
         self.image.setImage(li.weights, autoLevels=False, levels=self._levels)
         self.pruned.setImage(li.pruned, autoLevels=False, levels=(0, 1))
+        if self.detail.active:
+            self.detail.update(force=True)
 
     def _on_resized(self) -> None:
         if self.values is not None:
@@ -311,10 +277,12 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self._pool()
             if preview is not None and self._preview_src is not None:
                 self.set_preview(self._preview_src)
+        self.detail.update()
 
     def set_preview(self, would_prune2d: np.ndarray | None) -> None:
         """Yellow overlay of what a threshold would prune (None hides it)."""
-        self._preview_src = would_prune2d
+        self._preview_src, self._preview_rows = would_prune2d, None
+        self.detail.update_preview()
         if would_prune2d is None or self.shape == (0, 0):
             self.preview.clear()
             return
@@ -322,7 +290,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def set_preview_rows(self, rows_mask: np.ndarray | None) -> None:
         """Yellow overlay across whole neuron rows (a neuron threshold); None hides it."""
-        self._preview_src = None
+        self._preview_src, self._preview_rows = None, rows_mask
+        self.detail.update_preview()
         if rows_mask is None or self.shape == (0, 0) or not np.any(rows_mask):
             self.preview.clear()
             return
@@ -339,6 +308,11 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             sel[rows, 0] = 1.0
         self.selection.setImage(sel, autoLevels=False, levels=(0, 1))
         self.selection.setRect(QRectF(0, 0, self.shape[1], self.shape[0]))
+
+    @property
+    def preview_source(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The threshold preview shown: (cells 2-D, or None; neuron rows, or None)."""
+        return self._preview_src, self._preview_rows
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -374,139 +348,6 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         c1 = min(cols, int(np.ceil(rect.right())))
         if r1 > r0 and c1 > c0:
             self.rectDragged.emit(r0, r1, c0, c1, bool(mods & Qt.KeyboardModifier.ControlModifier))
-
-
-class NeuronStrip(pg.PlotWidget):
-    """One horizontal bar per neuron (its importance); selected ones highlighted.
-
-    A pruned neuron scores 0 now, so its bar is drawn grey at its *original* height (its score in
-    the unpruned model): what was removed stays comparable with what is left. Neurons a threshold
-    would remove are drawn yellow. Unsorted, rows line up with the heatmap (their y axes are
-    linked); sorted, the least important neuron is on top.
-    """
-
-    rowsClicked = Signal(int, object)
-
-    PRUNED = QColor(128, 128, 128, 90)
-    PREVIEW = QColor(255, 215, 0)
-    SELECTED = QColor(255, 140, 0)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setMinimumWidth(110)
-        self.setMaximumWidth(220)
-        self.getViewBox().invertY(True)
-        self.setMouseEnabled(x=False, y=True)
-        self.setLabel("bottom", "neuron importance")
-        self.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
-        self.getPlotItem().hideAxis("left")
-        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.8, width=[])
-        self.addItem(self.bars)
-        self.scores = np.zeros(0)
-        self.original = np.zeros(0)
-        self.kept = np.zeros(0, dtype=bool)
-        self.preview = np.zeros(0, dtype=bool)
-        self.selected: set[int] = set()
-        self.sorted = False
-        self.order = np.zeros(0, dtype=int)  # row position -> neuron
-        self.widths = np.zeros(0)  # drawn bar lengths, in row-position order
-        self.scene().sigMouseClicked.connect(self._on_click)
-
-    def set_neurons(self, scores: np.ndarray, kept: np.ndarray, selected=(), original: np.ndarray | None = None, preview: np.ndarray | None = None) -> None:
-        """Scores of the current model, kept mask, selection; ``original`` = scores of the unpruned
-        model (drawn for pruned neurons); ``preview`` = neurons a threshold would prune."""
-        self.scores = np.nan_to_num(np.asarray(scores, dtype=np.float64))
-        self.kept = np.asarray(kept, dtype=bool)
-        self.original = self.scores if original is None else np.nan_to_num(np.asarray(original, dtype=np.float64))
-        self.preview = np.zeros_like(self.kept) if preview is None else np.asarray(preview, dtype=bool)
-        self.selected = set(selected)
-        self._redraw()
-
-    def set_preview(self, preview: np.ndarray | None) -> None:
-        self.preview = np.zeros_like(self.kept) if preview is None else np.asarray(preview, dtype=bool)
-        self._redraw()
-
-    def set_sorted(self, on: bool, link: pg.ViewBox | None = None) -> None:
-        self.sorted = on
-        self.setYLink(None if on else link)
-        self._redraw()
-        if on:
-            self.getViewBox().autoRange(padding=0.01)
-
-    def shown_scores(self) -> np.ndarray:
-        """Per neuron, the length drawn: current score when kept, original score when pruned."""
-        return np.where(self.kept, self.scores, self.original)
-
-    def _redraw(self) -> None:
-        n = len(self.scores)
-        shown = self.shown_scores()
-        # sorted by what each neuron is (or was) worth, pruned ones included at their old rank
-        self.order = np.argsort(shown, kind="stable") if self.sorted else np.arange(n)
-        normal = QColor(self.palette().highlight().color())
-        normal.setAlpha(110)
-        palette = [pg.mkBrush(normal), pg.mkBrush(self.PRUNED), pg.mkBrush(self.PREVIEW), pg.mkBrush(self.SELECTED)]
-        kind = np.where(self.kept, 0, 1)
-        if self.preview.shape == kind.shape:
-            kind = np.where(self.preview & self.kept, 2, kind)
-        sel = [i for i in self.selected if 0 <= i < n]
-        if sel:
-            kind[sel] = 3
-        brushes = [palette[k] for k in kind[self.order]]
-        self.widths = shown[self.order]
-        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n) + 0.5, height=0.8 if n < 400 else 1.0, width=self.widths, brushes=brushes, pen=pg.mkPen(None))
-        self.getViewBox().setLimits(yMin=-0.05 * n, yMax=n * 1.05 + 1)
-
-    def _on_click(self, ev) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or not len(self.order):
-            return
-        if not self.getPlotItem().sceneBoundingRect().contains(ev.scenePos()):
-            return
-        y = self.getViewBox().mapSceneToView(ev.scenePos()).y()
-        pos = int(np.floor(y))
-        if 0 <= pos < len(self.order):
-            self.rowsClicked.emit(int(self.order[pos]), ev.modifiers())
-
-
-class Histogram(pg.PlotWidget):
-    """Histogram of a layer's weight scores (kept vs pruned) with a draggable threshold line."""
-
-    thresholdDragged = Signal(float)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setMinimumHeight(120)
-        self.setLabel("left", "weights")
-        self.setLabel("bottom", "|w|")
-        self.setMouseEnabled(x=True, y=False)
-        pal = self.palette()
-        accent = QColor(pal.highlight().color())
-        fill = QColor(accent)
-        fill.setAlpha(120)
-        self.kept = pg.PlotDataItem(stepMode="center", fillLevel=0, fillOutline=True, brush=fill, pen=pg.mkPen(accent))
-        self.gone = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=(128, 128, 128, 110), pen=pg.mkPen((128, 128, 128)))
-        self.addItem(self.gone)
-        self.addItem(self.kept)
-        self.line = pg.InfiniteLine(0.0, angle=90, movable=True, pen=pg.mkPen((255, 140, 0), width=2), label="{value:.3g}", labelOpts={"position": 0.9, "color": (255, 140, 0)})
-        self.addItem(self.line)
-        self.line.sigDragged.connect(lambda ln: self.thresholdDragged.emit(float(ln.value())))
-        self.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
-
-    def set_scores(self, scores: np.ndarray, kept: np.ndarray, xlabel: str) -> None:
-        s = np.nan_to_num(np.asarray(scores, dtype=np.float64).reshape(-1))
-        k = np.asarray(kept, dtype=bool).reshape(-1)
-        hi = float(s.max()) if s.size else 1.0
-        edges = np.linspace(0.0, hi if hi > 0 else 1.0, 61)
-        hk, _ = np.histogram(s[k], edges)
-        self.kept.setData(edges, hk)
-        self.gone.setData([], [])  # pruned weights all sit at 0 and would flatten the kept ones
-        gone = int((~k).sum())
-        self.setLabel("bottom", xlabel + (f"   ({gone:,} pruned not shown)" if gone else ""))
-        self.setXRange(0, edges[-1], padding=0.02)
-
-    def set_threshold(self, value: float) -> None:
-        self.line.blockSignals(True)
-        self.line.setValue(value)
-        self.line.blockSignals(False)
 
 
 def render_benchmark(session, layer: str, repeat: int = 10, size: tuple[int, int] = (1200, 900), full: bool = False) -> float:

@@ -36,9 +36,11 @@ from .accuracy_plot import AccuracyPanel
 from .controls import methods
 from .eval_runner import EvalRunner
 from .filter_view import FilterPanel
-from .heatmap_view import HeatmapView, Histogram, NeuronStrip
+from .heatmap_view import HeatmapView
+from .histogram import Histogram
 from .kernels import KernelLayout
 from .layer_tree import LayerTree
+from .neuron_strip import NeuronStrip
 from .run_loop import RunLoop
 from .window_editing import Editing
 from .window_files import FileActions

@@ -84,7 +84,9 @@ class LayerViewer:
         self._scores2d = display.as_2d(scores)
         if rows is None:
             values = self._w2d if weights_mode else self._scores2d
-            self.heatmap.set_layer(values, self._pruned2d, self.mode.currentText(), reset_view=reset_view)
+            # zoomed in, the heatmap reads the weight rows in view from the session (scores it holds)
+            fetch = (lambda a, b: s.view_rows(name, a, b)) if weights_mode else None
+            self.heatmap.set_layer(values, self._pruned2d, self.mode.currentText(), reset_view=reset_view, fetch=fetch)
         self.heatmap.set_selection(sorted(self.selected))
         kept = ~self._pruned2d
         self.hist.set_scores(scores, kept, "|w|" if method == "magnitude" else f"{method} score")
