@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import PrunevizError
+
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -64,16 +66,28 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then CPU."""
-    if device == "auto":
+def _mps() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; a named device must exist here."""
+    if str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+        return torch.device("mps" if _mps() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise PrunevizError(f"unknown device {device!r}: use auto, cpu, cuda or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PrunevizError("no CUDA device here: use --device auto or cpu")
+    if dev.type == "mps" and not _mps():
+        raise PrunevizError("no Apple MPS device here: use --device auto or cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise PrunevizError(f"unsupported device {device!r}: use auto, cpu, cuda or mps")
+    return dev
 
 
 def device_name(device: torch.device) -> str:
@@ -130,6 +144,8 @@ def order(n: int, seed: int = 0) -> torch.Tensor:
 
 def batches(n: int, batch_size: int, first: int | None = None) -> list[tuple[int, int]]:
     """Batch bounds: a small first batch (a quick first estimate), then ``batch_size`` each."""
+    if batch_size < 1:
+        raise PrunevizError(f"batch size must be at least 1, got {batch_size}")
     first = min(first or batch_size, batch_size)
     bounds = [(0, min(first, n))] if n else []
     i = bounds[0][1] if bounds else 0

@@ -25,12 +25,23 @@ from .errors import PrunevizError
 FORMATS = ("state_dict", "safetensors", "pt2", "onnx")
 
 
+def check_target(path) -> None:
+    """Refuse, before any work, a path that cannot be written as a file."""
+    text = str(path)
+    if not text or "\0" in text:
+        raise PrunevizError(f"cannot write {text!r}: not a file name")
+    p = Path(text)
+    if text.endswith(("/", "\\")) or p.is_dir():
+        raise PrunevizError(f"cannot write {text}: it is a folder; give a file name")
+    if not p.parent.is_dir():
+        raise PrunevizError(f"cannot write {text}: folder {p.parent} does not exist")
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; on success rename it over ``path``."""
+    check_target(path)
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise PrunevizError(f"cannot write {path}: folder {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent or ".")  # keep the suffix: torch.export checks it
     os.close(fd)
     try:
@@ -91,6 +102,19 @@ def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str
     return model
 
 
+@contextmanager
+def _quiet():
+    """torch.export prints the partial graph of a model it cannot capture to stderr: keep it for
+    the error we raise, not for the user's terminal."""
+    import contextlib
+    import io
+
+    from .model_io import _quiet_torch
+
+    with contextlib.redirect_stderr(io.StringIO()), _quiet_torch():
+        yield
+
+
 def _example_batch(session) -> torch.Tensor:
     example = session._example_input()
     if example is None:
@@ -115,9 +139,10 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
                 raise PrunevizError("pt2 export needs an example input: pass --data")
             batch = torch.export.Dim("batch")
             try:
-                program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+                with _quiet():
+                    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
             except Exception as exc:
-                raise PrunevizError(f"torch.export could not capture the model: {str(exc).splitlines()[0]}") from exc
+                raise PrunevizError(f"torch.export could not capture the model ({str(exc).splitlines()[0]}); use --format state_dict") from exc
             torch.export.save(program, tmp)
         else:  # onnx
             try:
@@ -129,7 +154,8 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
                 raise PrunevizError("onnx export needs an example input: pass --data")
             batch = torch.export.Dim("batch")
             try:
-                torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},), dynamo=True, external_data=False)
+                with _quiet():
+                        torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},), dynamo=True, external_data=False)
             except Exception as exc:
                 raise PrunevizError(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
 
@@ -166,6 +192,11 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
     """Write the session's model to ``path``; see :meth:`pruneviz.core.session.Session.export`."""
     if format not in FORMATS:
         raise PrunevizError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+    check_target(path)
+    if report_path:
+        check_target(report_path)
+        if Path(report_path).resolve() == Path(path).resolve():
+            raise PrunevizError("the report and the model would be the same file: give --report another name")
     needs_example = format in ("pt2", "onnx") or shrink
     example = _example_batch(session) if needs_example else None
     with session.lock:
@@ -181,10 +212,10 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
         shrunk_params = sum(p.numel() for p in model.parameters())
         if format == "state_dict" or format == "safetensors":
             pass  # the shapes differ from the input; the report says so
-    write_model(model, path, format, example)
     rep = report(session, shrunk_params, after)
     rep["format"] = format
     rep["path"] = str(path)
+    write_model(model, path, format, example)
     if report_path:
         write_json(report_path, rep)
     return rep

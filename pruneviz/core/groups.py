@@ -65,6 +65,12 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
 
     modules = dict(model.named_modules())
     names = {id(m): n for n, m in modules.items()}
+    # a parameter's one qualified name (tied weights appear once, under their first owner)
+    pnames = {id(p): n for n, p in model.named_parameters()}
+
+    def pname(module: nn.Module, attr: str) -> str | None:
+        p = getattr(module, attr, None)
+        return pnames.get(id(p)) if isinstance(p, torch.Tensor) else None
     was_training = model.training
     model.eval()
     try:
@@ -102,9 +108,9 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
             if isinstance(target, _WEIGHTED):
                 if is_out and not is_in:
                     odim = 1 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 0
-                    lc.effects.append(Effect(f"{tname}.weight", odim, tidx, ridx))
+                    lc.effects.append(Effect(pname(target, "weight"), odim, tidx, ridx))
                     if target.bias is not None:
-                        lc.effects.append(Effect(f"{tname}.bias", 0, tidx, ridx))
+                        lc.effects.append(Effect(pname(target, "bias"), 0, tidx, ridx))
                     if tname != name and tname in wanted:
                         lc.coupled[tname] = (tidx, ridx)
                 elif is_in:
@@ -112,12 +118,21 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                     if isinstance(target, nn.modules.conv._ConvNd) and target.groups != 1:
                         continue  # grouped input slices: the group's out-channel effect zeroes them
                     idim = 0 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 1
-                    lc.effects.append(Effect(f"{tname}.weight", idim, tidx, ridx))
+                    lc.effects.append(Effect(pname(target, "weight"), idim, tidx, ridx))
             elif isinstance(target, _CHANNEL_WISE) or isinstance(target, nn.LayerNorm):
-                for pname, p in target.named_parameters(recurse=False):
+                for attr, p in target.named_parameters(recurse=False):
                     if p.dim() >= 1 and p.shape[0] > 1:
-                        lc.effects.append(Effect(f"{tname}.{pname}", 0, tidx, ridx))
+                        lc.effects.append(Effect(pname(target, attr), 0, tidx, ridx))
             elif any(True for _ in target.parameters(recurse=False)):
                 lc.refused = f"its channels are coupled to a {type(target).__name__} ({tname}), which pruneviz cannot mask"
+        # drop effects on parameters without a name of their own, and repeats (tied weights)
+        seen: set[tuple[str, int, bytes]] = set()
+        unique = []
+        for e in lc.effects:
+            key = (e.param, e.dim, e.target_idx.numpy().tobytes())
+            if e.param is not None and key not in seen:
+                seen.add(key)
+                unique.append(e)
+        lc.effects = unique
         lc.is_output = consumers == 0
     return result

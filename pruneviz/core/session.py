@@ -58,6 +58,8 @@ class Session(EvaluationVerbs):
     changed = Signal(object)  #: emits a :class:`Change` after every edit, undo, redo
 
     def __init__(self, loaded: LoadedModel, data: EvalData | None = None, device: str = "auto", seed: int = 0, batch_size: int = 256, cache_bytes: int = 512 * 1024**2):
+        if not (isinstance(seed, int) and 0 <= seed < 2**32):
+            raise PrunevizError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
         self.loaded = loaded
         self.spec = loaded.spec
         self.arch = loaded.arch
