@@ -2,7 +2,11 @@
 
 Per class, the baseline bar (grey) stands beside the current bar, and the change in percentage
 points is written above each pair (red when the class lost accuracy, green when it gained), so a
-class that collapses is visible at a glance, not only in a tooltip.
+class that collapses is visible at a glance, not only in a tooltip. In a narrow dock the labels
+would run into each other ("-14-11 -6"): they are placed largest change first, a label that
+would touch one already placed moves up one line where the plot has room, and otherwise is left
+out (the plot's tooltip lists every class), so the biggest changes are always written and
+nothing overlaps.
 
 While an evaluation runs, the running estimate is drawn with its 95% interval (from
 ``Progress.low``/``high``), so the user sees the answer converge instead of waiting.
@@ -14,7 +18,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -127,6 +131,14 @@ class AccuracyPanel(QWidget):
         self.class_plot.addItem(self.base_bars)
         self.class_plot.addItem(self.cur_bars)
         self.delta_labels: list[pg.TextItem] = []
+        self._delta_wanted: list[int] = []  # classes whose change is worth a label
+        self._delta_base: dict[int, float] = {}  # class -> label's y just above its bars
+        # labels keep their pixel size: place them again once a resize has settled the view
+        self._place_timer = QTimer(self)
+        self._place_timer.setSingleShot(True)
+        self._place_timer.setInterval(0)
+        self._place_timer.timeout.connect(self._place_deltas)
+        self.class_plot.getPlotItem().vb.sigResized.connect(self._place_timer.start)
         self.class_legend = QLabel("<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current &nbsp; Δ pp" % self.accent.name())
 
         lay = QVBoxLayout(self)
@@ -252,9 +264,12 @@ class AccuracyPanel(QWidget):
             f = t.textItem.font()
             f.setPointSizeF(max(6.0, f.pointSizeF() * 0.8))
             t.setFont(f)
+            t.textItem.document().setDocumentMargin(1)  # the default 4 px would double a label's width
+            t.updateTextPos()
             self.class_plot.addItem(t)
             self.delta_labels.append(t)
         d = self.deltas()
+        self._delta_wanted = []
         for i, t in enumerate(self.delta_labels):
             if i >= n or not d or abs(d[i]) < 0.05:  # unchanged classes stay quiet
                 t.hide()
@@ -264,4 +279,36 @@ class AccuracyPanel(QWidget):
             t.setColor(colour)
             t.setText(f"{d[i]:+.0f}" if abs(d[i]) >= 0.95 else f"{d[i]:+.1f}")
             t.setPos(i, top + 0.01)
+            self._delta_base[i] = top + 0.01
+            self._delta_wanted.append(i)
+        self._place_deltas()
+
+    def _place_deltas(self) -> None:
+        """Show the wanted labels, largest change first: just above the bars, or one line higher
+        when that touches a label already shown, or not at all (at the plot's current size;
+        called again after every resize)."""
+        d = self.deltas()
+        wanted = [i for i in self._delta_wanted if i < len(d)]
+        vb = self.class_plot.getPlotItem().vb
+        vb.childTransform()  # bring the view's transform up to date before measuring labels
+        inside = vb.sceneBoundingRect()
+        line = vb.viewPixelSize()[1]  # data units per pixel, vertically
+        shown = []
+        for i in sorted(wanted, key=lambda i: (-abs(d[i]), i)):
+            t = self.delta_labels[i]
             t.show()
+            for lift in (0, 1):
+                t.setPos(i, self._delta_base[i])
+                t.updateTransform(force=True)
+                r = t.sceneBoundingRect()
+                if lift:
+                    t.setPos(i, self._delta_base[i] + (r.height() + 1) * line)
+                    t.updateTransform(force=True)
+                    r = t.sceneBoundingRect()
+                r = r.adjusted(-1, 0, 1, 0)  # at least 2 px between labels
+                if inside.contains(r) and not any(r.intersects(o) for o in shown):
+                    shown.append(r)
+                    break
+            else:
+                t.setPos(i, self._delta_base[i])
+                t.hide()

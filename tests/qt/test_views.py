@@ -91,13 +91,45 @@ def test_per_class_change_is_drawn(window, qtbot):
     d = w.acc.deltas()
     assert d == [(ci - bi) * 100 for bi, ci in zip(b.per_class, c.per_class)]
     labels = w.acc.delta_labels
-    assert [t.isVisible() for t in labels[: len(d)]] == [abs(x) >= 0.05 for x in d]  # changed classes only
+    shown = [t.isVisible() for t in labels[: len(d)]]
+    assert not any(v and abs(x) < 0.05 for v, x in zip(shown, d))  # changed classes only
     worst = int(np.argmin(d))
+    assert shown[worst]  # the largest loss is always written
     assert d[worst] < 0 and labels[worst].textItem.toPlainText().startswith("-")
     assert labels[worst].textItem.defaultTextColor().red() > 150  # a loss is red
     heights = w.acc.base_bars.opts["height"], w.acc.cur_bars.opts["height"]
     np.testing.assert_allclose(heights[0], b.per_class)
     np.testing.assert_allclose(heights[1], c.per_class)
+
+
+def _label_rects(acc):
+    return {i: t.sceneBoundingRect() for i, t in enumerate(acc.delta_labels) if t.isVisible()}
+
+
+def test_per_class_labels_do_not_overlap_in_the_default_dock(window, qtbot):
+    w = window
+    acc = w.acc
+    w.session.prune(0.6, scope="layer", granularity="neuron", layers=[w.layer])
+    _wait_eval(qtbot, w)
+    qtbot.wait(50)  # the dock's first layout and the labels' re-placement after it
+    d = acc.deltas()
+    changed = [i for i, x in enumerate(d) if abs(x) >= 0.05]
+    assert len(changed) >= 5
+    rects = _label_rects(acc)
+    assert rects and int(np.argmax(np.abs(d))) in rects
+    inside = acc.class_plot.getPlotItem().vb.sceneBoundingRect()
+    for i, a in rects.items():
+        assert inside.contains(a), i  # not cut by the plot's edge
+        for j, b in rects.items():
+            assert i == j or not a.intersects(b), (acc.delta_labels[i].textItem.toPlainText(), acc.delta_labels[j].textItem.toPlainText())
+    assert "class" in acc.class_plot.toolTip()  # every class's change, shown or not
+    # with room, every changed class is labelled
+    w.resize(2400, 800)
+    w.resizeDocks([w.dock_acc], [900], Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: acc.width() > 600, timeout=5_000)
+    qtbot.waitUntil(lambda: sorted(_label_rects(acc)) == changed, timeout=5_000)
+    rects = list(_label_rects(acc).values())
+    assert not any(a.intersects(b) for k, a in enumerate(rects) for b in rects[k + 1 :])
 
 
 def test_status_bar_memory_and_notices(window, qtbot):
