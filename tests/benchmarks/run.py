@@ -132,6 +132,19 @@ def incremental(quick: bool, device: str) -> dict:
     }
 
 
+def demo_click(device: str) -> dict:
+    """demo:cnn on the held-out digits: prune one filter, get the exact new accuracy."""
+    s = Session.open("demo:cnn", data="demo:digits", device=device)
+    s.evaluate()
+    times = []
+    for i in range(5):
+        t0 = time.perf_counter()
+        s.prune_neurons("4", [i])
+        s.evaluate()
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"demo_cnn_click_to_exact_ms": statistics.median(times)}
+
+
 def big_layer(quick: bool, device: str) -> dict:
     torch.manual_seed(0)
     n = 4096
@@ -211,7 +224,7 @@ def ui(quick: bool) -> dict:
     out["heatmap_open_ms_4096"] = render_benchmark(s, "0", repeat=2 if quick else 5, full=True)
 
     # GUI stall: the app's runner, one full evaluation of >= 2 s on a worker thread
-    x, y = synthetic(1536 if quick else 4096, seed=2)
+    x, y = synthetic(2048 if quick else 4096, seed=2)
     s = session_for(bench_cnn(48), x, y, "cpu", batch_size=64)
     s.set_cache_budget(0)  # a full pass each time
     runner = EvalRunner(s, debounce_ms=0)
@@ -274,6 +287,7 @@ def main(argv=None) -> int:
     results: dict = {"device": args.device if args.device != "cuda" else torch.cuda.get_device_name(0), "quick": args.quick, "torch": torch.__version__, "threads": torch.get_num_threads()}
     results.update(eval_overhead(args.quick, args.device))
     results.update(incremental(args.quick, args.device))
+    results.update(demo_click(args.device))
     results.update(big_layer(args.quick, args.device))
     results.update(global_vs_torch(args.quick))
     if not args.no_ui:
