@@ -18,7 +18,6 @@ Every problem raises :class:`~pruneviz.core.errors.PrunevizError` with a one-lin
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import re
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pruneviz.core.errors import PrunevizError
+from pruneviz.core.errors import PrunevizError, one_line, reason
 
 __all__ = ["EvalData", "open_data", "check_fits"]
 
@@ -59,16 +58,8 @@ class EvalData:
         return int(self.y.shape[0])
 
 
-def _one_line(text: str, limit: int = 1000) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _why(exc: BaseException) -> str:
-    for line in str(exc).splitlines():
-        if line.strip():
-            return _one_line(line.strip(), 200)
-    return type(exc).__name__
+_one_line = one_line
+_why = reason
 
 
 def _error(message: str) -> PrunevizError:
@@ -114,18 +105,9 @@ def _read(spec: str, max_bytes: int) -> tuple[object, object]:
     if suffix in (".npz", ".pt", ".pth") or exists:
         if not exists:
             raise _error(f"{spec} does not exist")
-        if path.is_dir():
-            raise _error(f"{spec} is a directory, not a data file ({_ACCEPTED})")
-        if not path.is_file():
-            raise _error(f"{spec} is not a regular file ({_ACCEPTED})")
-        try:
-            size = path.stat().st_size
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise _error(f"cannot read {spec}: {_why(exc)}") from exc
-        if size == 0:
-            raise _error(f"{spec} is empty")
+        from pruneviz.core.model_io import readable_file
+
+        size = readable_file(spec, path, "data", _ACCEPTED)
         if suffix == ".npz":
             return _read_npz(spec, path, max_bytes)
         if suffix in (".pt", ".pth"):

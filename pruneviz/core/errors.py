@@ -6,6 +6,20 @@ exits 2; the app shows it in a dialog. Anything else escaping the engine is a bu
 """
 
 
+def one_line(text: str, limit: int = 1000) -> str:
+    """``text`` folded onto one line, cut at ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def reason(exc: BaseException) -> str:
+    """The first meaningful line of an exception, for the end of a one-line message."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return one_line(line.strip(), 200)
+    return type(exc).__name__
+
+
 class PrunevizError(Exception):
     """A user-facing error: one line, says what went wrong and what to do."""
 

@@ -145,11 +145,10 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
                 raise PrunevizError(f"torch.export could not capture the model ({str(exc).splitlines()[0]}); use --format state_dict") from exc
             torch.export.save(program, tmp)
         else:  # onnx
-            try:
-                import onnx  # noqa: F401
-                import onnxscript  # noqa: F401
-            except ImportError:
-                raise PrunevizError("ONNX export needs the onnx extra: pip install 'pruneviz[onnx]'") from None
+            import importlib.util
+
+            if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
+                raise PrunevizError("ONNX export needs the onnx extra: pip install 'pruneviz[onnx]'")
             if example is None:
                 raise PrunevizError("onnx export needs an example input: pass --data")
             batch = torch.export.Dim("batch")

@@ -72,7 +72,7 @@ from pathlib import Path
 
 import torch
 
-from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired
+from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired, one_line, reason
 
 __all__ = ["LoadedModel", "open_model", "load_factory", "pickle_imports"]
 
@@ -109,18 +109,8 @@ class LoadedModel:
 # Messages
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _why(exc: BaseException) -> str:
-    """The first meaningful line of an exception, for the end of a one-line message."""
-    for line in str(exc).splitlines():
-        line = line.strip()
-        if line:
-            return _one_line(line, 200)
-    return type(exc).__name__
+_one_line = one_line
+_why = reason
 
 
 def _error(message: str) -> PrunevizError:
@@ -364,6 +354,23 @@ def open_model(spec: str, arch: str | None = None, trust: bool = False) -> Loade
         raise _error(f"cannot open {spec}: {type(exc).__name__}: {_why(exc)}") from exc
 
 
+def readable_file(spec: str, path: Path, what: str, accepted: str) -> int:
+    """Check that ``path`` (which exists) is a non-empty regular file we may read; return its size."""
+    if path.is_dir():
+        raise _error(f"{spec} is a directory, not a {what} file ({accepted})")
+    if not path.is_file():
+        raise _error(f"{spec} is not a regular file ({accepted})")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise _error(f"cannot read {spec}: {_why(exc)}") from exc
+    if size == 0:
+        raise _error(f"{spec} is empty, not a {what} file")
+    return size
+
+
 def _open(spec: str, arch: str | None, trust: bool) -> LoadedModel:
     if spec.startswith("demo:"):
         return _open_demo(spec)
@@ -377,18 +384,7 @@ def _open(spec: str, arch: str | None, trust: bool) -> LoadedModel:
         if _demo_names() and spec in _demo_names():
             hint = f"; did you mean demo:{spec}?"
         raise _error(f"{spec} does not exist{hint}")
-    if path.is_dir():
-        raise _error(f"{spec} is a directory, not a model file ({_ACCEPTED})")
-    if not path.is_file():
-        raise _error(f"{spec} is not a regular file ({_ACCEPTED})")
-    try:
-        size = path.stat().st_size
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise _error(f"cannot read {spec}: {_why(exc)}") from exc
-    if size == 0:
-        raise _error(f"{spec} is empty, not a model file")
+    readable_file(spec, path, "model", _ACCEPTED)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         return _open_safetensors(spec, path, arch)
