@@ -111,7 +111,7 @@ def _quiet():
 
     from .model_io import _quiet_torch
 
-    with contextlib.redirect_stderr(io.StringIO()), _quiet_torch():
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), _quiet_torch():
         yield
 
 
@@ -154,7 +154,7 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
             batch = torch.export.Dim("batch")
             try:
                 with _quiet():
-                        torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},), dynamo=True, external_data=False)
+                        torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
             except Exception as exc:
                 raise PrunevizError(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
 

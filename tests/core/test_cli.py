@@ -165,3 +165,24 @@ def test_core_and_cli_never_import_qt():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr
+
+
+def test_onnx_export_runs_in_onnx_reference_evaluator(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    from pruneviz.core.session import Session
+
+    out = tmp_path / "m.onnx"
+    code, text, err = run(capsys, "prune", "demo:cnn", "--amount", "0.25", "--granularity", "neuron", "--data", "demo:digits", "--format", "onnx", "--shrink", "--out", str(out))
+    assert code == 0 and "[torch.onnx]" not in text
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    s = Session.open("demo:cnn", data="demo:digits", device="cpu")
+    s.prune(0.25, granularity="neuron")
+    x, _ = demo.load_digits("test")
+    with torch.no_grad():
+        expect = s.model(x[:50]).numpy()
+    got = ReferenceEvaluator(model).run(None, {"input": x[:50].numpy()})[0]
+    assert got.shape == expect.shape
+    assert abs(got - expect).max() < 1e-4
