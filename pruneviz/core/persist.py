@@ -171,13 +171,23 @@ class Autosave:
         directory.mkdir(parents=True, exist_ok=True)
         key = hashlib.sha1(f"{session.spec}|{os.getpid()}|{time.time()}".encode()).hexdigest()[:12]
         self.path = directory / f"session-{key}.pvz"
-        with atomic_path(self.path) as tmp:
-            tmp.write_text("\n".join(journal_lines(session)) + "\n")
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = None
+        self._rewrite()
         session.changed.connect(self._on_change)
+
+    def _rewrite(self) -> None:
+        """Write the whole (compacted) journal afresh, e.g. when the header changes."""
+        if self._fh is not None:
+            self._fh.close()
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("\n".join(journal_lines(self.session)) + "\n")
+        self._fh = open(self.path, "a", encoding="utf-8")
 
     def _on_change(self, change) -> None:
         if self._fh is None:
+            return
+        if change.kind == "data":  # the header names the data spec
+            self._rewrite()
             return
         if change.kind == "edit":
             rec = _step_record(self.session.history.steps[self.session.history.index - 1])

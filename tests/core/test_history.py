@@ -147,3 +147,17 @@ def test_corrupt_session_file_is_a_clean_error(tmp_path):
         with pytest.raises(PrunevizError):
             _, records = persist.read_journal(bad)
             persist.replay(s, records)
+
+
+def test_autosave_follows_a_change_of_data(tmp_path):
+    from pruneviz.core.data import EvalData
+
+    s, _, x, y = make(models.mlp, (12,), 5)
+    auto = persist.Autosave(s, tmp_path)
+    s.prune(0.3)
+    s.set_data(EvalData(x=x[:10], y=y[:10], spec="other.npz"))
+    s.prune_neurons("0", [2])
+    head, records = persist.read_journal(auto.path)
+    assert head["data"] == "other.npz"
+    assert [r["op"] for r in records] == ["push", "push"]
+    auto.close()
