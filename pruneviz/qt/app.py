@@ -119,6 +119,31 @@ def _palette_colours(app) -> None:
     pg.setConfigOptions(background=pal.base().color(), foreground=pal.text().color())
 
 
+_HANDLER_INSTALLED = False
+
+
+def _quiet_offscreen_plugin() -> None:
+    """The offscreen platform warns "does not support propagateSizeHints()" on every window:
+    noise on the terminal of `--screenshot` runs. Everything else Qt says still gets through."""
+    global _HANDLER_INSTALLED
+    if _HANDLER_INSTALLED:
+        return
+    _HANDLER_INSTALLED = True
+    from PySide6.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message):
+        if "propagateSizeHints" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    previous = qInstallMessageHandler(handler)
+
+
 def make_app(screenshot: bool = False):
     """The QApplication (created once), with names for QSettings and pyqtgraph options."""
     if screenshot and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -127,6 +152,7 @@ def make_app(screenshot: bool = False):
     from PySide6.QtWidgets import QApplication
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    _quiet_offscreen_plugin()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "pruneviz"])
     app.setApplicationName("pruneviz")
     app.setOrganizationName("pruneviz")
