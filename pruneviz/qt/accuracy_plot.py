@@ -178,11 +178,13 @@ class AccuracyPanel(QWidget):
         self.run_dot.setData([req.sparsity], [p.accuracy])
         self.run_est.setData(x=np.array([req.sparsity]), y=np.array([p.accuracy]), top=np.array([p.high - p.accuracy]), bottom=np.array([p.accuracy - p.low]))
 
-    def set_result(self, req, r) -> None:
+    def set_result(self, req, r, incremental: bool = True) -> None:
+        """Show result ``r``; ``incremental=False`` says every evaluation is a full pass."""
         self.current = r
         self.points[req.step] = (req.sparsity, r.accuracy)
         self.current_step = req.step
-        self.estimate.setText(f"{r.samples:,} samples on {r.device}" + ("" if r.start == 0 else f" (from cached layer {r.start})"))
+        how = f" (from cached layer {r.start})" if r.start else ("" if incremental else " (full pass: activations are cached only for nn.Sequential models)")
+        self.estimate.setText(f"{r.samples:,} samples on {r.device}{how}")
         self._clear_running()
         self._redraw(req.sparsity)
 

@@ -102,7 +102,7 @@ class StatusReports:
     def _on_result(self, req, r) -> None:
         self.progress.setValue(100)
         self.cancel.setEnabled(self.loop.running)
-        self.acc.set_result(req, r)
+        self.acc.set_result(req, r, incremental=self.session.incremental)
         self.device.setText(f"  {r.device}  ")
         self._refresh_memory()
         self._show_notices()

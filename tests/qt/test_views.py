@@ -200,3 +200,21 @@ def test_render_benchmark_helper(qapp):
     ms = render_benchmark(s, "0", repeat=3)
     assert 0 < ms < 1000
     assert s.sparsity() == 0  # the session is left as it was
+
+
+def test_full_pass_is_said_for_models_that_cannot_be_cached(qtbot):
+    import torch
+
+    from pruneviz.core.data import EvalData
+    from pruneviz.core.model_io import LoadedModel
+    from pruneviz.core.session import Session
+    from pruneviz.qt.main_window import MainWindow
+    from tests.core import models
+
+    x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 6, (64,))
+    s = Session(LoadedModel(models.resnet(), "resnet", "state_dict", None, x[:1], True), EvalData(x=x, y=y, spec="t"), device="cpu")
+    assert not s.incremental
+    w = MainWindow(s, restore_layout=False)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.acc.current is not None, timeout=30_000)
+    assert "full pass" in w.acc.estimate.text()
