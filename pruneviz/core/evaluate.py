@@ -109,12 +109,16 @@ class ActivationCache:
     points: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     generation: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: batch bounds the stored points were made with (another batching cannot use them)
+    bounds: list[tuple[int, int]] | None = None
 
     def invalidate(self, child: int) -> None:
         with self.lock:
             self.generation += 1
             for k in [k for k in self.points if k > child]:
                 del self.points[k]
+            if not self.points:
+                self.bounds = None
 
     def clear(self) -> None:
         self.invalidate(-1)
@@ -155,9 +159,13 @@ def batches(n: int, batch_size: int, first: int | None = None) -> list[tuple[int
     return bounds
 
 
-def _cacheable(children: list[nn.Module]) -> list[bool]:
-    """Point k (input of child k) can be cached unless child k writes its input in place."""
-    return [not getattr(c, "inplace", False) for c in children]
+def cacheable(model: nn.Module) -> bool:
+    """True when running the children one after another is exactly ``model(x)``: a plain
+    ``nn.Sequential`` (no overridden ``forward``) whose children are all distinct modules."""
+    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
+        return False
+    children = list(model._modules.values())
+    return len(children) == len({id(c) for c in children}) and all(c is not None for c in children)
 
 
 def evaluate_iter(
@@ -181,18 +189,16 @@ def evaluate_iter(
     device = x.device
     n = len(x)
     bounds = batches(n, batch_size, first_batch)
-    children = list(model.children()) if cache is not None and isinstance(model, nn.Sequential) else None
+    children = list(model._modules.values()) if cache is not None and cacheable(model) else None
     start = 0
     if children is not None:
         with cache.lock:
+            if cache.bounds != bounds:  # made with another batch size or data: useless now
+                cache.invalidate(-1)
             start = max(cache.points, default=0)
             generation = cache.generation
             cached = cache.points.get(start)
-        if cached is not None and len(cached) != len(bounds):
-            start, cached = 0, None  # stored for another batching: ignore
-        ok = _cacheable(children)
-        candidates = [k for k in range(start + 1, len(children)) if ok[k]]
-        new_points: dict[int, list[torch.Tensor]] = {k: [] for k in candidates}
+        new_points: dict[int, list[torch.Tensor]] = {k: [] for k in range(start + 1, len(children))}
     correct = 0
     loss_sum = 0.0
     classes = num_classes
@@ -208,10 +214,11 @@ def evaluate_iter(
             if children is None:
                 out = model(xb)
             else:
-                h = cached[b] if start > 0 else xb
+                # copies in and out of the cache: a child may write its input in place
+                h = cached[b].clone() if start > 0 else xb
                 for k in range(start, len(children)):
                     if k in new_points:
-                        new_points[k].append(h)
+                        new_points[k].append(h.clone())
                     h = children[k](h)
                 out = h
                 if b == 0 and new_points:
@@ -234,6 +241,7 @@ def evaluate_iter(
                 for k, ts in new_points.items():
                     if len(ts) == len(bounds) and k not in cache.points:
                         cache.points[k] = ts
+                cache.bounds = bounds
     pt = per_total.cpu().tolist() if per_total is not None else []
     pc = per_correct.cpu().tolist() if per_correct is not None else []
     yield EvalResult(

@@ -115,6 +115,16 @@ def _quiet():
         yield
 
 
+def _check_same_outputs(masked: nn.Module, shrunk: nn.Module, session) -> None:
+    """The shrunk model must compute what the masked one does; refuse to write it otherwise."""
+    probe = session.data.x[:64] if session.data is not None else _example_batch(session)
+    with torch.inference_mode():
+        a, b = masked(probe.cpu()), shrunk(probe.cpu())
+    if a.shape != b.shape or not torch.allclose(a, b, atol=1e-4, rtol=0):
+        diff = (a - b).abs().max().item() if a.shape == b.shape else float("inf")
+        raise PrunevizError(f"the shrunk model's outputs differ from the masked model's (max {diff:.3g}); export without --shrink")
+
+
 def _example_batch(session) -> torch.Tensor:
     example = session._example_input()
     if example is None:
@@ -207,10 +217,16 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
             raise PrunevizError(f"--shrink needs neuron pruning, which this model does not support: {session.coupling_error}")
         pruned = {layer.name: ~session.neuron_mask(layer.name) for layer in session.layers}
         keep = {layer.name for layer in session.layers if layer.is_output}
-        model = shrink_model(model, example, pruned, keep)
+        masked = model
+        model = shrink_model(masked, example, pruned, keep)
         shrunk_params = sum(p.numel() for p in model.parameters())
-        if format == "state_dict" or format == "safetensors":
-            pass  # the shapes differ from the input; the report says so
+        _check_same_outputs(masked, model, session)
+        if session.data is not None:  # the report's accuracy is the written model's own
+            from . import evaluate as ev
+
+            x, y = session._tensors()
+            after = ev.run(ev.evaluate_iter(model.to(x.device), x, y, session.batch_size, None, session.data.num_classes))
+            model = model.cpu()
     rep = report(session, shrunk_params, after)
     rep["format"] = format
     rep["path"] = str(path)

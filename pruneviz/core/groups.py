@@ -21,7 +21,6 @@ from .errors import PrunevizError
 # Modules whose channel parameters we know how to mask along dim 0 when their channels go.
 _CHANNEL_WISE = (
     nn.modules.batchnorm._BatchNorm,
-    nn.GroupNorm,
     nn.modules.instancenorm._InstanceNorm,
     nn.PReLU,
 )
@@ -106,20 +105,28 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                     lc.refused = "its channels are coupled to a bare nn.Parameter"
                 continue  # tracer-internal ops (add, cat, reshape) own no parameters
             if isinstance(target, _WEIGHTED):
-                if is_out and not is_in:
+                # a depthwise conv's channel is both its input and its output: it goes whole
+                depthwise = isinstance(target, nn.modules.conv._ConvNd) and target.groups > 1 and target.groups == target.in_channels == target.out_channels
+                if is_out and (not is_in or depthwise):
                     odim = 1 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 0
                     lc.effects.append(Effect(pname(target, "weight"), odim, tidx, ridx))
                     if target.bias is not None:
                         lc.effects.append(Effect(pname(target, "bias"), 0, tidx, ridx))
                     if tname != name and tname in wanted:
                         lc.coupled[tname] = (tidx, ridx)
+                    if depthwise and target is not module:
+                        consumers += 1
                 elif is_in:
                     consumers += 1
                     if isinstance(target, nn.modules.conv._ConvNd) and target.groups != 1:
                         continue  # grouped input slices: the group's out-channel effect zeroes them
                     idim = 0 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 1
                     lc.effects.append(Effect(pname(target, "weight"), idim, tidx, ridx))
-            elif isinstance(target, _CHANNEL_WISE) or isinstance(target, nn.LayerNorm):
+            elif isinstance(target, (nn.GroupNorm, nn.LayerNorm)):
+                # they normalise across channels: a zeroed channel still shifts the statistics of
+                # the others, so the masked model would not equal the shrunk one
+                lc.refused = f"its channels feed a {type(target).__name__} ({tname}), which normalises across channels"
+            elif isinstance(target, _CHANNEL_WISE):
                 for attr, p in target.named_parameters(recurse=False):
                     if p.dim() >= 1 and p.shape[0] > 1:
                         lc.effects.append(Effect(pname(target, attr), 0, tidx, ridx))

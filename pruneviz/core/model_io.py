@@ -165,6 +165,11 @@ def _quiet_torch() -> Iterator[list[BaseException]]:
 _FACTORY_RE = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\Z")
 
 
+def is_factory_spec(spec: str) -> bool:
+    """True for ``package.module:function`` (code to import and call); ``demo:NAME`` is not."""
+    return isinstance(spec, str) and not spec.startswith("demo:") and bool(_FACTORY_RE.match(spec.strip()))
+
+
 def load_factory(spec: str) -> Callable:
     """Import ``package.module:function`` and return the callable.
 

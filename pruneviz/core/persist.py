@@ -49,10 +49,14 @@ def _encode(flip: Flip) -> dict:
 
 
 def _decode(rec: dict) -> Flip:
+    if not isinstance(rec, dict):
+        raise ValueError("bad flip record")
     dtype = {"int32": np.int32, "int64": np.int64}.get(rec.get("dtype"))
-    if dtype is None or rec.get("store") not in ("elem", "chan") or not isinstance(rec.get("layer"), str):
+    if dtype is None or rec.get("store") not in ("elem", "chan") or not isinstance(rec.get("layer"), str) or not isinstance(rec.get("idx"), str):
         raise ValueError("bad flip record")
     arr = np.frombuffer(base64.b64decode(rec["idx"], validate=True), dtype=dtype).copy()
+    if arr.size > 1 and not bool((np.diff(arr.astype(np.int64)) > 0).all()):
+        raise ValueError("flip indices must be unique and sorted")  # a repeat would flip twice
     return Flip(rec["store"], rec["layer"], torch.from_numpy(arr))
 
 
@@ -109,9 +113,25 @@ def read_journal(path) -> tuple[dict, list[dict]]:
             raise PrunevizError(f"{path} is not a pruneviz session file (line {i + 1} is not JSON)") from None
     if not records or not isinstance(records[0], dict) or records[0].get("format") != FORMAT:
         raise PrunevizError(f"{path} is not a pruneviz session file")
-    if records[0].get("version", 0) > VERSION:
-        raise PrunevizError(f"{path} was written by a newer pruneviz (session format {records[0]['version']})")
-    return records[0], records[1:]
+    head = records[0]
+    version = head.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise PrunevizError(f"{path} is not a pruneviz session file (bad version)")
+    if version > VERSION:
+        raise PrunevizError(f"{path} was written by a newer pruneviz (session format {version})")
+    if not isinstance(head.get("model"), str) or not all(head.get(k) is None or isinstance(head.get(k), str) for k in ("arch", "data")):
+        raise PrunevizError(f"{path} is not a pruneviz session file (no model spec)")
+    seed = head.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise PrunevizError(f"{path} is not a pruneviz session file (bad seed)")
+    return head, records[1:]
+
+
+def factories(head: dict) -> list[str]:
+    """The ``module:function`` specs a session file would import and call when reopened."""
+    from .model_io import is_factory_spec
+
+    return [spec for spec in (head.get("arch"), head.get("data")) if isinstance(spec, str) and is_factory_spec(spec)]
 
 
 def replay(session, records: list[dict], source: str = "session file") -> None:
@@ -133,6 +153,8 @@ def replay(session, records: list[dict], source: str = "session file") -> None:
                         raise ValueError("neuron edits on a model without neuron pruning")
                 session._apply_flips(flips)
                 session.history.push(Step(str(rec.get("label", "step")), flips))
+            elif op is None and not isinstance(rec, dict):
+                raise ValueError("a record is not an object")
             elif op == "undo":
                 step = session.history.undo_step()
                 if step is not None:
@@ -143,16 +165,23 @@ def replay(session, records: list[dict], source: str = "session file") -> None:
                     session._apply_flips(step.flips)
             else:
                 raise ValueError(f"unknown record {op!r}")
-    except (ValueError, TypeError, KeyError, base64.binascii.Error) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, base64.binascii.Error) as exc:
         raise PrunevizError(f"the {source} does not fit this model: {exc}") from None
     session.changed.emit(Change("load session", frozenset(names), "load"))
 
 
 def load_session(path, trust: bool = False, device: str = "auto"):
-    """Reopen a saved session: the model and data specs, then every step."""
+    """Reopen a saved session: the model and data specs, then every step.
+
+    A session file that names ``--arch`` or data factories would import and run them: like a
+    pickle, that needs ``trust=True`` (the app asks, listing them)."""
+    from .errors import TrustRequired
     from .session import Session
 
     head, records = read_journal(path)
+    code = factories(head)
+    if code and not trust:
+        raise TrustRequired(f"{path} names code to run when reopened ({', '.join(code)}); pass --trust if you trust it", imports=code)
     session = Session.open(head["model"], data=head.get("data"), arch=head.get("arch"), trust=trust, device=device, seed=int(head.get("seed", 0)))
     replay(session, records)
     return session

@@ -68,3 +68,32 @@ def best_kept(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
         s = torch.where(kept, scores.float(), torch.full_like(scores.float(), -float("inf")))
         out[int(s.argmax())] = True
     return out
+
+
+def channel_groups(sizes: dict[str, int], coupling) -> tuple[dict[str, torch.Tensor], int]:
+    """Number the units of coupled output channels: channels that must be pruned together (a
+    residual addition, a depthwise conv) share a unit id. Returns ({layer: unit id per channel}, units)."""
+    offsets, total = {}, 0
+    for name, size in sizes.items():
+        offsets[name] = total
+        total += size
+    parent = list(range(total))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for name, lc in (coupling or {}).items():
+        for other, (tidx, ridx) in lc.coupled.items():
+            if other not in offsets:
+                continue
+            for t, r in zip(tidx.tolist(), ridx.tolist()):
+                a, b = find(offsets[name] + r), find(offsets[other] + t)
+                if a != b:
+                    parent[a] = b
+    roots = torch.tensor([find(i) for i in range(total)], dtype=torch.long)
+    _, unit = torch.unique(roots, return_inverse=True)
+    n_units = int(unit.max()) + 1 if total else 0
+    return {name: unit[offsets[name] : offsets[name] + size] for name, size in sizes.items()}, n_units

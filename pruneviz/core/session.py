@@ -94,6 +94,7 @@ class Session(EvaluationVerbs):
         self._by_name = {layer.name: layer for layer in self._layers}
         check_memory(self._layers, self._model, self.device)
         self.masks = MaskStore(self._model, self._layers, self.coupling)
+        self._groups, self._n_groups = rk.channel_groups({n: layer.out_channels for n, layer in self._by_name.items()}, self.coupling)
         self.history = History()
         self._pending: Step | None = None
         self._pending_layers: set[str] = set()
@@ -101,6 +102,7 @@ class Session(EvaluationVerbs):
         self.cache = ev.ActivationCache(budget_bytes=cache_bytes)
         self._eval_tensors: tuple[torch.Tensor, torch.Tensor] | None = None
         self._baseline: ev.EvalResult | None = None
+        self._data_generation = 0  # bumped by set_data: a baseline of older data is not kept
         self.last_prune: PruneSpec | None = None
         #: human-readable messages about fallbacks (out of memory, CPU instead of GPU)
         self.notices: list[str] = []
@@ -406,29 +408,61 @@ class Session(EvaluationVerbs):
                 self._require_neurons(n)
         scores = self.scores(None, method, granularity)
         kept = {n: (self.masks.mask(n) if granularity == "weight" else self.masks.chan[n]).cpu() for n in names}
-        out = {}
-        if scope == "layer":
-            for n in names:
-                out[n] = rk.lowest(scores[n], kept[n], round(amount * rk.count(kept[n])))
-            return out
         if granularity == "neuron":
-            norm = {n: scores[n] / rk.mean_kept(scores[n], kept[n]) for n in names}
-            # keep at least one neuron per layer: the best of each layer is never a candidate
-            guard = {n: rk.best_kept(norm[n], kept[n]) for n in names}
-            flat_s = torch.cat([norm[n].reshape(-1).float() for n in names])
-            flat_k = torch.cat([(kept[n] & ~guard[n]).reshape(-1) for n in names])
-            total = sum(rk.count(kept[n]) for n in names)
-            sel = rk.lowest(flat_s, flat_k, min(round(amount * total), rk.count(flat_k)))
-        else:
-            flat_s = torch.cat([scores[n].reshape(-1).float() for n in names])
-            flat_k = torch.cat([kept[n].reshape(-1) for n in names])
-            sel = rk.lowest(flat_s, flat_k, round(amount * rk.count(flat_k)))
-        offset = 0
+            preview = self._neuron_preview_layer if scope == "layer" else self._neuron_preview_global
+            return preview(amount, names, scores, kept)
+        if scope == "layer":
+            return {n: rk.lowest(scores[n], kept[n], round(amount * rk.count(kept[n]))) for n in names}
+        flat_s = torch.cat([scores[n].reshape(-1).float() for n in names])
+        flat_k = torch.cat([kept[n].reshape(-1) for n in names])
+        sel = rk.lowest(flat_s, flat_k, round(amount * rk.count(flat_k)))
+        out, offset = {}, 0
         for n in names:
             size = kept[n].numel()
             out[n] = sel[offset : offset + size].view(kept[n].shape)
             offset += size
         return out
+
+    def _neuron_preview_layer(self, amount, names, scores, kept) -> dict[str, torch.Tensor]:
+        # coupled channels go together: what a layer already loses through its partners counts
+        taken = torch.zeros(self._n_groups, dtype=torch.bool)
+        for n in names:
+            g = self._groups[n]
+            already = kept[n] & taken[g]
+            k = round(amount * rk.count(kept[n])) - rk.count(already)
+            taken[g[rk.lowest(scores[n], kept[n] & ~already, k)]] = True
+        return {n: kept[n] & taken[self._groups[n]] for n in names}
+
+    def _unit_scores(self, names: list[str], scores: dict[str, torch.Tensor]):
+        """Coupled channels ranked as one unit: (unit score, units alive, guarded units).
+
+        A unit's score is the mean of its members' scores, each divided by the mean score of its
+        layer's kept neurons. Guarded: the unit holding each touched layer's best kept neuron."""
+        groups, n_units = self._groups, self._n_groups
+        ssum = torch.zeros(n_units)
+        cnt = torch.zeros(n_units)
+        alive = torch.zeros(n_units, dtype=torch.bool)
+        guard = torch.zeros(n_units, dtype=torch.bool)
+        touched = set(names)
+        for n in names:
+            touched |= set(self.coupling[n].coupled)
+        for n in touched:
+            kept = self.masks.chan[n].cpu()
+            norm = scores[n].float() / rk.mean_kept(scores[n], kept)
+            if n in names:
+                g = groups[n][kept]
+                ssum.index_add_(0, g, norm[kept])
+                cnt.index_add_(0, g, torch.ones(len(g)))
+                alive[g] = True
+            if kept.any():
+                guard[groups[n][rk.best_kept(norm, kept)]] = True
+        return ssum / cnt.clamp(min=1), alive, guard
+
+    def _neuron_preview_global(self, amount, names, scores, kept) -> dict[str, torch.Tensor]:
+        unit, alive, guard = self._unit_scores(names, scores)
+        cand = alive & ~guard
+        sel = rk.lowest(unit, cand, min(round(amount * rk.count(alive)), rk.count(cand)))
+        return {n: kept[n] & sel[self._groups[n]] for n in names}
 
     def prune(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None) -> int:
         """Prune ``amount`` (0..1) of the still-kept weights or neurons of the selected layers,
@@ -462,20 +496,25 @@ class Session(EvaluationVerbs):
         return self._edit(label, self._chan_flips({layer: m.nonzero().flatten()}, True))
 
     def least_important_neuron(self, method: str = "magnitude", layers=None) -> tuple[str, int] | None:
-        """The (layer, neuron) with the lowest normalised score among kept neurons, never a layer's last."""
-        sel = self.preview(0.0, "global", "neuron", method, layers)  # validates, selects layers
+        """The (layer, neuron) whose coupled unit has the lowest normalised score; never one that
+        would take a layer's last neuron."""
+        names = list(self.preview(0.0, "global", "neuron", method, layers))  # validates, selects layers
         scores = self.scores(None, method, "neuron")
-        best: tuple[float, str, int] | None = None
-        for n in sel:
+        unit, alive, _ = self._unit_scores(names, scores)
+        last = torch.zeros_like(alive)  # units holding some layer's only kept neuron
+        for n, g in self._groups.items():
             kept = self.masks.chan[n].cpu()
-            if int(kept.sum()) <= 1:
-                continue
-            norm = scores[n].float() / rk.mean_kept(scores[n], kept)
-            norm = torch.where(kept, norm, torch.full_like(norm, float("inf")))
-            i = int(norm.argmin())
-            if best is None or float(norm[i]) < best[0]:
-                best = (float(norm[i]), n, i)
-        return None if best is None else (best[1], best[2])
+            if rk.count(kept) == 1:
+                last[g[kept]] = True
+        cand = alive & ~last
+        if not bool(cand.any()):
+            return None
+        u = int(torch.where(cand, unit, torch.full_like(unit, float("inf"))).argmin())
+        for n in names:
+            hit = ((self._groups[n] == u) & self.masks.chan[n].cpu()).nonzero().flatten()
+            if hit.numel():
+                return n, int(hit[0])
+        return None
 
     def step(self, method: str = "magnitude", layers=None) -> tuple[str, int] | None:
         """One step of the node-pruning loop: score, rank, prune the least important neuron."""

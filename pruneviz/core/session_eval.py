@@ -26,6 +26,7 @@ class EvaluationVerbs:
         if data is not None:
             check_fits(self._model, data)
         self.data = data
+        self._data_generation += 1
         self._eval_tensors = None
         self._baseline = None
         self.cache.clear()
@@ -115,9 +116,10 @@ class EvaluationVerbs:
         return self._baseline_gen(x, y, cancel)
 
     def _baseline_gen(self, x, y, cancel):
+        generation = self._data_generation
         for item in ev.evaluate_iter(self.original_model(), x, y, self.batch_size, None, self.data.num_classes, cancel):
-            if isinstance(item, ev.EvalResult):
-                self._baseline = item
+            if isinstance(item, ev.EvalResult) and generation == self._data_generation:
+                self._baseline = item  # only if the data did not change while it ran
             yield item
 
     def original_model(self) -> torch.nn.Module:
@@ -132,4 +134,4 @@ class EvaluationVerbs:
     @property
     def incremental(self) -> bool:
         """True when re-evaluation can start from cached activations (Sequential models)."""
-        return isinstance(self._model, torch.nn.Sequential)
+        return ev.cacheable(self._model)

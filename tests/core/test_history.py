@@ -51,7 +51,6 @@ def _same(a, b):
 def test_undo_all_restores_bit_identical_and_redo_replays(edits):
     s, _, _, _ = make(models.resnet, (3, 8, 8), 6)
     original = _state(s)
-    states = []
     for e in edits:
         _apply(s, e)
     states = _state(s)
