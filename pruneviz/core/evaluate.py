@@ -128,10 +128,6 @@ class ActivationCache:
         with self.lock:  # the worker thread may be adding points
             return sum(t.numel() * t.element_size() for ts in self.points.values() for t in ts)
 
-    def start_point(self) -> int:
-        with self.lock:
-            return max(self.points, default=0)
-
 
 def child_index(model: nn.Module, layer_name: str) -> int | None:
     """Index of the top-level Sequential child that contains ``layer_name``."""

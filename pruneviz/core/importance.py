@@ -183,10 +183,4 @@ def neuron_scores(method: str, model: nn.Module, layers: list[LayerInfo], params
     return {n: s.flatten(1).sum(1) for n, s in weight_scores(method, model, layers, params, data, opts).items()}
 
 
-def normalise(scores: torch.Tensor) -> torch.Tensor:
-    """Scale a layer's neuron scores so that the layer's mean is 1 (for global neuron ranking)."""
-    mean = scores.float().mean()
-    return scores / mean if mean > 0 else scores
-
-
 SCORERS: dict[str, Callable] = {"weight": weight_scores, "neuron": neuron_scores}

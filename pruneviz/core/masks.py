@@ -185,10 +185,6 @@ class MaskStore:
                 self.touching[(e.param, e.dim)].append((root, e))
         self._identity_cache.clear()
 
-    # ------------------------------------------------------------- snapshots
-    def effective_state(self) -> dict[str, torch.Tensor]:
-        """Copies of the masked parameters (for checks and exports)."""
-        return {p: t.detach().clone() for p, t in self.params.items()}
 
 
 def available_bytes(device: torch.device) -> int | None:

@@ -225,7 +225,7 @@ class Session(EvaluationVerbs):
         imp.check_method(method, granularity, self.data is not None)
         if method in imp.LOCAL_METHODS:
             # one layer's own weights are enough: no model pass, no work on the other layers
-            fn = imp.weight_scores if granularity == "weight" else imp.neuron_scores
+            fn = imp.SCORERS[granularity]
             params = self.masks.orig if original else self.masks.params
             opts = imp.ScoreOptions(seed=self.seed)
             names = [self.layer(layer)] if layer is not None else self._layers
@@ -236,7 +236,7 @@ class Session(EvaluationVerbs):
         key = (method, granularity, version, self.seed)
         cached = self._score_cache.get(key)
         if cached is None:
-            fn = imp.weight_scores if granularity == "weight" else imp.neuron_scores
+            fn = imp.SCORERS[granularity]
             opts = imp.ScoreOptions(seed=self.seed)
             with self.lock:
                 model = self.original_model() if original else self._model
