@@ -68,11 +68,7 @@ class PruneDialog(QDialog):
         form.addRow("Method", self.method)
         form.addRow("Scope", self.scope)
         form.addRow("Layers", self.layers)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Prune")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        form.addRow(_ok_cancel(self, "Prune"))
         self.granularity.currentTextChanged.connect(self._fill_methods)
         self._fill_methods(self.granularity.currentText())
 
@@ -129,11 +125,7 @@ class RunUntilDialog(QDialog):
         form.addRow(self.use_sp, self.target)
         form.addRow("At most", self.max_steps)
         form.addRow("Layers", self.layers)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        form.addRow(_ok_cancel(self, "Run"))
 
     def args(self) -> RunArgs:
         return RunArgs(
@@ -143,3 +135,12 @@ class RunUntilDialog(QDialog):
             self.max_steps.value(),
             self.layers.text().strip() or None,
         )
+
+
+def _ok_cancel(dialog, ok_text: str) -> QDialogButtonBox:
+    """OK/Cancel buttons wired to ``dialog``, with OK renamed after the action."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
