@@ -126,7 +126,7 @@ def _check_same_outputs(masked: nn.Module, shrunk: nn.Module, session) -> None:
 
 
 def _example_batch(session) -> torch.Tensor:
-    example = session._example_input()
+    example = session.example_input()
     if example is None:
         raise PrunevizError("this export needs an example input: pass --data")
     return example[:1].repeat(2, *([1] * (example.dim() - 1))).cpu()
@@ -224,7 +224,7 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
         if session.data is not None:  # the report's accuracy is the written model's own
             from . import evaluate as ev
 
-            x, y = session._tensors()
+            x, y = session.eval_tensors()
             after = ev.run(ev.evaluate_iter(model.to(x.device), x, y, session.batch_size, None, session.data.num_classes))
             model = model.cpu()
     rep = report(session, shrunk_params, after)

@@ -60,12 +60,12 @@ class MaskStore:
     def mask(self, layer: str) -> torch.Tensor:
         """Effective bool mask of ``layer``'s weight (True = kept)."""
         info = self.layers[layer]
-        return self._param_mask(info.weight, self.elem[layer])
+        return self.param_mask(info.weight, self.elem[layer])
 
     def _dims_of(self, param: str) -> list[int]:
         return [d for d in range(self.params[param].dim()) if (param, d) in self.keep]
 
-    def _param_mask(self, param: str, base: torch.Tensor | None, dim: int | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
+    def param_mask(self, param: str, base: torch.Tensor | None, dim: int | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Mask of ``param`` (or of its slices ``idx`` along ``dim``), from the elem mask and keep vectors."""
         shape = list(self.params[param].shape)
         if idx is not None:
@@ -100,7 +100,7 @@ class MaskStore:
         info = self.layers[layer]
         idx = flat_idx.to(self.elem[layer].device, torch.long)
         flat = self.elem[layer].view(-1)
-        derived = self._param_mask(info.weight, None).view(-1)[idx] if self._dims_of(info.weight) else None
+        derived = self.param_mask(info.weight, None).view(-1)[idx] if self._dims_of(info.weight) else None
         new = ~flat[idx]
         flat[idx] = new
         eff_new = new & derived if derived is not None else new
@@ -137,7 +137,7 @@ class MaskStore:
             for d, t in slices:
                 before = self._slice_count(p, lname, d, t) if lname is not None and not full_recount else 0
                 self._recompute_keep(p, d)
-                m = self._param_mask(p, self.elem[lname].index_select(d, t) if lname else None, d, t)
+                m = self.param_mask(p, self.elem[lname].index_select(d, t) if lname else None, d, t)
                 with torch.no_grad():
                     self.params[p].index_copy_(d, t, self.orig[p].index_select(d, t) * m.to(self.params[p].dtype))
                 if lname is not None and not full_recount:
@@ -147,7 +147,7 @@ class MaskStore:
         self.version += 1
 
     def _slice_count(self, p: str, lname: str, d: int, t: torch.Tensor) -> int:
-        return int(torch.count_nonzero(self._param_mask(p, self.elem[lname].index_select(d, t), d, t)))
+        return int(torch.count_nonzero(self.param_mask(p, self.elem[lname].index_select(d, t), d, t)))
 
     def _recompute_keep(self, p: str, d: int) -> None:
         vec = self.keep[(p, d)]

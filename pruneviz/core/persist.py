@@ -151,18 +151,18 @@ def replay(session, records: list[dict], source: str = "session file") -> None:
                         raise ValueError(f"layer {f.layer} does not match the model")
                     if f.store == "chan" and session.coupling is None:
                         raise ValueError("neuron edits on a model without neuron pruning")
-                session._apply_flips(flips)
+                session.apply_flips(flips)
                 session.history.push(Step(str(rec.get("label", "step")), flips))
             elif op is None and not isinstance(rec, dict):
                 raise ValueError("a record is not an object")
             elif op == "undo":
                 step = session.history.undo_step()
                 if step is not None:
-                    session._apply_flips(list(reversed(step.flips)))
+                    session.apply_flips(list(reversed(step.flips)))
             elif op == "redo":
                 step = session.history.redo_step()
                 if step is not None:
-                    session._apply_flips(step.flips)
+                    session.apply_flips(step.flips)
             else:
                 raise ValueError(f"unknown record {op!r}")
     except (ValueError, TypeError, KeyError, AttributeError, base64.binascii.Error) as exc:

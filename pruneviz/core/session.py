@@ -77,7 +77,7 @@ class Session(EvaluationVerbs):
         self.coupling = None
         self.coupling_error: str | None = None
         if loaded.structured_ok:
-            example = self._example_input()
+            example = self.example_input()
             if example is None:
                 self.coupling_error = "neuron pruning needs an example input: pass --data"
             else:
@@ -118,7 +118,8 @@ class Session(EvaluationVerbs):
         loaded = open_model(model, arch=arch, trust=trust)
         return cls(loaded, open_data(data) if data else None, device=device, seed=seed)
 
-    def _example_input(self) -> torch.Tensor | None:
+    def example_input(self) -> torch.Tensor | None:
+        """One input sample ``[1, ...]`` the model accepts (from the data, else the model file), or None."""
         if self.data is not None and len(self.data):
             return self.data.x[:1]
         return self.loaded.example_input
@@ -189,7 +190,7 @@ class Session(EvaluationVerbs):
         info = self.layer(layer)
         with self.lock:
             w = self.masks.params[info.weight].detach()[start:stop]
-            m = self.masks._param_mask(info.weight, self.masks.elem[layer][start:stop], 0, torch.arange(start, stop, device=w.device))
+            m = self.masks.param_mask(info.weight, self.masks.elem[layer][start:stop], 0, torch.arange(start, stop, device=w.device))
         cols = info.view_shape[1]
         return w.reshape(-1, cols).cpu().numpy().astype("float32", copy=False), (~m).reshape(-1, cols).cpu().numpy()
 
@@ -201,7 +202,7 @@ class Session(EvaluationVerbs):
             if lname is not None:
                 total += self.masks.kept[lname]
             elif any((p, d) in self.masks.keep for d in range(t.dim())):
-                total += int(torch.count_nonzero(self.masks._param_mask(p, None)))
+                total += int(torch.count_nonzero(self.masks.param_mask(p, None)))
             else:
                 total += t.numel()
         return total
@@ -266,7 +267,10 @@ class Session(EvaluationVerbs):
                 self.history.push(step)
                 self.changed.emit(Change(label, frozenset(self._pending_layers)))
 
-    def _apply_flips(self, flips: Iterable[Flip]) -> set[str]:
+    def apply_flips(self, flips: Iterable[Flip]) -> set[str]:
+        """Apply mask flips without recording history (replays: undo/redo, session files).
+
+        Returns the layers whose effective weights changed; invalidates the activation cache."""
         touched: set[str] = set()
         first: int | None = 10**9
         with self.lock:
@@ -288,7 +292,7 @@ class Session(EvaluationVerbs):
         flips = [f for f in flips if f.idx.numel()]
         if not flips:
             return 0
-        touched = self._apply_flips(flips)
+        touched = self.apply_flips(flips)
         if self._pending is not None:
             self._pending.flips.extend(flips)
             self._pending_layers |= touched
@@ -544,7 +548,7 @@ class Session(EvaluationVerbs):
     # --------------------------------------------------------------- history
     def _replay(self, step: Step, kind: str) -> None:
         flips = step.flips if kind == "redo" else list(reversed(step.flips))
-        touched = self._apply_flips(flips)
+        touched = self.apply_flips(flips)
         self.changed.emit(Change(step.label, frozenset(touched), kind))
 
     def undo(self) -> str | None:

@@ -33,7 +33,8 @@ class EvaluationVerbs:
         self._score_cache.clear()
         self.changed.emit(Change("set data", frozenset(self._by_name), "data"))
 
-    def _tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def eval_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The evaluation inputs and labels on the session's device, in the seeded order."""
         if self.data is None:
             raise PrunevizError("no evaluation data: pass --data (Python: Session.open(..., data=...))")
         if self._eval_tensors is None:
@@ -51,12 +52,12 @@ class EvaluationVerbs:
 
         Out of device memory, it retries with half the batch size, and below 8 samples a batch
         moves the session to the CPU; each fallback is appended to :attr:`notices`."""
-        self._tensors()  # fail now, not at the first next(), when there is no data
+        self.eval_tensors()  # fail now, not at the first next(), when there is no data
         return self._evaluate_with_fallback(cancel, incremental)
 
     def _evaluate_with_fallback(self, cancel, incremental):
         while True:
-            x, y = self._tensors()
+            x, y = self.eval_tensors()
             try:
                 yield from ev.evaluate_iter(self._model, x, y, self.batch_size, self.cache if incremental else None, self.data.num_classes, cancel, amp=self.amp)
                 return
@@ -110,7 +111,7 @@ class EvaluationVerbs:
 
     def baseline_iter(self, cancel: threading.Event | None = None) -> Iterator[ev.Progress | ev.EvalResult]:
         """:meth:`baseline` as a cancellable generator; the result is kept once it completes."""
-        x, y = self._tensors()
+        x, y = self.eval_tensors()
         if self._baseline is not None:
             return iter([self._baseline])
         return self._baseline_gen(x, y, cancel)

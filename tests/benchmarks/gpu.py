@@ -76,7 +76,7 @@ def resnet_figures(n: int = 10_000, device: str = "cuda") -> dict:
     s = bench.session_for(resnet18_like(), x, y, device, batch_size=500)
     s.evaluate(incremental=False)  # warm-up: cudnn autotune, data on device
     full = min(timed(lambda: s.evaluate(incremental=False)) for _ in range(3))
-    xs, ys = s._tensors()
+    xs, ys = s.eval_tensors()
 
     def bare():
         with torch.inference_mode():

@@ -71,7 +71,7 @@ def synthetic(n: int, shape=(3, 32, 32), classes: int = 10, seed: int = 0):
 def eval_overhead(quick: bool, device: str) -> dict:
     x, y = synthetic(512 if quick else 4096)
     s = session_for(bench_cnn(16 if quick else 32), x, y, device)
-    xs, ys = s._tensors()
+    xs, ys = s.eval_tensors()
     model = s.model
 
     def bare():
