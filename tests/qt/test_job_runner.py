@@ -1,0 +1,106 @@
+"""JobRunner: a core generator runs in the worker, reports items and its return value, cancels."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pruneviz.core.errors import PrunevizError
+from pruneviz.qt.job_runner import JobRunner
+
+
+@pytest.fixture
+def jobs(qtbot):
+    from pruneviz.qt.app import make_app
+
+    make_app()
+    runner = JobRunner()
+    yield runner
+    runner.shutdown(5000)
+
+
+def test_items_and_return_value_arrive_in_order_on_the_gui_thread(qtbot, jobs):
+    seen, threads = [], set()
+
+    def work(cancel):
+        threads.add(threading.get_ident())
+        for i in range(5):
+            yield i
+        return "total 10"
+
+    jobs.progress.connect(lambda name, item: seen.append((name, item)))
+    with qtbot.waitSignal(jobs.finished, timeout=10_000) as blocker:
+        assert jobs.start("count", work)
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+    assert blocker.args == ["count", "total 10"]
+    assert seen == [("count", i) for i in range(5)]
+    assert threading.get_ident() not in threads  # the generator ran in the worker
+
+
+def test_one_job_at_a_time(qtbot, jobs):
+    gate = threading.Event()
+
+    def blocked(cancel):
+        while not cancel.is_set() and not gate.is_set():
+            gate.wait(0.01)
+            yield None
+
+    assert jobs.start("first", blocked)
+    assert not jobs.start("second", blocked)
+    assert jobs.name == "first"
+    gate.set()
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+    assert jobs.start("second", lambda cancel: iter([1]))
+
+
+def test_cancel_closes_the_generator_in_the_worker(qtbot, jobs):
+    closed_in = []
+    ran = threading.Event()
+
+    def forever(cancel):
+        try:
+            while True:
+                ran.set()
+                yield 1
+        finally:
+            closed_in.append(threading.get_ident())
+
+    finished = []
+    jobs.finished.connect(lambda *a: finished.append(a))
+    assert jobs.start("forever", forever, throttle_ms=40)
+    assert ran.wait(10)
+    with qtbot.waitSignal(jobs.cancelled, timeout=10_000) as blocker:
+        jobs.cancel()
+    assert blocker.args == ["forever"]
+    assert len(closed_in) == 1 and closed_in[0] != threading.get_ident()
+    assert finished == []
+
+
+def test_failure_is_one_line_and_the_runner_is_reusable(qtbot, jobs):
+    def broken(cancel):
+        yield 1
+        raise PrunevizError("learning rate must be positive, got -1\nsecond line")
+
+    with qtbot.waitSignal(jobs.failed, timeout=10_000) as blocker:
+        jobs.start("train", broken)
+    assert blocker.args == ["train", "learning rate must be positive, got -1"]
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+
+    def bug(cancel):
+        raise KeyError("x")
+        yield  # pragma: no cover
+
+    with qtbot.waitSignal(jobs.failed, timeout=10_000) as blocker:
+        jobs.start("bug", bug)
+    assert blocker.args == ["bug", "KeyError: 'x'"]
+
+
+def test_throttle_coalesces_but_delivers_the_last_item(qtbot, jobs):
+    seen = []
+    jobs.progress.connect(lambda name, item: seen.append(item))
+    with qtbot.waitSignal(jobs.finished, timeout=10_000):
+        jobs.start("many", lambda cancel: iter(range(20_000)), throttle_ms=1000)
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+    assert seen[0] == 0 and seen[-1] == 19_999
+    assert len(seen) < 100
