@@ -27,6 +27,11 @@ _CHANNEL_WISE = (
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 
 
+def is_transposed(module: nn.Module) -> bool:
+    """A transposed conv keeps its weight as [in, out / groups, *kernel] (``_ConvNd.transposed``)."""
+    return isinstance(module, nn.modules.conv._ConvNd) and bool(getattr(module, "transposed", False))
+
+
 @dataclass(frozen=True)
 class Effect:
     """Root channel ``root_idx[k]`` zeroes index ``target_idx[k]`` of ``param`` along ``dim``."""
@@ -108,7 +113,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                 # a depthwise conv's channel is both its input and its output: it goes whole
                 depthwise = isinstance(target, nn.modules.conv._ConvNd) and target.groups > 1 and target.groups == target.in_channels == target.out_channels
                 if is_out and (not is_in or depthwise):
-                    odim = 1 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 0
+                    odim = 1 if is_transposed(target) else 0
                     lc.effects.append(Effect(pname(target, "weight"), odim, tidx, ridx))
                     if target.bias is not None:
                         lc.effects.append(Effect(pname(target, "bias"), 0, tidx, ridx))
@@ -120,7 +125,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                     consumers += 1
                     if isinstance(target, nn.modules.conv._ConvNd) and target.groups != 1:
                         continue  # grouped input slices: the group's out-channel effect zeroes them
-                    idim = 0 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 1
+                    idim = 0 if is_transposed(target) else 1
                     lc.effects.append(Effect(pname(target, "weight"), idim, tidx, ridx))
             elif isinstance(target, (nn.GroupNorm, nn.LayerNorm)):
                 # they normalise across channels: a zeroed channel still shifts the statistics of

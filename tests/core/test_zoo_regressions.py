@@ -1,0 +1,156 @@
+"""Regressions found by opening real model families: each test failed before its fix."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+from pruneviz.core.data import EvalData
+from pruneviz.core.errors import PrunevizError
+from pruneviz.core.model_io import LoadedModel
+from pruneviz.core.session import Session
+
+
+def make_session(model, in_shape, classes=4, n=64):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, *in_shape, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return Session(LoadedModel(model.eval(), "t", "state_dict", None, x[:1], True), EvalData(x=x, y=y, spec="t"), device="cpu"), x
+
+
+class Upsampler(nn.Module):
+    """Conv -> ConvTranspose2d (weight [in, out, kh, kw]) -> head."""
+
+    def __init__(self, mid=8, up=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, mid, 3, padding=1)
+        self.up = nn.ConvTranspose2d(mid, up, 2, stride=2)
+        self.head = nn.Linear(up * 8 * 8, 4)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.up(torch.relu(self.conv(x))), 1))
+
+
+def snapshot(s):
+    return {
+        "params": {k: v.detach().clone() for k, v in s.model.named_parameters()},
+        "elem": {k: v.clone() for k, v in s.masks.elem.items()},
+        "chan": {k: v.clone() for k, v in s.masks.chan.items()},
+        "keep": {k: v.clone() for k, v in s.masks.keep.items()},
+        "kept": dict(s.masks.kept),
+        "version": s.masks.version,
+        "history": (list(s.history.labels), s.history.index),
+    }
+
+
+def assert_same(a, b, version=True):
+    if not version:  # undo/redo move the version on (caches key on it); the masks must be the same
+        a, b = dict(a, version=0), dict(b, version=0)
+    assert a.keys() == b.keys()
+    for key in ("params", "elem", "chan", "keep"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    assert (a["kept"], a["version"], a["history"]) == (b["kept"], b["version"], b["history"])
+
+
+@pytest.mark.parametrize("up", [8, 4])
+def test_conv_transpose_consumer_is_masked_on_its_input_dimension(up):
+    torch.manual_seed(0)
+    model = Upsampler(8, up)
+    ref = copy.deepcopy(model)
+    s, x = make_session(model, (3, 4, 4))
+    s.prune_neurons("conv", [1, 5])
+    with torch.no_grad():
+        for i in (1, 5):
+            ref.conv.weight[i] = 0
+            ref.conv.bias[i] = 0
+            ref.up.weight[i] = 0  # ConvTranspose weight is [in, out, kh, kw]
+    with torch.no_grad():
+        torch.testing.assert_close(s.model(x), ref(x), rtol=0, atol=1e-6)
+    assert int(s.model.up.weight.count_nonzero()) == int(ref.up.weight.count_nonzero())
+
+
+def test_a_failure_in_the_middle_of_an_edit_leaves_the_session_as_it_was(monkeypatch):
+    torch.manual_seed(0)
+    from tests.core import models
+
+    s, x = make_session(models.resnet(), (3, 8, 8), classes=6)
+    s.prune(0.3, granularity="weight")
+    s.prune_neurons("conv1", [0])
+    before = snapshot(s)
+    with torch.no_grad():
+        out_before = s.model(x)
+    calls = {"n": 0}
+    real = torch.Tensor.index_copy_
+
+    def failing(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:  # after some slices were written
+            raise RuntimeError("injected failure")
+        return real(self, *args)
+
+    monkeypatch.setattr(torch.Tensor, "index_copy_", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        s.prune_neurons("stem", [1, 2, 3])
+    assert calls["n"] == 3
+    monkeypatch.undo()
+    assert_same(before, snapshot(s))
+    with torch.no_grad():
+        assert torch.equal(s.model(x), out_before)
+    # the session still works: the same edit now succeeds and undoes bit-identically
+    s.prune_neurons("stem", [1, 2, 3])
+    s.undo()
+    after = snapshot(s)
+    after["history"] = before["history"]  # the undone step stays redoable
+    assert_same(before, after, version=False)
+
+
+def test_a_failure_in_a_multi_flip_edit_rolls_back_the_flips_already_applied(monkeypatch):
+    torch.manual_seed(0)
+    from tests.core import models
+
+    s, x = make_session(models.cnn_seq(), (3, 8, 8))
+    before = snapshot(s)
+    from pruneviz.core import masks as masks_mod
+
+    real = masks_mod.MaskStore.flip_elem
+    calls = {"n": 0}
+
+    def failing(self, layer, idx):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("injected failure")
+        return real(self, layer, idx)
+
+    monkeypatch.setattr(masks_mod.MaskStore, "flip_elem", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        s.prune(0.5, scope="global")  # one flip per layer: the third fails
+    monkeypatch.undo()
+    assert_same(before, snapshot(s))
+
+
+def test_undo_that_fails_keeps_history_and_masks_in_step(monkeypatch):
+    torch.manual_seed(0)
+    from tests.core import models
+
+    s, x = make_session(models.resnet(), (3, 8, 8), classes=6)
+    s.prune_neurons("conv1", [0, 3])
+    before = snapshot(s)
+    calls = {"n": 0}
+    real = torch.Tensor.index_copy_
+
+    def failing(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("injected failure")
+        return real(self, *args)
+
+    monkeypatch.setattr(torch.Tensor, "index_copy_", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        s.undo()
+    monkeypatch.undo()
+    assert_same(before, snapshot(s))
+    s.undo()
+    assert s.history.index == 0
