@@ -197,6 +197,20 @@ def report(session, shrunk_params: int | None = None, accuracy_after=None) -> di
     return out
 
 
+def check_shrinkable(session, layers: set[str]) -> None:
+    """Refuse, before any work, a shrink that would write a model that is not the masked one."""
+    from .groups import shared_params
+
+    shared = shared_params(session.model)
+    for name in sorted(layers):
+        for e in session.coupling[name].effects:
+            if e.param in shared:
+                raise PrunevizError(
+                    f"cannot shrink {name}: its channels reach {e.param}, which is tied to "
+                    f"{' and '.join(shared[e.param])} (shared weights); export without --shrink"
+                )
+
+
 def export_session(session, path, format: str = "state_dict", shrink: bool = False, report_path=None) -> dict:
     """Write the session's model to ``path``; see :meth:`pruneviz.core.session.Session.export`."""
     if format not in FORMATS:
@@ -217,6 +231,7 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
             raise PrunevizError(f"--shrink needs neuron pruning, which this model does not support: {session.coupling_error}")
         pruned = {layer.name: ~session.neuron_mask(layer.name) for layer in session.layers}
         keep = {layer.name for layer in session.layers if layer.is_output}
+        check_shrinkable(session, {n for n, m in pruned.items() if bool(m.any()) and n not in keep})
         masked = model
         model = shrink_model(masked, example, pruned, keep)
         shrunk_params = sum(p.numel() for p in model.parameters())

@@ -55,6 +55,17 @@ class LayerCoupling:
     is_output: bool = False
 
 
+def shared_params(model: nn.Module) -> dict[str, list[str]]:
+    """Parameters owned by more than one module (tied weights): name -> every owner's attribute."""
+    owners: dict[int, list[str]] = {}
+    for mname, module in model.named_modules(remove_duplicate=False):
+        for attr, p in module._parameters.items():
+            if p is not None:
+                owners.setdefault(id(p), []).append(f"{mname}.{attr}" if mname else attr)
+    pnames = {id(p): n for n, p in model.named_parameters()}
+    return {pnames[i]: sorted(set(o)) for i, o in owners.items() if len(set(o)) > 1 and i in pnames}
+
+
 def _tensor(idx) -> torch.Tensor:
     return torch.as_tensor([int(i) for i in idx], dtype=torch.long)
 

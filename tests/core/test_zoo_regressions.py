@@ -154,3 +154,43 @@ def test_undo_that_fails_keeps_history_and_masks_in_step(monkeypatch):
     assert_same(before, snapshot(s))
     s.undo()
     assert s.history.index == 0
+
+
+class TiedLM(nn.Module):
+    """A language model whose head shares the embedding matrix (GPT-2 style)."""
+
+    def __init__(self, vocab=40, dim=16):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.fc = nn.Linear(dim, dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.lm_head.weight = self.embed.weight
+
+    def forward(self, x):
+        return self.lm_head(torch.relu(self.fc(self.embed(x)))).mean(1)
+
+
+def test_tied_head_prunes_scores_and_views_without_key_errors(tmp_path):
+    torch.manual_seed(0)
+    model = TiedLM()
+    ref = copy.deepcopy(model)
+    x = torch.randint(0, 40, (16, 5))
+    s = Session(LoadedModel(model.eval(), "t", "state_dict", None, x[:1], True), None, device="cpu")
+    assert s.layer("lm_head").weight == "embed.weight"
+    s.scores("lm_head")
+    s.view_rows("lm_head", 0, 4)
+    s.prune(0.3, layers="lm_head")
+    kept = s.mask("lm_head")
+    s.prune_neurons("fc", [2, 7])
+    with torch.no_grad():
+        w = ref.embed.weight  # tied: one tensor for the embedding and the head
+        w.mul_(kept)
+        w[:, [2, 7]] = 0
+        ref.fc.weight[[2, 7]] = 0
+        ref.fc.bias[[2, 7]] = 0
+        torch.testing.assert_close(s.model(x), ref(x), rtol=0, atol=1e-6)
+    # shrinking would untie the head from the embedding: refused before anything is written
+    out = tmp_path / "lm.pt"
+    with pytest.raises(PrunevizError, match="tied"):
+        s.export(out, shrink=True)
+    assert not out.exists()
