@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from .errors import PrunevizError
+from .outputs import logits
 
 # Modules whose channel parameters we know how to mask along dim 0 when their channels go.
 _CHANNEL_WISE = (
@@ -53,6 +54,9 @@ class LayerCoupling:
     refused: str | None = None
     #: True when no other weighted layer reads this layer's output (it is a model output)
     is_output: bool = False
+    #: True when the traced forward never reached the layer (a branch taken only for other data,
+    #: or an unused layer): the trace cannot be trusted to shrink the model
+    untraced: bool = False
 
 
 def shared_params(model: nn.Module) -> dict[str, list[str]]:
@@ -64,6 +68,20 @@ def shared_params(model: nn.Module) -> dict[str, list[str]]:
                 owners.setdefault(id(p), []).append(f"{mname}.{attr}" if mname else attr)
     pnames = {id(p): n for n, p in model.named_parameters()}
     return {pnames[i]: sorted(set(o)) for i, o in owners.items() if len(set(o)) > 1 and i in pnames}
+
+
+def _traced_ancestor(name: str, modules: dict[str, nn.Module], dg) -> str | None:
+    parts = name.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:k])
+        if parent in modules and modules[parent] in dg.module2node:
+            return parent
+    return None
+
+
+def untraced_layers(coupling: dict[str, LayerCoupling] | None) -> list[str]:
+    """Layers the trace never reached (see :attr:`LayerCoupling.untraced`)."""
+    return [n for n, lc in (coupling or {}).items() if lc.untraced]
 
 
 def _tensor(idx) -> torch.Tensor:
@@ -90,7 +108,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
     model.eval()
     try:
         with torch.enable_grad():
-            dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
+            dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False, output_transform=logits)
     except Exception as exc:  # the tracer raises anything from AssertionError to RuntimeError
         raise PrunevizError(f"cannot trace the model for neuron pruning ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); weight pruning still works") from exc
     finally:
@@ -103,7 +121,15 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
         lc = LayerCoupling()
         result[name] = lc
         if module not in dg.module2node:
-            lc.refused = "the layer is not used in the model's forward pass"
+            parent = _traced_ancestor(name, modules, dg)
+            if parent is not None:
+                lc.refused = f"it is used inside {parent} ({type(modules[parent]).__name__}), not called as a layer"
+            else:
+                lc.untraced = True
+                lc.refused = (
+                    "the traced forward pass does not reach it: it is unused, or on a branch the forward "
+                    "takes only for other inputs (data-dependent control flow)"
+                )
             continue
         pruner = dg.get_pruner_of_module(module)
         n_out = pruner.get_out_channels(module)

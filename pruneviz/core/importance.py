@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from .errors import PrunevizError
 from .inventory import LayerInfo
+from .outputs import logits
 
 WEIGHT_METHODS = ("magnitude", "random", "taylor", "obd", "wanda")
 NEURON_METHODS = WEIGHT_METHODS + ("activation", "apoz")
@@ -83,7 +84,7 @@ def _gradient_stats(model, layers, params, data, opts):
     device = weights[0].device
     with torch.enable_grad():
         for xb, yb in _batches(data.x, data.y, opts, device):
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(logits(model(xb)), yb)
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             for k, g in enumerate(grads):
                 if g is not None:

@@ -194,3 +194,33 @@ def test_tied_head_prunes_scores_and_views_without_key_errors(tmp_path):
     with pytest.raises(PrunevizError, match="tied"):
         s.export(out, shrink=True)
     assert not out.exists()
+
+
+def test_grouped_conv_shrinks_group_by_group_and_keeps_unbalanced_channels_as_zeros(tmp_path):
+    from tests.core import zoo
+
+    x = torch.randn(5, 3, 8, 8)
+    for layer, idx, zeros in (("gconv", [1, 6], None), ("conv1", [2, 5], None), ("gconv", [1, 2], {"gconv": 2}), ("conv1", [0, 1, 6], {"conv1": 1})):
+        s = Session(LoadedModel(zoo.grouped(), "t", "state_dict", None, x[:1], True), None, device="cpu")
+        s.prune_neurons(layer, idx)
+        rep = s.export(tmp_path / "g.pt2", format="pt2", shrink=True)
+        shrunk = torch.export.load(str(tmp_path / "g.pt2")).module()
+        with torch.no_grad():
+            torch.testing.assert_close(shrunk(x), s.model(x), rtol=0, atol=1e-5)
+        assert rep.get("kept_as_zeros") == zeros
+        removed = len(idx) - sum((zeros or {}).values())  # one channel per group and layer, or none
+        assert (rep["params_after"] < rep["params_before"]) == (removed > 0)
+
+
+def test_data_dependent_branch_layers_are_refused_and_shrink_says_why(tmp_path):
+    from tests.core import zoo
+
+    x = torch.randn(4, 12)
+    s = Session(LoadedModel(zoo.branching(), "t", "state_dict", None, x[:1], True), None, device="cpu")
+    for name in ("b", "b2"):
+        with pytest.raises(PrunevizError, match="data-dependent control flow"):
+            s.prune_neurons(name, [0])
+    s.prune_neurons("fc1", [1])
+    with pytest.raises(PrunevizError, match="data-dependent control flow"):
+        s.export(tmp_path / "b.pt2", format="pt2", shrink=True)
+    assert not (tmp_path / "b.pt2").exists()
