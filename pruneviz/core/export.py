@@ -212,6 +212,10 @@ def check_shrinkable(session, layers: set[str]) -> None:
             f"cannot shrink: the traced forward pass does not reach {shown} (data-dependent control flow, "
             "or unused layers), so a shrunk model might not run on other inputs; export without --shrink"
         )
+    for name in sorted(layers):
+        reason = session.coupling[name].no_shrink
+        if reason:
+            raise PrunevizError(f"cannot shrink {name}: {reason}")
     shared = shared_params(session.model)
     for name in sorted(layers):
         for e in session.coupling[name].effects:

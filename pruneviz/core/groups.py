@@ -57,6 +57,8 @@ class LayerCoupling:
     #: True when the traced forward never reached the layer (a branch taken only for other data,
     #: or an unused layer): the trace cannot be trusted to shrink the model
     untraced: bool = False
+    #: why the layer's neurons can be masked but not removed by ``--shrink``, if so
+    no_shrink: str | None = None
 
 
 def shared_params(model: nn.Module) -> dict[str, list[str]]:
@@ -184,4 +186,11 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                 unique.append(e)
         lc.effects = unique
         lc.is_output = consumers == 0
+    from .heads import head_split_layers
+
+    for name in head_split_layers(model, example_input, layer_names):
+        result[name].no_shrink = (
+            "its outputs are split into attention heads, so removing single neurons would break the "
+            "model's reshape; prune whole heads (--granularity head) or export without --shrink"
+        )
     return result

@@ -224,3 +224,23 @@ def test_data_dependent_branch_layers_are_refused_and_shrink_says_why(tmp_path):
     with pytest.raises(PrunevizError, match="data-dependent control flow"):
         s.export(tmp_path / "b.pt2", format="pt2", shrink=True)
     assert not (tmp_path / "b.pt2").exists()
+
+
+def test_shrinking_attention_projections_is_refused_before_anything_is_written(tmp_path):
+    from tests.core import zoo
+
+    x = torch.randn(3, 3, 8, 8)
+    s = Session(LoadedModel(zoo.vit_separate(), "t", "state_dict", None, x[:1], True), None, device="cpu")
+    with torch.no_grad():
+        before = s.model(x)
+    s.prune_neurons("attn.query", [1, 2])  # masking is exact: q·k loses those dimensions
+    out = tmp_path / "v.pt2"
+    with pytest.raises(PrunevizError, match="attention heads"):
+        s.export(out, format="pt2", shrink=True)
+    assert not out.exists() and s.history.index == 1
+    s.undo()
+    with torch.no_grad():
+        assert torch.equal(s.model(x), before)
+    fused = Session(LoadedModel(zoo.vit_fused(), "t", "state_dict", None, x[:1], True), None, device="cpu")
+    with pytest.raises(PrunevizError, match="attention heads"):
+        fused.prune_neurons("attn.qkv", [0])
