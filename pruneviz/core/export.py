@@ -151,10 +151,15 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
         elif format == "pt2":
             if example is None:
                 raise PrunevizError("pt2 export needs an example input: pass --data")
-            batch = torch.export.Dim("batch")
+            fixed = getattr(model, "fixed_batch", None)
+            if fixed is not None:  # a program that runs only at its own batch size stays one
+                model = copy.copy(model)
+                model.__dict__.pop("forward", None)
+                example = example[:1].repeat(fixed, *([1] * (example.dim() - 1)))
+            dynamic = ({0: torch.export.Dim("batch")},) if fixed is None else None
             try:
                 with _quiet():
-                    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+                    program = torch.export.export(model, (example,), dynamic_shapes=dynamic)
             except Exception as exc:
                 raise PrunevizError(f"torch.export could not capture the model ({str(exc).splitlines()[0]}); use --format state_dict") from exc
             torch.export.save(program, tmp)

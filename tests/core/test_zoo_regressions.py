@@ -244,3 +244,31 @@ def test_shrinking_attention_projections_is_refused_before_anything_is_written(t
     fused = Session(LoadedModel(zoo.vit_fused(), "t", "state_dict", None, x[:1], True), None, device="cpu")
     with pytest.raises(PrunevizError, match="attention heads"):
         fused.prune_neurons("attn.qkv", [0])
+
+
+@pytest.mark.parametrize("fixed", [1, 4])
+def test_pt2_exported_with_a_fixed_batch_evaluates_and_scores_in_its_own_batches(tmp_path, fixed):
+    from pruneviz.core import evaluate as ev
+    from tests.core import models
+
+    model = models.mlp()
+    path = tmp_path / "fixed.pt2"
+    torch.export.save(torch.export.export(model, (torch.randn(fixed, 12),)), str(path))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, 12, generator=g), torch.randint(0, 5, (50,), generator=g)
+    s = Session.open(str(path), device="cpu")
+    s.data = EvalData(x=x, y=y, spec="t")
+    s.batch_size = 7  # neither the program's batch nor a divisor of 50: the last chunk is padded
+    r = s.evaluate()
+    with torch.no_grad():
+        want = ev.run(ev.evaluate_iter(model, x, y, 50, None, 5))
+    assert r.correct == int((model(x).argmax(1) == y).sum()) == want.correct
+    assert r.loss == pytest.approx(want.loss, rel=1e-5)
+    scores = s.scores("0", method="taylor")
+    assert scores.shape == (20, 12) and bool(torch.isfinite(scores).all())
+    s.prune(0.5)
+    out = tmp_path / "out.pt2"
+    s.export(out, format="pt2")
+    reopened = Session.open(str(out), device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(reopened.model(x), s.model(x))

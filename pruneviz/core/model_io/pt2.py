@@ -425,7 +425,65 @@ def _open_pt2(spec: str, path: Path, trust: bool) -> LoadedModel:
     model.eval = types.MethodType(_frozen_eval, model)
     if trust:
         sample_inputs = getattr(program, "example_inputs", None)
-    return LoadedModel(model, spec, "pt2", None, _example_from(spec, model, sample_inputs), False)
+    example = _example_from(spec, model, sample_inputs)
+    fixed = _fixed_batch(model, example)
+    if fixed is not None:
+        model.fixed_batch = fixed
+        model.forward = types.MethodType(_batched_forward, model)
+        # torch checks the whole input against the exported shape before forward; check each chunk
+        model.validate_inputs_per_chunk = bool(getattr(model, "validate_inputs", False))
+        model.validate_inputs = False
+        example = example[:1].clone()
+    return LoadedModel(model, spec, "pt2", None, example, False)
+
+
+def _fixed_batch(model: torch.nn.Module, example: torch.Tensor | None) -> int | None:
+    """The batch size a program was exported with when it runs on no other (plain
+    ``torch.export.export(m, (x,))`` fixes it), else None."""
+    if example is None:
+        return None
+    b = example.shape[0]
+    if _runs(model, torch.cat([example, example[:1]])):
+        return None
+    return b
+
+
+def _validate(model: torch.nn.Module, chunk: torch.Tensor) -> None:
+    try:
+        from torch.export._unlift import _check_input_constraints_pre_hook as check
+    except ImportError:  # another torch: the program checks its inputs as it runs
+        return
+    model.validate_inputs = True
+    try:
+        check(model, (chunk,), {})
+    finally:
+        model.validate_inputs = False
+
+
+def _batched_forward(self: torch.nn.Module, x: torch.Tensor):
+    """Run a fixed-batch program on any number of samples: chunks of its own batch size, the last
+    one padded with copies of its last sample and the padding cut from the outputs."""
+    from torch.utils._pytree import tree_map
+
+    size = self.fixed_batch
+    forward = type(self).forward
+    n = x.shape[0]
+    if n == size:
+        return forward(self, x)
+    if n == 0:
+        raise ValueError(f"an empty batch; this program runs on batches of {size}")
+    outs = []
+    for i in range(0, n, size):
+        chunk = x[i : i + size]
+        k = chunk.shape[0]
+        if k < size:
+            chunk = torch.cat([chunk, chunk[-1:].expand(size - k, *chunk.shape[1:])])
+        if self.validate_inputs_per_chunk:
+            _validate(self, chunk)
+        outs.append(tree_map(lambda t, k=k: t[:k] if isinstance(t, torch.Tensor) and t.dim() and t.shape[0] == size else t, forward(self, chunk)))
+    if len(outs) == 1:
+        return outs[0]
+    return tree_map(lambda *ts: torch.cat(ts) if isinstance(ts[0], torch.Tensor) else ts[0], outs[0], *outs[1:])
 
 
 def _runs(model: torch.nn.Module, x: torch.Tensor) -> bool:
