@@ -387,8 +387,12 @@ def check_fits(model: torch.nn.Module, data: EvalData) -> None:
                     "dynamic_shapes=({0: torch.export.Dim('batch')},)"
                 )
         raise _error(message) from exc
-    if not isinstance(out, torch.Tensor):
-        raise _error(f"the model returns a {type(out).__name__}; expected a tensor of logits [n, classes]")
+    from .outputs import logits
+
+    try:
+        out = logits(out)
+    except PrunevizError:
+        raise _error(f"the model returns a {type(out).__name__}; expected a tensor of logits [n, classes] (or an object with .logits)") from None
     n = x.shape[0]
     if out.dim() != 2 or out.shape[0] != n:
         raise _error(

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import PrunevizError
+from .outputs import logits
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def evaluate_iter(
                 return
             xb, yb = x[i:j], y[i:j]
             if children is None:
-                out = model(xb)
+                out = logits(model(xb))
             else:
                 # copies in and out of the cache: a child may write its input in place
                 h = cached[b].clone() if start > 0 else xb

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from .errors import PrunevizError
+from .outputs import logits
 
 FORMATS = ("state_dict", "safetensors", "pt2", "onnx")
 
@@ -73,33 +74,16 @@ def write_json(path, obj) -> None:
         tmp.write_text(json.dumps(finite(obj), indent=2, allow_nan=False) + "\n")
 
 
-def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str, torch.Tensor], keep: set[str] = frozenset()) -> nn.Module:
+def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str, torch.Tensor], keep: set[str] = frozenset(), kept_zero: dict[str, int] | None = None) -> nn.Module:
     """A copy of ``model`` with the listed output channels removed (``pruned``: layer -> bool [out],
-    True = pruned). Coupled channels go with them; layers in ``keep`` are left whole."""
-    import torch_pruning as tp
+    True = pruned). Coupled channels go with them; layers in ``keep`` are left whole. Pruned
+    channels that stay as zeros (see :mod:`pruneviz.core.shrink`) are counted into ``kept_zero``."""
+    from .shrink import shrink_model as shrink
 
-    model = copy.deepcopy(model).cpu().eval()
-    example_input = example_input[:1].repeat(2, *([1] * (example_input.dim() - 1))).cpu()  # batch 1 confuses the trace
-    modules = dict(model.named_modules())
-    with torch.enable_grad():
-        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
-    done: set[int] = set()
-    for name, mask in pruned.items():
-        if name in keep or not bool(mask.any()):
-            continue
-        module = modules[name]
-        if id(module) in done:
-            continue
-        idxs = mask.nonzero().flatten().tolist()
-        pruner = dg.get_pruner_of_module(module)
-        group = dg.get_pruning_group(module, pruner.prune_out_channels, idxs)
-        for item in group:
-            if dg.is_out_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, nn.Module):
-                done.add(id(item.dep.target.module))
-        if not dg.check_pruning_group(group):
-            raise PrunevizError(f"cannot shrink {name}: every neuron of a layer would be removed; restore at least one")
-        group.prune()
-    return model
+    out, zeros = shrink(model, example_input, pruned, keep)
+    if kept_zero is not None:
+        kept_zero.update(zeros)
+    return out
 
 
 @contextmanager
@@ -119,7 +103,7 @@ def _check_same_outputs(masked: nn.Module, shrunk: nn.Module, session) -> None:
     """The shrunk model must compute what the masked one does; refuse to write it otherwise."""
     probe = session.data.x[:64] if session.data is not None else _example_batch(session)
     with torch.inference_mode():
-        a, b = masked(probe.cpu()), shrunk(probe.cpu())
+        a, b = logits(masked(probe.cpu())), logits(shrunk(probe.cpu()))
     if a.shape != b.shape or not torch.allclose(a, b, atol=1e-4, rtol=0):
         diff = (a - b).abs().max().item() if a.shape == b.shape else float("inf")
         raise PrunevizError(f"the shrunk model's outputs differ from the masked model's (max {diff:.3g}); export without --shrink")
@@ -132,10 +116,30 @@ def _example_batch(session) -> torch.Tensor:
     return example[:1].repeat(2, *([1] * (example.dim() - 1))).cpu()
 
 
+def logits_only(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``model`` itself when it returns a tensor; else a shallow copy (same parameters, same names)
+    whose forward returns only the logits, which torch.export and ONNX can capture."""
+    with torch.inference_mode():
+        out = model(example)
+    if isinstance(out, torch.Tensor):
+        return model
+    wrapped = copy.copy(model)
+    forward = type(model).forward
+
+    def logits_forward(x):  # one named argument: torch.export matches dynamic_shapes to it
+        return logits(forward(wrapped, x))
+
+    wrapped.forward = logits_forward
+    return wrapped
+
+
 def write_model(model: nn.Module, path, format: str, example: torch.Tensor | None) -> None:
-    """Write ``model`` (on CPU) to ``path`` in ``format``."""
+    """Write ``model`` (on CPU) to ``path`` in ``format``. Programs (pt2, onnx) of a model that
+    returns an output object or a tuple return its logits only."""
     if format not in FORMATS:
         raise PrunevizError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+    if format in ("pt2", "onnx") and example is not None:
+        model = logits_only(model, example)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         if format == "state_dict":
@@ -147,10 +151,15 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
         elif format == "pt2":
             if example is None:
                 raise PrunevizError("pt2 export needs an example input: pass --data")
-            batch = torch.export.Dim("batch")
+            fixed = getattr(model, "fixed_batch", None)
+            if fixed is not None:  # a program that runs only at its own batch size stays one
+                model = copy.copy(model)
+                model.__dict__.pop("forward", None)
+                example = example[:1].repeat(fixed, *([1] * (example.dim() - 1)))
+            dynamic = ({0: torch.export.Dim("batch")},) if fixed is None else None
             try:
                 with _quiet():
-                    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+                    program = torch.export.export(model, (example,), dynamic_shapes=dynamic)
             except Exception as exc:
                 raise PrunevizError(f"torch.export could not capture the model ({str(exc).splitlines()[0]}); use --format state_dict") from exc
             torch.export.save(program, tmp)
@@ -197,6 +206,31 @@ def report(session, shrunk_params: int | None = None, accuracy_after=None) -> di
     return out
 
 
+def check_shrinkable(session, layers: set[str]) -> None:
+    """Refuse, before any work, a shrink that would write a model that is not the masked one."""
+    from .groups import shared_params, untraced_layers
+
+    untraced = untraced_layers(session.coupling)
+    if untraced and layers:
+        shown = ", ".join(untraced[:4]) + (f" and {len(untraced) - 4} more" if len(untraced) > 4 else "")
+        raise PrunevizError(
+            f"cannot shrink: the traced forward pass does not reach {shown} (data-dependent control flow, "
+            "or unused layers), so a shrunk model might not run on other inputs; export without --shrink"
+        )
+    for name in sorted(layers):
+        reason = session.coupling[name].no_shrink
+        if reason:
+            raise PrunevizError(f"cannot shrink {name}: {reason}")
+    shared = shared_params(session.model)
+    for name in sorted(layers):
+        for e in session.coupling[name].effects:
+            if e.param in shared:
+                raise PrunevizError(
+                    f"cannot shrink {name}: its channels reach {e.param}, which is tied to "
+                    f"{' and '.join(shared[e.param])} (shared weights); export without --shrink"
+                )
+
+
 def export_session(session, path, format: str = "state_dict", shrink: bool = False, report_path=None) -> dict:
     """Write the session's model to ``path``; see :meth:`pruneviz.core.session.Session.export`."""
     if format not in FORMATS:
@@ -217,8 +251,10 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
             raise PrunevizError(f"--shrink needs neuron pruning, which this model does not support: {session.coupling_error}")
         pruned = {layer.name: ~session.neuron_mask(layer.name) for layer in session.layers}
         keep = {layer.name for layer in session.layers if layer.is_output}
+        check_shrinkable(session, {n for n, m in pruned.items() if bool(m.any()) and n not in keep})
         masked = model
-        model = shrink_model(masked, example, pruned, keep)
+        kept_zero: dict[str, int] = {}
+        model = shrink_model(masked, example, pruned, keep, kept_zero)
         shrunk_params = sum(p.numel() for p in model.parameters())
         _check_same_outputs(masked, model, session)
         if session.data is not None:  # the report's accuracy is the written model's own
@@ -228,6 +264,8 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
             after = ev.run(ev.evaluate_iter(model.to(x.device), x, y, session.batch_size, None, session.data.num_classes))
             model = model.cpu()
     rep = report(session, shrunk_params, after)
+    if shrink and kept_zero:
+        rep["kept_as_zeros"] = kept_zero  # pruned channels a grouped conv could not lose evenly
     rep["format"] = format
     rep["path"] = str(path)
     write_model(model, path, format, example)

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from .errors import PrunevizError
+from .outputs import logits
 
 # Modules whose channel parameters we know how to mask along dim 0 when their channels go.
 _CHANNEL_WISE = (
@@ -25,6 +26,11 @@ _CHANNEL_WISE = (
     nn.PReLU,
 )
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+def is_transposed(module: nn.Module) -> bool:
+    """A transposed conv keeps its weight as [in, out / groups, *kernel] (``_ConvNd.transposed``)."""
+    return isinstance(module, nn.modules.conv._ConvNd) and bool(getattr(module, "transposed", False))
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,36 @@ class LayerCoupling:
     refused: str | None = None
     #: True when no other weighted layer reads this layer's output (it is a model output)
     is_output: bool = False
+    #: True when the traced forward never reached the layer (a branch taken only for other data,
+    #: or an unused layer): the trace cannot be trusted to shrink the model
+    untraced: bool = False
+    #: why the layer's neurons can be masked but not removed by ``--shrink``, if so
+    no_shrink: str | None = None
+
+
+def shared_params(model: nn.Module) -> dict[str, list[str]]:
+    """Parameters owned by more than one module (tied weights): name -> every owner's attribute."""
+    owners: dict[int, list[str]] = {}
+    for mname, module in model.named_modules(remove_duplicate=False):
+        for attr, p in module._parameters.items():
+            if p is not None:
+                owners.setdefault(id(p), []).append(f"{mname}.{attr}" if mname else attr)
+    pnames = {id(p): n for n, p in model.named_parameters()}
+    return {pnames[i]: sorted(set(o)) for i, o in owners.items() if len(set(o)) > 1 and i in pnames}
+
+
+def _traced_ancestor(name: str, modules: dict[str, nn.Module], dg) -> str | None:
+    parts = name.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:k])
+        if parent in modules and modules[parent] in dg.module2node:
+            return parent
+    return None
+
+
+def untraced_layers(coupling: dict[str, LayerCoupling] | None) -> list[str]:
+    """Layers the trace never reached (see :attr:`LayerCoupling.untraced`)."""
+    return [n for n, lc in (coupling or {}).items() if lc.untraced]
 
 
 def _tensor(idx) -> torch.Tensor:
@@ -74,7 +110,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
     model.eval()
     try:
         with torch.enable_grad():
-            dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
+            dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False, output_transform=logits)
     except Exception as exc:  # the tracer raises anything from AssertionError to RuntimeError
         raise PrunevizError(f"cannot trace the model for neuron pruning ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); weight pruning still works") from exc
     finally:
@@ -87,7 +123,15 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
         lc = LayerCoupling()
         result[name] = lc
         if module not in dg.module2node:
-            lc.refused = "the layer is not used in the model's forward pass"
+            parent = _traced_ancestor(name, modules, dg)
+            if parent is not None:
+                lc.refused = f"it is used inside {parent} ({type(modules[parent]).__name__}), not called as a layer"
+            else:
+                lc.untraced = True
+                lc.refused = (
+                    "the traced forward pass does not reach it: it is unused, or on a branch the forward "
+                    "takes only for other inputs (data-dependent control flow)"
+                )
             continue
         pruner = dg.get_pruner_of_module(module)
         n_out = pruner.get_out_channels(module)
@@ -108,7 +152,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                 # a depthwise conv's channel is both its input and its output: it goes whole
                 depthwise = isinstance(target, nn.modules.conv._ConvNd) and target.groups > 1 and target.groups == target.in_channels == target.out_channels
                 if is_out and (not is_in or depthwise):
-                    odim = 1 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 0
+                    odim = 1 if is_transposed(target) else 0
                     lc.effects.append(Effect(pname(target, "weight"), odim, tidx, ridx))
                     if target.bias is not None:
                         lc.effects.append(Effect(pname(target, "bias"), 0, tidx, ridx))
@@ -120,7 +164,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                     consumers += 1
                     if isinstance(target, nn.modules.conv._ConvNd) and target.groups != 1:
                         continue  # grouped input slices: the group's out-channel effect zeroes them
-                    idim = 0 if isinstance(target, nn.modules.conv._ConvTransposeMixin) else 1
+                    idim = 0 if is_transposed(target) else 1
                     lc.effects.append(Effect(pname(target, "weight"), idim, tidx, ridx))
             elif isinstance(target, (nn.GroupNorm, nn.LayerNorm)):
                 # they normalise across channels: a zeroed channel still shifts the statistics of
@@ -142,4 +186,11 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                 unique.append(e)
         lc.effects = unique
         lc.is_output = consumers == 0
+    from .heads import head_split_layers
+
+    for name in head_split_layers(model, example_input, layer_names):
+        result[name].no_shrink = (
+            "its outputs are split into attention heads, so removing single neurons would break the "
+            "model's reshape; prune whole heads (--granularity head) or export without --shrink"
+        )
     return result

@@ -10,15 +10,19 @@ magnitude      |w|                                                              
 random         uniform, seeded per layer                                         uniform, seeded
 taylor         |w · ḡ|, ḡ = mean gradient of the loss over calibration batches    Σ row
                (Molchanov et al. 2016)
-obd            ½ · w² · F, F = mean of squared per-batch gradients: the empirical Σ row
-               Fisher, a diagonal-Hessian approximation (LeCun et al. 1989)
+obd            ½ · w² · F, F = mean over samples of the squared per-sample        Σ row
+               gradient: the empirical Fisher, a diagonal-Hessian approximation
+               (LeCun et al. 1989)
 wanda          |w| · ‖X_j‖₂ over calibration inputs (per input channel for convs) Σ row
 activation     —                                                                 mean |output|
 apoz           —                                                                 1 − fraction of outputs ≤ 0
 =============  ================================================================  ===========
 
 Data-driven methods run the *current* (masked) model over up to ``calib_samples`` samples of the
-evaluation data in eval mode; they never change the model or its ``.grad``.
+evaluation data in eval mode; they never change the model or its ``.grad``. The samples are
+chosen with the seed by their content, not their position (:func:`calibration_set`), so a
+class-sorted file is sampled as fairly as a shuffled one and both give the same scores; every
+statistic is a mean over samples (a short last batch weighs by its size).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch.nn.functional as F
 
 from .errors import PrunevizError
 from .inventory import LayerInfo
+from .outputs import logits
 
 WEIGHT_METHODS = ("magnitude", "random", "taylor", "obd", "wanda")
 NEURON_METHODS = WEIGHT_METHODS + ("activation", "apoz")
@@ -63,10 +68,29 @@ def _seeded(seed: int, name: str, shape, device) -> torch.Tensor:
     return torch.rand(shape, generator=g).to(device)
 
 
+def calibration_set(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``n`` samples of ``x``/``y`` chosen with ``seed`` by their content.
+
+    Each sample gets a key, its dot product with a seeded random vector (float64); the ``n``
+    smallest keys are taken, in key order. A random projection of the content is as good as a
+    random draw for picking samples, and it does not depend on where a sample sits in the file:
+    any permutation of the same data gives the same calibration batches."""
+    total = len(x)
+    g = torch.Generator().manual_seed(int(seed))
+    width = x[0].numel() if total else 0
+    direction = torch.randn(width, generator=g, dtype=torch.float64)
+    keys = torch.empty(total, dtype=torch.float64)
+    for i in range(0, total, 4096):
+        rows = x[i : i + 4096].reshape(-1, width).to("cpu", torch.float64)
+        keys[i : i + 4096] = (rows * direction).sum(1)
+    pick = torch.argsort(keys, stable=True)[: min(n, total)]
+    return x[pick.to(x.device)], y[pick.to(y.device)]
+
+
 def _batches(x: torch.Tensor, y: torch.Tensor, opts: ScoreOptions, device):
-    n = min(len(x), opts.calib_samples)
-    for i in range(0, n, opts.batch_size):
-        yield x[i : min(i + opts.batch_size, n)].to(device), y[i : min(i + opts.batch_size, n)].to(device)
+    x, y = calibration_set(x, y, opts.calib_samples, opts.seed)
+    for i in range(0, len(x), opts.batch_size):
+        yield x[i : i + opts.batch_size].to(device), y[i : i + opts.batch_size].to(device)
 
 
 def _modules(model: nn.Module, layers: list[LayerInfo]) -> dict[str, nn.Module]:
@@ -74,24 +98,61 @@ def _modules(model: nn.Module, layers: list[LayerInfo]) -> dict[str, nn.Module]:
     return {layer.name: mods[layer.name] for layer in layers}
 
 
-def _gradient_stats(model, layers, params, data, opts):
-    """Mean gradient and mean squared per-batch gradient of each layer's weight."""
+def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy; per-token logits [n, T, V] with labels [n, T] are flattened."""
+    if out.dim() > 2 and y.dim() == out.dim() - 1:
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), y.reshape(-1), reduction="sum")
+    return F.cross_entropy(out.float(), y, reduction="sum")
+
+
+def _gradient_stats(model, layers, params, data, opts, squares: bool):
+    """Mean over samples of each layer's weight gradient and, with ``squares``, of its square
+    (per-sample gradients: the empirical Fisher)."""
     weights = [params[layer.weight] for layer in layers]
     mean = [torch.zeros_like(w) for w in weights]
-    sq = [torch.zeros_like(w) for w in weights]
-    batches = 0
+    sq = [torch.zeros_like(w) for w in weights] if squares else None
+    samples = 0
     device = weights[0].device
     with torch.enable_grad():
         for xb, yb in _batches(data.x, data.y, opts, device):
-            loss = F.cross_entropy(model(xb), yb)
+            loss = _loss(logits(model(xb)), yb)  # summed: the batch adds its size's share
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             for k, g in enumerate(grads):
                 if g is not None:
                     mean[k] += g
-                    sq[k] += g * g
-            batches += 1
-    batches = max(batches, 1)
-    return {layer.name: (m / batches, s / batches) for layer, m, s in zip(layers, mean, sq)}
+            if squares:
+                for k, g2 in enumerate(_per_sample_squares(model, layers, params, xb, yb)):
+                    if g2 is not None:
+                        sq[k] += g2
+            samples += len(xb)
+    samples = max(samples, 1)
+    return {
+        layer.name: (m / samples, (sq[k] / samples) if squares else None)
+        for k, (layer, m) in enumerate(zip(layers, mean))
+    }
+
+
+def _per_sample_squares(model, layers, params, xb, yb) -> list[torch.Tensor | None]:
+    """Σ over the batch of each sample's squared weight gradient (vmap; a loop when vmap fails)."""
+    names = [layer.weight for layer in layers]
+    try:
+        from torch.func import functional_call, grad, vmap
+
+        def one(ws, xi, yi):
+            return _loss(logits(functional_call(model, ws, (xi.unsqueeze(0),), strict=False)), yi.unsqueeze(0))
+
+        ws = {n: params[n].detach() for n in names}
+        per = vmap(grad(one), in_dims=(None, 0, 0))(ws, xb, yb)
+        return [(per[n] * per[n]).sum(0) for n in names]
+    except Exception:  # in-place ops, data-dependent control flow, opaque programs: one by one
+        weights = [params[n] for n in names]
+        total: list[torch.Tensor | None] = [None] * len(names)
+        for i in range(len(xb)):
+            loss = _loss(logits(model(xb[i : i + 1])), yb[i : i + 1])
+            for k, g in enumerate(torch.autograd.grad(loss, weights, allow_unused=True)):
+                if g is not None:
+                    total[k] = g * g if total[k] is None else total[k] + g * g
+        return total
 
 
 def _hook_stats(model, layers, data, opts, kind: str):
@@ -147,7 +208,7 @@ def weight_scores(method: str, model: nn.Module, layers: list[LayerInfo], params
     if method == "random":
         return {n: _seeded(opts.seed, n, w.shape, w.device) for n, w in ws.items()}
     if method in ("taylor", "obd"):
-        stats = _gradient_stats(model, layers, params, data, opts)
+        stats = _gradient_stats(model, layers, params, data, opts, squares=method == "obd")
         if method == "taylor":
             return {n: (ws[n] * stats[n][0]).abs() for n in ws}
         return {n: 0.5 * ws[n] * ws[n] * stats[n][1] for n in ws}

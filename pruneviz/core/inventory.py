@@ -68,6 +68,9 @@ def find_layers(model: nn.Module) -> list[LayerInfo]:
     """List the prunable layers of ``model`` in registration order."""
     layers: list[LayerInfo] = []
     seen: set[int] = set()
+    # a parameter's one qualified name: a tied weight (lm_head.weight = embed.weight) is listed by
+    # named_parameters() once, under its first owner, and every lookup by name must use that one
+    pnames = {id(p): n for n, p in model.named_parameters()}
     for name, module in model.named_modules():
         kind = _kind_of(module)
         if kind is None:
@@ -75,6 +78,8 @@ def find_layers(model: nn.Module) -> list[LayerInfo]:
         weight = getattr(module, "weight", None)
         if not isinstance(weight, torch.Tensor) or weight.dim() < 2 or weight.numel() == 0:
             continue
+        if pnames and id(weight) not in pnames:
+            continue  # computed (parametrized) or a buffer: nothing to mask in place
         if id(weight) in seen:
             # a tied weight (fc2.weight = fc1.weight): named_parameters() lists it once, under the
             # first owner's name; pruning that layer prunes this one too
@@ -88,8 +93,8 @@ def find_layers(model: nn.Module) -> list[LayerInfo]:
                 kind=kind,
                 shape=tuple(weight.shape),
                 params=weight.numel() + (bias.numel() if has_bias else 0),
-                weight=f"{name}.weight" if name else "weight",
-                bias=(f"{name}.bias" if name else "bias") if has_bias else None,
+                weight=pnames.get(id(weight), f"{name}.weight" if name else "weight"),
+                bias=pnames.get(id(bias), f"{name}.bias" if name else "bias") if has_bias else None,
             )
         )
     if layers:

@@ -12,12 +12,17 @@ Two kinds of mask, so that structured and unstructured edits do not erase each o
 Every change is a *flip* of a set of indices (kept <-> pruned). Flips are their own inverse,
 which is what makes undo cheap: the history stores only the flipped indices.
 Edits write only the slices they touch into the live parameters.
+
+Edits are atomic: :meth:`MaskStore.transaction` logs the old value of every slice a write is about
+to change (O(edit), not O(model)) and, on any exception, writes them back in reverse order, so a
+failed edit leaves masks, parameters, counts and the version exactly as they were.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -40,6 +45,11 @@ class MaskStore:
         # (param, dim) -> list of (root layer, effect)
         self.touching: dict[tuple[str, int], list[tuple[str, Effect]]] = defaultdict(list)
         for root, lc in self.coupling.items():
+            bad = _bad_effect(self.params, lc.effects)
+            if bad:  # an index map that does not fit its parameter: refuse the layer, never crash an edit
+                if lc.no_shrink:  # e.g. a fused qkv: Torch-Pruning's index map through the head reshape
+                    bad = "its outputs are split into attention heads through a reshape whose channel map cannot be followed; prune whole heads (--granularity head)"
+                lc.refused, lc.effects, lc.coupled = bad, [], {}
             moved = []
             for e in lc.effects:
                 e = Effect(e.param, e.dim, e.target_idx.to(device), e.root_idx.to(device))
@@ -55,6 +65,50 @@ class MaskStore:
         self.kept = {n: layer.numel for n, layer in self.layers.items()}
         self.version = 0
         self._identity_cache: dict[int, bool] = {}
+        self._log: list | None = None
+
+    # ----------------------------------------------------------- atomicity
+    @contextmanager
+    def transaction(self):
+        """Run a block of writes all-or-nothing: on an exception every logged write is undone."""
+        if self._log is not None:  # nested: the outer transaction owns the log
+            yield
+            return
+        self._log = []
+        try:
+            yield
+        except BaseException:
+            log = self._log
+            self._log = None
+            with torch.no_grad():
+                for undo in reversed(log):
+                    undo()
+            raise
+        finally:
+            self._log = None
+
+    def _remember(self, tensor: torch.Tensor, idx: torch.Tensor | None = None, dim: int = 0) -> None:
+        """Log ``tensor``'s values (all, or ``idx`` along ``dim``) before a write changes them."""
+        if self._log is None:
+            return
+        if idx is None:
+            old = tensor.detach().clone()
+            self._log.append(lambda: tensor.detach().copy_(old))
+        else:
+            old = tensor.detach().index_select(dim, idx)
+            self._log.append(lambda: _INDEX_COPY(tensor.detach(), dim, idx, old))
+
+    def _remember_counts(self) -> None:
+        if self._log is None:
+            return
+        kept, version = dict(self.kept), self.version
+
+        def restore() -> None:
+            self.kept.clear()
+            self.kept.update(kept)
+            self.version = version
+
+        self._log.append(restore)
 
     # ----------------------------------------------------------------- reads
     def mask(self, layer: str) -> torch.Tensor:
@@ -100,8 +154,14 @@ class MaskStore:
         info = self.layers[layer]
         idx = flat_idx.to(self.elem[layer].device, torch.long)
         flat = self.elem[layer].view(-1)
+        if int(idx.min()) < 0 or int(idx.max()) >= flat.numel():
+            raise PrunevizError(f"weight index out of range for layer {layer} with {flat.numel()} weights")
         derived = self.param_mask(info.weight, None).view(-1)[idx] if self._dims_of(info.weight) else None
         new = ~flat[idx]
+        w = self.params[info.weight]
+        self._remember_counts()
+        self._remember(flat, idx)
+        self._remember(w.view(-1), idx)
         flat[idx] = new
         eff_new = new & derived if derived is not None else new
         # a flip changes kept status only where the derived mask keeps the weight
@@ -109,7 +169,6 @@ class MaskStore:
         live = idx.numel() if derived is None else int(torch.count_nonzero(derived))
         delta = restored - (live - restored)
         self.kept[layer] += delta
-        w = self.params[info.weight]
         with torch.no_grad():
             w.view(-1)[idx] = self.orig[info.weight].view(-1)[idx] * eff_new.to(w.dtype)
         self.version += 1
@@ -119,7 +178,10 @@ class MaskStore:
         if idx.numel() == 0:
             return
         idx = idx.to(self.chan[layer].device, torch.long)
-        self.chan[layer][idx] = ~self.chan[layer][idx]
+        n = self.chan[layer].numel()
+        if int(idx.min()) < 0 or int(idx.max()) >= n:
+            raise PrunevizError(f"neuron index out of range for layer {layer} with {n} neurons")
+        # compute and validate every slice first; write only then
         changed = torch.zeros_like(self.chan[layer])
         changed[idx] = True
         touched: dict[tuple[str, int], torch.Tensor] = {}
@@ -131,11 +193,16 @@ class MaskStore:
         per_param: dict[str, list[tuple[int, torch.Tensor]]] = defaultdict(list)
         for (p, d), t in touched.items():
             per_param[p].append((d, torch.unique(t)))
+        self._remember_counts()
+        self._remember(self.chan[layer], idx)
+        self.chan[layer][idx] = ~self.chan[layer][idx]
         for p, slices in per_param.items():
             lname = self.weight_layer.get(p)
             full_recount = lname is not None and len(slices) > 1
             for d, t in slices:
                 before = self._slice_count(p, lname, d, t) if lname is not None and not full_recount else 0
+                self._remember(self.keep[(p, d)])
+                self._remember(self.params[p], t, d)
                 self._recompute_keep(p, d)
                 m = self.param_mask(p, self.elem[lname].index_select(d, t) if lname else None, d, t)
                 with torch.no_grad():
@@ -185,6 +252,20 @@ class MaskStore:
                 self.touching[(e.param, e.dim)].append((root, e))
         self._identity_cache.clear()
 
+
+
+_INDEX_COPY = torch.Tensor.index_copy_  # bound once: the rollback must not depend on later patches
+
+
+def _bad_effect(params: dict[str, torch.Tensor], effects: list[Effect]) -> str | None:
+    """Why an effect's index map does not fit its parameter, or None when all fit."""
+    for e in effects:
+        p = params.get(e.param)
+        if p is None:
+            return f"its channels reach {e.param}, which is not a parameter of the model"
+        if not 0 <= e.dim < p.dim() or (e.target_idx.numel() and (int(e.target_idx.min()) < 0 or int(e.target_idx.max()) >= p.shape[e.dim])):
+            return f"its channels map to {e.param} along a dimension that does not fit the traced coupling"
+    return None
 
 
 def available_bytes(device: torch.device) -> int | None:

@@ -270,10 +270,11 @@ class Session(EvaluationVerbs):
     def apply_flips(self, flips: Iterable[Flip]) -> set[str]:
         """Apply mask flips without recording history (replays: undo/redo, session files).
 
-        Returns the layers whose effective weights changed; invalidates the activation cache."""
+        Returns the layers whose effective weights changed; invalidates the activation cache.
+        All or nothing: on an exception every flip already applied is rolled back."""
         touched: set[str] = set()
         first: int | None = 10**9
-        with self.lock:
+        with self.lock, self.masks.transaction():
             for f in flips:
                 if f.store == "elem":
                     self.masks.flip_elem(f.layer, f.idx)
@@ -548,7 +549,11 @@ class Session(EvaluationVerbs):
     # --------------------------------------------------------------- history
     def _replay(self, step: Step, kind: str) -> None:
         flips = step.flips if kind == "redo" else list(reversed(step.flips))
-        touched = self.apply_flips(flips)
+        try:
+            touched = self.apply_flips(flips)
+        except BaseException:  # the masks were rolled back: put the history back in step with them
+            self.history.index += 1 if kind == "undo" else -1
+            raise
         self.changed.emit(Change(step.label, frozenset(touched), kind))
 
     def undo(self) -> str | None:

@@ -170,12 +170,13 @@ def wait_for_evaluation(window, timeout_ms: int = 120_000) -> bool:
         return True
     loop = QEventLoop()
     done = lambda: window.acc.current is not None and window.acc.baseline is not None  # noqa: E731
-    check = QTimer()
-    check.setInterval(20)
-    check.timeout.connect(lambda: loop.quit() if done() else None)
-    check.start()
     clock = QElapsedTimer()
     clock.start()
+    check = QTimer()
+    check.setInterval(20)
+    # the loop must end by the timeout whatever the evaluation does (fails, hangs, never starts)
+    check.timeout.connect(lambda: loop.quit() if done() or clock.elapsed() >= timeout_ms else None)
+    check.start()
     while not done() and clock.elapsed() < timeout_ms:
         loop.exec()
     check.stop()

@@ -342,9 +342,9 @@ def test_output_not_logits():
         def forward(self, x):
             return x.sum()
 
-    class Pair(torch.nn.Module):
+    class Pair(torch.nn.Module):  # a tuple is read by its first element: here not a tensor
         def forward(self, x):
-            return x, x
+            return "scores", x
 
     data = data_of(torch.zeros(4, 64), torch.zeros(4, dtype=torch.long))
     assert "expected logits of shape [2, classes]" in fit_error(Flat(), data)

@@ -246,9 +246,12 @@ def test_pt2_with_static_batch_gives_its_sample_batch(tmp_path, arch):
     ref = reference(arch)
     path = export_pt2(ref, tmp_path / "static.pt2", dynamic=False)
     loaded = open_model(str(path))
-    assert tuple(loaded.example_input.shape) == (4, 64)  # batch 1 does not run; the sample does
+    # the program runs only on its sample's batch of 4: any batch is run in chunks of 4, padded
+    assert loaded.model.fixed_batch == 4 and tuple(loaded.example_input.shape) == (1, 64)
+    x = torch.randn(7, 64)
     with torch.no_grad():
-        assert torch.allclose(loaded.model(loaded.example_input), ref(loaded.example_input), atol=1e-6)
+        for batch in (x[:1], x[:4], x):
+            assert torch.allclose(loaded.model(batch), ref(batch), atol=1e-6)
 
 
 def test_pt2_trusted_opens_too(pt2_file):

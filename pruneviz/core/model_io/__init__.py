@@ -1,0 +1,148 @@
+"""Open a model from what the user named, without running code from the file unless they consented.
+
+Accepted specs (:func:`open_model`):
+
+* ``demo:NAME`` - a built-in demo model (:mod:`pruneviz.core.demo`).
+* ``.pt`` / ``.pth`` / ``.bin`` - read with ``torch.load(..., weights_only=True)``, PyTorch's
+  restricted unpickler that only rebuilds tensors and plain containers. A *state_dict* (also inside
+  a ``{"state_dict": ...}``, ``{"model_state_dict": ...}`` or ``{"model": ...}`` checkpoint) needs
+  ``--arch package.module:function``, a factory that builds the empty model; the weights are then
+  loaded with ``strict=True``. A pickled whole module cannot be read that way: unpickling it
+  imports and runs code named in the file, so it is refused with :class:`TrustRequired` (listing
+  what it would import) unless ``trust=True`` / ``--trust``.
+* ``.safetensors`` - plain tensors, never code; needs ``--arch`` like a state_dict.
+* ``.pt2`` - a ``torch.export`` archive, see below.
+* A TorchScript archive (``torch.jit.save``; any extension, recognised by its ``code/`` folder or
+  ``constants.pkl``) - opened with ``torch.jit.load``. Its code is TorchScript, compiled and run by
+  PyTorch's own interpreter, not Python, and its pickles are read by TorchScript's C++ unpickler,
+  which cannot import Python objects; so it opens without trust. TorchScript can however call any
+  registered operator, and a few of those touch the file system (``aten::save`` writes a file,
+  ``aten::from_file`` maps one, ``debugprims::load_tensor`` reads one); an archive whose code
+  names one of them is refused without trust.
+
+The openers live in submodules by what they open: :mod:`.factories` (``--arch`` and data
+factories), :mod:`.state_dicts` (state_dicts and safetensors + ``--arch``), :mod:`.pickles`
+(``torch.save`` files; what a pickle would import), :mod:`.torchscript`, :mod:`.pt2` (the
+``torch.export`` guard). This package re-exports the public names.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from pruneviz.core.errors import PrunevizError
+
+from .common import _ACCEPTED, _STATE_DICT_SUFFIXES, LoadedModel, _error, _quiet_torch, _why
+from .factories import is_factory_spec, load_factory
+from .pickles import _open_torch_file, pickle_imports
+from .pt2 import _open_pt2
+from .state_dicts import _open_safetensors
+from .torchscript import _is_torchscript, _open_torchscript, _zip_names
+
+__all__ = ["LoadedModel", "open_model", "load_factory", "pickle_imports", "is_factory_spec", "readable_file"]
+_quiet_torch = _quiet_torch  # used by export.py
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def open_model(spec: str, arch: str | None = None, trust: bool = False) -> LoadedModel:
+    """Open ``spec`` (a file path or ``demo:NAME``) as a model in eval mode on the CPU.
+
+    ``arch`` names a factory (``package.module:function``) that builds the model for state_dict
+    and safetensors files. ``trust=True`` allows files whose loading runs code from them (pickled
+    modules, pickled payloads in .pt2 archives, TorchScript that touches files).
+    Raises :class:`PrunevizError` (or its subclass :class:`TrustRequired`) on any failure.
+    """
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str) or not spec.strip():
+        raise _error(f"no model given ({spec!r}): {_ACCEPTED}")
+    if arch is not None and not isinstance(arch, str):
+        raise _error(f"--arch must be a string like package.module:function, not {type(arch).__name__}")
+    try:
+        return _open(spec, arch, bool(trust))  # every branch returns the model in eval() mode
+    except PrunevizError:
+        raise
+    except (Exception, SystemExit) as exc:  # a bug or a case we did not foresee: still one line
+        raise _error(f"cannot open {spec}: {type(exc).__name__}: {_why(exc)}") from exc
+
+
+def readable_file(spec: str, path: Path, what: str, accepted: str) -> int:
+    """Check that ``path`` (which exists) is a non-empty regular file we may read; return its size."""
+    if path.is_dir():
+        raise _error(f"{spec} is a directory, not a {what} file ({accepted})")
+    if not path.is_file():
+        raise _error(f"{spec} is not a regular file ({accepted})")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise _error(f"cannot read {spec}: {_why(exc)}") from exc
+    if size == 0:
+        raise _error(f"{spec} is empty, not a {what} file")
+    return size
+
+
+def _open(spec: str, arch: str | None, trust: bool) -> LoadedModel:
+    if spec.startswith("demo:"):
+        return _open_demo(spec)
+    path = Path(spec)
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:
+        raise _error(f"cannot open {spec}: {_why(exc)}") from exc
+    if not exists:
+        hint = ""
+        if _demo_names() and spec in _demo_names():
+            hint = f"; did you mean demo:{spec}?"
+        raise _error(f"{spec} does not exist{hint}")
+    readable_file(spec, path, "model", _ACCEPTED)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return _open_safetensors(spec, path, arch)
+    if suffix == ".pt2":
+        return _open_pt2(spec, path, trust)
+    names = _zip_names(path)
+    if names is not None and _is_torchscript(names):
+        return _open_torchscript(spec, path, names, trust)
+    if suffix in _STATE_DICT_SUFFIXES:
+        return _open_torch_file(spec, path, arch, trust)
+    raise _error(f"cannot open {spec}: {_ACCEPTED}")
+
+
+# ---------------------------------------------------------------------------------------------
+# demo:NAME
+
+
+def _demo_names() -> dict[str, str]:
+    try:
+        from pruneviz.core import demo
+
+        return dict(demo.NAMES)
+    except Exception:
+        return {}
+
+
+def _open_demo(spec: str) -> LoadedModel:
+    name = spec[len("demo:") :]
+    try:
+        from pruneviz.core import demo
+    except Exception as exc:
+        raise _error(f"the demo models are not available in this install ({_why(exc)})") from exc
+    if name not in demo.NAMES:
+        raise _error(f"unknown demo model {name!r}: choose one of {', '.join('demo:' + n for n in demo.NAMES)}")
+    try:
+        model = demo.load_model(name)
+    except PrunevizError:
+        raise
+    except Exception as exc:
+        raise _error(f"loading {spec} failed: {type(exc).__name__}: {_why(exc)}") from exc
+    model = model.cpu().eval()
+    return LoadedModel(model, spec, "demo", None, torch.zeros(1, 64), True)
+

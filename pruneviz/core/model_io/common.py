@@ -1,0 +1,102 @@
+"""Shared by the model openers: the LoadedModel record, one-line errors, quiet torch."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+
+import torch
+
+from pruneviz.core.errors import PrunevizError, TrustRequired, one_line, reason
+
+
+_STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin")
+_ACCEPTED = "expected .pt, .pth, .bin, .safetensors, .pt2, a TorchScript archive, or demo:NAME"
+_ARCH_HINT = "pass --arch package.module:function that builds the model"
+_TRUST_HINT = "pass --trust if you trust its source"
+
+# Operators that read or write files; refused in TorchScript code and .pt2 graphs without trust.
+_FILE_OPS = {"aten::from_file", "aten::save", "debugprims::load_tensor"}
+_TORCHSCRIPT_FILE_OPS = re.compile(r"\bfrom_file\b|\.\s*save\s*\(|\bload_tensor\b|\bdebugprims\b")
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready to inspect and prune, and where it came from."""
+
+    model: torch.nn.Module
+    """In eval() mode, on the CPU."""
+    spec: str
+    """What the user passed."""
+    source: str
+    """``"demo"``, ``"state_dict"``, ``"safetensors"``, ``"pt2"``, ``"torchscript"`` or ``"pickle"``."""
+    arch: str | None
+    """The ``--arch`` factory spec, when one built the model."""
+    example_input: torch.Tensor | None
+    """A batch of one input when known (demo models; .pt2 sample inputs), else None."""
+    structured_ok: bool
+    """True for real ``nn.Module`` trees; False for .pt2 / TorchScript, whose layers are opaque
+    (only weight-level pruning applies)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+
+_one_line = one_line
+_why = reason
+
+
+def _error(message: str) -> PrunevizError:
+    return PrunevizError(_one_line(message, 1000))
+
+
+def _trust_required(message: str, imports: list[str] | None = None) -> TrustRequired:
+    return TrustRequired(_one_line(message, 1000), imports=imports)
+
+
+def _name_list(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[list[BaseException]]:
+    """Silence PyTorch's warnings and export logging while we load: failures become our errors.
+
+    Yields a list that collects the exceptions PyTorch logged instead of raising (torch.export.load
+    logs the real cause and raises a generic "check the warnings above").
+    """
+    capture = _Capture()
+    loggers = [logging.getLogger(name) for name in ("torch.export", "torch._export")]
+    saved = [(logger.propagate, logger.handlers) for logger in loggers]
+    for logger in loggers:  # torch._logging gives torch.export its own stderr handler
+        logger.propagate = False
+        logger.handlers = [capture]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield capture.errors
+    finally:
+        for logger, (propagate, handlers) in zip(loggers, saved):
+            logger.handlers = handlers
+            logger.propagate = propagate
+
+
+
+def _shape(t: torch.Tensor | torch.Size) -> str:
+    return "[" + ", ".join(str(d) for d in (t.shape if isinstance(t, torch.Tensor) else t)) + "]"

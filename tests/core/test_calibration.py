@@ -1,0 +1,84 @@
+"""Data-driven scores: a seeded, content-chosen calibration sample; means over samples."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pruneviz.core import importance as imp
+from pruneviz.core.data import EvalData
+from pruneviz.core.inventory import find_layers
+from tests.core import models
+
+
+def setup(n=10, seed=0):
+    model = models.mlp()
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 12, generator=g)
+    y = torch.randint(0, 5, (n,), generator=g)
+    return model, find_layers(model), dict(model.named_parameters()), EvalData(x=x, y=y, spec="t")
+
+
+def hand_gradients(model, layers, x, y):
+    """Per-sample weight gradients, one plain autograd call per sample."""
+    weights = [dict(model.named_parameters())[layer.weight] for layer in layers]
+    out = []
+    for i in range(len(x)):
+        loss = F.cross_entropy(model(x[i : i + 1]), y[i : i + 1])
+        out.append(torch.autograd.grad(loss, weights))
+    return out
+
+
+def test_taylor_and_obd_equal_a_hand_computation_over_batches_with_a_partial_one():
+    model, layers, params, data = setup(10)
+    opts = imp.ScoreOptions(seed=0, calib_samples=10, batch_size=4)  # batches of 4, 4 and 2
+    per = hand_gradients(model, layers, data.x, data.y)
+    taylor = imp.weight_scores("taylor", model, layers, params, data, opts)
+    obd = imp.weight_scores("obd", model, layers, params, data, opts)
+    for k, layer in enumerate(layers):
+        w = params[layer.weight].detach()
+        mean = torch.stack([g[k] for g in per]).mean(0)
+        fisher = torch.stack([g[k] * g[k] for g in per]).mean(0)  # mean of squares, per sample
+        torch.testing.assert_close(taylor[layer.name], (w * mean).abs(), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(obd[layer.name], 0.5 * w * w * fisher, rtol=1e-4, atol=1e-9)
+    # the square of batch means is a different quantity: the old formula fails this test
+    batch_means = [torch.stack([g[0] for g in per[a:b]]).mean(0) for a, b in ((0, 4), (4, 8), (8, 10))]
+    old = 0.5 * params[layers[0].weight].detach() ** 2 * torch.stack([m * m for m in batch_means]).mean(0)
+    assert not torch.allclose(obd[layers[0].name], old, rtol=1e-3)
+
+
+def test_the_calibration_sample_is_seeded_and_does_not_depend_on_file_order():
+    model, layers, params, data = setup(60, seed=1)
+    order = torch.argsort(data.y, stable=True)  # class-sorted copy
+    sorted_data = EvalData(x=data.x[order], y=data.y[order], spec="sorted")
+    opts = imp.ScoreOptions(seed=3, calib_samples=16, batch_size=5)
+    xs, ys = imp.calibration_set(data.x, data.y, 16, 3)
+    xs2, ys2 = imp.calibration_set(sorted_data.x, sorted_data.y, 16, 3)
+    assert torch.equal(xs, xs2) and torch.equal(ys, ys2)
+    assert len(set(ys.tolist())) > 2  # not the first 16 of a sorted file (one or two classes)
+    other, _ = imp.calibration_set(data.x, data.y, 16, 4)
+    assert not torch.equal(xs, other)  # another seed, another sample
+    for method in ("taylor", "obd", "wanda"):
+        a = imp.weight_scores(method, model, layers, params, data, opts)
+        b = imp.weight_scores(method, model, layers, params, sorted_data, opts)
+        for n in a:
+            torch.testing.assert_close(a[n], b[n], rtol=1e-6, atol=0), (method, n)
+    for method in ("activation", "apoz"):
+        a = imp.neuron_scores(method, model, layers, params, data, opts)
+        b = imp.neuron_scores(method, model, layers, params, sorted_data, opts)
+        for n in a:
+            torch.testing.assert_close(a[n], b[n], rtol=1e-6, atol=0), (method, n)
+
+
+def test_obd_falls_back_to_a_per_sample_loop_when_vmap_cannot_run(monkeypatch):
+    model, layers, params, data = setup(7)
+    opts = imp.ScoreOptions(seed=0, calib_samples=7, batch_size=3)
+    fast = imp.weight_scores("obd", model, layers, params, data, opts)
+    import torch.func
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("vmap unsupported here")
+
+    monkeypatch.setattr(torch.func, "vmap", broken)
+    slow = imp.weight_scores("obd", model, layers, params, data, opts)
+    for n in fast:
+        torch.testing.assert_close(fast[n], slow[n], rtol=1e-5, atol=1e-10)
