@@ -51,10 +51,16 @@ NAMES: dict[str, str] = {
 
 #: Number of samples in the held-out split of ``digits.npz`` (checked by the tests).
 _N_TEST = 360
+#: Number of samples in the training split (the rest of the 1,797).
+_N_TRAIN = 1797 - _N_TEST
 
 DATA_NAMES: dict[str, str] = {
     "digits": f"UCI optical digits, 8x8, held-out split ({_N_TEST} samples)",
+    "digits-train": f"UCI optical digits, 8x8, training split ({_N_TRAIN} samples, the rest of demo:digits)",
 }
+
+#: The split of ``load_digits`` each demo data name reads.
+DATA_SPLITS: dict[str, str] = {"digits": "test", "digits-train": "train"}
 
 _SPLITS = ("train", "test", "all")
 
