@@ -41,6 +41,7 @@ __all__ = [
     "load_model",
     "load_digits",
     "train",
+    "recipe",
     "export",
 ]
 
@@ -69,6 +70,13 @@ _RECIPES: dict[str, dict[str, float | int]] = {
     "mlp": {"epochs": 60, "lr": 5e-3, "batch_size": 32, "weight_decay": 0.0},
     "cnn": {"epochs": 30, "lr": 2e-3, "batch_size": 32, "weight_decay": 0.0},
 }
+
+
+
+def recipe(name: str) -> dict[str, float | int]:
+    """The training recipe of demo model ``name`` (epochs, lr, batch_size, weight_decay)."""
+    return dict(_RECIPES[_check_name(name)])
+
 
 #: Threads used while training: a fixed count keeps float reductions in the same order.
 _TRAIN_THREADS = 1
