@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shrink", action="store_true", help="remove pruned neurons physically")
     p.add_argument("--report", metavar="FILE.json")
     p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
+    from pruneviz import cli_train
+
+    cli_train.add_prune_options(p)
+    cli_train.add_parsers(sub)
 
     p = sub.add_parser("loop", help="node pruning: remove the least important neuron until a stop condition")
     _model_args(p)
@@ -293,6 +297,10 @@ def _cmd_prune(args) -> int:
         if _same_file(args.report, args.out):
             raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
     s = _session(args, data=args.data)
+    if args.finetune or args.compensate or args.json or args.lr is not None or args.train_data is not None or args.train_batch_size is not None:
+        from pruneviz.cli_train import prune_and_train
+
+        return prune_and_train(s, args, _emit)
     n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
     rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
     unit = "neurons" if args.granularity == "neuron" else "weights"
@@ -361,7 +369,13 @@ def _cmd_gui(args) -> int:
     return run(args)
 
 
-COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "prune": _cmd_prune, "loop": _cmd_loop, "demo": _cmd_demo, "gui": _cmd_gui}
+def _cmd_train(args) -> int:
+    from pruneviz.cli_train import cmd_train
+
+    return cmd_train(args)
+
+
+COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "prune": _cmd_prune, "loop": _cmd_loop, "demo": _cmd_demo, "gui": _cmd_gui, "train": _cmd_train}
 
 
 def _emit(text: str, stream=None) -> None:
@@ -373,6 +387,14 @@ def _emit(text: str, stream=None) -> None:
     except (UnicodeError, LookupError):
         text = text.encode(encoding, "backslashreplace").decode(encoding, "replace")
     print(text, file=stream)
+
+
+_progress: list = []  # the real stderr of the running command (library output is held back)
+
+
+def progress_stream():
+    """Where a command draws its progress: the terminal's stderr, even while library output is held."""
+    return _progress[-1] if _progress else sys.stderr
 
 
 class _Held:
@@ -407,9 +429,11 @@ def _held_stderr():
             if type(handler) is logging.StreamHandler and id(getattr(handler, "stream", None)) in streams:
                 moved.append((handler, handler.setStream(held.buffer)))
     sys.stderr = held.buffer
+    _progress.append(real)
     try:
         yield held
     finally:
+        _progress.pop()
         sys.stderr = real
         for handler, stream in moved:
             handler.setStream(stream)

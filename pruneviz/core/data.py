@@ -2,7 +2,8 @@
 
 Accepted specs (:func:`open_data`):
 
-* ``demo:digits`` - the held-out split of the built-in digits set.
+* ``demo:digits`` - the held-out split of the built-in digits set; ``demo:digits-train`` - the
+  training split it leaves out (the other 80 %).
 * ``FILE.npz`` with arrays ``x`` (inputs, first axis = samples) and ``y`` (integer labels), read
   with ``numpy.load(allow_pickle=False)``: no Python objects, so no code runs.
 * ``FILE.pt`` / ``FILE.pth`` holding ``{"x": tensor, "y": tensor}``, read with
@@ -30,7 +31,7 @@ import torch
 
 from pruneviz.core.errors import PrunevizError, one_line, reason
 
-__all__ = ["EvalData", "open_data", "check_fits"]
+__all__ = ["EvalData", "open_data", "check_fits", "same_source"]
 
 _ACCEPTED = (
     "expected demo:digits, a .npz file with arrays x and y, a .pt file holding a dict of tensors "
@@ -129,7 +130,7 @@ def _read_demo(spec: str) -> tuple[object, object]:
     if name not in demo.DATA_NAMES:
         raise _error(f"unknown demo data {name!r}: choose one of {', '.join('demo:' + n for n in demo.DATA_NAMES)}")
     try:
-        return demo.load_digits("test")
+        return demo.load_digits(demo.DATA_SPLITS[name])
     except PrunevizError:
         raise
     except Exception as exc:
@@ -405,3 +406,18 @@ def check_fits(model: torch.nn.Module, data: EvalData) -> None:
     largest = int(data.y.max())
     if largest >= classes:
         raise _error(f"labels go up to {largest} but the model has {classes} outputs")
+
+
+def same_source(a: str | None, b: str | None) -> bool:
+    """True when two data specs name the same data: the same demo split, the same file (through
+    links and relative paths), or the same factory. Training on the evaluation data makes the
+    held-out accuracy a training accuracy, so callers warn about it."""
+    if not a or not b:
+        return False
+    if a.strip() == b.strip():
+        return True
+    try:
+        pa, pb = Path(a), Path(b)
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except (OSError, ValueError):
+        return False

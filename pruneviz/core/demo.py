@@ -41,6 +41,7 @@ __all__ = [
     "load_model",
     "load_digits",
     "train",
+    "recipe",
     "export",
 ]
 
@@ -51,10 +52,16 @@ NAMES: dict[str, str] = {
 
 #: Number of samples in the held-out split of ``digits.npz`` (checked by the tests).
 _N_TEST = 360
+#: Number of samples in the training split (the rest of the 1,797).
+_N_TRAIN = 1797 - _N_TEST
 
 DATA_NAMES: dict[str, str] = {
     "digits": f"UCI optical digits, 8x8, held-out split ({_N_TEST} samples)",
+    "digits-train": f"UCI optical digits, 8x8, training split ({_N_TRAIN} samples, the rest of demo:digits)",
 }
+
+#: The split of ``load_digits`` each demo data name reads.
+DATA_SPLITS: dict[str, str] = {"digits": "test", "digits-train": "train"}
 
 _SPLITS = ("train", "test", "all")
 
@@ -63,6 +70,13 @@ _RECIPES: dict[str, dict[str, float | int]] = {
     "mlp": {"epochs": 60, "lr": 5e-3, "batch_size": 32, "weight_decay": 0.0},
     "cnn": {"epochs": 30, "lr": 2e-3, "batch_size": 32, "weight_decay": 0.0},
 }
+
+
+
+def recipe(name: str) -> dict[str, float | int]:
+    """The training recipe of demo model ``name`` (epochs, lr, batch_size, weight_decay)."""
+    return dict(_RECIPES[_check_name(name)])
+
 
 #: Threads used while training: a fixed count keeps float reductions in the same order.
 _TRAIN_THREADS = 1

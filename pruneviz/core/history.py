@@ -35,10 +35,14 @@ class Step:
 
     label: str
     flips: list[Flip] = field(default_factory=list)
+    #: weight changes (fine-tuning, compensation, re-initialisation): a
+    #: :class:`~pruneviz.core.deltas.WeightDelta`, the XOR of the values' bit patterns, or None
+    weights: object | None = None
 
     @property
     def nbytes(self) -> int:
-        return sum(f.nbytes for f in self.flips)
+        """Memory held: flipped indices plus the weight delta kept in memory (not what is on disk)."""
+        return sum(f.nbytes for f in self.flips) + (self.weights.nbytes if self.weights is not None else 0)
 
     @property
     def changed(self) -> int:

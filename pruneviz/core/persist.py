@@ -4,6 +4,8 @@ A session file is a text journal, one JSON record per line:
 
 * a header: format version, model spec, ``--arch``, data spec, seed;
 * ``{"op": "push", "label": …, "flips": [{"store", "layer", "idx": base64 int32/64}]}`` per step;
+  a step that changed values (fine-tuning, compensation) adds ``"weights"``: the XOR delta of
+  each changed tensor, zlib-compressed and base64-encoded (:mod:`pruneviz.core.deltas`);
 * ``{"op": "undo"}`` / ``{"op": "redo"}``.
 
 Replaying it gives back the exact masks and the whole history (redo included). The same format
@@ -20,11 +22,14 @@ import hashlib
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .deltas import WeightDelta
+from .deltas import replay as replay_step
 from .errors import PrunevizError
 from .export import atomic_path
 from .history import Flip, Step
@@ -73,7 +78,10 @@ def header(session) -> dict:
 
 
 def _step_record(step: Step) -> dict:
-    return {"op": "push", "label": step.label, "flips": [_encode(f) for f in step.flips]}
+    rec = {"op": "push", "label": step.label, "flips": [_encode(f) for f in step.flips]}
+    if getattr(step, "weights", None) is not None:  # fine-tuned / compensated values: their XOR delta
+        rec["weights"] = step.weights.to_json()
+    return rec
 
 
 def journal_lines(session) -> list[str]:
@@ -151,21 +159,23 @@ def replay(session, records: list[dict], source: str = "session file") -> None:
                         raise ValueError(f"layer {f.layer} does not match the model")
                     if f.store == "chan" and session.coupling is None:
                         raise ValueError("neuron edits on a model without neuron pruning")
-                session.apply_flips(flips)
-                session.history.push(Step(str(rec.get("label", "step")), flips))
+                weights = WeightDelta.from_json(rec["weights"], session) if "weights" in rec else None
+                step = Step(str(rec.get("label", "step")), flips, weights=weights)
+                replay_step(session, step, "redo")
+                session.history.push(step)
             elif op is None and not isinstance(rec, dict):
                 raise ValueError("a record is not an object")
             elif op == "undo":
                 step = session.history.undo_step()
                 if step is not None:
-                    session.apply_flips(list(reversed(step.flips)))
+                    replay_step(session, step, "undo")
             elif op == "redo":
                 step = session.history.redo_step()
                 if step is not None:
-                    session.apply_flips(step.flips)
+                    replay_step(session, step, "redo")
             else:
                 raise ValueError(f"unknown record {op!r}")
-    except (ValueError, TypeError, KeyError, AttributeError, base64.binascii.Error) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, base64.binascii.Error, zlib.error) as exc:
         raise PrunevizError(f"the {source} does not fit this model: {exc}") from None
     session.changed.emit(Change("load session", frozenset(names), "load"))
 

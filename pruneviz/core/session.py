@@ -215,8 +215,11 @@ class Session(EvaluationVerbs):
         self.cache.clear()
 
     def memory(self) -> dict[str, int]:
-        """Bytes held by masks + original values, history, and the activation cache."""
-        return {"masks": self.masks.nbytes(), "history": self.history.nbytes(), "cache": self.cache.nbytes}
+        """Bytes held by masks + original values, history (in memory), and the activation cache;
+        ``history_disk``: weight deltas of the history written to disk past the budget."""
+        from .deltas import disk_bytes
+
+        return {"masks": self.masks.nbytes(), "history": self.history.nbytes(), "cache": self.cache.nbytes, "history_disk": disk_bytes(self.history)}
 
     # ---------------------------------------------------------------- scores
     def scores(self, layer: str | None = None, method: str = "magnitude", granularity: str = "weight", original: bool = False):
@@ -469,11 +472,19 @@ class Session(EvaluationVerbs):
         sel = rk.lowest(unit, cand, min(round(amount * rk.count(alive)), rk.count(cand)))
         return {n: kept[n] & sel[self._groups[n]] for n in names}
 
-    def prune(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None) -> int:
+    def prune(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None, compensate: bool = False) -> int:
         """Prune ``amount`` (0..1) of the still-kept weights or neurons of the selected layers,
         lowest ``method`` score first, per layer (``scope="layer"``) or in one ranking
         (``"global"``). Scores come from the model as it was before the call. One undo step.
+        ``compensate=True`` (weights only) also updates the kept weights to keep each layer's
+        outputs (OBS / SparseGPT, :mod:`pruneviz.core.compensate`).
         Returns the number of weights or neurons pruned."""
+        if compensate:
+            if granularity != "weight":
+                raise PrunevizError("compensation updates the weights that stay after a weight prune: use it with --granularity weight")
+            from . import compensate as comp
+
+            return comp.prune(self, amount, scope, method, layers)
         chosen = self.preview(amount, scope, granularity, method, layers)
         label = f"prune {amount:.0%} {granularity}s by {method} ({scope})"
         if granularity == "weight":
@@ -548,10 +559,15 @@ class Session(EvaluationVerbs):
 
     # --------------------------------------------------------------- history
     def _replay(self, step: Step, kind: str) -> None:
-        flips = step.flips if kind == "redo" else list(reversed(step.flips))
         try:
-            touched = self.apply_flips(flips)
-        except BaseException:  # the masks were rolled back: put the history back in step with them
+            if step.weights is not None:  # fine-tuned / compensated values come back bit for bit
+                from .deltas import replay
+
+                touched = replay(self, step, kind)
+            else:
+                flips = step.flips if kind == "redo" else list(reversed(step.flips))
+                touched = self.apply_flips(flips)
+        except BaseException:  # the session was rolled back: put the history back in step with it
             self.history.index += 1 if kind == "undo" else -1
             raise
         self.changed.emit(Change(step.label, frozenset(touched), kind))
@@ -585,6 +601,36 @@ class Session(EvaluationVerbs):
         from . import export as ex
 
         return ex.export_session(self, path, format=format, shrink=shrink, report_path=report)
+
+    # ------------------------------------------------------- training (issue 8)
+    def finetune(self, epochs: int = 1, lr: float | None = None, data=None, optimizer: str = "adam", batch_size: int | None = None, cancel=None):
+        """Generator: train the kept weights ``epochs`` epochs on ``data`` (a DATA spec; demo models
+        default to ``demo:digits-train``) with ``optimizer`` (adam, adamw, sgd); pruned entries stay
+        exactly 0. Yields :class:`~pruneviz.core.training.TrainProgress` per step (accuracy at each
+        epoch end); returns a :class:`~pruneviz.core.training.TrainResult`. Records one undo step
+        when it ends, is closed or is cancelled (``cancel``: a threading.Event); a loss that turns
+        NaN restores the model and raises. Bad settings raise at the call.
+
+        Example: ``result = pruneviz.core.training.complete(s.finetune(3))``"""
+        from . import training
+
+        return training.finetune(self, epochs, lr, data, optimizer, batch_size, cancel)
+
+    def train(self, schedule: str, target_sparsity: float, epochs: int, method: str = "magnitude", lr: float | None = None, data=None, from_scratch: bool = False, cancel=None, optimizer: str = "adam", batch_size: int | None = None):
+        """Generator like :meth:`finetune` for a pruning schedule reaching ``target_sparsity`` per
+        layer: ``before`` (prune at the start by magnitude or SNIP, then train), ``during`` (Zhu &
+        Gupta's cubic gradual pruning), ``after`` (train dense, prune once, fine-tune), ``regrow``
+        (RigL: prune, then drop and regrow at constant sparsity), ``granet`` (regrow with a gradual
+        start). ``from_scratch`` re-initialises the weights first (same undo step)."""
+        from . import training
+
+        return training.train(self, schedule, target_sparsity, epochs, method, lr, data, from_scratch, cancel, optimizer, batch_size)
+
+    def reinitialize(self, seed: int = 0) -> str:
+        """Fresh weights from each layer's initialiser (seeded), masks kept; one undo step. Returns its label."""
+        from . import training
+
+        return training.reinitialize(self, seed)
 
 
 def _fmt(idx) -> str:

@@ -70,6 +70,7 @@ class AccuracyPanel(QWidget):
         self.current = None
         self.points: dict[int, tuple[float, float]] = {}  # history index -> (sparsity, accuracy)
         self.current_step = 0
+        self.recovery_arrows: list = []  # (sparsity, before, after, line, head) per fine-tune
 
         grid = QGridLayout()
         grid.setHorizontalSpacing(14)
@@ -153,8 +154,27 @@ class AccuracyPanel(QWidget):
     def reset(self) -> None:
         self.baseline = self.current = None
         self.points.clear()
+        self.clear_recovery_arrows()
         self.current_step = 0
         self._redraw()
+
+    def add_recovery_arrow(self, sparsity: float, before: float, after: float):
+        """Draw a vertical arrow at ``sparsity`` from accuracy ``before`` (right after pruning) to
+        ``after`` (after fine-tuning): the recovery. Returns the items; kept until the session changes."""
+        colour = (0, 158, 115) if after >= before else (192, 57, 43)
+        line = pg.PlotDataItem([sparsity, sparsity], [before, after], pen=pg.mkPen(colour, width=2))
+        head = pg.ArrowItem(pos=(sparsity, after), angle=90 if after >= before else -90, headLen=12, tipAngle=40, brush=colour, pen=None)
+        for item in (line, head):
+            self.curve_plot.addItem(item)
+        self.recovery_arrows.append((sparsity, before, after, line, head))
+        return line, head
+
+    def clear_recovery_arrows(self) -> None:
+        """Remove every recovery arrow."""
+        for *_, line, head in self.recovery_arrows:
+            self.curve_plot.removeItem(line)
+            self.curve_plot.removeItem(head)
+        self.recovery_arrows = []
 
     def set_baseline(self, r) -> None:
         self.baseline = r

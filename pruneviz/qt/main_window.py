@@ -42,6 +42,7 @@ from .kernels import KernelLayout
 from .layer_tree import LayerTree
 from .neuron_strip import NeuronStrip
 from .run_loop import RunLoop
+from .training_ui import attach_training
 from .window_editing import Editing
 from .window_files import FileActions
 from .window_layer import LayerViewer
@@ -73,6 +74,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.loop = RunLoop(self)
         self._build_ui()
         self._build_actions()
+        attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
         self._wire_runner()
         self._restored_state = False
         if restore_layout:

@@ -5,7 +5,8 @@
 
 Measures on CUDA the ratios of run.py plus a ResNet-18-sized CNN (11M parameters, residual
 blocks with BatchNorm) on 10,000 32×32 inputs: full and incremental re-evaluation time,
-eval_overhead_ratio, and click -> exact accuracy. Prints a table with the card's name.
+eval_overhead_ratio, and click -> exact accuracy; and training.py's fine-tuning overhead, undo
+bytes and compensation figures. Prints a table with the card's name.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 import run as bench  # noqa: E402
+import training  # noqa: E402
 
 
 def resnet18_like(classes: int = 10) -> nn.Sequential:
@@ -115,7 +117,9 @@ def resnet_figures(n: int = 10_000, device: str = "cuda") -> dict:
 
 def main() -> int:
     if "--cpu-smoke" in sys.argv:  # the same code paths on the CPU, tiny: checks the script, measures nothing
-        print(json.dumps(resnet_figures(n=64, device="cpu")))
+        out = resnet_figures(n=64, device="cpu")
+        out.update(training.figures(True, "cpu", smoke=True))
+        print(json.dumps(out))
         return 0
     if not torch.cuda.is_available():
         print("gpu.py: no CUDA device here", file=sys.stderr)
@@ -126,6 +130,7 @@ def main() -> int:
     results.update(bench.incremental(False, "cuda"))
     results.update(bench.big_layer(False, "cuda"))
     results.update(resnet_figures())
+    results.update(training.figures(False, "cuda"))
     results["seconds"] = time.perf_counter() - t0
     width = max(map(len, results))
     for k, v in results.items():

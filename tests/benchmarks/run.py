@@ -269,6 +269,8 @@ GOALS = {
     "prune_neuron_ms_4096": ("<=", 16),
     "global_magnitude_vs_torch_ratio": ("<=", 0.5),
     "undo_bytes_per_changed_weight": ("<=", 9),
+    "finetune_overhead_ratio": ("<=", 1.15),
+    "finetune_undo_bytes_per_param": ("<=", 4.5),
     "heatmap_render_ms_4096": ("<=", 16),
     "ui_max_stall_ms_during_eval": ("<=", 25),
     "first_estimate_ms": ("<=", 200),
@@ -290,6 +292,9 @@ def main(argv=None) -> int:
     results.update(demo_click(args.device))
     results.update(big_layer(args.quick, args.device))
     results.update(global_vs_torch(args.quick))
+    import training  # fine-tuning vs a plain masked loop, undo bytes, compensation (issue 8)
+
+    results.update(training.figures(args.quick, args.device))
     if not args.no_ui:
         results.update(ui(args.quick))
     results["seconds"] = time.perf_counter() - t0

@@ -15,6 +15,8 @@ def test_gpu_script_code_paths_on_cpu():
     fig = json.loads(res.stdout.strip().splitlines()[-1])
     assert fig["resnet18_params"] > 11_000_000  # ResNet-18 sized
     assert fig["resnet18_incremental_exact"] is True
+    assert fig["finetune_undo_bytes_per_param"] <= 4.5 and fig["finetune_overhead_ratio"] > 0
+    assert fig["compensate_accuracy_gain_pp"] >= 0
 
 
 def test_run_script_pieces_on_small_inputs():

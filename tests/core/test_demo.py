@@ -32,9 +32,9 @@ def _state(path) -> dict[str, torch.Tensor]:
 # Names and resources
 
 
-def test_names_are_the_two_models_and_one_data_set():
+def test_names_are_the_two_models_and_the_two_splits():
     assert MODELS == ["cnn", "mlp"]
-    assert list(demo.DATA_NAMES) == ["digits"]
+    assert list(demo.DATA_NAMES) == ["digits", "digits-train"]
     for desc in [*demo.NAMES.values(), *demo.DATA_NAMES.values()]:
         assert isinstance(desc, str) and desc and "\n" not in desc
     n_test = len(demo.load_digits("test")[1])

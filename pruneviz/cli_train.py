@@ -1,0 +1,242 @@
+"""Training on the command line: ``prune --finetune/--compensate`` and ``pruneviz train``.
+
+Progress goes to stderr (a bar on a terminal, one line per epoch otherwise); ``--json`` keeps
+stdout to the JSON result. Bad settings are refused before any work, in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+from pruneviz.core.errors import PrunevizError
+
+SCHEDULES = ("before", "during", "after", "regrow")
+EPOCHS_MAX = 100_000
+
+
+def _positive(option: str):
+    """An argparse type: a finite number above 0 (0, negatives, nan, inf are refused)."""
+    from pruneviz.cli import _plain, _show
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise PrunevizError(f"{option} must be a number above 0, got {_show(text)}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise PrunevizError(f"{option} must be a finite number above 0, got {_plain(text)}")
+        return value
+
+    return parse
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    from pruneviz.cli import _int_in
+
+    p.add_argument("--train-data", metavar="DATA", help="training data (demo models: demo:digits-train by default)")
+    p.add_argument("--lr", type=_positive("--lr"), metavar="LR", help="learning rate (default: the optimizer's usual one; demo models: their recipe's)")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--batch-size", dest="train_batch_size", type=_int_in("--batch-size", 1, 2**31 - 1), metavar="N", help="training batch size (default 32)")
+
+
+def add_prune_options(p: argparse.ArgumentParser) -> None:
+    """``prune``'s training options: --finetune EPOCHS, --train-data, --lr, --compensate, --json."""
+    from pruneviz.cli import _int_in
+
+    p.add_argument("--finetune", type=_int_in("--finetune", 1, EPOCHS_MAX), metavar="EPOCHS", help="fine-tune the kept weights this many epochs after pruning")
+    p.add_argument("--compensate", action="store_true", help="update the kept weights to keep each layer's outputs (OBS / SparseGPT)")
+    _training_options(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
+
+def add_parsers(sub) -> None:
+    """The ``train`` subcommand."""
+    from pruneviz.cli import SEED_MAX, _fraction, _int_in, _model_args
+
+    p = sub.add_parser("train", help="prune before / during / after training, or prune and regrow")
+    _model_args(p)
+    p.add_argument("--data", metavar="DATA", required=True, help="held-out evaluation data")
+    p.add_argument("--schedule", required=True, choices=SCHEDULES)
+    p.add_argument("--target-sparsity", required=True, type=_fraction("--target-sparsity"), metavar="S")
+    p.add_argument("--epochs", required=True, type=_int_in("--epochs", 1, EPOCHS_MAX), metavar="N")
+    p.add_argument("--from-scratch", action="store_true", help="re-initialise the weights first (seeded by --seed)")
+    p.add_argument("--method", default="magnitude", choices=["magnitude", "snip"])
+    _training_options(p)
+    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
+    p.add_argument("--out", required=True, metavar="PATH")
+    p.add_argument("--report", metavar="FILE.json")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
+
+# ---------------------------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """Training progress on ``stream``: a redrawn bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, stream, what: str, epochs: int, steps_per_epoch: int):
+        self.stream, self.what, self.epochs = stream, what, epochs
+        self.total = max(1, epochs * steps_per_epoch)
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.last = 0.0
+        self.started = time.monotonic()
+        if not self.tty:
+            self._line(f"{what}: {epochs} epoch{'s' if epochs != 1 else ''}, {self.total} steps")
+
+    def _line(self, text: str) -> None:
+        from pruneviz.cli import _emit
+
+        _emit(text, self.stream)
+        self.stream.flush()
+
+    def update(self, p) -> None:
+        acc = "" if p.accuracy is None else f" accuracy {p.accuracy:.4f}"
+        if self.tty:
+            if p.accuracy is None and time.monotonic() - self.last < 0.1:
+                return
+            done = min(1.0, p.step / self.total)
+            bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
+            self.stream.write(f"\r{self.what} [{bar}] epoch {p.epoch}/{self.epochs} loss {p.loss:.4f} sparsity {p.sparsity:.1%}{acc}  ")
+            self.stream.flush()
+            self.last = time.monotonic()
+        elif p.accuracy is not None:
+            self._line(f"{self.what}: epoch {p.epoch}/{self.epochs} loss {p.loss:.4f} sparsity {p.sparsity:.1%}{acc}")
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_with_progress(gen, what: str, epochs: int, steps_per_epoch: int):
+    """Drive a training generator, drawing progress on the command's stderr; returns its result.
+    Ctrl-C closes the generator (the completed steps stay one undo step) and is re-raised."""
+    from pruneviz.cli import progress_stream
+
+    bar = Progress(progress_stream(), what, epochs, steps_per_epoch)
+    try:
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            bar.update(p)
+    finally:
+        bar.close()
+        gen.close()
+
+
+def _steps(session, data, batch_size) -> int:
+    from pruneviz.core.training import DEFAULT_BATCH, training_data
+
+    n = len(training_data(session, data)[0])
+    return math.ceil(n / (batch_size or DEFAULT_BATCH))
+
+
+def _warn(result) -> None:
+    from pruneviz.cli import _emit, progress_stream
+
+    for w in result.warnings:
+        _emit(f"pruneviz: warning: {w}", progress_stream())
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+def prune_and_train(s, args, emit) -> int:
+    """``prune`` with ``--finetune`` and/or ``--compensate`` on the opened session ``s``
+    (its output paths are already checked)."""
+    from pruneviz.core import training
+    from pruneviz.core.export import write_json
+
+    if args.finetune:  # every setting and the training data checked before anything is done
+        training.check_settings(args.finetune, args.lr, args.optimizer, args.train_batch_size, s)
+        training.training_data(s, args.train_data)
+    elif args.lr is not None or args.train_batch_size is not None:
+        raise PrunevizError("--lr and --batch-size set the fine-tuning: add --finetune EPOCHS")
+    elif args.train_data is not None and not args.compensate:
+        raise PrunevizError("--train-data is for --finetune EPOCHS or --compensate")
+    before = s.baseline() if s.data is not None else None
+    calibration = args.train_data if args.compensate else None
+    if args.compensate and args.granularity == "weight":
+        from pruneviz.core import compensate
+
+        n = compensate.prune(s, args.amount, args.scope, args.method, args.layers, calibration)
+    else:
+        n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers, compensate=args.compensate)
+    pruned = s.evaluate() if s.data is not None else None
+    result = None
+    if args.finetune:
+        gen = s.finetune(args.finetune, lr=args.lr, data=args.train_data, optimizer=args.optimizer, batch_size=args.train_batch_size)
+        result = run_with_progress(gen, "fine-tune", args.finetune, _steps(s, args.train_data, args.train_batch_size))
+        _warn(result)
+    rep = s.export(args.out, format=args.format, shrink=args.shrink)
+    if before is not None:
+        rep["accuracy_before"] = before.accuracy
+        rep["accuracy_pruned"] = pruned.accuracy
+    rep["compensated"] = bool(args.compensate)
+    if result is not None:
+        rep["finetune"] = result.to_json()
+    if args.report:
+        write_json(args.report, rep)
+    if args.json:
+        emit(json.dumps(_finite(rep)))
+        return 0
+    unit = "neurons" if args.granularity == "neuron" else "weights"
+    line = f"pruned {n:,} {unit}{' (compensated)' if args.compensate else ''}; sparsity {rep['sparsity']:.1%}"
+    if before is not None:
+        line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"
+        if result is not None:
+            line += f" -> {rep['accuracy_after']:.4f} after {result.epochs} epoch{'s' if result.epochs != 1 else ''} of fine-tuning"
+    emit(line)
+    emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
+    return 0
+
+
+def cmd_train(args) -> int:
+    """``pruneviz train``: a pruning schedule while training; writes the model and its report."""
+    from pruneviz import cli
+    from pruneviz.core.export import write_json
+
+    cli._check_out(args.out, "--out")
+    cli._check_format(args.out, "state_dict")
+    if args.report is not None:
+        cli._check_out(args.report, "--report")
+        if cli._same_file(args.report, args.out):
+            raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
+    s = cli._session(args, data=args.data)
+    before = s.baseline()
+    gen = s.train(args.schedule, args.target_sparsity, args.epochs, method=args.method, lr=args.lr, data=args.train_data, from_scratch=args.from_scratch, optimizer=args.optimizer, batch_size=args.train_batch_size)
+    result = run_with_progress(gen, f"train ({args.schedule})", args.epochs, _steps(s, args.train_data, args.train_batch_size))
+    _warn(result)
+    rep = s.export(args.out)
+    rep.update({
+        "schedule": args.schedule,
+        "target_sparsity": args.target_sparsity,
+        "method": args.method,
+        "from_scratch": args.from_scratch,
+        "seed": args.seed,
+        "accuracy_before": before.accuracy,
+        "curve": result.curve,
+        "train": result.to_json(),
+    })
+    if args.report:
+        write_json(args.report, rep)
+    if args.json:
+        cli._emit(json.dumps(_finite(rep)))
+        return 0
+    cli._emit(f"trained {args.schedule} to sparsity {rep['sparsity']:.1%} in {result.epochs} epochs; accuracy {before.accuracy:.4f} -> {rep['accuracy_after']:.4f}")
+    cli._emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
+    return 0
+
+
+def _finite(obj):
+    from pruneviz.core.export import finite
+
+    return finite(obj)
+

@@ -1,0 +1,314 @@
+"""Fine-tune and Train… in the app: a dialog for the settings with a live curve and Cancel, the
+run in the worker (:class:`~pruneviz.qt.job_runner.JobRunner`), the curve in a tab beside the
+histogram and the recovery as an arrow on the accuracy-vs-sparsity plot.
+
+While a run trains, the dialog is application-modal (no other edit can interleave with the
+optimizer steps) and the session's ``changed`` signal is paused: the undo step the run records in
+the worker is announced on the GUI thread when the worker has returned, so every view redraws
+from the GUI thread only.
+
+``attach_training(window)`` adds the actions (Prune menu and toolbar) and the tab; it uses the
+window's public parts only (``session``, ``menuBar()``, ``lower_tabs``, ``acc``, ``runner``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QObject, QEvent, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolBar,
+    QVBoxLayout,
+)
+
+from pruneviz.core.training import OPTIMIZERS, SCHEDULES, TrainProgress, default_lr
+
+from .job_runner import JobRunner
+from .train_curve import CurveStore, TrainCurve
+
+SCHEDULE_TEXT = {
+    "before": "before: prune at initialisation, then train",
+    "during": "during: gradual (Zhu & Gupta cubic schedule)",
+    "after": "after: train dense, prune once, fine-tune",
+    "regrow": "regrow: prune, then drop and regrow (RigL)",
+    "granet": "granet: regrow with a gradual start",
+}
+
+
+class TrainDialog(QDialog):
+    """Settings, Run / Cancel / Close, progress and the live curve, for ``kind`` "finetune" or "train"."""
+
+    def __init__(self, ui: "TrainingUI", kind: str, parent=None):
+        super().__init__(parent)
+        self.ui, self.kind = ui, kind
+        s = ui.window.session
+        self.setWindowTitle("Fine-tune" if kind == "finetune" else "Train with a pruning schedule")
+        self.setWindowModality(Qt.WindowModality.ApplicationModal)
+        form = QFormLayout()
+        if kind == "train":
+            self.schedule = QComboBox()
+            for key in SCHEDULES:
+                self.schedule.addItem(SCHEDULE_TEXT[key], key)
+            self.schedule.setCurrentIndex(SCHEDULES.index("during"))
+            form.addRow("Schedule", self.schedule)
+            self.target = QDoubleSpinBox()
+            self.target.setRange(0.0, 0.99)
+            self.target.setSingleStep(0.05)
+            self.target.setDecimals(2)
+            self.target.setValue(0.9)
+            form.addRow("Target sparsity", self.target)
+            self.method = QComboBox()
+            self.method.addItems(["magnitude", "snip"])
+            form.addRow("Importance", self.method)
+            self.scratch = QCheckBox("re-initialise the weights first (from scratch)")
+            form.addRow("", self.scratch)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 10_000)
+        self.epochs.setValue(3)
+        form.addRow("Epochs", self.epochs)
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(list(OPTIMIZERS))
+        form.addRow("Optimizer", self.optimizer)
+        self.lr = QLineEdit(f"{default_lr(s):g}")
+        self.lr.setToolTip("learning rate: a number above 0, e.g. 1e-3")
+        self.optimizer.currentTextChanged.connect(lambda name: self.lr.setText(f"{default_lr(ui.window.session, name):g}"))
+        form.addRow("Learning rate", self.lr)
+        self.data = QLineEdit("demo:digits-train" if s.spec.startswith("demo:") else "")
+        self.data.setPlaceholderText("training data: .npz, .pt, demo:digits-train, package.module:function")
+        form.addRow("Training data", self.data)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.message = QLabel(" ")
+        self.message.setWordWrap(True)
+        self.curve = TrainCurve(ui.store)
+        self.curve.setMinimumSize(460, 220)
+        self.run_button = QPushButton("Run")
+        self.run_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.close_button = QPushButton("Close")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(ui.cancel)
+        self.close_button.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for b in (self.run_button, self.cancel_button, self.close_button):
+            buttons.addWidget(b)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.curve, 1)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.message)
+        lay.addLayout(buttons)
+
+    def settings(self) -> dict:
+        """The dialog's settings as keyword arguments; a bad learning rate raises ValueError."""
+        text = self.lr.text().strip()
+        try:
+            lr = float(text)
+        except ValueError:
+            raise ValueError(f"the learning rate must be a number, got {text!r}") from None
+        if not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"the learning rate must be a finite number above 0, got {text}")
+        out = {"epochs": self.epochs.value(), "lr": lr, "optimizer": self.optimizer.currentText(), "data": self.data.text().strip() or None}
+        if self.kind == "train":
+            out |= {"schedule": self.schedule.currentData(), "target_sparsity": round(self.target.value(), 4), "method": self.method.currentText(), "from_scratch": self.scratch.isChecked()}
+        return out
+
+    def run(self) -> None:
+        try:
+            kw = self.settings()
+        except ValueError as exc:
+            self.show_message(str(exc), error=True)
+            return
+        if self.ui.start(self.kind, kw, self):
+            self.set_running(True)
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.close_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setValue(0)
+            self.show_message("training…")
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #c0392b;" if error else "")
+        self.message.setText(text)
+
+    def closeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        if self.ui.jobs.busy:  # the run must end first (Cancel); the window stays consistent
+            ev.ignore()
+            return
+        super().closeEvent(ev)
+
+    def reject(self) -> None:  # Esc
+        if not self.ui.jobs.busy:
+            super().reject()
+
+
+class TrainingUI(QObject):
+    """Runs fine-tuning and schedules of the window's session in the worker; owns the curves."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.jobs = JobRunner(self)
+        self.store = CurveStore(self)
+        self.curve = TrainCurve(self.store)
+        self.dialog: TrainDialog | None = None
+        self.arrows: list = []
+        self._paused = None
+        self._start: tuple[float | None, float] | None = None
+        self._kind = ""
+        self._kw: dict = {}
+        self.jobs.progress.connect(self._on_progress)
+        self.jobs.finished.connect(self._on_finished)
+        self.jobs.failed.connect(self._on_failed)
+        self.jobs.cancelled.connect(self._on_cancelled)
+        self.jobs.idle.connect(self._on_idle)
+        window.installEventFilter(self)
+
+    # ------------------------------------------------------------------ dialogs
+    def open_dialog(self, kind: str) -> TrainDialog:
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog.deleteLater()
+        self.dialog = TrainDialog(self, kind, self.window)
+        self.dialog.show()
+        return self.dialog
+
+    # ---------------------------------------------------------------------- runs
+    def start(self, kind: str, kw: dict, dialog: TrainDialog | None = None) -> bool:
+        """Start a fine-tune (``kind`` "finetune") or schedule ("train") with settings ``kw``."""
+        s = self.window.session
+        if self.jobs.busy:
+            return False
+        self.window.runner.cancel()  # no evaluation reads the weights while they train
+        s.changed.pause()  # the undo step is announced on the GUI thread when the run ends
+        self._paused = s
+        self._kind, self._kw = kind, dict(kw)
+        verb = s.finetune if kind == "finetune" else s.train
+
+        def factory(cancel):
+            inner = verb(cancel=cancel, **kw)  # bad settings raise here: reported by ``failed``
+            return self._with_start(s, inner)
+
+        self.jobs.start(kind, factory, throttle_ms=50)
+        return True
+
+    @staticmethod
+    def _with_start(s, inner):
+        """Evaluate the starting point first (the pruned accuracy the recovery starts from)."""
+        acc = s.evaluate(incremental=False).accuracy if s.data is not None else None
+        yield ("start", acc, s.sparsity())
+        return (yield from inner)
+
+    def cancel(self) -> None:
+        self.jobs.cancel()
+
+    def _steps_per_epoch(self) -> int:
+        from pruneviz.core.data import open_data
+        from pruneviz.core.training import DEFAULT_BATCH, DEMO_TRAIN
+
+        try:
+            n = len(open_data(self._kw.get("data") or DEMO_TRAIN))
+        except Exception:  # noqa: BLE001 - only the x axis of the live curve depends on it
+            return 1
+        return max(1, math.ceil(n / (self._kw.get("batch_size") or DEFAULT_BATCH)))
+
+    def _on_progress(self, name: str, item) -> None:
+        if isinstance(item, tuple) and item and item[0] == "start":
+            self._start = (item[1], item[2])
+            label = "fine-tune" if self._kind == "finetune" else f"train {self._kw.get('schedule', '')}"
+            self.store.begin(label, item[1], item[2], self._steps_per_epoch())
+            return
+        if isinstance(item, TrainProgress):
+            self.store.add(item)
+            if self.dialog is not None:
+                total = max(1, self._kw.get("epochs", 1) * self.store.steps_per_epoch)
+                self.dialog.progress.setValue(min(100, int(100 * item.step / total)))
+                acc = "" if item.accuracy is None else f", held-out accuracy {item.accuracy:.2%}"
+                self.dialog.show_message(f"epoch {item.epoch}, step {item.step}: loss {item.loss:.4f}, sparsity {item.sparsity:.1%}{acc}")
+
+    def _on_finished(self, name: str, result) -> None:
+        self.store.finish(result.label, result.curve)
+        end = result.curve[-1]["accuracy"] if result.curve else None
+        if self._kind == "finetune" and self._start is not None and self._start[0] is not None and end is not None:
+            self.arrows.append(self.window.acc.add_recovery_arrow(self._start[1], self._start[0], end))
+        text = result.label + (f": held-out accuracy {self._start[0]:.2%} → {end:.2%}" if end is not None and self._start and self._start[0] is not None else "")
+        for w in result.warnings:
+            text += f" — warning: {w}"
+        if self.dialog is not None:
+            self.dialog.progress.setValue(100)
+            self.dialog.show_message(text)
+        self.window.statusBar().showMessage(text, 15_000)
+
+    def _on_failed(self, name: str, message: str) -> None:
+        self.store.drop_live()
+        if self.dialog is not None:
+            self.dialog.show_message(message, error=True)
+        self.window.statusBar().showMessage(message, 15_000)
+
+    def _on_cancelled(self, name: str) -> None:
+        s = self.window.session
+        label = s.history.labels[s.history.index - 1] if s.history.index else "cancelled"
+        self.store.finish(label + " (cancelled)")
+        if self.dialog is not None:
+            self.dialog.show_message(f"cancelled: the completed steps are one undo step ({label})")
+
+    def _on_idle(self) -> None:
+        if self.dialog is not None:
+            self.dialog.set_running(False)
+        s, self._paused = self._paused, None
+        if s is not None:
+            s.changed.resume()  # the recorded step reaches history, views and evaluation now
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.window and ev.type() == QEvent.Type.Close:
+            self.jobs.shutdown(10_000)  # the run records its step in the worker before the window goes
+        return False
+
+
+def _prune_menu(window):
+    for a in window.menuBar().actions():
+        if a.menu() is not None and a.text().replace("&", "") == "Prune":
+            return a.menu()
+    return window.menuBar().addMenu("&Prune")
+
+
+def attach_training(window) -> TrainingUI:
+    """Add Fine-tune (Prune menu and toolbar), Train… (Prune menu) and the Training tab to ``window``."""
+    ui = TrainingUI(window)
+    window.training = ui
+    window.lower_tabs.addTab(ui.curve, "Training")
+    ui.act_finetune = QAction("&Fine-tune…", window)
+    ui.act_finetune.setShortcut(QKeySequence("Ctrl+Shift+F"))
+    ui.act_finetune.setToolTip("Train the kept weights a few epochs; pruned weights stay 0 (one undo step)")
+    ui.act_finetune.triggered.connect(lambda: ui.open_dialog("finetune"))
+    ui.act_train = QAction("T&rain…", window)
+    ui.act_train.setToolTip("Prune before, during or after training, or prune and regrow (one undo step)")
+    ui.act_train.triggered.connect(lambda: ui.open_dialog("train"))
+    menu = _prune_menu(window)
+    menu.addSeparator()
+    menu.addAction(ui.act_finetune)
+    menu.addAction(ui.act_train)
+    bar = window.findChild(QToolBar, "toolbar_main")
+    if bar is not None:
+        bar.addSeparator()
+        bar.addAction(ui.act_finetune)
+    return ui
