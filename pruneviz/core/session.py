@@ -628,6 +628,32 @@ class Session(EvaluationVerbs):
 
         return allocation.apply_allocation(self, plan, method)
 
+    # ------------------------------------------------------ plans (core/plans.py)
+    def plans(self) -> list[dict]:
+        """Every plan (branch of the history tree): ``[{"name", "steps", "labels", "current"}]``."""
+        from . import plans
+
+        return plans.plan_table(self)
+
+    def switch_plan(self, name: str) -> None:
+        """Go to the end of plan ``name`` by undo and redo (the other plans are kept)."""
+        from . import plans
+
+        plans.switch_plan(self, name)
+
+    def rename_plan(self, old: str, new: str) -> None:
+        """Rename a plan (names are unique)."""
+        from . import plans
+
+        plans.rename_plan(self, old, new)
+
+    def plan_summaries(self, cancel=None):
+        """Generator: sparsity, params, accuracy and loss at the end of every plan, measured on a
+        copy (nothing is switched); see :func:`pruneviz.core.plans.summaries`."""
+        from . import plans
+
+        return plans.summaries(self, cancel)
+
 
 def _fmt(idx) -> str:
     idx = [int(i) for i in idx]

@@ -33,15 +33,15 @@ Edit = tuple[Hashable, list[Flip]]  # (key the caller uses to file the result, f
 class Probe:
     """A copy of a session that evaluates mask edits (see the module docstring)."""
 
-    def __init__(self, session):
+    def __init__(self, session, need_data: bool = True):
         with session.lock:
             model, masks = copy.deepcopy((session.model, session.masks))
-            x, y = session.eval_tensors()
+            x, y = session.eval_tensors() if need_data or session.data is not None else (None, None)
             self.model = model
             self.masks = masks
             self.x, self.y = x, y
             self.batch_size = session.batch_size
-            self.num_classes = session.data.num_classes
+            self.num_classes = session.data.num_classes if session.data is not None else None
             self.amp = session.amp
             self.layer_names = [layer.name for layer in session.layers]
             self.total = sum(layer.numel for layer in session.layers)
@@ -87,6 +87,19 @@ class Probe:
 
     def sparsity(self) -> float:
         return sum(self.masks.pruned_count(n) for n in self.layer_names) / self.total
+
+    def params_remaining(self) -> int:
+        """Parameters not pruned, counted as :meth:`Session.params_remaining` does."""
+        total = 0
+        for p, t in self.masks.params.items():
+            lname = self.masks.weight_layer.get(p)
+            if lname is not None:
+                total += self.masks.kept[lname]
+            elif any((p, d) in self.masks.keep for d in range(t.dim())):
+                total += int(self.masks.param_mask(p, None).count_nonzero())
+            else:
+                total += t.numel()
+        return total
 
     def figures(self, result: ev.EvalResult, layers: Iterable[str]) -> dict:
         return {
