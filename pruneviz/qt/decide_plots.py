@@ -29,13 +29,22 @@ def _fresh(widget: pg.PlotWidget | None, title: str, xlabel: str, ylabel: str) -
         item.legend.clear()
     else:
         item.addLegend(offset=(10, -10), labelTextColor="k")  # bottom left: curves fall to the right
+    item.legend.setVisible(True)
     item.setTitle(title, color="k")
     item.setLabel("bottom", xlabel)
     item.setLabel("left", ylabel)
     item.showGrid(x=True, y=True, alpha=0.2)
-    for side in ("bottom", "left"):
-        item.getAxis(side).enableAutoSIPrefix(False)
+    plain_axes(item)
     return w
+
+
+def plain_axes(item: pg.PlotItem) -> None:
+    """Tick values as they are: no SI scaling of fractions to "m" (x0.001)."""
+    for side in ("bottom", "left"):
+        axis = item.getAxis(side)
+        if hasattr(axis, "setSIPrefixEnableRanges"):  # pyqtgraph 0.14 scales even when disabled
+            axis.setSIPrefixEnableRanges(())
+        axis.enableAutoSIPrefix(False)
 
 
 def sensitivity_plot(result: dict, widget: pg.PlotWidget | None = None, selected: str | None = None) -> pg.PlotWidget:
@@ -79,13 +88,14 @@ def knockout_plot(result: dict, widget: pg.PlotWidget | None = None, scores=None
     if faith:
         rho = faith["spearman"]
         title += f" · {method}: Spearman {'n/a' if rho is None else f'{rho:.2f}'}, top-10 overlap {faith['top10_overlap']:.0%}"
-    w = _fresh(widget, title, "neuron", "loss increase when removed")
+    w = _fresh(widget, title, "neuron", "loss increase when removed (bars)" + (f" · {method} score, scaled (dots)" if scores is not None else ""))
+    w.getPlotItem().legend.setVisible(False)  # bars span the plot: the axis label says what is what
     base = result.get("baseline", {}).get("loss", 0.0)
     neurons = [n for n in result.get("neurons", []) if not n.get("pruned")]
     xs = [n["index"] for n in neurons]
     ys = [n["loss"] - base for n in neurons]
     if xs:
-        w.addItem(pg.BarGraphItem(x=xs, height=ys, width=0.8, brush=color(0), name="measured loss increase"))
+        w.addItem(pg.BarGraphItem(x=xs, height=ys, width=0.8, brush=color(0)))
     if scores is not None and xs:
         s = [float(scores[i]) for i in xs]
         top, smax = max(max(ys), 1e-12), max(max(s), 1e-30)
