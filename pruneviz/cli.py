@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 
-from pruneviz import __version__
+from pruneviz import __version__, cli_analysis
 from pruneviz.core.errors import PrunevizError
 
 EXIT_USAGE = 2
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--amount", required=True, type=_amount)
     p.add_argument("--out", required=True, metavar="PATH")
-    p.add_argument("--scope", default="layer", choices=["layer", "global"])
+    p.add_argument("--scope", default="layer", choices=["layer", "global", "sensitivity"])
     p.add_argument("--granularity", default="weight", choices=["weight", "neuron"])
     p.add_argument("--method", default="magnitude")
     p.add_argument("--layers", metavar="GLOB[,GLOB]")
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name")
     q.add_argument("--out", help="where to write the weights (default: the shipped file)")
     q.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
+    cli_analysis.add_parsers(sub)
     return parser
 
 
@@ -297,11 +298,19 @@ def _cmd_prune(args) -> int:
         if _same_file(args.report, args.out):
             raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
     s = _session(args, data=args.data)
+    by_sensitivity = None
+    if args.scope == "sensitivity":
+        if args.compensate:
+            raise PrunevizError("--scope sensitivity chooses the mask per layer: it does not combine with --compensate")
+        by_sensitivity = lambda: cli_analysis.prune_by_sensitivity(s, args)  # noqa: E731
     if args.finetune or args.compensate or args.json or args.lr is not None or args.train_data is not None or args.train_batch_size is not None:
         from pruneviz.cli_train import prune_and_train
 
-        return prune_and_train(s, args, _emit)
-    n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
+        return prune_and_train(s, args, _emit, prune=by_sensitivity)
+    if by_sensitivity is not None:
+        n = by_sensitivity()
+    else:
+        n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
     rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
     unit = "neurons" if args.granularity == "neuron" else "weights"
     line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_after']:,}"
@@ -375,7 +384,7 @@ def _cmd_train(args) -> int:
     return cmd_train(args)
 
 
-COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "prune": _cmd_prune, "loop": _cmd_loop, "demo": _cmd_demo, "gui": _cmd_gui, "train": _cmd_train}
+COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "prune": _cmd_prune, "loop": _cmd_loop, "demo": _cmd_demo, "gui": _cmd_gui, "train": _cmd_train, **cli_analysis.COMMANDS}
 
 
 def _emit(text: str, stream=None) -> None:

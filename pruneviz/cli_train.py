@@ -148,9 +148,9 @@ def _warn(result) -> None:
 # commands
 
 
-def prune_and_train(s, args, emit) -> int:
+def prune_and_train(s, args, emit, prune=None) -> int:
     """``prune`` with ``--finetune`` and/or ``--compensate`` on the opened session ``s``
-    (its output paths are already checked)."""
+    (its output paths are already checked); ``prune`` replaces the plain prune (``--scope sensitivity``)."""
     from pruneviz.core import training
     from pruneviz.core.export import write_json
 
@@ -163,7 +163,9 @@ def prune_and_train(s, args, emit) -> int:
         raise PrunevizError("--train-data is for --finetune EPOCHS or --compensate")
     before = s.baseline() if s.data is not None else None
     calibration = args.train_data if args.compensate else None
-    if args.compensate and args.granularity == "weight":
+    if prune is not None:
+        n = prune()
+    elif args.compensate and args.granularity == "weight":
         from pruneviz.core import compensate
 
         n = compensate.prune(s, args.amount, args.scope, args.method, args.layers, calibration)

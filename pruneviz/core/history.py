@@ -1,4 +1,4 @@
-"""Undo/redo of mask edits, stored as diffs.
+"""Undo/redo of mask edits, stored as diffs, kept as a tree of plans.
 
 An edit is a list of *flips*: (store, layer, indices). A flip is its own inverse, so undo and
 redo replay the same indices and nothing else is kept: 4 bytes per changed weight (int32
@@ -52,17 +52,89 @@ class Step:
         return {f.layer for f in self.flips}
 
 
+@dataclass(eq=False)
+class Node:
+    """A node of the history tree: the step that leads to it from its parent (None at the root).
+
+    A leaf is the end of a *plan*; ``name`` is set on leaves only."""
+
+    step: Step | None
+    parent: "Node | None" = None
+    children: list["Node"] = field(default_factory=list)
+    name: str | None = None
+
+    def path(self) -> list["Node"]:
+        """Nodes from just below the root down to this one."""
+        out, node = [], self
+        while node.parent is not None:
+            out.append(node)
+            node = node.parent
+        return out[::-1]
+
+    def leaves(self) -> list["Node"]:
+        stack, out = [self], []
+        while stack:
+            node = stack.pop()
+            if node.children:
+                stack.extend(reversed(node.children))
+            else:
+                out.append(node)
+        return out
+
+
 class History:
-    """A linear undo stack: ``steps[:index]`` are applied, ``steps[index:]`` can be redone."""
+    """Undo/redo as a tree of plans (CNNPruner's tree of plans).
+
+    ``steps[:index]`` are applied and ``steps[index:]`` can be redone, as in a linear undo stack:
+    ``steps`` is the *current path*, from the unpruned model to the end of the current plan.
+    Editing after an undo does not drop the steps that could have been redone: they stay in the
+    tree as another plan (a leaf, named ``plan N``) that :meth:`switch_path` returns to.
+    """
 
     def __init__(self) -> None:
+        self.root = Node(None, name="plan 1")
         self.steps: list[Step] = []
         self.index = 0
+        self._path: list[Node] = []  # parallel to ``steps``
+        self._names = 1
+
+    @property
+    def tip(self) -> Node:
+        """The leaf that ends the current path (the current plan)."""
+        return self._path[-1] if self._path else self.root
+
+    @property
+    def nodes(self) -> list[Node]:
+        """The nodes of the current path, parallel to :attr:`steps`."""
+        return list(self._path)
+
+    @property
+    def position(self) -> Node:
+        """The node of the current state."""
+        return self._path[self.index - 1] if self.index else self.root
 
     def push(self, step: Step) -> None:
+        at = self.position
+        node = Node(step, at)
+        if self.index < len(self.steps):  # a new branch: the old continuation is kept as a plan
+            self._names += 1
+            node.name = self._fresh_name()
+        else:  # the current plan grows: its name moves to its new end
+            node.name, at.name = at.name, None
+        at.children.append(node)
+        del self._path[self.index :]
         del self.steps[self.index :]
+        self._path.append(node)
         self.steps.append(step)
         self.index = len(self.steps)
+
+    def _fresh_name(self) -> str:
+        taken = {leaf.name for leaf in self.root.leaves()}
+        n = self._names
+        while f"plan {n}" in taken:
+            n += 1
+        self._names = n
+        return f"plan {n}"
 
     @property
     def can_undo(self) -> bool:
@@ -89,7 +161,54 @@ class History:
         return [s.label for s in self.steps]
 
     def nbytes(self) -> int:
-        return sum(s.nbytes for s in self.steps)
+        """Memory of every step in the tree (all plans)."""
+        total, stack = 0, list(self.root.children)
+        while stack:
+            node = stack.pop()
+            total += node.step.nbytes
+            stack.extend(node.children)
+        return total
+
+    # ------------------------------------------------------------------ plans
+    def plans(self) -> list[Node]:
+        """The leaves of the tree (one per plan), in the order they branched off."""
+        return self.root.leaves()
+
+    def plan(self, name: str) -> Node:
+        for leaf in self.plans():
+            if leaf.name == name:
+                return leaf
+        raise KeyError(name)
+
+    @property
+    def current_plan(self) -> str:
+        return self.tip.name
+
+    def shared(self, leaf: Node) -> int:
+        """How many steps the current path and the path to ``leaf`` have in common."""
+        n = 0
+        for a, b in zip(self._path, leaf.path()):
+            if a is not b:
+                break
+            n += 1
+        return n
+
+    def switch_path(self, leaf: Node) -> None:
+        """Make the path to ``leaf`` the current one. The current state must lie on both paths
+        (undo to :meth:`shared` steps first); it stays where it is."""
+        if self.index > self.shared(leaf):
+            raise ValueError("undo to the shared steps before switching plans")
+        self._path = leaf.path()
+        self.steps = [node.step for node in self._path]
+
+    def rename(self, old: str, new: str) -> None:
+        leaf = self.plan(old)
+        new = new.strip()
+        if not new:
+            raise ValueError("a plan needs a name")
+        if new != old and any(p.name == new for p in self.plans()):
+            raise ValueError(f"a plan named {new!r} exists already")
+        leaf.name = new
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,13 @@ A session file is a text journal, one JSON record per line:
 * ``{"op": "push", "label": …, "flips": [{"store", "layer", "idx": base64 int32/64}]}`` per step;
   a step that changed values (fine-tuning, compensation) adds ``"weights"``: the XOR delta of
   each changed tensor, zlib-compressed and base64-encoded (:mod:`pruneviz.core.deltas`);
-* ``{"op": "undo"}`` / ``{"op": "redo"}``.
+* ``{"op": "undo"}`` / ``{"op": "redo"}``;
+* since version 2, the tree of plans: a push names the plan it ends (``"plan"``), and
+  ``{"op": "plan", "name": …}`` makes that plan's path the current one (at the shared steps).
 
-Replaying it gives back the exact masks and the whole history (redo included). The same format
+
+A push after undos starts a new branch, as it does in :class:`~pruneviz.core.history.History`, so
+replaying the records gives back the exact masks and the whole tree of plans (redo included). The same format
 serves the autosave: :class:`Autosave` appends one record per edit and fsyncs it, so a crash or
 ``kill -9`` loses at most the edit being written, and a torn last line is ignored on recovery.
 ``save_session`` writes a compacted journal atomically. Reopening a session never trusts the
@@ -35,7 +39,7 @@ from .export import atomic_path
 from .history import Flip, Step
 
 FORMAT = "pruneviz-session"
-VERSION = 1
+VERSION = 2
 
 
 def data_dir() -> Path:
@@ -77,19 +81,39 @@ def header(session) -> dict:
     }
 
 
-def _step_record(step: Step) -> dict:
+def _step_record(step: Step, plan: str | None = None) -> dict:
     rec = {"op": "push", "label": step.label, "flips": [_encode(f) for f in step.flips]}
     if getattr(step, "weights", None) is not None:  # fine-tuned / compensated values: their XOR delta
         rec["weights"] = step.weights.to_json()
+    if plan is not None:
+        rec["plan"] = plan
     return rec
 
 
 def journal_lines(session) -> list[str]:
-    """The compacted journal of ``session``: header, every step, undos down to the current index."""
-    lines = [json.dumps(header(session))]
-    lines += [json.dumps(_step_record(s)) for s in session.history.steps]
-    lines += [json.dumps({"op": "undo"})] * (len(session.history.steps) - session.history.index)
-    return lines
+    """The compacted journal of ``session``: header; the tree of plans depth first (a push per
+    step, undos back up to each branch point; a linear history is just its pushes); then the
+    current plan (only when it is not the last one written) and undos or redos to the index."""
+    h = session.history
+    records: list[dict] = []
+    stack = [(child, False) for child in reversed(h.root.children)]
+    while stack:  # iterative depth-first walk: push on the way down, undo on the way up
+        node, leaving = stack.pop()
+        if leaving:
+            records.append({"op": "undo"})
+            continue
+        records.append(_step_record(node.step, node.name))
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(node.children))
+    while records and records[-1]["op"] == "undo":
+        records.pop()  # the replay stays at the end of the last plan written
+    at = h.plans()[-1] if h.root.children else h.root
+    depth = len(at.path())
+    if at is not h.tip:
+        records.append({"op": "plan", "name": h.current_plan})
+        depth = h.shared(at)
+    records += [{"op": "undo"}] * max(0, depth - h.index) + [{"op": "redo"}] * max(0, h.index - depth)
+    return [json.dumps(header(session))] + [json.dumps(r) for r in records]
 
 
 def save_session(session, path) -> None:
@@ -163,6 +187,13 @@ def replay(session, records: list[dict], source: str = "session file") -> None:
                 step = Step(str(rec.get("label", "step")), flips, weights=weights)
                 replay_step(session, step, "redo")
                 session.history.push(step)
+                if isinstance(rec.get("plan"), str):
+                    session.history.tip.name = rec["plan"]
+            elif op == "plan":
+                leaf = session.history.plan(str(rec.get("name")))
+                while session.history.index > session.history.shared(leaf):
+                    replay_step(session, session.history.undo_step(), "undo")
+                session.history.switch_path(leaf)
             elif op is None and not isinstance(rec, dict):
                 raise ValueError("a record is not an object")
             elif op == "undo":
@@ -225,11 +256,12 @@ class Autosave:
     def _on_change(self, change) -> None:
         if self._fh is None:
             return
-        if change.kind == "data":  # the header names the data spec
+        if change.kind in ("data", "plan"):  # the header names the data spec; plans: rare, rewrite
             self._rewrite()
             return
         if change.kind == "edit":
-            rec = _step_record(self.session.history.steps[self.session.history.index - 1])
+            h = self.session.history
+            rec = _step_record(h.steps[h.index - 1], h.current_plan)
         elif change.kind in ("undo", "redo"):
             rec = {"op": change.kind}
         else:

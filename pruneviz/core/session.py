@@ -633,6 +633,79 @@ class Session(EvaluationVerbs):
         return training.reinitialize(self, seed)
 
 
+    # ---------------------------------------------- analysis (core/analysis.py, core/allocation.py)
+    def neuron_flips(self, targets: dict[str, Sequence[int]], prune: bool = True) -> list[Flip]:
+        """The flips that would prune (or restore) these neurons and their coupled channels,
+        without applying them: ``{layer: indices}`` -> list of :class:`Flip`."""
+        return self._chan_flips(targets, prune)
+
+    def sensitivity(self, layers=None, levels=None, granularity: str = "weight", method: str = "magnitude", cancel=None, ray=None):
+        """Generator: each selected layer pruned alone at each level and evaluated; returns the
+        summary dict. See :func:`pruneviz.core.analysis.sensitivity`."""
+        from . import analysis
+
+        return analysis.sensitivity(self, layers, levels, granularity, method, cancel, ray)
+
+    def knockout(self, layer: str, methods=None, cancel=None, ray=None):
+        """Generator: each neuron of ``layer`` removed alone and evaluated, with each criterion's
+        faithfulness; see :func:`pruneviz.core.analysis.knockout`."""
+        from . import analysis
+
+        return analysis.knockout(self, layer, methods, cancel, ray)
+
+    def compare_criteria(self, layer: str, method_a: str, method_b: str, granularity: str = "weight", k: int | None = None, cancel=None):
+        """Generator: two criteria side by side on ``layer``; see :func:`pruneviz.core.analysis.compare`."""
+        from . import analysis
+
+        return analysis.compare(self, layer, method_a, method_b, granularity, k, cancel)
+
+    def sweep(self, levels=None, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", cancel=None, ray=None, layers=None):
+        """Generator: one-shot prunes at each level from the current state (unchanged) and their
+        accuracy and loss; see :func:`pruneviz.core.analysis.sweep`."""
+        from . import analysis
+
+        return analysis.sweep(self, levels, scope, granularity, method, layers, cancel, ray)
+
+    def allocate(self, target_sparsity: float, sensitivity: dict | None = None, method: str = "magnitude", levels=None, ray=None) -> dict[str, float]:
+        """Per-layer sparsities reaching ``target_sparsity`` with the least predicted loss, from a
+        weight sensitivity analysis (run now when not given); see :mod:`pruneviz.core.allocation`."""
+        from . import allocation, analysis
+
+        return allocation.allocate(self, target_sparsity, sensitivity or analysis.collect(self.sensitivity(None, levels, "weight", method, ray=ray)))
+
+    def apply_allocation(self, plan: dict[str, float], method: str = "magnitude") -> int:
+        """Prune every layer to its sparsity in ``plan`` (lowest ``method`` first) as one undo step."""
+        from . import allocation
+
+        return allocation.apply_allocation(self, plan, method)
+
+    # ------------------------------------------------------ plans (core/plans.py)
+    def plans(self) -> list[dict]:
+        """Every plan (branch of the history tree): ``[{"name", "steps", "labels", "current"}]``."""
+        from . import plans
+
+        return plans.plan_table(self)
+
+    def switch_plan(self, name: str) -> None:
+        """Go to the end of plan ``name`` by undo and redo (the other plans are kept)."""
+        from . import plans
+
+        plans.switch_plan(self, name)
+
+    def rename_plan(self, old: str, new: str) -> None:
+        """Rename a plan (names are unique)."""
+        from . import plans
+
+        plans.rename_plan(self, old, new)
+
+    def plan_summaries(self, cancel=None):
+        """Generator: sparsity, params, accuracy and loss at the end of every plan, measured on a
+        copy (nothing is switched); see :func:`pruneviz.core.plans.summaries`."""
+        from . import plans
+
+        return plans.summaries(self, cancel)
+
+
 def _fmt(idx) -> str:
     idx = [int(i) for i in idx]
     return ", ".join(map(str, idx[:8])) + (f" … (+{len(idx) - 8})" if len(idx) > 8 else "")

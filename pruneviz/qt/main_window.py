@@ -34,6 +34,7 @@ from pruneviz.core.evaluate import device_name
 
 from .accuracy_plot import AccuracyPanel
 from .controls import methods
+from .decide_dock import attach_decide
 from .eval_runner import EvalRunner
 from .filter_view import FilterPanel
 from .heatmap_view import HeatmapView
@@ -75,6 +76,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self._build_ui()
         self._build_actions()
         attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
+        attach_decide(self)
         self._wire_runner()
         self._restored_state = False
         if restore_layout:

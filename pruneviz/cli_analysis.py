@@ -1,0 +1,179 @@
+"""``pruneviz sensitivity | knockout | sweep``: the analyses of :mod:`pruneviz.core.analysis` as
+commands that write JSON (and with ``--plot`` the app's figure as a PNG, rendered offscreen), and
+``prune --scope sensitivity`` (a budget allocation from a sensitivity analysis)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from pruneviz.core.errors import PrunevizError
+
+
+def _levels(text: str) -> list[float]:
+    out = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise PrunevizError(f"--levels must be numbers separated by commas, e.g. 0.1,0.5,0.9; got {part.strip()!r}") from None
+        if not 0.0 < value <= 1.0:  # also false for nan
+            raise PrunevizError(f"--levels must be fractions above 0 and at most 1, got {part.strip()}")
+        out.append(value)
+    return out
+
+
+def _names(option: str, choices):
+    def parse(text: str) -> list[str]:
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [n for n in names if n not in choices]
+        if not names or bad:
+            raise PrunevizError(f"{option} takes a comma-separated list of {', '.join(choices)}; got {text!r}")
+        return names
+
+    return parse
+
+
+def add_parsers(sub) -> None:
+    from pruneviz.cli import _model_args
+    from pruneviz.core.importance import NEURON_METHODS
+
+    def common(p, ray=True):
+        _model_args(p)
+        p.add_argument("--data", metavar="DATA", required=True)
+        p.add_argument("--out", required=True, metavar="FILE.json")
+        p.add_argument("--plot", metavar="FILE.png", help="also write the figure the app shows, as a PNG")
+        if ray:
+            p.add_argument("--ray", metavar="local|ADDRESS", help="run the evaluations on Ray: local starts it here, HOST:PORT joins a cluster")
+
+    p = sub.add_parser("sensitivity", help="prune each layer alone at each level and evaluate")
+    common(p)
+    p.add_argument("--layers", metavar="GLOB[,GLOB]")
+    p.add_argument("--levels", type=_levels, metavar="0.1,0.2,...")
+    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"])
+    p.add_argument("--method", default="magnitude")
+
+    p = sub.add_parser("knockout", help="remove each neuron of a layer alone and evaluate; rate each criterion")
+    common(p)
+    p.add_argument("--layer", required=True, metavar="NAME")
+    p.add_argument("--method", default="magnitude", help="the criterion drawn beside the knockout with --plot")
+
+    p = sub.add_parser("sweep", help="accuracy vs sparsity of one-shot prunes, per method and scope")
+    common(p)
+    p.add_argument("--methods", type=_names("--methods", NEURON_METHODS), default=["magnitude"], metavar="M[,M]")
+    p.add_argument("--scopes", type=_names("--scopes", ("layer", "global")), default=["layer"], metavar="layer,global")
+    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"])
+    p.add_argument("--layers", metavar="GLOB[,GLOB]")
+    p.add_argument("--levels", type=_levels, metavar="0.1,0.2,...")
+
+
+def _check_outputs(args) -> None:
+    from pruneviz.cli import _check_out, _same_file
+
+    _check_out(args.out, "--out")
+    if args.plot is not None:
+        _check_out(args.plot, "--plot")
+        if not args.plot.lower().endswith(".png"):
+            raise PrunevizError(f"--plot {args.plot} must end in .png")
+        if _same_file(args.plot, args.out):
+            raise PrunevizError("--plot and --out name the same file: give each its own name")
+    if getattr(args, "ray", None) is not None:
+        from pruneviz.core.workers import ray_module
+
+        ray_module()  # installed? fail before any work
+
+
+def _run(gen, label: str):
+    """Drain an analysis, with a progress counter on stderr when it is a terminal."""
+    tty = sys.stderr.isatty()
+    n = 0
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            if tty:
+                print(file=sys.stderr)
+            return stop.value
+        n += 1
+        if tty:
+            print(f"\r{label}: {n} evaluations", end="", file=sys.stderr, flush=True)
+
+
+def _write(args, result: dict, figure) -> None:
+    from pruneviz.cli import _emit
+    from pruneviz.core.export import atomic_path, finite
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(finite(result), indent=1) + "\n")
+    if args.plot is not None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        import pyqtgraph as pg
+
+        from pruneviz.qt import decide_plots
+
+        pg.mkQApp()
+        decide_plots.save_png(figure(decide_plots), args.plot)
+    _emit(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
+
+
+def cmd_sensitivity(args) -> int:
+    from pruneviz.cli import _emit, _session
+
+    _check_outputs(args)
+    s = _session(args, data=args.data)
+    res = _run(s.sensitivity(args.layers, args.levels, args.granularity, args.method, ray=args.ray), "sensitivity")
+    for name, points in res["layers"].items():
+        worst = min(points, key=lambda p: p["accuracy"])
+        _emit(f"{name}: accuracy {res['baseline']['accuracy']:.4f} -> {worst['accuracy']:.4f} at {worst['sparsity']:.0%} of the layer")
+    _write(args, res, lambda dp: dp.sensitivity_plot(res))
+    return 0
+
+
+def cmd_knockout(args) -> int:
+    from pruneviz.cli import _emit, _session
+
+    _check_outputs(args)
+    s = _session(args, data=args.data)
+    from pruneviz.core.importance import check_method
+
+    check_method(args.method, "neuron", True)
+    res = _run(s.knockout(args.layer, ray=args.ray), "knockout")
+    for m, f in res["faithfulness"].items():
+        rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.3f}"
+        _emit(f"{m:<10} Spearman {rho}  top-10 overlap {f['top10_overlap']:.0%}")
+    scores = s.scores(args.layer, args.method, "neuron").tolist()
+    _write(args, res, lambda dp: dp.knockout_plot(res, scores=scores, method=args.method))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from pruneviz.cli import _emit, _session
+    from pruneviz.core import analysis
+
+    _check_outputs(args)
+    s = _session(args, data=args.data)
+    gen = analysis.sweeps(s, args.levels, args.scopes, [args.granularity], args.methods, args.layers, ray=args.ray)
+    res = _run(gen, "sweep")
+    for c in res["curves"]:
+        last = c["points"][-1]
+        _emit(f"{c['method']:<10} {c['scope']:<6} sparsity {last['sparsity']:.1%}: accuracy {last['accuracy']:.4f}")
+    _write(args, res, lambda dp: dp.sweep_plot(res))
+    return 0
+
+
+def prune_by_sensitivity(s, args) -> int:
+    """``prune --scope sensitivity``: reach ``--amount`` of the kept weights overall with per-layer
+    sparsities allocated from a sensitivity analysis; returns the number of weights pruned."""
+    if args.granularity != "weight":
+        raise PrunevizError("--scope sensitivity allocates weights: use it with --granularity weight")
+    if s.data is None:
+        raise PrunevizError("--scope sensitivity measures each layer: pass --data")
+    from pruneviz.core import analysis
+
+    res = analysis.collect(s.sensitivity(args.layers, None, "weight", args.method))
+    target = s.sparsity() + args.amount * (1 - s.sparsity())
+    return s.apply_allocation(s.allocate(target, res), args.method)
+
+
+COMMANDS = {"sensitivity": cmd_sensitivity, "knockout": cmd_knockout, "sweep": cmd_sweep}

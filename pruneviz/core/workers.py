@@ -1,0 +1,218 @@
+"""Workers that evaluate lists of mask edits for the analyses, on this machine or on Ray.
+
+A :class:`Probe` is a private copy of a session's model, masks, evaluation tensors and activation
+cache. It evaluates *edits*: each edit is a list of mask flips that is applied, evaluated and
+flipped back, so the probe ends every edit in the state it started from and the session it was
+copied from is never touched (an analysis cannot leave it half-edited, even when it is
+cancelled or fails, and the app's views never see a temporary state).
+
+Evaluation is the session's own (:func:`pruneviz.core.evaluate.evaluate_iter` with an
+:class:`~pruneviz.core.evaluate.ActivationCache`): the probe starts with the session's cached
+activations and an edit of Sequential child *k* re-evaluates from the cached input of child *k*.
+
+:func:`run_edits` sends edits to a worker and streams back one figures dict per edit: with
+``ray=None`` the edits run here, one after another, on one probe; with Ray the probe goes to the
+object store once, each Ray task evaluates a contiguous run of edits on its own copy, and the
+figures come back as tasks finish. The figures are the same either way (same tensors, same
+batches; incremental evaluation is exactly a full pass).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Hashable, Iterable, Iterator, Sequence
+
+from . import evaluate as ev
+from .errors import PrunevizError
+from .history import Flip
+
+Edit = tuple[Hashable, list[Flip]]  # (key the caller uses to file the result, flips)
+
+
+class Probe:
+    """A copy of a session that evaluates mask edits (see the module docstring)."""
+
+    def __init__(self, session, need_data: bool = True):
+        with session.lock:
+            model, masks = copy.deepcopy((session.model, session.masks))
+            x, y = session.eval_tensors() if need_data or session.data is not None else (None, None)
+            self.model = model
+            self.masks = masks
+            self.x, self.y = x, y
+            self.batch_size = session.batch_size
+            self.num_classes = session.data.num_classes if session.data is not None else None
+            self.amp = session.amp
+            self.layer_names = [layer.name for layer in session.layers]
+            self.total = sum(layer.numel for layer in session.layers)
+            self.child_of = _children_touched(model, session.layers, masks.coupling)
+            with session.cache.lock:
+                # the session's cached activations are valid for its current masks; reading
+                # them is safe: evaluation clones a cached tensor before it runs a child on it
+                self._points = dict(session.cache.points)
+                self._bounds = session.cache.bounds
+                self._budget = session.cache.budget_bytes
+        self._make_cache()
+
+    def _make_cache(self) -> None:
+        self.cache = ev.ActivationCache(budget_bytes=self._budget, points=dict(self._points), bounds=self._bounds)
+        self._points = {}
+
+    def __getstate__(self):  # the cache holds a lock: send its tensors, rebuild it on arrival
+        state = {k: v for k, v in self.__dict__.items() if k != "cache"}
+        state["_points"] = dict(self.cache.points)
+        state["_bounds"] = self.cache.bounds
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._make_cache()
+
+    # ---------------------------------------------------------------- edits
+    def apply(self, flips: Sequence[Flip]) -> None:
+        """Flip masks (like :meth:`Session.apply_flips`) and drop the cached activations after
+        the earliest child the flips can change."""
+        first: int | None = 10**9
+        for f in flips:
+            if f.store == "elem":
+                self.masks.flip_elem(f.layer, f.idx)
+            else:
+                self.masks.flip_chan(f.layer, f.idx)
+            c = self.child_of.get((f.store, f.layer))
+            first = None if c is None or first is None else min(first, c)
+        self.cache.invalidate(-1 if first is None else first)
+
+    def evaluate(self) -> ev.EvalResult:
+        return ev.run(ev.evaluate_iter(self.model, self.x, self.y, self.batch_size, self.cache, self.num_classes, amp=self.amp))
+
+    def sparsity(self) -> float:
+        return sum(self.masks.pruned_count(n) for n in self.layer_names) / self.total
+
+    def params_remaining(self) -> int:
+        """Parameters not pruned, counted as :meth:`Session.params_remaining` does."""
+        total = 0
+        for p, t in self.masks.params.items():
+            lname = self.masks.weight_layer.get(p)
+            if lname is not None:
+                total += self.masks.kept[lname]
+            elif any((p, d) in self.masks.keep for d in range(t.dim())):
+                total += int(self.masks.param_mask(p, None).count_nonzero())
+            else:
+                total += t.numel()
+        return total
+
+    def figures(self, result: ev.EvalResult, layers: Iterable[str]) -> dict:
+        return {
+            "accuracy": result.accuracy,
+            "loss": result.loss,
+            "correct": result.correct,
+            "per_class": result.per_class,
+            "start": result.start,
+            "sparsity": self.sparsity(),
+            "layer_sparsity": {n: self.masks.sparsity(n) for n in layers},
+        }
+
+    def run(self, edits: Sequence[Edit], cancel: threading.Event | None = None) -> Iterator[dict]:
+        """For each edit: apply its flips, evaluate, flip back; yield ``{"key", figures…}``."""
+        for key, flips in edits:
+            if cancel is not None and cancel.is_set():
+                return
+            self.apply(flips)
+            try:
+                result = self.evaluate()
+                out = {"key": key, **self.figures(result, {f.layer for f in flips})}
+            finally:
+                self.apply(list(reversed(flips)))
+            yield out
+
+
+def _children_touched(model, layers, coupling) -> dict[tuple[str, str], int | None]:
+    """For each (store, layer): the earliest Sequential child an edit of it can change."""
+    out: dict[tuple[str, str], int | None] = {}
+    for layer in layers:
+        first = ev.child_index(model, layer.name)
+        out[("elem", layer.name)] = first
+        chan = first
+        for e in coupling[layer.name].effects if layer.name in coupling else ():
+            c = ev.child_index(model, e.param.rsplit(".", 1)[0])
+            chan = None if c is None or chan is None else min(chan, c)
+        out[("chan", layer.name)] = chan
+    return out
+
+
+# ------------------------------------------------------------------- Ray
+def ray_module():
+    """The ``ray`` package, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise PrunevizError("Ray is not installed here: pip install 'pruneviz[ray]' (or run without --ray)") from None
+    return ray
+
+
+def connect_ray(address: str | None) -> None:
+    """Start (``"local"``) or join (``"HOST:PORT"``, ``"auto"``) a Ray cluster unless one is running."""
+    ray = ray_module()
+    if ray.is_initialized():
+        return
+    if not isinstance(address, str) or not address.strip():
+        raise PrunevizError("--ray needs local or the address of a Ray cluster (HOST:PORT)")
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise PrunevizError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _run_remote(probe: Probe, edits: list[Edit]) -> list[dict]:
+    return list(probe.run(edits))
+
+
+_REMOTE = None
+
+
+def _chunks(edits: list[Edit], n: int) -> list[list[Edit]]:
+    """``n`` contiguous runs of about equal size (contiguous: neighbours share cached activations)."""
+    n = max(1, min(n, len(edits)))
+    size, extra = divmod(len(edits), n)
+    out, i = [], 0
+    for k in range(n):
+        j = i + size + (1 if k < extra else 0)
+        out.append(edits[i:j])
+        i = j
+    return [c for c in out if c]
+
+
+def _run_ray(probe: Probe, edits: list[Edit], address, cancel) -> Iterator[dict]:
+    global _REMOTE
+    ray = ray_module()
+    connect_ray(address if isinstance(address, str) else "local")
+    if _REMOTE is None:
+        _REMOTE = ray.remote(num_cpus=1)(_run_remote)
+    cpus = max(1, int(ray.available_resources().get("CPU", 1) or ray.cluster_resources().get("CPU", 1)))
+    ref = ray.put(probe)  # the model, masks, data and cache go to the object store once
+    pending = [_REMOTE.remote(ref, chunk) for chunk in _chunks(edits, 4 * cpus)]
+    try:
+        while pending:
+            if cancel is not None and cancel.is_set():
+                return
+            done, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+            for d in done:
+                yield from ray.get(d)
+    finally:
+        for p in pending:
+            ray.cancel(p, force=False)
+
+
+def run_edits(probe: Probe, edits: Sequence[Edit], ray=None, cancel: threading.Event | None = None) -> Iterator[dict]:
+    """Evaluate ``edits`` and yield one figures dict (with its ``"key"``) per edit as it arrives.
+
+    ``ray=None``: here, in order, on ``probe``. ``ray="local"`` / ``"HOST:PORT"`` / ``True``: on
+    Ray (joining a running cluster if ``ray.init`` was already called), in any order."""
+    edits = list(edits)
+    if ray is None or ray is False:
+        return probe.run(edits, cancel)
+    return _run_ray(probe, edits, ray, cancel)
+

@@ -1,0 +1,472 @@
+"""The "Decide" dock: the analyses of :mod:`pruneviz.core.analysis` as views.
+
+Tabs: layer sensitivity (click a curve to show that layer), the knockout map of the current
+layer beside a criterion's scores and every criterion's faithfulness, two criteria side by side,
+overlaid sweeps, the budget allocation with Apply, and the plans (:mod:`.plans_view`). Every
+analysis runs in a :class:`~pruneviz.qt.job_runner.JobRunner` worker on a copy of the session;
+points stream into the plot as they are measured, with progress and Cancel, and the window stays
+usable meanwhile. Attach it with :func:`attach_decide`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from pruneviz.core import allocation, analysis
+from pruneviz.core.errors import PrunevizError
+
+from . import decide_plots as dp
+from .controls import methods
+from .job_runner import JobRunner
+from .plans_view import PlansView
+
+
+def _row(*widgets) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for w in widgets:
+        if isinstance(w, str):
+            row.addWidget(QLabel(w))
+        elif w is None:
+            row.addStretch(1)
+        else:
+            row.addWidget(w)
+    return row
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        return analysis.check_levels([float(t) for t in text.replace(" ", "").split(",") if t])
+    except ValueError:
+        raise PrunevizError(f"levels must be numbers separated by commas, e.g. 0.1,0.5,0.9; got {text!r}") from None
+
+
+class DecidePanel(QWidget):
+    """The Decide tabs over one window's session; one analysis runs at a time."""
+
+    def __init__(self, window, parent=None):
+        super().__init__(parent)
+        self.window = window
+        self.jobs = JobRunner(self)
+        self.sens_result: dict | None = None
+        self.sens_version = None  # masks.version the sensitivity was measured at
+        self.plan: dict[str, float] | None = None
+        self._partial: dict | None = None
+        self._total = 0
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        self.progress.setValue(0)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.jobs.cancel)
+        self.status = QLabel("")
+        lay.addLayout(_row(self.progress, self.cancel))
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        lay.addWidget(self.tabs, 1)
+        lay.addWidget(self.status)
+        self._build_sensitivity()
+        self._build_knockout()
+        self._build_criteria()
+        self._build_sweeps()
+        self._build_allocation()
+        self.plans = PlansView(window, self.jobs, self)
+        self.tabs.addTab(self.plans, "Plans")
+        self.jobs.progress.connect(self._on_progress)
+        self.jobs.finished.connect(self._on_finished)
+        self.jobs.failed.connect(self._on_failed)
+        self.jobs.cancelled.connect(lambda name: self._done(f"{name}: cancelled"))
+        self.jobs.started.connect(self._on_started)
+
+    @property
+    def session(self):
+        return self.window.session
+
+    def set_session(self, s) -> None:
+        self.jobs.cancel()
+        self.sens_result, self.plan, self.sens_version = None, None, None
+        for combo, gran in ((self.sens_method, self.sens_gran.currentText()), (self.ko_method, "neuron"), (self.cmp_a, self.cmp_gran.currentText()), (self.cmp_b, self.cmp_gran.currentText())):
+            self._fill(combo, gran)
+        if self.cmp_b.findText("random") >= 0 and self.cmp_b.currentText() == self.cmp_a.currentText():
+            self.cmp_b.setCurrentText("taylor" if self.cmp_b.findText("taylor") >= 0 else "random")
+        has_data = s.data is not None
+        for b in (self.sens_run, self.ko_run, self.sweep_run, self.alloc_plan):
+            b.setEnabled(has_data)
+            b.setToolTip("" if has_data else "needs evaluation data: File > Open data…")
+        self.ko_run.setEnabled(has_data and s.neuron_pruning)
+        self.alloc_apply.setEnabled(False)
+        for w in (self.sens_plot, self.sweep_plot, self.ko_plot, self.alloc_plot):
+            w.getPlotItem().clear()
+        self.plans.refresh()
+
+    def _fill(self, combo: QComboBox, granularity: str) -> None:
+        cur = combo.currentText()
+        combo.clear()
+        combo.addItems(methods(granularity, self.session is not None and self.session.data is not None))
+        if combo.findText(cur) >= 0:
+            combo.setCurrentText(cur)
+
+    # ------------------------------------------------------------------ tabs
+    def _build_sensitivity(self) -> None:
+        tab = QWidget()
+        lay = QVBoxLayout(tab)
+        self.sens_gran = QComboBox()
+        self.sens_gran.addItems(["weight", "neuron"])
+        self.sens_method = QComboBox()
+        self.sens_levels = QLineEdit("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
+        self.sens_run = QPushButton("Run")
+        self.sens_gran.currentTextChanged.connect(lambda g: self._fill(self.sens_method, g))
+        self.sens_run.clicked.connect(self.run_sensitivity)
+        lay.addLayout(_row(self.sens_gran, "by", self.sens_method, "levels", self.sens_levels, self.sens_run))
+        self.sens_plot = pg.PlotWidget(background="w")
+        self.sens_plot.setToolTip("click a curve to show its layer")
+        lay.addWidget(self.sens_plot, 1)
+        self.tabs.addTab(tab, "Sensitivity")
+
+    def _build_knockout(self) -> None:
+        tab = QWidget()
+        lay = QVBoxLayout(tab)
+        self.ko_layer = QLabel("")
+        self.ko_method = QComboBox()
+        self.ko_run = QPushButton("Run on this layer")
+        self.ko_run.clicked.connect(self.run_knockout)
+        self.ko_method.currentTextChanged.connect(lambda _m: self._draw_knockout())
+        lay.addLayout(_row(self.ko_layer, "criterion", self.ko_method, None, self.ko_run))
+        self.ko_plot = pg.PlotWidget(background="w")
+        lay.addWidget(self.ko_plot, 1)
+        self.ko_table = QTableWidget(0, 3)
+        self.ko_table.setHorizontalHeaderLabels(["criterion", "Spearman ρ", "top-10 overlap"])
+        self.ko_table.verticalHeader().setVisible(False)
+        self.ko_table.setMaximumHeight(150)
+        self.ko_table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(self.ko_table)
+        self.ko_result: dict | None = None
+        self.tabs.addTab(tab, "Knockout")
+
+    def _build_criteria(self) -> None:
+        tab = QWidget()
+        lay = QVBoxLayout(tab)
+        self.cmp_gran = QComboBox()
+        self.cmp_gran.addItems(["weight", "neuron"])
+        self.cmp_a, self.cmp_b = QComboBox(), QComboBox()
+        self.cmp_scale = QComboBox()
+        self.cmp_scale.addItems(["auto", "linear", "log", "rank"])
+        self.cmp_run = QPushButton("Compare")
+        self.cmp_run.clicked.connect(self.run_compare)
+        self.cmp_scale.currentTextChanged.connect(lambda _s: self._draw_compare())
+        self.cmp_gran.currentTextChanged.connect(lambda g: (self._fill(self.cmp_a, g), self._fill(self.cmp_b, g)))
+        lay.addLayout(_row(self.cmp_gran, self.cmp_a, "vs", self.cmp_b, "scale", self.cmp_scale, self.cmp_run))
+        self.cmp_view = pg.GraphicsLayoutWidget()
+        self.cmp_view.setBackground("w")
+        self.cmp_imgs, self.cmp_masks, self.cmp_titles = [], [], []
+        for col in range(2):
+            p = self.cmp_view.addPlot(row=0, col=col)
+            p.invertY(True)
+            img = pg.ImageItem(axisOrder="row-major")
+            mask = pg.ImageItem(axisOrder="row-major")  # pruned entries in grey, over the scores
+            p.addItem(img)
+            p.addItem(mask)
+            self.cmp_imgs.append(img)
+            self.cmp_masks.append(mask)
+            self.cmp_titles.append(p)
+        self.cmp_scatter = self.cmp_view.addPlot(row=0, col=2)
+        self.cmp_scatter.showGrid(x=True, y=True, alpha=0.2)
+        dp.plain_axes(self.cmp_scatter)
+        lay.addWidget(self.cmp_view, 1)
+        self.cmp_info = QLabel("")
+        lay.addWidget(self.cmp_info)
+        self.cmp_result: dict | None = None
+        self.tabs.addTab(tab, "Criteria")
+
+    def _build_sweeps(self) -> None:
+        tab = QWidget()
+        lay = QVBoxLayout(tab)
+        self.sweep_methods = {m: QCheckBox(m) for m in ("magnitude", "random", "taylor", "obd", "wanda")}
+        for m in ("magnitude", "random"):
+            self.sweep_methods[m].setChecked(True)
+        self.sweep_scopes = {sc: QCheckBox(sc) for sc in ("layer", "global")}
+        self.sweep_scopes["layer"].setChecked(True)
+        self.sweep_levels = QLineEdit("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
+        self.sweep_run = QPushButton("Run")
+        self.sweep_run.clicked.connect(self.run_sweeps)
+        lay.addLayout(_row(*self.sweep_methods.values(), "|", *self.sweep_scopes.values()))
+        lay.addLayout(_row("levels", self.sweep_levels, self.sweep_run))
+        self.sweep_plot = pg.PlotWidget(background="w")
+        lay.addWidget(self.sweep_plot, 1)
+        self.tabs.addTab(tab, "Sweeps")
+
+    def _build_allocation(self) -> None:
+        tab = QWidget()
+        lay = QVBoxLayout(tab)
+        self.alloc_target = QDoubleSpinBox()
+        self.alloc_target.setRange(1.0, 99.0)
+        self.alloc_target.setValue(60.0)
+        self.alloc_target.setSuffix(" %")
+        self.alloc_plan = QPushButton("Plan")
+        self.alloc_apply = QPushButton("Apply")
+        self.alloc_apply.setEnabled(False)
+        self.alloc_plan.clicked.connect(self.run_allocation)
+        self.alloc_apply.clicked.connect(self.apply_allocation)
+        lay.addLayout(_row("target sparsity", self.alloc_target, self.alloc_plan, self.alloc_apply, None))
+        self.alloc_plot = pg.PlotWidget(background="w")
+        lay.addWidget(self.alloc_plot, 1)
+        self.alloc_info = QLabel("per-layer sparsities from the weight sensitivity curves (greedy over their convex hulls)")
+        self.alloc_info.setWordWrap(True)
+        lay.addWidget(self.alloc_info)
+        self.tabs.addTab(tab, "Allocation")
+
+    # --------------------------------------------------------------- running
+    def _start(self, name: str, factory, total: int) -> bool:
+        if self.session is None or self.session.data is None:
+            return False
+        self._total = total
+        if not self.jobs.start(name, factory):
+            self.status.setText("another analysis is running: cancel it first")
+            return False
+        return True
+
+    def _guarded(self, fn):
+        try:
+            return fn()
+        except PrunevizError as exc:
+            self.window.show_error(str(exc))
+            return None
+
+    def run_sensitivity(self) -> bool:
+        s = self.session
+        levels = self._guarded(lambda: _levels(self.sens_levels.text()))
+        if levels is None:
+            return False
+        gran, method = self.sens_gran.currentText(), self.sens_method.currentText()
+        names = self._guarded(lambda: s.select_layers(None, gran))
+        if names is None:
+            return False
+        self._partial = {"baseline": None, "granularity": gran, "method": method, "levels": levels, "layers": {n: [] for n in names}}
+        self._version = s.masks.version
+        return self._start("sensitivity", lambda cancel: s.sensitivity(None, levels, gran, method, cancel=cancel), len(names) * len(levels))
+
+    def run_knockout(self) -> bool:
+        s, layer = self.session, self.window.layer
+        self.ko_result = {"layer": layer, "baseline": {"loss": 0.0}, "neurons": [], "faithfulness": {}}
+        return self._start("knockout", lambda cancel: s.knockout(layer, cancel=cancel), int(s.neuron_mask(layer).sum()))
+
+    def run_compare(self) -> bool:
+        s, layer = self.session, self.window.layer
+        a, b, g = self.cmp_a.currentText(), self.cmp_b.currentText(), self.cmp_gran.currentText()
+        if g == "neuron" and not s.neuron_pruning:
+            self.window.show_error(f"neuron pruning is not available for this model: {s.coupling_error}")
+            return False
+        return self.jobs.start("criteria", lambda cancel: s.compare_criteria(layer, a, b, g, cancel=cancel)) and self._set_total(2)
+
+    def _set_total(self, n: int) -> bool:
+        self._total = n
+        return True
+
+    def run_sweeps(self) -> bool:
+        s = self.session
+        levels = self._guarded(lambda: _levels(self.sweep_levels.text()))
+        ms = [m for m, c in self.sweep_methods.items() if c.isChecked() and (s.data is not None or m in ("magnitude", "random"))]
+        scopes = [sc for sc, c in self.sweep_scopes.items() if c.isChecked()]
+        if levels is None or not ms or not scopes:
+            if levels is not None:
+                self.window.show_error("choose at least one method and one scope")
+            return False
+        combos = [(m, sc, "weight") for m in ms for sc in scopes]
+        self._partial = {"curves": [{"method": m, "scope": sc, "granularity": g, "points": []} for m, sc, g in combos]}
+        return self._start("sweeps", lambda cancel: analysis.sweeps(s, levels, scopes, ["weight"], ms, cancel=cancel), len(combos) * len(levels))
+
+    def run_allocation(self) -> bool:
+        s = self.session
+        if self.sens_result is not None and self.sens_result["granularity"] == "weight" and self.sens_version == s.masks.version:
+            return self._make_plan()
+        self._partial = None
+        self._version = s.masks.version
+        names = [layer.name for layer in s.layers]
+        return self._start("allocation", lambda cancel: s.sensitivity(None, None, "weight", "magnitude", cancel=cancel), len(names) * 9)
+
+    def _make_plan(self) -> bool:
+        s = self.session
+        target = self.alloc_target.value() / 100
+        plan = self._guarded(lambda: allocation.allocate(s, target, self.sens_result))
+        if plan is None:
+            return False
+        self.plan = plan
+        current = {layer.name: s.sparsity(layer.name) for layer in s.layers}
+        dp.allocation_plot(plan, current, self.alloc_plot, target)
+        self.alloc_apply.setEnabled(True)
+        base = self.sens_result["baseline"]
+        self.alloc_info.setText(f"plan for {target:.0%} overall: " + ", ".join(f"{n} {v:.0%}" for n, v in plan.items())
+                                + f"  (baseline accuracy {base['accuracy']:.4f}); Apply prunes it as one undo step")
+        return True
+
+    def apply_allocation(self) -> None:
+        if self.plan is None:
+            return
+        n = self.window._guard(self.session.apply_allocation, self.plan)
+        if n is not None:
+            self.status.setText(f"applied the plan: pruned {n:,} weights (one undo step)")
+            self.alloc_apply.setEnabled(False)
+
+    # ----------------------------------------------------------- job signals
+    def _on_started(self, name: str) -> None:
+        self.cancel.setEnabled(True)
+        self._count = 0
+        self.progress.setRange(0, max(self._total, 1))
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{name}: %v of %m")
+        self.status.setText(f"{name} running: the window stays usable; analyses use a copy of the model")
+
+    def _on_progress(self, name: str, item) -> None:
+        if name == "plans":
+            self.plans.on_row(item)
+            return
+        self._count += 1
+        self.progress.setValue(min(self._count, self.progress.maximum()))
+        if name == "sensitivity" and self._partial is not None:
+            self._partial["layers"][item["layer"]].append(item)
+            dp.sensitivity_plot(self._partial, self.sens_plot, self.window.layer)
+            self._connect_curves()
+        elif name == "sweeps" and self._partial is not None:
+            c = next(c for c in self._partial["curves"] if (c["method"], c["scope"]) == (item["method"], item["scope"]))
+            c["points"].append(item)
+            dp.sweep_plot(self._partial, self.sweep_plot)
+        elif name == "knockout" and self.ko_result is not None:
+            self.ko_result["neurons"].append(item)
+        elif name == "criteria":
+            self.status.setText(f"scored {item['method']} (colour scale: {item['scale']})")
+
+    def _on_finished(self, name: str, value) -> None:
+        if name == "sensitivity" or name == "allocation":
+            self.sens_result, self.sens_version = value, self._version
+            if name == "sensitivity":
+                dp.sensitivity_plot(value, self.sens_plot, self.window.layer)
+                self._connect_curves()
+            else:
+                self._make_plan()
+        elif name == "sweeps":
+            dp.sweep_plot(value, self.sweep_plot)
+        elif name == "knockout":
+            self.ko_result = value
+            self._draw_knockout()
+        elif name == "criteria":
+            self.cmp_result = value
+            self._draw_compare()
+        elif name == "plans":
+            self.plans.on_done(value)
+        self._done(f"{name}: done")
+
+    def _on_failed(self, name: str, msg: str) -> None:
+        self._done(f"{name} failed: {msg}")
+        self.window.show_error(f"{name} failed: {msg}")
+
+    def _done(self, text: str) -> None:
+        self.cancel.setEnabled(False)
+        self.progress.setFormat("idle")
+        self.status.setText(text)
+
+    # ---------------------------------------------------------------- drawing
+    def _connect_curves(self) -> None:
+        for curve in getattr(self.sens_plot, "curves", {}).values():
+            curve.sigClicked.connect(lambda c: self.window.tree.select(c.layer))
+
+    def _draw_knockout(self) -> None:
+        res = self.ko_result
+        if res is None or "faithfulness" not in res or not res.get("neurons"):
+            return
+        method = self.ko_method.currentText()
+        self.ko_layer.setText(f"layer {res['layer']}")
+        scores = self.session.scores(res["layer"], method, "neuron").tolist() if method else None
+        dp.knockout_plot(res, self.ko_plot, scores, method)
+        rows = sorted(res["faithfulness"].items(), key=lambda kv: -(kv[1]["spearman"] if kv[1]["spearman"] is not None else -2))
+        self.ko_table.setRowCount(len(rows))
+        for r, (m, f) in enumerate(rows):
+            rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.3f}"
+            for c, text in enumerate((m, rho, f"{f['top10_overlap']:.0%}")):
+                self.ko_table.setItem(r, c, QTableWidgetItem(text))
+
+    def _draw_compare(self) -> None:
+        res = self.cmp_result
+        if res is None:
+            return
+        s = self.session
+        info = s.layer(res["layer"])
+        rows = info.view_shape[0] if res["granularity"] == "weight" else 1
+        pruned = res["pruned"].numpy()
+        shown = []
+        for k, m in enumerate(res["methods"]):
+            scale = res["scale"][m] if self.cmp_scale.currentText() == "auto" else self.cmp_scale.currentText()
+            v = analysis.scaled(res["scores"][m], scale).numpy().astype(np.float32)
+            shown.append(v)
+            img = v.reshape(rows, -1)
+            kept = ~pruned
+            lo, hi = (float(v[kept].min()), float(v[kept].max())) if kept.any() else (0.0, 1.0)
+            self.cmp_imgs[k].setImage(np.where(pruned.reshape(rows, -1), lo, img), levels=(lo, hi if hi > lo else lo + 1), lut=pg.colormap.get("viridis").getLookupTable(nPts=256))
+            rgba = np.zeros((*img.shape, 4), dtype=np.uint8)
+            rgba[pruned.reshape(rows, -1)] = (190, 190, 190, 255)
+            self.cmp_masks[k].setImage(rgba, levels=(0, 255))
+            self.cmp_titles[k].setTitle(f"{m} ({scale})", color="k")
+        sc = self.cmp_scatter
+        sc.clear()
+        a, b = shown
+        sc.plot(a[~pruned], b[~pruned], pen=None, symbol="o", symbolSize=3, symbolBrush=dp.color(0), symbolPen=None)
+        if pruned.any():
+            sc.plot(a[pruned], b[pruned], pen=None, symbol="x", symbolSize=5, symbolBrush="#D55E00", symbolPen="#D55E00")
+        sc.setLabel("bottom", res["methods"][0])
+        sc.setLabel("left", res["methods"][1])
+        self.cmp_info.setText(f"layer {res['layer']}: of the {res['k']} lowest kept {res['granularity']}s, {res['agreement']:.0%} are the same for both criteria (pruned ones: grey in the maps, red × in the scatter)")
+
+
+class _CloseWatcher(QObject):
+    """Stops the panel's worker when the window closes (no thread outlives the window)."""
+
+    def __init__(self, panel: DecidePanel):
+        super().__init__(panel)
+        self.panel = panel
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() == QEvent.Type.Close:
+            self.panel.jobs.shutdown(5000)
+        return False
+
+
+def attach_decide(window) -> DecidePanel:
+    """Add the Decide dock (View > Decide, Ctrl+D; closed at first, so the layer views keep their
+    room) to ``window``; it follows session switches."""
+    panel = DecidePanel(window)
+    dock = QDockWidget("Decide", window)
+    dock.setObjectName("dock_decide")
+    dock.setWidget(panel)
+    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+    dock.hide()
+    window.dock_decide, window.decide = dock, panel
+    menu = next((a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "View"), None) or window.menuBar().addMenu("&View")
+    toggle = dock.toggleViewAction()
+    toggle.setShortcut("Ctrl+D")
+    toggle.setToolTip("sensitivity, knockout, criteria, sweeps, allocation and plans")
+    menu.addAction(toggle)
+    watcher = _CloseWatcher(panel)
+    window.installEventFilter(watcher)
+    window.sessionChanged.connect(panel.set_session)
+    if window.session is not None:
+        panel.set_session(window.session)
+    return panel

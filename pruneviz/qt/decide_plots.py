@@ -1,0 +1,144 @@
+"""The figures of the analyses, built from their JSON results: the app's Decide dock shows them
+and ``pruneviz sensitivity|knockout|sweep --plot FILE.png`` renders the same ones offscreen.
+
+Each ``*_plot`` function fills a :class:`pyqtgraph.PlotWidget` (made if not given) from a result
+dict (or the partial one the dock builds while points stream in) and returns it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+#: Okabe-Ito: distinguishable with the common colour-vision deficiencies
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+DASHES = [Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine]
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _fresh(widget: pg.PlotWidget | None, title: str, xlabel: str, ylabel: str) -> pg.PlotWidget:
+    w = widget if widget is not None else pg.PlotWidget(background="w")
+    item = w.getPlotItem()
+    item.clear()
+    if item.legend is not None:
+        item.legend.clear()
+    else:
+        item.addLegend(offset=(10, -10), labelTextColor="k")  # bottom left: curves fall to the right
+    item.legend.setVisible(True)
+    item.setTitle(title, color="k")
+    item.setLabel("bottom", xlabel)
+    item.setLabel("left", ylabel)
+    item.showGrid(x=True, y=True, alpha=0.2)
+    plain_axes(item)
+    return w
+
+
+def plain_axes(item: pg.PlotItem) -> None:
+    """Tick values as they are: no SI scaling of fractions to "m" (x0.001)."""
+    for side in ("bottom", "left"):
+        axis = item.getAxis(side)
+        if hasattr(axis, "setSIPrefixEnableRanges"):  # pyqtgraph 0.14 scales even when disabled
+            axis.setSIPrefixEnableRanges(())
+        axis.enableAutoSIPrefix(False)
+
+
+def sensitivity_plot(result: dict, widget: pg.PlotWidget | None = None, selected: str | None = None) -> pg.PlotWidget:
+    """Accuracy vs the layer's sparsity, one line per layer (the ``selected`` one drawn thicker);
+    each curve's ``layer`` attribute names its layer (for click-to-select)."""
+    w = _fresh(widget, f"Layer sensitivity ({result.get('granularity', 'weight')}s by {result.get('method', 'magnitude')})", "sparsity of the layer", "accuracy")
+    base = result.get("baseline")
+    if base:
+        w.addItem(pg.InfiniteLine(base["accuracy"], angle=0, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine)))
+    w.curves = {}
+    for i, (name, points) in enumerate(result.get("layers", {}).items()):
+        points = sorted(points, key=lambda p: p["sparsity"])
+        pen = pg.mkPen(color(i), width=4 if name == selected else 2, style=DASHES[(i // len(PALETTE)) % len(DASHES)])
+        curve = w.plot([p["sparsity"] for p in points], [p["accuracy"] for p in points], pen=pen, symbol="o", symbolSize=5,
+                       symbolBrush=color(i), symbolPen=None, name=name)
+        curve.layer = name
+        curve.setCurveClickable(True, width=8)
+        w.curves[name] = curve
+    w.setYRange(0, 1.02)
+    return w
+
+
+def sweep_plot(result: dict, widget: pg.PlotWidget | None = None) -> pg.PlotWidget:
+    """Accuracy vs overall sparsity, one line per (method, scope, granularity), with a legend."""
+    w = _fresh(widget, "One-shot sweeps", "sparsity of all prunable weights", "accuracy")
+    for i, c in enumerate(result.get("curves", [])):
+        points = sorted(c["points"], key=lambda p: p["sparsity"])
+        scopes = sorted({cc["scope"] for cc in result["curves"]})
+        pen = pg.mkPen(color(i), width=2, style=DASHES[scopes.index(c["scope"]) % len(DASHES)])
+        w.plot([p["sparsity"] for p in points], [p["accuracy"] for p in points], pen=pen, symbol="o", symbolSize=5,
+               symbolBrush=color(i), symbolPen=None, name=f"{c['method']} · {c['scope']} · {c['granularity']}s")
+    w.setYRange(0, 1.02)
+    return w
+
+
+def knockout_plot(result: dict, widget: pg.PlotWidget | None = None, scores=None, method: str | None = None) -> pg.PlotWidget:
+    """Measured loss increase of removing each neuron (bars) and, with ``scores``, the criterion's
+    score of each neuron scaled to the same height (dots); the title gives the faithfulness."""
+    faith = result.get("faithfulness", {}).get(method) if method else None
+    title = f"Knockout of layer {result.get('layer')}"
+    if faith:
+        rho = faith["spearman"]
+        title += f" · {method}: Spearman {'n/a' if rho is None else f'{rho:.2f}'}, top-10 overlap {faith['top10_overlap']:.0%}"
+    w = _fresh(widget, title, "neuron", "loss increase when removed (bars)" + (f" · {method} score, scaled (dots)" if scores is not None else ""))
+    w.getPlotItem().legend.setVisible(False)  # bars span the plot: the axis label says what is what
+    base = result.get("baseline", {}).get("loss", 0.0)
+    neurons = [n for n in result.get("neurons", []) if not n.get("pruned")]
+    xs = [n["index"] for n in neurons]
+    ys = [n["loss"] - base for n in neurons]
+    if xs:
+        w.addItem(pg.BarGraphItem(x=xs, height=ys, width=0.8, brush=color(0)))
+    if scores is not None and xs:
+        s = [float(scores[i]) for i in xs]
+        top, smax = max(max(ys), 1e-12), max(max(s), 1e-30)
+        w.plot(xs, [v / smax * top for v in s], pen=None, symbol="o", symbolSize=6, symbolBrush=color(1), symbolPen=None,
+               name=f"{method} score (scaled)")
+    return w
+
+
+def plans_plot(rows: list[dict], layers: list[str], widget: pg.PlotWidget | None = None) -> pg.PlotWidget:
+    """Per-layer sparsity of each plan as grouped bars (plans side by side)."""
+    w = _fresh(widget, "Plans: sparsity per layer", "layer", "sparsity")
+    n = max(len(rows), 1)
+    for i, row in enumerate(rows):
+        xs = [j + (i - (n - 1) / 2) * 0.8 / n for j in range(len(layers))]
+        w.addItem(pg.BarGraphItem(x=xs, height=[row["layer_sparsity"].get(name, 0.0) for name in layers], width=0.8 / n, brush=color(i), name=row["name"]))
+    w.getPlotItem().getAxis("bottom").setTicks([list(enumerate(layers))])
+    w.setYRange(0, 1.02)
+    return w
+
+
+def allocation_plot(plan: dict[str, float], current: dict[str, float], widget: pg.PlotWidget | None = None, target: float | None = None) -> pg.PlotWidget:
+    """Planned sparsity per layer (bars) beside the current one."""
+    title = "Allocation" + (f" for {target:.0%} sparsity" if target is not None and math.isfinite(target) else "")
+    w = _fresh(widget, title, "layer", "sparsity")
+    names = list(plan)
+    w.addItem(pg.BarGraphItem(x=[i - 0.2 for i in range(len(names))], height=[current.get(n, 0.0) for n in names], width=0.4, brush="#bbbbbb", name="now"))
+    w.addItem(pg.BarGraphItem(x=[i + 0.2 for i in range(len(names))], height=[plan[n] for n in names], width=0.4, brush=color(0), name="plan"))
+    w.getPlotItem().getAxis("bottom").setTicks([list(enumerate(names))])
+    w.setYRange(0, 1.02)
+    return w
+
+
+def save_png(widget: pg.PlotWidget, path, size: tuple[int, int] = (900, 560)) -> None:
+    """Render ``widget`` to a PNG with pyqtgraph's ImageExporter (works offscreen), atomically."""
+    from pyqtgraph.exporters import ImageExporter
+
+    from pruneviz.core.export import atomic_path
+
+    widget.resize(*size)
+    widget.getPlotItem().resize(*size)
+    exporter = ImageExporter(widget.getPlotItem())
+    exporter.parameters()["width"] = size[0]
+    image = exporter.export(toBytes=True)
+    with atomic_path(path) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"cannot write the image {path}")

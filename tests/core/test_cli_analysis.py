@@ -1,0 +1,90 @@
+"""pruneviz sensitivity | knockout | sweep and prune --scope sensitivity: the JSON shapes the
+issue promises, values equal to the Python API, one-line errors."""
+
+import json
+
+import pytest
+import torch
+
+from pruneviz.cli import main
+from pruneviz.core.analysis import collect
+from pruneviz.core.session import Session
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sensitivity_json(capsys, tmp_path):
+    out = tmp_path / "s.json"
+    code, text, err = run(capsys, "sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "0.5,0.9", "--layers", "0,4", "--out", str(out), "--device", "cpu")
+    assert code == 0, err
+    res = json.loads(out.read_text())
+    assert set(res) == {"baseline", "granularity", "method", "levels", "layers"} and set(res["baseline"]) == {"accuracy", "loss"}
+    assert res["levels"] == [0.5, 0.9] and list(res["layers"]) == ["0", "4"]
+    assert all(set(p) == {"level", "sparsity", "accuracy", "loss"} for pts in res["layers"].values() for p in pts)
+    s = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    assert res == collect(s.sensitivity("0,4", [0.5, 0.9]))
+    assert "wrote" in text and "0: accuracy" in text
+
+
+def test_knockout_json(capsys, tmp_path):
+    out = tmp_path / "k.json"
+    code, text, err = run(capsys, "knockout", "demo:mlp", "--data", "demo:digits", "--layer", "2", "--out", str(out), "--device", "cpu")
+    assert code == 0, err
+    res = json.loads(out.read_text())
+    assert set(res) == {"layer", "baseline", "neurons", "faithfulness"} and res["layer"] == "2"
+    assert [n["index"] for n in res["neurons"]] == list(range(64)) and all(set(n) == {"index", "accuracy", "loss"} for n in res["neurons"])
+    assert all(set(f) == {"spearman", "top10_overlap"} for f in res["faithfulness"].values())
+    assert "magnitude" in text and "Spearman" in text
+
+
+def test_sweep_json(capsys, tmp_path):
+    out = tmp_path / "w.json"
+    code, _, err = run(capsys, "sweep", "demo:mlp", "--data", "demo:digits", "--methods", "magnitude,random", "--scopes", "layer,global", "--levels", "0.3,0.6", "--out", str(out), "--device", "cpu")
+    assert code == 0, err
+    res = json.loads(out.read_text())
+    assert list(res) == ["curves"] and len(res["curves"]) == 4
+    for c in res["curves"]:
+        assert set(c) == {"method", "scope", "granularity", "points"}
+        assert [set(p) for p in c["points"]] == [{"level", "sparsity", "accuracy", "loss"}] * 2
+    s = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    s.prune(0.6, scope="global", method="random")
+    r = s.evaluate()
+    point = next(c for c in res["curves"] if (c["method"], c["scope"]) == ("random", "global"))["points"][1]
+    assert (point["sparsity"], point["accuracy"], point["loss"]) == (s.sparsity(), r.accuracy, r.loss)
+
+
+def test_prune_scope_sensitivity(capsys, tmp_path):
+    code, text, err = run(capsys, "prune", "demo:cnn", "--data", "demo:digits", "--amount", "0.6", "--scope", "sensitivity", "--out", str(tmp_path / "p.pt"), "--report", str(tmp_path / "r.json"), "--device", "cpu")
+    assert code == 0, err
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert abs(rep["sparsity"] - 0.6) <= 0.005 and rep["steps"] == ["prune to a sensitivity plan (magnitude)"]
+    state = torch.load(tmp_path / "p.pt")
+    assert all(int((state[f"{n}.weight"] != 0).sum()) > 0 for n in ("1", "4", "8", "12", "14"))
+    s = Session.open("demo:cnn", data="demo:digits", device="cpu")
+    s.prune(0.6, scope="layer")
+    assert rep["accuracy_after"] >= s.evaluate().accuracy
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "0.5,2", "--out", "x.json"], "--levels must be fractions"),
+    (["sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "a", "--out", "x.json"], "--levels must be numbers"),
+    (["sensitivity", "demo:mlp", "--data", "demo:digits", "--layers", "zz*", "--out", "x.json"], "matches no layer"),
+    (["knockout", "demo:mlp", "--data", "demo:digits", "--layer", "9", "--out", "x.json"], "no prunable layer named '9'"),
+    (["knockout", "demo:mlp", "--data", "demo:digits", "--layer", "2", "--method", "nope", "--out", "x.json"], "nope"),
+    (["sweep", "demo:mlp", "--data", "demo:digits", "--methods", "magnitude,best", "--out", "x.json"], "--methods takes"),
+    (["sweep", "demo:mlp", "--data", "demo:digits", "--scopes", "all", "--out", "x.json"], "--scopes takes"),
+    (["sweep", "demo:mlp", "--data", "demo:digits", "--out", "x.json", "--plot", "x.jpg"], "must end in .png"),
+    (["sweep", "demo:mlp", "--data", "demo:digits", "--out", "x.png", "--plot", "x.png"], "same file"),
+    (["sensitivity", "demo:mlp", "--out", "x.json"], "--data"),
+    (["prune", "demo:mlp", "--amount", "0.5", "--scope", "sensitivity", "--out", "x.pt"], "pass --data"),
+    (["prune", "demo:mlp", "--data", "demo:digits", "--amount", "0.5", "--scope", "sensitivity", "--granularity", "neuron", "--out", "x.pt"], "--granularity weight"),
+])
+def test_bad_arguments_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("pruneviz: error: ") and message in err, err
+    assert list(tmp_path.iterdir()) == []
