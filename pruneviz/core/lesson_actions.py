@@ -356,16 +356,21 @@ def _knockout(run, step, cancel) -> Iterator:
         raise PrunevizError(f"layer {layer} has no kept neuron to knock out")
     run.record("knockout_neurons", float(len(idx)))
     run.record("knockout_max_loss_increase", float(max(inc)))
-    order = np.argsort(inc)
-    chart = {"kind": "scatter", "title": f"layer {layer}: measured importance vs criterion (rank)", "xlabel": "rank by measured loss increase (knockout)", "ylabel": "rank by criterion", "series": []}
+    measured = _ranks(np.asarray(inc))
+    first = step["methods"][0]
+    scatter = {"kind": "scatter", "title": f"layer {layer}: each neuron, measured vs {first} (ranks)", "xlabel": "rank by loss increase when knocked out", "ylabel": f"rank by {first}", "series": []}
+    bars = {"kind": "bars", "title": "faithfulness: Spearman ρ of each criterion with knockout", "ylabel": "Spearman ρ", "percent": False, "categories": [], "series": [{"name": "ρ", "values": []}]}
     for m in step["methods"]:
         scores = s.scores(layer, method=m, granularity="neuron").numpy()[idx]
         rho = spearman(scores, inc)
         run.record(f"spearman_{m}", rho)
-        ranks = _ranks(scores)
-        chart["series"].append({"name": f"{m} (ρ = {rho:.2f})", "x": _ranks(np.asarray(inc))[order].tolist(), "y": ranks[order].tolist()})
-        yield {"text": f"{m}: Spearman ρ = {rho:.2f} between its scores and the measured loss increase", "chart": chart}
-    run.chart(chart)
+        if m == first:
+            scatter["series"].append({"name": m, "x": measured.tolist(), "y": _ranks(scores).tolist()})
+        bars["categories"].append(m)
+        bars["series"][0]["values"].append(rho)
+        yield {"text": f"{m}: Spearman ρ = {rho:.2f} between its scores and the measured loss increase", "chart": bars}
+    run.chart(scatter)
+    run.chart(bars)
 
 
 # ----------------------------------------------------- verbs from the training engine (later)
