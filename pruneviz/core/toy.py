@@ -67,14 +67,21 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: f
                 p.copy_(torch.rand(p.shape, generator=gen) * 2 * bound - bound)
             else:
                 p.uniform_(-0.1, 0.1, generator=gen)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # Adam written out: torch.optim's first use imports torch._dynamo (over a second on a CPU)
+    params = list(model.parameters())
+    m1 = [torch.zeros_like(p) for p in params]
+    m2 = [torch.zeros_like(p) for p in params]
+    b1, b2, eps = 0.9, 0.999, 1e-8
     model.train()
     loss = torch.tensor(0.0)
-    for _ in range(epochs):
-        opt.zero_grad()
+    for t in range(1, epochs + 1):
         loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g, a, b in zip(params, grads, m1, m2):
+                a.mul_(b1).add_(g, alpha=1 - b1)
+                b.mul_(b2).addcmul_(g, g, value=1 - b2)
+                p.addcdiv_(a / (1 - b1**t), (b / (1 - b2**t)).sqrt_().add_(eps), value=-lr)
     model.eval()
     return float(loss.detach())
 
