@@ -31,7 +31,7 @@ def points(kind: str, n: int, noise: float, seed: int) -> tuple[np.ndarray, np.n
     if kind == "moons":
         t = rng.uniform(0, np.pi, n)
         x = np.where(y[:, None] == 0, np.c_[np.cos(t), np.sin(t)], np.c_[1 - np.cos(t), 0.5 - np.sin(t)])
-        x = (x - [0.5, 0.25]) * 1.5
+        x = (x - [0.5, 0.25]) * 1.25
     elif kind == "spirals":
         r = rng.uniform(0.15, 1.0, n)
         t = r * 3.2 * np.pi + np.pi * y

@@ -40,6 +40,7 @@ from .heatmap_view import HeatmapView
 from .histogram import Histogram
 from .kernels import KernelLayout
 from .layer_tree import LayerTree
+from .lesson_panel import attach_lessons
 from .neuron_strip import NeuronStrip
 from .run_loop import RunLoop
 from .window_editing import Editing
@@ -73,6 +74,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.loop = RunLoop(self)
         self._build_ui()
         self._build_actions()
+        attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
         self._wire_runner()
         self._restored_state = False
         if restore_layout:
