@@ -212,6 +212,8 @@ class LessonController(QObject):
         self.dock.hide()
         self._build_menus()
         window.installEventFilter(self)
+        if hasattr(window, "sessionChanged"):
+            window.sessionChanged.connect(self._on_window_session)
 
     # ---------------------------------------------------------------------------------- menus
     def _build_menus(self) -> None:
@@ -242,10 +244,17 @@ class LessonController(QObject):
             else:
                 file_menu.insertAction(sep, self.act_open)
 
-    def eventFilter(self, obj, ev) -> bool:  # the window closing: stop the worker first
+    def eventFilter(self, obj, ev) -> bool:
         if obj is self.window and ev.type() == QEvent.Type.Close:
+            # end the lesson before the window saves its layout: the next start shows the editor
+            self.close()
             self.shutdown()
         return False
+
+    def _on_window_session(self, session) -> None:
+        if self.run is None or session is not self.run.session:
+            if self.page not in ("opening",) and self.dock.isVisible():
+                self.close()  # another model was opened (or a saved layout showed an empty lesson)
 
     def open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.window, "Open lesson", str(Path.home()), "Lessons (*.toml);;All files (*)")
