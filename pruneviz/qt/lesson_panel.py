@@ -199,6 +199,8 @@ class LessonController(QObject):
         self.jobs.finished.connect(self._on_finished)
         self.jobs.failed.connect(self._on_failed)
         self.jobs.cancelled.connect(self._on_cancelled)
+        self.jobs.idle.connect(self._on_idle)
+        self._done = None  # what the finished job gave, shown once its thread has returned
         self.panel = LessonPanel()
         self.panel.next.clicked.connect(self.next)
         self.panel.back.clicked.connect(self.back)
@@ -476,7 +478,16 @@ class LessonController(QObject):
             self.panel.chart.set_charts([item["chart"]])
 
     def _on_finished(self, name: str, value) -> None:
-        if self.run is None:
+        # shown on idle: until the worker's thread has returned, the runner refuses a new job
+        self._done = (name, value)
+
+    def _on_idle(self) -> None:
+        done, self._done = self._done, None
+        if self.run is None or done is None:
+            return
+        name, value = done
+        if name == "failed":
+            self._failed(*value)
             return
         if name == "open":
             if self.window.session is not value:
@@ -491,6 +502,9 @@ class LessonController(QObject):
             self._show_result(value)
 
     def _on_failed(self, name: str, message: str) -> None:
+        self._done = ("failed", (name, message))
+
+    def _failed(self, name: str, message: str) -> None:
         if self.run is not None and name == "step":
             s = self.run.session
             s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))

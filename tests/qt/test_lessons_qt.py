@@ -185,3 +185,13 @@ def test_closing_mid_lesson_saves_the_editor_layout(qtbot, window, errors):
     assert again.dock_layers.isVisible() and again.centralWidget().isVisible()
     assert not again.lessons.dock.isVisible()
     again.runner.shutdown(5000)
+
+
+def test_a_failing_step_is_a_message_and_the_session_is_unchanged(qtbot, window, errors, tmp_path):
+    mine = tmp_path / "bad-step.toml"
+    mine.write_text('title = "t"\nmodel = "demo:mlp"\ndata = "demo:digits"\nclaim = "b > 0"\n\n[[steps]]\ncaption = "c"\naction = "evaluate"\nrecord = "b"\n\n[[steps]]\ncaption = "p"\naction = "prune_neurons"\nlayer = "0"\nneurons = [1, 500]\n')
+    ctrl = _start(qtbot, window, str(mine))
+    _next(qtbot, ctrl)
+    _next(qtbot, ctrl)
+    assert errors == ["neuron index out of range for layer 0 with 128 neurons"]
+    assert ctrl.run.done == 1 and window.session.sparsity() == 0.0 and ctrl.panel.next.isEnabled()
