@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 
-from pruneviz import __version__, cli_analysis
+from pruneviz import __version__, cli_analysis, cli_lessons
 from pruneviz.core.errors import PrunevizError
 
 EXIT_USAGE = 2
@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p, model_required=False)
     p.add_argument("--data", metavar="DATA", help="evaluation data: demo:digits, .npz, .pt, package.module:function")
     p.add_argument("--screenshot", metavar="PNG", help="render the window after the first evaluation, save it, exit")
+    p.add_argument("--lesson", metavar="NAME", help="start a lesson (a name or a .toml lesson file)")
+    p.add_argument("--step", metavar="K", type=_int_in("--step", 1, 1000), help="with --lesson: run its first K steps")
 
     p = sub.add_parser("inspect", help="list the prunable layers")
     _model_args(p)
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="where to write the weights (default: the shipped file)")
     q.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
     cli_analysis.add_parsers(sub)
+    cli_lessons.add_parsers(sub)
     return parser
 
 
@@ -384,7 +387,7 @@ def _cmd_train(args) -> int:
     return cmd_train(args)
 
 
-COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "prune": _cmd_prune, "loop": _cmd_loop, "demo": _cmd_demo, "gui": _cmd_gui, "train": _cmd_train, **cli_analysis.COMMANDS}
+COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "prune": _cmd_prune, "loop": _cmd_loop, "demo": _cmd_demo, "gui": _cmd_gui, "train": _cmd_train, **cli_analysis.COMMANDS, **cli_lessons.COMMANDS}
 
 
 def _emit(text: str, stream=None) -> None:

@@ -212,6 +212,12 @@ def run(args) -> int:
     window = MainWindow(session, restore_layout=not screenshot, autosave=not screenshot)
     if not screenshot and recovered is not None:
         recovered.unlink(missing_ok=True)  # the window's own journal now holds every step  # screenshots look the same everywhere
+    if getattr(args, "lesson", None):  # gui --lesson NAME [--step K] [--screenshot PNG]
+        from .lesson_panel import open_from_cli
+
+        code = open_from_cli(window, args.lesson, getattr(args, "step", None), screenshot)
+        if screenshot or code:
+            return code
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)
         window.show()

@@ -41,6 +41,7 @@ from .heatmap_view import HeatmapView
 from .histogram import Histogram
 from .kernels import KernelLayout
 from .layer_tree import LayerTree
+from .lesson_panel import attach_lessons
 from .neuron_strip import NeuronStrip
 from .run_loop import RunLoop
 from .training_ui import attach_training
@@ -77,6 +78,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self._build_actions()
         attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
         attach_decide(self)
+        attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
         self._wire_runner()
         self._restored_state = False
         if restore_layout:

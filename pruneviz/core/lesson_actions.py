@@ -1,0 +1,425 @@
+"""What a lesson step can do: a registry of actions, each a few lines over Session verbs.
+
+An action is a generator ``fn(run, step, cancel)`` that calls verbs on ``run.session``, yields
+progress (``{"text": ..., "chart": ...}``) for a live view, and records named figures with
+``run.record(name, value)`` and pictures with ``run.chart(spec)``. Its ``settings`` are checked
+when the lesson file is read; ``figures(step)`` lists the names it will record, so a claim that
+reads a figure no step records is refused with the line of the claim. ``needs`` names the
+Session verbs it calls that older engines lack: a lesson using it is listed as "needs: VERB"
+and refused by ``lesson run`` until the verb exists.
+
+Adding an action (a new verb, say ``Session.finetune``) is one :func:`action` entry.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import PrunevizError
+from .lesson_format import Setting
+
+__all__ = ["Action", "ACTIONS", "action", "pct", "spearman"]
+
+
+@dataclass
+class Action:
+    name: str
+    fn: Callable
+    settings: dict[str, Setting]
+    figures: Callable[[dict], list[str]]
+    needs: tuple[str, ...] = ()
+    check: Callable[[dict], tuple[str, str] | None] | None = None
+    help: str = ""
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def action(name: str, settings: dict[str, Setting] | None = None, figures: Callable[[dict], list[str]] | None = None, needs: tuple[str, ...] = (), check=None):
+    """Register ``fn(run, step, cancel)`` as the lesson action ``name``."""
+
+    def wrap(fn):
+        ACTIONS[name] = Action(name, fn, dict(settings or {}), figures or (lambda step: []), tuple(needs), check, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "")
+        return fn
+
+    return wrap
+
+
+def pct(level: float) -> int:
+    """A level's name in figures: 0.7 -> 70."""
+    return int(round(level * 100))
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    order = np.argsort(a, kind="stable")
+    ranks = np.empty(len(a), dtype=np.float64)
+    ranks[order] = np.arange(len(a), dtype=np.float64)
+    _, inv, counts = np.unique(a, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=ranks)
+    return (sums / counts)[inv]  # ties share their mean rank
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (ties averaged); 0 when either side is constant."""
+    ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
+    sa, sb = ra.std(), rb.std()
+    if sa == 0 or sb == 0:
+        return 0.0
+    return float(((ra - ra.mean()) * (rb - rb.mean())).mean() / (sa * sb))
+
+
+def _cancelled(cancel: threading.Event | None) -> bool:
+    return cancel is not None and cancel.is_set()
+
+
+_METHODS = ("magnitude", "random", "taylor", "obd", "wanda", "activation", "apoz")
+_LEVEL = Setting(float, low=0.0, high=1.0)
+_NAME = Setting(str)
+
+
+def _record_eval(run, name: str | None) -> float:
+    result = run.session.evaluate()
+    if name:
+        run.record(name, result.accuracy)
+        run.record(f"{name}_loss", result.loss)
+    return result.accuracy
+
+
+def _named(key: str = "record") -> Callable[[dict], list[str]]:
+    return lambda step: [step[key], f"{step[key]}_loss"] if step.get(key) else []
+
+
+# -------------------------------------------------------------------------------- basic verbs
+@action("evaluate", {"record": Setting(str, required=True)}, _named())
+def _evaluate(run, step, cancel) -> Iterator:
+    """Evaluate the model; records NAME (accuracy) and NAME_loss."""
+    acc = _record_eval(run, step["record"])
+    yield {"text": f"accuracy {acc:.1%}"}
+
+
+@action(
+    "prune",
+    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scope": Setting(str, default="layer", choices=("layer", "global")), "granularity": Setting(str, default="weight", choices=("weight", "neuron")), "method": Setting(str, default="magnitude", choices=_METHODS), "layers": _NAME, "record": _NAME, "keep": Setting(bool, default=True)},
+    _named(),
+)
+def _prune(run, step, cancel) -> Iterator:
+    """Session.prune; records NAME and NAME_loss after it; keep = false undoes it afterwards."""
+    s = run.session
+    n = s.prune(step["amount"], scope=step["scope"], granularity=step["granularity"], method=step["method"], layers=step["layers"])
+    acc = _record_eval(run, step["record"])
+    yield {"text": f"pruned {n:,} {step['granularity']}s by {step['method']}: sparsity {s.sparsity():.1%}, accuracy {acc:.1%}"}
+    if not step["keep"]:
+        s.undo()
+
+
+@action("prune_neurons", {"layer": Setting(str, required=True), "neurons": Setting(list, required=True, items=int), "record": _NAME}, _named())
+def _prune_neurons(run, step, cancel) -> Iterator:
+    """Session.prune_neurons on the listed neurons of one layer."""
+    run.session.prune_neurons(step["layer"], step["neurons"])
+    acc = _record_eval(run, step["record"])
+    yield {"text": f"pruned neurons {step['neurons']} of {step['layer']}: accuracy {acc:.1%}"}
+
+
+@action("restore_neurons", {"layer": Setting(str, required=True), "neurons": Setting(list, required=True, items=int), "record": _NAME}, _named())
+def _restore_neurons(run, step, cancel) -> Iterator:
+    """Session.restore_neurons on the listed neurons of one layer."""
+    run.session.restore_neurons(step["layer"], step["neurons"])
+    acc = _record_eval(run, step["record"])
+    yield {"text": f"restored neurons {step['neurons']} of {step['layer']}: accuracy {acc:.1%}"}
+
+
+@action("undo", {"record": _NAME}, _named())
+def _undo(run, step, cancel) -> Iterator:
+    """Session.undo: take the last step back."""
+    label = run.session.undo()
+    acc = _record_eval(run, step["record"])
+    yield {"text": f"undid {label!r}: accuracy {acc:.1%}" if label else "nothing to undo"}
+
+
+@action("reset", {"record": _NAME}, _named())
+def _reset(run, step, cancel) -> Iterator:
+    """Session.goto(0): back to the unpruned model (every step stays redoable)."""
+    run.session.goto(0)
+    acc = _record_eval(run, step["record"])
+    yield {"text": f"back to the unpruned model: accuracy {acc:.1%}"}
+
+
+def _check_predict(step: dict):
+    if not 2 <= len(step["choices"]) <= 6:
+        return "choices", "a prediction needs 2 to 6 choices"
+    if not 1 <= step["answer"] <= len(step["choices"]):
+        return "answer", f"answer must be the number of a choice, 1 to {len(step['choices'])}"
+    return None
+
+
+@action("predict", {"question": Setting(str, required=True), "choices": Setting(list, required=True, items=str), "answer": Setting(int, required=True), "reveal": Setting(str, default="")}, check=_check_predict)
+def _predict(run, step, cancel) -> Iterator:
+    """Ask the class to guess (multiple choice); the answer is revealed after."""
+    yield {"text": step["question"]}
+
+
+# ----------------------------------------------------------------------------------- the loop
+def _loop_figures(step):
+    r = step["record"]
+    return [f"{r}_steps", f"{r}_sparsity", f"{r}_accuracy", f"{r}_cliff_sparsity", f"{r}_start_accuracy"]
+
+
+@action(
+    "loop",
+    {"method": Setting(str, default="magnitude", choices=_METHODS), "min_accuracy": _LEVEL, "target_sparsity": _LEVEL, "max_steps": Setting(int, default=10_000, low=1, high=100_000), "record": Setting(str, default="loop"), "cliff_drop": Setting(float, default=0.05, low=0.0, high=1.0)},
+    _loop_figures,
+)
+def _loop(run, step, cancel) -> Iterator:
+    """Session.prune_loop: remove the least important neuron, re-evaluate, until a stop condition.
+
+    Records R_steps, R_sparsity, R_accuracy (where it stopped), R_start_accuracy and
+    R_cliff_sparsity: the sparsity of the first step whose accuracy fell more than
+    ``cliff_drop`` below the start (the last step's sparsity when it never did)."""
+    s, r = run.session, step["record"]
+    start = s.evaluate().accuracy
+    xs, ys, cliff = [s.sparsity()], [start], None
+    chart = {"kind": "lines", "title": f"node pruning by {step['method']}: accuracy as neurons go", "xlabel": "weight sparsity", "ylabel": "accuracy", "ylim": [0, 1], "series": [{"name": step["method"], "x": xs, "y": ys}], "marks": []}
+    for n, ((layer, idx), result) in enumerate(s.prune_loop(step["method"], step["min_accuracy"], step["target_sparsity"], step["max_steps"]), 1):
+        xs.append(s.sparsity())
+        ys.append(result.accuracy)
+        if cliff is None and result.accuracy < start - step["cliff_drop"]:
+            cliff = xs[-1]
+            chart["marks"].append({"x": cliff, "label": f"cliff at {cliff:.0%}"})
+        yield {"text": f"step {n}: neuron {idx} of {layer}; sparsity {xs[-1]:.1%}, accuracy {ys[-1]:.1%}", "chart": chart}
+        if _cancelled(cancel):
+            return
+    run.record(f"{r}_steps", float(len(s.history.steps[: s.history.index])))
+    run.record(f"{r}_sparsity", s.sparsity())
+    run.record(f"{r}_accuracy", s.evaluate().accuracy)
+    run.record(f"{r}_start_accuracy", start)
+    run.record(f"{r}_cliff_sparsity", cliff if cliff is not None else xs[-1])
+    run.chart(chart)
+
+
+# --------------------------------------------------------------------------- sweeps and scopes
+def _sweep_label(step, method, scope) -> str:
+    if len(step["scopes"]) == 1:
+        return method
+    if len(step["methods"]) == 1:
+        return scope
+    return f"{method}_{scope}"
+
+
+def _sweep_figures(step):
+    return [f"accuracy_{_sweep_label(step, m, sc)}_{pct(v)}" for m in step["methods"] for sc in step["scopes"] for v in step["levels"]]
+
+
+def _sweep_points(s, levels, scope, granularity, method, cancel) -> Iterator:
+    """(level, sparsity, accuracy, loss) of one-shot prunes from the current state, state kept.
+
+    Uses Session.sweep when the engine has it (one implementation, incremental evaluation);
+    otherwise prune, evaluate and undo each level."""
+    if hasattr(s, "sweep"):
+        gen = s.sweep(levels=list(levels), scope=scope, granularity=granularity, method=method, cancel=cancel)
+        i = 0
+        while True:
+            try:
+                point = next(gen)
+            except StopIteration as stop:
+                out = stop.value
+                break
+            if isinstance(point, dict) and "accuracy" in point:
+                yield levels[min(i, len(levels) - 1)], point.get("sparsity", levels[min(i, len(levels) - 1)]), point["accuracy"], point.get("loss", float("nan"))
+                i += 1
+        if i == 0 and out:  # an engine that only returns the JSON
+            for lv, p in zip(levels, out["curves"][0]["points"]):
+                yield lv, p["sparsity"], p["accuracy"], p["loss"]
+        return
+    for lv in levels:
+        if _cancelled(cancel):
+            return
+        n = s.prune(lv, scope=scope, granularity=granularity, method=method) if lv > 0 else 0
+        sp, res = s.sparsity(), s.evaluate()
+        if n:
+            s.undo()
+        yield lv, sp, res.accuracy, res.loss
+
+
+@action(
+    "sweep",
+    {"methods": Setting(list, default=["magnitude"], items=str, choices=_METHODS), "scopes": Setting(list, default=["layer"], items=str, choices=("layer", "global")), "levels": Setting(list, default=[0.3, 0.5, 0.7, 0.8, 0.9], items=float, low=0.0, high=1.0), "granularity": Setting(str, default="weight", choices=("weight", "neuron"))},
+    _sweep_figures,
+)
+def _sweep(run, step, cancel) -> Iterator:
+    """Accuracy vs sparsity, one-shot from the current state, for each method × scope.
+
+    Records accuracy_LABEL_PCT, LABEL = the method (one scope), the scope (one method) or
+    METHOD_SCOPE; PCT = the level in percent. The model is left as it was."""
+    s = run.session
+    chart = {"kind": "lines", "title": "accuracy vs sparsity, one-shot", "xlabel": "sparsity (amount pruned)", "ylabel": "accuracy", "ylim": [0, 1], "series": [], "marks": []}
+    for method in step["methods"]:
+        for scope in step["scopes"]:
+            label = _sweep_label(step, method, scope)
+            series = {"name": label.replace("_", " "), "x": [], "y": []}
+            chart["series"].append(series)
+            for lv, sp, acc, loss in _sweep_points(s, step["levels"], scope, step["granularity"], method, cancel):
+                series["x"].append(lv)
+                series["y"].append(acc)
+                run.record(f"accuracy_{label}_{pct(lv)}", acc)
+                yield {"text": f"{label.replace('_', ' ')} at {lv:.0%}: accuracy {acc:.1%}", "chart": chart}
+            if _cancelled(cancel):
+                return
+    run.chart(chart)
+
+
+def _scopes_figures(step):
+    p = pct(step["amount"])
+    # the layer names are known only once the model is open: a prefix ending in * stands for them
+    return [f"accuracy_{sc}_{p}" for sc in step["scopes"]] + [f"sparsity_{sc}_{p}_*" for sc in step["scopes"]]
+
+
+@action(
+    "scopes",
+    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scopes": Setting(list, default=["layer", "global"], items=str, choices=("layer", "global")), "method": Setting(str, default="magnitude", choices=_METHODS)},
+    _scopes_figures,
+)
+def _scopes(run, step, cancel) -> Iterator:
+    """Prune the same amount per layer and globally; records accuracy_SCOPE_PCT and the
+    sparsity each chose per layer, sparsity_SCOPE_PCT_LAYER; bars per layer. Model left as it was."""
+    s = run.session
+    p = pct(step["amount"])
+    names = [layer.name for layer in s.layers]
+    chart = {"kind": "bars", "title": f"per-layer sparsity at {p}% overall", "ylabel": "sparsity", "categories": [f"layer {n}" for n in names], "series": []}
+    for scope in step["scopes"]:
+        s.prune(step["amount"], scope=scope, method=step["method"])
+        acc = s.evaluate().accuracy
+        per = [s.sparsity(n) for n in names]
+        s.undo()
+        run.record(f"accuracy_{scope}_{p}", acc)
+        for n, v in zip(names, per):
+            run.record(f"sparsity_{scope}_{p}_{n}", v)
+        chart["series"].append({"name": f"{scope} ({acc:.1%} accurate)", "values": per})
+        yield {"text": f"{scope}: accuracy {acc:.1%}; per layer " + ", ".join(f"{n}: {v:.0%}" for n, v in zip(names, per)), "chart": chart}
+    run.chart(chart)
+
+
+# ---------------------------------------------------------------------------------- knockout
+def _knockout_figures(step):
+    return [f"spearman_{m}" for m in step["methods"]] + ["knockout_max_loss_increase", "knockout_neurons"]
+
+
+def _knockout_points(s, layer, cancel) -> Iterator[tuple[int, float, float]]:
+    """(neuron, accuracy, loss) with each neuron of ``layer`` removed alone.
+
+    Uses Session.knockout when the engine has it; otherwise prune, evaluate, undo."""
+    if hasattr(s, "knockout"):
+        gen = s.knockout(layer, cancel=cancel)
+        seen = 0
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                out = stop.value
+                break
+            if isinstance(p, dict) and "index" in p:
+                seen += 1
+                yield p["index"], p["accuracy"], p["loss"]
+        if not seen and out:
+            for p in out["neurons"]:
+                yield p["index"], p["accuracy"], p["loss"]
+        return
+    for i in range(s.layer(layer).out_channels):
+        if _cancelled(cancel):
+            return
+        if not bool(s.neuron_mask(layer)[i]):
+            continue
+        s.prune_neurons(layer, [i])
+        res = s.evaluate()
+        s.undo()
+        yield i, res.accuracy, res.loss
+
+
+@action("knockout", {"layer": Setting(str, required=True), "methods": Setting(list, default=["magnitude", "taylor", "random"], items=str, choices=_METHODS)}, _knockout_figures)
+def _knockout(run, step, cancel) -> Iterator:
+    """Remove each neuron of a layer alone and measure the loss increase; compare each
+    criterion's ranking with it (Spearman). Records spearman_METHOD."""
+    s, layer = run.session, step["layer"]
+    base = s.evaluate().loss
+    idx, inc = [], []
+    for i, _acc, loss in _knockout_points(s, layer, cancel):
+        idx.append(i)
+        inc.append(loss - base)
+        if len(idx) % 8 == 0:
+            yield {"text": f"knocked out {len(idx)} of {s.layer(layer).out_channels} neurons of {layer}"}
+    if _cancelled(cancel):
+        return
+    if not idx:
+        raise PrunevizError(f"layer {layer} has no kept neuron to knock out")
+    run.record("knockout_neurons", float(len(idx)))
+    run.record("knockout_max_loss_increase", float(max(inc)))
+    measured = _ranks(np.asarray(inc))
+    first = step["methods"][0]
+    scatter = {"kind": "scatter", "title": f"layer {layer}: each neuron, measured vs {first} (ranks)", "xlabel": "rank by loss increase when knocked out", "ylabel": f"rank by {first}", "series": []}
+    bars = {"kind": "bars", "title": "faithfulness: Spearman ρ of each criterion with knockout", "ylabel": "Spearman ρ", "percent": False, "categories": [], "series": [{"name": "ρ", "values": []}]}
+    for m in step["methods"]:
+        scores = s.scores(layer, method=m, granularity="neuron").numpy()[idx]
+        rho = spearman(scores, inc)
+        run.record(f"spearman_{m}", rho)
+        if m == first:
+            scatter["series"].append({"name": m, "x": measured.tolist(), "y": _ranks(scores).tolist()})
+        bars["categories"].append(m)
+        bars["series"][0]["values"].append(rho)
+        yield {"text": f"{m}: Spearman ρ = {rho:.2f} between its scores and the measured loss increase", "chart": bars}
+    run.chart(scatter)
+    run.chart(bars)
+
+
+# ----------------------------------------------------- verbs from the training engine (later)
+@action("finetune", {"epochs": Setting(int, default=1, low=1, high=1000), "lr": Setting(float, default=None), "record": _NAME}, _named(), needs=("finetune",))
+def _finetune(run, step, cancel) -> Iterator:
+    """Session.finetune: train the surviving weights; records NAME after it."""
+    yield from _train_curve(run, run.session.finetune(epochs=step["epochs"], lr=step["lr"], cancel=cancel), "fine-tune")
+    _record_eval(run, step["record"])
+
+
+@action(
+    "train",
+    {"schedule": Setting(str, required=True, choices=("before", "during", "after", "regrow")), "target_sparsity": Setting(float, required=True, low=0.0, high=1.0), "epochs": Setting(int, default=3, low=1, high=1000), "method": Setting(str, default="magnitude", choices=_METHODS), "lr": Setting(float, default=None), "from_scratch": Setting(bool, default=False), "record": _NAME},
+    _named(),
+    needs=("train",),
+)
+def _train(run, step, cancel) -> Iterator:
+    """Session.train with a pruning schedule (before / during / after / regrow); records NAME after it."""
+    gen = run.session.train(step["schedule"], step["target_sparsity"], step["epochs"], method=step["method"], lr=step["lr"], from_scratch=step["from_scratch"], cancel=cancel)
+    yield from _train_curve(run, gen, step["schedule"])
+    _record_eval(run, step["record"])
+
+
+@action(
+    "compensate",
+    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scope": Setting(str, default="layer", choices=("layer", "global")), "method": Setting(str, default="magnitude", choices=_METHODS), "record": _NAME, "keep": Setting(bool, default=True)},
+    _named(),
+    needs=("compensate",),
+)
+def _compensate(run, step, cancel) -> Iterator:
+    """Session.prune(..., compensate=True): prune and adjust the surviving weights (OBS-style)."""
+    s = run.session
+    s.prune(step["amount"], scope=step["scope"], method=step["method"], compensate=True)
+    acc = _record_eval(run, step["record"])
+    yield {"text": f"pruned {step['amount']:.0%} with compensation: accuracy {acc:.1%}"}
+    if not step["keep"]:
+        s.undo()
+
+
+def _train_curve(run, gen, name: str) -> Iterator:
+    chart = {"kind": "lines", "title": f"{name}: accuracy per epoch", "xlabel": "epoch", "ylabel": "accuracy", "ylim": [0, 1], "series": [{"name": name, "x": [], "y": []}], "marks": []}
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration:
+            break
+        if getattr(p, "accuracy", None) is not None:
+            chart["series"][0]["x"].append(p.epoch)
+            chart["series"][0]["y"].append(p.accuracy)
+        yield {"text": f"{name}: epoch {getattr(p, 'epoch', '?')}, loss {getattr(p, 'loss', float('nan')):.3f}", "chart": chart}
+    run.chart(chart)
+

@@ -1,0 +1,482 @@
+"""The lesson file format: TOML, checked by a small schema, and the claim grammar.
+
+A lesson file (``resources/lessons/NAME.toml``, or any ``.toml`` a user writes)::
+
+    title = "Criteria: which weights go first?"
+    model = "demo:mlp"                 # or a [problem] table: a generated 2-D problem
+    data = "demo:digits"
+    seed = 0
+    claim = "accuracy_random_70 < accuracy_magnitude_70"
+    claim_text = "Random pruning does worst."
+
+    [[steps]]
+    caption = "The unpruned network."
+    action = "evaluate"
+    record = "baseline"
+
+Every problem raises :class:`LessonError` with one line naming the file and the line
+(``criteria.toml, line 12: step 3: unknown action 'prun'; actions are: …``); never a traceback.
+
+The claim is an expression over the figures the steps record, parsed by a tiny grammar
+(no ``eval``)::
+
+    claim   := or
+    or      := and ("or" and)*
+    and     := not ("and" not)*
+    not     := "not" not | compare
+    compare := sum (("<" | "<=" | ">" | ">=" | "==" | "!=") sum)?
+    sum     := product (("+" | "-") product)*
+    product := unary (("*" | "/") unary)*
+    unary   := "-" unary | NUMBER | NAME | "(" or ")" | "abs" "(" or ")"
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from .errors import PrunevizError
+
+__all__ = ["LessonError", "Lesson", "Claim", "parse_lesson", "load_lesson", "parse_claim"]
+
+
+class LessonError(PrunevizError):
+    """A lesson file that cannot be used: one line naming the file and the line."""
+
+
+@dataclass
+class Lesson:
+    """A validated lesson: what to open, the steps, the claim."""
+
+    name: str
+    path: Path | None
+    title: str
+    summary: str
+    model: str | None
+    data: str | None
+    problem: dict | None
+    seed: int
+    steps: list[dict]
+    claim: "Claim"
+    claim_text: str
+    needs: list[str] = field(default_factory=list)  #: Session verbs the steps need that are missing
+
+    @property
+    def runnable(self) -> bool:
+        return not self.needs
+
+
+# ------------------------------------------------------------------------------------ locating
+class _Lines:
+    """Finds the line of a key in the TOML source (tomllib does not keep positions)."""
+
+    _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+
+    def _key(self, start: int, stop: int, key: str) -> int | None:
+        pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for i in range(start, stop):
+            if pat.match(self.lines[i]):
+                return i + 1
+        return None
+
+    def _tables(self, name: str) -> list[tuple[int, int]]:
+        """(start, stop) line ranges of each ``[name]`` / ``[[name]]`` table body."""
+        heads = [(i, m.group(1).strip()) for i, line in enumerate(self.lines) if (m := self._HEADER.match(line))]
+        out = []
+        for j, (i, head) in enumerate(heads):
+            if head == name:
+                stop = heads[j + 1][0] if j + 1 < len(heads) else len(self.lines)
+                out.append((i, stop))
+        return out
+
+    def top(self, key: str | None = None) -> int:
+        first = next((i for i, line in enumerate(self.lines) if self._HEADER.match(line)), len(self.lines))
+        return (self._key(0, first, key) if key else None) or 1
+
+    def table(self, name: str, key: str | None = None) -> int:
+        spans = self._tables(name)
+        if not spans:
+            return self.top(name)
+        start, stop = spans[0]
+        return (self._key(start, stop, key) if key else None) or start + 1
+
+    def step(self, index: int, key: str | None = None) -> int:
+        spans = self._tables("steps")
+        if index >= len(spans):
+            return self.top("steps")
+        start, stop = spans[index]
+        return (self._key(start, stop, key) if key else None) or start + 1
+
+
+# ------------------------------------------------------------------------------------- schema
+_TOP = {
+    "title": (str, True),
+    "summary": (str, False),
+    "model": (str, False),
+    "data": (str, False),
+    "problem": (dict, False),
+    "seed": (int, False),
+    "claim": (str, True),
+    "claim_text": (str, False),
+    "steps": (list, True),
+}
+_PROBLEM = {
+    "kind": (str, True),
+    "samples": (int, False),
+    "noise": (float, False),
+    "hidden": (list, False),
+    "epochs": (int, False),
+    "lr": (float, False),
+}
+PROBLEM_KINDS = ("moons", "spirals", "xor")
+#: keys every step may have, besides the action's own settings
+STEP_KEYS = {"caption": (str, True), "action": (str, True), "show": (str, False), "layer": (str, False)}
+SHOW = ("", "boundary", "network", "playground")
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list", dict: "a table"}
+
+
+def _type_ok(value: Any, kind) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of an action: its type, whether it is required, its default, allowed values."""
+
+    kind: type
+    required: bool = False
+    default: Any = None
+    choices: tuple = ()
+    items: type | None = None  #: element type of a list
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, value: Any) -> str | None:
+        """None when ``value`` is fine, else what is wrong with it."""
+        if not _type_ok(value, self.kind):
+            return f"must be {_TYPE_NAMES[self.kind]}, got {value!r}"
+        values = value if self.kind is list else [value]
+        if self.kind is list and self.items is not None:
+            for v in values:
+                if not _type_ok(v, self.items):
+                    return f"must be a list of {_TYPE_NAMES[self.items].split(' ', 1)[1]}s, got {v!r} in it"
+        if self.kind is list and not values:
+            return "must not be empty"
+        for v in values:
+            if self.choices and v not in self.choices:
+                return f"must be one of {', '.join(map(str, self.choices))}; got {v!r}"
+            if self.low is not None and isinstance(v, (int, float)) and not self.low <= v <= self.high:
+                return f"must be between {self.low:g} and {self.high:g}, got {v!r}"
+        return None
+
+
+def parse_lesson(text: str, source: str, actions: dict, name: str | None = None, path: Path | None = None, has_verb: Callable[[str], bool] = lambda v: True) -> Lesson:
+    """Parse and validate a lesson's TOML ``text``; ``source`` names it in messages.
+
+    ``actions`` is the action registry (name -> object with ``settings``, ``needs`` and
+    ``figures(settings)``); ``has_verb(verb)`` says whether the Session has a verb."""
+    where = _Lines(text)
+
+    def fail(line: int, message: str):
+        raise LessonError(f"{source}, line {line}: {message}")
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        what = re.sub(r"\s*\(at .*?\)", "", msg).strip() or "not valid TOML"
+        raise LessonError(f"{source}, line {m.group(1) if m else '?'}: not valid TOML: {what}") from None
+    for key in doc:
+        if key not in _TOP:
+            fail(where.top(key), f"unknown key {key!r}; a lesson has: {', '.join(_TOP)}")
+    for key, (kind, required) in _TOP.items():
+        if key not in doc:
+            if required:
+                fail(where.top(), f"missing {key!r}")
+            continue
+        if not _type_ok(doc[key], kind):
+            fail(where.top(key) if kind is not dict else where.table(key), f"{key} must be {_TYPE_NAMES[kind]}")
+    seed = doc.get("seed", 0)
+    if not 0 <= seed < 2**32:
+        fail(where.top("seed"), f"seed must be between 0 and {2**32 - 1}")
+    problem = doc.get("problem")
+    if problem is not None:
+        for key, value in problem.items():
+            if key not in _PROBLEM:
+                fail(where.table("problem", key), f"unknown key {key!r} in [problem]; it has: {', '.join(_PROBLEM)}")
+            if not _type_ok(value, _PROBLEM[key][0]):
+                fail(where.table("problem", key), f"problem {key} must be {_TYPE_NAMES[_PROBLEM[key][0]]}")
+        if "kind" not in problem:
+            fail(where.table("problem"), "[problem] needs a kind: " + ", ".join(PROBLEM_KINDS))
+        if problem["kind"] not in PROBLEM_KINDS:
+            fail(where.table("problem", "kind"), f"unknown problem kind {problem['kind']!r}; kinds are: {', '.join(PROBLEM_KINDS)}")
+        hidden = problem.get("hidden", [8, 8])
+        if not hidden or not all(_type_ok(h, int) and 1 <= h <= 256 for h in hidden) or len(hidden) > 4:
+            fail(where.table("problem", "hidden"), "hidden must list 1 to 4 layer widths, each 1 to 256")
+        if not 20 <= problem.get("samples", 400) <= 20_000:
+            fail(where.table("problem", "samples"), "samples must be between 20 and 20000")
+        if not 1 <= problem.get("epochs", 300) <= 20_000:
+            fail(where.table("problem", "epochs"), "epochs must be between 1 and 20000")
+        if "model" in doc or "data" in doc:
+            fail(where.top("model") if "model" in doc else where.top("data"), "a lesson has either model/data or a [problem], not both")
+    elif "model" not in doc:
+        fail(where.top(), "missing 'model' (a model spec such as demo:mlp) or a [problem] table")
+
+    steps = []
+    needs: list[str] = []
+    figures: set[str] = set()
+    if not doc["steps"]:
+        fail(where.top("steps"), "a lesson needs at least one step")
+    for i, raw in enumerate(doc["steps"]):
+        label = f"step {i + 1}"
+        if not isinstance(raw, dict):
+            fail(where.step(i), f"{label} must be a table ([[steps]])")
+        for key, (kind, required) in STEP_KEYS.items():
+            if key not in raw:
+                if required:
+                    fail(where.step(i), f"{label}: missing {key!r}")
+                continue
+            if not _type_ok(raw[key], kind):
+                fail(where.step(i, key), f"{label}: {key} must be {_TYPE_NAMES[kind]}")
+        action = actions.get(raw["action"])
+        if action is None:
+            fail(where.step(i, "action"), f"{label}: unknown action {raw['action']!r}; actions are: {', '.join(sorted(actions))}")
+        if raw.get("show", "") not in SHOW:
+            fail(where.step(i, "show"), f"{label}: show must be one of {', '.join(s for s in SHOW if s)}")
+        if raw.get("show") in ("boundary", "playground") and problem is None:
+            fail(where.step(i, "show"), f"{label}: show = {raw['show']!r} needs a [problem] lesson")
+        step = {"caption": raw["caption"], "action": raw["action"]}
+        for key in ("show", "layer"):
+            if key in raw:
+                step[key] = raw[key]
+        for key, value in raw.items():
+            if key in STEP_KEYS:
+                continue
+            setting = action.settings.get(key)
+            if setting is None:
+                known = ", ".join(sorted(action.settings)) or "none"
+                fail(where.step(i, key), f"{label}: action {raw['action']!r} has no setting {key!r}; its settings: {known}")
+            problem_text = setting.check(value)
+            if problem_text:
+                fail(where.step(i, key), f"{label}: {key} {problem_text}")
+            step[key] = value
+        for key, setting in action.settings.items():
+            if key not in step:
+                if setting.required:
+                    fail(where.step(i), f"{label}: action {raw['action']!r} needs {key!r}")
+                step[key] = setting.default
+        extra = action.check(step) if getattr(action, "check", None) else None
+        if extra:
+            fail(where.step(i, extra[0]), f"{label}: {extra[1]}")
+        for verb in action.needs:
+            if not has_verb(verb) and verb not in needs:
+                needs.append(verb)
+        figures.update(action.figures(step))
+        steps.append(step)
+
+    claim_line = where.top("claim")
+    try:
+        claim = parse_claim(doc["claim"])
+    except LessonError as exc:
+        fail(claim_line, f"claim: {exc}")
+    prefixes = tuple(f[:-1] for f in figures if f.endswith("*"))
+    unknown = sorted(n for n in claim.names - figures if not (prefixes and n.startswith(prefixes)))
+    if unknown:
+        fail(claim_line, f"claim uses {', '.join(unknown)}, which no step records; the steps record: {', '.join(sorted(f.replace('*', 'LAYER') for f in figures)) or 'nothing'}")
+    return Lesson(
+        name=name or source,
+        path=path,
+        title=doc["title"],
+        summary=doc.get("summary", ""),
+        model=doc.get("model"),
+        data=doc.get("data"),
+        problem=problem,
+        seed=seed,
+        steps=steps,
+        claim=claim,
+        claim_text=doc.get("claim_text", doc["claim"]),
+        needs=needs,
+    )
+
+
+def load_lesson(path: str | Path, actions: dict, has_verb: Callable[[str], bool] = lambda v: True) -> Lesson:
+    """Read and validate a lesson file (see :func:`parse_lesson`)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LessonError(f"cannot read lesson file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise LessonError(f"{path.name}, line {line}: not UTF-8 text") from None
+    return parse_lesson(text, path.name, actions, name=path.stem, path=path, has_verb=has_verb)
+
+
+# -------------------------------------------------------------------------------------- claims
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><=|>=|==|!=|[-+*/<>()]))")
+_CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+_ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b if b else math.inf if a > 0 else -math.inf if a < 0 else math.nan}
+_WORDS = {"and", "or", "not", "abs"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A parsed claim: ``evaluate(figures)`` gives True/False; ``names`` are the figures it reads."""
+
+    text: str
+    tree: tuple
+    names: frozenset
+
+    def evaluate(self, figures: dict[str, float]) -> bool:
+        missing = sorted(n for n in self.names if n not in figures)
+        if missing:
+            raise LessonError(f"the claim needs {', '.join(missing)}, which this run did not record")
+        return bool(_eval(self.tree, figures))
+
+
+def _eval(node: tuple, env: dict) -> Any:
+    kind = node[0]
+    if kind == "num":
+        return node[1]
+    if kind == "name":
+        return float(env[node[1]])
+    if kind == "neg":
+        return -_eval(node[1], env)
+    if kind == "abs":
+        return abs(_eval(node[1], env))
+    if kind == "not":
+        return not _eval(node[1], env)
+    if kind == "and":
+        return all(_eval(n, env) for n in node[1])
+    if kind == "or":
+        return any(_eval(n, env) for n in node[1])
+    if kind == "cmp":
+        return _CMP[node[1]](_eval(node[2], env), _eval(node[3], env))
+    return _ARITH[node[1]](_eval(node[2], env), _eval(node[3], env))
+
+
+def parse_claim(text: str) -> Claim:
+    """Parse a claim expression (grammar in the module docstring); raises :class:`LessonError`."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            bad = text[pos:].strip()[:1]
+            raise LessonError(f"unexpected {bad!r} at character {pos + 1} of {text!r}")
+        pos = m.end()
+        if m.group("num"):
+            tokens.append(("num", m.group("num")))
+        elif m.group("name"):
+            tokens.append(("word" if m.group("name") in _WORDS else "name", m.group("name")))
+        elif m.group("op"):
+            tokens.append(("op", m.group("op")))
+    if not tokens:
+        raise LessonError("the claim is empty")
+    names: set[str] = set()
+    i = 0
+
+    def peek():
+        return tokens[i] if i < len(tokens) else ("end", "")
+
+    def take(value=None):
+        nonlocal i
+        tok = peek()
+        if value is not None and tok[1] != value:
+            raise LessonError(f"expected {value!r} but found {tok[1] or 'the end'!r} in {text!r}")
+        i += 1
+        return tok
+
+    def p_or():
+        parts = [p_and()]
+        while peek() == ("word", "or"):
+            take()
+            parts.append(p_and())
+        return parts[0] if len(parts) == 1 else ("or", parts)
+
+    def p_and():
+        parts = [p_not()]
+        while peek() == ("word", "and"):
+            take()
+            parts.append(p_not())
+        return parts[0] if len(parts) == 1 else ("and", parts)
+
+    def p_not():
+        if peek() == ("word", "not"):
+            take()
+            return ("not", p_not())
+        return p_cmp()
+
+    def p_cmp():
+        left = p_sum()
+        if peek()[0] == "op" and peek()[1] in _CMP:
+            op = take()[1]
+            return ("cmp", op, left, p_sum())
+        return left
+
+    def p_sum():
+        node = p_prod()
+        while peek()[0] == "op" and peek()[1] in "+-":
+            op = take()[1]
+            node = ("arith", op, node, p_prod())
+        return node
+
+    def p_prod():
+        node = p_unary()
+        while peek()[0] == "op" and peek()[1] in "*/":
+            op = take()[1]
+            node = ("arith", op, node, p_unary())
+        return node
+
+    def p_unary():
+        kind, value = peek()
+        if (kind, value) == ("op", "-"):
+            take()
+            return ("neg", p_unary())
+        if kind == "num":
+            take()
+            return ("num", float(value))
+        if kind == "name":
+            take()
+            names.add(value)
+            return ("name", value)
+        if (kind, value) == ("word", "abs"):
+            take()
+            take("(")
+            inner = p_or()
+            take(")")
+            return ("abs", inner)
+        if (kind, value) == ("op", "("):
+            take()
+            inner = p_or()
+            take(")")
+            return inner
+        raise LessonError(f"expected a figure name or a number but found {value or 'the end'!r} in {text!r}")
+
+    tree = p_or()
+    if i != len(tokens):
+        raise LessonError(f"unexpected {tokens[i][1]!r} in {text!r}")
+    if tree[0] not in ("cmp", "and", "or", "not"):
+        raise LessonError(f"a claim must compare figures (e.g. a > b), got {text!r}")
+    return Claim(text, tree, frozenset(names))

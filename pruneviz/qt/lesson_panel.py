@@ -1,0 +1,607 @@
+"""Lessons in the app: a Lessons menu, a caption panel with Back / Next, live steps.
+
+``attach_lessons(window)`` adds the Lessons menu (and File > Open lesson…) and a "Lesson" dock.
+Starting a lesson opens its session in the worker (a generated problem trains its network
+there) and shows it in the window; each Next sets up the view (the step's layer) and runs the
+step's action in the worker through :class:`~pruneviz.qt.job_runner.JobRunner`, drawing its
+chart live. A predict step shows a multiple choice, sized from the window's font so it scales
+with presentation mode; choosing (or Next) reveals the answer. After the last step, "What we
+saw" shows the claim and the figures measured in this run. Back undoes the last step.
+
+While a step runs in the worker, the session's ``changed`` signal is held (its listeners are
+Qt widgets, which only the GUI thread may touch); one refresh follows when the step is done.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from pruneviz.core import lessons as core
+from pruneviz.core.errors import PrunevizError
+from pruneviz.core.history import Change
+
+from . import lesson_charts as lc
+from .job_runner import JobRunner
+from .playground_view import PlaygroundView
+
+LESSON_SCREENSHOT_SIZE = (1280, 720)
+
+
+class ChartView(QWidget):
+    """Paints one or two chart specs side by side."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.charts: list[dict] = []
+        self.setMinimumSize(320, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_charts(self, charts: list[dict]) -> None:
+        self.charts = [c for c in charts if c][:2]
+        self.update()
+
+    def paintEvent(self, _ev) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("white"))
+        if self.charts:
+            w = self.width() / len(self.charts)
+            for i, chart in enumerate(self.charts):
+                lc.paint(p, QRectF(i * w + 4, 4, w - 8, self.height() - 8), chart)
+        p.end()
+
+
+class PredictView(QWidget):
+    """A multiple-choice question; choosing one (or :meth:`reveal`) shows the answer."""
+
+    answered = Signal(int)  #: 1-based choice
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        self.question = QLabel()
+        self.question.setWordWrap(True)
+        lay.addWidget(self.question)
+        self.buttons: list[QPushButton] = []
+        self._box = QVBoxLayout()
+        lay.addLayout(self._box)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        lay.addWidget(self.verdict)
+        lay.addStretch(1)
+        self.step: dict | None = None
+        self.revealed = False
+
+    def ask(self, step: dict, base_pt: float) -> None:
+        self.step, self.revealed = step, False
+        for b in self.buttons:
+            b.deleteLater()
+        self.buttons = []
+        big = QFont(self.font())
+        big.setPointSizeF(base_pt * 1.6)
+        self.question.setFont(_bold(big))
+        self.question.setText(step["question"])
+        for i, text in enumerate(step["choices"], 1):
+            b = QPushButton(f"{chr(64 + i)}.  {text}")
+            b.setFont(big)
+            b.setStyleSheet("text-align:left; padding:0.35em 0.8em;")
+            b.clicked.connect(lambda _=False, i=i: self.choose(i))
+            self._box.addWidget(b)
+            self.buttons.append(b)
+        mid = QFont(self.font())
+        mid.setPointSizeF(base_pt * 1.3)
+        self.verdict.setFont(mid)
+        self.verdict.setText("Discuss, then choose.")
+
+    def choose(self, i: int) -> None:
+        self.answered.emit(i)
+        self.reveal(i)
+
+    def reveal(self, chosen: int | None = None) -> None:
+        """Show the right answer (and whether ``chosen`` was it)."""
+        if self.step is None:
+            return
+        self.revealed = True
+        right = self.step["answer"]
+        for i, b in enumerate(self.buttons, 1):
+            b.setStyleSheet("text-align:left; padding:0.35em 0.8em;" + ("background:#009E73; color:white; font-weight:bold;" if i == right else ("background:#D55E00; color:white;" if i == chosen else "")))
+        head = "Right!" if chosen == right else (f"Not quite: it is {chr(64 + right)}." if chosen else f"Answer: {chr(64 + right)}.")
+        self.verdict.setText(f"<b>{head}</b> {html.escape(self.step.get('reveal', ''))}")
+
+
+def _bold(font: QFont) -> QFont:
+    f = QFont(font)
+    f.setBold(True)
+    return f
+
+
+class LessonPanel(QWidget):
+    """Title, step counter, caption, the step's picture (chart, playground or question), Back / Next."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        self.title = QLabel()
+        self.title.setWordWrap(True)
+        self.counter = QLabel()
+        self.counter.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.counter)
+        lay.addLayout(top)
+        self.caption = QLabel()
+        self.caption.setWordWrap(True)
+        self.caption.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(self.caption)
+        self.stack = QStackedWidget()
+        self.chart = ChartView()
+        self.playground = PlaygroundView()
+        self.predict = PredictView()
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        for w in (self.chart, self.playground, self.predict, self.summary):
+            self.stack.addWidget(w)
+        lay.addWidget(self.stack, 1)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        lay.addWidget(self.note)
+        row = QHBoxLayout()
+        self.back = QPushButton("◀  Back")
+        self.next = QPushButton("Next  ▶")
+        self.close_btn = QPushButton("End lesson")
+        row.addWidget(self.close_btn)
+        row.addStretch(1)
+        row.addWidget(self.back)
+        row.addWidget(self.next)
+        lay.addLayout(row)
+
+    def scale_fonts(self, base_pt: float) -> None:
+        """Sizes follow the window's font, so presentation mode's larger font scales the lesson."""
+        for w, k, bold in ((self.title, 1.45, True), (self.counter, 1.0, False), (self.caption, 1.3, False), (self.note, 1.0, False), (self.summary, 1.15, False), (self.back, 1.15, False), (self.next, 1.15, True), (self.close_btn, 1.0, False)):
+            f = QFont(self.font())
+            f.setPointSizeF(base_pt * k)
+            f.setBold(bold)
+            w.setFont(f)
+
+
+class LessonController(QObject):
+    """Runs one lesson at a time in the window: menus, dock, worker, Back / Next."""
+
+    stepShown = Signal(int)  #: steps done after a step (or Back) finished
+    opened = Signal(str)  #: lesson name, once its session is in the window
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.run: core.LessonRun | None = None
+        self.page = "none"  # none | opening | intro | step | running | summary
+        self.jobs = JobRunner(self)
+        self.jobs.progress.connect(self._on_progress)
+        self.jobs.finished.connect(self._on_finished)
+        self.jobs.failed.connect(self._on_failed)
+        self.jobs.cancelled.connect(self._on_cancelled)
+        self.jobs.idle.connect(self._on_idle)
+        self._done = None  # what the finished job gave, shown once its thread has returned
+        self.panel = LessonPanel()
+        self.panel.next.clicked.connect(self.next)
+        self.panel.back.clicked.connect(self.back)
+        self.panel.close_btn.clicked.connect(self.close)
+        self.panel.playground.failed.connect(self._error)
+        self.dock = QDockWidget("Lesson", window)
+        self.dock.setObjectName("dock_lesson")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
+        self._hidden: list[QWidget] = []  # docks the lesson put away, shown again when it ends
+        self.dock.hide()
+        self._build_menus()
+        window.installEventFilter(self)
+        if hasattr(window, "sessionChanged"):
+            window.sessionChanged.connect(self._on_window_session)
+
+    # ---------------------------------------------------------------------------------- menus
+    def _build_menus(self) -> None:
+        mb = self.window.menuBar()
+        menu = mb.addMenu("&Lessons")
+        self.menu = menu
+        self.actions: dict[str, object] = {}
+        for name in core.available():
+            try:
+                lesson = core.load(name)
+            except PrunevizError as exc:  # a broken shipped file must not stop the app
+                act = menu.addAction(f"{name} (cannot be read)")
+                act.setEnabled(False)
+                act.setToolTip(str(exc))
+                continue
+            text = lesson.title + (f"   (needs: {', '.join(lesson.needs)})" if lesson.needs else "")
+            act = menu.addAction(text, lambda n=name: self.start(n))
+            act.setEnabled(lesson.runnable)
+            act.setToolTip(lesson.summary)
+            self.actions[name] = act
+        menu.addSeparator()
+        self.act_open = menu.addAction("Open lesson file…", self.open_file)
+        file_menu = next((a.menu() for a in mb.actions() if a.menu() is not None and a.text().replace("&", "") == "File"), None)
+        if file_menu is not None:
+            sep = next((a for a in file_menu.actions() if a.isSeparator()), None)
+            if sep is None:
+                file_menu.addAction(self.act_open)
+            else:
+                file_menu.insertAction(sep, self.act_open)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if obj is self.window and ev.type() == QEvent.Type.Close:
+            # end the lesson before the window saves its layout: the next start shows the editor
+            self.close()
+            self.shutdown()
+        return False
+
+    def _on_window_session(self, session) -> None:
+        if self.run is None or session is not self.run.session:
+            if self.page not in ("opening",) and self.dock.isVisible():
+                self.close()  # another model was opened (or a saved layout showed an empty lesson)
+
+    def open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open lesson", str(Path.home()), "Lessons (*.toml);;All files (*)")
+        if path:
+            self.start(path)
+
+    # ------------------------------------------------------------------------------- running
+    @property
+    def lesson(self):
+        return self.run.lesson if self.run else None
+
+    def start(self, name_or_path: str) -> bool:
+        """Start a lesson (a shipped name or a file). Errors become a message; returns success."""
+        if self.jobs.busy:
+            self.jobs.cancel()
+            self.jobs.wait(30_000)
+            QApplication.processEvents()
+        try:
+            lesson = core.load(name_or_path)
+            run = core.LessonRun(lesson, device="cpu")
+        except PrunevizError as exc:
+            self._error(str(exc))
+            return False
+        self.run = run
+        self.page = "opening"
+        self._show_dock()
+        p = self.panel
+        p.title.setText(lesson.title)
+        p.counter.setText("")
+        p.caption.setText(html.escape(lesson.summary))
+        p.note.setText("Training the network…" if lesson.problem else f"Opening {lesson.model}…")
+        p.summary.setText("")
+        p.stack.setCurrentWidget(p.summary)
+        self._buttons()
+
+        def opening(cancel):
+            run.open()
+            return run.session
+            yield  # noqa: B901 - a generator for the runner
+
+        self.jobs.start("open", opening)
+        return True
+
+    def _show_dock(self) -> None:
+        w = self.window
+        self.panel.scale_fonts(w.font().pointSizeF() if w.font().pointSizeF() > 0 else 10.0)
+        if not self.dock.isVisible():
+            # the lesson takes the place of the editor, the layer list and the history; the
+            # accuracy panel stays beside it (End lesson brings the editor back)
+            for d in [getattr(w, name, None) for name in ("dock_layers", "dock_hist")] + [w.centralWidget()]:
+                if isinstance(d, QWidget) and d.isVisible():
+                    d.hide()
+                    self._hidden.append(d)
+            self.dock.show()
+            self.size_docks()
+            QTimer.singleShot(0, self.size_docks)  # again once the window has laid itself out
+
+    def size_docks(self) -> None:
+        """The lesson gets three quarters of the window's width, the accuracy panel the rest."""
+        w = self.window
+        acc = getattr(w, "dock_acc", None)
+        if self.dock.isVisible() and isinstance(acc, QDockWidget) and acc.isVisible():
+            w.resizeDocks([self.dock, acc], [int(w.width() * 0.74), int(w.width() * 0.26)], Qt.Orientation.Horizontal)
+
+    def next(self) -> None:
+        """Reveal a pending answer, else run the next step, else show "What we saw"."""
+        run = self.run
+        if run is None or self.jobs.busy or self.page in ("opening", "none"):
+            return
+        if self.page == "step" and self.panel.stack.currentWidget() is self.panel.predict and not self.panel.predict.revealed:
+            self.panel.predict.reveal()
+            return
+        k = run.done
+        if k >= len(run.lesson.steps):
+            self._show_summary()
+            return
+        step = run.lesson.steps[k]
+        self._caption(k, step)
+        self._setup_view(step)
+        if step["action"] == "predict":
+            list(_drain(run.step_iter()))  # nothing to compute: the question is the step
+            self.panel.predict.ask(step, self._base_pt())
+            self.panel.stack.setCurrentWidget(self.panel.predict)
+            self.panel.note.setText("")
+            self.page = "step"
+            self._buttons()
+            self.stepShown.emit(run.done)
+            return
+        self.page = "running"
+        self.panel.note.setText("running…")
+        self._buttons()
+        session = run.session
+
+        def step_job(cancel):
+            with session.changed.blocked():  # listeners are widgets: refresh once, on the GUI thread
+                return (yield from run.step_iter(cancel))
+
+        self.jobs.start("step", step_job, throttle_ms=60)
+
+    def back(self) -> None:
+        """Cancel a running step, or undo the last step run and show the one before."""
+        run = self.run
+        if run is None or self.page in ("opening", "none"):
+            return
+        if self.jobs.busy:
+            self.jobs.cancel()
+            return
+        if self.page == "summary":
+            self._show_result(run.results[-1] if run.results else None)
+            return
+        if run.done:
+            run.back()
+        self._show_result(run.results[-1] if run.results else None)
+
+    def close(self) -> None:
+        """End the lesson; the window keeps the lesson's session."""
+        if self.jobs.busy:
+            self.jobs.cancel()
+            self.jobs.wait(30_000)
+        self.run = None
+        self.page = "none"
+        self.panel.playground.set_session(None)
+        self.dock.hide()
+        for d in self._hidden:
+            d.show()
+        self._hidden = []
+
+    def shutdown(self) -> None:
+        self.jobs.shutdown(5000)
+
+    # ----------------------------------------------------------------------------- displays
+    def _base_pt(self) -> float:
+        pt = self.window.font().pointSizeF()
+        return pt if pt > 0 else 10.0
+
+    def _caption(self, k: int, step: dict) -> None:
+        p = self.panel
+        p.scale_fonts(self._base_pt())
+        p.counter.setText(f"step {k + 1} of {len(self.run.lesson.steps)}")
+        p.caption.setText(html.escape(step["caption"]))
+
+    def _setup_view(self, step: dict) -> None:
+        w = self.window
+        if step.get("layer") and hasattr(w, "tree"):
+            try:
+                w.session.layer(step["layer"])
+            except PrunevizError:
+                return
+            w.tree.select(step["layer"])
+        if self.run.lesson.problem is not None:
+            self.panel.stack.setCurrentWidget(self.panel.playground)
+        else:
+            self.panel.chart.set_charts([])
+            self.panel.stack.setCurrentWidget(self.panel.chart)
+
+    def _show_result(self, r) -> None:
+        run, p = self.run, self.panel
+        self.page = "step" if r is not None else "intro"
+        if r is None:
+            p.counter.setText(f"{len(run.lesson.steps)} steps")
+            p.caption.setText(html.escape(run.lesson.summary))
+            p.note.setText("Press Next to begin.")
+            if run.lesson.problem is not None:
+                p.stack.setCurrentWidget(p.playground)
+            else:
+                p.summary.setText("")
+                p.stack.setCurrentWidget(p.summary)
+        else:
+            self._caption(r.index, r.step)
+            p.note.setText(html.escape(r.note) if r.step["action"] != "predict" else "")
+            if r.step["action"] == "predict":
+                p.predict.ask(r.step, self._base_pt())
+                p.predict.reveal()
+                p.stack.setCurrentWidget(p.predict)
+            elif run.lesson.problem is not None:
+                p.playground.refresh()
+                p.stack.setCurrentWidget(p.playground)
+            else:
+                p.chart.set_charts(r.charts)
+                p.stack.setCurrentWidget(p.chart)
+        self._buttons()
+        self.stepShown.emit(run.done)
+
+    def _show_summary(self) -> None:
+        run, p = self.run, self.panel
+        self.page = "summary"
+        try:
+            holds = run.holds()
+        except PrunevizError as exc:
+            holds = None
+            self._error(str(exc))
+        verdict = {True: "<span style='color:#0a6b2b'><b>holds</b></span>", False: "<span style='color:#a11'><b>does not hold</b></span>", None: "could not be checked"}[holds]
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td align='right'>&nbsp;&nbsp;{_fmt(v)}</td></tr>" for k, v in sorted(run.figures.items()) if not k.endswith("_loss"))
+        p.counter.setText("")
+        p.caption.setText("<b>What we saw</b>")
+        p.summary.setText(f"<p><b>Claim:</b> {html.escape(run.lesson.claim_text)}</p><p><code>{html.escape(run.lesson.claim.text)}</code> — in this run it {verdict}.</p><table>{rows}</table>")
+        p.note.setText(f"measured in this run, seed {run.lesson.seed}")
+        p.stack.setCurrentWidget(p.summary)
+        self._buttons()
+        self.stepShown.emit(run.done)
+
+    def _buttons(self) -> None:
+        run, p = self.run, self.panel
+        running = self.page in ("running", "opening")
+        p.back.setEnabled(run is not None and (self.page == "running" or (not running and (run.done > 0 or self.page == "summary"))))
+        p.back.setText("Cancel" if self.page == "running" else "◀  Back")
+        p.next.setEnabled(run is not None and not running and self.page != "summary")
+        if run is not None and not running:
+            p.next.setText("What we saw  ▶" if run.done >= len(run.lesson.steps) else "Next  ▶")
+        p.playground.setEnabled(not running)
+
+    # ---------------------------------------------------------------------------- job signals
+    def _on_progress(self, name: str, item) -> None:
+        if name != "step" or not isinstance(item, dict):
+            return
+        if item.get("text"):
+            self.panel.note.setText(html.escape(item["text"]))
+        if item.get("chart") and self.run is not None and self.run.lesson.problem is None:
+            self.panel.chart.set_charts([item["chart"]])
+
+    def _on_finished(self, name: str, value) -> None:
+        # shown on idle: until the worker's thread has returned, the runner refuses a new job
+        self._done = (name, value)
+
+    def _on_idle(self) -> None:
+        done, self._done = self._done, None
+        if self.run is None or done is None:
+            return
+        name, value = done
+        if name == "failed":
+            self._failed(*value)
+            return
+        if name == "open":
+            if self.window.session is not value:
+                self.window.set_session(value)
+            self.panel.playground.set_session(value if self.run.lesson.problem is not None else None)
+            self._show_result(None)
+            self.opened.emit(self.run.lesson.name)
+            return
+        s = self.run.session
+        s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+        if value is not None:
+            self._show_result(value)
+
+    def _on_failed(self, name: str, message: str) -> None:
+        self._done = ("failed", (name, message))
+
+    def _failed(self, name: str, message: str) -> None:
+        if self.run is not None and name == "step":
+            s = self.run.session
+            s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+            self._show_result(self.run.results[-1] if self.run.results else None)
+        elif name == "open":
+            self.close()
+        self._error(message)
+
+    def _on_cancelled(self, name: str) -> None:
+        if self.run is None:
+            return
+        if name == "open":
+            self.close()
+            return
+        s = self.run.session
+        s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+        self._show_result(self.run.results[-1] if self.run.results else None)
+
+    def _error(self, message: str) -> None:
+        w = self.window
+        if hasattr(w, "show_error"):
+            w.show_error(message)
+        else:  # pragma: no cover - the app's window always has it
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.warning(w, "pruneviz", message)
+
+    # --------------------------------------------------------------------------- blocking use
+    def wait_idle(self, timeout_ms: int = 120_000) -> bool:
+        """Process events until no job runs (screenshots and tests; never from a slot)."""
+        from PySide6.QtCore import QElapsedTimer
+
+        clock = QElapsedTimer()
+        clock.start()
+        while (self.jobs.busy or self.page in ("opening", "running")) and clock.elapsed() < timeout_ms:
+            QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            self.jobs.wait(20)
+        QApplication.processEvents()
+        return not self.jobs.busy
+
+
+def _drain(gen):
+    while True:
+        try:
+            yield next(gen)
+        except StopIteration:
+            return
+
+
+def _fmt(v: float) -> str:
+    return "–" if not math.isfinite(v) else (f"{v:.3f}" if abs(v) < 10 else f"{v:,.0f}")
+
+
+def attach_lessons(window) -> LessonController:
+    """Add the Lessons menu, File > Open lesson… and the Lesson dock to ``window``."""
+    window.lessons = LessonController(window)
+    return window.lessons
+
+
+def open_from_cli(window, name: str, step: int | None, screenshot: str | None) -> int:
+    """``pruneviz gui --lesson NAME [--step K] [--screenshot PNG]``: start the lesson, run its
+    first K steps; with a screenshot, render the window at 1280×720, save it and return 0 (2 on error)."""
+    import sys
+
+    ctrl = window.lessons
+    errors: list[str] = []
+    if screenshot:
+        window.errorShown.connect(errors.append)
+        window.show_error = lambda msg: errors.append(msg)  # no modal box in a screenshot run
+        window.resize(*LESSON_SCREENSHOT_SIZE)
+        window.show()
+    if not ctrl.start(name) or not ctrl.wait_idle():
+        if screenshot:
+            print(f"pruneviz: error: {errors[0] if errors else 'the lesson could not be opened'}", file=sys.stderr)
+        return 2
+    for _ in range(step or 0):
+        if ctrl.page == "summary" or errors:
+            break
+        if ctrl.panel.stack.currentWidget() is ctrl.panel.predict and not ctrl.panel.predict.revealed:
+            ctrl.panel.predict.reveal()  # the class has answered: on to the next step
+        ctrl.next()
+        ctrl.wait_idle()
+    if not screenshot:
+        return 0
+    if errors:
+        print(f"pruneviz: error: {errors[0]}", file=sys.stderr)
+        return 2
+    from .app import wait_for_evaluation
+
+    wait_for_evaluation(window)
+    window.resize(*LESSON_SCREENSHOT_SIZE)  # it grew to fit the editor before the lesson put it away
+    QApplication.processEvents()
+    ctrl.size_docks()
+    for _ in range(5):
+        QApplication.processEvents()
+    if not window.grab().save(screenshot):
+        print(f"pruneviz: error: could not write {screenshot}", file=sys.stderr)
+        return 2
+    window.close()
+    return 0

@@ -1,0 +1,282 @@
+"""Lessons: the file format and its messages, the claim grammar, the engine against plain verbs,
+and every runnable lesson's claim through `pruneviz lesson run`."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pruneviz.cli import main
+from pruneviz.core import lessons, toy
+from pruneviz.core.lesson_actions import ACTIONS, spearman
+from pruneviz.core.lesson_format import LessonError, parse_claim, parse_lesson
+from pruneviz.core.session import Session
+
+GOOD = """\
+title = "t"
+model = "demo:mlp"
+data = "demo:digits"
+claim = "a > 0.5"
+
+[[steps]]
+caption = "c"
+action = "evaluate"
+record = "a"
+"""
+
+RUNNABLE = ["playground", "node-loop", "global-vs-layer", "criteria", "faithful"]
+WAITING = {"fine-tune": "finetune", "when": "train", "surgeon": "compensate", "regrow": "train"}
+
+
+def parse(text: str, has_verb=lambda v: True):
+    return parse_lesson(text, "x.toml", ACTIONS, has_verb=has_verb)
+
+
+# ------------------------------------------------------------------------------ the format
+def test_good_lesson_parses_with_defaults():
+    lesson = parse(GOOD)
+    assert lesson.title == "t" and lesson.seed == 0 and lesson.runnable
+    assert lesson.steps == [{"caption": "c", "action": "evaluate", "record": "a"}]
+    assert lesson.claim.names == {"a"}
+
+
+@pytest.mark.parametrize(
+    "edit, line, words",
+    [
+        (lambda t: t.replace('claim = "a > 0.5"', 'claim = "a >"'), 4, "claim: expected a figure name"),
+        (lambda t: t.replace('claim = "a > 0.5"', 'claim = "b > 0.5"'), 4, "claim uses b, which no step records"),
+        (lambda t: t.replace('claim = "a > 0.5"', 'claim = "a"'), 4, "must compare figures"),
+        (lambda t: t.replace('claim = "a > 0.5"', 'claim = "__import__(1) > 0"'), 4, "unexpected '('"),
+        (lambda t: t.replace('action = "evaluate"', 'action = "evalute"'), 8, "step 1: unknown action 'evalute'"),
+        (lambda t: t.replace('record = "a"', 'record = 3'), 9, "step 1: record must be a string"),
+        (lambda t: t.replace('record = "a"', 'recrod = "a"'), 9, "has no setting 'recrod'"),
+        (lambda t: t.replace('caption = "c"\n', ""), 6, "step 1: missing 'caption'"),
+        (lambda t: t.replace('title = "t"\n', ""), 1, "missing 'title'"),
+        (lambda t: t.replace('data = "demo:digits"', 'data = "demo:digits'), 3, "not valid TOML"),
+        (lambda t: t + "colour = 1\n", 10, "step 1: action 'evaluate' has no setting 'colour'"),
+        (lambda t: "speed = 3\n" + t, 1, "unknown key 'speed'"),
+        (lambda t: t.replace('model = "demo:mlp"\ndata = "demo:digits"\n', ""), 1, "missing 'model'"),
+        (lambda t: t + '\n[[steps]]\ncaption = "p"\naction = "predict"\nquestion = "q"\nchoices = ["x", "y"]\nanswer = 3\n', 16, "answer must be the number of a choice"),
+        (lambda t: t + '\n[[steps]]\ncaption = "p"\naction = "prune"\namount = 1.5\n', 14, "amount must be between 0 and 1"),
+        (lambda t: t + '\n[[steps]]\ncaption = "p"\naction = "sweep"\nmethods = ["magnitude", "dice"]\n', 14, "must be one of"),
+        (lambda t: t + '\n[[steps]]\ncaption = "p"\naction = "evaluate"\nrecord = "b"\nshow = "boundary"\n', 15, "needs a [problem] lesson"),
+        (lambda t: t.replace('model = "demo:mlp"\ndata = "demo:digits"\n', '[problem]\nkind = "circles"\n').replace('claim = "a > 0.5"\n', "").replace('title = "t"\n', 'title = "t"\nclaim = "a > 0.5"\n'), 4, "unknown problem kind 'circles'"),
+    ],
+)
+def test_broken_lessons_name_file_and_line(edit, line, words):
+    with pytest.raises(LessonError) as info:
+        parse(edit(GOOD))
+    msg = str(info.value)
+    assert msg.startswith(f"x.toml, line {line}: "), msg
+    assert words in msg, msg
+    assert "\n" not in msg
+
+
+def test_broken_file_through_the_cli_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "mine.toml"
+    bad.write_text(GOOD.replace('action = "evaluate"', 'action = "prunee"'))
+    assert main(["lesson", "run", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith("pruneviz: error: mine.toml, line 8: step 1: unknown action 'prunee'")
+    assert not (tmp_path / "o").exists()
+    bad.write_bytes(b'title = "\xff"\n')
+    assert main(["lesson", "run", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "mine.toml, line 1: not UTF-8 text" in capsys.readouterr().err
+
+
+def test_unknown_lesson_and_bad_out(tmp_path, capsys):
+    assert main(["lesson", "run", "nope", "--out", str(tmp_path)]) == 2
+    assert "no lesson named 'nope'; lessons are: playground, node-loop" in capsys.readouterr().err
+    f = tmp_path / "f"
+    f.write_text("x")
+    assert main(["lesson", "run", "criteria", "--out", str(f)]) == 2
+    assert "is a file: give a directory" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- the claim
+@pytest.mark.parametrize(
+    "text, env, expected",
+    [
+        ("a > b", {"a": 2, "b": 1}, True),
+        ("a > b", {"a": 1, "b": 1}, False),
+        ("a >= b and not c < 0", {"a": 1, "b": 1, "c": 0}, True),
+        ("a - b >= 0.05 or c == 3", {"a": 0.5, "b": 0.49, "c": 3}, True),
+        ("a - b >= 0.05 or c == 3", {"a": 0.5, "b": 0.49, "c": 2}, False),
+        ("abs(a - b) < 1e-3", {"a": 0.3, "b": 0.3004}, True),
+        ("-a * 2 + (b / 4) <= 1", {"a": -1, "b": -4}, True),
+        ("-a * 2 + (b / 4) < 1", {"a": -1, "b": -4}, False),
+        ("a - b - c > 0", {"a": 1, "b": 0.5, "c": 0.6}, False),
+        ("a / b > 1", {"a": 1, "b": 0}, True),  # x/0 is +inf for x > 0, no exception
+        ("1 < 2 and a != a", {"a": float("nan")}, True),
+    ],
+)
+def test_claim_grammar_matches_python(text, env, expected):
+    claim = parse_claim(text)
+    env = {k: float(v) for k, v in env.items()}
+    assert claim.evaluate(env) is expected
+    if "/ b" not in text:  # Python itself is the oracle (it raises on x/0 where claims give inf)
+        assert bool(eval(text, {"abs": abs}, dict(env))) is expected  # noqa: S307 - test oracle
+    assert claim.names == {n for n in env}
+
+
+@pytest.mark.parametrize("text", ["a > ", "a >> b", "a > b c", "(a > b", "a.b > 1", "a > b; import os", "lambda: 1 > 0", "a[0] > 1", ""])
+def test_claim_grammar_refuses(text):
+    with pytest.raises(LessonError):
+        parse_claim(text)
+
+
+def test_spearman_matches_the_definition():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    ra, rb = a.argsort().argsort(), b.argsort().argsort()
+    assert spearman(a, b) == pytest.approx(np.corrcoef(ra, rb)[0, 1])
+    assert spearman(a, 3 * a + 1) == pytest.approx(1.0)
+    assert spearman([1, 1, 2], [3, 2, 1]) == pytest.approx(-np.sqrt(3) / 2)  # ties share ranks
+    assert spearman([1, 1, 1], [1, 2, 3]) == 0.0
+
+
+# ------------------------------------------------------------------------------- the engine
+def test_list_shows_what_waiting_lessons_need(capsys):
+    assert main(["lesson", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in out]
+    assert names[: len(RUNNABLE)] == RUNNABLE and set(names) == set(RUNNABLE) | set(WAITING)
+    for line in out:
+        name = line.split()[0]
+        if name in WAITING and not lessons.has_verb(WAITING[name]):
+            assert line.endswith(f"(needs: {WAITING[name]})")
+        elif name in RUNNABLE:
+            assert "needs" not in line
+
+
+@pytest.mark.parametrize("name", sorted(WAITING))
+def test_waiting_lesson_is_refused_naming_the_verb(name, tmp_path, capsys):
+    if lessons.has_verb(WAITING[name]):
+        pytest.skip(f"Session.{WAITING[name]} exists: the lesson runs (see test_lesson_claim_holds)")
+    assert main(["lesson", "run", name, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"pruneviz: error: lesson '{name}' needs Session.{WAITING[name]}, which this version of pruneviz does not have yet"]
+
+
+def test_sweep_step_equals_plain_verbs():
+    """The sweep action's figures are Session.prune + evaluate from the unpruned model, and it leaves the model as it was."""
+    lesson = parse(GOOD.replace('claim = "a > 0.5"', 'claim = "accuracy_random_50 < accuracy_magnitude_50"') + '\n[[steps]]\ncaption = "s"\naction = "sweep"\nmethods = ["magnitude", "random"]\nlevels = [0.5, 0.8]\n')
+    run = lessons.LessonRun(lesson)
+    results = list(run.run())
+    s = run.session
+    assert s.sparsity() == 0.0
+    oracle = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    for m in ("magnitude", "random"):
+        for lv in (0.5, 0.8):
+            oracle.prune(lv, method=m)
+            assert run.figures[f"accuracy_{m}_{round(lv * 100)}"] == oracle.evaluate().accuracy
+            oracle.undo()
+    assert results[1].charts[0]["kind"] == "lines" and len(results[1].charts[0]["series"]) == 2
+    assert run.holds()
+
+
+def test_knockout_step_equals_removing_each_neuron():
+    lesson = parse(GOOD.replace('claim = "a > 0.5"', 'claim = "spearman_magnitude > -1"') + '\n[[steps]]\ncaption = "k"\naction = "knockout"\nlayer = "2"\nmethods = ["magnitude"]\n')
+    run = lessons.LessonRun(lesson)
+    list(run.run())
+    s = run.session
+    base = s.evaluate().loss
+    inc = []
+    for i in range(64):
+        s.prune_neurons("2", [i])
+        inc.append(s.evaluate().loss - base)
+        s.undo()
+    expected = spearman(s.scores("2", method="magnitude", granularity="neuron").numpy(), inc)
+    assert run.figures["spearman_magnitude"] == pytest.approx(expected)
+    assert run.figures["knockout_max_loss_increase"] == pytest.approx(max(inc))
+    assert s.history.index == 0
+
+
+def test_back_restores_session_and_figures():
+    lesson = parse(GOOD + '\n[[steps]]\ncaption = "p"\naction = "prune"\namount = 0.5\nrecord = "b"\n')
+    run = lessons.LessonRun(lesson)
+    list(run.run())
+    s = run.session
+    assert s.sparsity() > 0.49 and "b" in run.figures
+    run.back()
+    assert s.sparsity() == 0.0 and "b" not in run.figures and run.done == 1
+    gen = run.step_iter()
+    with pytest.raises(StopIteration):
+        while True:
+            next(gen)
+    assert run.done == 2 and s.sparsity() > 0.49
+
+
+def test_a_failing_step_leaves_the_session_as_before():
+    lesson = parse(GOOD + '\n[[steps]]\ncaption = "p"\naction = "prune_neurons"\nlayer = "0"\nneurons = [1, 999]\n')
+    run = lessons.LessonRun(lesson)
+    with pytest.raises(Exception, match="out of range"):
+        list(run.run())
+    assert run.session.sparsity() == 0.0 and run.done == 1
+
+
+def test_toy_problem_is_deterministic_and_learns():
+    a = toy.open_problem({"kind": "xor", "epochs": 200}, seed=3)
+    b = toy.open_problem({"kind": "xor", "epochs": 200}, seed=3)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+    assert a.evaluate().accuracy > 0.9
+    grid = toy.boundary(a, 32)
+    assert grid.shape == (32, 32) and 0 <= grid.min() and grid.max() <= 1
+    # the grid agrees with the model's own class decision on the held-out points' plane
+    x0, x1, y0, y1 = toy.BOUNDS
+    with torch.no_grad():
+        corner = a.model(torch.tensor([[x1, y1]])).softmax(1)[0, 1]
+    assert grid[-1, -1] == pytest.approx(float(corner), abs=1e-5)
+
+
+# ------------------------------------------------------------------- every lesson's claim
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_lesson_claim_holds(name, tmp_path, capsys):
+    out = tmp_path / name
+    t = time.perf_counter()
+    code = main(["lesson", "run", name, "--out", str(out)])
+    seconds = time.perf_counter() - t
+    text = capsys.readouterr()
+    assert code == 0, text.out + text.err
+    result = json.loads((out / "result.json").read_text())
+    assert set(result) == {"lesson", "claim", "holds", "figures", "seconds"}
+    assert result["lesson"] == name and result["holds"] is True
+    assert result["claim"] == lessons.load(name).claim.text
+    assert lessons.load(name).claim.evaluate(result["figures"])  # the recorded figures support it
+    assert seconds <= 60
+    pngs = sorted(out.glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    page = (out / "handout.html").read_text()
+    assert page.count("data:image/png;base64,") == len(pngs)
+    assert not re.search(r"(?:https?:)?//[\w.-]+\.\w|src=['\"](?!data:)|href=|@import|url\(", page), "the handout must be self-contained"
+    for step in lessons.load(name).steps:
+        assert _html_escape(step["caption"]) in page
+
+
+def _html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def test_toy_training_is_torch_adam():
+    """The written-out Adam of the playground equals torch.optim.Adam step for step."""
+    x, y = (torch.from_numpy(a) for a in toy.points("moons", 64, 0.1, 0))
+    ours = toy.mlp([6])
+    toy.train(ours, x, y, epochs=15, lr=0.02, seed=1)
+    ref = toy.mlp([6])
+    toy.train(ref, x, y, epochs=0, lr=0.02, seed=1)  # the same seeded initial weights
+    opt = torch.optim.Adam(ref.parameters(), lr=0.02)
+    for _ in range(15):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(ref(x), y).backward()
+        opt.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
