@@ -100,7 +100,22 @@ class MaskStore:
         info = self.layers[layer]
         idx = flat_idx.to(self.elem[layer].device, torch.long)
         flat = self.elem[layer].view(-1)
-        derived = self.param_mask(info.weight, None).view(-1)[idx] if self._dims_of(info.weight) else None
+        # the neuron-derived mask matters only where some neuron is pruned (small vectors to check)
+        dims = [d for d in self._dims_of(info.weight) if not bool(self.keep[(info.weight, d)].all())]
+        derived = self.param_mask(info.weight, None).view(-1)[idx] if dims else None
+        w = self.params[info.weight]
+        if derived is None and idx.numel() * 8 > flat.numel() and w.is_contiguous():
+            # a bulk flip (a global prune): one scatter into a dense flip mask, then whole-layer
+            # ops, instead of gathering and scattering millions of indices three times
+            fm = torch.zeros_like(flat)
+            fm[idx] = True
+            flat ^= fm
+            restored = int(torch.count_nonzero(flat & fm))
+            self.kept[layer] += restored - (idx.numel() - restored)
+            with torch.no_grad():
+                torch.mul(self.orig[info.weight].view(-1), flat.to(w.dtype), out=w.view(-1))
+            self.version += 1
+            return
         new = ~flat[idx]
         flat[idx] = new
         eff_new = new & derived if derived is not None else new
@@ -109,7 +124,6 @@ class MaskStore:
         live = idx.numel() if derived is None else int(torch.count_nonzero(derived))
         delta = restored - (live - restored)
         self.kept[layer] += delta
-        w = self.params[info.weight]
         with torch.no_grad():
             w.view(-1)[idx] = self.orig[info.weight].view(-1)[idx] * eff_new.to(w.dtype)
         self.version += 1

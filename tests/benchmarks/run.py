@@ -31,6 +31,9 @@ from pruneviz.core.evaluate import batches  # noqa: E402
 from pruneviz.core.model_io import LoadedModel  # noqa: E402
 from pruneviz.core.session import Session  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import window  # noqa: E402
+
 
 def median_ms(fn, repeat: int) -> float:
     times = []
@@ -292,9 +295,13 @@ def main(argv=None) -> int:
     results.update(global_vs_torch(args.quick))
     if not args.no_ui:
         results.update(ui(args.quick))
+    results.update(window.run_all(args.quick, ui=not args.no_ui))  # through the real window
+    GOALS.update(window.GOALS)
     results["seconds"] = time.perf_counter() - t0
     width = max(map(len, results))
     for key, value in results.items():
+        if key.endswith(("_min", "_max")) and key[:-4] in results:
+            continue  # printed beside their median
         goal = GOALS.get(key)
         mark = ""
         if goal is not None and value is not None:
@@ -302,6 +309,8 @@ def main(argv=None) -> int:
             ok = value <= target if op == "<=" else value == target
             mark = f"  goal {op} {target}: {'met' if ok else 'MISSED'}"
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        if f"{key}_min" in results:
+            shown += f" (min {results[key + '_min']:.1f}, max {results[key + '_max']:.1f})"
         print(f"{key:<{width}}  {shown}{mark}")
     if args.json:
         print(json.dumps(results))
