@@ -196,13 +196,11 @@ def global_vs_torch(quick: bool) -> dict:
     flat = torch.cat([ref[int(layer.name)].weight_orig.detach().abs().flatten() for layer in s.layers])
     thr = flat.kthvalue(round(0.5 * flat.numel())).values
     ties = int((flat == thr).sum())
-    changed = s.history.steps[-1].changed
     return {
         "global_magnitude_vs_torch_ratio": ours / theirs,
         "global_params": params,
         "global_mask_differences": mismatch,
         "global_ties_at_threshold": ties,
-        "undo_bytes_per_changed_weight": s.history.nbytes() / changed,
     }
 
 

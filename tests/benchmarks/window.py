@@ -214,6 +214,47 @@ def global_vs_kthvalue(quick: bool, dims: list[int] | None = None) -> dict:
     }
 
 
+def history_bytes_held(history) -> int:
+    """Memory the undo history holds, measured: every distinct tensor storage its steps reference
+    (a view into a larger tensor keeps all of it alive, so the storage counts, not the view) plus
+    the Python objects (steps, flips, lists, labels)."""
+    import sys
+
+    seen: set[int] = set()
+    total = sys.getsizeof(history.steps)
+    for step in history.steps:
+        total += sys.getsizeof(step) + sys.getsizeof(step.label) + sys.getsizeof(step.flips)
+        for f in step.flips:
+            total += sys.getsizeof(f) + sys.getsizeof(f.idx)
+            st = f.idx.untyped_storage()
+            if st.data_ptr() not in seen:
+                seen.add(st.data_ptr())
+                total += st.nbytes()
+    return total
+
+
+def undo_memory(quick: bool) -> dict:
+    """A known edit sequence on a 2048×2048 (quick: 1024×1024) MLP: a global 50% prune, 20 neuron
+    prunes, 10 blocks, 10 single weights, 3 undos (their steps stay, for redo). Measured bytes
+    held by the history / weights changed by all its steps."""
+    torch.manual_seed(0)
+    n = 1024 if quick else 2048
+    model = nn.Sequential(nn.Linear(n, n), nn.ReLU(), nn.Linear(n, n), nn.ReLU(), nn.Linear(n, 10)).eval()
+    s = session_for(model, torch.randn(2, n))
+    s.prune(0.5, scope="global")
+    for i in range(20):
+        s.prune_neurons("2", [i])
+    for i in range(10):
+        s.prune_rect("0", (i * 8, i * 8 + 8), (0, 64))
+    for i in range(10):
+        s.prune_weights("4", [i * 7])
+    for _ in range(3):
+        s.undo()
+    changed = sum(step.changed for step in s.history.steps)
+    held = history_bytes_held(s.history)
+    return {"undo_bytes_per_changed_weight": held / changed, "undo_history_bytes": held, "undo_changed_weights": changed}
+
+
 GOALS = {
     "window_click_to_painted_ms_4096": ("<=", 50),
     "window_threshold_preview_ms_4096": ("<=", 50),
@@ -225,6 +266,7 @@ GOALS = {
 
 def run_all(quick: bool, ui: bool = True) -> dict:
     out = global_vs_kthvalue(quick)
+    out.update(undo_memory(quick))
     if ui:
         out.update(big_window(quick))
         out.update(cnn_estimate(quick))
