@@ -42,6 +42,23 @@ def _pad(a: np.ndarray, by: int, bx: int, fill) -> np.ndarray:
     return padded
 
 
+def _reduce_blocks(p: np.ndarray, block: tuple[int, int], ufunc) -> np.ndarray:
+    """``ufunc`` over each ``block`` of a padded array: first across the block's rows (whole
+    contiguous rows at a time), then across its columns. Several times faster than one reduction
+    over axes (1, 3) of a 4-D view, which strides through memory."""
+    by, bx = block
+    h, w = p.shape
+    rows = ufunc.reduce(p.reshape(h // by, by, w), axis=1) if by > 1 else p
+    if bx == 1:
+        return rows
+    # across columns: bx element-wise ops over strided slices (a reduction over a short last
+    # axis is slow in numpy)
+    out = rows[:, 0::bx].copy()
+    for j in range(1, bx):
+        ufunc(out, rows[:, j::bx], out=out)
+    return out
+
+
 def pool_signed_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     """Per block, the entry of largest |value|, sign kept."""
     by, bx = block
@@ -49,8 +66,7 @@ def pool_signed_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     if (by, bx) == (1, 1):
         return np.ascontiguousarray(a)
     p = _pad(a, by, bx, 0.0)
-    v = p.reshape(p.shape[0] // by, by, p.shape[1] // bx, bx)  # a view: no copy
-    hi, lo = v.max(axis=(1, 3)), v.min(axis=(1, 3))
+    hi, lo = _reduce_blocks(p, block, np.maximum), _reduce_blocks(p, block, np.minimum)
     return np.ascontiguousarray(np.where(hi >= -lo, hi, lo), dtype=np.float32)
 
 
@@ -60,7 +76,7 @@ def pool_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     if (by, bx) == (1, 1):
         return np.ascontiguousarray(a)
     p = _pad(a, by, bx, -np.inf)
-    return np.ascontiguousarray(p.reshape(p.shape[0] // by, by, p.shape[1] // bx, bx).max(axis=(1, 3)), dtype=np.float32)
+    return np.ascontiguousarray(_reduce_blocks(p, block, np.maximum), dtype=np.float32)
 
 
 def pool_any(mask_pruned: np.ndarray, block: tuple[int, int]) -> np.ndarray:
@@ -69,7 +85,7 @@ def pool_any(mask_pruned: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     m = np.asarray(mask_pruned, dtype=bool)
     if (by, bx) != (1, 1):
         p = _pad(m, by, bx, False)
-        m = p.reshape(p.shape[0] // by, by, p.shape[1] // bx, bx).any(axis=(1, 3))
+        m = _reduce_blocks(p.view(np.uint8), block, np.bitwise_or)
     return np.ascontiguousarray(m, dtype=np.float32)
 
 

@@ -156,9 +156,26 @@ class MaskStore:
         flat = self.elem[layer].view(-1)
         if int(idx.min()) < 0 or int(idx.max()) >= flat.numel():
             raise PrunevizError(f"weight index out of range for layer {layer} with {flat.numel()} weights")
-        derived = self.param_mask(info.weight, None).view(-1)[idx] if self._dims_of(info.weight) else None
-        new = ~flat[idx]
+        # the neuron-derived mask matters only where some neuron is pruned (small vectors to check)
+        dims = [d for d in self._dims_of(info.weight) if not bool(self.keep[(info.weight, d)].all())]
+        derived = self.param_mask(info.weight, None).view(-1)[idx] if dims else None
         w = self.params[info.weight]
+        if derived is None and idx.numel() * 8 > flat.numel() and w.is_contiguous():
+            # a bulk flip (a global prune): one scatter into a dense flip mask, then whole-layer
+            # ops, instead of gathering and scattering millions of indices three times
+            fm = torch.zeros_like(flat)
+            fm[idx] = True
+            self._remember_counts()
+            self._remember(flat)  # whole-layer copies: cheaper than gathers at this share
+            self._remember(w)
+            flat ^= fm
+            restored = int(torch.count_nonzero(flat & fm))
+            self.kept[layer] += restored - (idx.numel() - restored)
+            with torch.no_grad():
+                torch.mul(self.orig[info.weight].view(-1), flat.to(w.dtype), out=w.view(-1))
+            self.version += 1
+            return
+        new = ~flat[idx]
         self._remember_counts()
         self._remember(flat, idx)
         self._remember(w.view(-1), idx)

@@ -23,7 +23,8 @@ def lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
     Large ones find the k-th smallest score with a selection (``kthvalue``, no sort, no 50%
     ``topk``) and take everything below it plus the first ties in index order."""
     flat_s, flat_k = scores.reshape(-1), kept.reshape(-1)
-    if flat_s.is_floating_point() and not bool(torch.isfinite(flat_s).all()):
+    # a finite sum means every score is finite (NaN and ±Inf propagate): one cheap pass
+    if flat_s.is_floating_point() and not bool(torch.isfinite(flat_s.sum())) and not bool(torch.isfinite(flat_s).all()):
         # a NaN/Inf weight breaks the model: rank NaN first to go, +Inf last, -Inf first
         flat_s = torch.nan_to_num(flat_s.float(), nan=-float("inf"))
     out = torch.zeros_like(flat_k)
@@ -33,7 +34,7 @@ def lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
     all_kept = bool(flat_k.all())
     if flat_s.numel() > SELECT_THRESHOLD:
         s = flat_s if all_kept else torch.where(flat_k, flat_s, torch.full_like(flat_s, float("inf")))
-        thr = torch.kthvalue(s, k).values
+        thr = kth_smallest(s, k)
         out = s < thr
         need = k - count(out)
         if need > 0:
@@ -50,6 +51,35 @@ def lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
 
 
 SELECT_THRESHOLD = 1 << 20
+SAMPLE = 1 << 16  #: scores sampled to bracket the k-th smallest one
+
+
+def kth_smallest(s: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k``-th smallest value of the 1-D ``s`` (1-based), exactly ``torch.kthvalue(s, k).values``.
+
+    On large tensors a seeded sample brackets the answer between two of its quantiles (a margin
+    of four standard errors either side); one pass counts what lies below the bracket and keeps
+    what lies inside it (about 3% of the values), and ``kthvalue`` runs on that band only. When
+    the answer is not inside the bracket (a very unlucky sample), it falls back to ``kthvalue``
+    over everything. Several times faster than one ``kthvalue`` over tens of millions of scores."""
+    n = s.numel()
+    if n <= 8 * SAMPLE:
+        return torch.kthvalue(s, k).values
+    g = torch.Generator(device="cpu").manual_seed(n * 31 + k)
+    sample = s[torch.randint(n, (SAMPLE,), generator=g).to(s.device)]
+    q = k / n
+    margin = 4.0 * (q * (1 - q) / SAMPLE) ** 0.5 + 2.0 / SAMPLE
+    lo_i, hi_i = int((q - margin) * SAMPLE), int((q + margin) * SAMPLE) + 1
+    lo = sample.kthvalue(lo_i).values if lo_i >= 1 else None
+    hi = sample.kthvalue(hi_i).values if hi_i <= SAMPLE else None
+    below = 0 if lo is None else int(torch.count_nonzero(s < lo))
+    inside = torch.ones_like(s, dtype=torch.bool) if lo is None else s >= lo
+    if hi is not None:
+        inside &= s <= hi
+    band = s[inside]
+    if below < k <= below + band.numel():
+        return torch.kthvalue(band, k - below).values
+    return torch.kthvalue(s, k).values
 
 
 def count(mask: torch.Tensor) -> int:

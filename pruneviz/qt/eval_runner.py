@@ -122,6 +122,7 @@ class EvalRunner(QObject):
         self._closed = False
         self._clock = QElapsedTimer()
         self._clock.start()
+        self._shown_rid = -1  # the request whose progress was last shown
 
     # ------------------------------------------------------------------ API
     @property
@@ -236,8 +237,11 @@ class EvalRunner(QObject):
         return self.session is not None and self.session.masks.version == self._current.version
 
     def _on_progress(self, rid: int, p) -> None:
-        # at most ~25 redraws a second: fast evaluations yield far more batches than a screen shows
-        if self._live(rid) and (self._clock.elapsed() >= 40 or p.done >= p.total):
+        # at most ~25 redraws a second: fast evaluations yield far more batches than a screen
+        # shows; but a request's first estimate is always shown at once (what the user waits for)
+        first = rid != self._shown_rid
+        if self._live(rid) and (first or self._clock.elapsed() >= 40 or p.done >= p.total):
+            self._shown_rid = rid
             self._clock.restart()
             self.progress.emit(self._current, p)
 

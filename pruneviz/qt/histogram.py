@@ -31,20 +31,40 @@ class Histogram(pg.PlotWidget):
         self.addItem(self.line)
         self.line.sigDragged.connect(lambda ln: self.thresholdDragged.emit(float(ln.value())))
         self.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
+        self.counts = np.zeros(0, dtype=np.int64)  #: the counts drawn
+        self._label = ""
+        self._range = -1.0
 
     def set_scores(self, scores: np.ndarray, kept: np.ndarray, xlabel: str) -> None:
-        s = np.nan_to_num(np.asarray(scores, dtype=np.float64).reshape(-1))
+        """Histogram of the kept ``scores`` (a full count; see :meth:`set_counts` for a kept one)."""
+        s = np.nan_to_num(np.asarray(scores, dtype=np.float32).reshape(-1))
         k = np.asarray(kept, dtype=bool).reshape(-1)
         hi = float(s.max()) if s.size else 1.0
         edges = np.linspace(0.0, hi if hi > 0 else 1.0, 61)
-        hk, _ = np.histogram(s[k], edges)
-        self.kept.setData(edges, hk)
-        self.gone.setData([], [])  # pruned weights all sit at 0 and would flatten the kept ones
-        gone = int((~k).sum())
-        self.setLabel("bottom", xlabel + (f"   ({gone:,} pruned not shown)" if gone else ""))
-        self.setXRange(0, edges[-1], padding=0.02)
+        self.set_counts(edges, np.histogram(s[k], edges)[0], int(k.size - np.count_nonzero(k)), xlabel)
+
+    def set_counts(self, edges: np.ndarray, counts: np.ndarray, pruned: int, xlabel: str) -> None:
+        """Draw histogram ``counts`` over ``edges`` (kept weights only; ``pruned`` are named in the
+        axis label: they all sit at 0 and would flatten the kept ones)."""
+        self.kept.setData(edges, counts)
+        self.counts = np.asarray(counts)
+        label = xlabel + (f"   ({pruned:,} pruned not shown)" if pruned else "")
+        if label != self._label:
+            self._label = label
+            self.setLabel("bottom", label)
+        if self._range != float(edges[-1]):
+            self._range = float(edges[-1])
+            self.setXRange(0, edges[-1], padding=0.02)
 
     def set_threshold(self, value: float) -> None:
+        """Move the threshold line (without emitting ``thresholdDragged``); its label follows."""
         self.line.blockSignals(True)
         self.line.setValue(value)
         self.line.blockSignals(False)
+        # the label listens to the line's (blocked) position signal: tell it directly
+        self.line.label.valueChanged()
+
+    @property
+    def threshold_label(self) -> str:
+        """The text shown on the threshold line."""
+        return self.line.label.toPlainText()

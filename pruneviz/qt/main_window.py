@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from pruneviz.core.evaluate import device_name
+from pruneviz.core.importance import LOCAL_METHODS
 
 from .accuracy_plot import AccuracyPanel
 from .controls import methods
@@ -160,6 +161,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
 
         self.tree.layerSelected.connect(self.show_layer)
         self.filter.failed.connect(self.show_error)
+        self.filter.neuronPicked.connect(lambda row: self.select_neurons([row]))
         self.filter.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.history.itemClicked.connect(lambda it: self._guard(self.session.goto, self.history.row(it)))
 
@@ -191,6 +193,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         s.changed.connect(self._on_changed)
         self._notices_seen = len(s.notices)
         self.selected = set()
+        self._reset_scores()
         self.acc.reset()
         self.tree.set_session(s)
         self._fill_methods()
@@ -227,6 +230,8 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
 
     def _on_changed(self, change) -> None:
         s = self.session
+        rows = self._rows_touched(change) if change.kind != "data" and self.layer in change.layers else None
+        self._scores_follow(change, rows)
         if change.kind == "data":  # new evaluation data: new baseline, new data-driven methods
             self.acc.reset()
             self.acc.setEnabled(s.data is not None)
@@ -236,7 +241,9 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
             if change.kind == "edit":
                 self.acc.forget_after(s.history.index)
             if self.layer in change.layers:
-                self._refresh_layer(reset_view=False, rows=self._rows_touched(change))
+                self._refresh_layer(reset_view=False, rows=rows)
+            elif self._method() not in LOCAL_METHODS:
+                self._refresh_layer(reset_view=False)  # every edit changes data-driven scores
         self.tree.refresh(change.layers)
         self._refresh_history()
         self._refresh_totals()
@@ -288,6 +295,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
 
     def closeEvent(self, ev) -> None:
         self.loop.stop()
+        self.score_jobs.shutdown(5000)
         st = QSettings()
         st.setValue("window/geometry", self.saveGeometry())
         st.setValue("window/state", self.saveState())

@@ -26,6 +26,7 @@ class NeuronStrip(pg.PlotWidget):
     PRUNED = QColor(128, 128, 128, 90)
     PREVIEW = QColor(255, 215, 0)
     SELECTED = QColor(255, 140, 0)
+    MAX_BARS = 512  #: more neurons than this are drawn as lines (a bar each costs a paint each)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -38,6 +39,10 @@ class NeuronStrip(pg.PlotWidget):
         self.getPlotItem().hideAxis("left")
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.8, width=[])
         self.addItem(self.bars)
+        # many neurons: one horizontal segment per neuron, one item per colour
+        self.lines = [pg.PlotCurveItem(connect="pairs") for _ in range(4)]
+        for item in self.lines:
+            self.addItem(item)
         self.scores = np.zeros(0)
         self.original = np.zeros(0)
         self.kept = np.zeros(0, dtype=bool)
@@ -87,9 +92,21 @@ class NeuronStrip(pg.PlotWidget):
         sel = [i for i in self.selected if 0 <= i < n]
         if sel:
             kind[sel] = 3
-        brushes = [palette[k] for k in kind[self.order]]
         self.widths = shown[self.order]
-        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n) + 0.5, height=0.8 if n < 400 else 1.0, width=self.widths, brushes=brushes, pen=pg.mkPen(None))
+        if n <= self.MAX_BARS:
+            brushes = [palette[k] for k in kind[self.order]]
+            self.bars.setOpts(x0=np.zeros(n), y=np.arange(n) + 0.5, height=0.8 if n < 400 else 1.0, width=self.widths, brushes=brushes, pen=pg.mkPen(None))
+            for item in self.lines:
+                item.setData([], [])
+        else:
+            self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+            drawn = kind[self.order]
+            for k, item in enumerate(self.lines):
+                rows = np.flatnonzero(drawn == k)
+                xs = np.zeros(2 * len(rows))
+                xs[1::2] = self.widths[rows]
+                item.setData(xs, np.repeat(rows + 0.5, 2), connect="pairs")
+                item.setPen(pg.mkPen(palette[k].color(), width=1))
         self.getViewBox().setLimits(yMin=-0.05 * n, yMax=n * 1.05 + 1)
 
     def _on_click(self, ev) -> None:

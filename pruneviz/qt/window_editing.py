@@ -112,11 +112,12 @@ class Editing:
         if self.session is None or self.layer is None:
             return
         neurons = self.thr_gran.currentText() == "neurons"
+        view = self._score_views.get((self.layer, self._method()))
         if neurons:
             ns = self._neuron_scores()
             hi = float(np.nanmax(ns)) if ns is not None and ns.size else 1.0
         else:
-            hi = float(np.nanmax(self._scores2d)) if self._scores2d.size else 1.0
+            hi = float(view.edges[-1]) if view is not None else 1.0
         hi = hi if np.isfinite(hi) and hi > 0 else 1.0
         self.threshold.blockSignals(True)
         if reset or self.threshold.maximum() != hi:
@@ -146,22 +147,24 @@ class Editing:
             self.thr_info.setText("")
             self._refresh_strip(None)
             return
-        try:
-            would = s.preview_below(name, t, self._method(), "neuron" if neurons else "weight").numpy()
-        except PrunevizError as exc:
+        view = self._score_views.get((name, self._method()))
+        if view is None or (neurons and view.neurons is None):
             self.heatmap.set_preview(None)
-            self.thr_info.setText(str(exc).splitlines()[0])
+            self.thr_info.setText("scores not ready" if view is None else "no neuron scores for this layer")
             self._refresh_strip(None)
             return
+        # the window's own scores (what Session.preview_below computes, without scoring again)
+        would = (view.neurons < t) & s.neuron_mask(name).numpy() if neurons else view.below(t)
         if neurons:
             self.heatmap.set_preview_rows(would)
             self._refresh_strip(would)
             n = int(would.sum())
             self.thr_info.setText(f"would prune {n:,} more neuron{'s' if n != 1 else ''}")
         else:
-            self.heatmap.set_preview(display.as_2d(would))
-            self._refresh_strip(None)
-            self.thr_info.setText(f"would prune {int(would.sum()):,} more")
+            self.heatmap.set_preview(would)
+            if self.strip.preview.any():
+                self._refresh_strip(None)
+            self.thr_info.setText(f"would prune {int(np.count_nonzero(would)):,} more")
 
     def apply_threshold(self) -> None:
         gran = "neuron" if self.thr_gran.currentText() == "neurons" else "weight"

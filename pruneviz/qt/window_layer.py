@@ -5,6 +5,12 @@ history step touched only some neuron rows of this layer (``_rows_touched``), th
 re-pools just those rows (``Session.view_rows``) instead of the whole layer. The view controls
 above the heatmap (Show weights/importance, by method, sort neurons) live here too.
 
+Scores are held per layer and method (:class:`~pruneviz.core.score_view.LayerScores`, a few at
+a time): an edit updates the rows it touched and moves their histogram counts, instead of
+scoring and histogramming the whole layer again. Data-driven methods (taylor, obd, wanda) need
+the whole model: they are computed by a :class:`~pruneviz.qt.job_runner.JobRunner` in a worker
+thread (latest request wins) while the window shows what it had and says "computing…".
+
 :class:`LayerViewer` is a mixin of :class:`~pruneviz.qt.main_window.MainWindow`: it expects the
 window's ``session``, ``layer``, ``selected``, the views (``heatmap``, ``strip``, ``hist``,
 ``filter``, ``lower_tabs``), ``hover``, ``sel_label``, ``show_error`` and ``_refresh_threshold``.
@@ -17,8 +23,14 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel
 
 from pruneviz.core import display
 from pruneviz.core.errors import PrunevizError
+from pruneviz.core.importance import LOCAL_METHODS
+from pruneviz.core.score_view import LayerScores
 
+from .job_runner import JobRunner
 from .kernels import KernelLayout
+
+#: (layer, method) score views kept at once: a 4096×4096 layer's costs 80 MB
+MAX_SCORE_VIEWS = 4
 
 
 class LayerViewer:
@@ -41,6 +53,108 @@ class LayerViewer:
         self.method.currentTextChanged.connect(lambda _: self._refresh_layer(reset_view=False))
         self.sort.toggled.connect(lambda on: self.strip.set_sorted(on, self.heatmap.vb))
         self.heatmap.hovered.connect(self._hover)
+        self._score_views: dict[tuple[str, str], LayerScores] = {}
+        self._version_before = -1  # the mask version the score views were last brought to
+        self._score_wanted: tuple | None = None  # (session, layer, method) the worker should score
+        self.score_jobs = JobRunner(self)
+        self.score_jobs.finished.connect(self._scores_arrived)
+        self.score_jobs.failed.connect(lambda name, msg: self.statusBar().showMessage(f"{name} failed: {msg}", 10_000))
+        self.score_jobs.idle.connect(self._next_score_job)
+
+    # ----------------------------------------------------------------- scores
+    def scores_view(self) -> LayerScores | None:
+        """Scores of the shown layer by the chosen method: up to date, or (data-driven methods
+        after an edit) the last ones while the worker computes new ones; None before the first."""
+        s, name, method = self.session, self.layer, self._method()
+        key = (name, method)
+        v = self._score_views.get(key)
+        if v is not None and v.version == s.masks.version:
+            return v
+        if method in LOCAL_METHODS:
+            v = LayerScores.compute(s, name, method)  # |w| of one layer: quick enough here
+            self._keep_view(key, v)
+            return v
+        self._request_scores(name, method)
+        return v
+
+    def hist_edges(self) -> np.ndarray:
+        """Bin edges of the histogram shown (the score view's)."""
+        v = self._score_views.get((self.layer, self._method()))
+        return v.edges if v is not None else np.linspace(0, 1, 2)
+
+    def scores_ready(self) -> bool:
+        """True when the shown layer's scores by the chosen method are up to date (not computing)."""
+        v = self._score_views.get((self.layer, self._method()))
+        return v is not None and v.version == self.session.masks.version
+
+    def _reset_scores(self) -> None:
+        """A new session: no view of the old one is kept."""
+        self._score_views.clear()
+        self._score_wanted = None
+        self.score_jobs.cancel()
+        self._version_before = self.session.masks.version
+
+    def _keep_view(self, key, v: LayerScores) -> None:
+        self._score_views.pop(key, None)
+        self._score_views[key] = v  # the newest last
+        while len(self._score_views) > MAX_SCORE_VIEWS:
+            self._score_views.pop(next(iter(self._score_views)))
+
+    def _scores_follow(self, change, rows) -> None:
+        """Keep the score views in step with a change: local methods' views of untouched layers
+        stay valid, the shown layer's are updated from ``rows`` (when known), others are dropped;
+        data-driven views become stale (every edit changes them) and are recomputed on demand."""
+        s = self.session
+        for key, v in list(self._score_views.items()):
+            layer, _ = key
+            if change.kind == "data" and not v.local:
+                del self._score_views[key]
+            elif not v.local:
+                continue  # stale: shown until the worker brings new ones
+            elif v.version != self._version_before:
+                del self._score_views[key]  # missed a change: cannot catch up by rows
+            elif layer not in change.layers:
+                v.version = s.masks.version
+            elif layer == self.layer and rows is not None:
+                v.update_rows(s, rows)
+            else:
+                del self._score_views[key]
+        self._version_before = s.masks.version
+
+    def _request_scores(self, name: str, method: str) -> None:
+        want = (self.session, name, method)
+        if self._score_wanted == want and self.score_jobs.busy:
+            return
+        self._score_wanted = want
+        if self.score_jobs.busy:
+            self.score_jobs.cancel()  # latest wins: the next starts when the worker returns
+        else:
+            self._next_score_job()
+
+    def _next_score_job(self) -> None:
+        if self._score_wanted is None or self.score_jobs.busy:
+            return
+        s, name, method = self._score_wanted
+        v = self._score_views.get((name, method))
+        if s is not self.session or (v is not None and v.version == s.masks.version):
+            self._score_wanted = None
+            return
+
+        def job(cancel):
+            yield "scoring"
+            return s, LayerScores.compute(s, name, method)
+
+        self.score_jobs.start(f"{method} scores of layer {name}", job)
+
+    def _scores_arrived(self, _name, value) -> None:
+        s, v = value
+        if s is not self.session:
+            return
+        if v.version == s.masks.version:
+            self._score_wanted = None
+        self._keep_view((v.layer, v.method), v)
+        if (v.layer, v.method) == (self.layer, self._method()):
+            self._refresh_layer(reset_view=False)
 
     def show_layer(self, name: str) -> None:
         """Show layer ``name`` in the heatmap, strip and histogram."""
@@ -70,7 +184,7 @@ class LayerViewer:
         method = self._method()
         weights_mode = self.mode.currentText() == "weights"
         try:
-            scores = s.scores(name, method, "weight").float().numpy()
+            view = self.scores_view()
             if rows is not None and weights_mode and self.heatmap.can_update_rows and self.heatmap.shape == s.layer(name).view_shape:
                 self.heatmap.update_rows(rows, lambda a, b: s.view_rows(name, a, b))
                 self._w2d, self._pruned2d = self.heatmap.values, self.heatmap.pruned_src
@@ -81,15 +195,19 @@ class LayerViewer:
         except PrunevizError as exc:
             self.show_error(str(exc))
             return
-        self._scores2d = display.as_2d(scores)
+        fresh = view is not None and view.version == s.masks.version
+        self._scores2d = view.values if view is not None else None
         if rows is None:
-            values = self._w2d if weights_mode else self._scores2d
+            values = self._w2d if weights_mode or view is None else view.values
             # zoomed in, the heatmap reads the weight rows in view from the session (scores it holds)
             fetch = (lambda a, b: s.view_rows(name, a, b)) if weights_mode else None
-            self.heatmap.set_layer(values, self._pruned2d, self.mode.currentText(), reset_view=reset_view, fetch=fetch)
+            self.heatmap.set_layer(values, self._pruned2d, self.mode.currentText() if view is not None else "weights", reset_view=reset_view, fetch=fetch)
         self.heatmap.set_selection(sorted(self.selected))
-        kept = ~self._pruned2d
-        self.hist.set_scores(scores, kept, "|w|" if method == "magnitude" else f"{method} score")
+        label = "|w|" if method == "magnitude" else f"{method} score"
+        if view is None:
+            self.hist.set_counts(np.linspace(0, 1, 2), np.zeros(1), 0, f"computing {method} scores…")
+        else:
+            self.hist.set_counts(view.edges, view.counts, view.pruned_count, label if fresh else f"{label} (updating…)")
         self._refresh_threshold(reset=reset_view)
 
     def _rows_touched(self, change):
@@ -120,11 +238,11 @@ class LayerViewer:
         return np.unique(np.concatenate(rows)) if rows else None
 
     def _neuron_scores(self, original: bool = False):
-        s, name = self.session, self.layer
-        try:
-            return s.scores(name, self._method(), "neuron", original=original).float().numpy()
-        except PrunevizError:
+        """Neuron scores of the shown layer (from the score view; None when not available)."""
+        v = self._score_views.get((self.layer, self._method()))
+        if v is None:
             return None
+        return v.neurons_original if original else v.neurons
 
     def _refresh_strip(self, preview=None) -> None:
         s, name = self.session, self.layer
@@ -152,10 +270,13 @@ class LayerViewer:
             row = None  # a stale or out-of-range selection: the engine refuses it on use
         levels = self.heatmap.levels if self.heatmap.mode == "weights" else display.symmetric_levels(self._w2d)
         values = (self._w2d[row], self._pruned2d[row]) if row is not None else None  # current rows, no second fetch
-        self.filter.show_neuron(self.session, self.layer, row, levels, values)
+        s = self.session
+        first = self.layer == s.layers[0].name  # reads the model's input: image-like views apply
+        ex = s.example_input() if first else None
+        self.filter.show_neuron(s, self.layer, row, levels, values, input_image=first and (ex is None or ex.dim() in (2, 4)))
 
     def _hover(self, r: int, c: int) -> None:
-        if r < 0:
+        if r < 0 or self._scores2d is None:
             self.hover.setText(" ")
             return
         w = float(self._w2d[r, c])

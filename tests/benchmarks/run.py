@@ -31,6 +31,9 @@ from pruneviz.core.evaluate import batches  # noqa: E402
 from pruneviz.core.model_io import LoadedModel  # noqa: E402
 from pruneviz.core.session import Session  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import window  # noqa: E402
+
 
 def median_ms(fn, repeat: int) -> float:
     times = []
@@ -193,13 +196,11 @@ def global_vs_torch(quick: bool) -> dict:
     flat = torch.cat([ref[int(layer.name)].weight_orig.detach().abs().flatten() for layer in s.layers])
     thr = flat.kthvalue(round(0.5 * flat.numel())).values
     ties = int((flat == thr).sum())
-    changed = s.history.steps[-1].changed
     return {
         "global_magnitude_vs_torch_ratio": ours / theirs,
         "global_params": params,
         "global_mask_differences": mismatch,
         "global_ties_at_threshold": ties,
-        "undo_bytes_per_changed_weight": s.history.nbytes() / changed,
     }
 
 
@@ -297,9 +298,13 @@ def main(argv=None) -> int:
     results.update(training.figures(args.quick, args.device))
     if not args.no_ui:
         results.update(ui(args.quick))
+    results.update(window.run_all(args.quick, ui=not args.no_ui))  # through the real window
+    GOALS.update(window.GOALS)
     results["seconds"] = time.perf_counter() - t0
     width = max(map(len, results))
     for key, value in results.items():
+        if key.endswith(("_min", "_max")) and key[:-4] in results:
+            continue  # printed beside their median
         goal = GOALS.get(key)
         mark = ""
         if goal is not None and value is not None:
@@ -307,6 +312,8 @@ def main(argv=None) -> int:
             ok = value <= target if op == "<=" else value == target
             mark = f"  goal {op} {target}: {'met' if ok else 'MISSED'}"
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        if f"{key}_min" in results:
+            shown += f" (min {results[key + '_min']:.1f}, max {results[key + '_max']:.1f})"
         print(f"{key:<{width}}  {shown}{mark}")
     if args.json:
         print(json.dumps(results))

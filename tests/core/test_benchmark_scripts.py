@@ -26,5 +26,5 @@ def test_run_script_pieces_on_small_inputs():
     finally:
         sys.path.pop(0)
     fig = run.global_vs_torch(True)
-    assert fig["undo_bytes_per_changed_weight"] == 4.0
     assert fig["global_mask_differences"] <= fig["global_ties_at_threshold"]
+

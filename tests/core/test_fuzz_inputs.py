@@ -4,17 +4,15 @@ Valid .pt / .safetensors / .pt2 / .npz / data .pt files are mutated two ways: ra
 insert, delete, overwrite, truncate - mostly caught by zip checksums and headers) and, for zip
 formats, the bytes of one member re-zipped with a correct checksum, which reaches the JSON,
 pickle and tensor readers behind the zip layer. Hypothesis runs derandomized with fixed example
-counts; CASES counts what was tried and the last test checks and prints it.
+counts.
 """
 
 from __future__ import annotations
 
-import collections
 import io
 import json
 import sys
 import textwrap
-import time
 import zipfile
 
 import numpy as np
@@ -40,9 +38,6 @@ EXAMPLES = {  # sized so the whole file runs in about a minute on a laptop CPU
     "npz-member": 400,
     "data-pt-bytes": 300,
 }
-CASES: collections.Counter = collections.Counter()
-OUTCOMES: collections.Counter = collections.Counter()
-STARTED: list[float] = []  # time of the first case
 
 
 def fuzz_settings(kind: str):
@@ -194,32 +189,25 @@ def mutate_json_member(data: bytes, member: str, which: int, value, delete: bool
 
 
 def check_model(kind: str, path, data: bytes) -> None:
-    STARTED[:] = STARTED or [time.monotonic()]
     path.write_bytes(data)
-    CASES[kind] += 1
     try:
         loaded = open_model(str(path), arch=ARCH)
     except PrunevizError as exc:
         assert "\n" not in str(exc)
-        OUTCOMES[f"{kind}: refused"] += 1
         return
     assert isinstance(loaded, LoadedModel) and isinstance(loaded.model, torch.nn.Module)
     x = loaded.example_input if loaded.example_input is not None else torch.zeros(2, 64)
     with torch.inference_mode():
         out = loaded.model(x)
     assert isinstance(out, torch.Tensor) and out.shape[0] == x.shape[0]
-    OUTCOMES[f"{kind}: opened"] += 1
 
 
 def check_data(kind: str, path, data: bytes) -> None:
-    STARTED[:] = STARTED or [time.monotonic()]
     path.write_bytes(data)
-    CASES[kind] += 1
     try:
         loaded = open_data(str(path), max_bytes=1 << 20)
     except PrunevizError as exc:
         assert "\n" not in str(exc)
-        OUTCOMES[f"{kind}: refused"] += 1
         return
     assert isinstance(loaded, EvalData)
     assert loaded.y.dtype == torch.int64 and loaded.y.dim() == 1 and len(loaded) > 0
@@ -227,7 +215,6 @@ def check_data(kind: str, path, data: bytes) -> None:
     assert int(loaded.y.min()) >= 0
     if loaded.x.is_floating_point():
         assert bool(torch.isfinite(loaded.x).all())
-    OUTCOMES[f"{kind}: opened"] += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,16 +293,3 @@ def test_fuzz_data_pt_bytes(corpus, changes):
     path, data = corpus["data-pt"]
     check_data("data-pt-bytes", path.with_name("fuzz_data.pt"), mutate(data, changes))
 
-
-def test_zz_fuzz_case_counts(record_property):
-    """Runs last (file order): every fuzz test above tried its examples."""
-    if not CASES:
-        pytest.skip("run with the fuzz tests above to count their cases")
-    total = sum(CASES.values())
-    elapsed = time.monotonic() - STARTED[0]
-    summary = ", ".join(f"{k} {v}" for k, v in sorted(OUTCOMES.items()))
-    print(f"\nfuzz: {total} cases in {elapsed:.1f} s ({summary})")
-    record_property("fuzz_cases", total)
-    for kind, expected in EXAMPLES.items():
-        if CASES[kind]:
-            assert CASES[kind] >= expected // 2, (kind, CASES[kind], expected)

@@ -151,3 +151,70 @@ def test_accuracy_text_elides_and_baseline_label_stays_inside(cnn_window, qtbot)
     assert label.isVisible()
     inner = acc.curve_plot.getPlotItem().vb.sceneBoundingRect()
     assert inner.contains(label.sceneBoundingRect())
+
+
+def _click_at(qtbot, panel, x, y):
+    scene = panel.vb.mapViewToScene(QPointF(x, y))
+    qtbot.mouseClick(panel.tile_view.viewport(), Qt.MouseButton.LeftButton, pos=panel.tile_view.mapFromScene(scene))
+
+
+def test_first_conv_layer_shows_every_filter_and_a_click_selects_one(cnn_window, qtbot):
+    w = cnn_window
+    s = w.session
+    first = s.layers[0].name
+    _show(w, qtbot, first)
+    panel = w.filter
+    w.lower_tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.vb.width() > 20)
+    assert panel.mode == "overview" and panel.tiles.shape == (16, 3, 3)
+    np.testing.assert_array_equal(panel.tiles, s.weight(first).numpy().reshape(16, 3, 3))
+    _click_at(qtbot, panel, *panel.tile_center(6))
+    assert w.selected == {6} and panel.mode == "tiles" and panel.row == 6
+    _show(w, qtbot, "4")  # not the first layer: no overview
+    w.lower_tabs.setCurrentWidget(panel)
+    assert panel.mode == "empty"
+
+
+def test_first_mlp_neuron_shows_its_inputs_as_the_8x8_image_and_a_pixel_click_prunes_it(window, qtbot):
+    w = window
+    s = w.session
+    first = s.layers[0].name
+    assert w.layer == first and s.layer(first).shape == (128, 64)
+    w.select_neurons([3])
+    panel = w.filter
+    qtbot.waitUntil(lambda: panel.vb.width() > 20)
+    assert panel.mode == "image" and panel.tiles.shape == (1, 8, 8)
+    np.testing.assert_array_equal(panel.tiles[0], s.weight(first)[3].numpy().reshape(8, 8))
+    start = s.history.index
+    _click_at(qtbot, panel, 2.5, 5.5)  # x = column 2, y = row 5 -> input 5 * 8 + 2
+    assert s.history.index == start + 1
+    mask = s.mask(first)
+    assert not bool(mask[3, 42]) and int((~mask).sum()) == 1
+    assert panel.tile_pruned[0, 5, 2]
+    _click_at(qtbot, panel, 2.5, 5.5)
+    assert bool(s.mask(first).all()) and s.history.index == start + 2
+    w.tree.select(s.layers[1].name)  # a hidden layer's neuron: bars, not an image
+    w.select_neurons([0])
+    assert panel.mode == "bars"
+
+
+def test_many_incoming_weights_draw_one_line_not_thousands_of_bars(qtbot):
+    import torch
+    import torch.nn as nn
+
+    from pruneviz.core.model_io import LoadedModel
+    from pruneviz.core.session import Session
+    from pruneviz.qt.filter_view import MAX_BARS, FilterPanel
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2000, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    s = Session(LoadedModel(model=model, spec="t", source="state_dict", arch=None, example_input=torch.randn(1, 2000), structured_ok=True), None, device="cpu")
+    s.prune_weights("0", [5, 7])
+    panel = FilterPanel()
+    qtbot.addWidget(panel)
+    panel.show_neuron(s, "0", 0)
+    assert 2000 > MAX_BARS and panel.mode == "line"
+    assert len(panel.bars.opts["height"]) == 0
+    x, y = panel.line.getData()
+    np.testing.assert_array_equal(y, s.weight("0")[0].numpy())
+    assert list(panel.line_pruned.getData()[0]) == [5, 5, 7, 7]

@@ -84,7 +84,8 @@ def test_threshold_previews_then_applies(window, qtbot):
     assert s.history.index == 1
     assert not torch.equal(s.mask(name), mask_before)
     assert w.heatmap.pruned.image.any()
-    assert not w.heatmap.preview.image.any() if w.heatmap.preview.image is not None else True
+    cells, _ = w.heatmap.preview_source
+    assert cells.shape == w.heatmap.shape and not cells.any()  # applied: nothing more below it
 
 
 def test_block_drag_prunes_rect(window):
@@ -116,10 +117,15 @@ def test_run_until_accuracy_bound_undoes_the_crossing_step(window, qtbot):
     bound = w.acc.baseline.accuracy - 0.003  # about one sample of 360
     with qtbot.waitSignal(w.loop.stopped, timeout=60_000) as blocker:
         w.loop.start(RunArgs("magnitude", bound, None, 60, None))
-    assert "accuracy" in blocker.args[0] or "limit" in blocker.args[0]
+    assert "fell below" in blocker.args[0] and "undone" in blocker.args[0]
+    kept = s.history.index
+    assert kept == w.loop.steps - 1  # every step but the crossing one is kept
+    assert s.history.can_redo and s.history.labels[kept].startswith("step: prune neuron")
     _wait_eval(qtbot, w)
-    assert w.acc.current.accuracy >= bound
-    assert s.history.index >= 1 or "accuracy" in blocker.args[0]
+    assert w.acc.current.accuracy >= bound  # the model as left: above the bound
+    assert s.evaluate().accuracy >= bound
+    s.redo()  # the undone step really crossed it
+    assert s.evaluate().accuracy < bound
 
 
 class _Slow(nn.Module):
