@@ -18,8 +18,8 @@ def _levels(text: str) -> list[float]:
             value = float(part)
         except ValueError:
             raise PrunevizError(f"--levels must be numbers separated by commas, e.g. 0.1,0.5,0.9; got {part.strip()!r}") from None
-        if not 0.0 < value <= 1.0:  # also false for nan
-            raise PrunevizError(f"--levels must be fractions above 0 and at most 1, got {part.strip()}")
+        if not 0.0 <= value <= 1.0:  # also false for nan
+            raise PrunevizError(f"--levels must be fractions from 0 to 1, got {part.strip()}")
         out.append(value)
     return out
 

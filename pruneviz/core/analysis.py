@@ -48,8 +48,9 @@ def check_levels(levels) -> list[float]:
     if not levels:
         raise PrunevizError("give at least one level, e.g. 0.1,0.5,0.9")
     for v in levels:
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 < v <= 1.0:
-            raise PrunevizError(f"levels must be fractions above 0 and at most 1, got {v!r}")
+        # 0 is the model as it is: the first point of a curve
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v <= 1.0:
+            raise PrunevizError(f"levels must be fractions from 0 to 1, got {v!r}")
     return sorted(set(float(v) for v in levels))
 
 
