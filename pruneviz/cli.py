@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 
-from pruneviz import __version__
+from pruneviz import __version__, cli_models
 from pruneviz.core.errors import PrunevizError
 
 EXIT_USAGE = 2
@@ -35,6 +35,7 @@ def _model_args(p: argparse.ArgumentParser, model_required: bool = True) -> None
     p.add_argument("--arch", metavar="F", help="package.module:function that builds the model for a state_dict")
     p.add_argument("--trust", action="store_true", help="allow files that run code when opened (pickled modules)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to evaluate (default: auto)")
+    cli_models.add_input_args(p)
 
 
 def _show(text: object, limit: int = 40) -> str:
@@ -225,7 +226,7 @@ def _session(args, data=None):
     from pruneviz.core.session import Session
 
     _check_device(args.device)
-    return Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0))
+    return cli_models.opened(Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0), **cli_models.session_kwargs(args)))
 
 
 def _cmd_inspect(args) -> int:
@@ -434,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         with _held_stderr() as held:
             try:
                 code = COMMANDS[args.command](args)
+                cli_models.print_notices()
             except BaseException:
                 if debug:
                     held.release()

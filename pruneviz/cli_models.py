@@ -1,0 +1,37 @@
+"""Command-line options and output for models users bring: example inputs and notices.
+
+``--input-shape 3,224,224`` / ``--input-dtype long`` give the example input that neuron pruning
+traces with, when neither ``--data`` nor the model file provides one. Notices (an inferred
+input, an output object read by ``.logits``, a layer skipped and why) are printed once each, to
+stderr as ``pruneviz: note: …``, after the command's own output.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_OPEN: list = []  # sessions opened by this command, whose notices are printed at its end
+
+
+def add_input_args(p) -> None:
+    p.add_argument("--input-shape", metavar="C,H,W", help="one sample's input shape when neither --data nor the model gives one, e.g. 3,224,224 (tokens: 128)")
+    p.add_argument("--input-dtype", metavar="T", help="the example input's type: float (default) or long (token ids)")
+
+
+def session_kwargs(args) -> dict:
+    return {"input_shape": getattr(args, "input_shape", None), "input_dtype": getattr(args, "input_dtype", None)}
+
+
+def opened(session):
+    _OPEN.append(session)
+    return session
+
+
+def print_notices(stream=None) -> None:
+    stream = stream or sys.stderr
+    seen: set[str] = set()
+    while _OPEN:
+        for note in _OPEN.pop(0).notices:
+            if note not in seen:
+                seen.add(note)
+                print(f"pruneviz: note: {note}", file=stream)

@@ -1,0 +1,91 @@
+"""What used to be refusals for real models: example inputs, skipped layers, output objects."""
+
+import numpy as np
+import pytest
+import torch
+
+from pruneviz.cli import main
+from pruneviz.core.errors import PrunevizError
+from pruneviz.core.model_io import LoadedModel, open_model
+from pruneviz.core.session import Session
+from tests.core import models, zoo
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_neuron_pruning_without_data_infers_the_input_of_a_first_linear(tmp_path, capsys):
+    sd = tmp_path / "mlp.pt"
+    torch.save(models.mlp().state_dict(), sd)
+    code, out, err = run(capsys, "prune", sd, "--arch", "tests.core.models:mlp", "--amount", "0.25", "--granularity", "neuron", "--shrink", "--format", "pt2", "--out", tmp_path / "m.pt2")
+    assert code == 0, err
+    assert "note: no example input given: using [1, 12] from the first Linear layer" in err
+    assert torch.export.load(str(tmp_path / "m.pt2")).module()(torch.randn(3, 12)).shape == (3, 5)
+
+
+def test_a_cnn_needs_input_shape_and_the_error_names_it(tmp_path, capsys):
+    sd = tmp_path / "cnn.pt"
+    torch.save(zoo.plain_cnn().state_dict(), sd)
+    args = ["prune", sd, "--arch", "tests.core.zoo:plain_cnn", "--amount", "0.25", "--granularity", "neuron", "--out", tmp_path / "c.pt"]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "--input-shape C,H,W" in err and "--input-dtype long" in err
+    code, out, err = run(capsys, *args, "--input-shape", "3,8,8", "--shrink")
+    assert code == 0, err
+    assert "pruned 4 neurons" in out
+    code, _, err = run(capsys, *args, "--input-shape", "3,9,a")
+    assert code == 2 and "--input-shape must be sizes" in err
+    code, _, err = run(capsys, *args, "--input-shape", "5,8,8")
+    assert code == 2 and "does not run on --input-shape 5,8,8" in err
+
+
+def test_token_models_take_input_shape_and_dtype_long():
+    loaded = open_model("demo:mlp")  # demo has its own example; an explicit one replaces it
+    assert loaded.example_input.shape == (1, 64)
+    with pytest.raises(PrunevizError, match="--input-dtype needs --input-shape"):
+        open_model("demo:mlp", input_dtype="long")
+    model = zoo.tied_lm()
+    s = Session(LoadedModel(model, "lm", "state_dict", None, None, True), None, device="cpu")
+    assert s.coupling is None and "--input-dtype long" in s.coupling_error
+    from pruneviz.core.model_io.examples import infer_example, make_example
+
+    x = make_example("6", "long")
+    assert x.dtype == torch.long and x.shape == (1, 6)
+    inferred, how = infer_example(model)  # starts with an Embedding: token ids
+    assert inferred.dtype == torch.long and "Embedding" in how
+    s = Session(LoadedModel(model, "lm", "state_dict", None, x, True), None, device="cpu")
+    s.prune_neurons("fc1", [0])
+
+
+def test_transformer_block_prunes_what_it_can_and_notes_each_skipped_layer_once():
+    x = torch.randn(1, 3, 8, 8)
+    s = Session(LoadedModel(zoo.vit_separate(), "vit", "state_dict", None, x, True), None, device="cpu")
+    s.prune(0.25, granularity="neuron")
+    s.prune(0.25, granularity="neuron", scope="global")
+    skipped = [n for n in s.notices if n.startswith("skipped ")]
+    assert sorted(n.split(":")[0] for n in skipped) == ["skipped attn.proj", "skipped fc2", "skipped patch"]
+    assert all("LayerNorm" in n for n in skipped)
+    for name in ("fc1", "attn.query"):
+        assert not bool(s.neuron_mask(name).all()), name
+    for name in ("patch", "attn.proj", "fc2"):
+        assert bool(s.neuron_mask(name).all()), name
+    with pytest.raises(PrunevizError, match="LayerNorm"):  # named exactly: refused, not skipped
+        s.prune(0.25, granularity="neuron", layers="fc2")
+
+
+def test_output_objects_are_read_by_logits_and_said_once(tmp_path, capsys):
+    sd = tmp_path / "oo.pt"
+    torch.save(zoo.output_object().state_dict(), sd)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(30, 12, generator=g), torch.randint(0, 4, (30,), generator=g)
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=y.numpy())
+    code, out, err = run(capsys, "eval", sd, "--arch", "tests.core.zoo:output_object", "--data", tmp_path / "d.npz", "--json")
+    assert code == 0, err
+    with torch.no_grad():
+        want = int((zoo.output_object()(x).logits.argmax(1) == y).sum()) / 30
+    import json
+
+    assert json.loads(out)["accuracy"] == want
+    assert err.count("returns Output objects: pruneviz reads their .logits") == 1
