@@ -89,3 +89,14 @@ def test_output_objects_are_read_by_logits_and_said_once(tmp_path, capsys):
 
     assert json.loads(out)["accuracy"] == want
     assert err.count("returns Output objects: pruneviz reads their .logits") == 1
+
+
+def test_untrusted_files_are_refused_under_a_torch_older_than_2_10(tmp_path, monkeypatch):
+    sd = tmp_path / "mlp.pt"
+    torch.save(models.mlp().state_dict(), sd)
+    monkeypatch.setattr(torch, "__version__", "2.9.1+cpu")
+    with pytest.raises(PrunevizError, match="older than 2.10"):
+        open_model(str(sd), arch="tests.core.models:mlp")
+    assert open_model(str(sd), arch="tests.core.models:mlp", trust=True).source == "state_dict"
+    monkeypatch.setattr(torch, "__version__", "2.10.0")
+    assert open_model(str(sd), arch="tests.core.models:mlp").source == "state_dict"

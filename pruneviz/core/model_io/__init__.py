@@ -68,6 +68,8 @@ def open_model(spec: str, arch: str | None = None, trust: bool = False, input_sh
         raise _error(f"no model given ({spec!r}): {_ACCEPTED}")
     if arch is not None and not isinstance(arch, str):
         raise _error(f"--arch must be a string like package.module:function, not {type(arch).__name__}")
+    if not spec.startswith("demo:") and not trust:
+        check_torch_version()
     if input_dtype is not None and input_shape is None:
         raise _error("--input-dtype needs --input-shape, e.g. --input-shape 128 --input-dtype long")
     example = make_example(input_shape, input_dtype) if input_shape is not None else None
@@ -86,6 +88,23 @@ def open_model(spec: str, arch: str | None = None, trust: bool = False, input_sh
         raise
     except (Exception, SystemExit) as exc:  # a bug or a case we did not foresee: still one line
         raise _error(f"cannot open {spec}: {type(exc).__name__}: {_why(exc)}") from exc
+
+
+SAFE_TORCH = (2, 10)
+
+
+def check_torch_version(version: str | None = None) -> None:
+    """Refuse untrusted files under a torch whose ``weights_only`` loading is not a safe boundary."""
+    text = version or torch.__version__
+    try:
+        major, minor = (int(part) for part in text.split("+")[0].split(".")[:2])
+    except ValueError:
+        return  # a development build we cannot read: assume it is current
+    if (major, minor) < SAFE_TORCH:
+        raise _error(
+            f"torch {text} is older than 2.10, whose weights_only loading lets crafted files run code "
+            "(CVE-2025-32434, CVE-2026-24747): upgrade torch, or pass --trust if you trust the file"
+        )
 
 
 def readable_file(spec: str, path: Path, what: str, accepted: str) -> int:
