@@ -231,17 +231,18 @@ def _session(args, data=None):
 
 def _cmd_inspect(args) -> int:
     s = _session(args)
-    layers = [layer.to_json(s.sparsity(layer.name)) for layer in s.layers]
+    zeros = cli_models.file_sparsity(s)  # the zeros the file holds (a pruned file is sparse)
+    layers = [layer.to_json(zeros[layer.name]) for layer in s.layers]
     total = s.original_params
     if args.json:
-        _emit(json.dumps({"layers": layers, "params": total, "sparsity": s.sparsity()}))
+        _emit(json.dumps({"layers": layers, "params": total, "sparsity": zeros[None]}))
         return 0
-    _emit(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {s.sparsity():.1%}")
+    _emit(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {zeros[None]:.1%}")
     width = max(len(layer["name"]) for layer in layers)
     for layer in s.layers:
         shape = "×".join(map(str, layer.shape))
         flag = "  (output)" if layer.is_output else ""
-        _emit(f"  {layer.name:<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {s.sparsity(layer.name):6.1%}{flag}")
+        _emit(f"  {layer.name:<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {zeros[layer.name]:6.1%}{flag}")
     return 0
 
 
@@ -297,7 +298,9 @@ def _cmd_prune(args) -> int:
     n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
     rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
     unit = "neurons" if args.granularity == "neuron" else "weights"
-    line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_after']:,}"
+    line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"
+    if "macs_before" in rep:
+        line += f"; MACs {rep['macs_before']:,} -> {rep.get('macs_shrunk', rep['macs_masked']):,}"
     if "accuracy_after" in rep:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_after']:.4f}"
     _emit(line)

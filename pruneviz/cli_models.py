@@ -35,3 +35,17 @@ def print_notices(stream=None) -> None:
             if note not in seen:
                 seen.add(note)
                 print(f"pruneviz: note: {note}", file=stream)
+
+
+def file_sparsity(session) -> dict:
+    """Fraction of zero weights per layer (and overall, key None) in the model as opened."""
+    from pruneviz.core.inventory import zero_fraction
+
+    out, zeros, total = {}, 0, 0
+    for layer in session.layers:
+        w = session.weight(layer.name)
+        out[layer.name] = zero_fraction(w)
+        zeros += int((w == 0).sum())
+        total += w.numel()
+    out[None] = zeros / total if total else 0.0
+    return out

@@ -123,3 +123,8 @@ def with_outputs(layers: list[LayerInfo], outputs: set[str]) -> list[LayerInfo]:
 
 def total_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def zero_fraction(weight: torch.Tensor) -> float:
+    """Fraction of exact zeros in ``weight``: the sparsity a pruned file arrives with."""
+    return float((weight == 0).sum()) / weight.numel() if weight.numel() else 0.0

@@ -100,3 +100,44 @@ def test_untrusted_files_are_refused_under_a_torch_older_than_2_10(tmp_path, mon
     assert open_model(str(sd), arch="tests.core.models:mlp", trust=True).source == "state_dict"
     monkeypatch.setattr(torch, "__version__", "2.10.0")
     assert open_model(str(sd), arch="tests.core.models:mlp").source == "state_dict"
+
+
+def test_inspect_counts_the_zeros_of_a_pruned_file_and_prune_tells_file_from_non_zero(tmp_path, capsys):
+    import json
+
+    sd = tmp_path / "mlp.pt"
+    torch.save(models.mlp().state_dict(), sd)
+    out_file = tmp_path / "pruned.pt"
+    arch = ["--arch", "tests.core.models:mlp"]
+    code, out, err = run(capsys, "prune", sd, *arch, "--amount", "0.4", "--out", out_file, "--report", tmp_path / "r.json")
+    assert code == 0, err
+    state = torch.load(out_file, weights_only=True)
+    file_params = sum(t.numel() for t in state.values())
+    nonzero = sum(int(torch.count_nonzero(t)) for t in state.values())
+    assert f"params 681 -> {file_params:,} in the file, {nonzero:,} non-zero" in out and file_params == 681
+    code, out, err = run(capsys, "inspect", out_file, *arch, "--json")
+    info = json.loads(out)
+    weights = [state[f"{n}.weight"] for n in ("0", "2", "4")]
+    for layer, w in zip(info["layers"], weights):
+        assert layer["sparsity"] == float((w == 0).sum()) / w.numel()
+    assert info["sparsity"] == sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights) > 0.39
+
+
+def test_macs_of_original_masked_and_shrunk_and_measured_latency(tmp_path):
+    import torch.nn as nn
+
+    from pruneviz.core.cost import count_macs
+
+    model = models.mlp()
+    x = torch.randn(1, 12)
+    s = Session(LoadedModel(model, "mlp", "state_dict", None, x, True), None, device="cpu")
+    s.prune_neurons("0", [1, 4, 7])
+    rep = s.export(tmp_path / "m.pt2", format="pt2", shrink=True)
+    torch.manual_seed(0)
+    hand = nn.Sequential(nn.Linear(12, 17), nn.ReLU(), nn.Linear(17, 16), nn.ReLU(), nn.Linear(16, 5))
+    assert rep["macs_before"] == count_macs(models.mlp(), x)[0]
+    assert rep["macs_shrunk"] == count_macs(hand, x)[0] < rep["macs_before"]
+    assert rep["macs_shrunk"] <= rep["macs_masked"] < rep["macs_before"]
+    lat = rep["latency"]
+    assert lat["device"] == "cpu" and lat["original_ms"]["min"] <= lat["original_ms"]["median"] <= lat["original_ms"]["max"]
+    assert lat["speedup"] == pytest.approx(lat["original_ms"]["median"] / lat["shrunk_ms"]["median"])
