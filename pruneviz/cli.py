@@ -295,7 +295,8 @@ def _cmd_prune(args) -> int:
         if _same_file(args.report, args.out):
             raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
     s = _session(args, data=args.data)
-    n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
+    layers = cli_models.shrinkable_layers(s, args.layers) if args.shrink else args.layers
+    n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=layers)
     rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
     unit = "neurons" if args.granularity == "neuron" else "weights"
     line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"

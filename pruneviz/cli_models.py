@@ -49,3 +49,26 @@ def file_sparsity(session) -> dict:
         total += w.numel()
     out[None] = zeros / total if total else 0.0
     return out
+
+
+def shrinkable_layers(session, patterns):
+    """For ``prune --granularity neuron --shrink``: the selected layers minus those whose neurons
+    can be masked but not removed (attention projections), each skipped with a notice. Returns
+    ``patterns`` unchanged when nothing is skipped."""
+    if session.coupling is None:
+        return patterns
+    chosen = session.select_layers(patterns, "neuron")
+    keep = []
+    for name in chosen:
+        reason = session.coupling[name].no_shrink
+        if reason:
+            note = f"skipped {name} (--shrink): {reason}"
+            if note not in session.notices:
+                session.notices.append(note)
+        else:
+            keep.append(name)
+    if not keep:
+        from pruneviz.core.errors import PrunevizError
+
+        raise PrunevizError("no selected layer can lose neurons physically (see the notes above); export without --shrink")
+    return patterns if len(keep) == len(chosen) else keep

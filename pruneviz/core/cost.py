@@ -54,7 +54,7 @@ def session_macs(session, shrunk: nn.Module | None = None) -> dict:
     return out
 
 
-def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 15, warmup: int = 2, budget_s: float = 2.0) -> dict:
+def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 15, warmup: int = 2, budget_s: float = 0.5) -> dict:
     """Median, min and max milliseconds of ``model(x)`` (inference mode, device synchronised):
     ``repeats`` timed runs, fewer (at least 3) when they would take more than ``budget_s``."""
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
