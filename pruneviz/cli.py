@@ -253,7 +253,8 @@ def _cmd_eval(args) -> int:
     if args.json:
         _emit(json.dumps(_jsonable(r.to_json())))
     else:
-        _emit(f"accuracy {r.accuracy:.4f}  loss {r.loss:.4f}  samples {r.samples}  device {r.device}")
+        ppl = f"  perplexity {r.perplexity:.2f}  tokens {r.tokens}" if r.tokens else ""
+        _emit(f"accuracy {r.accuracy:.4f}  loss {r.loss:.4f}{ppl}  samples {r.samples}  device {r.device}")
     return 0
 
 

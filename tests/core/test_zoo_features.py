@@ -141,3 +141,36 @@ def test_macs_of_original_masked_and_shrunk_and_measured_latency(tmp_path):
     lat = rep["latency"]
     assert lat["device"] == "cpu" and lat["original_ms"]["min"] <= lat["original_ms"]["median"] <= lat["original_ms"]["max"]
     assert lat["speedup"] == pytest.approx(lat["original_ms"]["median"] / lat["shrunk_ms"]["median"])
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+def test_language_model_evaluation_reports_next_token_loss_and_perplexity(tmp_path, capsys, suffix):
+    import json
+    import math
+
+    model = zoo.tied_lm()
+    sd = tmp_path / "lm.pt"
+    torch.save(model.state_dict(), sd)
+    ids = torch.randint(0, 40, (23, 9), generator=torch.Generator().manual_seed(0))
+    data = tmp_path / f"tokens{suffix}"
+    if suffix == ".npz":
+        np.savez(data, x=ids.numpy())
+    else:
+        torch.save({"x": ids}, data)
+    arch = ["--arch", "tests.core.zoo:tied_lm"]
+    code, out, err = run(capsys, "eval", sd, *arch, "--data", data, "--batch-size", "5", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    with torch.no_grad():
+        logits = model(ids[:, :-1]).reshape(-1, 40)
+        target = ids[:, 1:].reshape(-1)
+        loss = torch.nn.functional.cross_entropy(logits, target).item()
+        acc = (logits.argmax(1) == target).float().mean().item()
+    assert r["tokens"] == 23 * 8 and r["samples"] == 23
+    assert r["loss"] == pytest.approx(loss, rel=1e-5) and r["perplexity"] == pytest.approx(math.exp(loss), rel=1e-5)
+    assert r["accuracy"] == pytest.approx(acc)
+    code, out, err = run(capsys, "eval", sd, *arch, "--data", data)
+    assert code == 0 and "tokens 184" in out
+    assert float(out.split("perplexity ")[1].split()[0]) == pytest.approx(math.exp(loss), rel=1e-5)
+    code, out, err = run(capsys, "prune", sd, *arch, "--data", data, "--amount", "0.3", "--method", "obd", "--out", tmp_path / "p.pt")
+    assert code == 0, err
