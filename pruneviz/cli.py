@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 
-from pruneviz import __version__, cli_analysis, cli_lessons
+from pruneviz import __version__, cli_analysis, cli_lessons, cli_models
 from pruneviz.core.errors import PrunevizError
 
 EXIT_USAGE = 2
@@ -35,6 +35,7 @@ def _model_args(p: argparse.ArgumentParser, model_required: bool = True) -> None
     p.add_argument("--arch", metavar="F", help="package.module:function that builds the model for a state_dict")
     p.add_argument("--trust", action="store_true", help="allow files that run code when opened (pickled modules)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to evaluate (default: auto)")
+    cli_models.add_input_args(p)
 
 
 def _show(text: object, limit: int = 40) -> str:
@@ -233,22 +234,23 @@ def _session(args, data=None):
     from pruneviz.core.session import Session
 
     _check_device(args.device)
-    return Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0))
+    return cli_models.opened(Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0), **cli_models.session_kwargs(args)))
 
 
 def _cmd_inspect(args) -> int:
     s = _session(args)
-    layers = [layer.to_json(s.sparsity(layer.name)) for layer in s.layers]
+    zeros = cli_models.file_sparsity(s)  # the zeros the file holds (a pruned file is sparse)
+    layers = [layer.to_json(zeros[layer.name]) for layer in s.layers]
     total = s.original_params
     if args.json:
-        _emit(json.dumps({"layers": layers, "params": total, "sparsity": s.sparsity()}))
+        _emit(json.dumps({"layers": layers, "params": total, "sparsity": zeros[None]}))
         return 0
-    _emit(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {s.sparsity():.1%}")
+    _emit(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {zeros[None]:.1%}")
     width = max(len(layer["name"]) for layer in layers)
     for layer in s.layers:
         shape = "×".join(map(str, layer.shape))
         flag = "  (output)" if layer.is_output else ""
-        _emit(f"  {layer.name:<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {s.sparsity(layer.name):6.1%}{flag}")
+        _emit(f"  {layer.name:<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {zeros[layer.name]:6.1%}{flag}")
     return 0
 
 
@@ -259,7 +261,8 @@ def _cmd_eval(args) -> int:
     if args.json:
         _emit(json.dumps(_jsonable(r.to_json())))
     else:
-        _emit(f"accuracy {r.accuracy:.4f}  loss {r.loss:.4f}  samples {r.samples}  device {r.device}")
+        ppl = f"  perplexity {r.perplexity:.2f}  tokens {r.tokens}" if r.tokens else ""
+        _emit(f"accuracy {r.accuracy:.4f}  loss {r.loss:.4f}{ppl}  samples {r.samples}  device {r.device}")
     return 0
 
 
@@ -301,6 +304,8 @@ def _cmd_prune(args) -> int:
         if _same_file(args.report, args.out):
             raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
     s = _session(args, data=args.data)
+    if args.shrink and args.granularity == "neuron":  # layers that cannot be shrunk are left out, with a notice each
+        args.layers = cli_models.shrinkable_layers(s, args.layers)
     by_sensitivity = None
     if args.scope == "sensitivity":
         if args.compensate:
@@ -316,7 +321,9 @@ def _cmd_prune(args) -> int:
         n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
     rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
     unit = "neurons" if args.granularity == "neuron" else "weights"
-    line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_after']:,}"
+    line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"
+    if "macs_before" in rep:
+        line += f"; MACs {rep['macs_before']:,} -> {rep.get('macs_shrunk', rep['macs_masked']):,}"
     if "accuracy_after" in rep:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_after']:.4f}"
     _emit(line)
@@ -470,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         with _held_stderr() as held:
             try:
                 code = COMMANDS[args.command](args)
+                cli_models.print_notices()
             except BaseException:
                 if debug:
                     held.release()

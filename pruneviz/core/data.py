@@ -9,6 +9,9 @@ Accepted specs (:func:`open_data`):
 * ``FILE.pt`` / ``FILE.pth`` holding ``{"x": tensor, "y": tensor}``, read with
   ``torch.load(weights_only=True)``. Data files are never unpickled beyond that (there is no
   ``--trust`` for data).
+* Token data for language models: ``x`` of integer token ids ``[N, T]`` and no ``y`` (the labels
+  are the next tokens: inputs ``x[:, :-1]``, labels ``x[:, 1:]``), or ``y`` of shape ``[N, T]``
+  (one label per token). Evaluation then reports next-token loss, perplexity and token accuracy.
 * ``package.module:function`` - a factory (imported like ``--arch``, see
   :func:`pruneviz.core.model_io.load_factory`) returning a ``torch.utils.data.Dataset`` or
   ``DataLoader`` of ``(input, label)`` pairs; it is read into memory up to ``max_bytes``.
@@ -49,6 +52,11 @@ class EvalData:
     y: torch.Tensor
     """int64 labels, shape [N]."""
     spec: str
+
+    @property
+    def tokens(self) -> bool:
+        """True for language-model data: labels per token, ``y`` of shape [N, T]."""
+        return self.y.dim() == 2
 
     @property
     def num_classes(self) -> int:
@@ -155,11 +163,13 @@ def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
             members = set(archive.namelist())
             arrays = sorted(m[:-4] for m in members if m.endswith(".npy"))
             missing = [n for n in ("x", "y") if f"{n}.npy" not in members]
+            if missing == ["y"] and _token_header(*_npy_header(archive, "x.npy")):
+                missing = []  # token ids alone: the labels are the next tokens
             if missing:
                 found = ", ".join(arrays) if arrays else "none"
                 raise _error(f"{spec} must hold arrays x (inputs) and y (labels); it has {found}")
             total = 0
-            for name in ("x", "y"):
+            for name in ("x", "y") if "y.npy" in members else ("x",):
                 shape, dtype = _npy_header(archive, f"{name}.npy")
                 if dtype.hasobject:
                     raise _error(f"{spec}: array {name} holds Python objects; save numeric arrays")
@@ -170,7 +180,7 @@ def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
                 )
         with np.load(path, allow_pickle=False) as npz:
             x = npz["x"]
-            y = npz["y"]
+            y = npz["y"] if "y" in npz.files else None
     except PrunevizError:
         raise
     except Exception as exc:
@@ -195,6 +205,9 @@ def _read_pt(spec: str, path: Path) -> tuple[object, object]:
     if not isinstance(obj, Mapping):
         raise _error(f"{spec} holds a {type(obj).__name__}; expected a dict with tensors x and y")
     missing = [k for k in ("x", "y") if k not in obj]
+    x = obj.get("x")
+    if missing == ["y"] and isinstance(x, torch.Tensor) and _token_header(tuple(x.shape), x.dtype):
+        return x, None
     if missing:
         keys = ", ".join(sorted(str(k) for k in obj.keys())[:8]) or "nothing"
         raise _error(f"{spec} must hold a dict with tensors x (inputs) and y (labels); it has {keys}")
@@ -321,8 +334,17 @@ def _to_tensor(spec: str, name: str, value: object) -> torch.Tensor:
     raise _error(f"{spec}: {name} is a {type(value).__name__}, not an array or tensor")
 
 
+def _token_header(shape: tuple, dtype) -> bool:
+    """Integer ids of shape [N, T] with T >= 2: language-model data."""
+    kind = getattr(dtype, "kind", None)
+    integer = kind in ("i", "u") if kind is not None else (isinstance(dtype, torch.dtype) and not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool)
+    return integer and len(shape) == 2 and shape[1] >= 2
+
+
 def _validate(spec: str, x_in: object, y_in: object, max_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
     x = _to_tensor(spec, "x", x_in)
+    if y_in is None:  # token ids alone: predict each next token
+        x, y_in = x[:, :-1], x[:, 1:]
     y = _to_tensor(spec, "y", y_in)
     if x.is_complex():
         raise _error(f"{spec}: inputs x are complex ({x.dtype}); expected real numbers")
@@ -333,8 +355,9 @@ def _validate(spec: str, x_in: object, y_in: object, max_bytes: int) -> tuple[to
         )
     if y.dim() == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    if y.dim() != 1:
-        raise _error(f"{spec}: labels y have shape {_shape(y.shape)}; expected one integer per sample, [N]")
+    tokens = y.dim() == 2 and x.dim() == 2 and y.shape == x.shape and not x.is_floating_point()
+    if y.dim() != 1 and not tokens:
+        raise _error(f"{spec}: labels y have shape {_shape(y.shape)}; expected one integer per sample, [N] (or per token, [N, T], for token ids x)")
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
         raise _error(f"{spec}: labels y are {str(y.dtype).replace('torch.', '')}; expected integer class indices")
     if x.shape[0] != y.shape[0]:
@@ -395,7 +418,14 @@ def check_fits(model: torch.nn.Module, data: EvalData) -> None:
     except PrunevizError:
         raise _error(f"the model returns a {type(out).__name__}; expected a tensor of logits [n, classes] (or an object with .logits)") from None
     n = x.shape[0]
-    if out.dim() != 2 or out.shape[0] != n:
+    if data.y.dim() == 2:  # token labels: logits per token [n, T, vocab]
+        if out.dim() != 3 or tuple(out.shape[:2]) != (n, data.y.shape[1]):
+            raise _error(
+                f"the model's output has shape {_shape(out.shape)} for {n} sequences of {data.y.shape[1]} tokens; "
+                f"expected logits per token, [{n}, {data.y.shape[1]}, vocabulary]"
+            )
+        out = out.reshape(-1, out.shape[-1])
+    elif out.dim() != 2 or out.shape[0] != n:
         raise _error(
             f"the model's output has shape {_shape(out.shape)} for {n} samples of shape {sample_shape}; "
             f"expected logits of shape [{n}, classes]"

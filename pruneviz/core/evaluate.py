@@ -38,9 +38,19 @@ class EvalResult:
     start: int = 0
     #: "fp32", or "amp-fp16" / "amp-bf16" when mixed precision was on (results may differ slightly)
     precision: str = "fp32"
+    #: language-model data: the number of predicted tokens (accuracy and loss are per token), else 0
+    tokens: int = 0
+
+    @property
+    def perplexity(self) -> float | None:
+        """exp(mean next-token loss) for language-model data, else None."""
+        return math.exp(min(self.loss, 700.0)) if self.tokens else None
 
     def to_json(self) -> dict:
-        return {"accuracy": self.accuracy, "loss": self.loss, "samples": self.samples, "device": self.device, "per_class": self.per_class}
+        out = {"accuracy": self.accuracy, "loss": self.loss, "samples": self.samples, "device": self.device, "per_class": self.per_class}
+        if self.tokens:
+            out.update(tokens=self.tokens, perplexity=self.perplexity)
+        return out
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,7 @@ def evaluate_iter(
             cached = cache.points.get(start)
         new_points: dict[int, list[torch.Tensor]] = {k: [] for k in range(start + 1, len(children))}
     correct = 0
+    tokens = 0
     loss_sum = 0.0
     classes = num_classes
     per_correct = per_total = None
@@ -220,6 +231,9 @@ def evaluate_iter(
                 out = h
                 if b == 0 and new_points:
                     new_points = _fit_budget(new_points, cache, (j - i), n)
+            if yb.dim() == 2:  # language model: every token is a prediction
+                out, yb = out.reshape(-1, out.shape[-1]), yb.reshape(-1)
+                tokens += len(yb)
             if classes is None:
                 classes = out.shape[1]
             if per_correct is None:
@@ -228,10 +242,12 @@ def evaluate_iter(
             loss_sum += float(F.cross_entropy(out.float(), yb, reduction="sum"))
             hit = out.argmax(1) == yb
             correct += int(hit.sum())
-            per_total += torch.bincount(yb, minlength=classes)[:classes]
-            per_correct += torch.bincount(yb[hit], minlength=classes)[:classes]
-            lo, hi = wilson(correct, j)
-            yield Progress(j, n, correct / j, lo, hi)
+            if not tokens:  # per-class accuracy over a vocabulary would be noise
+                per_total += torch.bincount(yb, minlength=classes)[:classes]
+                per_correct += torch.bincount(yb[hit], minlength=classes)[:classes]
+            seen = tokens or j
+            lo, hi = wilson(correct, seen)
+            yield Progress(j, n, correct / seen, lo, hi)
     if children is not None:
         with cache.lock:
             if cache.generation == generation:
@@ -239,17 +255,19 @@ def evaluate_iter(
                     if len(ts) == len(bounds) and k not in cache.points:
                         cache.points[k] = ts
                 cache.bounds = bounds
-    pt = per_total.cpu().tolist() if per_total is not None else []
-    pc = per_correct.cpu().tolist() if per_correct is not None else []
+    pt = per_total.cpu().tolist() if per_total is not None and not tokens else []
+    pc = per_correct.cpu().tolist() if per_correct is not None and not tokens else []
+    count = tokens or n
     yield EvalResult(
-        accuracy=correct / n if n else 0.0,
-        loss=loss_sum / n if n else 0.0,
+        accuracy=correct / count if count else 0.0,
+        loss=loss_sum / count if count else 0.0,
         samples=n,
         device=device_name(device),
         per_class=[c / t if t else float("nan") for c, t in zip(pc, pt)],
         correct=correct,
         start=start,
         precision=precision,
+        tokens=tokens,
     )
 
 

@@ -264,6 +264,13 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
             after = ev.run(ev.evaluate_iter(model.to(x.device), x, y, session.batch_size, None, session.data.num_classes))
             model = model.cpu()
     rep = report(session, shrunk_params, after)
+    from .cost import compare_latency, session_macs
+
+    rep["params_file"] = sum(p.numel() for p in model.parameters())
+    rep["params_nonzero"] = sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    rep.update(session_macs(session, model if shrink else None))
+    if shrink:
+        rep["latency"] = compare_latency(session, model)
     if shrink and kept_zero:
         rep["kept_as_zeros"] = kept_zero  # pruned channels a grouped conv could not lose evenly
     rep["format"] = format

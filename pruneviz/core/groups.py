@@ -11,6 +11,7 @@ group drives the physical shrink in :mod:`pruneviz.core.export`.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -61,6 +62,21 @@ class LayerCoupling:
     no_shrink: str | None = None
 
 
+@contextmanager
+def no_kv_cache(model: nn.Module):
+    """Hugging Face models return a key/value cache by default; its concatenations confuse the
+    tracer (no channel count), and pruning does not need it: trace with ``use_cache`` off."""
+    config = getattr(model, "config", None)
+    old = getattr(config, "use_cache", None)
+    if old:
+        config.use_cache = False
+    try:
+        yield
+    finally:
+        if old:
+            config.use_cache = old
+
+
 def shared_params(model: nn.Module) -> dict[str, list[str]]:
     """Parameters owned by more than one module (tied weights): name -> every owner's attribute."""
     owners: dict[int, list[str]] = {}
@@ -109,7 +125,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), no_kv_cache(model):
             dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False, output_transform=logits)
     except Exception as exc:  # the tracer raises anything from AssertionError to RuntimeError
         raise PrunevizError(f"cannot trace the model for neuron pruning ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); weight pruning still works") from exc
@@ -122,6 +138,9 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
         module = modules[name]
         lc = LayerCoupling()
         result[name] = lc
+        if type(module).__name__ == "Conv1D":
+            lc.refused = "it is a GPT-2 Conv1D (a Linear with its weight transposed): prune its weights; neuron pruning does not cover it yet"
+            continue
         if module not in dg.module2node:
             parent = _traced_ancestor(name, modules, dg)
             if parent is not None:
@@ -191,6 +210,6 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
     for name in head_split_layers(model, example_input, layer_names):
         result[name].no_shrink = (
             "its outputs are split into attention heads, so removing single neurons would break the "
-            "model's reshape; prune whole heads (--granularity head) or export without --shrink"
+            "model's reshape (only whole attention heads could go); mask them, and export without --shrink"
         )
     return result

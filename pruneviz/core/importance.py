@@ -165,8 +165,8 @@ def _hook_stats(model, layers, data, opts, kind: str):
         def fn(module, inputs, output):
             t = inputs[0] if kind == "wanda" else output
             t = t.detach().float()
-            # channel dim is 1 for convs and the last dim for Linear
-            if isinstance(module, nn.Linear) or t.dim() == 2:
+            # channel dim is 1 for convs and the last dim for Linear (and GPT-2's Conv1D)
+            if isinstance(module, nn.Linear) or t.dim() == 2 or type(module).__name__ == "Conv1D":
                 flat = t.reshape(-1, t.shape[-1])
             else:
                 flat = t.transpose(0, 1).reshape(t.shape[1], -1).t()
@@ -218,7 +218,9 @@ def weight_scores(method: str, model: nn.Module, layers: list[LayerInfo], params
         for layer in layers:
             w = ws[layer.name]
             norm = norms[layer.name].to(w.dtype)
-            if w.dim() == 2:
+            if layer.kind == "Conv1D":  # weight [in, out]: inputs are rows
+                out[layer.name] = w.abs() * norm.view(-1, 1)
+            elif w.dim() == 2:
                 out[layer.name] = w.abs() * norm.view(1, -1)
             else:
                 groups = norm.numel() // w.shape[1]  # grouped convs: each group sees its own slice

@@ -1,6 +1,8 @@
 """The prunable layers of a model, keyed by qualified module name.
 
-A layer is a Linear or a ConvNd (its weight has one row per output neuron / filter). Models that
+A layer is a Linear or a ConvNd (its weight has one row per output neuron / filter), or a
+Hugging Face ``Conv1D`` (GPT-2): a Linear whose weight is stored transposed, ``[in, out]``; it is
+listed with that shape (rows are its inputs) and pruned weight by weight. Models that
 arrive without their Python classes (a ``.pt2`` program, a TorchScript archive) are read by
 parameter: every ``*.weight`` of rank 2 to 5 counts, its kind guessed from the rank; such layers
 can be weight-pruned but not neuron-pruned, because their coupling cannot be traced.
@@ -55,9 +57,16 @@ class LayerInfo:
         return {"name": self.name, "kind": self.kind, "shape": list(self.shape), "params": self.params, "sparsity": sparsity}
 
 
+def is_conv1d(module: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2 and relatives): ``y = x @ W + b`` with ``W`` of shape [in, out]."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf") and isinstance(getattr(module, "weight", None), torch.Tensor)
+
+
 def _kind_of(module: nn.Module) -> str | None:
     if isinstance(module, _KINDS):
         return type(module).__name__
+    if is_conv1d(module):
+        return "Conv1D"
     original = getattr(module, "original_name", None)  # TorchScript keeps the Python class name
     if original in {"Linear", "Conv1d", "Conv2d", "Conv3d"}:
         return original
@@ -123,3 +132,8 @@ def with_outputs(layers: list[LayerInfo], outputs: set[str]) -> list[LayerInfo]:
 
 def total_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def zero_fraction(weight: torch.Tensor) -> float:
+    """Fraction of exact zeros in ``weight``: the sparsity a pruned file arrives with."""
+    return float((weight == 0).sum()) / weight.numel() if weight.numel() else 0.0

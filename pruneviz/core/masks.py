@@ -48,7 +48,7 @@ class MaskStore:
             bad = _bad_effect(self.params, lc.effects)
             if bad:  # an index map that does not fit its parameter: refuse the layer, never crash an edit
                 if lc.no_shrink:  # e.g. a fused qkv: Torch-Pruning's index map through the head reshape
-                    bad = "its outputs are split into attention heads through a reshape whose channel map cannot be followed; prune whole heads (--granularity head)"
+                    bad = "its outputs are split into attention heads through a reshape whose channel map cannot be followed; prune its weights instead"
                 lc.refused, lc.effects, lc.coupled = bad, [], {}
             moved = []
             for e in lc.effects:

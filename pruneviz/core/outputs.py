@@ -43,3 +43,19 @@ def describe(out: object) -> str | None:
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         return f"the model returns a {kind}: pruneviz reads its first element"
     return None
+
+
+def output_notices(session) -> list[str]:
+    """What a session should say once about how its model was read: notes from opening it, and
+    the kind of output it returns when that is not a plain tensor."""
+    notes = list(getattr(session.loaded, "notices", []) or [])
+    example = session.example_input()
+    if example is not None:
+        try:
+            with session.lock, torch.inference_mode():
+                note = describe(session.model(example.to(session.device)))
+        except Exception:
+            note = None  # evaluation reports what goes wrong, with its own message
+        if note:
+            notes.append(note)
+    return notes

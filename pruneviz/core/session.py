@@ -79,7 +79,7 @@ class Session(EvaluationVerbs):
         if loaded.structured_ok:
             example = self.example_input()
             if example is None:
-                self.coupling_error = "neuron pruning needs an example input: pass --data"
+                self.coupling_error = "neuron pruning needs an example input: pass --data, or --input-shape C,H,W (token models: --input-shape T --input-dtype long)"
             else:
                 # a batch of 2: with batch 1 the autograd trace of in-place ops loses layers
                 example = example[:1].repeat(2, *([1] * (example.dim() - 1)))
@@ -110,12 +110,17 @@ class Session(EvaluationVerbs):
         self.channels_last = False
         self._child_of = self._children_touched()
         self.lock = threading.RLock()
+        # --- real models: how the model was read, said once
+        from .outputs import output_notices
+
+        self.notices.extend(output_notices(self))
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(cls, model: str, data: str | None = None, arch: str | None = None, trust: bool = False, device: str = "auto", seed: int = 0) -> "Session":
-        """Open a model spec (``demo:mlp``, a file, …) and optional data spec, as on the command line."""
-        loaded = open_model(model, arch=arch, trust=trust)
+    def open(cls, model: str, data: str | None = None, arch: str | None = None, trust: bool = False, device: str = "auto", seed: int = 0, input_shape=None, input_dtype: str | None = None) -> "Session":
+        """Open a model spec (``demo:mlp``, a file, …) and optional data spec, as on the command line.
+        ``input_shape`` / ``input_dtype``: the example input when the model needs one and has none."""
+        loaded = open_model(model, arch=arch, trust=trust, input_shape=input_shape, input_dtype=input_dtype)
         return cls(loaded, open_data(data) if data else None, device=device, seed=seed)
 
     def example_input(self) -> torch.Tensor | None:
@@ -401,6 +406,13 @@ class Session(EvaluationVerbs):
         if granularity == "neuron":
             explicit = set(patterns or [])
             chosen = [n for n in chosen if not self._by_name[n].is_output or n in explicit]
+            if self.coupling is not None:  # prune what can be pruned; say once why a layer is skipped
+                skipped = [n for n in chosen if self.coupling[n].refused and n not in explicit]
+                for n in skipped:
+                    note = f"skipped {n}: {self.coupling[n].refused}"
+                    if note not in self.notices:
+                        self.notices.append(note)
+                chosen = [n for n in chosen if n not in skipped]
             if not chosen:
                 raise PrunevizError("no layer left to neuron-prune: output layers are pruned only when named exactly in --layers")
         return chosen

@@ -135,7 +135,9 @@ def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str
         dg.REGISTERED_PRUNERS[ops.OPTYPE.CONV] = _grouped_pruner()
         dg._in_channel_pruning_fn = {p.prune_in_channels for p in dg.REGISTERED_PRUNERS.values() if p is not None}
         dg._out_channel_pruning_fn = {p.prune_out_channels for p in dg.REGISTERED_PRUNERS.values() if p is not None}
-    with torch.enable_grad():
+    from .groups import no_kv_cache
+
+    with torch.enable_grad(), no_kv_cache(model):
         dg.build_dependency(model, example_inputs=example_input, verbose=False, output_transform=logits)
     done: set[int] = set()
     kept_zero: dict[str, int] = {}

@@ -16,6 +16,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+def neuron_refusal(session, name: str) -> str | None:
+    """Why ``name``'s neurons cannot be pruned in this session, or None."""
+    if session.coupling is None:
+        return session.coupling_error
+    return session.coupling[name].refused
+
+
 COLUMNS = ["Layer", "Kind", "Shape", "Params", "Sparsity", "Share"]
 COL_SPARSITY = 4
 FRACTION = Qt.ItemDataRole.UserRole + 1
@@ -89,7 +96,15 @@ class LayerTree(QWidget):
             it.setData(0, Qt.ItemDataRole.UserRole, layer.name)
             for c in (3, 5):
                 it.setTextAlignment(c, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            it.setToolTip(0, f"{layer.name}: {layer.kind} {tuple(layer.shape)}, view {layer.view_shape[0]}×{layer.view_shape[1]}")
+            tip = f"{layer.name}: {layer.kind} {tuple(layer.shape)}, view {layer.view_shape[0]}×{layer.view_shape[1]}"
+            why = neuron_refusal(s, layer.name)
+            if why:  # weights can still be pruned; greyed so that skipped layers stand out
+                tip += f"\nno neuron pruning: {why}"
+                grey = self.tree.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+                for c in range(len(COLUMNS)):
+                    it.setForeground(c, grey)
+            for c in range(len(COLUMNS)):
+                it.setToolTip(c, tip)
             self.tree.addTopLevelItem(it)
             self.items[layer.name] = it
         self.tree.blockSignals(False)

@@ -36,6 +36,7 @@ import torch
 from pruneviz.core.errors import PrunevizError
 
 from .common import _ACCEPTED, _STATE_DICT_SUFFIXES, LoadedModel, _error, _quiet_torch, _why
+from .examples import check_example, infer_example, make_example
 from .factories import is_factory_spec, load_factory
 from .pickles import _open_torch_file, pickle_imports
 from .pt2 import _open_pt2
@@ -50,12 +51,15 @@ _quiet_torch = _quiet_torch  # used by export.py
 # Entry point
 
 
-def open_model(spec: str, arch: str | None = None, trust: bool = False) -> LoadedModel:
+def open_model(spec: str, arch: str | None = None, trust: bool = False, input_shape=None, input_dtype: str | None = None) -> LoadedModel:
     """Open ``spec`` (a file path or ``demo:NAME``) as a model in eval mode on the CPU.
 
     ``arch`` names a factory (``package.module:function``) that builds the model for state_dict
     and safetensors files. ``trust=True`` allows files whose loading runs code from them (pickled
     modules, pickled payloads in .pt2 archives, TorchScript that touches files).
+    ``input_shape`` (``"3,224,224"``, per sample) and ``input_dtype`` (``"long"`` for token ids)
+    give the example input that tracing needs; without them it comes from a ``.pt2``'s sample or is
+    inferred from a first Linear or Embedding layer (:mod:`.examples`).
     Raises :class:`PrunevizError` (or its subclass :class:`TrustRequired`) on any failure.
     """
     if isinstance(spec, os.PathLike):
@@ -64,12 +68,43 @@ def open_model(spec: str, arch: str | None = None, trust: bool = False) -> Loade
         raise _error(f"no model given ({spec!r}): {_ACCEPTED}")
     if arch is not None and not isinstance(arch, str):
         raise _error(f"--arch must be a string like package.module:function, not {type(arch).__name__}")
+    if not spec.startswith("demo:") and not trust:
+        check_torch_version()
+    if input_dtype is not None and input_shape is None:
+        raise _error("--input-dtype needs --input-shape, e.g. --input-shape 128 --input-dtype long")
+    example = make_example(input_shape, input_dtype) if input_shape is not None else None
     try:
-        return _open(spec, arch, bool(trust))  # every branch returns the model in eval() mode
+        loaded = _open(spec, arch, bool(trust))  # every branch returns the model in eval() mode
+        if example is not None:
+            check_example(spec, loaded.model, example)
+            loaded.example_input = example
+        elif loaded.example_input is None and loaded.structured_ok:
+            found = infer_example(loaded.model)
+            if found is not None:
+                loaded.example_input = found[0]
+                loaded.notices.append(f"no example input given: using {found[1]}")
+        return loaded
     except PrunevizError:
         raise
     except (Exception, SystemExit) as exc:  # a bug or a case we did not foresee: still one line
         raise _error(f"cannot open {spec}: {type(exc).__name__}: {_why(exc)}") from exc
+
+
+SAFE_TORCH = (2, 10)
+
+
+def check_torch_version(version: str | None = None) -> None:
+    """Refuse untrusted files under a torch whose ``weights_only`` loading is not a safe boundary."""
+    text = version or torch.__version__
+    try:
+        major, minor = (int(part) for part in text.split("+")[0].split(".")[:2])
+    except ValueError:
+        return  # a development build we cannot read: assume it is current
+    if (major, minor) < SAFE_TORCH:
+        raise _error(
+            f"torch {text} is older than 2.10, whose weights_only loading lets crafted files run code "
+            "(CVE-2025-32434, CVE-2026-24747): upgrade torch, or pass --trust if you trust the file"
+        )
 
 
 def readable_file(spec: str, path: Path, what: str, accepted: str) -> int:

@@ -41,6 +41,8 @@ class LoadedModel:
     structured_ok: bool
     """True for real ``nn.Module`` trees; False for .pt2 / TorchScript, whose layers are opaque
     (only weight-level pruning applies)."""
+    notices: list[str] = dataclasses.field(default_factory=list)
+    """What the user should know about how the model was read (an inferred input, ...)."""
 
 
 # ---------------------------------------------------------------------------------------------

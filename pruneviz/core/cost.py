@@ -1,0 +1,93 @@
+"""What a model costs to run: multiply-accumulates (Torch-Pruning's counter) and measured latency.
+
+* ``macs_before``: the unpruned model; ``macs_masked``: the masked model if its zeros were skipped
+  (each Linear/Conv layer's MACs times its kept fraction of weights; masked models run dense, so
+  this is what a sparse kernel could save, not what PyTorch spends); ``macs_shrunk``: the written
+  shrunk model, counted again.
+* ``latency_ms``: median (with min and max) of timed forward passes of the original and the
+  shrunk model on the session's device, same batch, after a warm-up.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn as nn
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, int]] | None:
+    """Total MACs of one forward pass on ``example`` and each module's share; None when the
+    counter cannot run the model (opaque programs, exotic inputs)."""
+    import contextlib
+    import io
+
+    try:
+        import torch_pruning as tp
+
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+            total, _, per, _ = tp.utils.count_ops_and_params(model, example, layer_wise=True)
+    except Exception:
+        return None
+    names = {m: n for n, m in model.named_modules()}
+    return int(total), {names[m]: int(v) for m, v in per.items() if m in names and v}
+
+
+def session_macs(session, shrunk: nn.Module | None = None) -> dict:
+    """MACs of the original, the masked and (when given) the shrunk model, per one sample."""
+    example = session.example_input()
+    if example is None:
+        return {}
+    example = example[:1].cpu()
+    with session.lock:
+        model = session.original_model().cpu().eval()
+    counted = count_macs(model, example)
+    if counted is None:
+        return {}
+    total, per = counted
+    saved = sum(per.get(layer.name, 0) * session.sparsity(layer.name) for layer in session.layers)
+    out = {"macs_before": total, "macs_masked": int(round(total - saved))}
+    if shrunk is not None:
+        again = count_macs(shrunk.cpu().eval(), example)
+        if again is not None:
+            out["macs_shrunk"] = again[0]
+    return out
+
+
+def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 15, warmup: int = 2, budget_s: float = 0.5) -> dict:
+    """Median, min and max milliseconds of ``model(x)`` (inference mode, device synchronised):
+    ``repeats`` timed runs, fewer (at least 3) when they would take more than ``budget_s``."""
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    times: list[float] = []
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+                if len(times) >= 3 and time.perf_counter() - began > budget_s:
+                    break
+    times.sort()
+    return {"median": times[len(times) // 2], "min": times[0], "max": times[-1]}
+
+
+def compare_latency(session, shrunk: nn.Module, batch: int = 32) -> dict:
+    """Latency of the original and the shrunk model on the session's device, same inputs."""
+    example = session.example_input()
+    if example is None:
+        return {}
+    x = example[:1].repeat(batch, *([1] * (example.dim() - 1))).to(session.device)
+    original = session.original_model().to(session.device).eval()
+    shrunk = shrunk.to(session.device).eval()
+    before, after = latency_ms(original, x), latency_ms(shrunk, x)
+    shrunk.cpu()
+    return {
+        "device": session.device.type,
+        "batch": batch,
+        "original_ms": before,
+        "shrunk_ms": after,
+        "speedup": before["median"] / after["median"] if after["median"] > 0 else None,
+    }
