@@ -392,3 +392,47 @@ def test_schedule_settings_are_checked(mlp):
     mlp.prune(0.6)
     with pytest.raises(PrunevizError, match="already 60.0% sparse"):
         mlp.train("before", 0.5, 1)
+
+
+@pytest.mark.slow
+def test_readme_training_example(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "finetune" in b)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    s = ns["s"]
+    assert s.history.labels == [
+        "prune 90% weights by magnitude (layer)",
+        "train regrow to 90% (magnitude, 2 epochs, lr 5e-3)",
+        "prune 10% weights by magnitude (layer), compensated",
+        "re-initialise (seed 1)",
+    ]
+    assert [p["epoch"] for p in ns["result"].curve] == [1, 2]
+
+
+def test_regrown_connections_start_at_zero_and_drop_the_smallest(mlp):
+    from pruneviz.core.training import Run, training_data
+
+    mlp.prune(0.8)
+    run = Run(mlp, training_data(mlp, None)[0], 1e-3, "adam", 64, None)
+    before = _masks(mlp)
+    w_before = {layer.name: mlp.weight(layer.name) for layer in mlp.layers}
+    torch.nn.functional.cross_entropy(mlp.model(run.x[:64]), run.y[:64]).backward()
+    grads = {layer.name: mlp.masks.params[layer.weight].grad.clone() for layer in mlp.layers}
+    run.regrow(0.2)
+    for layer in mlp.layers:
+        n = layer.name
+        grown = ~before[n] & mlp.mask(n)
+        dropped = before[n] & ~mlp.mask(n)
+        assert int(grown.sum()) == int(dropped.sum()) > 0  # constant sparsity
+        assert bool((mlp.weight(n)[grown] == 0).all()) and bool((mlp.weight(n, original=True)[grown] == 0).all())
+        # dropped: the smallest magnitudes of what was kept; grown: the largest gradients of what was pruned
+        kept_mag = w_before[n][before[n] & ~dropped].abs()
+        assert w_before[n][dropped].abs().max() <= kept_mag.min()
+        g = grads[n].abs()
+        assert g[grown].min() >= g[~before[n] & ~grown].max()
+    mlp.model.zero_grad(set_to_none=True)
