@@ -30,6 +30,7 @@ from pruneviz.core.data import EvalData  # noqa: E402
 from pruneviz.core.evaluate import batches  # noqa: E402
 from pruneviz.core.model_io import LoadedModel  # noqa: E402
 from pruneviz.core.session import Session  # noqa: E402
+from analysis import analysis_figures  # noqa: E402  (tests/benchmarks/analysis.py)
 
 
 def median_ms(fn, repeat: int) -> float:
@@ -272,6 +273,7 @@ GOALS = {
     "heatmap_render_ms_4096": ("<=", 16),
     "ui_max_stall_ms_during_eval": ("<=", 25),
     "first_estimate_ms": ("<=", 200),
+    "sensitivity_incremental_ratio": ("<=", 0.5),
 }
 
 
@@ -290,6 +292,7 @@ def main(argv=None) -> int:
     results.update(demo_click(args.device))
     results.update(big_layer(args.quick, args.device))
     results.update(global_vs_torch(args.quick))
+    results.update(analysis_figures(args.quick, args.device))
     if not args.no_ui:
         results.update(ui(args.quick))
     results["seconds"] = time.perf_counter() - t0
