@@ -80,7 +80,20 @@ class DecidePanel(QWidget):
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self.jobs.cancel)
         self.status = QLabel("")
-        lay.addLayout(_row(self.progress, self.cancel))
+        self.ray = QLineEdit()
+        self.ray.setPlaceholderText("this machine")
+        self.ray.setToolTip("run sensitivity, knockout and sweeps on Ray: local starts it here, HOST:PORT joins a cluster; empty runs them here")
+        self.ray.setMaximumWidth(160)
+        try:
+            import importlib.util
+
+            has_ray = importlib.util.find_spec("ray") is not None
+        except (ImportError, ValueError):
+            has_ray = False
+        self.ray.setEnabled(has_ray)
+        if not has_ray:
+            self.ray.setToolTip("Ray is not installed: pip install 'pruneviz[ray]'")
+        lay.addLayout(_row(self.progress, self.cancel, "Ray", self.ray))
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         lay.addWidget(self.tabs, 1)
@@ -101,6 +114,12 @@ class DecidePanel(QWidget):
     @property
     def session(self):
         return self.window.session
+
+    @property
+    def ray_address(self) -> str | None:
+        """Where analyses run: None here, else ``local`` or a Ray cluster address."""
+        text = self.ray.text().strip()
+        return text or None
 
     def set_session(self, s) -> None:
         self.jobs.cancel()
@@ -263,12 +282,14 @@ class DecidePanel(QWidget):
             return False
         self._partial = {"baseline": None, "granularity": gran, "method": method, "levels": levels, "layers": {n: [] for n in names}}
         self._version = s.masks.version
-        return self._start("sensitivity", lambda cancel: s.sensitivity(None, levels, gran, method, cancel=cancel), len(names) * len(levels))
+        ray = self.ray_address
+        return self._start("sensitivity", lambda cancel: s.sensitivity(None, levels, gran, method, cancel=cancel, ray=ray), len(names) * len(levels))
 
     def run_knockout(self) -> bool:
         s, layer = self.session, self.window.layer
         self.ko_result = {"layer": layer, "baseline": {"loss": 0.0}, "neurons": [], "faithfulness": {}}
-        return self._start("knockout", lambda cancel: s.knockout(layer, cancel=cancel), int(s.neuron_mask(layer).sum()))
+        ray = self.ray_address
+        return self._start("knockout", lambda cancel: s.knockout(layer, cancel=cancel, ray=ray), int(s.neuron_mask(layer).sum()))
 
     def run_compare(self) -> bool:
         s, layer = self.session, self.window.layer
@@ -293,7 +314,8 @@ class DecidePanel(QWidget):
             return False
         combos = [(m, sc, "weight") for m in ms for sc in scopes]
         self._partial = {"curves": [{"method": m, "scope": sc, "granularity": g, "points": []} for m, sc, g in combos]}
-        return self._start("sweeps", lambda cancel: analysis.sweeps(s, levels, scopes, ["weight"], ms, cancel=cancel), len(combos) * len(levels))
+        ray = self.ray_address
+        return self._start("sweeps", lambda cancel: analysis.sweeps(s, levels, scopes, ["weight"], ms, cancel=cancel, ray=ray), len(combos) * len(levels))
 
     def run_allocation(self) -> bool:
         s = self.session

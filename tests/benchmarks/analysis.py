@@ -38,10 +38,15 @@ def analysis_figures(quick: bool, device: str = "cpu", ray: bool = True) -> dict
     full = Session.open("demo:cnn", data="demo:digits", device=device)
     full.set_cache_budget(0)
     collect(cnn.sensitivity()), collect(full.sensitivity())  # warm-up
-    t_cached, r_cached = _times(lambda: collect(cnn.sensitivity()), repeat)
-    t_full, r_full = _times(lambda: collect(full.sensitivity()), repeat)
+    t_cached, t_full = [], []
+    for _ in range(repeat):  # interleaved: load from other processes hits both alike
+        t, r_cached = _times(lambda: collect(cnn.sensitivity()), 1)
+        t_cached += t
+        t, r_full = _times(lambda: collect(full.sensitivity()), 1)
+        t_full += t
     out = {
         "sensitivity_incremental_ratio": statistics.median(t_cached) / statistics.median(t_full),
+        "sensitivity_incremental_ratio_of_mins": min(t_cached) / min(t_full),
         "sensitivity_cached_s": _spread(t_cached),
         "sensitivity_full_s": _spread(t_full),
         "sensitivity_incremental_exact": r_cached == r_full,

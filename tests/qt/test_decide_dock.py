@@ -150,3 +150,27 @@ def test_closing_mid_analysis_leaves_no_thread(qtbot, mlp_session):
     w.close()
     assert not w.decide.jobs.busy or w.decide.jobs.wait(5000)
     w.runner.shutdown(5000)
+
+
+def test_ray_setting_reaches_the_engine(window, qtbot, monkeypatch):
+    from pruneviz.core import analysis, workers
+
+    calls = []
+    real = workers.run_edits
+
+    def recording(probe, edits, ray=None, cancel=None):
+        calls.append(ray)
+        return real(probe, edits, None, cancel)  # measured here: the setting is what is tested
+
+    monkeypatch.setattr(analysis, "run_edits", recording)
+    p = window.decide
+    p.sens_levels.setText("0.5")
+    p.sweep_levels.setText("0.5")
+    p.run_sensitivity()
+    idle(qtbot, p)
+    p.ray.setText("local")
+    p.run_sensitivity()
+    idle(qtbot, p)
+    p.run_sweeps()
+    idle(qtbot, p)
+    assert calls == [None, "local", "local"]
