@@ -66,7 +66,7 @@ def flips_for(session, chosen: dict[str, torch.Tensor], granularity: str) -> lis
 
 
 def _baseline(probe: Probe) -> dict:
-    r = probe.evaluate()  # also fills the probe's activation cache for the edits that follow
+    r = probe.prime()  # also fills the probe's activation cache for the edits that follow
     return {"accuracy": r.accuracy, "loss": r.loss}
 
 
@@ -84,9 +84,17 @@ def sensitivity(session, layers=None, levels=None, granularity: str = "weight", 
     names = session.select_layers(layers, granularity)
     edits: list[Edit] = []
     for name in names:
-        for level in levels:
-            chosen = session.preview(level, "layer", granularity, method, [name])
-            edits.append(((name, level), flips_for(session, chosen, granularity)))
+        if granularity == "weight":
+            # what preview(level, "layer", "weight", method, [name]) chooses, scored once per layer
+            imp.check_method(method, "weight", session.data is not None)
+            scores, kept = session.scores(name, method, "weight"), session.mask(name)
+            n_kept = rk.count(kept)
+            for level in levels:
+                edits.append(((name, level), flips_for(session, {name: rk.lowest(scores, kept, round(level * n_kept))}, "weight")))
+        else:
+            for level in levels:
+                chosen = session.preview(level, "layer", granularity, method, [name])
+                edits.append(((name, level), flips_for(session, chosen, granularity)))
     # deepest layer first: after each edit is flipped back, the activations before the next
     # (shallower) layer are still cached, so every point starts at its own layer
     order = {n: i for i, n in enumerate(names)}

@@ -62,6 +62,7 @@ class Probe:
         state = {k: v for k, v in self.__dict__.items() if k != "cache"}
         state["_points"] = dict(self.cache.points)
         state["_bounds"] = self.cache.bounds
+        state["_budget"] = self.cache.budget_bytes
         return state
 
     def __setstate__(self, state):
@@ -81,6 +82,15 @@ class Probe:
             c = self.child_of.get((f.store, f.layer))
             first = None if c is None or first is None else min(first, c)
         self.cache.invalidate(-1 if first is None else first)
+
+    def prime(self) -> ev.EvalResult:
+        """Evaluate the unedited state, caching the input of every child (within the budget), then
+        freeze the cache: an edit is flipped back right after its evaluation, so the activations
+        after the edited child would be dropped at once; not copying them saves that memory
+        traffic, and the inputs before every edited child stay cached for the next edit."""
+        result = self.evaluate()
+        self.cache.budget_bytes = self.cache.nbytes
+        return result
 
     def evaluate(self) -> ev.EvalResult:
         return ev.run(ev.evaluate_iter(self.model, self.x, self.y, self.batch_size, self.cache, self.num_classes, amp=self.amp))

@@ -124,8 +124,11 @@ def test_plans_tab_lists_measures_switches_and_renames(window, qtbot, monkeypatc
         item = view.tree.topLevelItem(i)
         assert item.text(4) == f"{rows[item.text(0)]['accuracy']:.4f}" and item.text(3) == f"{rows[item.text(0)]['params']:,}"
     assert len(view.plot.getPlotItem().items) >= 2 and "plan 1" in view.classes.text()
+    qtbot.waitUntil(lambda: 1 in w.acc.points and not w.runner.busy, timeout=30_000)
+    plan2_point = w.acc.points[1]
     view.tree.itemDoubleClicked.emit(view.tree.topLevelItem(0), 0)
     assert s.history.current_plan == "plan 1" and s.history.labels == ["prune 30% weights by magnitude (layer)"]
+    assert w.acc.points.get(1) != plan2_point  # the other plan's accuracy is not shown for this one
     item = view.tree.topLevelItem(0)
     item.setText(0, "gentle")
     assert [pl["name"] for pl in s.plans()] == ["gentle", "plan 2"]
