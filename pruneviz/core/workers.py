@@ -167,6 +167,8 @@ def connect_ray(address: str | None) -> None:
         return
     if not isinstance(address, str) or not address.strip():
         raise PrunevizError("--ray needs local or the address of a Ray cluster (HOST:PORT)")
+    if address not in ("local", "auto"):
+        _reachable(address)  # Ray itself retries an unreachable address for minutes
     try:
         if address == "local":
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -174,6 +176,18 @@ def connect_ray(address: str | None) -> None:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise PrunevizError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PrunevizError(f"--ray {address}: give local or a cluster address HOST:PORT, e.g. 10.0.0.5:6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise PrunevizError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}; start one with 'ray start --head' or use --ray local") from None
 
 
 def _run_remote(probe: Probe, edits: list[Edit]) -> list[dict]:
