@@ -142,9 +142,17 @@ def knockout(session, layer: str, methods=None, cancel: threading.Event | None =
     if len(idx) >= 2:
         increase = torch.tensor([neurons[i]["loss"] - base["loss"] for i in idx.tolist()], dtype=torch.float64)
         for m in methods:
-            s = session.scores(layer, m, "neuron").double()[idx]
+            s = probe_scores(session, probe, layer, m)[idx]
             faith[m] = {"spearman": spearman(s, increase), "top10_overlap": top_overlap(s, increase, TOP_K)}
     return {"layer": layer, "baseline": base, "neurons": neurons, "faithfulness": faith}
+
+
+def probe_scores(session, probe: Probe, layer: str, method: str) -> torch.Tensor:
+    """Neuron scores of ``layer`` computed on the probe's copy (equal to ``session.scores``): the
+    live model may be evaluated by another thread meanwhile, and scorers hook into the model."""
+    info = session.layer(layer)
+    opts = imp.ScoreOptions(seed=session.seed)
+    return imp.SCORERS["neuron"](method, probe.model, [info], probe.masks.params, session.data, opts)[layer].detach().cpu().double()
 
 
 def available_methods(session, granularity: str) -> list[str]:
