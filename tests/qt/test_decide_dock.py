@@ -4,7 +4,6 @@ stays usable, Cancel works, results equal the engine's, and the plans tab switch
 from __future__ import annotations
 
 import torch
-from PySide6.QtCore import Qt
 
 from pruneviz.core.analysis import collect
 
@@ -79,15 +78,15 @@ def test_knockout_and_criteria_tabs(window, qtbot):
     assert "taylor: Spearman" in p.ko_plot.getPlotItem().titleLabel.text
     w.session.prune(0.4, layers="0")
     w.tree.select("0")
-    p.cmp_a.setCurrentText("magnitude")
-    p.cmp_b.setCurrentText("taylor")
+    p.criteria.a.setCurrentText("magnitude")
+    p.criteria.b.setCurrentText("taylor")
     assert p.run_compare()
     idle(qtbot, p)
-    assert p.cmp_result["agreement"] == collect(w.session.compare_criteria("0", "magnitude", "taylor"))["agreement"]
-    assert p.cmp_imgs[0].image.shape == (128, 64) and "taylor (" in p.cmp_titles[1].titleLabel.text
-    p.cmp_scale.setCurrentText("rank")
-    assert p.cmp_titles[0].titleLabel.text == "magnitude (rank)"
-    grey = p.cmp_masks[0].image[..., 3] > 0
+    assert p.criteria.result["agreement"] == collect(w.session.compare_criteria("0", "magnitude", "taylor"))["agreement"]
+    assert p.criteria.imgs[0].image.shape == (128, 64) and "taylor (" in p.criteria.titles[1].titleLabel.text
+    p.criteria.scale.setCurrentText("rank")
+    assert p.criteria.titles[0].titleLabel.text == "magnitude (rank)"
+    grey = p.criteria.masks[0].image[..., 3] > 0
     assert torch.equal(torch.from_numpy(grey), ~w.session.mask("0"))
 
 
