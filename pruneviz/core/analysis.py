@@ -67,7 +67,7 @@ def flips_for(session, chosen: dict[str, torch.Tensor], granularity: str) -> lis
 
 
 def _baseline(probe: Probe) -> dict:
-    r = probe.evaluate()  # also fills the probe's activation cache for the edits that follow
+    r = probe.prime()  # also fills the probe's activation cache for the edits that follow
     return {"accuracy": r.accuracy, "loss": r.loss}
 
 
@@ -85,9 +85,17 @@ def sensitivity(session, layers=None, levels=None, granularity: str = "weight", 
     names = session.select_layers(layers, granularity)
     edits: list[Edit] = []
     for name in names:
-        for level in levels:
-            chosen = session.preview(level, "layer", granularity, method, [name])
-            edits.append(((name, level), flips_for(session, chosen, granularity)))
+        if granularity == "weight":
+            # what preview(level, "layer", "weight", method, [name]) chooses, scored once per layer
+            imp.check_method(method, "weight", session.data is not None)
+            scores, kept = session.scores(name, method, "weight"), session.mask(name)
+            n_kept = rk.count(kept)
+            for level in levels:
+                edits.append(((name, level), flips_for(session, {name: rk.lowest(scores, kept, round(level * n_kept))}, "weight")))
+        else:
+            for level in levels:
+                chosen = session.preview(level, "layer", granularity, method, [name])
+                edits.append(((name, level), flips_for(session, chosen, granularity)))
     # deepest layer first: after each edit is flipped back, the activations before the next
     # (shallower) layer are still cached, so every point starts at its own layer
     order = {n: i for i, n in enumerate(names)}
@@ -135,9 +143,17 @@ def knockout(session, layer: str, methods=None, cancel: threading.Event | None =
     if len(idx) >= 2:
         increase = torch.tensor([neurons[i]["loss"] - base["loss"] for i in idx.tolist()], dtype=torch.float64)
         for m in methods:
-            s = session.scores(layer, m, "neuron").double()[idx]
+            s = probe_scores(session, probe, layer, m)[idx]
             faith[m] = {"spearman": spearman(s, increase), "top10_overlap": top_overlap(s, increase, TOP_K)}
     return {"layer": layer, "baseline": base, "neurons": neurons, "faithfulness": faith}
+
+
+def probe_scores(session, probe: Probe, layer: str, method: str) -> torch.Tensor:
+    """Neuron scores of ``layer`` computed on the probe's copy (equal to ``session.scores``): the
+    live model may be evaluated by another thread meanwhile, and scorers hook into the model."""
+    info = session.layer(layer)
+    opts = imp.ScoreOptions(seed=session.seed)
+    return imp.SCORERS["neuron"](method, probe.model, [info], probe.masks.params, session.data, opts)[layer].detach().cpu().double()
 
 
 def available_methods(session, granularity: str) -> list[str]:

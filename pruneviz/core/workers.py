@@ -62,6 +62,7 @@ class Probe:
         state = {k: v for k, v in self.__dict__.items() if k != "cache"}
         state["_points"] = dict(self.cache.points)
         state["_bounds"] = self.cache.bounds
+        state["_budget"] = self.cache.budget_bytes
         return state
 
     def __setstate__(self, state):
@@ -81,6 +82,15 @@ class Probe:
             c = self.child_of.get((f.store, f.layer))
             first = None if c is None or first is None else min(first, c)
         self.cache.invalidate(-1 if first is None else first)
+
+    def prime(self) -> ev.EvalResult:
+        """Evaluate the unedited state, caching the input of every child (within the budget), then
+        freeze the cache: an edit is flipped back right after its evaluation, so the activations
+        after the edited child would be dropped at once; not copying them saves that memory
+        traffic, and the inputs before every edited child stay cached for the next edit."""
+        result = self.evaluate()
+        self.cache.budget_bytes = self.cache.nbytes
+        return result
 
     def evaluate(self) -> ev.EvalResult:
         return ev.run(ev.evaluate_iter(self.model, self.x, self.y, self.batch_size, self.cache, self.num_classes, amp=self.amp))
@@ -157,6 +167,8 @@ def connect_ray(address: str | None) -> None:
         return
     if not isinstance(address, str) or not address.strip():
         raise PrunevizError("--ray needs local or the address of a Ray cluster (HOST:PORT)")
+    if address not in ("local", "auto"):
+        _reachable(address)  # Ray itself retries an unreachable address for minutes
     try:
         if address == "local":
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -164,6 +176,18 @@ def connect_ray(address: str | None) -> None:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise PrunevizError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PrunevizError(f"--ray {address}: give local or a cluster address HOST:PORT, e.g. 10.0.0.5:6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise PrunevizError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}; start one with 'ray start --head' or use --ray local") from None
 
 
 def _run_remote(probe: Probe, edits: list[Edit]) -> list[dict]:

@@ -10,7 +10,6 @@ usable meanwhile. Attach it with :func:`attach_decide`.
 
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
@@ -18,7 +17,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -36,19 +34,8 @@ from pruneviz.core.errors import PrunevizError
 from . import decide_plots as dp
 from .controls import methods
 from .job_runner import JobRunner
+from .criteria_view import CriteriaView
 from .plans_view import PlansView
-
-
-def _row(*widgets) -> QHBoxLayout:
-    row = QHBoxLayout()
-    for w in widgets:
-        if isinstance(w, str):
-            row.addWidget(QLabel(w))
-        elif w is None:
-            row.addStretch(1)
-        else:
-            row.addWidget(w)
-    return row
 
 
 def _levels(text: str) -> list[float]:
@@ -80,14 +67,29 @@ class DecidePanel(QWidget):
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self.jobs.cancel)
         self.status = QLabel("")
-        lay.addLayout(_row(self.progress, self.cancel))
+        self.ray = QLineEdit()
+        self.ray.setPlaceholderText("this machine")
+        self.ray.setToolTip("run sensitivity, knockout and sweeps on Ray: local starts it here, HOST:PORT joins a cluster; empty runs them here")
+        self.ray.setMaximumWidth(160)
+        try:
+            import importlib.util
+
+            has_ray = importlib.util.find_spec("ray") is not None
+        except (ImportError, ValueError):
+            has_ray = False
+        self.ray.setEnabled(has_ray)
+        if not has_ray:
+            self.ray.setToolTip("Ray is not installed: pip install 'pruneviz[ray]'")
+        lay.addLayout(dp.row(self.progress, self.cancel, "Ray", self.ray))
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         lay.addWidget(self.tabs, 1)
         lay.addWidget(self.status)
         self._build_sensitivity()
         self._build_knockout()
-        self._build_criteria()
+        self.criteria = CriteriaView(window, self._fill)
+        self.criteria.run.clicked.connect(self.run_compare)
+        self.tabs.addTab(self.criteria, "Criteria")
         self._build_sweeps()
         self._build_allocation()
         self.plans = PlansView(window, self.jobs, self)
@@ -102,13 +104,19 @@ class DecidePanel(QWidget):
     def session(self):
         return self.window.session
 
+    @property
+    def ray_address(self) -> str | None:
+        """Where analyses run: None here, else ``local`` or a Ray cluster address."""
+        text = self.ray.text().strip()
+        return text or None
+
     def set_session(self, s) -> None:
         self.jobs.cancel()
         self.sens_result, self.plan, self.sens_version = None, None, None
-        for combo, gran in ((self.sens_method, self.sens_gran.currentText()), (self.ko_method, "neuron"), (self.cmp_a, self.cmp_gran.currentText()), (self.cmp_b, self.cmp_gran.currentText())):
+        for combo, gran in ((self.sens_method, self.sens_gran.currentText()), (self.ko_method, "neuron"), (self.criteria.a, self.criteria.gran.currentText()), (self.criteria.b, self.criteria.gran.currentText())):
             self._fill(combo, gran)
-        if self.cmp_b.findText("random") >= 0 and self.cmp_b.currentText() == self.cmp_a.currentText():
-            self.cmp_b.setCurrentText("taylor" if self.cmp_b.findText("taylor") >= 0 else "random")
+        if self.criteria.b.findText("random") >= 0 and self.criteria.b.currentText() == self.criteria.a.currentText():
+            self.criteria.b.setCurrentText("taylor" if self.criteria.b.findText("taylor") >= 0 else "random")
         has_data = s.data is not None
         for b in (self.sens_run, self.ko_run, self.sweep_run, self.alloc_plan):
             b.setEnabled(has_data)
@@ -137,7 +145,7 @@ class DecidePanel(QWidget):
         self.sens_run = QPushButton("Run")
         self.sens_gran.currentTextChanged.connect(lambda g: self._fill(self.sens_method, g))
         self.sens_run.clicked.connect(self.run_sensitivity)
-        lay.addLayout(_row(self.sens_gran, "by", self.sens_method, "levels", self.sens_levels, self.sens_run))
+        lay.addLayout(dp.row(self.sens_gran, "by", self.sens_method, "levels", self.sens_levels, self.sens_run))
         self.sens_plot = pg.PlotWidget(background="w")
         self.sens_plot.setToolTip("click a curve to show its layer")
         lay.addWidget(self.sens_plot, 1)
@@ -151,7 +159,7 @@ class DecidePanel(QWidget):
         self.ko_run = QPushButton("Run on this layer")
         self.ko_run.clicked.connect(self.run_knockout)
         self.ko_method.currentTextChanged.connect(lambda _m: self._draw_knockout())
-        lay.addLayout(_row(self.ko_layer, "criterion", self.ko_method, None, self.ko_run))
+        lay.addLayout(dp.row(self.ko_layer, "criterion", self.ko_method, None, self.ko_run))
         self.ko_plot = pg.PlotWidget(background="w")
         lay.addWidget(self.ko_plot, 1)
         self.ko_table = QTableWidget(0, 3)
@@ -162,41 +170,6 @@ class DecidePanel(QWidget):
         lay.addWidget(self.ko_table)
         self.ko_result: dict | None = None
         self.tabs.addTab(tab, "Knockout")
-
-    def _build_criteria(self) -> None:
-        tab = QWidget()
-        lay = QVBoxLayout(tab)
-        self.cmp_gran = QComboBox()
-        self.cmp_gran.addItems(["weight", "neuron"])
-        self.cmp_a, self.cmp_b = QComboBox(), QComboBox()
-        self.cmp_scale = QComboBox()
-        self.cmp_scale.addItems(["auto", "linear", "log", "rank"])
-        self.cmp_run = QPushButton("Compare")
-        self.cmp_run.clicked.connect(self.run_compare)
-        self.cmp_scale.currentTextChanged.connect(lambda _s: self._draw_compare())
-        self.cmp_gran.currentTextChanged.connect(lambda g: (self._fill(self.cmp_a, g), self._fill(self.cmp_b, g)))
-        lay.addLayout(_row(self.cmp_gran, self.cmp_a, "vs", self.cmp_b, "scale", self.cmp_scale, self.cmp_run))
-        self.cmp_view = pg.GraphicsLayoutWidget()
-        self.cmp_view.setBackground("w")
-        self.cmp_imgs, self.cmp_masks, self.cmp_titles = [], [], []
-        for col in range(2):
-            p = self.cmp_view.addPlot(row=0, col=col)
-            p.invertY(True)
-            img = pg.ImageItem(axisOrder="row-major")
-            mask = pg.ImageItem(axisOrder="row-major")  # pruned entries in grey, over the scores
-            p.addItem(img)
-            p.addItem(mask)
-            self.cmp_imgs.append(img)
-            self.cmp_masks.append(mask)
-            self.cmp_titles.append(p)
-        self.cmp_scatter = self.cmp_view.addPlot(row=0, col=2)
-        self.cmp_scatter.showGrid(x=True, y=True, alpha=0.2)
-        dp.plain_axes(self.cmp_scatter)
-        lay.addWidget(self.cmp_view, 1)
-        self.cmp_info = QLabel("")
-        lay.addWidget(self.cmp_info)
-        self.cmp_result: dict | None = None
-        self.tabs.addTab(tab, "Criteria")
 
     def _build_sweeps(self) -> None:
         tab = QWidget()
@@ -209,8 +182,8 @@ class DecidePanel(QWidget):
         self.sweep_levels = QLineEdit("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
         self.sweep_run = QPushButton("Run")
         self.sweep_run.clicked.connect(self.run_sweeps)
-        lay.addLayout(_row(*self.sweep_methods.values(), "|", *self.sweep_scopes.values()))
-        lay.addLayout(_row("levels", self.sweep_levels, self.sweep_run))
+        lay.addLayout(dp.row(*self.sweep_methods.values(), "|", *self.sweep_scopes.values()))
+        lay.addLayout(dp.row("levels", self.sweep_levels, self.sweep_run))
         self.sweep_plot = pg.PlotWidget(background="w")
         lay.addWidget(self.sweep_plot, 1)
         self.tabs.addTab(tab, "Sweeps")
@@ -227,7 +200,7 @@ class DecidePanel(QWidget):
         self.alloc_apply.setEnabled(False)
         self.alloc_plan.clicked.connect(self.run_allocation)
         self.alloc_apply.clicked.connect(self.apply_allocation)
-        lay.addLayout(_row("target sparsity", self.alloc_target, self.alloc_plan, self.alloc_apply, None))
+        lay.addLayout(dp.row("target sparsity", self.alloc_target, self.alloc_plan, self.alloc_apply, None))
         self.alloc_plot = pg.PlotWidget(background="w")
         lay.addWidget(self.alloc_plot, 1)
         self.alloc_info = QLabel("per-layer sparsities from the weight sensitivity curves (greedy over their convex hulls)")
@@ -263,16 +236,18 @@ class DecidePanel(QWidget):
             return False
         self._partial = {"baseline": None, "granularity": gran, "method": method, "levels": levels, "layers": {n: [] for n in names}}
         self._version = s.masks.version
-        return self._start("sensitivity", lambda cancel: s.sensitivity(None, levels, gran, method, cancel=cancel), len(names) * len(levels))
+        ray = self.ray_address
+        return self._start("sensitivity", lambda cancel: s.sensitivity(None, levels, gran, method, cancel=cancel, ray=ray), len(names) * len(levels))
 
     def run_knockout(self) -> bool:
         s, layer = self.session, self.window.layer
         self.ko_result = {"layer": layer, "baseline": {"loss": 0.0}, "neurons": [], "faithfulness": {}}
-        return self._start("knockout", lambda cancel: s.knockout(layer, cancel=cancel), int(s.neuron_mask(layer).sum()))
+        ray = self.ray_address
+        return self._start("knockout", lambda cancel: s.knockout(layer, cancel=cancel, ray=ray), int(s.neuron_mask(layer).sum()))
 
     def run_compare(self) -> bool:
         s, layer = self.session, self.window.layer
-        a, b, g = self.cmp_a.currentText(), self.cmp_b.currentText(), self.cmp_gran.currentText()
+        a, b, g = self.criteria.a.currentText(), self.criteria.b.currentText(), self.criteria.gran.currentText()
         if g == "neuron" and not s.neuron_pruning:
             self.window.show_error(f"neuron pruning is not available for this model: {s.coupling_error}")
             return False
@@ -293,7 +268,8 @@ class DecidePanel(QWidget):
             return False
         combos = [(m, sc, "weight") for m in ms for sc in scopes]
         self._partial = {"curves": [{"method": m, "scope": sc, "granularity": g, "points": []} for m, sc, g in combos]}
-        return self._start("sweeps", lambda cancel: analysis.sweeps(s, levels, scopes, ["weight"], ms, cancel=cancel), len(combos) * len(levels))
+        ray = self.ray_address
+        return self._start("sweeps", lambda cancel: analysis.sweeps(s, levels, scopes, ["weight"], ms, cancel=cancel, ray=ray), len(combos) * len(levels))
 
     def run_allocation(self) -> bool:
         s = self.session
@@ -369,8 +345,8 @@ class DecidePanel(QWidget):
             self.ko_result = value
             self._draw_knockout()
         elif name == "criteria":
-            self.cmp_result = value
-            self._draw_compare()
+            self.criteria.result = value
+            self.criteria.draw()
         elif name == "plans":
             self.plans.on_done(value)
         self._done(f"{name}: done")
@@ -403,38 +379,6 @@ class DecidePanel(QWidget):
             rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.3f}"
             for c, text in enumerate((m, rho, f"{f['top10_overlap']:.0%}")):
                 self.ko_table.setItem(r, c, QTableWidgetItem(text))
-
-    def _draw_compare(self) -> None:
-        res = self.cmp_result
-        if res is None:
-            return
-        s = self.session
-        info = s.layer(res["layer"])
-        rows = info.view_shape[0] if res["granularity"] == "weight" else 1
-        pruned = res["pruned"].numpy()
-        shown = []
-        for k, m in enumerate(res["methods"]):
-            scale = res["scale"][m] if self.cmp_scale.currentText() == "auto" else self.cmp_scale.currentText()
-            v = analysis.scaled(res["scores"][m], scale).numpy().astype(np.float32)
-            shown.append(v)
-            img = v.reshape(rows, -1)
-            kept = ~pruned
-            lo, hi = (float(v[kept].min()), float(v[kept].max())) if kept.any() else (0.0, 1.0)
-            self.cmp_imgs[k].setImage(np.where(pruned.reshape(rows, -1), lo, img), levels=(lo, hi if hi > lo else lo + 1), lut=pg.colormap.get("viridis").getLookupTable(nPts=256))
-            rgba = np.zeros((*img.shape, 4), dtype=np.uint8)
-            rgba[pruned.reshape(rows, -1)] = (190, 190, 190, 255)
-            self.cmp_masks[k].setImage(rgba, levels=(0, 255))
-            self.cmp_titles[k].setTitle(f"{m} ({scale})", color="k")
-        sc = self.cmp_scatter
-        sc.clear()
-        a, b = shown
-        sc.plot(a[~pruned], b[~pruned], pen=None, symbol="o", symbolSize=3, symbolBrush=dp.color(0), symbolPen=None)
-        if pruned.any():
-            sc.plot(a[pruned], b[pruned], pen=None, symbol="x", symbolSize=5, symbolBrush="#D55E00", symbolPen="#D55E00")
-        sc.setLabel("bottom", res["methods"][0])
-        sc.setLabel("left", res["methods"][1])
-        self.cmp_info.setText(f"layer {res['layer']}: of the {res['k']} lowest kept {res['granularity']}s, {res['agreement']:.0%} are the same for both criteria (pruned ones: grey in the maps, red × in the scatter)")
-
 
 class _CloseWatcher(QObject):
     """Stops the panel's worker when the window closes (no thread outlives the window)."""

@@ -11,10 +11,24 @@ import math
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel
 
 #: Okabe-Ito: distinguishable with the common colour-vision deficiencies
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 DASHES = [Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine]
+
+
+def row(*widgets) -> QHBoxLayout:
+    """A row of widgets: a str is a label, None a stretch (for the Decide dock's controls)."""
+    row = QHBoxLayout()
+    for w in widgets:
+        if isinstance(w, str):
+            row.addWidget(QLabel(w))
+        elif w is None:
+            row.addStretch(1)
+        else:
+            row.addWidget(w)
+    return row
 
 
 def color(i: int) -> str:

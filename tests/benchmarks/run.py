@@ -30,6 +30,7 @@ from pruneviz.core.data import EvalData  # noqa: E402
 from pruneviz.core.evaluate import batches  # noqa: E402
 from pruneviz.core.model_io import LoadedModel  # noqa: E402
 from pruneviz.core.session import Session  # noqa: E402
+from analysis import analysis_figures  # noqa: E402  (tests/benchmarks/analysis.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import window  # noqa: E402
@@ -275,6 +276,7 @@ GOALS = {
     "heatmap_render_ms_4096": ("<=", 16),
     "ui_max_stall_ms_during_eval": ("<=", 25),
     "first_estimate_ms": ("<=", 200),
+    "sensitivity_incremental_ratio": ("<=", 0.5),
 }
 
 
@@ -296,6 +298,7 @@ def main(argv=None) -> int:
     import training  # fine-tuning vs a plain masked loop, undo bytes, compensation (issue 8)
 
     results.update(training.figures(args.quick, args.device))
+    results.update(analysis_figures(args.quick, args.device))
     if not args.no_ui:
         results.update(ui(args.quick))
     results.update(window.run_all(args.quick, ui=not args.no_ui))  # through the real window

@@ -175,8 +175,10 @@ def test_knockout_equals_removing_each_neuron_alone(mlp):
     mlp.undo()
     idx = mlp.neuron_mask("2").nonzero().flatten()
     inc = torch.tensor([res["neurons"][i]["loss"] - res["baseline"]["loss"] for i in idx.tolist()])
-    s = mlp.scores("2", "magnitude", "neuron")[idx]
-    assert res["faithfulness"]["magnitude"]["spearman"] == pytest.approx(an.spearman(s, inc))
+    for m in ("magnitude", "taylor", "apoz"):  # scored on the copy, equal to the session's scores
+        s = mlp.scores("2", m, "neuron")[idx]
+        assert res["faithfulness"][m]["spearman"] == pytest.approx(an.spearman(s, inc), abs=1e-12)
+        assert res["faithfulness"][m]["top10_overlap"] == an.top_overlap(s, inc, 10)
 
 
 def test_spearman_and_top_overlap():

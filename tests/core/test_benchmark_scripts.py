@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,3 +30,14 @@ def test_run_script_pieces_on_small_inputs():
     fig = run.global_vs_torch(True)
     assert fig["global_mask_differences"] <= fig["global_ties_at_threshold"]
 
+
+@pytest.mark.slow
+def test_analysis_benchmark_runs_and_its_cached_sweep_is_exact():
+    sys.path.insert(0, str(ROOT / "tests/benchmarks"))
+    try:
+        import analysis
+    finally:
+        sys.path.pop(0)
+    fig = analysis.analysis_figures(True, ray=False)
+    assert fig["sensitivity_incremental_exact"] is True
+    assert 0 < fig["sensitivity_incremental_ratio"] and fig["knockout_ms_per_neuron_mlp"] > 0

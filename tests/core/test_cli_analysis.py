@@ -88,3 +88,15 @@ def test_bad_arguments_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, mess
     code, out, err = run(capsys, *argv)
     assert code == 2 and err.count("\n") == 1 and err.startswith("pruneviz: error: ") and message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("address, message", [("nowhere", "HOST:PORT"), ("127.0.0.1:notaport", "HOST:PORT"), ("127.0.0.1:1", "cannot reach a Ray cluster at 127.0.0.1:1")])
+def test_unreachable_ray_address_is_one_line_error(capsys, tmp_path, address, message):
+    pytest.importorskip("ray")
+    import ray
+
+    if ray.is_initialized():
+        pytest.skip("a Ray cluster is already joined in this process")
+    code, _, err = run(capsys, "sweep", "demo:mlp", "--data", "demo:digits", "--levels", "0.5", "--ray", address, "--out", str(tmp_path / "x.json"))
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "x.json").exists()

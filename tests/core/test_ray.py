@@ -41,3 +41,14 @@ def test_knockout_on_ray_equals_local_exactly(cnn):
     local = an.collect(cnn.knockout("8", methods=["magnitude", "taylor"]))
     remote = an.collect(cnn.knockout("8", methods=["magnitude", "taylor"], ray=True))
     assert remote == local and len(remote["neurons"]) == 32
+
+
+def test_cli_ray_option_writes_the_local_result(tmp_path, capsys):
+    import json
+
+    from pruneviz.cli import main
+
+    args = ["knockout", "demo:mlp", "--data", "demo:digits", "--layer", "4", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "local.json")]) == 0
+    assert main([*args, "--ray", "local", "--out", str(tmp_path / "ray.json")]) == 0
+    assert json.loads((tmp_path / "ray.json").read_text()) == json.loads((tmp_path / "local.json").read_text())

@@ -4,7 +4,6 @@ stays usable, Cancel works, results equal the engine's, and the plans tab switch
 from __future__ import annotations
 
 import torch
-from PySide6.QtCore import Qt
 
 from pruneviz.core.analysis import collect
 
@@ -79,15 +78,15 @@ def test_knockout_and_criteria_tabs(window, qtbot):
     assert "taylor: Spearman" in p.ko_plot.getPlotItem().titleLabel.text
     w.session.prune(0.4, layers="0")
     w.tree.select("0")
-    p.cmp_a.setCurrentText("magnitude")
-    p.cmp_b.setCurrentText("taylor")
+    p.criteria.a.setCurrentText("magnitude")
+    p.criteria.b.setCurrentText("taylor")
     assert p.run_compare()
     idle(qtbot, p)
-    assert p.cmp_result["agreement"] == collect(w.session.compare_criteria("0", "magnitude", "taylor"))["agreement"]
-    assert p.cmp_imgs[0].image.shape == (128, 64) and "taylor (" in p.cmp_titles[1].titleLabel.text
-    p.cmp_scale.setCurrentText("rank")
-    assert p.cmp_titles[0].titleLabel.text == "magnitude (rank)"
-    grey = p.cmp_masks[0].image[..., 3] > 0
+    assert p.criteria.result["agreement"] == collect(w.session.compare_criteria("0", "magnitude", "taylor"))["agreement"]
+    assert p.criteria.imgs[0].image.shape == (128, 64) and "taylor (" in p.criteria.titles[1].titleLabel.text
+    p.criteria.scale.setCurrentText("rank")
+    assert p.criteria.titles[0].titleLabel.text == "magnitude (rank)"
+    grey = p.criteria.masks[0].image[..., 3] > 0
     assert torch.equal(torch.from_numpy(grey), ~w.session.mask("0"))
 
 
@@ -124,8 +123,11 @@ def test_plans_tab_lists_measures_switches_and_renames(window, qtbot, monkeypatc
         item = view.tree.topLevelItem(i)
         assert item.text(4) == f"{rows[item.text(0)]['accuracy']:.4f}" and item.text(3) == f"{rows[item.text(0)]['params']:,}"
     assert len(view.plot.getPlotItem().items) >= 2 and "plan 1" in view.classes.text()
+    qtbot.waitUntil(lambda: 1 in w.acc.points and not w.runner.busy, timeout=30_000)
+    plan2_point = w.acc.points[1]
     view.tree.itemDoubleClicked.emit(view.tree.topLevelItem(0), 0)
     assert s.history.current_plan == "plan 1" and s.history.labels == ["prune 30% weights by magnitude (layer)"]
+    assert w.acc.points.get(1) != plan2_point  # the other plan's accuracy is not shown for this one
     item = view.tree.topLevelItem(0)
     item.setText(0, "gentle")
     assert [pl["name"] for pl in s.plans()] == ["gentle", "plan 2"]
@@ -150,3 +152,27 @@ def test_closing_mid_analysis_leaves_no_thread(qtbot, mlp_session):
     w.close()
     assert not w.decide.jobs.busy or w.decide.jobs.wait(5000)
     w.runner.shutdown(5000)
+
+
+def test_ray_setting_reaches_the_engine(window, qtbot, monkeypatch):
+    from pruneviz.core import analysis, workers
+
+    calls = []
+    real = workers.run_edits
+
+    def recording(probe, edits, ray=None, cancel=None):
+        calls.append(ray)
+        return real(probe, edits, None, cancel)  # measured here: the setting is what is tested
+
+    monkeypatch.setattr(analysis, "run_edits", recording)
+    p = window.decide
+    p.sens_levels.setText("0.5")
+    p.sweep_levels.setText("0.5")
+    p.run_sensitivity()
+    idle(qtbot, p)
+    p.ray.setText("local")
+    p.run_sensitivity()
+    idle(qtbot, p)
+    p.run_sweeps()
+    idle(qtbot, p)
+    assert calls == [None, "local", "local"]
