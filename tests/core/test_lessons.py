@@ -280,3 +280,43 @@ def test_toy_training_is_torch_adam():
         opt.step()
     for a, b in zip(ours.parameters(), ref.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _teaching_section() -> str:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return readme.split("## Teaching with pruneviz", 1)[1].split("\n## ", 1)[0]
+
+
+def teaching_commands() -> list[str]:
+    """The commands of the README's "Teaching with pruneviz" section (also used by the Qt tests)."""
+    block = re.search(r"```bash\n(.*?)```", _teaching_section(), re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_teaching_commands(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    lesson_cmds = [c for c in teaching_commands() if c.startswith("pruneviz lesson")]
+    assert len(lesson_cmds) == 2
+    for cmd in lesson_cmds:
+        assert main(shlex.split(cmd)[1:]) == 0
+    out = capsys.readouterr().out
+    assert "criteria" in out and "holds" in out
+    assert json.loads((tmp_path / "lesson-criteria" / "result.json").read_text())["holds"] is True
+
+
+def test_readme_lesson_example_runs(tmp_path, capsys):
+    text = re.search(r"```toml\n(.*?)```", _teaching_section(), re.S).group(1)
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    assert main(["lesson", "run", str(path), "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["lesson"] == "mine" and result["holds"] is True
+    assert set(result["figures"]) == {"baseline", "baseline_loss", "half", "half_loss"}
+    for name in ("evaluate", "prune", "prune_neurons", "restore_neurons", "undo", "reset", "loop", "sweep", "scopes", "knockout", "predict", "finetune", "train", "compensate"):
+        assert f"`{name}`" in _teaching_section() and name in ACTIONS  # the README lists every action
+    assert set(ACTIONS) == {"evaluate", "prune", "prune_neurons", "restore_neurons", "undo", "reset", "loop", "sweep", "scopes", "knockout", "predict", "finetune", "train", "compensate"}
