@@ -373,6 +373,31 @@ def _knockout(run, step, cancel) -> Iterator:
     run.chart(bars)
 
 
+# ------------------------------------------------------- verbs from the analysis engine (later)
+@action(
+    "sensitivity",
+    {"layers": Setting(str, default=None), "levels": Setting(list, default=[0.3, 0.5, 0.7, 0.9], items=float, low=0.0, high=1.0), "granularity": Setting(str, default="weight", choices=("weight", "neuron")), "method": Setting(str, default="magnitude", choices=_METHODS)},
+    lambda step: ["sensitivity_*"],
+    needs=("sensitivity",),
+)
+def _sensitivity(run, step, cancel) -> Iterator:
+    """Session.sensitivity: each layer pruned alone at each level; one curve per layer.
+    Records sensitivity_LAYER_PCT (accuracy). The model is left as it was."""
+    chart = {"kind": "lines", "title": "sensitivity: each layer pruned alone", "xlabel": "sparsity of that layer", "ylabel": "accuracy", "ylim": [0, 1], "series": [], "marks": []}
+    by_layer: dict[str, dict] = {}
+    gen = run.session.sensitivity(layers=step["layers"], levels=step["levels"], granularity=step["granularity"], method=step["method"], cancel=cancel)
+    for point in gen:
+        series = by_layer.get(point["layer"])
+        if series is None:
+            series = by_layer[point["layer"]] = {"name": f"layer {point['layer']}", "x": [], "y": []}
+            chart["series"].append(series)
+        series["x"].append(point["level"])
+        series["y"].append(point["accuracy"])
+        run.record(f"sensitivity_{point['layer']}_{pct(point['level'])}", point["accuracy"])
+        yield {"text": f"layer {point['layer']} at {point['level']:.0%}: accuracy {point['accuracy']:.1%}", "chart": chart}
+    run.chart(chart)
+
+
 # ----------------------------------------------------- verbs from the training engine (later)
 @action("finetune", {"epochs": Setting(int, default=1, low=1, high=1000), "lr": Setting(float, default=None), "record": _NAME}, _named(), needs=("finetune",))
 def _finetune(run, step, cancel) -> Iterator:

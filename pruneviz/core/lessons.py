@@ -151,7 +151,7 @@ class LessonRun:
                 yield item
                 if cancel is not None and cancel.is_set():
                     break
-            if step.get("show"):
+            if step.get("show") and not (cancel is not None and cancel.is_set()):
                 self._show(step["show"])
         except BaseException:
             self._rewind_to(k)

@@ -216,7 +216,7 @@ def run(args) -> int:
         from .lesson_panel import open_from_cli
 
         code = open_from_cli(window, args.lesson, getattr(args, "step", None), screenshot)
-        if screenshot or code:
+        if screenshot:  # without one, a refused lesson was a dialog and the app goes on
             return code
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)

@@ -23,14 +23,17 @@ CLASS_COLOURS = ((0, 114, 178), (230, 159, 0))
 
 
 def ensure_app():
-    """A QGuiApplication for painting text into images (offscreen when there is no display)."""
-    from PySide6.QtGui import QGuiApplication
+    """An application object for painting text into images (offscreen when there is no display).
 
-    app = QGuiApplication.instance()
+    A QApplication, not a bare QGuiApplication: widgets made later in the same process (the
+    app, tests) need one, and Qt allows a single application object per process."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
     if app is None:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        app = QGuiApplication([sys.argv[0] if sys.argv else "pruneviz"])
+        app = QApplication([sys.argv[0] if sys.argv else "pruneviz"])
     return app
 
 

@@ -50,11 +50,13 @@ class ChartView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.charts: list[dict] = []
+        self.card = ""  #: big text shown when a step has no chart (its measured figures)
         self.setMinimumSize(320, 200)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
-    def set_charts(self, charts: list[dict]) -> None:
+    def set_charts(self, charts: list[dict], card: str = "") -> None:
         self.charts = [c for c in charts if c][:2]
+        self.card = card
         self.update()
 
     def paintEvent(self, _ev) -> None:
@@ -64,6 +66,12 @@ class ChartView(QWidget):
             w = self.width() / len(self.charts)
             for i, chart in enumerate(self.charts):
                 lc.paint(p, QRectF(i * w + 4, 4, w - 8, self.height() - 8), chart)
+        elif self.card:
+            f = QFont(self.font())
+            f.setPointSizeF(max(12.0, min(self.height() / 9, self.width() / 22)))
+            p.setFont(f)
+            p.setPen(QColor("#0072B2"))
+            p.drawText(self.rect().adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.card)
         p.end()
 
 
@@ -154,15 +162,23 @@ class LessonPanel(QWidget):
         self.chart = ChartView()
         self.playground = PlaygroundView()
         self.predict = PredictView()
+        # "What we saw": the claim and this run's figures, beside the lesson's last picture
+        self.summary_page = QWidget()
+        sl = QHBoxLayout(self.summary_page)
+        sl.setContentsMargins(0, 0, 0, 0)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
-        for w in (self.chart, self.playground, self.predict, self.summary):
+        self.summary_chart = ChartView()
+        sl.addWidget(self.summary, 2)
+        sl.addWidget(self.summary_chart, 3)
+        for w in (self.chart, self.playground, self.predict, self.summary_page):
             self.stack.addWidget(w)
         lay.addWidget(self.stack, 1)
         self.note = QLabel()
         self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.TextFormat.PlainText)
         lay.addWidget(self.note)
         row = QHBoxLayout()
         self.back = QPushButton("◀  Back")
@@ -288,8 +304,8 @@ class LessonController(QObject):
         p.counter.setText("")
         p.caption.setText(html.escape(lesson.summary))
         p.note.setText("Training the network…" if lesson.problem else f"Opening {lesson.model}…")
-        p.summary.setText("")
-        p.stack.setCurrentWidget(p.summary)
+        p.chart.set_charts([], "")
+        p.stack.setCurrentWidget(p.chart)
         self._buttons()
 
         def opening(cancel):
@@ -422,11 +438,11 @@ class LessonController(QObject):
             if run.lesson.problem is not None:
                 p.stack.setCurrentWidget(p.playground)
             else:
-                p.summary.setText("")
-                p.stack.setCurrentWidget(p.summary)
+                p.chart.set_charts([], f"{run.lesson.model} on {run.lesson.data}" if run.lesson.data else run.lesson.model)
+                p.stack.setCurrentWidget(p.chart)
         else:
             self._caption(r.index, r.step)
-            p.note.setText(html.escape(r.note) if r.step["action"] != "predict" else "")
+            p.note.setText(r.note if r.step["action"] != "predict" else "")
             if r.step["action"] == "predict":
                 p.predict.ask(r.step, self._base_pt())
                 p.predict.reveal()
@@ -435,7 +451,7 @@ class LessonController(QObject):
                 p.playground.refresh()
                 p.stack.setCurrentWidget(p.playground)
             else:
-                p.chart.set_charts(r.charts)
+                p.chart.set_charts(r.charts, _card(r))
                 p.stack.setCurrentWidget(p.chart)
         self._buttons()
         self.stepShown.emit(run.done)
@@ -449,12 +465,19 @@ class LessonController(QObject):
             holds = None
             self._error(str(exc))
         verdict = {True: "<span style='color:#0a6b2b'><b>holds</b></span>", False: "<span style='color:#a11'><b>does not hold</b></span>", None: "could not be checked"}[holds]
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td align='right'>&nbsp;&nbsp;{_fmt(v)}</td></tr>" for k, v in sorted(run.figures.items()) if not k.endswith("_loss"))
+        # the figures the claim reads (all of them are in the handout)
+        names = sorted(run.lesson.claim.names & set(run.figures))
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td align='right'>&nbsp;&nbsp;{_fmt(run.figures[k])}</td></tr>" for k in names)
         p.counter.setText("")
         p.caption.setText("<b>What we saw</b>")
         p.summary.setText(f"<p><b>Claim:</b> {html.escape(run.lesson.claim_text)}</p><p><code>{html.escape(run.lesson.claim.text)}</code> — in this run it {verdict}.</p><table>{rows}</table>")
         p.note.setText(f"measured in this run, seed {run.lesson.seed}")
-        p.stack.setCurrentWidget(p.summary)
+        last = next((r.charts[-1] for r in reversed(run.results) if r.charts), None)
+        if run.lesson.problem is not None and run.results:
+            last = run.boundary_chart("the boundary now")
+        p.summary_chart.set_charts([last] if last else [])
+        p.summary_chart.setVisible(last is not None)
+        p.stack.setCurrentWidget(p.summary_page)
         self._buttons()
         self.stepShown.emit(run.done)
 
@@ -473,7 +496,7 @@ class LessonController(QObject):
         if name != "step" or not isinstance(item, dict):
             return
         if item.get("text"):
-            self.panel.note.setText(html.escape(item["text"]))
+            self.panel.note.setText(item["text"])
         if item.get("chart") and self.run is not None and self.run.lesson.problem is None:
             self.panel.chart.set_charts([item["chart"]])
 
@@ -552,6 +575,12 @@ def _drain(gen):
             yield next(gen)
         except StopIteration:
             return
+
+
+def _card(r) -> str:
+    """The big text of a step without a chart: its accuracy figures, else its note."""
+    shown = [f"{k.replace('_', ' ')}: {v:.1%}" for k, v in r.figures.items() if not k.endswith("_loss") and 0 <= v <= 1]
+    return "\n".join(shown[:4]) or r.note
 
 
 def _fmt(v: float) -> str:

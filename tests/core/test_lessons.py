@@ -280,3 +280,153 @@ def test_toy_training_is_torch_adam():
         opt.step()
     for a, b in zip(ours.parameters(), ref.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _teaching_section() -> str:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return readme.split("## Teaching with pruneviz", 1)[1].split("\n## ", 1)[0]
+
+
+def teaching_commands() -> list[str]:
+    """The commands of the README's "Teaching with pruneviz" section (also used by the Qt tests)."""
+    block = re.search(r"```bash\n(.*?)```", _teaching_section(), re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_teaching_commands(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    lesson_cmds = [c for c in teaching_commands() if c.startswith("pruneviz lesson")]
+    assert len(lesson_cmds) == 2
+    for cmd in lesson_cmds:
+        assert main(shlex.split(cmd)[1:]) == 0
+    out = capsys.readouterr().out
+    assert "criteria" in out and "holds" in out
+    assert json.loads((tmp_path / "lesson-criteria" / "result.json").read_text())["holds"] is True
+
+
+def test_readme_lesson_example_runs(tmp_path, capsys):
+    text = re.search(r"```toml\n(.*?)```", _teaching_section(), re.S).group(1)
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    assert main(["lesson", "run", str(path), "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["lesson"] == "mine" and result["holds"] is True
+    assert set(result["figures"]) == {"baseline", "baseline_loss", "half", "half_loss"}
+    for name in ("evaluate", "prune", "prune_neurons", "restore_neurons", "undo", "reset", "loop", "sweep", "scopes", "knockout", "predict", "sensitivity", "finetune", "train", "compensate"):
+        assert f"`{name}`" in _teaching_section() and name in ACTIONS  # the README lists every action
+    assert set(ACTIONS) == {"evaluate", "prune", "prune_neurons", "restore_neurons", "undo", "reset", "loop", "sweep", "scopes", "knockout", "predict", "sensitivity", "finetune", "train", "compensate"}
+
+
+def test_lesson_engine_never_imports_qt():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pruneviz.core import lessons\n"
+        "import pruneviz.cli\n"
+        "pruneviz.cli.main(['lesson', 'list'])\n"
+        "run = lessons.LessonRun(lessons.load('playground'))\n"
+        "list(run.run()); assert run.holds()\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'superqt', 'shiboken6') or m.startswith('pruneviz.qt')]\n"
+        "assert not bad, bad\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+
+
+def test_sweep_and_knockout_use_the_session_verbs_when_they_exist(monkeypatch):
+    """Once Session.sweep / Session.knockout exist (the analysis engine), the actions call them
+    instead of their own prune-evaluate-undo loop; fakes with the agreed shapes stand in here."""
+    calls = []
+
+    def sweep(self, levels=None, scope="layer", granularity="weight", method="magnitude", cancel=None):
+        calls.append(("sweep", method, scope))
+        points = []
+        for lv in levels:
+            n = self.prune(lv, scope=scope, granularity=granularity, method=method) if lv else 0
+            r = self.evaluate()
+            point = {"sparsity": self.sparsity(), "accuracy": r.accuracy, "loss": r.loss}
+            if n:
+                self.undo()
+            points.append(point)
+            yield point
+        return {"curves": [{"method": method, "scope": scope, "granularity": granularity, "points": points}]}
+
+    def knockout(self, layer, cancel=None):
+        calls.append(("knockout", layer))
+        out = []
+        for i in range(self.layer(layer).out_channels):
+            self.prune_neurons(layer, [i])
+            r = self.evaluate()
+            self.undo()
+            out.append({"index": i, "accuracy": r.accuracy, "loss": r.loss})
+        return {"layer": layer, "neurons": out}  # streams nothing: the JSON is enough
+        yield  # noqa: B901
+
+    text = GOOD.replace('claim = "a > 0.5"', 'claim = "accuracy_random_50 < accuracy_magnitude_50 and spearman_magnitude > -1"')
+    text += '\n[[steps]]\ncaption = "s"\naction = "sweep"\nmethods = ["magnitude", "random"]\nlevels = [0.0, 0.5]\n'
+    text += '\n[[steps]]\ncaption = "k"\naction = "knockout"\nlayer = "2"\nmethods = ["magnitude"]\n'
+    plain = lessons.LessonRun(parse(text))
+    list(plain.run())
+    monkeypatch.setattr(Session, "sweep", sweep, raising=False)
+    monkeypatch.setattr(Session, "knockout", knockout, raising=False)
+    viaverbs = lessons.LessonRun(parse(text))
+    list(viaverbs.run())
+    assert calls == [("sweep", "magnitude", "layer"), ("sweep", "random", "layer"), ("knockout", "2")]
+    assert viaverbs.figures == plain.figures and viaverbs.holds()
+
+
+def test_a_new_verb_makes_a_waiting_lesson_runnable(monkeypatch, tmp_path, capsys):
+    """finetune is one registry entry: with a Session.finetune of the agreed shape, the
+    fine-tune lesson is listed without 'needs' and its step drives the generator."""
+    from types import SimpleNamespace
+
+    seen = []
+
+    def finetune(self, epochs=1, lr=None, data=None, optimizer="adam", batch_size=None, cancel=None):
+        for e in range(1, epochs + 1):
+            seen.append(e)
+            yield SimpleNamespace(step=e, epoch=e, loss=1.0 / e, accuracy=0.5 + 0.1 * e, sparsity=self.sparsity())
+        return SimpleNamespace(curve=[], label="fine-tune")
+
+    assert lessons.load("fine-tune").needs == (["finetune"] if not lessons.has_verb("finetune") else [])
+    monkeypatch.setattr(Session, "finetune", finetune, raising=False)
+    assert lessons.load("fine-tune").runnable
+    assert main(["lesson", "list"]) == 0
+    assert "needs: finetune" not in capsys.readouterr().out
+    text = GOOD + '\n[[steps]]\ncaption = "f"\naction = "finetune"\nepochs = 3\nrecord = "tuned"\n'
+    run = lessons.LessonRun(parse(text, has_verb=lessons.has_verb))
+    results = list(run.run())
+    assert seen == [1, 2, 3] and "tuned" in run.figures
+    assert results[-1].charts[0]["series"][0]["y"] == pytest.approx([0.6, 0.7, 0.8])
+
+
+def test_sensitivity_action_follows_the_agreed_shape(monkeypatch):
+    """The sensitivity action (for global-vs-layer once the analysis engine lands) drives a
+    Session.sensitivity generator of the agreed point shape; without the verb a lesson using it waits."""
+    text = GOOD.replace('claim = "a > 0.5"', 'claim = "sensitivity_4_90 < sensitivity_0_90"') + '\n[[steps]]\ncaption = "s"\naction = "sensitivity"\nlevels = [0.5, 0.9]\n'
+    if not lessons.has_verb("sensitivity"):
+        assert parse(text, has_verb=lessons.has_verb).needs == ["sensitivity"]
+
+    def sensitivity(self, layers=None, levels=None, granularity="weight", method="magnitude", cancel=None):
+        for layer in [l.name for l in self.layers]:
+            for lv in levels:
+                self.prune(lv, layers=layer, method=method)
+                r = self.evaluate()
+                self.undo()
+                yield {"layer": layer, "level": lv, "sparsity": lv, "accuracy": r.accuracy, "loss": r.loss}
+        return {}
+
+    monkeypatch.setattr(Session, "sensitivity", sensitivity, raising=False)
+    run = lessons.LessonRun(parse(text, has_verb=lessons.has_verb))
+    results = list(run.run())
+    oracle = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    oracle.prune(0.9, layers="4")
+    assert run.figures["sensitivity_4_90"] == oracle.evaluate().accuracy
+    assert [s["name"] for s in results[-1].charts[0]["series"]] == ["layer 0", "layer 2", "layer 4"]

@@ -195,3 +195,15 @@ def test_a_failing_step_is_a_message_and_the_session_is_unchanged(qtbot, window,
     _next(qtbot, ctrl)
     assert errors == ["neuron index out of range for layer 0 with 128 neurons"]
     assert ctrl.run.done == 1 and window.session.sparsity() == 0.0 and ctrl.panel.next.isEnabled()
+
+
+@pytest.mark.slow
+def test_readme_teaching_gui_command(tmp_path, qapp, monkeypatch):
+    import shlex
+
+    from tests.core.test_lessons import teaching_commands
+
+    monkeypatch.chdir(tmp_path)
+    (cmd,) = [c for c in teaching_commands() if c.startswith("pruneviz gui")]
+    assert cli.main(shlex.split(cmd)[1:]) == 0
+    assert (tmp_path / "playground.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
