@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gui", help="open the app")
     _model_args(p, model_required=False)
     p.add_argument("--data", metavar="DATA", help="evaluation data: demo:digits, .npz, .pt, package.module:function")
-    p.add_argument("--screenshot", metavar="PNG", help="render the window after the first evaluation, save it, exit")
+    p.add_argument("--screenshot", metavar="PNG", help="render the window after the first evaluation, save it, exit (the saved window layout is left alone)")
+    p.add_argument("--size", metavar="WxH", help="window size in pixels, e.g. 1280x720 for a projector (default: the saved layout; 1400x900 for --screenshot)")
+    p.add_argument("--presentation", action="store_true", help="start in presentation mode: larger fonts, lines and read-outs (View > Presentation mode, F11)")
 
     p = sub.add_parser("inspect", help="list the prunable layers")
     _model_args(p)

@@ -23,6 +23,13 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 
+def sparsity_range(largest: float) -> tuple[float, float]:
+    """The accuracy plot's x range for sparsities up to ``largest``: 0 sits well inside the left
+    edge, so the unpruned model's point (and the axis's 0) is not hidden under the axis line."""
+    hi = max(0.1, largest * 1.1)
+    return -0.06 * hi, hi * 1.02
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2%}"
 
@@ -109,7 +116,7 @@ class AccuracyPanel(QWidget):
         self.curve_plot.showGrid(True, True, 0.25)
         for ax in ("left", "bottom"):
             self.curve_plot.getAxis(ax).enableAutoSIPrefix(False)
-        self.curve_plot.setXRange(0, 0.1, padding=0.05)
+        self.curve_plot.setXRange(*sparsity_range(0.0), padding=0)
         self.curve = pg.PlotDataItem(pen=pg.mkPen(self.accent, width=2), symbol="o", symbolSize=6, symbolBrush=self.accent, symbolPen=None)
         self.here = pg.ScatterPlotItem(size=13, pen=pg.mkPen((255, 140, 0), width=2), brush=None)
         self.run_est = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0), beam=0.01, pen=pg.mkPen((255, 140, 0), width=2))
@@ -224,7 +231,7 @@ class AccuracyPanel(QWidget):
             self.curve.setData([], [])
         xs_all = [v[0] for v in self.points.values()] + ([sparsity] if sparsity is not None else [])
         ys_all = [v[1] for v in self.points.values()]
-        self.curve_plot.setXRange(0, max(0.1, max(xs_all, default=0) * 1.1), padding=0.02)
+        self.curve_plot.setXRange(*sparsity_range(max(xs_all, default=0)), padding=0)
         if ys_all:
             lo = min(ys_all + ([self.baseline.accuracy] if self.baseline else []))
             self.curve_plot.setYRange(max(0.0, min(lo - 0.05, 0.9)), 1.0, padding=0.02)

@@ -14,6 +14,37 @@ from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired
 
 DEMO = ("demo:mlp", "demo:digits")
 SCREENSHOT_SIZE = (1400, 900)
+_KEEPALIVE = []  # the timer that lets Python run its signal handlers while Qt's loop runs
+
+
+def close_on_sigterm(app, window) -> None:
+    """A plain ``kill`` (SIGTERM) closes the window as File > Quit does: the autosave journal is
+    closed and removed, so the next start offers no recovery. (Qt's event loop gives Python no
+    chance to run a signal handler on its own: a 200 ms timer wakes it.)"""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def handler(signum, frame):  # noqa: ARG001 - the signal API
+        QTimer.singleShot(0, lambda: (window.close(), app.quit()))
+
+    signal.signal(signal.SIGTERM, handler)
+    timer = QTimer()
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+    _KEEPALIVE[:] = [timer]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> (1280, 720); a :class:`PrunevizError` for anything else."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        w, h = (int(p) for p in parts)
+    except ValueError:
+        raise PrunevizError(f"--size {text!r}: give width x height in pixels, e.g. 1280x720") from None
+    if not (320 <= w <= 10_000 and 240 <= h <= 10_000):
+        raise PrunevizError(f"--size {text!r}: width from 320 to 10000 and height from 240 to 10000 pixels")
+    return w, h
 
 
 def _default_open(model, data, arch, trust, device="auto"):
@@ -87,6 +118,9 @@ def recover_interactive(device="auto"):
             path.unlink(missing_ok=True)  # torn beyond use: nothing to offer
             continue
         steps = sum(1 for r in records if isinstance(r, dict) and r.get("op") == "push")
+        if steps == 0:  # nothing was edited: nothing to lose, nothing to ask about
+            path.unlink(missing_ok=True)
+            continue
         answer = QMessageBox.question(
             None,
             "Recover session?",
@@ -185,6 +219,7 @@ def wait_for_evaluation(window, timeout_ms: int = 120_000) -> bool:
 def run(args) -> int:
     """Open the session described by ``args`` (cli ``gui`` arguments) and run the window."""
     screenshot = getattr(args, "screenshot", None)
+    size = parse_size(args.size) if getattr(args, "size", None) else None  # a bad size: one line, before any window
     app = make_app(bool(screenshot))
     from PySide6.QtWidgets import QMessageBox
 
@@ -208,11 +243,16 @@ def run(args) -> int:
                 return 2
             QMessageBox.information(None, "pruneviz", "Starting with the demo model instead.")
             session = _default_open(*DEMO, None, False, device)
-    window = MainWindow(session, restore_layout=not screenshot, autosave=not screenshot)
+    # a screenshot (or a one-off --size) neither reads nor rewrites the user's saved layout
+    window = MainWindow(session, restore_layout=not (screenshot or size), autosave=not screenshot, save_layout=not (screenshot or size))
+    if getattr(args, "presentation", False):
+        window.presentation.set_enabled(True)
     if not screenshot and recovered is not None:
-        recovered.unlink(missing_ok=True)  # the window's own journal now holds every step  # screenshots look the same everywhere
+        recovered.unlink(missing_ok=True)  # the window's own journal now holds every step
+    if size is not None:
+        window.resize(*size)
     if screenshot:
-        window.resize(*SCREENSHOT_SIZE)
+        window.resize(*(size or SCREENSHOT_SIZE))  # screenshots look the same everywhere
         window.show()
         app.processEvents()
         window._size_docks()
@@ -228,4 +268,5 @@ def run(args) -> int:
             print("pruneviz: warning: evaluation did not finish before the screenshot", file=sys.stderr)
         return 0
     window.show()
+    close_on_sigterm(app, window)
     return app.exec()

@@ -42,6 +42,7 @@ from .histogram import Histogram
 from .kernels import KernelLayout
 from .layer_tree import LayerTree
 from .neuron_strip import NeuronStrip
+from .presentation import Presentation
 from .run_loop import RunLoop
 from .window_editing import Editing
 from .window_files import FileActions
@@ -57,13 +58,14 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
     sessionChanged = Signal(object)
     errorShown = Signal(str)
 
-    def __init__(self, session, open_session=None, parent=None, restore_layout: bool = True, autosave: bool = False):
+    def __init__(self, session, open_session=None, parent=None, restore_layout: bool = True, autosave: bool = False, save_layout: bool = True):
         """``open_session(model, data, arch, trust)`` opens a new Session (File > Open); defaults to Session.open.
-        With ``autosave``, every edit is journalled to the user data dir (see pruneviz.core.persist)."""
+        With ``autosave``, every edit is journalled to the user data dir (see pruneviz.core.persist).
+        ``save_layout=False`` leaves the user's saved window layout alone on close (screenshots)."""
         super().__init__(parent)
+        self._save_layout = save_layout
         self._autosave_enabled = autosave
         self.autosave = None
-        self.setWindowTitle("pruneviz")
         self.setAcceptDrops(True)
         self.session = None
         self.layer: str | None = None
@@ -73,6 +75,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.runner = EvalRunner(None, parent=self)
         self.loop = RunLoop(self)
         self._build_ui()
+        self.presentation = Presentation(self)
         self._build_actions()
         self._wire_runner()
         self._restored_state = False
@@ -90,7 +93,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.hist = Histogram()
         self.filter = FilterPanel()
         self.tree = LayerTree()
-        self.tree.setMinimumWidth(360)  # every column readable, sparsity bar included
+        self.tree.setMinimumWidth(300)  # every column readable, sparsity bar included
         self.acc = AccuracyPanel()
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)
@@ -98,7 +101,13 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self._build_edit_controls()
         self._build_status_bar()
 
-        # view controls above the heatmap
+        # the title and the selection's actions on one line, the view controls on the next: two
+        # short rows keep the central area narrow enough for a 1280-pixel projector
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.sel_label)
+        head.addWidget(self.prune_sel)
+        head.addWidget(self.restore_sel)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Show"))
         bar.addWidget(self.mode)
@@ -108,13 +117,10 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         bar.addWidget(self.sort)
         bar.addWidget(self.block)
         bar.addStretch(1)
-        bar.addWidget(self.sel_label)
-        bar.addWidget(self.prune_sel)
-        bar.addWidget(self.restore_sel)
         top = QWidget()
         tl = QVBoxLayout(top)
         tl.setContentsMargins(4, 4, 4, 0)
-        tl.addWidget(self.title)
+        tl.addLayout(head)
         tl.addLayout(bar)
         hv = QHBoxLayout()
         hv.setSpacing(2)
@@ -193,7 +199,8 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self._fill_methods()
         self.device.setText(f"  {device_name(s.device)}  ")
         self.device.setToolTip("where the model is evaluated")
-        self.setWindowTitle(f"pruneviz — {s.spec}" + (f"  ·  {s.data.spec}" if s.data is not None and getattr(s.data, "spec", None) else ""))
+        # Qt appends the application's display name ("— pruneviz") itself
+        self.setWindowTitle(s.spec + (f"  ·  {s.data.spec}" if s.data is not None and getattr(s.data, "spec", None) else ""))
         neurons = s.neuron_pruning
         for w in (self.prune_sel, self.restore_sel, self.act_prune, self.act_restore, self.act_step, self.act_run):
             w.setEnabled(neurons)
@@ -290,9 +297,10 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
     def closeEvent(self, ev) -> None:
         self.loop.stop()
         self.score_jobs.shutdown(5000)
-        st = QSettings()
-        st.setValue("window/geometry", self.saveGeometry())
-        st.setValue("window/state", self.saveState())
+        if self._save_layout:
+            st = QSettings()
+            st.setValue("window/geometry", self.saveGeometry())
+            st.setValue("window/state", self.saveState())
         self.runner.shutdown(5000)
         if self.autosave is not None:  # a clean exit: nothing to recover next time
             self.autosave.close()

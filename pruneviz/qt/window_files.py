@@ -58,6 +58,8 @@ class FileActions:
         for d in (self.dock_layers, self.dock_hist, self.dock_acc):
             vm.addAction(d.toggleViewAction())
         vm.addAction(self.block.text(), QKeySequence("B"), self.block.toggle)
+        vm.addSeparator()
+        self.presentation.add_actions(vm)
 
         tb = self.addToolBar("Main")
         tb.setObjectName("toolbar_main")

@@ -12,9 +12,46 @@ window's ``session``, ``runner``, ``loop``, ``acc`` and the ``errorShown`` signa
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QStatusBar
 
 from pruneviz.core.errors import PrunevizError
+
+from .accuracy_plot import ElidedLabel
+
+
+class ElidingStatusBar(QStatusBar):
+    """A status bar whose messages never run under its permanent widgets: a message too long for
+    the room left is elided with "…" and the whole text is its tooltip (QStatusBar's own
+    ``showMessage`` just cuts it off). Same API: ``showMessage(text, timeout_ms)``,
+    ``clearMessage()``, ``currentMessage()``, ``messageChanged``."""
+
+    messageChanged = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.message = ElidedLabel()
+        self.addWidget(self.message, 3)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.clearMessage)
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 - Qt's name
+        self.message.setText(text)
+        self.messageChanged.emit(text)
+        if timeout > 0:
+            self._timer.start(timeout)
+        else:
+            self._timer.stop()
+
+    def clearMessage(self) -> None:  # noqa: N802
+        self._timer.stop()
+        if self.message.text():
+            self.message.setText("")
+            self.messageChanged.emit("")
+
+    def currentMessage(self) -> str:  # noqa: N802
+        return self.message.text()
 
 
 def human_bytes(n: float) -> str:
@@ -31,8 +68,9 @@ class StatusReports:
     """Status bar, evaluation progress and error reporting of the main window."""
 
     def _build_status_bar(self) -> None:
-        sb = self.statusBar()
-        self.hover = QLabel(" ")
+        sb = ElidingStatusBar(self)
+        self.setStatusBar(sb)
+        self.hover = ElidedLabel(" ")
         self.device = QLabel()
         self.totals = QLabel()
         self.memory = QLabel()
@@ -43,7 +81,7 @@ class StatusReports:
         self.progress.setFormat("eval %p%")
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
-        sb.addWidget(self.hover, 1)
+        sb.addWidget(self.hover, 2)
         sb.addPermanentWidget(self.totals)
         sb.addPermanentWidget(self.memory)
         sb.addPermanentWidget(self.device)
