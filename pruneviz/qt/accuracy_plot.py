@@ -20,7 +20,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+NO_DATA_TEXT = (
+    "No evaluation data is open, so accuracy cannot be measured yet: pruneviz needs labelled "
+    "examples to run the model on. Use the demo data (8×8 digits) if this model reads them, or "
+    "open a data file."
+)
 
 
 def sparsity_range(largest: float) -> tuple[float, float]:
@@ -148,13 +154,42 @@ class AccuracyPanel(QWidget):
         self.class_plot.getPlotItem().vb.sigResized.connect(self._place_timer.start)
         self.class_legend = QLabel("<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current &nbsp; Δ pp" % self.accent.name())
 
+        # without data: say so in full words, and offer the two ways to get some
+        self.no_data = QWidget()
+        nd = QVBoxLayout(self.no_data)
+        nd.setContentsMargins(0, 0, 0, 0)
+        self.no_data_text = QLabel(NO_DATA_TEXT)
+        self.no_data_text.setWordWrap(True)
+        self.use_demo = QPushButton("Use the demo data")
+        self.use_demo.setToolTip("Evaluate on the held-out 8×8 digits (demo:digits)")
+        self.open_data = QPushButton("Open data…")
+        self.open_data.setToolTip("An .npz or .pt file with inputs x and labels y")
+        nd.addWidget(self.no_data_text)
+        nd.addWidget(self.use_demo)
+        nd.addWidget(self.open_data)
+        nd.addStretch(1)
+        self.no_data.hide()
+        self.has_data = True
+
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self.no_data, 1)
         lay.addLayout(grid)
         lay.addWidget(self.estimate)
         lay.addWidget(self.curve_plot, 3)
         lay.addWidget(self.class_plot, 2)
         lay.addWidget(self.class_legend)
+        self._with_data = [self.estimate, self.curve_plot, self.class_plot, self.class_legend, *self.cells.values()]
+        self._grid = grid
+
+    def set_has_data(self, has: bool) -> None:
+        """With evaluation data: the read-outs and plots; without: what is missing and how to get it."""
+        self.has_data = has
+        self.no_data.setVisible(not has)
+        for i in range(self._grid.count()):
+            self._grid.itemAt(i).widget().setVisible(has)
+        for widget in self._with_data:
+            widget.setVisible(has)
 
     # ----------------------------------------------------------------- feeds
     def reset(self) -> None:

@@ -47,6 +47,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def default_data(model: str, data: str | None) -> str | None:
+    """The data to open ``model`` with: ``data`` when given, else the demo data for a ``demo:``
+    model (so ``pruneviz gui demo:cnn`` and File > Demos evaluate at once)."""
+    if data:
+        return data
+    return DEMO[1] if isinstance(model, str) and model.startswith("demo:") else None
+
+
 def _default_open(model, data, arch, trust, device="auto"):
     from pruneviz.core.session import Session
 
@@ -225,7 +233,8 @@ def run(args) -> int:
 
     from .main_window import MainWindow
 
-    model, data = getattr(args, "model", None) or DEMO[0], getattr(args, "data", None)
+    model = getattr(args, "model", None) or DEMO[0]
+    data = default_data(model, getattr(args, "data", None))
     arch, trust, device = getattr(args, "arch", None), bool(getattr(args, "trust", False)), getattr(args, "device", "auto") or "auto"
     session = recovered = None
     if screenshot:

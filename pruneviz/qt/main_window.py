@@ -162,6 +162,8 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.tree.layerSelected.connect(self.show_layer)
         self.filter.failed.connect(self.show_error)
         self.filter.neuronPicked.connect(lambda row: self.select_neurons([row]))
+        self.acc.use_demo.clicked.connect(lambda: self._guard_data("demo:digits"))
+        self.acc.open_data.clicked.connect(lambda: self.open_data_dialog())
         self.filter.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.history.itemClicked.connect(lambda it: self._guard(self.session.goto, self.history.row(it)))
 
@@ -205,9 +207,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         for w in (self.prune_sel, self.restore_sel, self.act_prune, self.act_restore, self.act_step, self.act_run):
             w.setEnabled(neurons)
             w.setToolTip("" if neurons else (s.coupling_error or "neuron pruning unavailable"))
-        self.acc.setEnabled(s.data is not None)
-        if s.data is None:
-            self.acc.clear_running("no evaluation data: File > Open data…")
+        self.acc.set_has_data(s.data is not None)
         first = next((layer.name for layer in s.layers if not layer.is_output), s.layers[0].name)
         self.layer = None
         self.tree.select(first)
@@ -235,7 +235,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self._scores_follow(change, rows)
         if change.kind == "data":  # new evaluation data: new baseline, new data-driven methods
             self.acc.reset()
-            self.acc.setEnabled(s.data is not None)
+            self.acc.set_has_data(s.data is not None)
             self._fill_methods()
             self._refresh_layer(reset_view=False)
         else:

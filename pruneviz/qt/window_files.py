@@ -17,6 +17,8 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
+from pruneviz.core.errors import PrunevizError, TrustRequired
+
 MAX_RECENT = 8
 EXPORT_FORMATS = {"state_dict (*.pt)": ("state_dict", ".pt"), "safetensors (*.safetensors)": ("safetensors", ".safetensors"), "pt2 (*.pt2)": ("pt2", ".pt2"), "ONNX (*.onnx)": ("onnx", ".onnx")}
 
@@ -28,8 +30,15 @@ class FileActions:
         mb = self.menuBar()
         fm = mb.addMenu("&File")
         self.act_open = fm.addAction("&Open model…", QKeySequence.StandardKey.Open, self.open_model_dialog)
+        self.act_open_spec = fm.addAction("Open by &name…", QKeySequence("Ctrl+L"), self.open_spec_dialog)
+        self.act_open_spec.setToolTip("A model file or a demo: name (demo:mlp, demo:cnn)")
+        self.demos_menu = fm.addMenu("&Demos")
+        self._fill_demos()
         self.act_open_data = fm.addAction("Open &data…", self.open_data_dialog)
         self.recent_menu = fm.addMenu("Open &recent")
+        fm.addSeparator()
+        self.act_save_session = fm.addAction("&Save session…", QKeySequence.StandardKey.Save, self.save_session_dialog)
+        self.act_open_session = fm.addAction("Open &session…", self.open_session_dialog)
         fm.addSeparator()
         self.act_export = fm.addAction("&Export…", QKeySequence("Ctrl+E"), self.export_dialog)
         fm.addAction("Save heatmap as &PNG…", self.save_heatmap_dialog)
@@ -78,6 +87,73 @@ class FileActions:
         self.set_session(s)
         self._add_recent(model)
         return True
+
+    def _fill_demos(self) -> None:
+        """One entry per demo model: a click opens it with its data."""
+        from pruneviz.core import demo
+
+        self.demos_menu.clear()
+        for name, text in demo.NAMES.items():
+            act = self.demos_menu.addAction(f"demo:{name} — {text}", lambda name=name: self.open_spec(f"demo:{name}"))
+            act.setData(f"demo:{name}")
+
+    def open_spec(self, spec: str) -> bool:
+        """Open a model spec as the command line takes it: ``demo:cnn`` (with its demo data), or a
+        file (keeping the current data)."""
+        from .app import default_data
+
+        spec = spec.strip()
+        if not spec:
+            return False
+        data = self.session.data.spec if self.session is not None and self.session.data is not None else None
+        return self._open(spec, default_data(spec, None) or data)
+
+    def open_spec_dialog(self) -> None:
+        text, ok = QInputDialog.getText(self, "Open by name", "Model: a file path, or demo:mlp / demo:cnn")
+        if ok and text.strip():
+            self.open_spec(text)
+
+    def save_session_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.pvz", "pruneviz sessions (*.pvz)")
+        if path:
+            self.save_session(path)
+
+    def save_session(self, path: str) -> bool:
+        """Write the session (model spec, data spec, every step of the history) to ``path``."""
+        from pruneviz.core import persist
+
+        try:
+            persist.save_session(self.session, path)
+        except (PrunevizError, OSError) as exc:
+            self.show_error(f"could not save {path}: {exc}")
+            return False
+        self.statusBar().showMessage(f"saved session {path}", 5000)
+        return True
+
+    def open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "pruneviz sessions (*.pvz);;All files (*)")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str) -> bool:
+        """Reopen a saved session (asks before trusting code its model or data would run)."""
+        from pruneviz.core import persist
+
+        from .app import ask_trust
+
+        for trust in (False, True):
+            try:
+                s = persist.load_session(path, trust=trust, device=self.session.device.type if self.session is not None else "auto")
+            except TrustRequired as exc:
+                if trust or not ask_trust(self, exc):
+                    return False
+                continue
+            except PrunevizError as exc:
+                self.show_error(str(exc))
+                return False
+            self.set_session(s)
+            return True
+        return False
 
     def open_model_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "Models (*.pt *.pth *.bin *.safetensors *.pt2 *.ts);;All files (*)")
