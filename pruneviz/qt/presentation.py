@@ -117,6 +117,11 @@ class Presentation(QObject):
         acc.here.setPen(pg.mkPen((255, 140, 0), width=2 * s))
         w.hist.line.setPen(pg.mkPen((255, 140, 0), width=2 * s))
         w.hist.kept.setPen(pg.mkPen(w.hist.kept.opts["pen"].color(), width=max(1.0, s)))
+        # the layer list keeps what a class needs at the larger size: name, shape, sparsity, share
+        from .layer_tree import COLUMNS
+
+        for col in ("Kind", "Params"):
+            w.tree.tree.setColumnHidden(COLUMNS.index(col), self.enabled)
         # the selection: a stronger highlight
         alpha = int(min(200, 80 * s * s))
         w.heatmap.selection.setLookupTable(overlay_lut((*SELECTION_RGB, alpha)))

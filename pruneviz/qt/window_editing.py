@@ -36,7 +36,7 @@ class Editing:
         self.prune_sel.setToolTip("Prune the selected neurons (Delete)")
         self.restore_sel = QPushButton("Restore")
         self.restore_sel.setToolTip("Restore the selected neurons (Shift+Delete)")
-        self.sel_label = QLabel("no neuron selected")
+        self.sel_label = QLabel("none selected")
         self.threshold = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.threshold.setDecimals(4)
         self.threshold.setRange(0.0, 1.0)

@@ -174,7 +174,8 @@ class LayerViewer:
         self.kernels = KernelLayout.of(info.shape)
         self.heatmap.set_kernels(self.kernels)
         self.lower_tabs.setTabText(1, "Filter kernels" if self.kernels.is_conv else "Neuron inputs")
-        self.title.setText(f"Layer {name} — {info.kind} {'×'.join(map(str, info.shape))}, {info.view_shape[0]} neurons × {info.view_shape[1]} inputs")
+        self.title.setText(f"Layer {name} — {info.kind} {'×'.join(map(str, info.shape))}")
+        self.title.setToolTip(f"{self.title.text()}: {info.view_shape[0]} neurons × {info.view_shape[1]} inputs")
         self._refresh_layer(reset_view=True)
 
     def _method(self) -> str:
@@ -266,7 +267,8 @@ class LayerViewer:
         self.heatmap.set_selection(sorted(self.selected))
         self._refresh_filter()
         n = len(self.selected)
-        self.sel_label.setText("no neuron selected" if not n else f"{n} neuron{'s' if n > 1 else ''} selected")
+        self.sel_label.setText("none selected" if not n else f"{n} selected")
+        self.sel_label.setToolTip("neurons selected: click heatmap rows (Ctrl, Shift for more)")
 
     def _refresh_filter(self) -> None:
         """The filter tab follows the selection and every change: one neuron -> its kernels."""
