@@ -48,3 +48,14 @@ def test_bad_size_is_one_line(tmp_path, qapp, capsys):
     assert cli.main(["gui", "--size", "big", "--screenshot", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pruneviz: error: --size 'big'") and err.count("\n") == 1
+
+
+def test_gui_on_a_demo_model_without_data_uses_the_demo_data(monkeypatch, tmp_path, qapp):
+    from pruneviz.qt import app
+
+    opened = []
+    real = app._default_open
+    monkeypatch.setattr(app, "_default_open", lambda model, data, *a, **k: opened.append((model, data)) or real(model, data, *a, **k))
+    assert cli.main(["gui", "demo:cnn", "--device", "cpu", "--screenshot", str(tmp_path / "x.png")]) == 0
+    assert opened == [("demo:cnn", "demo:digits")]
+    assert app.default_data("model.pt", None) is None and app.default_data("demo:cnn", "my.npz") == "my.npz"
