@@ -51,8 +51,11 @@ from .window_status import StatusReports, human_bytes
 
 __all__ = ["MainWindow", "human_bytes"]  # human_bytes: where callers found it before the split
 
+#: the file controller's actions and menus, readable on the window as before (``window.act_undo``)
+_FILE_ATTRS = ("act_open", "act_open_spec", "act_open_data", "act_save_session", "act_open_session", "act_export", "act_undo", "act_redo", "act_prune", "act_restore", "act_prune_dlg", "act_step", "act_run", "act_stop", "recent_menu", "demos_menu")
 
-class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
+
+class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
     """The pruneviz app window over one session (``set_session`` switches models)."""
 
     sessionChanged = Signal(object)
@@ -76,14 +79,13 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.loop = RunLoop(self)
         self._build_ui()
         self.presentation = Presentation(self)
-        self._build_actions()
+        self.files = FileActions(self)  # menus, toolbar, open / save / export
         self._wire_runner()
         self._restored_state = False
         if restore_layout:
             self._restore_settings()
         else:
             self.resize(1400, 900)
-            self._fill_recent()
         self.set_session(session)
 
     def _build_ui(self) -> None:
@@ -174,6 +176,46 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(area, d)
         return d
+
+    # ------------------------------------------------------- file actions
+    # what the file controller does, under the names other code and tests reach the window by
+    def open_path(self, path: str, arch: str | None = None) -> bool:
+        """Open a model file, keeping the current data (see :class:`FileActions`)."""
+        return self.files.open_path(path, arch)
+
+    def open_spec(self, spec: str) -> bool:
+        """Open a model spec as the command line takes it (``demo:cnn`` with its data)."""
+        return self.files.open_spec(spec)
+
+    def save_session(self, path: str) -> bool:
+        return self.files.save_session(path)
+
+    def open_session(self, path: str) -> bool:
+        return self.files.open_session(path)
+
+    def ask_arch(self, message: str) -> str | None:
+        return self.files.ask_arch(message)
+
+    def export_dialog(self) -> None:
+        self.files.export_dialog()
+
+    def save_heatmap_dialog(self) -> None:
+        self.files.save_heatmap_dialog()
+
+    def save_heatmap(self, path: str) -> bool:
+        return self.files.save_heatmap(path)
+
+    def open_data_dialog(self) -> None:
+        self.files.open_data_dialog()
+
+    def _guard_data(self, spec: str) -> None:
+        self.files._guard_data(spec)
+
+    def dragEnterEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        self.files.dragEnterEvent(ev)
+
+    def dropEvent(self, ev) -> None:  # noqa: N802
+        self.files.dropEvent(ev)
 
     def set_session(self, s) -> None:
         """Show session ``s`` (replaces the current one; its history goes with it)."""
@@ -281,7 +323,6 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
             self.resize(1400, 900)
         state = st.value("window/state")
         self._restored_state = isinstance(state, QByteArray) and self.restoreState(state)
-        self._fill_recent()
 
     def showEvent(self, ev) -> None:
         super().showEvent(ev)
@@ -311,3 +352,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
             except Exception:  # noqa: BLE001 - already disconnected
                 pass
         super().closeEvent(ev)
+
+
+for _name in _FILE_ATTRS:
+    setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.files, n), doc=f"``window.files.{_name}``"))
