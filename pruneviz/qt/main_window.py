@@ -7,12 +7,21 @@ Errors from the engine (:class:`PrunevizError`) become a message box; the sessio
 
 :class:`MainWindow` is the assembly: it builds the views, lays them out in docks, switches
 sessions and routes ``session.changed``. What it does with them lives beside it, one concept a
-module, as mixins:
+module:
 
-- :mod:`.window_files` — menus, toolbar, open / recent / drag and drop / export / save PNG
-- :mod:`.window_layer` — the current layer's heatmap, strip, histogram, filter panel, hover
+- :mod:`.window_files` — ``window.files``, a controller: menus, toolbar, open / recent / demos /
+  sessions / drag and drop / export / save PNG
+- :mod:`.window_status` — ``window.status``, a controller: status bar, evaluation progress,
+  memory, notices, error reporting
+- :mod:`.presentation` — ``window.presentation``, a controller: presentation mode
+- :mod:`.window_layer` — the current layer's heatmap, strip, histogram, filter panel, hover and
+  its score views (still a mixin: it shares the selection and the views with editing)
 - :mod:`.window_editing` — selection, prune / restore, block tool, threshold, prune dialogs
-- :mod:`.window_status` — status bar, evaluation progress, memory, notices, error reporting
+  (still a mixin)
+
+For code that attaches to the window (``attach_*(window)``): ``window.session``,
+``window.menuBar()``, ``window.addDockWidget``, ``window.runner`` (the EvalRunner),
+``window.statusBar()``, ``window.show_error`` and the actions ``window.act_*`` stay as they were.
 """
 
 from __future__ import annotations
@@ -30,7 +39,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pruneviz.core.evaluate import device_name
 from pruneviz.core.importance import LOCAL_METHODS
 
 from .accuracy_plot import AccuracyPanel
@@ -52,10 +60,11 @@ from .window_status import StatusReports, human_bytes
 __all__ = ["MainWindow", "human_bytes"]  # human_bytes: where callers found it before the split
 
 #: the file controller's actions and menus, readable on the window as before (``window.act_undo``)
+_STATUS_ATTRS = ("progress", "cancel", "memory", "totals", "device")
 _FILE_ATTRS = ("act_open", "act_open_spec", "act_open_data", "act_save_session", "act_open_session", "act_export", "act_undo", "act_redo", "act_prune", "act_restore", "act_prune_dlg", "act_step", "act_run", "act_stop", "recent_menu", "demos_menu")
 
 
-class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
+class MainWindow(LayerViewer, Editing, QMainWindow):
     """The pruneviz app window over one session (``set_session`` switches models)."""
 
     sessionChanged = Signal(object)
@@ -80,7 +89,7 @@ class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
         self._build_ui()
         self.presentation = Presentation(self)
         self.files = FileActions(self)  # menus, toolbar, open / save / export
-        self._wire_runner()
+        self.status.wire_runner()
         self._restored_state = False
         if restore_layout:
             self._restore_settings()
@@ -101,7 +110,8 @@ class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
         self.history.setAlternatingRowColors(True)
         self._build_view_controls()
         self._build_edit_controls()
-        self._build_status_bar()
+        self.status = StatusReports(self)  # status bar, progress, notices, error boxes
+        self.hover = self.status.hover  # the layer view writes the hovered cell here
 
         # the title and the selection's actions on one line, the view controls on the next: two
         # short rows keep the central area narrow enough for a 1280-pixel projector
@@ -177,6 +187,15 @@ class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
         self.addDockWidget(area, d)
         return d
 
+    # ------------------------------------------------------------- status
+    def _guard(self, fn, *args, **kw):
+        """Call a Session verb; a PrunevizError becomes a message box (session unchanged)."""
+        return self.status.guard(fn, *args, **kw)
+
+    def show_error(self, msg: str) -> None:
+        """A message box (and ``errorShown``)."""
+        self.status.show_error(msg)
+
     # ------------------------------------------------------- file actions
     # what the file controller does, under the names other code and tests reach the window by
     def open_path(self, path: str, arch: str | None = None) -> bool:
@@ -235,14 +254,12 @@ class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
                 self.statusBar().showMessage(f"autosave is off: {exc}", 10_000)
         self.runner.set_session(s)  # the runner listens first: an edit cancels a running evaluation
         s.changed.connect(self._on_changed)
-        self._notices_seen = len(s.notices)
+        self.status.follow_session(s)
         self.selected = set()
         self._reset_scores()
         self.acc.reset()
         self.tree.set_session(s)
         self._fill_methods()
-        self.device.setText(f"  {device_name(s.device)}  ")
-        self.device.setToolTip("where the model is evaluated")
         # Qt appends the application's display name ("— pruneviz") itself
         self.setWindowTitle(s.spec + (f"  ·  {s.data.spec}" if s.data is not None and getattr(s.data, "spec", None) else ""))
         neurons = s.neuron_pruning
@@ -256,7 +273,7 @@ class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
         if self.layer is None:
             self.show_layer(first)
         self._refresh_history()
-        self._refresh_totals()
+        self.status.refresh_totals()
         self.sessionChanged.emit(s)
         self.runner.request()
 
@@ -289,7 +306,7 @@ class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
                 self._refresh_layer(reset_view=False)  # every edit changes data-driven scores
         self.tree.refresh(change.layers)
         self._refresh_history()
-        self._refresh_totals()
+        self.status.refresh_totals()
         self.runner.request()
 
     def _refresh_history(self) -> None:
@@ -356,3 +373,5 @@ class MainWindow(LayerViewer, Editing, StatusReports, QMainWindow):
 
 for _name in _FILE_ATTRS:
     setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.files, n), doc=f"``window.files.{_name}``"))
+for _name in _STATUS_ATTRS:
+    setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.status, n), doc=f"``window.status.{_name}``"))
