@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 
 from pruneviz import __version__, cli_analysis, cli_lessons, cli_models
 from pruneviz.core.errors import PrunevizError
@@ -82,55 +83,64 @@ def _int_in(option: str, low: int, high: int):
     return parse
 
 
+_DATA_HELP = "evaluation data: demo:digits, .npz (arrays x, y), .pt (dict of tensors x, y), or package.module:function"
+_METHOD_HELP = "importance: magnitude, random, taylor, obd, wanda (taylor, obd and wanda need --data)"
+
 SEED_MAX = 2**32 - 1
 BATCH_MAX = 2**31 - 1
 STEPS_MAX = 10**9
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pruneviz", description="See and do neural-network pruning.")
+    parser = _Parser(
+        prog="pruneviz",
+        description="See and do neural-network pruning. Bare 'pruneviz' (no subcommand) opens the app on the built-in demo (demo:mlp) with its data (demo:digits).",
+        epilog="Each subcommand has its own --help, e.g. 'pruneviz prune --help'.",
+    )
     parser.add_argument("--version", action="version", version=f"pruneviz {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and the warnings of the libraries underneath (hidden otherwise)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    p = sub.add_parser("gui", help="open the app")
+    p = sub.add_parser("gui", help="open the app", description="Open the app on MODEL (default demo:mlp). A demo: model without --data opens with the demo data.")
     _model_args(p, model_required=False)
-    p.add_argument("--data", metavar="DATA", help="evaluation data: demo:digits, .npz, .pt, package.module:function")
-    p.add_argument("--screenshot", metavar="PNG", help="render the window after the first evaluation, save it, exit")
-    p.add_argument("--lesson", metavar="NAME", help="start a lesson (a name or a .toml lesson file)")
+    p.add_argument("--data", metavar="DATA", help="evaluation data: demo:digits, .npz, .pt, package.module:function (default for demo: models: demo:digits)")
+    p.add_argument("--screenshot", metavar="PNG", help="render the window after the first evaluation, save it, exit (the saved window layout is left alone)")
+    p.add_argument("--size", metavar="WxH", help="window size in pixels, e.g. 1280x720 for a projector (default: the saved layout; 1400x900 for --screenshot)")
+    p.add_argument("--presentation", action="store_true", help="start in presentation mode: larger fonts, lines and read-outs (View > Presentation mode, F11)")
+    p.add_argument("--lesson", metavar="NAME", help="start a lesson (a name from 'pruneviz lesson list' or a .toml lesson file)")
     p.add_argument("--step", metavar="K", type=_int_in("--step", 1, 1000), help="with --lesson: run its first K steps")
 
     p = sub.add_parser("inspect", help="list the prunable layers")
     _model_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     p = sub.add_parser("eval", help="evaluate accuracy and loss")
     _model_args(p)
-    p.add_argument("--data", metavar="DATA", required=True)
-    p.add_argument("--batch-size", type=_int_in("--batch-size", 1, BATCH_MAX), default=256)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--data", metavar="DATA", required=True, help=_DATA_HELP)
+    p.add_argument("--batch-size", type=_int_in("--batch-size", 1, BATCH_MAX), default=256, help="samples per batch (default: 256)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (accuracy, loss, per-class accuracy)")
 
     p = sub.add_parser("score", help="write importance scores to an .npz")
     _model_args(p)
-    p.add_argument("--method", required=True)
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"])
-    p.add_argument("--data", metavar="DATA")
-    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
-    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("--method", required=True, help=_METHOD_HELP)
+    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="one score per weight, or per neuron (output row / conv filter)")
+    p.add_argument("--data", metavar="DATA", help=_DATA_HELP + "; needed by the data-driven methods")
+    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the random method (default: 0)")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the scores, one array per layer")
 
     p = sub.add_parser("prune", help="prune and export")
     _model_args(p)
-    p.add_argument("--amount", required=True, type=_amount)
-    p.add_argument("--out", required=True, metavar="PATH")
-    p.add_argument("--scope", default="layer", choices=["layer", "global", "sensitivity"])
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"])
-    p.add_argument("--method", default="magnitude")
-    p.add_argument("--layers", metavar="GLOB[,GLOB]")
-    p.add_argument("--data", metavar="DATA")
-    p.add_argument("--format", default="state_dict", choices=["state_dict", "safetensors", "pt2", "onnx"])
-    p.add_argument("--shrink", action="store_true", help="remove pruned neurons physically")
-    p.add_argument("--report", metavar="FILE.json")
-    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
+    p.add_argument("--amount", required=True, type=_amount, help="fraction (0 to 1) of the still-kept weights or neurons to remove, so repeated prunes compose")
+    p.add_argument("--out", required=True, metavar="PATH", help="where to write the pruned model; .pt/.pth/.bin, .safetensors, .pt2 or .onnx chooses the format")
+    p.add_argument("--scope", default="layer", choices=["layer", "global", "sensitivity"], help="layer: each selected layer loses --amount of its own; global: one ranking over all selected layers; sensitivity: per-layer amounts allocated from a sensitivity analysis (needs --data) (default: layer)")
+    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="prune single weights, or whole neurons (output rows / conv filters) (default: weight)")
+    p.add_argument("--method", default="magnitude", help=_METHOD_HELP + " (default: magnitude)")
+    p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only layers whose names match these globs (default: all; the output layer is neuron-pruned only when named exactly)")
+    p.add_argument("--data", metavar="DATA", help=_DATA_HELP + "; needed by the data-driven methods, and reports accuracy before and after")
+    p.add_argument("--format", default=None, choices=["state_dict", "safetensors", "pt2", "onnx"], help="file format (default: from the suffix of --out, else state_dict)")
+    p.add_argument("--shrink", action="store_true", help="remove pruned neurons physically (with --granularity neuron)")
+    p.add_argument("--report", metavar="FILE.json", help="also write a JSON report (amounts, sparsity, parameters, accuracy)")
+    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the random method (default: 0)")
     from pruneviz import cli_train
 
     cli_train.add_prune_options(p)
@@ -138,25 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("loop", help="node pruning: remove the least important neuron until a stop condition")
     _model_args(p)
-    p.add_argument("--data", metavar="DATA", required=True)
-    p.add_argument("--method", default="magnitude")
-    p.add_argument("--layers", metavar="GLOB[,GLOB]")
+    p.add_argument("--data", metavar="DATA", required=True, help=_DATA_HELP)
+    p.add_argument("--method", default="magnitude", help=_METHOD_HELP + " (neurons; also activation, apoz) (default: magnitude)")
+    p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only neurons of layers matching these globs (default: all hidden layers)")
     p.add_argument("--min-accuracy", type=_fraction("--min-accuracy"), help="stop before accuracy falls below this")
     p.add_argument("--target-sparsity", type=_fraction("--target-sparsity"), help="stop when weight sparsity reaches this")
-    p.add_argument("--max-steps", type=_int_in("--max-steps", 0, STEPS_MAX), default=10_000)
+    p.add_argument("--max-steps", type=_int_in("--max-steps", 0, STEPS_MAX), default=10_000, help="stop after this many removals (default: 10000)")
     p.add_argument("--out", metavar="PATH", help="export the result (state_dict)")
-    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
+    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the random method (default: 0)")
 
     p = sub.add_parser("demo", help="the built-in demo models and data")
     dsub = p.add_subparsers(dest="demo_command", parser_class=_Parser)
     dsub.add_parser("list", help="list demo models and data")
-    q = dsub.add_parser("export", help="write a demo model and its data as plain files")
-    q.add_argument("name")
-    q.add_argument("dir")
+    q = dsub.add_parser("export", help="write a demo model, its data and its architecture (arch.py) as plain files")
+    q.add_argument("name", metavar="NAME", help="a demo model: mlp or cnn (or demo:mlp, demo:cnn, as 'demo list' prints them)")
+    q.add_argument("dir", metavar="DIR", help="the folder to write into (created if missing; must be empty unless --force)")
+    q.add_argument("--force", action="store_true", help="write into a folder that is not empty (files of the same names are replaced)")
     q = dsub.add_parser("train", help="retrain a demo model reproducibly")
-    q.add_argument("name")
+    q.add_argument("name", metavar="NAME", help="a demo model: mlp or cnn (or demo:mlp, demo:cnn)")
     q.add_argument("--out", help="where to write the weights (default: the shipped file)")
-    q.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
+    q.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="training seed (default: 0)")
     cli_analysis.add_parsers(sub)
     cli_lessons.add_parsers(sub)
     return parser
@@ -211,6 +222,14 @@ def _check_format(path: str, fmt: str) -> None:
         fits = next((f for f, sfx in _FORMAT_SUFFIXES.items() if suffix in sfx), None)
         hint = f"use --format {fits} or " if fits else ""
         raise PrunevizError(f"--out {path} does not fit --format {fmt}: {hint}name the file {Path(path).with_suffix(wanted[0]).name}")
+
+
+def format_for(path: str) -> str:
+    """The export format a file name asks for (``x.pt2`` -> pt2); state_dict for any other name."""
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower()
+    return next((fmt for fmt, sfx in _FORMAT_SUFFIXES.items() if suffix in sfx), "state_dict")
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -298,6 +317,8 @@ def _cmd_prune(args) -> int:
     if args.shrink and args.granularity != "neuron":
         raise PrunevizError("--shrink removes neurons: use it with --granularity neuron")
     _check_out(args.out, "--out")
+    if args.format is None:
+        args.format = format_for(args.out)
     _check_format(args.out, args.format)
     if args.report is not None:
         _check_out(args.report, "--report")
@@ -358,6 +379,8 @@ def _cmd_demo(args) -> int:
         for name, text in demo.DATA_NAMES.items():
             _emit(f"demo:{name:<8} {text}")
         return 0
+    if args.demo_command in ("export", "train") and args.name.startswith("demo:"):
+        args.name = args.name[len("demo:") :]  # the form 'demo list' prints
     if args.demo_command == "export":
         from pathlib import Path
 
@@ -367,6 +390,8 @@ def _cmd_demo(args) -> int:
             raise PrunevizError(f"the folder name {_show(args.dir)} is not usable: name a folder to write into")
         if Path(args.dir).exists() and not Path(args.dir).is_dir():
             raise PrunevizError(f"{args.dir} exists and is not a folder: name a new or existing folder")
+        if Path(args.dir).is_dir() and any(Path(args.dir).iterdir()) and not args.force:
+            raise PrunevizError(f"{args.dir} is not empty: name a new folder, or pass --force to write into it")
         for path in demo.export(args.name, args.dir):
             _emit(f"wrote {path}")
         return 0
@@ -467,6 +492,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv``; returns the exit status (0 ok, 2 refused, 1 a bug, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    with warnings.catch_warnings():
+        if not debug:  # torch's deprecation notices are for library authors, not for this terminal
+            warnings.simplefilter("ignore")
+        return _main(argv, debug)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

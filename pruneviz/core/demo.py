@@ -348,8 +348,11 @@ Data: UCI Optical Recognition of Handwritten Digits (Alpaydin & Kaynak, 1998),
 https://doi.org/10.24432/C50P49, licensed CC BY 4.0,
 https://creativecommons.org/licenses/by/4.0/ (converted to float32 and split by pruneviz).
 
-The architecture, as torch code:
+The architecture, as torch code (also in arch.py, whose build() returns it):
 {arch}
+
+With pruneviz, from this folder:
+    pruneviz eval {name}.safetensors --arch arch:build --data digits_test.npz
 """
 
 
@@ -357,7 +360,8 @@ def export(name: str, directory: str | os.PathLike) -> list[pathlib.Path]:
     """Write the shipped ``name`` model and the held-out data as plain files into ``directory``.
 
     Writes ``<name>.safetensors``, ``<name>_state_dict.pt``, ``<name>.pt2`` (torch.export, batch
-    dimension dynamic), ``digits_test.npz`` and ``README.txt``; each atomically. Returns the
+    dimension dynamic), ``digits_test.npz``, ``README.txt`` and ``arch.py`` (``build()`` returns
+    the architecture, for ``--arch arch:build``); each atomically. Returns the
     paths in that order.
     """
     name = _check_name(name)
@@ -396,12 +400,24 @@ def export(name: str, directory: str | os.PathLike) -> list[pathlib.Path]:
         text = _README.format(name=name, desc=NAMES[name], n=len(y), arch=_arch_source(model))
         return text.encode("utf-8")
 
+    def arch_bytes() -> bytes:
+        body = "\n".join(line[4:] for line in _arch_source(model).splitlines()[1:])  # "model = nn.Sequential(...)"
+        text = (
+            f'"""The architecture of demo:{name}: ``build()`` returns it untrained.\n\n'
+            f"    pruneviz eval {name}.safetensors --arch arch:build --data digits_test.npz\n"
+            '"""\n\nimport torch.nn as nn\n\n\ndef build() -> nn.Module:\n'
+            + "\n".join("    " + line for line in body.replace("model = ", "return ", 1).splitlines())
+            + "\n"
+        )
+        return text.encode("utf-8")
+
     jobs: list[tuple[str, Callable[[], bytes]]] = [
         (f"{name}.safetensors", st_bytes),
         (f"{name}_state_dict.pt", pt_bytes),
         (f"{name}.pt2", pt2_bytes),
         ("digits_test.npz", npz_bytes),
         ("README.txt", readme_bytes),
+        ("arch.py", arch_bytes),
     ]
     written = []
     for filename, make in jobs:

@@ -38,6 +38,24 @@ def check_target(path) -> None:
         raise PrunevizError(f"cannot write {text}: folder {p.parent} does not exist")
 
 
+def new_file_mode(path) -> int:
+    """Permission bits for writing ``path``: an existing file keeps its own, a new one gets
+    0666 less the umask (0644 under the usual 022), as a plain ``open()`` would give it."""
+    try:
+        return Path(path).stat().st_mode & 0o777
+    except OSError:
+        pass
+    umask = 0o022
+    try:  # read without os.umask(), which would briefly change it for every thread
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; on success rename it over ``path``."""
@@ -47,6 +65,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, new_file_mode(path))  # mkstemp makes 0600; a plain open() honours the umask
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

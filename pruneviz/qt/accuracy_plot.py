@@ -20,7 +20,20 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+NO_DATA_TEXT = (
+    "No evaluation data is open, so accuracy cannot be measured yet: pruneviz needs labelled "
+    "examples to run the model on. Use the demo data (8×8 digits) if this model reads them, or "
+    "open a data file."
+)
+
+
+def sparsity_range(largest: float) -> tuple[float, float]:
+    """The accuracy plot's x range for sparsities up to ``largest``: 0 sits well inside the left
+    edge, so the unpruned model's point (and the axis's 0) is not hidden under the axis line."""
+    hi = max(0.1, largest * 1.1)
+    return -0.06 * hi, hi * 1.02
 
 
 def _pct(x: float | None) -> str:
@@ -110,7 +123,7 @@ class AccuracyPanel(QWidget):
         self.curve_plot.showGrid(True, True, 0.25)
         for ax in ("left", "bottom"):
             self.curve_plot.getAxis(ax).enableAutoSIPrefix(False)
-        self.curve_plot.setXRange(0, 0.1, padding=0.05)
+        self.curve_plot.setXRange(*sparsity_range(0.0), padding=0)
         self.curve = pg.PlotDataItem(pen=pg.mkPen(self.accent, width=2), symbol="o", symbolSize=6, symbolBrush=self.accent, symbolPen=None)
         self.here = pg.ScatterPlotItem(size=13, pen=pg.mkPen((255, 140, 0), width=2), brush=None)
         self.run_est = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0), beam=0.01, pen=pg.mkPen((255, 140, 0), width=2))
@@ -142,13 +155,42 @@ class AccuracyPanel(QWidget):
         self.class_plot.getPlotItem().vb.sigResized.connect(self._place_timer.start)
         self.class_legend = QLabel("<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current &nbsp; Δ pp" % self.accent.name())
 
+        # without data: say so in full words, and offer the two ways to get some
+        self.no_data = QWidget()
+        nd = QVBoxLayout(self.no_data)
+        nd.setContentsMargins(0, 0, 0, 0)
+        self.no_data_text = QLabel(NO_DATA_TEXT)
+        self.no_data_text.setWordWrap(True)
+        self.use_demo = QPushButton("Use the demo data")
+        self.use_demo.setToolTip("Evaluate on the held-out 8×8 digits (demo:digits)")
+        self.open_data = QPushButton("Open data…")
+        self.open_data.setToolTip("An .npz or .pt file with inputs x and labels y")
+        nd.addWidget(self.no_data_text)
+        nd.addWidget(self.use_demo)
+        nd.addWidget(self.open_data)
+        nd.addStretch(1)
+        self.no_data.hide()
+        self.has_data = True
+
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self.no_data, 1)
         lay.addLayout(grid)
         lay.addWidget(self.estimate)
         lay.addWidget(self.curve_plot, 3)
         lay.addWidget(self.class_plot, 2)
         lay.addWidget(self.class_legend)
+        self._with_data = [self.estimate, self.curve_plot, self.class_plot, self.class_legend, *self.cells.values()]
+        self._grid = grid
+
+    def set_has_data(self, has: bool) -> None:
+        """With evaluation data: the read-outs and plots; without: what is missing and how to get it."""
+        self.has_data = has
+        self.no_data.setVisible(not has)
+        for i in range(self._grid.count()):
+            self._grid.itemAt(i).widget().setVisible(has)
+        for widget in self._with_data:
+            widget.setVisible(has)
 
     # ----------------------------------------------------------------- feeds
     def reset(self) -> None:
@@ -244,7 +286,7 @@ class AccuracyPanel(QWidget):
             self.curve.setData([], [])
         xs_all = [v[0] for v in self.points.values()] + ([sparsity] if sparsity is not None else [])
         ys_all = [v[1] for v in self.points.values()]
-        self.curve_plot.setXRange(0, max(0.1, max(xs_all, default=0) * 1.1), padding=0.02)
+        self.curve_plot.setXRange(*sparsity_range(max(xs_all, default=0)), padding=0)
         if ys_all:
             lo = min(ys_all + ([self.baseline.accuracy] if self.baseline else []))
             self.curve_plot.setYRange(max(0.0, min(lo - 0.05, 0.9)), 1.0, padding=0.02)

@@ -10,68 +10,43 @@ from __future__ import annotations
 import os
 import sys
 
-from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired
+from pruneviz.core.errors import PrunevizError, TrustRequired
 
-DEMO = ("demo:mlp", "demo:digits")
+# opening a model (trust and architecture prompts) lives in .opening, which the window's file
+# actions use too; the names stay importable from here
+from .opening import DEMO, _default_open, ask_trust, default_data, open_session_interactive  # noqa: F401
 SCREENSHOT_SIZE = (1400, 900)
+_KEEPALIVE = []  # the timer that lets Python run its signal handlers while Qt's loop runs
 
 
-def _default_open(model, data, arch, trust, device="auto"):
-    from pruneviz.core.session import Session
+def close_on_sigterm(app, window) -> None:
+    """A plain ``kill`` (SIGTERM) closes the window as File > Quit does: the autosave journal is
+    closed and removed, so the next start offers no recovery. (Qt's event loop gives Python no
+    chance to run a signal handler on its own: a 200 ms timer wakes it.)"""
+    import signal
 
-    return Session.open(model, data=data, arch=arch, trust=trust, device=device)
+    from PySide6.QtCore import QTimer
 
+    def handler(signum, frame):  # noqa: ARG001 - the signal API
+        QTimer.singleShot(0, lambda: (window.close(), app.quit()))
 
-def ask_trust(parent, exc: TrustRequired) -> bool:
-    """Ask whether to open a file that runs code; lists what it would import."""
-    from PySide6.QtWidgets import QMessageBox
-
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Warning)
-    box.setWindowTitle("Trust this file?")
-    box.setText(str(exc))
-    imports = exc.imports or ["(not known)"]
-    box.setInformativeText("Opening it runs code from the file. It would import:\n  " + "\n  ".join(imports[:30]) + ("\n  …" if len(imports) > 30 else "") + "\n\nOpen it only if you trust where it came from.")
-    box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
-    box.setDefaultButton(QMessageBox.StandardButton.No)
-    box.button(QMessageBox.StandardButton.Yes).setText("Trust and open")
-    return box.exec() == QMessageBox.StandardButton.Yes
+    signal.signal(signal.SIGTERM, handler)
+    timer = QTimer()
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+    _KEEPALIVE[:] = [timer]
 
 
-def open_session_interactive(parent, model, data, arch=None, opener=None, trust=False, device="auto"):
-    """Open a Session, asking about trust (:class:`TrustRequired`) and the architecture
-    (:class:`ArchRequired`, via ``parent.ask_arch``) as needed; other errors → message box.
-
-    Returns the Session, or None (the caller keeps what it had)."""
-    opener = opener or _default_open
-    for _ in range(3):
-        try:
-            return opener(model, data, arch, trust, device) if opener is _default_open else opener(model, data, arch, trust)
-        except TrustRequired as exc:
-            if trust or not ask_trust(parent, exc):
-                return None
-            trust = True
-        except ArchRequired as exc:
-            if arch is None and hasattr(parent, "ask_arch"):
-                arch = parent.ask_arch(str(exc))
-                if arch:
-                    continue
-                return None
-            _report(parent, str(exc))
-            return None
-        except PrunevizError as exc:
-            _report(parent, str(exc))
-            return None
-    return None
-
-
-def _report(parent, msg: str) -> None:
-    from PySide6.QtWidgets import QMessageBox
-
-    if hasattr(parent, "show_error"):
-        parent.show_error(msg)
-    else:
-        QMessageBox.warning(parent, "pruneviz", msg)
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> (1280, 720); a :class:`PrunevizError` for anything else."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        w, h = (int(p) for p in parts)
+    except ValueError:
+        raise PrunevizError(f"--size {text!r}: give width x height in pixels, e.g. 1280x720") from None
+    if not (320 <= w <= 10_000 and 240 <= h <= 10_000):
+        raise PrunevizError(f"--size {text!r}: width from 320 to 10000 and height from 240 to 10000 pixels")
+    return w, h
 
 
 def recover_interactive(device="auto"):
@@ -87,6 +62,9 @@ def recover_interactive(device="auto"):
             path.unlink(missing_ok=True)  # torn beyond use: nothing to offer
             continue
         steps = sum(1 for r in records if isinstance(r, dict) and r.get("op") == "push")
+        if steps == 0:  # nothing was edited: nothing to lose, nothing to ask about
+            path.unlink(missing_ok=True)
+            continue
         answer = QMessageBox.question(
             None,
             "Recover session?",
@@ -186,12 +164,14 @@ def wait_for_evaluation(window, timeout_ms: int = 120_000) -> bool:
 def run(args) -> int:
     """Open the session described by ``args`` (cli ``gui`` arguments) and run the window."""
     screenshot = getattr(args, "screenshot", None)
+    size = parse_size(args.size) if getattr(args, "size", None) else None  # a bad size: one line, before any window
     app = make_app(bool(screenshot))
     from PySide6.QtWidgets import QMessageBox
 
     from .main_window import MainWindow
 
-    model, data = getattr(args, "model", None) or DEMO[0], getattr(args, "data", None)
+    model = getattr(args, "model", None) or DEMO[0]
+    data = default_data(model, getattr(args, "data", None))
     arch, trust, device = getattr(args, "arch", None), bool(getattr(args, "trust", False)), getattr(args, "device", "auto") or "auto"
     session = recovered = None
     if screenshot:
@@ -209,9 +189,14 @@ def run(args) -> int:
                 return 2
             QMessageBox.information(None, "pruneviz", "Starting with the demo model instead.")
             session = _default_open(*DEMO, None, False, device)
-    window = MainWindow(session, restore_layout=not screenshot, autosave=not screenshot)
+    # a screenshot (or a one-off --size) neither reads nor rewrites the user's saved layout
+    window = MainWindow(session, restore_layout=not (screenshot or size), autosave=not screenshot, save_layout=not (screenshot or size))
+    if getattr(args, "presentation", False):
+        window.presentation.set_enabled(True)
     if not screenshot and recovered is not None:
-        recovered.unlink(missing_ok=True)  # the window's own journal now holds every step  # screenshots look the same everywhere
+        recovered.unlink(missing_ok=True)  # the window's own journal now holds every step
+    if size is not None:
+        window.resize(*size)
     if getattr(args, "lesson", None):  # gui --lesson NAME [--step K] [--screenshot PNG]
         from .lesson_panel import open_from_cli
 
@@ -219,7 +204,7 @@ def run(args) -> int:
         if screenshot:  # without one, a refused lesson was a dialog and the app goes on
             return code
     if screenshot:
-        window.resize(*SCREENSHOT_SIZE)
+        window.resize(*(size or SCREENSHOT_SIZE))  # screenshots look the same everywhere
         window.show()
         app.processEvents()
         window._size_docks()
@@ -235,4 +220,5 @@ def run(args) -> int:
             print("pruneviz: warning: evaluation did not finish before the screenshot", file=sys.stderr)
         return 0
     window.show()
+    close_on_sigterm(app, window)
     return app.exec()

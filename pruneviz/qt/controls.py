@@ -11,9 +11,12 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QSpinBox,
 )
 from PySide6.QtCore import Qt
@@ -63,14 +66,67 @@ class PruneDialog(QDialog):
             it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             it.setCheckState(Qt.CheckState.Checked if current_layer in (None, layer.name) else Qt.CheckState.Unchecked)
             self.layers.addItem(it)
+        self.scope.setToolTip("layer: each ticked layer loses the amount of its own weights; global: one ranking over all ticked layers together")
+        self.all_layers = QPushButton("All layers")
+        self.all_layers.setToolTip("Tick every layer (the output layer only for weight pruning)")
+        self.only_current = QPushButton("This layer only")
+        self.only_current.setEnabled(current_layer is not None)
+        self.scope_note = QLabel()
+        self.scope_note.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.all_layers)
+        buttons.addWidget(self.only_current)
+        buttons.addStretch(1)
         form.addRow("Amount", self.amount)
         form.addRow("Granularity", self.granularity)
         form.addRow("Method", self.method)
         form.addRow("Scope", self.scope)
         form.addRow("Layers", self.layers)
+        form.addRow("", buttons)
+        form.addRow(self.scope_note)
         form.addRow(_ok_cancel(self, "Prune"))
+        self._current = current_layer
         self.granularity.currentTextChanged.connect(self._fill_methods)
+        self.granularity.currentTextChanged.connect(self._explain)
+        self.scope.currentTextChanged.connect(self._explain)
+        self.amount.valueChanged.connect(self._explain)
+        self.layers.itemChanged.connect(self._explain)
+        self.all_layers.clicked.connect(self.tick_all)
+        self.only_current.clicked.connect(lambda: self._tick(lambda name: name == self._current))
         self._fill_methods(self.granularity.currentText())
+        self._explain()
+
+    def _tick(self, want) -> None:
+        self.layers.blockSignals(True)
+        for i in range(self.layers.count()):
+            it = self.layers.item(i)
+            it.setCheckState(Qt.CheckState.Checked if want(it.data(Qt.ItemDataRole.UserRole)) else Qt.CheckState.Unchecked)
+        self.layers.blockSignals(False)
+        self._explain()
+
+    def tick_all(self) -> None:
+        """Tick every layer; for neuron pruning, every layer but the output (which is never
+        neuron-pruned unless named alone)."""
+        neurons = self.granularity.currentText() == "neuron"
+        outputs = {layer.name for layer in self.session.layers if layer.is_output}
+        self._tick(lambda name: not (neurons and name in outputs))
+
+    def _explain(self, *_) -> None:
+        """Say what the scope means for the layers ticked now."""
+        names = self.args().layers or []
+        n, total = len(names), len(self.session.layers)
+        amount = self.amount.value()
+        unit = "neurons" if self.granularity.currentText() == "neuron" else "weights"
+        which = "all layers" if n == total else (f"layer {names[0]} only" if n == 1 else f"{n} of {total} layers")
+        if n == 0:
+            text = "No layer ticked: tick at least one (All layers ticks every layer)."
+        elif self.scope.currentText() == "global" and n == 1:
+            text = f"Global over one layer ({names[0]}) is the same as per layer: {amount:g}% of its {unit}. Tick more layers (All layers) to rank them together."
+        elif self.scope.currentText() == "global":
+            text = f"Global: one ranking over {which}; {amount:g}% of their kept {unit} go, weakest first, wherever they are."
+        else:
+            text = f"Per layer: each of {which} loses {amount:g}% of its kept {unit}."
+        self.scope_note.setText(text)
 
     def _fill_methods(self, gran: str) -> None:
         cur = self.method.currentText()

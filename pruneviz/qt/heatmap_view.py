@@ -88,6 +88,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.bar = pg.ColorBarItem(values=(-1, 1), colorMap=self.cmap_weights, interactive=False, rounding=1e-4, width=14)
         self.bar.setImageItem([self.image, self.detail.image], insert_in=self.plot)  # one colour map and levels
         self.bar.axis.enableAutoSIPrefix(False)
+        # ColorBarItem fixes its axis at 45 px: tick labels like "0.35" then run into the title
+        # ("importance"); sized from its labels instead
+        self.bar.axis.setWidth(None)
         self.vb.dragged.connect(self._on_drag)
         self.scene().sigMouseMoved.connect(self._on_move)
         self.scene().sigMouseClicked.connect(self._on_click)

@@ -7,12 +7,21 @@ Errors from the engine (:class:`PrunevizError`) become a message box; the sessio
 
 :class:`MainWindow` is the assembly: it builds the views, lays them out in docks, switches
 sessions and routes ``session.changed``. What it does with them lives beside it, one concept a
-module, as mixins:
+module:
 
-- :mod:`.window_files` — menus, toolbar, open / recent / drag and drop / export / save PNG
-- :mod:`.window_layer` — the current layer's heatmap, strip, histogram, filter panel, hover
+- :mod:`.window_files` — ``window.files``, a controller: menus, toolbar, open / recent / demos /
+  sessions / drag and drop / export / save PNG
+- :mod:`.window_status` — ``window.status``, a controller: status bar, evaluation progress,
+  memory, notices, error reporting
+- :mod:`.presentation` — ``window.presentation``, a controller: presentation mode
+- :mod:`.window_layer` — the current layer's heatmap, strip, histogram, filter panel, hover and
+  its score views (still a mixin: it shares the selection and the views with editing)
 - :mod:`.window_editing` — selection, prune / restore, block tool, threshold, prune dialogs
-- :mod:`.window_status` — status bar, evaluation progress, memory, notices, error reporting
+  (still a mixin)
+
+For code that attaches to the window (``attach_*(window)``): ``window.session``,
+``window.menuBar()``, ``window.addDockWidget``, ``window.runner`` (the EvalRunner),
+``window.statusBar()``, ``window.show_error`` and the actions ``window.act_*`` stay as they were.
 """
 
 from __future__ import annotations
@@ -30,7 +39,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pruneviz.core.evaluate import device_name
 from pruneviz.core.importance import LOCAL_METHODS
 
 from .accuracy_plot import AccuracyPanel
@@ -44,6 +52,7 @@ from .kernels import KernelLayout
 from .layer_tree import LayerTree
 from .lesson_panel import attach_lessons
 from .neuron_strip import NeuronStrip
+from .presentation import Presentation
 from .run_loop import RunLoop
 from .training_ui import attach_training
 from .window_editing import Editing
@@ -53,20 +62,25 @@ from .window_status import StatusReports, human_bytes
 
 __all__ = ["MainWindow", "human_bytes"]  # human_bytes: where callers found it before the split
 
+#: the file controller's actions and menus, readable on the window as before (``window.act_undo``)
+_STATUS_ATTRS = ("progress", "cancel", "memory", "totals", "device")
+_FILE_ATTRS = ("act_open", "act_open_spec", "act_open_data", "act_save_session", "act_open_session", "act_export", "act_undo", "act_redo", "act_prune", "act_restore", "act_prune_dlg", "act_step", "act_run", "act_stop", "recent_menu", "demos_menu")
 
-class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
+
+class MainWindow(LayerViewer, Editing, QMainWindow):
     """The pruneviz app window over one session (``set_session`` switches models)."""
 
     sessionChanged = Signal(object)
     errorShown = Signal(str)
 
-    def __init__(self, session, open_session=None, parent=None, restore_layout: bool = True, autosave: bool = False):
+    def __init__(self, session, open_session=None, parent=None, restore_layout: bool = True, autosave: bool = False, save_layout: bool = True):
         """``open_session(model, data, arch, trust)`` opens a new Session (File > Open); defaults to Session.open.
-        With ``autosave``, every edit is journalled to the user data dir (see pruneviz.core.persist)."""
+        With ``autosave``, every edit is journalled to the user data dir (see pruneviz.core.persist).
+        ``save_layout=False`` leaves the user's saved window layout alone on close (screenshots)."""
         super().__init__(parent)
+        self._save_layout = save_layout
         self._autosave_enabled = autosave
         self.autosave = None
-        self.setWindowTitle("pruneviz")
         self.setAcceptDrops(True)
         self.session = None
         self.layer: str | None = None
@@ -76,17 +90,17 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.runner = EvalRunner(None, parent=self)
         self.loop = RunLoop(self)
         self._build_ui()
-        self._build_actions()
+        self.presentation = Presentation(self)
+        self.files = FileActions(self)  # menus, toolbar, open / save / export
+        self.status.wire_runner()
         attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
         attach_decide(self)
         attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
-        self._wire_runner()
         self._restored_state = False
         if restore_layout:
             self._restore_settings()
         else:
             self.resize(1400, 900)
-            self._fill_recent()
         self.set_session(session)
 
     def _build_ui(self) -> None:
@@ -96,15 +110,22 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.hist = Histogram()
         self.filter = FilterPanel()
         self.tree = LayerTree()
-        self.tree.setMinimumWidth(360)  # every column readable, sparsity bar included
+        self.tree.setMinimumWidth(300)  # every column readable, sparsity bar included
         self.acc = AccuracyPanel()
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)
         self._build_view_controls()
         self._build_edit_controls()
-        self._build_status_bar()
+        self.status = StatusReports(self)  # status bar, progress, notices, error boxes
+        self.hover = self.status.hover  # the layer view writes the hovered cell here
 
-        # view controls above the heatmap
+        # the title and the selection's actions on one line, the view controls on the next: two
+        # short rows keep the central area narrow enough for a 1280-pixel projector
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.sel_label)
+        head.addWidget(self.prune_sel)
+        head.addWidget(self.restore_sel)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Show"))
         bar.addWidget(self.mode)
@@ -114,13 +135,10 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         bar.addWidget(self.sort)
         bar.addWidget(self.block)
         bar.addStretch(1)
-        bar.addWidget(self.sel_label)
-        bar.addWidget(self.prune_sel)
-        bar.addWidget(self.restore_sel)
         top = QWidget()
         tl = QVBoxLayout(top)
         tl.setContentsMargins(4, 4, 4, 0)
-        tl.addWidget(self.title)
+        tl.addLayout(head)
         tl.addLayout(bar)
         hv = QHBoxLayout()
         hv.setSpacing(2)
@@ -162,6 +180,8 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self.tree.layerSelected.connect(self.show_layer)
         self.filter.failed.connect(self.show_error)
         self.filter.neuronPicked.connect(lambda row: self.select_neurons([row]))
+        self.acc.use_demo.clicked.connect(lambda: self._guard_data("demo:digits"))
+        self.acc.open_data.clicked.connect(lambda: self.open_data_dialog())
         self.filter.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.history.itemClicked.connect(lambda it: self._guard(self.session.goto, self.history.row(it)))
 
@@ -172,6 +192,55 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(area, d)
         return d
+
+    # ------------------------------------------------------------- status
+    def _guard(self, fn, *args, **kw):
+        """Call a Session verb; a PrunevizError becomes a message box (session unchanged)."""
+        return self.status.guard(fn, *args, **kw)
+
+    def show_error(self, msg: str) -> None:
+        """A message box (and ``errorShown``)."""
+        self.status.show_error(msg)
+
+    # ------------------------------------------------------- file actions
+    # what the file controller does, under the names other code and tests reach the window by
+    def open_path(self, path: str, arch: str | None = None) -> bool:
+        """Open a model file, keeping the current data (see :class:`FileActions`)."""
+        return self.files.open_path(path, arch)
+
+    def open_spec(self, spec: str) -> bool:
+        """Open a model spec as the command line takes it (``demo:cnn`` with its data)."""
+        return self.files.open_spec(spec)
+
+    def save_session(self, path: str) -> bool:
+        return self.files.save_session(path)
+
+    def open_session(self, path: str) -> bool:
+        return self.files.open_session(path)
+
+    def ask_arch(self, message: str) -> str | None:
+        return self.files.ask_arch(message)
+
+    def export_dialog(self) -> None:
+        self.files.export_dialog()
+
+    def save_heatmap_dialog(self) -> None:
+        self.files.save_heatmap_dialog()
+
+    def save_heatmap(self, path: str) -> bool:
+        return self.files.save_heatmap(path)
+
+    def open_data_dialog(self) -> None:
+        self.files.open_data_dialog()
+
+    def _guard_data(self, spec: str) -> None:
+        self.files._guard_data(spec)
+
+    def dragEnterEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        self.files.dragEnterEvent(ev)
+
+    def dropEvent(self, ev) -> None:  # noqa: N802
+        self.files.dropEvent(ev)
 
     def set_session(self, s) -> None:
         """Show session ``s`` (replaces the current one; its history goes with it)."""
@@ -191,29 +260,26 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
                 self.statusBar().showMessage(f"autosave is off: {exc}", 10_000)
         self.runner.set_session(s)  # the runner listens first: an edit cancels a running evaluation
         s.changed.connect(self._on_changed)
-        self._notices_seen = len(s.notices)
+        self.status.follow_session(s)
         self.selected = set()
         self._reset_scores()
         self.acc.reset()
         self.tree.set_session(s)
         self._fill_methods()
-        self.device.setText(f"  {device_name(s.device)}  ")
-        self.device.setToolTip("where the model is evaluated")
-        self.setWindowTitle(f"pruneviz — {s.spec}" + (f"  ·  {s.data.spec}" if s.data is not None and getattr(s.data, "spec", None) else ""))
+        # Qt appends the application's display name ("— pruneviz") itself
+        self.setWindowTitle(s.spec + (f"  ·  {s.data.spec}" if s.data is not None and getattr(s.data, "spec", None) else ""))
         neurons = s.neuron_pruning
         for w in (self.prune_sel, self.restore_sel, self.act_prune, self.act_restore, self.act_step, self.act_run):
             w.setEnabled(neurons)
             w.setToolTip("" if neurons else (s.coupling_error or "neuron pruning unavailable"))
-        self.acc.setEnabled(s.data is not None)
-        if s.data is None:
-            self.acc.clear_running("no evaluation data: File > Open data…")
+        self.acc.set_has_data(s.data is not None)
         first = next((layer.name for layer in s.layers if not layer.is_output), s.layers[0].name)
         self.layer = None
         self.tree.select(first)
         if self.layer is None:
             self.show_layer(first)
         self._refresh_history()
-        self._refresh_totals()
+        self.status.refresh_totals()
         self.sessionChanged.emit(s)
         self.runner.request()
 
@@ -234,7 +300,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
         self._scores_follow(change, rows)
         if change.kind == "data":  # new evaluation data: new baseline, new data-driven methods
             self.acc.reset()
-            self.acc.setEnabled(s.data is not None)
+            self.acc.set_has_data(s.data is not None)
             self._fill_methods()
             self._refresh_layer(reset_view=False)
         else:
@@ -246,7 +312,7 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
                 self._refresh_layer(reset_view=False)  # every edit changes data-driven scores
         self.tree.refresh(change.layers)
         self._refresh_history()
-        self._refresh_totals()
+        self.status.refresh_totals()
         self.runner.request()
 
     def _refresh_history(self) -> None:
@@ -280,7 +346,6 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
             self.resize(1400, 900)
         state = st.value("window/state")
         self._restored_state = isinstance(state, QByteArray) and self.restoreState(state)
-        self._fill_recent()
 
     def showEvent(self, ev) -> None:
         super().showEvent(ev)
@@ -296,9 +361,10 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
     def closeEvent(self, ev) -> None:
         self.loop.stop()
         self.score_jobs.shutdown(5000)
-        st = QSettings()
-        st.setValue("window/geometry", self.saveGeometry())
-        st.setValue("window/state", self.saveState())
+        if self._save_layout:
+            st = QSettings()
+            st.setValue("window/geometry", self.saveGeometry())
+            st.setValue("window/state", self.saveState())
         self.runner.shutdown(5000)
         if self.autosave is not None:  # a clean exit: nothing to recover next time
             self.autosave.close()
@@ -309,3 +375,9 @@ class MainWindow(FileActions, LayerViewer, Editing, StatusReports, QMainWindow):
             except Exception:  # noqa: BLE001 - already disconnected
                 pass
         super().closeEvent(ev)
+
+
+for _name in _FILE_ATTRS:
+    setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.files, n), doc=f"``window.files.{_name}``"))
+for _name in _STATUS_ATTRS:
+    setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.status, n), doc=f"``window.status.{_name}``"))

@@ -19,13 +19,15 @@ window's ``session``, ``layer``, ``selected``, the views (``heatmap``, ``strip``
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox
 
 from pruneviz.core import display
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.importance import LOCAL_METHODS
 from pruneviz.core.score_view import LayerScores
 
+from .accuracy_plot import ElidedLabel
 from .job_runner import JobRunner
 from .kernels import KernelLayout
 
@@ -42,9 +44,12 @@ class LayerViewer:
         self.mode.addItems(["weights", "importance"])
         self.method = QComboBox()
         self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # never narrower than its longest entry: a squeezed layout showed "magnitu"
+        self.method.setMinimumContentsLength(len("activation"))
         self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.sort = QCheckBox("sort neurons")
-        self.title = QLabel()
+        self.title = ElidedLabel()
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
         f = self.title.font()
         f.setPointSizeF(f.pointSizeF() * 1.2)
         f.setBold(True)
@@ -169,7 +174,8 @@ class LayerViewer:
         self.kernels = KernelLayout.of(info.shape)
         self.heatmap.set_kernels(self.kernels)
         self.lower_tabs.setTabText(1, "Filter kernels" if self.kernels.is_conv else "Neuron inputs")
-        self.title.setText(f"Layer {name}  <span style='font-weight:normal'>— {info.kind} {'×'.join(map(str, info.shape))}, view {info.view_shape[0]} neurons × {info.view_shape[1]} inputs</span>")
+        self.title.setText(f"Layer {name} — {info.kind} {'×'.join(map(str, info.shape))}")
+        self.title.setToolTip(f"{self.title.text()}: {info.view_shape[0]} neurons × {info.view_shape[1]} inputs")
         self._refresh_layer(reset_view=True)
 
     def _method(self) -> str:
@@ -261,7 +267,8 @@ class LayerViewer:
         self.heatmap.set_selection(sorted(self.selected))
         self._refresh_filter()
         n = len(self.selected)
-        self.sel_label.setText("no neuron selected" if not n else f"{n} neuron{'s' if n > 1 else ''} selected")
+        self.sel_label.setText("none selected" if not n else f"{n} selected")
+        self.sel_label.setToolTip("neurons selected: click heatmap rows (Ctrl, Shift for more)")
 
     def _refresh_filter(self) -> None:
         """The filter tab follows the selection and every change: one neuron -> its kernels."""

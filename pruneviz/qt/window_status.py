@@ -6,15 +6,53 @@ Session notices (out-of-memory fallbacks, CPU instead of GPU) and worker failure
 status messages; a :class:`PrunevizError` from a verb becomes a message box (``_guard``) and
 leaves the session unchanged.
 
-:class:`StatusReports` is a mixin of :class:`~pruneviz.qt.main_window.MainWindow`: it expects the
-window's ``session``, ``runner``, ``loop``, ``acc`` and the ``errorShown`` signal.
+:class:`StatusReports` is a controller object: :class:`~pruneviz.qt.main_window.MainWindow` creates
+it with itself (``window.status``); it reads the window's ``session``, ``runner``, ``loop``,
+``acc`` and emits the window's ``errorShown``.
 """
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QStatusBar
 
 from pruneviz.core.errors import PrunevizError
+
+from .accuracy_plot import ElidedLabel
+
+
+class ElidingStatusBar(QStatusBar):
+    """A status bar whose messages never run under its permanent widgets: a message too long for
+    the room left is elided with "…" and the whole text is its tooltip (QStatusBar's own
+    ``showMessage`` just cuts it off). Same API: ``showMessage(text, timeout_ms)``,
+    ``clearMessage()``, ``currentMessage()``, ``messageChanged``."""
+
+    messageChanged = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.message = ElidedLabel()
+        self.addWidget(self.message, 3)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.clearMessage)
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 - Qt's name
+        self.message.setText(text)
+        self.messageChanged.emit(text)
+        if timeout > 0:
+            self._timer.start(timeout)
+        else:
+            self._timer.stop()
+
+    def clearMessage(self) -> None:  # noqa: N802
+        self._timer.stop()
+        if self.message.text():
+            self.message.setText("")
+            self.messageChanged.emit("")
+
+    def currentMessage(self) -> str:  # noqa: N802
+        return self.message.text()
 
 
 def human_bytes(n: float) -> str:
@@ -27,12 +65,23 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-class StatusReports:
-    """Status bar, evaluation progress and error reporting of the main window."""
+class StatusReports(QObject):
+    """Status bar, evaluation progress and error reporting: a controller that the window assembles.
+
+    It puts an :class:`ElidingStatusBar` on ``window`` with the read-outs (hover, totals, memory,
+    device, progress, Cancel), follows ``window.runner``, and turns engine refusals into message
+    boxes (``guard``)."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.w = window
+        self._notices_seen = 0
+        self._build_status_bar()
 
     def _build_status_bar(self) -> None:
-        sb = self.statusBar()
-        self.hover = QLabel(" ")
+        sb = ElidingStatusBar(self.w)
+        self.w.setStatusBar(sb)
+        self.hover = ElidedLabel(" ")
         self.device = QLabel()
         self.totals = QLabel()
         self.memory = QLabel()
@@ -43,7 +92,7 @@ class StatusReports:
         self.progress.setFormat("eval %p%")
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
-        sb.addWidget(self.hover, 1)
+        sb.addWidget(self.hover, 2)
         sb.addPermanentWidget(self.totals)
         sb.addPermanentWidget(self.memory)
         sb.addPermanentWidget(self.device)
@@ -51,35 +100,43 @@ class StatusReports:
         sb.addPermanentWidget(self.cancel)
         self.cancel.clicked.connect(self._cancel_clicked)
 
-    def _wire_runner(self) -> None:
-        r = self.runner
+    def wire_runner(self) -> None:
+        r = self.w.runner
         r.started.connect(lambda req: (self.progress.setValue(0), self.cancel.setEnabled(True)))
         r.progress.connect(self._on_progress)
         r.finished.connect(self._on_result)
-        r.baselineReady.connect(self.acc.set_baseline)
+        r.baselineReady.connect(self.w.acc.set_baseline)
         r.failed.connect(self._on_failed)
-        r.cancelled.connect(lambda: self.acc.clear_running("evaluation cancelled"))
+        r.cancelled.connect(lambda: self.w.acc.clear_running("evaluation cancelled"))
         r.idle.connect(lambda: self.cancel.setEnabled(False))
 
-    def _refresh_totals(self) -> None:
-        s = self.session
+    def follow_session(self, s) -> None:
+        """A new session: its device, and only notices from now on."""
+        self._notices_seen = len(s.notices)
+        from pruneviz.core.evaluate import device_name
+
+        self.device.setText(f"  {device_name(s.device)}  ")
+        self.device.setToolTip("where the model is evaluated")
+
+    def refresh_totals(self) -> None:
+        s = self.w.session
         self.totals.setText(f"  {s.params_remaining():,} / {s.original_params:,} params · sparsity {s.sparsity():.1%}  ")
         self._refresh_memory()
 
     def _refresh_memory(self) -> None:
-        mem = self.session.memory()  # the cache sums itself under its lock
+        mem = self.w.session.memory()  # the cache sums itself under its lock
         self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])} · cache {human_bytes(mem['cache'])}  ")
         self.memory.setToolTip(f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)")
 
     def _show_notices(self) -> None:
         """New fallback messages of the session (out of memory, CPU instead of GPU) → status bar."""
-        s = self.session
+        s = self.w.session
         new = s.notices[self._notices_seen :]
         self._notices_seen = len(s.notices)
         if new:
-            self.statusBar().showMessage(" · ".join(new), 15_000)
+            self.w.statusBar().showMessage(" · ".join(new), 15_000)
 
-    def _guard(self, fn, *args, **kw):
+    def guard(self, fn, *args, **kw):
         """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged."""
         try:
             return fn(*args, **kw)
@@ -88,21 +145,21 @@ class StatusReports:
             return None
 
     def show_error(self, msg: str) -> None:
-        self.errorShown.emit(msg)
-        QMessageBox.warning(self, "pruneviz", msg)
+        self.w.errorShown.emit(msg)
+        QMessageBox.warning(self.w, "pruneviz", msg)
 
     def _cancel_clicked(self) -> None:
-        self.loop.stop()
-        self.runner.cancel()
+        self.w.loop.stop()
+        self.w.runner.cancel()
 
     def _on_progress(self, req, p) -> None:
         self.progress.setValue(int(100 * p.fraction))
-        self.acc.set_progress(req, p)
+        self.w.acc.set_progress(req, p)
 
     def _on_result(self, req, r) -> None:
         self.progress.setValue(100)
-        self.cancel.setEnabled(self.loop.running)
-        self.acc.set_result(req, r, incremental=self.session.incremental)
+        self.cancel.setEnabled(self.w.loop.running)
+        self.w.acc.set_result(req, r, incremental=self.w.session.incremental)
         self.device.setText(f"  {r.device}  ")
         self._refresh_memory()
         self._show_notices()
@@ -110,8 +167,8 @@ class StatusReports:
     def _on_failed(self, req, msg: str) -> None:
         """An exception in the worker: say so in the accuracy panel and the status bar; the
         window keeps working and the next edit evaluates again."""
-        self.acc.clear_running(f"evaluation failed: {msg}")
+        self.w.acc.clear_running(f"evaluation failed: {msg}")
         self.cancel.setEnabled(False)
-        self.statusBar().showMessage(f"evaluation failed: {msg}", 15_000)
-        self.errorShown.emit(f"evaluation failed: {msg}")
+        self.w.statusBar().showMessage(f"evaluation failed: {msg}", 15_000)
+        self.w.errorShown.emit(f"evaluation failed: {msg}")
         self._show_notices()

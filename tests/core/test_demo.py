@@ -214,7 +214,7 @@ def test_demo_imports_neither_sklearn_nor_qt():
 def test_export_writes_files_plain_torch_opens(tmp_path, name):
     out_dir = tmp_path / "export"
     paths = demo.export(name, out_dir)
-    expected = [f"{name}.safetensors", f"{name}_state_dict.pt", f"{name}.pt2", "digits_test.npz", "README.txt"]
+    expected = [f"{name}.safetensors", f"{name}_state_dict.pt", f"{name}.pt2", "digits_test.npz", "README.txt", "arch.py"]
     assert [p.name for p in paths] == expected
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(expected)  # no temp files left
     assert all(p.parent == out_dir and p.stat().st_size > 0 for p in paths)

@@ -34,3 +34,17 @@ def window(qtbot, mlp_session):
     qtbot.waitUntil(lambda: w.acc.current is not None and w.acc.baseline is not None, timeout=30_000)
     yield w
     w.runner.shutdown(5000)
+
+
+@pytest.fixture
+def bare_window(qtbot):
+    """A window on demo:mlp without evaluation data (so files of other shapes can be opened)."""
+    from pruneviz.qt.app import make_app
+    from pruneviz.qt.main_window import MainWindow
+
+    make_app()
+    w = MainWindow(Session.open("demo:mlp", device="cpu"), open_session=demo_opener, restore_layout=False)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.runner.shutdown(5000)

@@ -27,3 +27,35 @@ def test_screenshot_refused_model_exits_2(tmp_path, qapp, capsys):
     assert cli.main(["gui", str(bad), "--screenshot", str(tmp_path / "x.png")]) == 2
     assert capsys.readouterr().err.startswith("pruneviz: error:")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_screenshot_at_a_size_leaves_the_saved_layout_alone(tmp_path, qapp):
+    from PySide6.QtCore import QByteArray, QSettings
+
+    st = QSettings()
+    st.setValue("window/geometry", QByteArray(b"users-own-geometry"))
+    st.setValue("window/state", QByteArray(b"users-own-state"))
+    st.sync()
+    out = tmp_path / "small.png"
+    assert cli.main(["gui", "demo:mlp", "--data", "demo:digits", "--device", "cpu", "--size", "1280x720", "--presentation", "--screenshot", str(out)]) == 0
+    assert _png_size(out) == (1280, 720)
+    st = QSettings()
+    assert bytes(st.value("window/geometry")) == b"users-own-geometry"
+    assert bytes(st.value("window/state")) == b"users-own-state"
+
+
+def test_bad_size_is_one_line(tmp_path, qapp, capsys):
+    assert cli.main(["gui", "--size", "big", "--screenshot", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pruneviz: error: --size 'big'") and err.count("\n") == 1
+
+
+def test_gui_on_a_demo_model_without_data_uses_the_demo_data(monkeypatch, tmp_path, qapp):
+    from pruneviz.qt import app
+
+    opened = []
+    real = app._default_open
+    monkeypatch.setattr(app, "_default_open", lambda model, data, *a, **k: opened.append((model, data)) or real(model, data, *a, **k))
+    assert cli.main(["gui", "demo:cnn", "--device", "cpu", "--screenshot", str(tmp_path / "x.png")]) == 0
+    assert opened == [("demo:cnn", "demo:digits")]
+    assert app.default_data("model.pt", None) is None and app.default_data("demo:cnn", "my.npz") == "my.npz"

@@ -19,20 +19,6 @@ from tests.core import models
 from tests.qt.conftest import demo_opener
 
 
-@pytest.fixture
-def bare_window(qtbot):
-    """A window on demo:mlp without evaluation data (so files of other shapes can be opened)."""
-    from pruneviz.qt.app import make_app
-    from pruneviz.qt.main_window import MainWindow
-
-    make_app()
-    w = MainWindow(Session.open("demo:mlp", device="cpu"), open_session=demo_opener, restore_layout=False)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.runner.shutdown(5000)
-
-
 class _Boxes:
     """Records every QMessageBox.exec() (the trust prompt) and answers with ``answer``."""
 
@@ -183,8 +169,8 @@ def test_drop_data_file_attaches_it(bare_window, tmp_path, qtbot):
     x, y = demo.load_digits("test")
     path = tmp_path / "digits.npz"
     np.savez(path, x=x.numpy(), y=y.numpy())
-    assert w.session.data is None and not w.acc.isEnabled()
+    assert w.session.data is None and not w.acc.has_data and w.acc.no_data.isVisible()
     _drop(w, path)
-    assert w.session.data is not None and w.acc.isEnabled()
+    assert w.session.data is not None and w.acc.has_data and not w.acc.no_data.isVisible()
     assert "taylor" in [w.method.itemText(i) for i in range(w.method.count())]  # data methods offered
     qtbot.waitUntil(lambda: w.acc.current is not None and w.acc.baseline is not None, timeout=30_000)

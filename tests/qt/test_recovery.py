@@ -77,3 +77,56 @@ def test_clean_close_leaves_nothing_to_recover(qtbot, tmp_path, monkeypatch):
     assert len(persist.recoverable()) == 1
     w.close()
     assert persist.recoverable() == []
+
+
+def test_no_recovery_prompt_for_a_journal_without_edits(qtbot, tmp_path, monkeypatch):
+    """A crash (or kill) before any edit left a journal: nothing to recover, nothing to ask."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from pruneviz.qt.app import recover_interactive
+
+    monkeypatch.setenv("PRUNEVIZ_DATA_DIR", str(tmp_path))
+    s = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    kept = [persist.Autosave(s)]  # never closed: as after a crash
+    assert len(persist.recoverable()) == 1
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)
+    assert recover_interactive("cpu") == (None, None)
+    assert not asked and persist.recoverable() == []
+    s2 = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    kept.append(persist.Autosave(s2))
+    s2.prune_neurons("0", [1])  # one edit: that one is offered
+    session, path = recover_interactive("cpu")
+    assert len(asked) == 1 and session.history.labels == s2.history.labels
+
+
+def test_sigterm_closes_cleanly_and_leaves_nothing_to_recover(tmp_path):
+    app = textwrap.dedent(
+        """
+        import os
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from pruneviz.qt.app import make_app, close_on_sigterm
+        from pruneviz.qt.main_window import MainWindow
+        from pruneviz.core.session import Session
+        app = make_app()
+        s = Session.open("demo:mlp", data="demo:digits")
+        w = MainWindow(s, restore_layout=False, autosave=True)
+        w.show()
+        s.prune_neurons("0", [3])
+        close_on_sigterm(app, w)
+        print("READY", flush=True)
+        print("EXIT", app.exec(), flush=True)
+        """
+    )
+    env = dict(os.environ, PRUNEVIZ_DATA_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", app], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+        assert len(persist.recoverable(tmp_path / "autosave")) == 1  # an edit is journalled
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "EXIT 0" in out, err
+    assert persist.recoverable(tmp_path / "autosave") == []

@@ -1,0 +1,79 @@
+"""Opening a model from the app: the trust and architecture prompts, the demo's default data.
+
+Used by the app's start-up (:mod:`pruneviz.qt.app`) and by the window's file actions; it imports
+neither, so there is no import cycle between them.
+"""
+
+from __future__ import annotations
+
+from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired
+
+DEMO = ("demo:mlp", "demo:digits")
+
+
+def default_data(model: str, data: str | None) -> str | None:
+    """The data to open ``model`` with: ``data`` when given, else the demo data for a ``demo:``
+    model (so ``pruneviz gui demo:cnn`` and File > Demos evaluate at once)."""
+    if data:
+        return data
+    return DEMO[1] if isinstance(model, str) and model.startswith("demo:") else None
+
+
+def _default_open(model, data, arch, trust, device="auto"):
+    from pruneviz.core.session import Session
+
+    return Session.open(model, data=data, arch=arch, trust=trust, device=device)
+
+
+def ask_trust(parent, exc: TrustRequired) -> bool:
+    """Ask whether to open a file that runs code; lists what it would import."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Trust this file?")
+    box.setText(str(exc))
+    imports = exc.imports or ["(not known)"]
+    box.setInformativeText("Opening it runs code from the file. It would import:\n  " + "\n  ".join(imports[:30]) + ("\n  …" if len(imports) > 30 else "") + "\n\nOpen it only if you trust where it came from.")
+    box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    box.button(QMessageBox.StandardButton.Yes).setText("Trust and open")
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def open_session_interactive(parent, model, data, arch=None, opener=None, trust=False, device="auto"):
+    """Open a Session, asking about trust (:class:`TrustRequired`) and the architecture
+    (:class:`ArchRequired`, via ``parent.ask_arch``) as needed; other errors → message box.
+
+    Returns the Session, or None (the caller keeps what it had)."""
+    opener = opener or _default_open
+    for _ in range(3):
+        try:
+            return opener(model, data, arch, trust, device) if opener is _default_open else opener(model, data, arch, trust)
+        except TrustRequired as exc:
+            if trust or not ask_trust(parent, exc):
+                return None
+            trust = True
+        except ArchRequired as exc:
+            if arch is None and hasattr(parent, "ask_arch"):
+                arch = parent.ask_arch(str(exc))
+                if arch:
+                    continue
+                return None
+            _report(parent, str(exc))
+            return None
+        except PrunevizError as exc:
+            _report(parent, str(exc))
+            return None
+    return None
+
+
+def _report(parent, msg: str) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    if hasattr(parent, "show_error"):
+        parent.show_error(msg)
+    else:
+        QMessageBox.warning(parent, "pruneviz", msg)
+
+
