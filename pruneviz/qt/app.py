@@ -185,6 +185,9 @@ def wait_for_evaluation(window, timeout_ms: int = 120_000) -> bool:
 def run(args) -> int:
     """Open the session described by ``args`` (cli ``gui`` arguments) and run the window."""
     screenshot = getattr(args, "screenshot", None)
+    if getattr(args, "step", None) and not getattr(args, "lesson", None):
+        print("pruneviz: error: --step needs --lesson NAME", file=sys.stderr)
+        return 2
     app = make_app(bool(screenshot))
     from PySide6.QtWidgets import QMessageBox
 
