@@ -1,4 +1,4 @@
-"""The lesson file format: TOML, checked by a small schema, and the claim grammar.
+"""The lesson file format: TOML, checked by a small schema.
 
 A lesson file (``resources/lessons/NAME.toml``, or any ``.toml`` a user writes)::
 
@@ -17,17 +17,7 @@ A lesson file (``resources/lessons/NAME.toml``, or any ``.toml`` a user writes):
 Every problem raises :class:`LessonError` with one line naming the file and the line
 (``criteria.toml, line 12: step 3: unknown action 'prun'; actions are: …``); never a traceback.
 
-The claim is an expression over the figures the steps record, parsed by a tiny grammar
-(no ``eval``)::
-
-    claim   := or
-    or      := and ("or" and)*
-    and     := not ("and" not)*
-    not     := "not" not | compare
-    compare := sum (("<" | "<=" | ">" | ">=" | "==" | "!=") sum)?
-    sum     := product (("+" | "-") product)*
-    product := unary (("*" | "/") unary)*
-    unary   := "-" unary | NUMBER | NAME | "(" or ")" | "abs" "(" or ")"
+The claim is an expression over the figures the steps record (:mod:`.lesson_claim`).
 """
 
 from __future__ import annotations
@@ -44,13 +34,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .errors import PrunevizError
+from .lesson_claim import Claim, LessonError, parse_claim
 
 __all__ = ["LessonError", "Lesson", "Claim", "parse_lesson", "load_lesson", "parse_claim"]
-
-
-class LessonError(PrunevizError):
-    """A lesson file that cannot be used: one line naming the file and the line."""
 
 
 @dataclass
@@ -330,153 +316,3 @@ def load_lesson(path: str | Path, actions: dict, has_verb: Callable[[str], bool]
         line = raw[: exc.start].count(b"\n") + 1
         raise LessonError(f"{path.name}, line {line}: not UTF-8 text") from None
     return parse_lesson(text, path.name, actions, name=path.stem, path=path, has_verb=has_verb)
-
-
-# -------------------------------------------------------------------------------------- claims
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><=|>=|==|!=|[-+*/<>()]))")
-_CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
-_ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b if b else math.inf if a > 0 else -math.inf if a < 0 else math.nan}
-_WORDS = {"and", "or", "not", "abs"}
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A parsed claim: ``evaluate(figures)`` gives True/False; ``names`` are the figures it reads."""
-
-    text: str
-    tree: tuple
-    names: frozenset
-
-    def evaluate(self, figures: dict[str, float]) -> bool:
-        missing = sorted(n for n in self.names if n not in figures)
-        if missing:
-            raise LessonError(f"the claim needs {', '.join(missing)}, which this run did not record")
-        return bool(_eval(self.tree, figures))
-
-
-def _eval(node: tuple, env: dict) -> Any:
-    kind = node[0]
-    if kind == "num":
-        return node[1]
-    if kind == "name":
-        return float(env[node[1]])
-    if kind == "neg":
-        return -_eval(node[1], env)
-    if kind == "abs":
-        return abs(_eval(node[1], env))
-    if kind == "not":
-        return not _eval(node[1], env)
-    if kind == "and":
-        return all(_eval(n, env) for n in node[1])
-    if kind == "or":
-        return any(_eval(n, env) for n in node[1])
-    if kind == "cmp":
-        return _CMP[node[1]](_eval(node[2], env), _eval(node[3], env))
-    return _ARITH[node[1]](_eval(node[2], env), _eval(node[3], env))
-
-
-def parse_claim(text: str) -> Claim:
-    """Parse a claim expression (grammar in the module docstring); raises :class:`LessonError`."""
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            bad = text[pos:].strip()[:1]
-            raise LessonError(f"unexpected {bad!r} at character {pos + 1} of {text!r}")
-        pos = m.end()
-        if m.group("num"):
-            tokens.append(("num", m.group("num")))
-        elif m.group("name"):
-            tokens.append(("word" if m.group("name") in _WORDS else "name", m.group("name")))
-        elif m.group("op"):
-            tokens.append(("op", m.group("op")))
-    if not tokens:
-        raise LessonError("the claim is empty")
-    names: set[str] = set()
-    i = 0
-
-    def peek():
-        return tokens[i] if i < len(tokens) else ("end", "")
-
-    def take(value=None):
-        nonlocal i
-        tok = peek()
-        if value is not None and tok[1] != value:
-            raise LessonError(f"expected {value!r} but found {tok[1] or 'the end'!r} in {text!r}")
-        i += 1
-        return tok
-
-    def p_or():
-        parts = [p_and()]
-        while peek() == ("word", "or"):
-            take()
-            parts.append(p_and())
-        return parts[0] if len(parts) == 1 else ("or", parts)
-
-    def p_and():
-        parts = [p_not()]
-        while peek() == ("word", "and"):
-            take()
-            parts.append(p_not())
-        return parts[0] if len(parts) == 1 else ("and", parts)
-
-    def p_not():
-        if peek() == ("word", "not"):
-            take()
-            return ("not", p_not())
-        return p_cmp()
-
-    def p_cmp():
-        left = p_sum()
-        if peek()[0] == "op" and peek()[1] in _CMP:
-            op = take()[1]
-            return ("cmp", op, left, p_sum())
-        return left
-
-    def p_sum():
-        node = p_prod()
-        while peek()[0] == "op" and peek()[1] in "+-":
-            op = take()[1]
-            node = ("arith", op, node, p_prod())
-        return node
-
-    def p_prod():
-        node = p_unary()
-        while peek()[0] == "op" and peek()[1] in "*/":
-            op = take()[1]
-            node = ("arith", op, node, p_unary())
-        return node
-
-    def p_unary():
-        kind, value = peek()
-        if (kind, value) == ("op", "-"):
-            take()
-            return ("neg", p_unary())
-        if kind == "num":
-            take()
-            return ("num", float(value))
-        if kind == "name":
-            take()
-            names.add(value)
-            return ("name", value)
-        if (kind, value) == ("word", "abs"):
-            take()
-            take("(")
-            inner = p_or()
-            take(")")
-            return ("abs", inner)
-        if (kind, value) == ("op", "("):
-            take()
-            inner = p_or()
-            take(")")
-            return inner
-        raise LessonError(f"expected a figure name or a number but found {value or 'the end'!r} in {text!r}")
-
-    tree = p_or()
-    if i != len(tokens):
-        raise LessonError(f"unexpected {tokens[i][1]!r} in {text!r}")
-    if tree[0] not in ("cmp", "and", "or", "not"):
-        raise LessonError(f"a claim must compare figures (e.g. a > b), got {text!r}")
-    return Claim(text, tree, frozenset(names))

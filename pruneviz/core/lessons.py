@@ -255,7 +255,7 @@ h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.05em;margin:1.2em 0 .3em}
 .sub{color:#555;margin-top:0} .claim{border:2px solid #444;padding:.6em .9em;margin:1em 0}
 .holds{color:#0a6b2b;font-weight:bold} .fails{color:#a11;font-weight:bold}
 table{border-collapse:collapse;font-size:.9em;margin:.4em 0} td,th{border:1px solid #bbb;padding:2px 8px;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums} img{max-width:100%;border:1px solid #ddd;margin:.3em 0}
+td.n{text-align:right;font-variant-numeric:tabular-nums} img{max-width:100%;max-height:7.5cm;border:1px solid #ddd;margin:.3em 0}
 .step{page-break-inside:avoid} .note{color:#333;font-style:italic} ol.choices li.right{font-weight:bold}
 @media print{body{margin:0;max-width:none} .step{page-break-inside:avoid}}
 """
@@ -286,7 +286,11 @@ def handout(run: LessonRun, result: dict, pictures: dict[int, list[Path]]) -> st
             data = base64.b64encode(path.read_bytes()).decode("ascii")
             parts.append(f"<img alt='step {r.index + 1}' src='data:image/png;base64,{data}'>")
         parts.append("</div>")
-    rows = "".join(f"<tr><td>{e(k)}</td><td class='n'>{_fmt(v)}</td></tr>" for k, v in sorted(run.figures.items()))
-    parts.append(f"<h2>What we measured</h2><table><tr><th>figure</th><th>value</th></tr>{rows}</table>")
+    # three figure/value pairs a row: the table stays short enough for one printed page
+    items = sorted(run.figures.items())
+    per = math.ceil(len(items) / 3) or 1
+    cols = [items[i * per : (i + 1) * per] for i in range(3)]
+    rows = "".join("<tr>" + "".join(f"<td>{e(c[r][0])}</td><td class='n'>{_fmt(c[r][1])}</td>" if r < len(c) else "<td></td><td></td>" for c in cols) + "</tr>" for r in range(per))
+    parts.append(f"<h2>What we measured</h2><table><tr>{'<th>figure</th><th>value</th>' * 3}</tr>{rows}</table>")
     parts.append(f"<p class='sub'>seed {lesson.seed}; {result['seconds']:.1f} s; model {e(lesson.model or 'problem:' + lesson.problem['kind'])}.</p></body></html>")
     return "\n".join(p for p in parts if p)

@@ -165,6 +165,9 @@ def run(args) -> int:
     """Open the session described by ``args`` (cli ``gui`` arguments) and run the window."""
     screenshot = getattr(args, "screenshot", None)
     size = parse_size(args.size) if getattr(args, "size", None) else None  # a bad size: one line, before any window
+    if getattr(args, "step", None) and not getattr(args, "lesson", None):
+        print("pruneviz: error: --step needs --lesson NAME", file=sys.stderr)
+        return 2
     app = make_app(bool(screenshot))
     from PySide6.QtWidgets import QMessageBox
 

@@ -258,6 +258,8 @@ def test_lesson_claim_holds(name, tmp_path, capsys):
     assert not re.search(r"(?:https?:)?//[\w.-]+\.\w|src=['\"](?!data:)|href=|@import|url\(", page), "the handout must be self-contained"
     for step in lessons.load(name).steps:
         assert _html_escape(step["caption"]) in page
+    for figure in result["figures"]:  # every measured number is on the handout
+        assert f"<td>{figure}</td>" in page
 
 
 def _html_escape(text: str) -> str:

@@ -171,6 +171,12 @@ def test_lesson_screenshot_refused_exits_2(tmp_path, qapp, capsys):
     assert cli.main(["gui", "--lesson", "nope", "--screenshot", str(tmp_path / "x.png")]) == 2
     assert capsys.readouterr().err.startswith("pruneviz: error: no lesson named 'nope'")
     assert not (tmp_path / "x.png").exists()
+    if not core.has_verb("finetune"):
+        assert cli.main(["gui", "--lesson", "fine-tune", "--screenshot", str(tmp_path / "x.png")]) == 2
+        assert capsys.readouterr().err.strip() == "pruneviz: error: lesson 'fine-tune' needs Session.finetune, which this version of pruneviz does not have yet"
+    assert cli.main(["gui", "--step", "2", "--screenshot", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.strip() == "pruneviz: error: --step needs --lesson NAME"
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_closing_mid_lesson_saves_the_editor_layout(qtbot, window, errors):

@@ -1,0 +1,172 @@
+"""The widgets of the Lesson dock: the caption panel, a chart view and a multiple choice.
+
+:class:`LessonPanel` lays out the title, step counter, caption, the step's picture (a
+:class:`ChartView`, the playground, a :class:`PredictView` or "What we saw") and Back / Next;
+:class:`~pruneviz.qt.lesson_panel.LessonController` drives it.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+
+from . import lesson_charts as lc
+from .playground_view import PlaygroundView
+
+
+class ChartView(QWidget):
+    """Paints one or two chart specs side by side."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.charts: list[dict] = []
+        self.card = ""  #: big text shown when a step has no chart (its measured figures)
+        self.setMinimumSize(320, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_charts(self, charts: list[dict], card: str = "") -> None:
+        self.charts = [c for c in charts if c][:2]
+        self.card = card
+        self.update()
+
+    def paintEvent(self, _ev) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("white"))
+        if self.charts:
+            w = self.width() / len(self.charts)
+            for i, chart in enumerate(self.charts):
+                lc.paint(p, QRectF(i * w + 4, 4, w - 8, self.height() - 8), chart)
+        elif self.card:
+            f = QFont(self.font())
+            f.setPointSizeF(max(12.0, min(self.height() / 9, self.width() / 22)))
+            p.setFont(f)
+            p.setPen(QColor("#0072B2"))
+            p.drawText(self.rect().adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.card)
+        p.end()
+
+
+class PredictView(QWidget):
+    """A multiple-choice question; choosing one (or :meth:`reveal`) shows the answer."""
+
+    answered = Signal(int)  #: 1-based choice
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        self.question = QLabel()
+        self.question.setWordWrap(True)
+        lay.addWidget(self.question)
+        self.buttons: list[QPushButton] = []
+        self._box = QVBoxLayout()
+        lay.addLayout(self._box)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        lay.addWidget(self.verdict)
+        lay.addStretch(1)
+        self.step: dict | None = None
+        self.revealed = False
+
+    def ask(self, step: dict, base_pt: float) -> None:
+        self.step, self.revealed = step, False
+        for b in self.buttons:
+            b.deleteLater()
+        self.buttons = []
+        big = QFont(self.font())
+        big.setPointSizeF(base_pt * 1.6)
+        self.question.setFont(_bold(big))
+        self.question.setText(step["question"])
+        for i, text in enumerate(step["choices"], 1):
+            b = QPushButton(f"{chr(64 + i)}.  {text}")
+            b.setFont(big)
+            b.setStyleSheet("text-align:left; padding:0.35em 0.8em;")
+            b.clicked.connect(lambda _=False, i=i: self.choose(i))
+            self._box.addWidget(b)
+            self.buttons.append(b)
+        mid = QFont(self.font())
+        mid.setPointSizeF(base_pt * 1.3)
+        self.verdict.setFont(mid)
+        self.verdict.setText("Discuss, then choose.")
+
+    def choose(self, i: int) -> None:
+        self.answered.emit(i)
+        self.reveal(i)
+
+    def reveal(self, chosen: int | None = None) -> None:
+        """Show the right answer (and whether ``chosen`` was it)."""
+        if self.step is None:
+            return
+        self.revealed = True
+        right = self.step["answer"]
+        for i, b in enumerate(self.buttons, 1):
+            b.setStyleSheet("text-align:left; padding:0.35em 0.8em;" + ("background:#009E73; color:white; font-weight:bold;" if i == right else ("background:#D55E00; color:white;" if i == chosen else "")))
+        head = "Right!" if chosen == right else (f"Not quite: it is {chr(64 + right)}." if chosen else f"Answer: {chr(64 + right)}.")
+        self.verdict.setText(f"<b>{head}</b> {html.escape(self.step.get('reveal', ''))}")
+
+
+def _bold(font: QFont) -> QFont:
+    f = QFont(font)
+    f.setBold(True)
+    return f
+
+
+class LessonPanel(QWidget):
+    """Title, step counter, caption, the step's picture (chart, playground or question), Back / Next."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        self.title = QLabel()
+        self.title.setWordWrap(True)
+        self.counter = QLabel()
+        self.counter.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.counter)
+        lay.addLayout(top)
+        self.caption = QLabel()
+        self.caption.setWordWrap(True)
+        self.caption.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(self.caption)
+        self.stack = QStackedWidget()
+        self.chart = ChartView()
+        self.playground = PlaygroundView()
+        self.predict = PredictView()
+        # "What we saw": the claim and this run's figures, beside the lesson's last picture
+        self.summary_page = QWidget()
+        sl = QHBoxLayout(self.summary_page)
+        sl.setContentsMargins(0, 0, 0, 0)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary_chart = ChartView()
+        sl.addWidget(self.summary, 2)
+        sl.addWidget(self.summary_chart, 3)
+        for w in (self.chart, self.playground, self.predict, self.summary_page):
+            self.stack.addWidget(w)
+        lay.addWidget(self.stack, 1)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.TextFormat.PlainText)
+        lay.addWidget(self.note)
+        row = QHBoxLayout()
+        self.back = QPushButton("◀  Back")
+        self.next = QPushButton("Next  ▶")
+        self.close_btn = QPushButton("End lesson")
+        row.addWidget(self.close_btn)
+        row.addStretch(1)
+        row.addWidget(self.back)
+        row.addWidget(self.next)
+        lay.addLayout(row)
+
+    def scale_fonts(self, base_pt: float) -> None:
+        """Sizes follow the window's font, so presentation mode's larger font scales the lesson."""
+        for w, k, bold in ((self.title, 1.45, True), (self.counter, 1.0, False), (self.caption, 1.3, False), (self.note, 1.0, False), (self.summary, 1.15, False), (self.back, 1.15, False), (self.next, 1.15, True), (self.close_btn, 1.0, False)):
+            f = QFont(self.font())
+            f.setPointSizeF(base_pt * k)
+            f.setBold(bold)
+            w.setFont(f)
