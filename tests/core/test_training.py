@@ -14,7 +14,8 @@ from pruneviz.core import compensate as comp
 from pruneviz.core import persist
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.session import Session
-from pruneviz.core.training import complete, cubic
+from pruneviz.core.schedules import cubic
+from pruneviz.core.training import complete
 
 
 def _bits(s: Session) -> dict[str, torch.Tensor]:
