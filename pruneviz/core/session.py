@@ -634,9 +634,9 @@ class Session(EvaluationVerbs):
         Gupta's cubic gradual pruning), ``after`` (train dense, prune once, fine-tune), ``regrow``
         (RigL: prune, then drop and regrow at constant sparsity), ``granet`` (regrow with a gradual
         start). ``from_scratch`` re-initialises the weights first (same undo step)."""
-        from . import training
+        from . import schedules
 
-        return training.train(self, schedule, target_sparsity, epochs, method, lr, data, from_scratch, cancel, optimizer, batch_size)
+        return schedules.train(self, schedule, target_sparsity, epochs, method, lr, data, from_scratch, cancel, optimizer, batch_size)
 
     def reinitialize(self, seed: int = 0) -> str:
         """Fresh weights from each layer's initialiser (seeded), masks kept; one undo step. Returns its label."""

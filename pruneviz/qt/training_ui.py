@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from pruneviz.core.training import OPTIMIZERS, SCHEDULES, TrainProgress, default_lr
+from pruneviz.core.schedules import SCHEDULES
+from pruneviz.core.training import OPTIMIZERS, TrainProgress, default_lr
 
 from .job_runner import JobRunner
 from .train_curve import CurveStore, TrainCurve
