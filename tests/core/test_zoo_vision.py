@@ -50,7 +50,11 @@ def test_real_vision_models_mask_shrink_and_undo_exactly(name):
     for layer in s.layers:
         w = dict(orig.named_parameters())[layer.weight].detach()
         oracle = tprune.L1Unstructured(0.3).compute_mask(w, torch.ones_like(w)).bool()
-        assert torch.equal(s.mask(layer.name), oracle), layer.name
+        got = s.mask(layer.name)
+        differ = got ^ oracle  # only weights tied at the threshold may be chosen differently
+        assert int(got.sum()) == int(oracle.sum()), layer.name
+        if bool(differ.any()):
+            assert bool((w.abs()[differ] == w.abs()[~oracle].max()).all()), layer.name
     s.undo()
     # neuron pruning of what can be pruned; shrink equals masked on fresh inputs, or refuses cleanly
     s.prune(0.2, granularity="neuron", scope="global")
