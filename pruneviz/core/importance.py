@@ -80,9 +80,10 @@ def calibration_set(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tupl
     width = x[0].numel() if total else 0
     direction = torch.randn(width, generator=g, dtype=torch.float64)
     keys = torch.empty(total, dtype=torch.float64)
-    for i in range(0, total, 4096):
-        rows = x[i : i + 4096].reshape(-1, width).to("cpu", torch.float64)
-        keys[i : i + 4096] = (rows * direction).sum(1)
+    step = max(1, 2**24 // max(width, 1))  # about 128 MB of float64 at a time, whatever the sample size
+    for i in range(0, total, step):
+        rows = x[i : i + step].reshape(-1, width).to("cpu", torch.float64)
+        keys[i : i + step] = (rows * direction).sum(1)
     pick = torch.argsort(keys, stable=True)[: min(n, total)]
     return x[pick.to(x.device)], y[pick.to(y.device)]
 
