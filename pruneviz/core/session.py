@@ -595,7 +595,7 @@ class Session(EvaluationVerbs):
 
         return analysis.sensitivity(self, layers, levels, granularity, method, cancel, ray)
 
-    def knockout(self, layer: str, methods=None, cancel=None, ray=None):
+    def knockout(self, layer: str, cancel=None, methods=None, ray=None):
         """Generator: each neuron of ``layer`` removed alone and evaluated, with each criterion's
         faithfulness; see :func:`pruneviz.core.analysis.knockout`."""
         from . import analysis
