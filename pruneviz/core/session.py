@@ -581,7 +581,6 @@ class Session(EvaluationVerbs):
 
         return ex.export_session(self, path, format=format, shrink=shrink, report_path=report)
 
-
     # ---------------------------------------------- analysis (core/analysis.py, core/allocation.py)
     def neuron_flips(self, targets: dict[str, Sequence[int]], prune: bool = True) -> list[Flip]:
         """The flips that would prune (or restore) these neurons and their coupled channels,
