@@ -122,6 +122,9 @@ class ActivationCache:
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: batch bounds the stored points were made with (another batching cannot use them)
     bounds: list[tuple[int, int]] | None = None
+    #: False: use the stored points but store no new ones (an edit that is undone right after
+    #: its evaluation would only copy activations that the undo then drops)
+    store: bool = True
 
     def invalidate(self, child: int) -> None:
         with self.lock:
@@ -205,7 +208,7 @@ def evaluate_iter(
             start = max(cache.points, default=0)
             generation = cache.generation
             cached = cache.points.get(start)
-        new_points: dict[int, list[torch.Tensor]] = {k: [] for k in range(start + 1, len(children))}
+        new_points: dict[int, list[torch.Tensor]] = {k: [] for k in range(start + 1, len(children))} if cache.store else {}
     correct = 0
     tokens = 0
     loss_sum = 0.0

@@ -58,6 +58,7 @@ def summaries(session, cancel: threading.Event | None = None) -> Generator[dict,
     "layer_sparsity"}`` per plan (accuracy and loss are None without data)."""
     h = session.history
     probe = Probe(session, need_data=False)
+    view = _ProbeValues(probe)
     here = h.nodes[: h.index]
     out = []
     for leaf in h.plans():
@@ -69,9 +70,8 @@ def summaries(session, cancel: threading.Event | None = None) -> Generator[dict,
             if a is not b:
                 break
             shared += 1
-        back = [f for node in reversed(here[shared:]) for f in reversed(node.step.flips)]
-        forth = [f for node in path[shared:] for f in node.step.flips]
-        probe.apply(back + forth)
+        back, forth = list(reversed(here[shared:])), path[shared:]
+        _walk(probe, view, back, forth)
         try:
             row = {"name": leaf.name, "steps": len(path), "current": leaf is h.tip, "sparsity": probe.sparsity(), "params": probe.params_remaining(),
                    "layer_sparsity": {n: probe.masks.sparsity(n) for n in probe.layer_names}, "accuracy": None, "loss": None, "per_class": None}
@@ -79,7 +79,29 @@ def summaries(session, cancel: threading.Event | None = None) -> Generator[dict,
                 r = probe.evaluate()
                 row.update(accuracy=r.accuracy, loss=r.loss, per_class=r.per_class)
         finally:
-            probe.apply(list(reversed(back + forth)))
+            _walk(probe, view, list(reversed(forth)), list(reversed(back)))
         out.append(row)
         yield row
     return out
+
+
+class _ProbeValues:
+    """What a weight delta (:class:`~pruneviz.core.deltas.WeightDelta`) writes through: the probe's
+    own masks, model and cache, so fine-tuned or compensated steps replay on the copy too."""
+
+    def __init__(self, probe: Probe):
+        self.masks, self.model, self.cache = probe.masks, probe.model, probe.cache
+        self.lock = threading.RLock()
+
+
+def _walk(probe: Probe, view: _ProbeValues, undo: list[Node], redo: list[Node]) -> None:
+    """Undo the steps of ``undo`` (in the order given), then redo those of ``redo``, on the probe:
+    flips, and the values of steps that changed weights (undo: values first, as Session does)."""
+    for node in undo:
+        if node.step.weights is not None:
+            node.step.weights.apply(view)
+        probe.apply(list(reversed(node.step.flips)))
+    for node in redo:
+        probe.apply(node.step.flips)
+        if node.step.weights is not None:
+            node.step.weights.apply(view)

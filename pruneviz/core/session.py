@@ -644,7 +644,6 @@ class Session(EvaluationVerbs):
 
         return training.reinitialize(self, seed)
 
-
     # ---------------------------------------------- analysis (core/analysis.py, core/allocation.py)
     def neuron_flips(self, targets: dict[str, Sequence[int]], prune: bool = True) -> list[Flip]:
         """The flips that would prune (or restore) these neurons and their coupled channels,
@@ -658,7 +657,7 @@ class Session(EvaluationVerbs):
 
         return analysis.sensitivity(self, layers, levels, granularity, method, cancel, ray)
 
-    def knockout(self, layer: str, methods=None, cancel=None, ray=None):
+    def knockout(self, layer: str, cancel=None, methods=None, ray=None):
         """Generator: each neuron of ``layer`` removed alone and evaluated, with each criterion's
         faithfulness; see :func:`pruneviz.core.analysis.knockout`."""
         from . import analysis

@@ -55,7 +55,7 @@ class Probe:
         self._make_cache()
 
     def _make_cache(self) -> None:
-        self.cache = ev.ActivationCache(budget_bytes=self._budget, points=dict(self._points), bounds=self._bounds)
+        self.cache = ev.ActivationCache(budget_bytes=self._budget, points=dict(self._points), bounds=self._bounds, store=getattr(self, "_store", True))
         self._points = {}
 
     def __getstate__(self):  # the cache holds a lock: send its tensors, rebuild it on arrival
@@ -63,6 +63,7 @@ class Probe:
         state["_points"] = dict(self.cache.points)
         state["_bounds"] = self.cache.bounds
         state["_budget"] = self.cache.budget_bytes
+        state["_store"] = self.cache.store
         return state
 
     def __setstate__(self, state):
@@ -85,11 +86,11 @@ class Probe:
 
     def prime(self) -> ev.EvalResult:
         """Evaluate the unedited state, caching the input of every child (within the budget), then
-        freeze the cache: an edit is flipped back right after its evaluation, so the activations
+        store no more: an edit is flipped back right after its evaluation, so the activations
         after the edited child would be dropped at once; not copying them saves that memory
         traffic, and the inputs before every edited child stay cached for the next edit."""
         result = self.evaluate()
-        self.cache.budget_bytes = self.cache.nbytes
+        self.cache.store = False
         return result
 
     def evaluate(self) -> ev.EvalResult:

@@ -241,3 +241,19 @@ def test_bad_input_is_one_clear_error(mlp):
     nodata = Session.open("demo:mlp", device="cpu")
     with pytest.raises(PrunevizError, match="data"):
         an.collect(nodata.sensitivity())
+
+
+def test_probe_stores_no_activations_after_priming_and_stays_exact(cnn):
+    probe = Probe(cnn)
+    probe.prime()
+    primed = probe.cache.nbytes
+    full = Probe(cnn)
+    full.cache.budget_bytes = 0  # every evaluation a full pass
+    full.cache.clear()
+    edits = [(name, an.flips_for(cnn, cnn.preview(0.6, "layer", "weight", "magnitude", [name]), "weight")) for name in ("14", "4", "8")]
+    got = list(probe.run(edits))
+    assert probe.cache.nbytes <= primed  # the inputs before each edited child are all it keeps
+    want = list(full.run(edits))
+    assert [(g["accuracy"], g["loss"]) for g in got] == [(w["accuracy"], w["loss"]) for w in want]
+    # 8 after 4 starts at 4: what follows an edited child is dropped, hence deepest layers first
+    assert [g["start"] for g in got] == [14, 4, 4] and [w["start"] for w in want] == [0, 0, 0]

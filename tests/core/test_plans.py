@@ -128,6 +128,27 @@ def test_plan_summaries_equal_switching_and_evaluating(s):
         assert row["layer_sparsity"] == {layer.name: s.sparsity(layer.name) for layer in s.layers}
 
 
+def test_plan_summaries_replay_fine_tuned_and_compensated_steps(s):
+    """Plans whose steps changed weights (fine-tuning, compensation) are measured with those weights,
+    and the measuring leaves the session bit for bit as it was."""
+    from pruneviz.core.training import complete
+
+    s.prune(0.8, layers="0")
+    complete(s.finetune(1, lr=1e-3))
+    s.undo()
+    s.undo()
+    s.prune(0.7, compensate=True)
+    s.prune_neurons("2", [3])
+    before = (tree(s), state(s))
+    rows = collect(s.plan_summaries())
+    assert tree(s) == before[0] and same(state(s), before[1])
+    assert len(rows) == 2
+    for row in rows:
+        s.switch_plan(row["name"])
+        r = s.evaluate()
+        assert (row["sparsity"], row["params"], row["accuracy"], row["loss"]) == (s.sparsity(), s.params_remaining(), r.accuracy, r.loss)
+
+
 OPS = st.lists(st.one_of(
     st.tuples(st.just("prune"), st.sampled_from(["0", "2", "4"]), st.integers(0, 60)),
     st.tuples(st.just("neuron"), st.sampled_from(["0", "2"]), st.integers(0, 63)),
