@@ -16,8 +16,6 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QPushButton, QToolButton
 from superqt import QLabeledDoubleSlider
 
-from pruneviz.core import display
-from pruneviz.core.errors import PrunevizError
 
 from .controls import PruneDialog, RunUntilDialog
 
