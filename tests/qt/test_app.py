@@ -63,3 +63,14 @@ def test_gui_on_a_demo_model_without_data_uses_the_demo_data(monkeypatch, tmp_pa
     assert cli.main(["gui", "demo:cnn", "--device", "cpu", "--screenshot", str(tmp_path / "x.png")]) == 0
     assert opened == [("demo:cnn", "demo:digits")]
     assert app.default_data("model.pt", None) is None and app.default_data("demo:cnn", "my.npz") == "my.npz"
+
+
+def test_gui_asks_openmp_to_wait_passively_unless_the_user_chose(monkeypatch, tmp_path, qapp):
+    import os
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert cli.main(["gui", "demo:mlp", "--device", "cpu", "--screenshot", str(tmp_path / "a.png")]) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert cli.main(["gui", "demo:mlp", "--device", "cpu", "--screenshot", str(tmp_path / "b.png")]) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
