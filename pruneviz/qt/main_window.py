@@ -6,18 +6,24 @@ redraws from ``session.changed`` (only the touched layers) and asks the
 Errors from the engine (:class:`PrunevizError`) become a message box; the session is unchanged.
 
 :class:`MainWindow` is the assembly: it builds the views, lays them out in docks, switches
-sessions and routes ``session.changed``. What it does with them lives beside it, one concept a
-module:
+sessions and routes ``session.changed``. What it does with them lives in small controller
+objects, one concept a module, each created with the window and kept on it (napari's
+``QtViewer`` is the model):
 
-- :mod:`.window_files` — ``window.files``, a controller: menus, toolbar, open / recent / demos /
-  sessions / drag and drop / export / save PNG
-- :mod:`.window_status` — ``window.status``, a controller: status bar, evaluation progress,
-  memory, notices, error reporting
-- :mod:`.presentation` — ``window.presentation``, a controller: presentation mode
-- :mod:`.window_layer` — the current layer's heatmap, strip, histogram, filter panel, hover and
-  its score views (still a mixin: it shares the selection and the views with editing)
-- :mod:`.window_editing` — selection, prune / restore, block tool, threshold, prune dialogs
-  (still a mixin)
+- ``window.view`` (:mod:`.window_layer`): the shown layer's heatmap, strip, histogram, filter
+  panel, hover read-out, its controls and its score views
+- ``window.editing`` (:mod:`.window_editing`): selection, prune / restore, block tool, threshold,
+  the Prune… and Run until… dialogs
+- ``window.files`` (:mod:`.window_files`): menus, toolbar, open / recent / demos / sessions /
+  drag and drop / export / save PNG
+- ``window.status`` (:mod:`.window_status`): status bar, evaluation progress, memory, notices,
+  error boxes
+- ``window.presentation`` (:mod:`.presentation`): presentation mode
+
+The state they share is the window's: ``session``, ``layer`` (the layer shown), ``selected``
+(its selected neuron rows). The controllers' widgets and verbs are also reachable on the window
+under their old names (``window.threshold``, ``window.select_neurons``, ``window.act_undo`` …),
+as one-line delegations generated at the end of this module.
 
 For code that attaches to the window (``attach_*(window)``): ``window.session``,
 ``window.menuBar()``, ``window.addDockWidget``, ``window.runner`` (the EvalRunner),
@@ -63,11 +69,16 @@ from .window_status import StatusReports, human_bytes
 __all__ = ["MainWindow", "human_bytes"]  # human_bytes: where callers found it before the split
 
 #: the file controller's actions and menus, readable on the window as before (``window.act_undo``)
+#: the layer view's and editing's widgets and verbs, reachable on the window as before
+_VIEW_ATTRS = ("mode", "method", "sort", "title", "score_jobs", "_score_views")
+_VIEW_METHODS = ("show_layer", "scores_view", "scores_ready", "hist_edges", "_refresh_layer", "_rows_touched", "_scores_follow", "_reset_scores", "_method", "_refresh_strip", "_neuron_scores")
+_EDIT_ATTRS = ("block", "prune_sel", "restore_sel", "sel_label", "threshold", "thr_gran", "apply_thr", "thr_info")
+_EDIT_METHODS = ("select_neurons", "prune_selected", "_select", "apply_threshold", "prune_dialog", "step", "run_until_dialog", "_refresh_threshold")
 _STATUS_ATTRS = ("progress", "cancel", "memory", "totals", "device")
 _FILE_ATTRS = ("act_open", "act_open_spec", "act_open_data", "act_save_session", "act_open_session", "act_export", "act_undo", "act_redo", "act_prune", "act_restore", "act_prune_dlg", "act_step", "act_run", "act_stop", "recent_menu", "demos_menu")
 
 
-class MainWindow(LayerViewer, Editing, QMainWindow):
+class MainWindow(QMainWindow):
     """The pruneviz app window over one session (``set_session`` switches models)."""
 
     sessionChanged = Signal(object)
@@ -114,8 +125,9 @@ class MainWindow(LayerViewer, Editing, QMainWindow):
         self.acc = AccuracyPanel()
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)
-        self._build_view_controls()
-        self._build_edit_controls()
+        self._filter_auto = False  # the filter tab came up by itself on a selection (view and editing share it)
+        self.view = LayerViewer(self)  # the shown layer's views, controls and score views
+        self.editing = Editing(self)  # selection, prune / restore, block tool, threshold
         self.status = StatusReports(self)  # status bar, progress, notices, error boxes
         self.hover = self.status.hover  # the layer view writes the hovered cell here
 
@@ -381,3 +393,9 @@ for _name in _FILE_ATTRS:
     setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.files, n), doc=f"``window.files.{_name}``"))
 for _name in _STATUS_ATTRS:
     setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.status, n), doc=f"``window.status.{_name}``"))
+for _owner, _names in (("view", _VIEW_ATTRS), ("editing", _EDIT_ATTRS)):
+    for _name in _names:
+        setattr(MainWindow, _name, property(lambda self, o=_owner, n=_name: getattr(getattr(self, o), n), doc=f"``window.{_owner}.{_name}``"))
+for _owner, _names in (("view", _VIEW_METHODS), ("editing", _EDIT_METHODS)):
+    for _name in _names:
+        setattr(MainWindow, _name, lambda self, *a, o=_owner, n=_name, **k: getattr(getattr(self, o), n)(*a, **k))

@@ -11,15 +11,15 @@ scoring and histogramming the whole layer again. Data-driven methods (taylor, ob
 the whole model: they are computed by a :class:`~pruneviz.qt.job_runner.JobRunner` in a worker
 thread (latest request wins) while the window shows what it had and says "computing…".
 
-:class:`LayerViewer` is a mixin of :class:`~pruneviz.qt.main_window.MainWindow`: it expects the
-window's ``session``, ``layer``, ``selected``, the views (``heatmap``, ``strip``, ``hist``,
-``filter``, ``lower_tabs``), ``hover``, ``sel_label``, ``show_error`` and ``_refresh_threshold``.
+:class:`LayerViewer` is a controller object (``window.view``): it reads the window's ``session``,
+``layer``, ``selected``, the views (``heatmap``, ``strip``, ``hist``, ``filter``, ``lower_tabs``),
+``hover``, and reaches editing's ``sel_label`` and ``_refresh_threshold`` through the window.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox
 
 from pruneviz.core import display
@@ -35,8 +35,14 @@ from .kernels import KernelLayout
 MAX_SCORE_VIEWS = 4
 
 
-class LayerViewer:
-    """The current layer's views and their controls."""
+class LayerViewer(QObject):
+    """The current layer's views, their controls and its score views: a controller that the
+    window assembles (``window.view``); the layer shown and the selection are the window's."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.w = window
+        self._build_view_controls()
 
     def _build_view_controls(self) -> None:
         """Title, Show [weights|importance] by [method], sort neurons."""
@@ -56,21 +62,21 @@ class LayerViewer:
         self.title.setFont(f)
         self.mode.currentTextChanged.connect(lambda _: self._refresh_layer(reset_view=False))
         self.method.currentTextChanged.connect(lambda _: self._refresh_layer(reset_view=False))
-        self.sort.toggled.connect(lambda on: self.strip.set_sorted(on, self.heatmap.vb))
-        self.heatmap.hovered.connect(self._hover)
+        self.sort.toggled.connect(lambda on: self.w.strip.set_sorted(on, self.w.heatmap.vb))
+        self.w.heatmap.hovered.connect(self._hover)
         self._score_views: dict[tuple[str, str], LayerScores] = {}
         self._version_before = -1  # the mask version the score views were last brought to
         self._score_wanted: tuple | None = None  # (session, layer, method) the worker should score
         self.score_jobs = JobRunner(self)
         self.score_jobs.finished.connect(self._scores_arrived)
-        self.score_jobs.failed.connect(lambda name, msg: self.statusBar().showMessage(f"{name} failed: {msg}", 10_000))
+        self.score_jobs.failed.connect(lambda name, msg: self.w.statusBar().showMessage(f"{name} failed: {msg}", 10_000))
         self.score_jobs.idle.connect(self._next_score_job)
 
     # ----------------------------------------------------------------- scores
     def scores_view(self) -> LayerScores | None:
         """Scores of the shown layer by the chosen method: up to date, or (data-driven methods
         after an edit) the last ones while the worker computes new ones; None before the first."""
-        s, name, method = self.session, self.layer, self._method()
+        s, name, method = self.w.session, self.w.layer, self._method()
         key = (name, method)
         v = self._score_views.get(key)
         if v is not None and v.version == s.masks.version:
@@ -84,20 +90,20 @@ class LayerViewer:
 
     def hist_edges(self) -> np.ndarray:
         """Bin edges of the histogram shown (the score view's)."""
-        v = self._score_views.get((self.layer, self._method()))
+        v = self._score_views.get((self.w.layer, self._method()))
         return v.edges if v is not None else np.linspace(0, 1, 2)
 
     def scores_ready(self) -> bool:
         """True when the shown layer's scores by the chosen method are up to date (not computing)."""
-        v = self._score_views.get((self.layer, self._method()))
-        return v is not None and v.version == self.session.masks.version
+        v = self._score_views.get((self.w.layer, self._method()))
+        return v is not None and v.version == self.w.session.masks.version
 
     def _reset_scores(self) -> None:
         """A new session: no view of the old one is kept."""
         self._score_views.clear()
         self._score_wanted = None
         self.score_jobs.cancel()
-        self._version_before = self.session.masks.version
+        self._version_before = self.w.session.masks.version
 
     def _keep_view(self, key, v: LayerScores) -> None:
         self._score_views.pop(key, None)
@@ -109,7 +115,7 @@ class LayerViewer:
         """Keep the score views in step with a change: local methods' views of untouched layers
         stay valid, the shown layer's are updated from ``rows`` (when known), others are dropped;
         data-driven views become stale (every edit changes them) and are recomputed on demand."""
-        s = self.session
+        s = self.w.session
         for key, v in list(self._score_views.items()):
             layer, _ = key
             if change.kind == "data" and not v.local:
@@ -120,14 +126,14 @@ class LayerViewer:
                 del self._score_views[key]  # missed a change: cannot catch up by rows
             elif layer not in change.layers:
                 v.version = s.masks.version
-            elif layer == self.layer and rows is not None:
+            elif layer == self.w.layer and rows is not None:
                 v.update_rows(s, rows)
             else:
                 del self._score_views[key]
         self._version_before = s.masks.version
 
     def _request_scores(self, name: str, method: str) -> None:
-        want = (self.session, name, method)
+        want = (self.w.session, name, method)
         if self._score_wanted == want and self.score_jobs.busy:
             return
         self._score_wanted = want
@@ -141,7 +147,7 @@ class LayerViewer:
             return
         s, name, method = self._score_wanted
         v = self._score_views.get((name, method))
-        if s is not self.session or (v is not None and v.version == s.masks.version):
+        if s is not self.w.session or (v is not None and v.version == s.masks.version):
             self._score_wanted = None
             return
 
@@ -153,27 +159,27 @@ class LayerViewer:
 
     def _scores_arrived(self, _name, value) -> None:
         s, v = value
-        if s is not self.session:
+        if s is not self.w.session:
             return
         if v.version == s.masks.version:
             self._score_wanted = None
         self._keep_view((v.layer, v.method), v)
-        if (v.layer, v.method) == (self.layer, self._method()):
+        if (v.layer, v.method) == (self.w.layer, self._method()):
             self._refresh_layer(reset_view=False)
 
     def show_layer(self, name: str) -> None:
         """Show layer ``name`` in the heatmap, strip and histogram."""
-        if name == self.layer:
+        if name == self.w.layer:
             return
-        self.layer = name
-        self.selected = set()
-        if self._filter_auto:
-            self.lower_tabs.setCurrentWidget(self.hist)
-            self._filter_auto = False
-        info = self.session.layer(name)
-        self.kernels = KernelLayout.of(info.shape)
-        self.heatmap.set_kernels(self.kernels)
-        self.lower_tabs.setTabText(1, "Filter kernels" if self.kernels.is_conv else "Neuron inputs")
+        self.w.layer = name
+        self.w.selected = set()
+        if self.w._filter_auto:
+            self.w.lower_tabs.setCurrentWidget(self.w.hist)
+            self.w._filter_auto = False
+        info = self.w.session.layer(name)
+        self.w.kernels = KernelLayout.of(info.shape)
+        self.w.heatmap.set_kernels(self.w.kernels)
+        self.w.lower_tabs.setTabText(1, "Filter kernels" if self.w.kernels.is_conv else "Neuron inputs")
         self.title.setText(f"Layer {name} — {info.kind} {'×'.join(map(str, info.shape))}")
         self.title.setToolTip(f"{self.title.text()}: {info.view_shape[0]} neurons × {info.view_shape[1]} inputs")
         self._refresh_layer(reset_view=True)
@@ -184,22 +190,22 @@ class LayerViewer:
     def _refresh_layer(self, reset_view: bool = False, rows=None) -> None:
         """Redraw the shown layer; with ``rows`` (neuron rows an edit touched) the heatmap re-pools
         only those rows in weights mode, instead of copying and pooling the whole layer."""
-        s, name = self.session, self.layer
+        s, name = self.w.session, self.w.layer
         if s is None or name is None:
             return
         method = self._method()
         weights_mode = self.mode.currentText() == "weights"
         try:
             view = self.scores_view()
-            if rows is not None and weights_mode and self.heatmap.can_update_rows and self.heatmap.shape == s.layer(name).view_shape:
-                self.heatmap.update_rows(rows, lambda a, b: s.view_rows(name, a, b))
-                self._w2d, self._pruned2d = self.heatmap.values, self.heatmap.pruned_src
+            if rows is not None and weights_mode and self.w.heatmap.can_update_rows and self.w.heatmap.shape == s.layer(name).view_shape:
+                self.w.heatmap.update_rows(rows, lambda a, b: s.view_rows(name, a, b))
+                self._w2d, self._pruned2d = self.w.heatmap.values, self.w.heatmap.pruned_src
             else:
                 self._w2d = display.as_2d(s.weight(name).numpy())
                 self._pruned2d = display.as_2d(~s.mask(name).numpy())
                 rows = None
         except PrunevizError as exc:
-            self.show_error(str(exc))
+            self.w.show_error(str(exc))
             return
         fresh = view is not None and view.version == s.masks.version
         self._scores2d = view.values if view is not None else None
@@ -207,19 +213,19 @@ class LayerViewer:
             values = self._w2d if weights_mode or view is None else view.values
             # zoomed in, the heatmap reads the weight rows in view from the session (scores it holds)
             fetch = (lambda a, b: s.view_rows(name, a, b)) if weights_mode else None
-            self.heatmap.set_layer(values, self._pruned2d, self.mode.currentText() if view is not None else "weights", reset_view=reset_view, fetch=fetch)
-        self.heatmap.set_selection(sorted(self.selected))
+            self.w.heatmap.set_layer(values, self._pruned2d, self.mode.currentText() if view is not None else "weights", reset_view=reset_view, fetch=fetch)
+        self.w.heatmap.set_selection(sorted(self.w.selected))
         label = "|w|" if method == "magnitude" else f"{method} score"
         if view is None:
-            self.hist.set_counts(np.linspace(0, 1, 2), np.zeros(1), 0, f"computing {method} scores…")
+            self.w.hist.set_counts(np.linspace(0, 1, 2), np.zeros(1), 0, f"computing {method} scores…")
         else:
-            self.hist.set_counts(view.edges, view.counts, view.pruned_count, label if fresh else f"{label} (updating…)")
-        self._refresh_threshold(reset=reset_view)
+            self.w.hist.set_counts(view.edges, view.counts, view.pruned_count, label if fresh else f"{label} (updating…)")
+        self.w._refresh_threshold(reset=reset_view)
 
     def _rows_touched(self, change):
         """Neuron rows of the shown layer that the step behind ``change`` touched, or None when
         it may have touched more (other layers' neurons change this layer's inputs, i.e. columns)."""
-        s, name = self.session, self.layer
+        s, name = self.w.session, self.w.layer
         h = s.history
         if change.kind in ("edit", "redo"):
             step = h.steps[h.index - 1] if h.index > 0 else None
@@ -245,13 +251,13 @@ class LayerViewer:
 
     def _neuron_scores(self, original: bool = False):
         """Neuron scores of the shown layer (from the score view; None when not available)."""
-        v = self._score_views.get((self.layer, self._method()))
+        v = self._score_views.get((self.w.layer, self._method()))
         if v is None:
             return None
         return v.neurons_original if original else v.neurons
 
     def _refresh_strip(self, preview=None) -> None:
-        s, name = self.session, self.layer
+        s, name = self.w.session, self.w.layer
         kept = s.neuron_mask(name).numpy()
         ns = self._neuron_scores()
         if ns is None:
@@ -259,34 +265,34 @@ class LayerViewer:
             orig = None
         else:
             orig = self._neuron_scores(original=True) if not kept.all() else ns
-        self.strip.set_neurons(ns, kept, self.selected, original=orig, preview=preview)
-        if not self.strip.sorted:
+        self.w.strip.set_neurons(ns, kept, self.w.selected, original=orig, preview=preview)
+        if not self.w.strip.sorted:
             # the strip's limits changed with the layer after the linked heatmap set its range:
             # line the rows up again
-            self.strip.getViewBox().linkedViewChanged(self.heatmap.vb, self.strip.getViewBox().YAxis)
-        self.heatmap.set_selection(sorted(self.selected))
+            self.w.strip.getViewBox().linkedViewChanged(self.w.heatmap.vb, self.w.strip.getViewBox().YAxis)
+        self.w.heatmap.set_selection(sorted(self.w.selected))
         self._refresh_filter()
-        n = len(self.selected)
-        self.sel_label.setText("none selected" if not n else f"{n} selected")
-        self.sel_label.setToolTip("neurons selected: click heatmap rows (Ctrl, Shift for more)")
+        n = len(self.w.selected)
+        self.w.sel_label.setText("none selected" if not n else f"{n} selected")
+        self.w.sel_label.setToolTip("neurons selected: click heatmap rows (Ctrl, Shift for more)")
 
     def _refresh_filter(self) -> None:
         """The filter tab follows the selection and every change: one neuron -> its kernels."""
-        row = next(iter(self.selected)) if len(self.selected) == 1 else None
+        row = next(iter(self.w.selected)) if len(self.w.selected) == 1 else None
         if row is not None and not 0 <= row < self._w2d.shape[0]:
             row = None  # a stale or out-of-range selection: the engine refuses it on use
-        levels = self.heatmap.levels if self.heatmap.mode == "weights" else display.symmetric_levels(self._w2d)
+        levels = self.w.heatmap.levels if self.w.heatmap.mode == "weights" else display.symmetric_levels(self._w2d)
         values = (self._w2d[row], self._pruned2d[row]) if row is not None else None  # current rows, no second fetch
-        s = self.session
-        first = self.layer == s.layers[0].name  # reads the model's input: image-like views apply
+        s = self.w.session
+        first = self.w.layer == s.layers[0].name  # reads the model's input: image-like views apply
         ex = s.example_input() if first else None
-        self.filter.show_neuron(s, self.layer, row, levels, values, input_image=first and (ex is None or ex.dim() in (2, 4)))
+        self.w.filter.show_neuron(s, self.w.layer, row, levels, values, input_image=first and (ex is None or ex.dim() in (2, 4)))
 
     def _hover(self, r: int, c: int) -> None:
         if r < 0 or self._scores2d is None:
-            self.hover.setText(" ")
+            self.w.hover.setText(" ")
             return
         w = float(self._w2d[r, c])
         imp = float(self._scores2d[r, c])
         state = "pruned" if self._pruned2d[r, c] else "kept"
-        self.hover.setText(f"{self.kernels.describe(r, c)}, w = {w + 0.0:+.4g} · {self.method.currentText()} {imp:.4g} · {state}")
+        self.w.hover.setText(f"{self.w.kernels.describe(r, c)}, w = {w + 0.0:+.4g} · {self.method.currentText()} {imp:.4g} · {state}")

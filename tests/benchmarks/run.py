@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `pruneviz gui` runs (see cli._cmd_gui); before torch loads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -440,7 +440,7 @@ def test_cli_refuses_outputs_that_cannot_work_before_any_work(here, capsys):
         (["--out", "folder"], "is a folder"),
         (["--out", "folder/"], "names a folder"),
         (["--out", ""], "empty"),
-        (["--out", "m.safetensors"], "does not fit --format state_dict"),
+        (["--out", "m.safetensors", "--format", "state_dict"], "does not fit --format state_dict"),  # without --format the suffix chooses
         (["--out", "m.pt", "--format", "pt2"], "does not fit --format pt2"),
         (["--out", "m.pt", "--report", "m.pt"], "same file"),
         (["--out", "m.pt", "--granularity", "weight", "--shrink"], "--granularity neuron"),

@@ -32,12 +32,16 @@ def test_screenshot_refused_model_exits_2(tmp_path, qapp, capsys):
 def test_screenshot_at_a_size_leaves_the_saved_layout_alone(tmp_path, qapp):
     from PySide6.QtCore import QByteArray, QSettings
 
+    from pruneviz.qt.app import make_app
+
+    make_app()  # the application's names: the settings file the app itself uses
     st = QSettings()
     st.setValue("window/geometry", QByteArray(b"users-own-geometry"))
     st.setValue("window/state", QByteArray(b"users-own-state"))
     st.sync()
     out = tmp_path / "small.png"
-    assert cli.main(["gui", "demo:mlp", "--data", "demo:digits", "--device", "cpu", "--size", "1280x720", "--presentation", "--screenshot", str(out)]) == 0
+    # the README's classroom command, with --screenshot
+    assert cli.main(["gui", "demo:cnn", "--size", "1280x720", "--presentation", "--device", "cpu", "--screenshot", str(out)]) == 0
     assert _png_size(out) == (1280, 720)
     st = QSettings()
     assert bytes(st.value("window/geometry")) == b"users-own-geometry"
@@ -59,3 +63,14 @@ def test_gui_on_a_demo_model_without_data_uses_the_demo_data(monkeypatch, tmp_pa
     assert cli.main(["gui", "demo:cnn", "--device", "cpu", "--screenshot", str(tmp_path / "x.png")]) == 0
     assert opened == [("demo:cnn", "demo:digits")]
     assert app.default_data("model.pt", None) is None and app.default_data("demo:cnn", "my.npz") == "my.npz"
+
+
+def test_gui_asks_openmp_to_wait_passively_unless_the_user_chose(monkeypatch, tmp_path, qapp):
+    import os
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert cli.main(["gui", "demo:mlp", "--device", "cpu", "--screenshot", str(tmp_path / "a.png")]) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert cli.main(["gui", "demo:mlp", "--device", "cpu", "--screenshot", str(tmp_path / "b.png")]) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -7,16 +7,13 @@ import json
 import warnings
 
 import numpy as np
-import pytest
 import torch
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
 from pruneviz.core import demo
-from pruneviz.core.session import Session
 from tests.core import models
-from tests.qt.conftest import demo_opener
 
 
 class _Boxes:
