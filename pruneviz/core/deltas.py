@@ -194,7 +194,7 @@ def record(session, step) -> None:
 
 def disk_bytes(history) -> int:
     """Bytes of weight deltas the history keeps on disk."""
-    return sum(s.weights.disk_bytes for s in history.steps if getattr(s, "weights", None) is not None)
+    return sum(s.weights.disk_bytes for s in history.all_steps() if getattr(s, "weights", None) is not None)
 
 
 def replay(session, step, kind: str) -> set[str]:

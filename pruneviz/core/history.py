@@ -160,14 +160,18 @@ class History:
     def labels(self) -> list[str]:
         return [s.label for s in self.steps]
 
-    def nbytes(self) -> int:
-        """Memory of every step in the tree (all plans)."""
-        total, stack = 0, list(self.root.children)
+    def all_steps(self) -> list[Step]:
+        """Every step in the tree (all plans), each once."""
+        out, stack = [], list(self.root.children)
         while stack:
             node = stack.pop()
-            total += node.step.nbytes
+            out.append(node.step)
             stack.extend(node.children)
-        return total
+        return out
+
+    def nbytes(self) -> int:
+        """Memory of every step in the tree (all plans)."""
+        return sum(step.nbytes for step in self.all_steps())
 
     # ------------------------------------------------------------------ plans
     def plans(self) -> list[Node]:

@@ -125,8 +125,13 @@ class StatusReports(QObject):
 
     def _refresh_memory(self) -> None:
         mem = self.w.session.memory()  # the cache sums itself under its lock
-        self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])} · cache {human_bytes(mem['cache'])}  ")
-        self.memory.setToolTip(f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)")
+        disk = mem.get("history_disk", 0)
+        on_disk = f" (+{human_bytes(disk)} on disk)" if disk else ""
+        self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])}{on_disk} · cache {human_bytes(mem['cache'])}  ")
+        self.memory.setToolTip(
+            f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)"
+            + (f"; fine-tuning deltas past the in-memory budget are kept on disk ({disk:,} bytes)" if disk else "")
+        )
 
     def _show_notices(self) -> None:
         """New fallback messages of the session (out of memory, CPU instead of GPU) → status bar."""

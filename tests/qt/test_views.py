@@ -149,6 +149,25 @@ def test_status_bar_memory_and_notices(window, qtbot):
     assert f"cache {_human(mem['cache'])}" in w.memory.text()
 
 
+def test_status_bar_shows_fine_tuning_deltas_kept_on_disk(window, qtbot):
+    """Past the in-memory budget, fine-tuning's undo deltas go to disk: the status bar says how much,
+    also once that step is on another plan than the current one."""
+    from pruneviz.core.training import complete
+
+    s = window.session
+    s.weights_budget_bytes = 0
+    s.prune(0.5)
+    complete(s.finetune(1))
+    disk = s.memory()["history_disk"]
+    assert disk > 0
+    qtbot.waitUntil(lambda: f"(+{_human(disk)} on disk)" in window.memory.text(), timeout=10_000)
+    assert f"{disk:,} bytes" in window.memory.toolTip()
+    s.undo()
+    s.prune(0.2)  # the fine-tune step now lives on the other plan, still held on disk
+    assert s.memory()["history_disk"] == disk
+    qtbot.waitUntil(lambda: f"(+{_human(disk)} on disk)" in window.memory.text(), timeout=10_000)
+
+
 def _human(n):
     from pruneviz.qt.main_window import human_bytes
 
