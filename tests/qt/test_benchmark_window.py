@@ -4,9 +4,12 @@ themselves come from running tests/benchmarks/run.py."""
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_window_benchmarks_run_through_the_real_window(qapp):
     """Small sizes: every figure is measured (median within its min and max), each click was
     undone, and the global prune's mask is the kthvalue mask."""
