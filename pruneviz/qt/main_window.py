@@ -373,6 +373,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev) -> None:
         self.loop.stop()
         self.score_jobs.shutdown(5000)
+        self.editing.prep.shutdown(5000)
         if self._save_layout:
             st = QSettings()
             st.setValue("window/geometry", self.saveGeometry())

@@ -56,6 +56,14 @@ class RunLoop(QObject):
             return self.stop(f"sparsity reached {s.sparsity():.1%}")
         if self.steps >= a.max_steps:
             return self.stop("step limit reached")
+        # data-driven scores are computed in the worker, then the step runs (see Editing.scored)
+        if not self.w.editing.scored(a.method, "neuron", self._step_now):
+            self.stop("busy")
+
+    def _step_now(self) -> None:
+        if not self.running:
+            return
+        s, a = self.w.session, self.args
         try:
             target = s.step(a.method, a.layers)
         except PrunevizError as exc:

@@ -17,7 +17,10 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QPushButton, QToolButton
 from superqt import QLabeledDoubleSlider
 
 
+from pruneviz.core.importance import LOCAL_METHODS
+
 from .controls import PruneDialog, RunUntilDialog
+from .job_runner import JobRunner
 
 
 class Editing(QObject):
@@ -30,6 +33,12 @@ class Editing(QObject):
     def __init__(self, window):
         super().__init__(window)
         self.w = window
+        # data-driven scores (taylor, obd, wanda, ...) run a model pass: computed here, in a worker,
+        # before the edit that ranks by them (the edit then reads the session's score cache)
+        self.prep = JobRunner(self)
+        self.prep.finished.connect(self._scores_ready)
+        self.prep.failed.connect(self._scores_failed)
+        self._after_scores = None
         self._build_edit_controls()
 
     def _build_edit_controls(self) -> None:
@@ -184,12 +193,58 @@ class Editing(QObject):
         d = PruneDialog(self.w.session, self.w.layer, self.w)
         if d.exec():
             a = d.args()
-            self.w._guard(self.w.session.prune, a.amount, a.scope, a.granularity, a.method, a.layers)
+            self.scored(a.method, a.granularity, lambda: self.w._guard(self.w.session.prune, a.amount, a.scope, a.granularity, a.method, a.layers))
 
     def step(self) -> None:
-        target = self.w._guard(self.w.session.step, self.w.method.currentText() or "magnitude")
-        if target is None and self.w.session.neuron_pruning:
-            self.w.statusBar().showMessage("no neuron left to remove", 3000)
+        method = self.w.method.currentText() or "magnitude"
+
+        def go() -> None:
+            target = self.w._guard(self.w.session.step, method)
+            if target is None and self.w.session.neuron_pruning:
+                self.w.statusBar().showMessage("no neuron left to remove", 3000)
+
+        self.scored(method, "neuron", go)
+
+    # ------------------------------------------------- scores before an edit
+    def scored(self, method: str, granularity: str, action) -> bool:
+        """Run ``action`` (an edit ranking by ``method``) once the scores it needs are computed.
+
+        Magnitude and random read one layer's weights and go at once. Data-driven methods
+        compute every layer's scores in the worker first, the window usable meanwhile; the
+        action runs on the GUI thread when they arrive, unless the model changed in between.
+        Returns False when an earlier computation is still running (nothing is done)."""
+        s = self.w.session
+        if method in LOCAL_METHODS or s.data is None:  # no model pass (or the verb refuses itself)
+            action()
+            return True
+        if self.prep.busy:
+            self.w.statusBar().showMessage(f"still computing {self.prep.name}…", 3000)
+            return False
+        self._after_scores = (s, s.masks.version, action)
+
+        def job(cancel):
+            s.scores(None, method, granularity)  # fills the session's score cache for this version
+            return None
+            yield  # a generator: the JobRunner runs it in the worker
+
+        self.w.statusBar().showMessage(f"computing {method} scores…")
+        self.prep.start(f"{method} scores", job)
+        return True
+
+    def _scores_ready(self, name, _value) -> None:
+        pending, self._after_scores = self._after_scores, None
+        self.w.statusBar().clearMessage()
+        if pending is None:
+            return
+        s, version, action = pending
+        if s is self.w.session and s.masks.version == version:
+            action()
+        else:
+            self.w.statusBar().showMessage(f"{name}: the model changed meanwhile, nothing pruned", 5000)
+
+    def _scores_failed(self, name, msg) -> None:
+        self._after_scores = None
+        self.w.show_error(f"{name}: {msg}")
 
     def run_until_dialog(self) -> None:
         base = self.w.acc.baseline.accuracy if self.w.acc.baseline else None
