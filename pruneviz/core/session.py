@@ -32,7 +32,7 @@ from .history import Change, Flip, History, Step
 from .inventory import LayerInfo, find_layers, total_params, with_outputs
 from . import ranking as rk
 from .masks import MaskStore, check_memory
-from .session_eval import EvaluationVerbs
+from .session_eval import Evaluation
 from .model_io import LoadedModel, open_model
 
 
@@ -47,7 +47,7 @@ class PruneSpec:
     layers: tuple[str, ...]
 
 
-class Session(EvaluationVerbs):
+class Session:
     """An editable, evaluable pruning session over one model.
 
     Open one with :meth:`Session.open`. Read ``layers``, ``scores()``, ``mask()``,
@@ -100,9 +100,8 @@ class Session(EvaluationVerbs):
         self._pending_layers: set[str] = set()
         self._score_cache: dict[tuple, dict[str, torch.Tensor]] = {}
         self.cache = ev.ActivationCache(budget_bytes=cache_bytes)
-        self._eval_tensors: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._baseline: ev.EvalResult | None = None
-        self._data_generation = 0  # bumped by set_data: a baseline of older data is not kept
+        #: the evaluation part: data on the device, evaluation with its fallbacks, the baseline
+        self.evaluation = Evaluation(self)
         self.last_prune: PruneSpec | None = None
         #: human-readable messages about fallbacks (out of memory, CPU instead of GPU)
         self.notices: list[str] = []
@@ -225,6 +224,53 @@ class Session(EvaluationVerbs):
         from .deltas import disk_bytes
 
         return {"masks": self.masks.nbytes(), "history": self.history.nbytes(), "cache": self.cache.nbytes, "history_disk": disk_bytes(self.history)}
+
+    # ------------------------------------------------------------ evaluation
+    # one-line verbs over the session's evaluation part (pruneviz.core.session_eval.Evaluation)
+    def set_data(self, data) -> None:
+        """Attach (or replace) evaluation data (an EvalData or a DATA spec); checks that it fits."""
+        self.evaluation.set_data(data)
+
+    def eval_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The evaluation inputs and labels on the session's device, in the seeded order."""
+        return self.evaluation.eval_tensors()
+
+    def evaluate_iter(self, cancel: threading.Event | None = None, incremental: bool = True):
+        """Generator: a Progress per batch, then the EvalResult (see :meth:`Evaluation.evaluate_iter`)."""
+        return self.evaluation.evaluate_iter(cancel, incremental)
+
+    def evaluate(self, incremental: bool = True) -> ev.EvalResult:
+        """Accuracy, mean cross-entropy, per-class accuracy of the current model on the data."""
+        return self.evaluation.evaluate(incremental)
+
+    def baseline(self) -> ev.EvalResult:
+        """Evaluation of the unpruned model (computed once)."""
+        return self.evaluation.baseline()
+
+    def baseline_iter(self, cancel: threading.Event | None = None):
+        """:meth:`baseline` as a cancellable generator; the result is kept once it completes."""
+        return self.evaluation.baseline_iter(cancel)
+
+    def set_precision(self, amp: bool = False, channels_last: bool = False) -> None:
+        """Mixed precision (autocast) and channels-last layout for evaluation; both off by default."""
+        self.evaluation.set_precision(amp, channels_last)
+
+    def to_device(self, device) -> None:
+        """Move the model, its masks and caches to ``device``."""
+        self.evaluation.to_device(device)
+
+    def original_model(self) -> torch.nn.Module:
+        """A copy of the model with every original value back (nothing pruned)."""
+        return self.evaluation.original_model()
+
+    @property
+    def incremental(self) -> bool:
+        """True when re-evaluation can start from cached activations (Sequential models)."""
+        return self.evaluation.incremental
+
+    def clear_scores(self) -> None:
+        """Forget cached importance scores (new data, another device)."""
+        self._score_cache.clear()
 
     # ---------------------------------------------------------------- scores
     def scores(self, layer: str | None = None, method: str = "magnitude", granularity: str = "weight", original: bool = False):

@@ -1,6 +1,12 @@
-"""The evaluation verbs of :class:`~pruneviz.core.session.Session`: data, device, precision,
-evaluation with its fallbacks, and the baseline. Split from session.py by concept; they use the
-session's model, masks, cache and lock."""
+"""The evaluation part of a :class:`~pruneviz.core.session.Session`: data, device, precision,
+evaluation with its fallbacks, and the baseline.
+
+A session *holds* one :class:`Evaluation` (``session.evaluation``) instead of inheriting these
+verbs, so the evaluation state (the evaluation tensors on the device, the baseline and the data
+generation it belongs to) lives in one object that can be read and tested alone. It works through
+the session's public seams (``model``, ``masks``, ``cache``, ``lock``, ``layers``,
+``clear_scores``); ``Session`` keeps one-line verbs (``evaluate``, ``set_data``, …) that call it.
+"""
 
 from __future__ import annotations
 
@@ -16,60 +22,70 @@ from .errors import PrunevizError
 from .history import Change
 
 
-class EvaluationVerbs:
-    """Mixin for Session: everything that runs the model on the evaluation data."""
+class Evaluation:
+    """Everything that runs the model of ``session`` on its evaluation data."""
+
+    def __init__(self, session):
+        self.session = session
+        self.tensors: tuple[torch.Tensor, torch.Tensor] | None = None  #: inputs, labels on the device
+        #: the unpruned model's evaluation once a baseline run completed (None until then)
+        self.baseline_result: ev.EvalResult | None = None
+        self.generation = 0  # bumped by set_data: a baseline of older data is not kept
 
     def set_data(self, data: EvalData | str | None) -> None:
         """Attach (or replace) evaluation data; checks that it fits the model."""
+        s = self.session
         if isinstance(data, str):
             data = open_data(data)
         if data is not None:
-            check_fits(self._model, data)
-        self.data = data
-        self._data_generation += 1
-        self._eval_tensors = None
-        self._baseline = None
-        self.cache.clear()
-        self._score_cache.clear()
-        self.changed.emit(Change("set data", frozenset(self._by_name), "data"))
+            check_fits(s.model, data)
+        s.data = data
+        self.generation += 1
+        self.tensors = None
+        self.baseline_result = None
+        s.cache.clear()
+        s.clear_scores()
+        s.changed.emit(Change("set data", frozenset(layer.name for layer in s.layers), "data"))
 
     def eval_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The evaluation inputs and labels on the session's device, in the seeded order."""
-        if self.data is None:
+        s = self.session
+        if s.data is None:
             raise PrunevizError("no evaluation data: pass --data (Python: Session.open(..., data=...))")
-        if self._eval_tensors is None:
-            perm = ev.order(len(self.data), self.seed)
-            self._eval_tensors = (self.data.x[perm].to(self.device), self.data.y[perm].to(self.device))
-        return self._eval_tensors
+        if self.tensors is None:
+            perm = ev.order(len(s.data), s.seed)
+            self.tensors = (s.data.x[perm].to(s.device), s.data.y[perm].to(s.device))
+        return self.tensors
 
     def evaluate_iter(self, cancel: threading.Event | None = None, incremental: bool = True) -> Iterator[ev.Progress | ev.EvalResult]:
         """Generator: a :class:`~pruneviz.core.evaluate.Progress` per batch, then the result.
 
-        It reads the live parameters without holding :attr:`lock`: an edit made while it runs can
-        mix old and new weights in that run, so callers that edit concurrently (the app) cancel the
-        running evaluation on every edit and discard its result; the activation cache is protected
-        by its own generation counter and never keeps tensors from such a run.
+        It reads the live parameters without holding the session's lock: an edit made while it
+        runs can mix old and new weights in that run, so callers that edit concurrently (the app)
+        cancel the running evaluation on every edit and discard its result; the activation cache
+        is protected by its own generation counter and never keeps tensors from such a run.
 
         Out of device memory, it retries with half the batch size, and below 8 samples a batch
-        moves the session to the CPU; each fallback is appended to :attr:`notices`."""
+        moves the session to the CPU; each fallback is appended to ``session.notices``."""
         self.eval_tensors()  # fail now, not at the first next(), when there is no data
         return self._evaluate_with_fallback(cancel, incremental)
 
     def _evaluate_with_fallback(self, cancel, incremental):
+        s = self.session
         while True:
             x, y = self.eval_tensors()
             try:
-                yield from ev.evaluate_iter(self._model, x, y, self.batch_size, self.cache if incremental else None, self.data.num_classes, cancel, amp=self.amp)
+                yield from ev.evaluate_iter(s.model, x, y, s.batch_size, s.cache if incremental else None, s.data.num_classes, cancel, amp=s.amp)
                 return
             except torch.OutOfMemoryError:
-                self.cache.clear()
-                if self.device.type == "cuda":
+                s.cache.clear()
+                if s.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if self.batch_size > 8:
-                    self.batch_size //= 2
-                    self.notices.append(f"out of {self.device.type} memory: retrying with batch size {self.batch_size}")
-                elif self.device.type != "cpu":
-                    self.notices.append(f"out of {self.device.type} memory even at batch size {self.batch_size}: evaluating on the CPU")
+                if s.batch_size > 8:
+                    s.batch_size //= 2
+                    s.notices.append(f"out of {s.device.type} memory: retrying with batch size {s.batch_size}")
+                elif s.device.type != "cpu":
+                    s.notices.append(f"out of {s.device.type} memory even at batch size {s.batch_size}: evaluating on the CPU")
                     self.to_device("cpu")
                 else:
                     raise PrunevizError("out of memory evaluating on the CPU: use a smaller --batch-size or less data") from None
@@ -78,26 +94,28 @@ class EvaluationVerbs:
         """Mixed precision (autocast) and channels-last layout for evaluation; both off by default.
 
         Results made with ``amp`` say so in :attr:`EvalResult.precision`; the exact figure is fp32."""
-        with self.lock:
-            self.amp = bool(amp)
-            if bool(channels_last) != self.channels_last:
+        s = self.session
+        with s.lock:
+            s.amp = bool(amp)
+            if bool(channels_last) != s.channels_last:
                 fmt = torch.channels_last if channels_last else torch.contiguous_format
-                for p in self.masks.params.values():
+                for p in s.masks.params.values():
                     if p.dim() == 4:
                         p.data = p.data.contiguous(memory_format=fmt)
-                self.channels_last = bool(channels_last)
-            self.cache.clear()  # cached activations were made at the old precision
+                s.channels_last = bool(channels_last)
+            s.cache.clear()  # cached activations were made at the old precision
 
     def to_device(self, device: str | torch.device) -> None:
         """Move the model, its masks and caches to ``device`` (e.g. after running out of GPU memory)."""
+        s = self.session
         device = torch.device(device)
-        with self.lock:
-            self._model.to(device)
-            self.masks.to(device)
-            self.device = device
-            self._eval_tensors = None
-            self._score_cache.clear()
-            self.cache.clear()
+        with s.lock:
+            s.model.to(device)
+            s.masks.to(device)
+            s.device = device
+            self.tensors = None
+            s.clear_scores()
+            s.cache.clear()
 
     def evaluate(self, incremental: bool = True) -> ev.EvalResult:
         """Accuracy, mean cross-entropy, per-class accuracy of the current model on the data."""
@@ -105,34 +123,35 @@ class EvaluationVerbs:
 
     def baseline(self) -> ev.EvalResult:
         """Evaluation of the unpruned model (computed once)."""
-        if self._baseline is None:
+        if self.baseline_result is None:
             ev.run(self.baseline_iter())
-        return self._baseline
+        return self.baseline_result
 
     def baseline_iter(self, cancel: threading.Event | None = None) -> Iterator[ev.Progress | ev.EvalResult]:
         """:meth:`baseline` as a cancellable generator; the result is kept once it completes."""
         x, y = self.eval_tensors()
-        if self._baseline is not None:
-            return iter([self._baseline])
+        if self.baseline_result is not None:
+            return iter([self.baseline_result])
         return self._baseline_gen(x, y, cancel)
 
     def _baseline_gen(self, x, y, cancel):
-        generation = self._data_generation
-        for item in ev.evaluate_iter(self.original_model(), x, y, self.batch_size, None, self.data.num_classes, cancel):
-            if isinstance(item, ev.EvalResult) and generation == self._data_generation:
-                self._baseline = item  # only if the data did not change while it ran
+        generation = self.generation
+        for item in ev.evaluate_iter(self.original_model(), x, y, self.session.batch_size, None, self.session.data.num_classes, cancel):
+            if isinstance(item, ev.EvalResult) and generation == self.generation:
+                self.baseline_result = item  # only if the data did not change while it ran
             yield item
 
     def original_model(self) -> torch.nn.Module:
         """A copy of the model with every original value back (nothing pruned)."""
-        with self.lock:
-            model = copy.deepcopy(self._model)
+        s = self.session
+        with s.lock:
+            model = copy.deepcopy(s.model)
             params = dict(model.named_parameters())
-            for p, t in self.masks.orig.items():
+            for p, t in s.masks.orig.items():
                 params[p].data.copy_(t)
         return model
 
     @property
     def incremental(self) -> bool:
         """True when re-evaluation can start from cached activations (Sequential models)."""
-        return ev.cacheable(self._model)
+        return ev.cacheable(self.session.model)

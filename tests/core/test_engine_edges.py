@@ -177,3 +177,18 @@ def test_shrunk_report_accuracy_is_the_written_models(tmp_path):
     shrunk = torch.export.load(str(tmp_path / "m.pt2")).module()
     with torch.no_grad():
         assert rep["accuracy_after"] == int((shrunk(x).argmax(1) == y).sum()) / len(y)
+
+
+def test_session_holds_its_evaluation_part_instead_of_inheriting_it():
+    from pruneviz.core.session_eval import Evaluation
+
+    s = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    assert Session.__mro__ == (Session, object)
+    part = s.evaluation
+    assert isinstance(part, Evaluation) and part.session is s
+    assert part.evaluate().accuracy == s.evaluate().accuracy
+    assert part.baseline_result is None
+    s.baseline()
+    assert part.baseline_result is not None and part.tensors is not None
+    s.set_data("demo:digits")  # new data: the baseline and the tensors of the old data are gone
+    assert part.baseline_result is None and part.tensors is None and part.generation == 1

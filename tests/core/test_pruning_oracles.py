@@ -236,7 +236,7 @@ def test_baseline_is_cancellable_and_cached():
     gen = s.baseline_iter(cancel)
     next(gen)
     cancel.set()
-    assert not any(isinstance(i, EvalResult) for i in gen) and s._baseline is None
+    assert not any(isinstance(i, EvalResult) for i in gen) and s.evaluation.baseline_result is None
     s.prune(0.9)
     full = s.baseline()
     s.undo()

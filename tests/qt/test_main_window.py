@@ -149,7 +149,7 @@ def _slow_session(delay=0.02, n=4096, heavy=False):
     loaded = LoadedModel(model=model, spec="slow", source="state_dict", arch=None, example_input=x[:1], structured_ok=True)
     s = Session(loaded, EvalData(x=x, y=y, spec="synthetic"), device="cpu")
     s.batch_size = 64
-    s._baseline = s.evaluate(incremental=False)  # the test is about the live evaluation, not the baseline
+    s.evaluation.baseline_result = s.evaluate(incremental=False)  # the test is about the live evaluation, not the baseline
     s.cache.clear()
     return s
 

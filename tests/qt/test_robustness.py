@@ -44,7 +44,7 @@ def test_close_during_baseline_stops_it(qtbot):
     from pruneviz.qt.main_window import MainWindow
 
     s = _slow_session(delay=0.05)
-    s._baseline = None  # the baseline is computed by the first run, in the worker
+    s.evaluation.baseline_result = None  # the baseline is computed by the first run, in the worker
     w = MainWindow(s, open_session=demo_opener, restore_layout=False)
     qtbot.addWidget(w)
     w.show()
@@ -54,7 +54,7 @@ def test_close_during_baseline_stops_it(qtbot):
     clock.start()
     w.close()
     assert clock.elapsed() < 2_000  # a full baseline pass takes ~3 s
-    assert w.runner._thread is None and s._baseline is None  # an incomplete baseline is not kept
+    assert w.runner._thread is None and s.evaluation.baseline_result is None  # an incomplete baseline is not kept
     assert not _threads_left(w)[0]
 
 
