@@ -136,7 +136,24 @@ def make_app(screenshot: bool = False):
     app.setOrganizationName("pruneviz")
     app.setApplicationDisplayName("pruneviz")
     _palette_colours(app)
+    _collect_garbage_on_the_gui_thread()
     return app
+
+
+_GC = None
+
+
+def _collect_garbage_on_the_gui_thread() -> None:
+    """Python's cyclic garbage collector runs in whichever thread happens to allocate. When that is
+    a worker (evaluation, training, an analysis) and the garbage holds a Qt object, the object is
+    destroyed off the GUI thread, and PySide6 deadlocks waiting for the GIL (seen: a knockout
+    worker importing sympy collected an old window). So automatic collection is switched off and
+    pyqtgraph's GarbageCollector collects on a one-second timer in the GUI thread instead."""
+    global _GC
+    if _GC is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _GC = GarbageCollector(interval=1.0)
 
 
 def wait_for_evaluation(window, timeout_ms: int = 120_000) -> bool:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from pruneviz.core.session import Session
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_here():
+    """Collect each test's cyclic garbage (windows, dialogs) on the main thread when it ends: a
+    worker thread of the next test must never be the one that destroys a Qt object."""
+    yield
+    gc.collect()
 
 
 def open_demo(name: str = "mlp") -> Session:

@@ -104,3 +104,43 @@ def test_throttle_coalesces_but_delivers_the_last_item(qtbot, jobs):
     qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
     assert seen[0] == 0 and seen[-1] == 19_999
     assert len(seen) < 100
+
+
+def test_garbage_is_collected_on_the_gui_thread_never_in_a_worker(qtbot, jobs):
+    """A worker that allocates a lot must not run Python's cyclic collector: collecting a cycle that
+    holds a Qt object off the GUI thread deadlocks PySide6. The app collects on a GUI-thread timer."""
+    import gc
+    import weakref
+
+    from PySide6.QtCore import QObject
+
+    assert not gc.isenabled()  # make_app switched automatic collection off
+    collected_in: list[int] = []
+
+    def watch(phase, info):
+        if phase == "start":
+            collected_in.append(threading.get_ident())
+
+    class Holder:
+        pass
+
+    h = Holder()
+    h.me, h.obj = h, QObject()
+    gone = weakref.ref(h)
+    del h  # a cycle with a QObject in it: only the cyclic collector frees it
+    gc.callbacks.append(watch)
+    try:
+        def churn(cancel):
+            junk = [[i] for i in range(200_000)]  # far past the collector's threshold
+            yield len(junk)
+
+        with qtbot.waitSignal(jobs.finished, timeout=30_000):
+            jobs.start("churn", churn)
+        worker_runs = [t for t in collected_in if t != threading.get_ident()]
+        assert worker_runs == []
+        keep = [[i] for i in range(5_000)]  # live allocations: the timer's next check collects
+        qtbot.waitUntil(lambda: gone() is None, timeout=10_000)  # the GUI-thread timer collected it
+        del keep
+    finally:
+        gc.callbacks.remove(watch)
+    assert collected_in and set(collected_in) == {threading.get_ident()}
