@@ -455,6 +455,8 @@ def _layer_repr(layer: nn.Module) -> str:
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync it, then ``os.replace`` it into place."""
+    from .export import new_file_mode  # one rule for the modes of every file pruneviz writes
+
     path = pathlib.Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -464,7 +466,7 @@ def _atomic_write(path: pathlib.Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             # mkstemp makes the file 0600; give it the mode a plain open() would.
-            os.fchmod(f.fileno(), _file_mode(path))
+            os.fchmod(f.fileno(), new_file_mode(path))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -475,23 +477,6 @@ def _atomic_write(path: pathlib.Path, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise PrunevizError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
-
-
-def _file_mode(path: pathlib.Path) -> int:
-    """Mode for a new ``path``: an existing file's permission bits, else 0666 less the umask."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        pass
-    umask = 0o022
-    try:  # read without os.umask(), which would briefly change it for every thread
-        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                umask = int(line.split()[1], 8)
-                break
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o666 & ~umask
 
 
 # --------------------------------------------------------------------------------------------
