@@ -436,15 +436,21 @@ def _compensate(run, step, cancel) -> Iterator:
 
 
 def _train_curve(run, gen, name: str) -> Iterator:
-    chart = {"kind": "lines", "title": f"{name}: accuracy per epoch", "xlabel": "epoch", "ylabel": "accuracy", "ylim": [0, 1], "series": [{"name": name, "x": [], "y": []}], "marks": []}
+    """Draw a training run's accuracy per epoch live. The finished curves of the lesson's earlier
+    training steps stay on the same plot, labelled, so before / during / after (or one-shot vs
+    regrow) are compared on one picture; Back drops a step's curve with the step."""
+    earlier = [dict(series) for r in run.results for c in r.charts if c.get("training") for series in c["series"][-1:]]
+    series = {"name": name, "x": [], "y": []}
+    title = f"{name}: accuracy per epoch" if not earlier else "accuracy per epoch: " + " vs ".join([e["name"] for e in earlier] + [name])
+    chart = {"kind": "lines", "title": title, "xlabel": "epoch", "ylabel": "accuracy", "ylim": [0, 1], "series": earlier + [series], "marks": [], "training": True}
     while True:
         try:
             p = next(gen)
         except StopIteration:
             break
         if getattr(p, "accuracy", None) is not None:
-            chart["series"][0]["x"].append(p.epoch)
-            chart["series"][0]["y"].append(p.accuracy)
+            series["x"].append(p.epoch)
+            series["y"].append(p.accuracy)
         yield {"text": f"{name}: epoch {getattr(p, 'epoch', '?')}, loss {getattr(p, 'loss', float('nan')):.3f}", "chart": chart}
     run.chart(chart)
 

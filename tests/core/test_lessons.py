@@ -437,3 +437,17 @@ def test_sensitivity_action_follows_the_agreed_shape(monkeypatch):
     oracle.prune(0.9, layers="4")
     assert run.figures["sensitivity_4_90"] == oracle.evaluate().accuracy
     assert [s["name"] for s in results[-1].charts[0]["series"]] == ["layer 0", "layer 2", "layer 4"]
+
+
+@pytest.mark.slow
+def test_training_curves_of_a_lesson_share_one_plot_and_back_drops_one():
+    """'when': the after step's chart shows before, during and after on one plot, each curve the
+    accuracy its own step recorded at the end; Back drops the last step's curve with the step."""
+    run = lessons.LessonRun(lessons.load("when"))
+    list(run.run())
+    last = run.results[-1].charts[-1]
+    assert [s["name"] for s in last["series"]] == ["before", "during", "after"]
+    assert [s["y"][-1] for s in last["series"]] == [run.figures["before_80"], run.figures["during_80"], run.figures["after_80"]]
+    run.back()
+    run.back()
+    assert [s["name"] for s in run.results[-1].charts[-1]["series"]] == ["before", "during"]
