@@ -106,6 +106,8 @@ class ZoomDetail(QObject):
         region even when it did not move (the layer's values changed)."""
         self._timer.stop()
         v = self.view
+        if not v.alive():  # the window is being torn down
+            return
         if v.values is None or v.shape == (0, 0):
             self.clear()
             return

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 
 from pruneviz.core import display
@@ -272,8 +273,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if self.values is not None:
             self._repool.start()
 
+    def alive(self) -> bool:
+        """False once Qt has destroyed the plot area (a timer may still fire while the window
+        is torn down): debounced work then has nothing left to draw into."""
+        return shiboken6.isValid(self) and shiboken6.isValid(self.vb)
+
     def _repool_if_needed(self) -> None:
-        if self.values is None:
+        if self.values is None or not self.alive():
             return
         if display.block_shape(self.shape, self.target_shape()) != self.block:
             preview = self.preview.image
