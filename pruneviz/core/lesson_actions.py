@@ -409,14 +409,24 @@ def _finetune(run, step, cancel) -> Iterator:
 @action(
     "train",
     {"schedule": Setting(str, required=True, choices=("before", "during", "after", "regrow")), "target_sparsity": Setting(float, required=True, low=0.0, high=1.0), "epochs": Setting(int, default=3, low=1, high=1000), "method": Setting(str, default="magnitude", choices=_METHODS), "lr": Setting(float, default=None), "from_scratch": Setting(bool, default=False), "record": _NAME},
-    _named(),
+    lambda step: _named()(step) + ([f"{step['record']}_regrown"] if step.get("record") and step["schedule"] == "regrow" else []),
     needs=("train",),
 )
 def _train(run, step, cancel) -> Iterator:
-    """Session.train with a pruning schedule (before / during / after / regrow); records NAME after it."""
-    gen = run.session.train(step["schedule"], step["target_sparsity"], step["epochs"], method=step["method"], lr=step["lr"], from_scratch=step["from_scratch"], cancel=cancel)
+    """Session.train with a pruning schedule (before / during / after / regrow); records NAME after
+    it, and for regrow NAME_regrown: the connections the one-shot magnitude cut at the start
+    removes that training grew back (kept at the end)."""
+    s = run.session
+    first_cut = None
+    if step["schedule"] == "regrow" and s.sparsity() < step["target_sparsity"]:
+        first_cut = s.preview(step["target_sparsity"], "layer", "weight", "magnitude")  # what the start cuts
+    gen = s.train(step["schedule"], step["target_sparsity"], step["epochs"], method=step["method"], lr=step["lr"], from_scratch=step["from_scratch"], cancel=cancel)
     yield from _train_curve(run, gen, step["schedule"])
     _record_eval(run, step["record"])
+    if first_cut is not None and step.get("record"):
+        regrown = sum(int((first_cut[n] & s.mask(n)).sum()) for n in first_cut)
+        run.record(f"{step['record']}_regrown", regrown)
+        yield {"text": f"{regrown:,} connections the first cut removed grew back; sparsity stayed at {s.sparsity():.1%}"}
 
 
 @action(
