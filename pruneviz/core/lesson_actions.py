@@ -440,7 +440,11 @@ def _compensate(run, step, cancel) -> Iterator:
     s = run.session
     s.prune(step["amount"], scope=step["scope"], method=step["method"], compensate=True)
     acc = _record_eval(run, step["record"])
-    yield {"text": f"pruned {step['amount']:.0%} with compensation: accuracy {acc:.1%}"}
+    # the accuracies recorded so far (unpruned, the plain cut, ...) beside this one, as bars
+    names = [n for n in run.figures if not n.endswith("_loss")]
+    chart = {"kind": "bars", "title": "accuracy: the same cut without and with compensation", "ylabel": "accuracy", "categories": [n.replace("_", " ") for n in names], "series": [{"name": "accuracy", "values": [run.figures[n] for n in names]}]}
+    run.chart(chart)
+    yield {"text": f"pruned {step['amount']:.0%} with compensation: accuracy {acc:.1%}", "chart": chart}
     if not step["keep"]:
         s.undo()
 

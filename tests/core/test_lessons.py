@@ -29,7 +29,8 @@ action = "evaluate"
 record = "a"
 """
 
-RUNNABLE = ["playground", "node-loop", "global-vs-layer", "criteria", "faithful"]
+RUNNABLE = ["playground", "node-loop", "global-vs-layer", "criteria", "faithful", "fine-tune", "when", "surgeon", "regrow"]
+#: lessons that need a training verb: refused by an engine without it (tested by hiding the verb)
 WAITING = {"fine-tune": "finetune", "when": "train", "surgeon": "compensate", "regrow": "train"}
 
 
@@ -145,13 +146,8 @@ def test_list_shows_what_waiting_lessons_need(capsys):
     assert main(["lesson", "list"]) == 0
     out = capsys.readouterr().out.splitlines()
     names = [line.split()[0] for line in out]
-    assert names[: len(RUNNABLE)] == RUNNABLE and set(names) == set(RUNNABLE) | set(WAITING)
-    for line in out:
-        name = line.split()[0]
-        if name in WAITING and not lessons.has_verb(WAITING[name]):
-            assert line.endswith(f"(needs: {WAITING[name]})")
-        elif name in RUNNABLE:
-            assert "needs" not in line
+    assert names == RUNNABLE  # every lesson runs with this engine
+    assert not any("needs" in line for line in out)
 
 
 @pytest.mark.parametrize("name", sorted(WAITING))
