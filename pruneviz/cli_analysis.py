@@ -41,31 +41,31 @@ def add_parsers(sub) -> None:
 
     def common(p, ray=True):
         _model_args(p)
-        p.add_argument("--data", metavar="DATA", required=True)
-        p.add_argument("--out", required=True, metavar="FILE.json")
+        p.add_argument("--data", metavar="DATA", required=True, help="evaluation data each point is measured on: demo:digits, .npz, .pt, package.module:function")
+        p.add_argument("--out", required=True, metavar="FILE.json", help="where to write the results (JSON)")
         p.add_argument("--plot", metavar="FILE.png", help="also write the figure the app shows, as a PNG")
         if ray:
             p.add_argument("--ray", metavar="local|ADDRESS", help="run the evaluations on Ray: local starts it here, HOST:PORT joins a cluster")
 
     p = sub.add_parser("sensitivity", help="prune each layer alone at each level and evaluate")
     common(p)
-    p.add_argument("--layers", metavar="GLOB[,GLOB]")
-    p.add_argument("--levels", type=_levels, metavar="0.1,0.2,...")
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"])
-    p.add_argument("--method", default="magnitude")
+    p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only layers whose names match these globs (default: all)")
+    p.add_argument("--levels", type=_levels, metavar="0.1,0.2,...", help="sparsity levels, fractions from 0 to 1 (default: 0.1 to 0.9)")
+    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="prune single weights or whole neurons at each level (default: weight)")
+    p.add_argument("--method", default="magnitude", help="the criterion that ranks what goes first at each level (default: magnitude)")
 
     p = sub.add_parser("knockout", help="remove each neuron of a layer alone and evaluate; rate each criterion")
     common(p)
-    p.add_argument("--layer", required=True, metavar="NAME")
+    p.add_argument("--layer", required=True, metavar="NAME", help="the layer whose neurons are knocked out one at a time")
     p.add_argument("--method", default="magnitude", help="the criterion drawn beside the knockout with --plot")
 
     p = sub.add_parser("sweep", help="accuracy vs sparsity of one-shot prunes, per method and scope")
     common(p)
-    p.add_argument("--methods", type=_names("--methods", NEURON_METHODS), default=["magnitude"], metavar="M[,M]")
-    p.add_argument("--scopes", type=_names("--scopes", ("layer", "global")), default=["layer"], metavar="layer,global")
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"])
-    p.add_argument("--layers", metavar="GLOB[,GLOB]")
-    p.add_argument("--levels", type=_levels, metavar="0.1,0.2,...")
+    p.add_argument("--methods", type=_names("--methods", NEURON_METHODS), default=["magnitude"], metavar="M[,M]", help="criteria to sweep, comma-separated (default: magnitude)")
+    p.add_argument("--scopes", type=_names("--scopes", ("layer", "global")), default=["layer"], metavar="layer,global", help="per layer, global, or both, comma-separated (default: layer)")
+    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="prune single weights or whole neurons at each level (default: weight)")
+    p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only layers whose names match these globs (default: all)")
+    p.add_argument("--levels", type=_levels, metavar="0.1,0.2,...", help="sparsity levels, fractions from 0 to 1 (default: 0.1 to 0.9)")
 
 
 def _check_outputs(args) -> None:

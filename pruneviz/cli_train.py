@@ -38,7 +38,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--train-data", metavar="DATA", help="training data (demo models: demo:digits-train by default)")
     p.add_argument("--lr", type=_positive("--lr"), metavar="LR", help="learning rate (default: the optimizer's usual one; demo models: their recipe's)")
-    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"], help="optimizer of the training (default: adam); pruned entries stay exactly 0 with each")
     p.add_argument("--batch-size", dest="train_batch_size", type=_int_in("--batch-size", 1, 2**31 - 1), metavar="N", help="training batch size (default 32)")
 
 
@@ -59,15 +59,15 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="prune before / during / after training, or prune and regrow")
     _model_args(p)
     p.add_argument("--data", metavar="DATA", required=True, help="held-out evaluation data")
-    p.add_argument("--schedule", required=True, choices=SCHEDULES)
-    p.add_argument("--target-sparsity", required=True, type=_fraction("--target-sparsity"), metavar="S")
-    p.add_argument("--epochs", required=True, type=_int_in("--epochs", 1, EPOCHS_MAX), metavar="N")
+    p.add_argument("--schedule", required=True, choices=SCHEDULES, help="when to prune: before (at initialisation, then train), during (gradual, cubic schedule), after (train, prune once, fine-tune), regrow (RigL: constant sparsity, drop and regrow), granet (regrow with a gradual start)")
+    p.add_argument("--target-sparsity", required=True, type=_fraction("--target-sparsity"), metavar="S", help="fraction (0 to 1) of each layer's weights pruned at the end")
+    p.add_argument("--epochs", required=True, type=_int_in("--epochs", 1, EPOCHS_MAX), metavar="N", help="epochs of training over the training data")
     p.add_argument("--from-scratch", action="store_true", help="re-initialise the weights first (seeded by --seed)")
-    p.add_argument("--method", default="magnitude", choices=["magnitude", "snip"])
+    p.add_argument("--method", default="magnitude", choices=["magnitude", "snip"], help="what the schedule prunes by: magnitude |w|, or snip |w·g| at initialisation (default: magnitude)")
     _training_options(p)
-    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0)
-    p.add_argument("--out", required=True, metavar="PATH")
-    p.add_argument("--report", metavar="FILE.json")
+    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the training order and of --from-scratch (default: 0)")
+    p.add_argument("--out", required=True, metavar="PATH", help="where to write the trained, pruned model (its suffix chooses the format, as for prune)")
+    p.add_argument("--report", metavar="FILE.json", help="also write a JSON report with the per-epoch curve and the final sparsity")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
