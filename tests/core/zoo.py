@@ -156,6 +156,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, fused: bool):
         super().__init__()
         self.heads, self.fused = heads, fused
+        self.fixed_width = False
         self.head_dim = dim // heads
         if fused:
             self.qkv = nn.Linear(dim, dim * 3)
@@ -171,7 +172,9 @@ class Attention(nn.Module):
         else:
             q, k, v = (t(x).reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (self.query, self.key, self.value))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-        out = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
+        # -1: the width follows the heads (so heads can be removed); fixed_width reshapes to the
+        # input width instead, as some attention code does, which no head removal survives
+        out = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c if self.fixed_width else -1)
         return self.proj(out)
 
 
