@@ -174,3 +174,20 @@ def test_cli_prunes_and_shrinks_heads_and_refuses_a_model_without_attention(tmp_
     assert code == 2
     assert err.strip().count("\n") == 0 and "no attention heads" in err
     assert not (tmp_path / "c.pt").exists()
+
+
+@pytest.mark.parametrize("method", ["taylor", "obd"])
+def test_data_driven_head_scores_sum_the_weight_scores_of_the_heads_qkv_rows(method, tmp_path):
+    import numpy as np
+
+    from pruneviz.core.data import open_data
+
+    g = torch.Generator().manual_seed(5)
+    np.savez(tmp_path / "d.npz", x=torch.randn(40, 3, 8, 8, generator=g).numpy(), y=torch.randint(0, 4, (40,), generator=g).numpy())
+    s, _, _ = open_session("vit_separate")
+    s.set_data(open_data(str(tmp_path / "d.npz")))
+    w = s.scores(None, method, "weight")
+    oracle = torch.stack([sum(w[f"attn.{k}"][head_rows([h])].sum() for k in ("query", "key", "value")) for h in range(4)])
+    torch.testing.assert_close(s.head_scores("attn", method), oracle.float())
+    s.prune(0.25, granularity="head", method=method)
+    assert (~s.head_mask("attn")).nonzero().flatten().tolist() == [int(oracle.argmin())]
