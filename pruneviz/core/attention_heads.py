@@ -319,9 +319,9 @@ def _drop_out(module: nn.Module, idx: list[int]) -> None:
     import torch_pruning as tp
 
     if is_conv1d(module):
-        from .conv1d import Conv1DPruner
+        from .conv1d import conv1d_pruner
 
-        Conv1DPruner().prune_out_channels(module, idx)
+        conv1d_pruner().prune_out_channels(module, idx)
     else:
         tp.prune_linear_out_channels(module, idx)
 
@@ -330,9 +330,9 @@ def _drop_in(module: nn.Module, idx: list[int]) -> None:
     import torch_pruning as tp
 
     if is_conv1d(module):
-        from .conv1d import Conv1DPruner
+        from .conv1d import conv1d_pruner
 
-        Conv1DPruner().prune_in_channels(module, idx)
+        conv1d_pruner().prune_in_channels(module, idx)
     else:
         tp.prune_linear_in_channels(module, idx)
 
