@@ -309,7 +309,7 @@ def _cmd_score(args) -> int:
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **{n: t.numpy() for n, t in scores.items()})
-    _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} layers to {args.out}")
+    _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} {'attention modules' if args.granularity == 'head' else 'layers'} to {args.out}")
     return 0
 
 
@@ -327,6 +327,10 @@ def _cmd_prune(args) -> int:
     s = _session(args, data=args.data)
     if args.shrink and args.granularity == "neuron":  # layers that cannot be shrunk are left out, with a notice each
         args.layers = cli_models.shrinkable_layers(s, args.layers)
+    if args.shrink and args.granularity == "head":  # likewise attention modules whose heads cannot go
+        from pruneviz.core.attention_heads import shrinkable_units
+
+        args.layers = shrinkable_units(s, args.layers)
     by_sensitivity = None
     if args.scope == "sensitivity":
         if args.compensate:

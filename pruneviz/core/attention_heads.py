@@ -363,3 +363,20 @@ def shrink_heads(model: nn.Module, units: dict[str, HeadUnit], pruned: dict[str,
             f"({first}; a forward that reshapes the attention output to the input width cannot lose heads); export without --shrink"
         ) from exc
     return model
+
+
+def shrinkable_units(session, patterns) -> list[str]:
+    """For ``prune --granularity head --shrink``: the selected attention modules whose heads can be
+    removed, each other one skipped with a notice; refuses when none is left."""
+    keep = []
+    units = select_units(session, patterns)
+    for u in units:
+        if u.no_shrink:
+            note = f"skipped {u.name} (--shrink): {u.no_shrink}"
+            if note not in session.notices:
+                session.notices.append(note)
+        else:
+            keep.append(u.name)
+    if not keep:
+        raise PrunevizError(f"no selected attention module can lose heads physically ({units[0].name}: {units[0].no_shrink}); export without --shrink")
+    return keep

@@ -191,3 +191,20 @@ def test_data_driven_head_scores_sum_the_weight_scores_of_the_heads_qkv_rows(met
     torch.testing.assert_close(s.head_scores("attn", method), oracle.float())
     s.prune(0.25, granularity="head", method=method)
     assert (~s.head_mask("attn")).nonzero().flatten().tolist() == [int(oracle.argmin())]
+
+
+def test_cli_head_shrink_of_multihead_attention_is_refused_before_pruning(tmp_path, capsys):
+    sd = tmp_path / "mha.pt"
+    torch.save(zoo.mha().state_dict(), sd)
+    out = tmp_path / "m.pt"
+    code = main(["prune", str(sd), "--arch", "tests.core.zoo:mha", "--input-shape", "5,6", "--granularity", "head", "--amount", "0.5", "--shrink", "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "MultiheadAttention requires num_heads" in err
+    assert not out.exists()
+    code = main(["score", str(sd), "--arch", "tests.core.zoo:mha", "--input-shape", "5,6", "--granularity", "head", "--method", "magnitude", "--out", str(tmp_path / "s.npz")])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    import numpy as np
+
+    s, _, _ = open_session("mha")
+    np.testing.assert_allclose(np.load(tmp_path / "s.npz")["attn"], s.head_scores("attn").numpy())
