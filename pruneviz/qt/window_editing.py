@@ -91,6 +91,9 @@ class Editing:
         if not self.selected or self.layer is None:
             self.statusBar().showMessage("select neurons first: click rows in the heatmap or the strip", 3000)
             return
+        if self.session.layer(self.layer).kind == "Conv1D":  # shown as stored: rows are inputs, not neurons
+            self.statusBar().showMessage("the rows of a Conv1D layer are its inputs: prune its neurons with the Prune controls (granularity neuron)", 5000)
+            return
         verb = self.session.restore_neurons if restore else self.session.prune_neurons
         self._guard(verb, self.layer, sorted(self.selected))
 
