@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="write importance scores to an .npz")
     _model_args(p)
     p.add_argument("--method", required=True, help=_METHOD_HELP)
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="one score per weight, or per neuron (output row / conv filter)")
+    p.add_argument("--granularity", default="weight", choices=["weight", "neuron", "head"], help="one score per weight, per neuron (output row / conv filter), or per attention head")
     p.add_argument("--data", metavar="DATA", help=_DATA_HELP + "; needed by the data-driven methods")
     p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the random method (default: 0)")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the scores, one array per layer")
@@ -133,12 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amount", required=True, type=_amount, help="fraction (0 to 1) of the still-kept weights or neurons to remove, so repeated prunes compose")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the pruned model; .pt/.pth/.bin, .safetensors, .pt2 or .onnx chooses the format")
     p.add_argument("--scope", default="layer", choices=["layer", "global", "sensitivity"], help="layer: each selected layer loses --amount of its own; global: one ranking over all selected layers; sensitivity: per-layer amounts allocated from a sensitivity analysis (needs --data) (default: layer)")
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="prune single weights, or whole neurons (output rows / conv filters) (default: weight)")
+    p.add_argument("--granularity", default="weight", choices=["weight", "neuron", "head"], help="prune single weights, whole neurons (output rows / conv filters), or whole attention heads (default: weight)")
     p.add_argument("--method", default="magnitude", help=_METHOD_HELP + " (default: magnitude)")
     p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only layers whose names match these globs (default: all; the output layer is neuron-pruned only when named exactly)")
     p.add_argument("--data", metavar="DATA", help=_DATA_HELP + "; needed by the data-driven methods, and reports accuracy before and after")
     p.add_argument("--format", default=None, choices=["state_dict", "safetensors", "pt2", "onnx"], help="file format (default: from the suffix of --out, else state_dict)")
-    p.add_argument("--shrink", action="store_true", help="remove pruned neurons physically (with --granularity neuron)")
+    p.add_argument("--shrink", action="store_true", help="remove pruned neurons or attention heads physically (with --granularity neuron or head)")
     p.add_argument("--report", metavar="FILE.json", help="also write a JSON report (amounts, sparsity, parameters, accuracy)")
     p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the random method (default: 0)")
     from pruneviz import cli_train
@@ -309,13 +309,13 @@ def _cmd_score(args) -> int:
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **{n: t.numpy() for n, t in scores.items()})
-    _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} layers to {args.out}")
+    _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} {'attention modules' if args.granularity == 'head' else 'layers'} to {args.out}")
     return 0
 
 
 def _cmd_prune(args) -> int:
-    if args.shrink and args.granularity != "neuron":
-        raise PrunevizError("--shrink removes neurons: use it with --granularity neuron")
+    if args.shrink and args.granularity not in ("neuron", "head"):
+        raise PrunevizError("--shrink removes neurons or heads: use it with --granularity neuron or head")
     _check_out(args.out, "--out")
     if args.format is None:
         args.format = format_for(args.out)
@@ -327,6 +327,10 @@ def _cmd_prune(args) -> int:
     s = _session(args, data=args.data)
     if args.shrink and args.granularity == "neuron":  # layers that cannot be shrunk are left out, with a notice each
         args.layers = cli_models.shrinkable_layers(s, args.layers)
+    if args.shrink and args.granularity == "head":  # likewise attention modules whose heads cannot go
+        from pruneviz.core.attention_heads import shrinkable_units
+
+        args.layers = shrinkable_units(s, args.layers)
     by_sensitivity = None
     if args.scope == "sensitivity":
         if args.compensate:
@@ -341,7 +345,7 @@ def _cmd_prune(args) -> int:
     else:
         n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
     rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
-    unit = "neurons" if args.granularity == "neuron" else "weights"
+    unit = {"neuron": "neurons", "head": "attention heads"}.get(args.granularity, "weights")
     line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"
     if "macs_before" in rep:
         line += f"; MACs {rep['macs_before']:,} -> {rep.get('macs_shrunk', rep['macs_masked']):,}"

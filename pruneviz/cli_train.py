@@ -189,7 +189,7 @@ def prune_and_train(s, args, emit, prune=None) -> int:
     if args.json:
         emit(json.dumps(_finite(rep)))
         return 0
-    unit = "neurons" if args.granularity == "neuron" else "weights"
+    unit = {"neuron": "neurons", "head": "attention heads"}.get(args.granularity, "weights")
     line = f"pruned {n:,} {unit}{' (compensated)' if args.compensate else ''}; sparsity {rep['sparsity']:.1%}"
     if before is not None:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"

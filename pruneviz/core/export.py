@@ -266,14 +266,21 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
     shrunk_params = None
     after = None
     if shrink:
-        if session.coupling is None:
+        from . import attention_heads as ah
+
+        heads = ah.pruned_heads(session)
+        ah.check_head_shrink(session, heads)
+        if session.coupling is None and not heads:
             raise PrunevizError(f"--shrink needs neuron pruning, which this model does not support: {session.coupling_error}")
-        pruned = {layer.name: ~session.neuron_mask(layer.name) for layer in session.layers}
-        keep = {layer.name for layer in session.layers if layer.is_output}
-        check_shrinkable(session, {n for n, m in pruned.items() if bool(m.any()) and n not in keep})
         masked = model
         kept_zero: dict[str, int] = {}
-        model = shrink_model(masked, example, pruned, keep, kept_zero)
+        if session.coupling is not None:
+            pruned = {layer.name: ~session.neuron_mask(layer.name) for layer in session.layers}
+            keep = {layer.name for layer in session.layers if layer.is_output}
+            check_shrinkable(session, {n for n, m in pruned.items() if bool(m.any()) and n not in keep})
+            model = shrink_model(masked, example, pruned, keep, kept_zero)
+        if heads:  # whole attention heads go after the neurons (their indices do not move)
+            model = ah.shrink_heads(model if model is not masked else copy.deepcopy(masked), ah.find_heads(session), heads, example)
         shrunk_params = sum(p.numel() for p in model.parameters())
         _check_same_outputs(masked, model, session)
         if session.data is not None:  # the report's accuracy is the written model's own

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from .conv1d import customized_pruners
 from .errors import PrunevizError
+from .inventory import is_conv1d
 from .outputs import logits
 
 # Modules whose channel parameters we know how to mask along dim 0 when their channels go.
@@ -126,7 +128,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
     model.eval()
     try:
         with torch.enable_grad(), no_kv_cache(model):
-            dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False, output_transform=logits)
+            dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False, output_transform=logits, customized_pruners=customized_pruners(model))
     except Exception as exc:  # the tracer raises anything from AssertionError to RuntimeError
         raise PrunevizError(f"cannot trace the model for neuron pruning ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); weight pruning still works") from exc
     finally:
@@ -138,9 +140,6 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
         module = modules[name]
         lc = LayerCoupling()
         result[name] = lc
-        if type(module).__name__ == "Conv1D":
-            lc.refused = "it is a GPT-2 Conv1D (a Linear with its weight transposed): prune its weights; neuron pruning does not cover it yet"
-            continue
         if module not in dg.module2node:
             parent = _traced_ancestor(name, modules, dg)
             if parent is not None:
@@ -167,7 +166,17 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
                 if isinstance(target, nn.Parameter):
                     lc.refused = "its channels are coupled to a bare nn.Parameter"
                 continue  # tracer-internal ops (add, cat, reshape) own no parameters
-            if isinstance(target, _WEIGHTED):
+            if is_conv1d(target):  # a Linear with its weight [in, out]: outputs are columns
+                if is_out:
+                    lc.effects.append(Effect(pname(target, "weight"), 1, tidx, ridx))
+                    if target.bias is not None:
+                        lc.effects.append(Effect(pname(target, "bias"), 0, tidx, ridx))
+                    if tname != name and tname in wanted:
+                        lc.coupled[tname] = (tidx, ridx)
+                elif is_in:
+                    consumers += 1
+                    lc.effects.append(Effect(pname(target, "weight"), 0, tidx, ridx))
+            elif isinstance(target, _WEIGHTED):
                 # a depthwise conv's channel is both its input and its output: it goes whole
                 depthwise = isinstance(target, nn.modules.conv._ConvNd) and target.groups > 1 and target.groups == target.in_channels == target.out_channels
                 if is_out and (not is_in or depthwise):

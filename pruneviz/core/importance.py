@@ -238,13 +238,19 @@ def neuron_scores(method: str, model: nn.Module, layers: list[LayerInfo], params
     """Score every output neuron of ``layers``; returns ``{layer name: scores [out]}``."""
     check_method(method, "neuron", data is not None)
     if method == "magnitude":
-        return {layer.name: params[layer.weight].detach().flatten(1).norm(p=2, dim=1) for layer in layers}
+        return {layer.name: _by_neuron(layer, params[layer.weight].detach()).norm(p=2, dim=1) for layer in layers}
     if method == "random":
-        return {layer.name: _seeded(opts.seed, layer.name, (layer.shape[0],), params[layer.weight].device) for layer in layers}
+        return {layer.name: _seeded(opts.seed, layer.name, (layer.out_channels,), params[layer.weight].device) for layer in layers}
     if method in ("activation", "apoz"):
         stats = _hook_stats(model, layers, data, opts, method)
         return {n: (v if method == "activation" else 1.0 - v) for n, v in stats.items()}
-    return {n: s.flatten(1).sum(1) for n, s in weight_scores(method, model, layers, params, data, opts).items()}
+    by_name = {layer.name: layer for layer in layers}
+    return {n: _by_neuron(by_name[n], s).sum(1) for n, s in weight_scores(method, model, layers, params, data, opts).items()}
+
+
+def _by_neuron(layer: LayerInfo, t: torch.Tensor) -> torch.Tensor:
+    """``t`` (shaped like the weight) as [out neurons, everything else]: a Conv1D's weight is [in, out]."""
+    return t.t() if layer.kind == "Conv1D" else t.flatten(1)
 
 
 SCORERS: dict[str, Callable] = {"weight": weight_scores, "neuron": neuron_scores}

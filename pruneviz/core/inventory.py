@@ -2,7 +2,7 @@
 
 A layer is a Linear or a ConvNd (its weight has one row per output neuron / filter), or a
 Hugging Face ``Conv1D`` (GPT-2): a Linear whose weight is stored transposed, ``[in, out]``; it is
-listed with that shape (rows are its inputs) and pruned weight by weight. Models that
+listed with that shape (rows are its inputs); its neurons are the weight's columns. Models that
 arrive without their Python classes (a ``.pt2`` program, a TorchScript archive) are read by
 parameter: every ``*.weight`` of rank 2 to 5 counts, its kind guessed from the rank; such layers
 can be weight-pruned but not neuron-pruned, because their coupling cannot be traced.
@@ -38,7 +38,8 @@ class LayerInfo:
 
     @property
     def out_channels(self) -> int:
-        return self.shape[0]
+        """Output neurons: weight rows, except a Conv1D's columns (its weight is [in, out])."""
+        return self.shape[1] if self.kind == "Conv1D" else self.shape[0]
 
     @property
     def numel(self) -> int:

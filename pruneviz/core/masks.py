@@ -41,7 +41,7 @@ class MaskStore:
         self.coupling = coupling or {}
         device = next(iter(self.params.values())).device if self.params else torch.device("cpu")
         self.elem = {n: torch.ones(layer.shape, dtype=torch.bool, device=device) for n, layer in self.layers.items()}
-        self.chan = {n: torch.ones(layer.shape[0], dtype=torch.bool, device=device) for n, layer in self.layers.items()}
+        self.chan = {n: torch.ones(layer.out_channels, dtype=torch.bool, device=device) for n, layer in self.layers.items()}
         # (param, dim) -> list of (root layer, effect)
         self.touching: dict[tuple[str, int], list[tuple[str, Effect]]] = defaultdict(list)
         for root, lc in self.coupling.items():

@@ -276,7 +276,10 @@ class Session:
     def scores(self, layer: str | None = None, method: str = "magnitude", granularity: str = "weight", original: bool = False):
         """Importance of each weight (``granularity="weight"``, shaped like the weight) or neuron
         (``"neuron"``, one per output) of ``layer`` (or a dict for every layer), on the current model,
-        or with ``original=True`` on the unpruned model (what pruned entries were worth)."""
+        or with ``original=True`` on the unpruned model (what pruned entries were worth).
+        ``granularity="head"``: one score per attention head, keyed by attention module."""
+        if granularity == "head":
+            return self.head_scores(layer, method)
         imp.check_method(method, granularity, self.data is not None)
         if method in imp.LOCAL_METHODS:
             # one layer's own weights are enough: no model pass, no work on the other layers
@@ -543,6 +546,10 @@ class Session:
             from . import compensate as comp
 
             return comp.prune(self, amount, scope, method, layers)
+        if granularity == "head":
+            from . import attention_heads
+
+            return attention_heads.prune(self, amount, scope, method, layers)
         chosen = self.preview(amount, scope, granularity, method, layers)
         label = f"prune {amount:.0%} {granularity}s by {method} ({scope})"
         if granularity == "weight":
@@ -761,6 +768,39 @@ class Session:
         from . import plans
 
         return plans.summaries(self, cancel)
+
+    # ------------------------------------- attention heads (core/attention_heads.py)
+    def attention_heads(self) -> dict[str, int]:
+        """``{attention module: number of heads}`` for the attention modules whose heads can be pruned."""
+        from . import attention_heads
+
+        return {n: u.num_heads for n, u in attention_heads.find_heads(self).items()}
+
+    def head_mask(self, layer: str) -> torch.Tensor:
+        """Kept-mask [heads] of an attention module (or of the module one of its projections belongs to)."""
+        from . import attention_heads
+
+        return attention_heads.head_mask(self, attention_heads._unit(self, layer))
+
+    def head_scores(self, layer: str | None = None, method: str = "magnitude"):
+        """One score per head (magnitude: L2 norm of its q/k/v rows; else its rows' weight scores summed)."""
+        from . import attention_heads
+
+        units = None if layer is None else [attention_heads._unit(self, layer)]
+        out = attention_heads.scores(self, method, units)
+        return next(iter(out.values())) if layer is not None else out
+
+    def prune_heads(self, layer: str, heads: Sequence[int], label: str | None = None) -> int:
+        """Prune whole attention heads of ``layer`` (its q/k/v rows and output-projection columns); one undo step."""
+        from . import attention_heads
+
+        return attention_heads.prune_heads(self, layer, list(heads), label)
+
+    def restore_heads(self, layer: str, heads: Sequence[int], label: str | None = None) -> int:
+        """Restore whole attention heads of ``layer`` (every weight of the head comes back); one undo step."""
+        from . import attention_heads
+
+        return attention_heads.restore_heads(self, layer, list(heads), label)
 
 
 def _fmt(idx) -> str:

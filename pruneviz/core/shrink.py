@@ -138,7 +138,9 @@ def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str
     from .groups import no_kv_cache
 
     with torch.enable_grad(), no_kv_cache(model):
-        dg.build_dependency(model, example_inputs=example_input, verbose=False, output_transform=logits)
+        from .conv1d import customized_pruners
+
+        dg.build_dependency(model, example_inputs=example_input, verbose=False, output_transform=logits, customized_pruners=customized_pruners(model))
     done: set[int] = set()
     kept_zero: dict[str, int] = {}
     for name, mask in pruned.items():

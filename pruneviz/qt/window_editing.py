@@ -106,6 +106,9 @@ class Editing(QObject):
         if not self.w.selected or self.w.layer is None:
             self.w.statusBar().showMessage("select neurons first: click rows in the heatmap or the strip", 3000)
             return
+        if self.w.session.layer(self.w.layer).kind == "Conv1D":  # shown as stored: rows are inputs, not neurons
+            self.w.statusBar().showMessage("the rows of a Conv1D layer are its inputs: prune its neurons with the Prune controls (granularity neuron)", 5000)
+            return
         verb = self.w.session.restore_neurons if restore else self.w.session.prune_neurons
         self.w._guard(verb, self.w.layer, sorted(self.w.selected))
 

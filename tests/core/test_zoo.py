@@ -75,6 +75,8 @@ def hand(name: str, m, idx):
         out_rows(m.fc1)(idx), cols(m.a.weight, idx), cols(m.b.weight, idx)
     elif name == "output_object":
         out_rows(m.fc1)(idx), cols(m.fc2.weight, idx)
+    elif name == "conv1d":  # Conv1D weights are [in, out]: a neuron is a column, its input a row
+        zero(m.c_fc.weight, idx, 1), zero(m.c_fc.bias, idx), zero(m.c_proj.weight, idx, 0)
     else:
         raise AssertionError(name)
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.utils.prune
 
+from pruneviz.core import attention_heads as ah
 from pruneviz.core import export
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.model_io import LoadedModel
@@ -95,8 +96,6 @@ def test_gpt2_conv1d_layers_are_weight_pruned_like_l1_unstructured_and_undo_exac
         w = original[layer.weight]
         oracle = torch.nn.utils.prune.L1Unstructured(0.3).compute_mask(w, torch.ones_like(w)).bool()
         assert torch.equal(s.mask(layer.name), oracle), layer.name
-    with pytest.raises(PrunevizError, match="Conv1D"):
-        s.prune_neurons("transformer.h.0.mlp.c_fc", [0])
     with torch.no_grad():
         x = ids(3, 3)
         hand = gpt2()
@@ -106,3 +105,89 @@ def test_gpt2_conv1d_layers_are_weight_pruned_like_l1_unstructured_and_undo_exac
     s.undo()
     for k, v in s.model.state_dict().items():
         assert torch.equal(v, original[k]), k
+
+
+def _head_rows(heads, d, offset=0):
+    return [offset + h * d + j for h in heads for j in range(d)]
+
+
+def test_bert_heads_mask_like_a_hand_pruned_copy_shrink_exactly_and_undo(tmp_path):
+    model = bert()
+    ref, orig = copy.deepcopy(model), copy.deepcopy(model)
+    s = session(model)
+    unit = "bert.encoder.layer.0.attention.self"
+    assert s.attention_heads() == {unit: 4, "bert.encoder.layer.1.attention.self": 4}
+    assert s.prune_heads(unit, [0, 2]) == 2
+    rows = _head_rows([0, 2], 8)
+    with torch.no_grad():
+        att = ref.bert.encoder.layer[0].attention
+        for lin in (att.self.query, att.self.key, att.self.value):
+            lin.weight[rows] = 0
+        att.output.dense.weight[:, rows] = 0
+        x = ids(5, 1)
+        torch.testing.assert_close(s.model(x).logits, ref(x).logits, rtol=0, atol=1e-6)
+    rep = s.export(tmp_path / "b.pt", shrink=True)
+    assert rep["params_after"] == rep["params_before"] - (3 * 16 * (32 + 1) + 32 * 16)
+    shrunk = ah.shrink_heads(copy.deepcopy(s.model), ah.find_heads(s), ah.pruned_heads(s), ids(2, 0))
+    assert shrunk.bert.encoder.layer[0].attention.self.num_attention_heads == 2
+    with torch.no_grad():
+        x = ids(6, 2)
+        torch.testing.assert_close(shrunk(x).logits, s.model(x).logits, rtol=0, atol=1e-5)
+    s.undo()
+    for (n, p), (_, q) in zip(s.model.named_parameters(), orig.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_gpt2_heads_in_conv1d_mask_like_a_hand_pruned_copy_and_shrink_exactly(tmp_path):
+    model = gpt2()
+    ref, orig = copy.deepcopy(model), copy.deepcopy(model)
+    s = session(model)
+    unit = "transformer.h.1.attn"
+    assert s.attention_heads()[unit] == 4
+    s.prune(0.5, granularity="head", layers=unit)
+    gone = (~s.head_mask(unit)).nonzero().flatten().tolist()
+    assert len(gone) == 2
+    with torch.no_grad():  # Conv1D weights are [in, out]: a head is columns of c_attn, rows of c_proj
+        att = ref.transformer.h[1].attn
+        att.c_attn.weight[:, _head_rows(gone, 8) + _head_rows(gone, 8, 32) + _head_rows(gone, 8, 64)] = 0
+        att.c_proj.weight[_head_rows(gone, 8)] = 0
+        x = ids(4, 1)
+        torch.testing.assert_close(s.model(x).logits, ref(x).logits, rtol=0, atol=1e-6)
+    rep = s.export(tmp_path / "g.pt", shrink=True)
+    assert rep["params_after"] == rep["params_before"] - (3 * 16 * (32 + 1) + 16 * 32)
+    shrunk = ah.shrink_heads(copy.deepcopy(s.model), ah.find_heads(s), ah.pruned_heads(s), ids(2, 0))
+    assert shrunk.transformer.h[1].attn.num_heads == 2
+    with torch.no_grad():
+        x = ids(5, 2)
+        torch.testing.assert_close(shrunk(x).logits, s.model(x).logits, rtol=0, atol=1e-5)
+    s.undo()
+    for (n, p), (_, q) in zip(s.model.named_parameters(), orig.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_gpt2_conv1d_neurons_mask_like_a_hand_pruned_copy_and_shrink_exactly(tmp_path):
+    model = gpt2()
+    ref = copy.deepcopy(model)
+    s = session(model)
+    layer, idx = "transformer.h.0.mlp.c_fc", [3, 10, 41]
+    assert s.layer(layer).out_channels == 128 and s.neuron_mask(layer).numel() == 128
+    s.prune_neurons(layer, idx)
+    with torch.no_grad():  # Conv1D weights are [in, out]: a neuron is a column of c_fc, a row of c_proj
+        mlp = ref.transformer.h[0].mlp
+        mlp.c_fc.weight[:, idx] = 0
+        mlp.c_fc.bias[idx] = 0
+        mlp.c_proj.weight[idx] = 0
+        x = ids(4, 1)
+        torch.testing.assert_close(s.model(x).logits, ref(x).logits, rtol=0, atol=1e-6)
+    torch.testing.assert_close(s.scores(layer, "magnitude", "neuron"), ref.transformer.h[0].mlp.c_fc.weight.detach().norm(dim=0))
+    rep = s.export(tmp_path / "g.pt", shrink=True)
+    assert rep["params_after"] == rep["params_before"] - 3 * (32 + 1 + 32)
+    pruned = {n.name: ~s.neuron_mask(n.name) for n in s.layers}
+    shrunk = export.shrink_model(s.model, ids(2, 0), pruned, {n.name for n in s.layers if n.is_output})
+    assert shrunk.transformer.h[0].mlp.c_fc.weight.shape == (32, 125)
+    with torch.no_grad():
+        x = ids(5, 2)
+        torch.testing.assert_close(shrunk(x).logits, s.model(x).logits, rtol=0, atol=1e-5)
+    with pytest.raises(PrunevizError, match="attention heads"):  # c_attn: masked, never shrunk by neuron
+        s.prune_neurons("transformer.h.0.attn.c_attn", [0])
+        s.export(tmp_path / "h.pt", shrink=True)

@@ -156,6 +156,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, fused: bool):
         super().__init__()
         self.heads, self.fused = heads, fused
+        self.fixed_width = False
         self.head_dim = dim // heads
         if fused:
             self.qkv = nn.Linear(dim, dim * 3)
@@ -171,7 +172,9 @@ class Attention(nn.Module):
         else:
             q, k, v = (t(x).reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (self.query, self.key, self.value))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-        out = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
+        # -1: the width follows the heads (so heads can be removed); fixed_width reshapes to the
+        # input width instead, as some attention code does, which no head removal survives
+        out = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c if self.fixed_width else -1)
         return self.proj(out)
 
 
@@ -271,6 +274,41 @@ def branching() -> nn.Module:
     return Branching().eval()
 
 
+class Conv1D(nn.Module):
+    """Hugging Face's Conv1D layout without transformers: ``y = x @ W + b``, ``W`` of shape [in, out]."""
+
+    def __init__(self, nf: int, nx: int):
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.2)
+        self.bias = nn.Parameter(torch.randn(nf) * 0.1)
+
+    def forward(self, x):
+        size_out = x.size()[:-1] + (self.nf,)
+        return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(size_out)
+
+
+class Conv1DMLP(nn.Module):
+    """A GPT-2-style MLP block of Conv1D layers inside a residual."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc_in = nn.Linear(12, 16)
+        self.c_fc = Conv1D(24, 16)
+        self.c_proj = Conv1D(16, 24)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = self.fc_in(x)
+        h = h + self.c_proj(F.gelu(self.c_fc(h)))
+        return self.head(h)
+
+
+def conv1d_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return Conv1DMLP().eval()
+
+
 @dataclass
 class Output:
     logits: torch.Tensor
@@ -323,6 +361,7 @@ ZOO = [
     Family("tied_lm", tied_lm, (6,), "fc1", (4, 11), torch.long, 40),
     Family("branching", branching, (12,), "fc1", (2, 9)),
     Family("output_object", output_object, (12,), "fc1", (0, 3)),
+    Family("conv1d", conv1d_mlp, (5, 12), "c_fc", (2, 19)),
 ]
 
 
