@@ -275,7 +275,7 @@ class LayerViewer:
         row = next(iter(self.selected)) if len(self.selected) == 1 else None
         if row is not None and not 0 <= row < self._w2d.shape[0]:
             row = None  # a stale or out-of-range selection: the engine refuses it on use
-        levels = self.heatmap.levels if self.heatmap.mode == "weights" else display.symmetric_levels(self._w2d)
+        levels = self.heatmap.weight_levels if self.heatmap.mode == "weights" else display.symmetric_levels(self._w2d)
         values = (self._w2d[row], self._pruned2d[row]) if row is not None else None  # current rows, no second fetch
         s = self.session
         first = self.layer == s.layers[0].name  # reads the model's input: image-like views apply
