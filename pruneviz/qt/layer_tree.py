@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from PySide6.QtCore import QRect, Qt, Signal
+from PySide6.QtCore import QEvent, QRect, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -39,6 +39,9 @@ COL_SPARSITY = 4
 FRACTION = Qt.ItemDataRole.UserRole + 1
 GROUP = Qt.ItemDataRole.UserRole + 2  # a group row's full dotted prefix
 EXPAND_ALL_UP_TO = 120  # layers; bigger models open with the top level only
+#: columns left out, in this order, when the list is too narrow for all (their values stay in
+#: each row's tooltip); the name, shape and sparsity always stay
+FOLD_ORDER = ("Kind", "Share", "Params")
 
 
 def module_tree(names: list[str]) -> list[tuple[str, str, object]]:
@@ -150,6 +153,34 @@ class LayerTree(QWidget):
         self._leaves: dict[str, list[str]] = {}  # group prefix -> its layers
         self.session = None
         self.tree.currentItemChanged.connect(self._on_current)
+        self._folded: set[int] = set()  # columns this widget hid to fit (others' choices are kept)
+        self.tree.viewport().installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.tree.viewport() and ev.type() == QEvent.Type.Resize:
+            self.fit_columns()
+        return False
+
+    def fit_columns(self) -> None:
+        """Hide the columns of ``FOLD_ORDER`` (in turn) that do not fit the list's width, show them
+        again when they do; a column hidden by someone else (presentation mode) stays hidden."""
+        h = self.tree.header()
+        room = self.tree.viewport().width()
+        for c in self._folded:
+            self.tree.setColumnHidden(c, False)
+        self._folded.clear()
+        bar = self.tree.fontMetrics().horizontalAdvance("100.0%") + 40  # the sparsity bar's least
+
+        def needed() -> int:
+            return sum(max(h.sectionSizeHint(c), self.tree.sizeHintForColumn(c)) if c != COL_SPARSITY else bar for c in range(len(COLUMNS)) if not self.tree.isColumnHidden(c))
+
+        for col in FOLD_ORDER:
+            if needed() <= room:
+                break
+            c = COLUMNS.index(col)
+            if not self.tree.isColumnHidden(c):
+                self.tree.setColumnHidden(c, True)
+                self._folded.add(c)
 
     def set_session(self, s) -> None:
         self.session = s
@@ -167,7 +198,7 @@ class LayerTree(QWidget):
             it.setData(0, Qt.ItemDataRole.UserRole, layer.name)
             for c in (3, 5):
                 it.setTextAlignment(c, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            tip = f"{layer.name}: {layer.kind} {tuple(layer.shape)}, view {layer.view_shape[0]}×{layer.view_shape[1]}"
+            tip = f"{layer.name}: {layer.kind} {tuple(layer.shape)}, view {layer.view_shape[0]}×{layer.view_shape[1]}, {layer.params:,} params ({layer.params / total:.1%})"
             why = neuron_refusal(s, layer.name)
             if why:  # weights can still be pruned; greyed so that skipped layers stand out
                 tip += f"\nno neuron pruning: {why}"
@@ -209,9 +240,11 @@ class LayerTree(QWidget):
         for label, full, kids in nodes:
             self.tree.addTopLevelItem(leaf(label, by_name[full]) if kids is None else group(label, full, kids)[0])
         self.tree.setRootIsDecorated(bool(self.groups))
+        self.tree.setIndentation(12 if self.groups else 20)  # deep trees keep room for the columns
         if len(self.items) <= EXPAND_ALL_UP_TO:
             self.tree.expandAll()
         self.tree.blockSignals(False)
+        self.fit_columns()
         if self.filter.text():
             self.set_filter(self.filter.text())
         self.refresh(None)

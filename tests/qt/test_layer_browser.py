@@ -133,3 +133,26 @@ def test_flat_names_look_as_before(qtbot):
     rows = [t.tree.topLevelItem(i) for i in range(t.tree.topLevelItemCount())]
     assert [r.data(0, Qt.ItemDataRole.UserRole) for r in rows] == [layer.name for layer in s.layers]
     assert [r.text(0) for r in rows] == [layer.name + (" (out)" if layer.is_output else "") for layer in s.layers]
+
+
+def test_columns_fold_to_fit_a_narrow_list(qtbot):
+    from pruneviz.qt.layer_tree import COLUMNS
+
+    s = resnet18_session()
+    t = _tree(qtbot, s)
+    t.resize(340, 500)
+    qtbot.waitUntil(lambda: t.tree.viewport().width() < 340)
+    qtbot.wait(20)
+    hidden = [c for c in COLUMNS if t.tree.isColumnHidden(COLUMNS.index(c))]
+    assert hidden and "Kind" in hidden and "Layer" not in hidden and "Sparsity" not in hidden
+    assert t.tree.horizontalScrollBar().maximum() == 0  # no column runs out of sight
+    assert "params" in t.items["layer1.0.conv1"].toolTip(0)  # what is folded is in the tooltip
+    t.resize(1000, 500)
+    qtbot.waitUntil(lambda: not any(t.tree.isColumnHidden(c) for c in range(len(COLUMNS))))
+    # a column hidden by someone else (presentation mode) stays hidden through a resize
+    t.tree.setColumnHidden(COLUMNS.index("Params"), True)
+    t.resize(340, 500)
+    qtbot.waitUntil(lambda: t.tree.isColumnHidden(COLUMNS.index("Kind")))
+    t.resize(1000, 500)
+    qtbot.waitUntil(lambda: not t.tree.isColumnHidden(COLUMNS.index("Kind")))
+    assert t.tree.isColumnHidden(COLUMNS.index("Params"))
