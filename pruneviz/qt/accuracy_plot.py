@@ -346,16 +346,17 @@ class AccuracyPanel(QWidget):
 
     def top_classes(self, k: int = MAX_CLASS_BARS) -> list[int]:
         """The classes the plot draws: all of them up to ``k``; beyond, the ``k`` with the largest
-        |Δ| (ties: lower class first), or the ``k`` least accurate before there is a change."""
+        |Δ|, ties (and a plot before any change) broken by lowest accuracy, then class index.
+        Classes without samples in the data (accuracy NaN) are left out of the plot."""
         n = self._class_count()
         if n <= k:
             return list(range(n))
+        acc = np.asarray((self.current or self.baseline).per_class, dtype=float)
         d = self.deltas()
-        if d:
-            key = -np.abs(np.asarray(d, dtype=float))
-        else:
-            key = np.nan_to_num(np.asarray((self.current or self.baseline).per_class, dtype=float), nan=-1.0)
-        return [int(i) for i in np.argsort(key, kind="stable")[:k]]
+        change = -np.abs(np.asarray(d, dtype=float)) if d else np.zeros(n)
+        order = np.lexsort((np.arange(n), np.nan_to_num(acc, nan=2.0), change))
+        order = [int(i) for i in order if np.isfinite(acc[i])]
+        return order[:k]
 
     def _redraw_classes(self) -> None:
         b, c = self.baseline, self.current

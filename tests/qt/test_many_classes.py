@@ -11,7 +11,7 @@ from pruneviz.qt.accuracy_plot import MAX_CLASS_BARS
 
 def _result(per_class) -> EvalResult:
     per_class = [float(v) for v in per_class]
-    return EvalResult(accuracy=float(np.mean(per_class)), loss=1.0, samples=50_000, device="cpu", per_class=per_class, correct=0)
+    return EvalResult(accuracy=float(np.nanmean(per_class)), loss=1.0, samples=50_000, device="cpu", per_class=per_class, correct=0)
 
 
 def _panel(qtbot):
@@ -92,3 +92,17 @@ def test_ten_classes_keep_one_bar_pair_each(qtbot):
     assert [t for _, t in p.class_plot.getAxis("bottom")._tickLevels[0]] == [str(i) for i in range(10)]
     assert not p.all_classes.isVisible() and not p.class_plot.getAxis("bottom").label.isVisible()
     assert len(p.class_plot.toolTip().splitlines()) == 10
+
+
+def test_classes_without_samples_are_left_out(qtbot):
+    base = np.full(500, np.nan)
+    base[[3, 40, 41, 200, 201, 202, 499]] = [0.9, 0.5, 0.7, 0.8, 0.1, 0.6, 0.95]
+    cur = base.copy()
+    p = _panel(qtbot)
+    p.set_baseline(_result(base))
+    p.set_result(_Req(), _result(cur))  # no change: the least accurate classes with samples
+    assert p.shown_classes[:7] == [201, 40, 202, 41, 200, 3, 499]
+    cur[499] = 0.5  # one change: first, then the rest by accuracy
+    p.set_result(_Req(), _result(cur))
+    assert p.shown_classes[:3] == [499, 201, 40]
+    assert not np.isnan(p.cur_bars.opts["height"]).any()
