@@ -5,8 +5,10 @@ and the masked model, the memory the session holds (masks, undo history, activat
 evaluation device and progress with a Cancel button.
 
 MACs: Torch-Pruning's counter runs the model once, which takes seconds on an ImageNet model, so
-the original model's count (fixed for a session) is made once per session in a worker
-(:class:`~pruneviz.qt.job_runner.JobRunner`) and kept; the masked count follows every edit from it
+the original model's count (fixed for a session) is made once per session and kept: in a worker
+(:class:`~pruneviz.qt.job_runner.JobRunner`) for models above ``SYNC_MACS_PARAMS`` parameters,
+on the GUI thread just after the window has updated for smaller ones (demo:cnn: ~3 ms, less than
+starting a thread); the masked count follows every edit from it
 by arithmetic over the layers (``cost.masked_macs``), without running the model.
 Session notices (out-of-memory fallbacks, CPU instead of GPU) and worker failures appear as
 status messages; a :class:`PrunevizError` from a verb becomes a message box (``_guard``) and
@@ -26,6 +28,8 @@ from pruneviz.core.errors import PrunevizError
 
 from .accuracy_plot import ElidedLabel
 from .job_runner import JobRunner
+
+SYNC_MACS_PARAMS = 1_000_000  # up to this many parameters the count takes a few ms: no worker
 
 MACS_TIP = (
     "multiply-accumulates for one sample (Torch-Pruning's counter; FLOPs ≈ 2 × MACs): "
@@ -110,6 +114,9 @@ class StatusReports(QObject):
         self.macs_jobs.finished.connect(self._on_macs)
         self.macs_jobs.failed.connect(self._on_macs_failed)
         self.macs_jobs.idle.connect(self._count_macs)  # a session switched while counting
+        self._macs_soon = QTimer(self)  # small models: counted once the window has updated
+        self._macs_soon.setSingleShot(True)
+        self._macs_soon.timeout.connect(self._count_macs_here)
         window.installEventFilter(self)  # the worker stops when the window closes
         self._build_status_bar()
 
@@ -174,6 +181,9 @@ class StatusReports(QObject):
         s = self._macs_session
         if s is None or self.macs_count is not None or self.macs_jobs.busy:
             return
+        if s.original_params <= SYNC_MACS_PARAMS:
+            self._macs_soon.start(0)
+            return
 
         def job(cancel):
             yield "counting"  # a switch before the count starts closes the job here
@@ -182,6 +192,14 @@ class StatusReports(QObject):
             return s, original_macs(s)
 
         self.macs_jobs.start("macs", job)
+
+    def _count_macs_here(self) -> None:
+        s = self._macs_session
+        if s is None or self.macs_count is not None:
+            return
+        from pruneviz.core.cost import original_macs
+
+        self._on_macs("macs", (s, original_macs(s)))
 
     def _on_macs(self, _name, value) -> None:
         s, counted = value

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 from pruneviz.core import cost
+from pruneviz.qt import window_status
 from pruneviz.qt.window_status import human_count, macs_text
 from tests.qt.conftest import demo_opener, open_demo
 
@@ -37,6 +38,7 @@ def test_status_bar_shows_original_and_masked_macs(qtbot, monkeypatch):
         return real(session)
 
     monkeypatch.setattr(cost, "original_macs", spy)
+    monkeypatch.setattr(window_status, "SYNC_MACS_PARAMS", 0)  # demo models count in the worker here
     make_app()
     s = open_demo("cnn")
     w = MainWindow(s, open_session=demo_opener, restore_layout=False)
@@ -73,3 +75,24 @@ def test_human_count():
     assert human_count(1_234_567_890) == "1.23 G"
     assert human_count(950) == "950"
     assert macs_text(1000, 500) == "  MACs 1 K → 500 (50.0% saved)  "
+
+
+def test_small_models_are_counted_on_the_gui_thread_after_the_window_updates(qtbot, monkeypatch):
+    from pruneviz.qt.app import make_app
+    from pruneviz.qt.main_window import MainWindow
+
+    counted_in = []
+    real = cost.original_macs
+    monkeypatch.setattr(cost, "original_macs", lambda s: counted_in.append(threading.current_thread() is threading.main_thread()) or real(s))
+    make_app()
+    s = open_demo("cnn")
+    w = MainWindow(s, open_session=demo_opener, restore_layout=False)
+    qtbot.addWidget(w)
+    st = w.status
+    assert st.macs_count is None and counted_in == []  # not while the window is being built
+    qtbot.waitUntil(lambda: st.macs_count is not None, timeout=10_000)
+    assert counted_in == [True] and not st.macs_jobs.busy
+    total = real(s)[0]
+    assert st.macs.text() == macs_text(total, total)
+    w.close()
+    w.runner.shutdown(5000)
