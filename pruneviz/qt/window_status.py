@@ -21,8 +21,8 @@ it with itself (``window.status``); it reads the window's ``session``, ``runner`
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
-from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QStatusBar
+from PySide6.QtCore import QEvent, QObject, QSize, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QStatusBar
 
 from pruneviz.core.errors import PrunevizError
 
@@ -70,6 +70,29 @@ class ElidingStatusBar(QStatusBar):
 
     def currentMessage(self) -> str:  # noqa: N802
         return self.message.text()
+
+
+class ShrinkingLabel(ElidedLabel):
+    """A status read-out that takes its text's width when there is room and is elided (never
+    widening the window past its minimum) when there is not; ``tip`` stays in its tooltip."""
+
+    def __init__(self, text: str = "", parent=None):
+        self.tip = ""
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(self.fontMetrics().horizontalAdvance(self.text()) + 8, super().sizeHint().height())
+
+    def setTip(self, tip: str) -> None:  # noqa: N802 - like setToolTip
+        self.tip = tip
+        self._elide()
+
+    def _elide(self) -> None:
+        super()._elide()
+        full = self.text().strip() if self.elided else ""
+        self.setToolTip("\n".join(t for t in (full, self.tip) if t))
+        self.updateGeometry()
 
 
 def human_count(n: float) -> str:
@@ -126,8 +149,8 @@ class StatusReports(QObject):
         self.hover = ElidedLabel(" ")
         self.device = QLabel()
         self.totals = QLabel()
-        self.macs = QLabel()
-        self.macs.setToolTip(MACS_TIP)
+        self.macs = ShrinkingLabel()
+        self.macs.setTip(MACS_TIP)
         self.memory = QLabel()
         self.memory.setToolTip("memory held by masks and original values, undo history, and cached activations")
         self.progress = QProgressBar()
@@ -165,7 +188,7 @@ class StatusReports(QObject):
         self.macs_count = None
         self._macs_session = s
         self.macs.setText("  MACs …  ")
-        self.macs.setToolTip("counting the model's multiply-accumulates (Torch-Pruning's counter)")
+        self.macs.setTip("counting the model's multiply-accumulates (Torch-Pruning's counter)")
         self.macs_jobs.cancel()
         self._count_macs()
 
@@ -208,16 +231,16 @@ class StatusReports(QObject):
         if counted is None:
             self.macs_count = (0, {})
             self.macs.setText("  MACs n/a  ")
-            self.macs.setToolTip("Torch-Pruning's counter cannot run this model (or it has no example input)")
+            self.macs.setTip("Torch-Pruning's counter cannot run this model (or it has no example input)")
             return
         self.macs_count = counted
-        self.macs.setToolTip(MACS_TIP)
+        self.macs.setTip(MACS_TIP)
         self.refresh_macs()
 
     def _on_macs_failed(self, _name, msg: str) -> None:
         self.macs_count = (0, {})
         self.macs.setText("  MACs n/a  ")
-        self.macs.setToolTip(f"counting MACs failed: {msg}")
+        self.macs.setTip(f"counting MACs failed: {msg}")
 
     def refresh_macs(self) -> None:
         """The masked model's MACs from the kept count (arithmetic over the layers: no model run)."""
