@@ -33,20 +33,34 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, 
     return int(total), {names[m]: int(v) for m, v in per.items() if m in names and v}
 
 
-def session_macs(session, shrunk: nn.Module | None = None) -> dict:
-    """MACs of the original, the masked and (when given) the shrunk model, per one sample."""
+def original_macs(session) -> tuple[int, dict[str, int]] | None:
+    """MACs of the unpruned model for one sample and each module's share, or None (no example
+    input, or the counter cannot run the model). Runs the model once: slow on a big model, and
+    fixed for a session, so the app counts it once in a worker and keeps it."""
     example = session.example_input()
     if example is None:
-        return {}
+        return None
     example = example[:1].cpu()
     with session.lock:
         model = session.original_model().cpu().eval()
-    counted = count_macs(model, example)
+    return count_macs(model, example)
+
+
+def masked_macs(session, total: int, per: dict[str, int]) -> int:
+    """MACs of the masked model from ``original_macs``'s count: each layer's MACs times its kept
+    fraction (no model run: cheap enough after every edit)."""
+    saved = sum(per.get(layer.name, 0) * session.sparsity(layer.name) for layer in session.layers)
+    return int(round(total - saved))
+
+
+def session_macs(session, shrunk: nn.Module | None = None) -> dict:
+    """MACs of the original, the masked and (when given) the shrunk model, per one sample."""
+    counted = original_macs(session)
     if counted is None:
         return {}
     total, per = counted
-    saved = sum(per.get(layer.name, 0) * session.sparsity(layer.name) for layer in session.layers)
-    out = {"macs_before": total, "macs_masked": int(round(total - saved))}
+    example = session.example_input()[:1].cpu()
+    out = {"macs_before": total, "macs_masked": masked_macs(session, total, per)}
     if shrunk is not None:
         again = count_macs(shrunk.cpu().eval(), example)
         if again is not None:

@@ -5,6 +5,16 @@ when zoomed out) makes a single pruned weight vanish. We pool in blocks instead:
 keeps the value of largest magnitude in each block (with its sign), the mask image says whether
 *any* weight in the block is pruned, and the importance image keeps the block maximum. The
 result is C-contiguous float32, row-major, no NaN: what pyqtgraph draws fastest.
+
+When a block holds many weights (a 4096×25088 classifier in a 1000-pixel view: blocks of ~4×25),
+the signed maximum of each block is close to ±the layer's maximum everywhere, and symmetric
+levels turn the whole image into one uniform dark square. From ``MAGNITUDE_FROM`` cells per block
+the weight image is the block's max |w| instead, with levels fitted to the pooled values (robust
+percentiles, see :func:`robust_levels`), so a region of larger or smaller weights stands out;
+the zoomed-in detail of such a layer shows |w| on the same scale. With fewer cells per block the
+image is the signed weights with symmetric levels, as for layers that fit.
+Big layers are pooled by row chunks (:func:`pool_rows_chunked`): the extra memory stays bounded
+(~``CHUNK_BYTES``) whatever the layer's size.
 """
 
 from __future__ import annotations
@@ -89,6 +99,46 @@ def pool_any(mask_pruned: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(m, dtype=np.float32)
 
 
+def pool_abs_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """Per block, the largest |value| (as the max of the block's max and −min: no |a| copy)."""
+    by, bx = block
+    a = _finite(a)
+    if (by, bx) == (1, 1):
+        return np.ascontiguousarray(np.abs(a))
+    p = _pad(a, by, bx, 0.0)
+    hi, lo = _reduce_blocks(p, block, np.maximum), _reduce_blocks(p, block, np.minimum)
+    return np.ascontiguousarray(np.maximum(hi, -lo), dtype=np.float32)
+
+
+MAGNITUDE_FROM = 64  # cells per block from which weights are shown as max |w| with fitted levels
+CHUNK_BYTES = 32 << 20
+
+
+def pool_rows_chunked(pool, a: np.ndarray, block: tuple[int, int], chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+    """``pool(a, block)`` computed over chunks of whole block rows, so the temporaries (a float32
+    copy, padding) never exceed about ``chunk_bytes`` whatever the size of ``a``."""
+    by = block[0]
+    row_bytes = max(1, a.shape[1] * 4)
+    rows = max(by, (chunk_bytes // row_bytes) // by * by)
+    if rows >= a.shape[0]:
+        return pool(a, block)
+    return np.ascontiguousarray(np.concatenate([pool(a[r : r + rows], block) for r in range(0, a.shape[0], rows)], axis=0))
+
+
+def robust_levels(a: np.ndarray, low: float = 1.0, high: float = 99.5) -> tuple[float, float]:
+    """Colour levels fitted to the values: their ``low``-th and ``high``-th percentiles (a few
+    outliers do not squash the rest into one colour); never a zero-width range."""
+    finite = a[np.isfinite(a)]
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(finite, [low, high]))
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    return lo, hi
+
+
 def symmetric_levels(a: np.ndarray) -> tuple[float, float]:
     """Colour levels symmetric around zero, for a diverging map; never a zero-width range."""
     finite = a[np.isfinite(a)]
@@ -114,8 +164,17 @@ class LayerImage:
     def __init__(self, weight2d: np.ndarray, pruned2d: np.ndarray, max_shape: tuple[int, int] = (1024, 1024)):
         self.shape = weight2d.shape
         self.block = block_shape(self.shape, max_shape)
-        self.weights = pool_signed_max(weight2d, self.block)
-        self.pruned = pool_any(pruned2d, self.block)
+        #: True when blocks are big enough that the image is max |w| per block (see the module doc)
+        self.magnitude = self.block[0] * self.block[1] >= MAGNITUDE_FROM
+        self.weights = pool_rows_chunked(self._pool_weights, weight2d, self.block)
+        self.pruned = pool_rows_chunked(pool_any, pruned2d, self.block)
+
+    def _pool_weights(self, a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+        return pool_abs_max(a, block) if self.magnitude else pool_signed_max(a, block)
+
+    def levels(self) -> tuple[float, float]:
+        """Colour levels for ``weights``: fitted to the pooled magnitudes, or symmetric around 0."""
+        return robust_levels(self.weights) if self.magnitude else symmetric_levels(self.weights)
 
     def block_rows(self, rows: np.ndarray) -> np.ndarray:
         """Block-row indices that contain any of ``rows``."""
@@ -127,5 +186,5 @@ class LayerImage:
 
     def update(self, block_row: int, weight_rows: np.ndarray, pruned_rows: np.ndarray) -> None:
         """Re-pool one block row from the layer rows ``row_span(block_row)``."""
-        self.weights[block_row] = pool_signed_max(as_2d(weight_rows), self.block)[0]
+        self.weights[block_row] = self._pool_weights(as_2d(weight_rows), self.block)[0]
         self.pruned[block_row] = pool_any(as_2d(pruned_rows), self.block)[0]

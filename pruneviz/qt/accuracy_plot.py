@@ -8,6 +8,11 @@ would touch one already placed moves up one line where the plot has room, and ot
 out (the plot's tooltip lists every class), so the biggest changes are always written and
 nothing overlaps.
 
+With more than ``MAX_CLASS_BARS`` classes (ImageNet's 1,000) one bar pair per class would be a
+grey comb: the plot then shows only the classes that changed most (largest |Δ|, or the least
+accurate ones before there is a change), labelled with their class index, and the "All
+classes…" button opens a sortable table of every class.
+
 While an evaluation runs, the running estimate is drawn with its 95% interval (from
 ``Progress.low``/``high``), so the user sees the answer converge instead of waiting.
 """
@@ -19,8 +24,23 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QFontMetrics
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+MAX_CLASS_BARS = 20  # more classes than this: only the largest changes are drawn
 
 NO_DATA_TEXT = (
     "No evaluation data is open, so accuracy cannot be measured yet: pruneviz needs labelled "
@@ -153,7 +173,19 @@ class AccuracyPanel(QWidget):
         self._place_timer.setInterval(0)
         self._place_timer.timeout.connect(self._place_deltas)
         self.class_plot.getPlotItem().vb.sigResized.connect(self._place_timer.start)
-        self.class_legend = QLabel("<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current &nbsp; Δ pp" % self.accent.name())
+        self._place_timer.timeout.connect(self._refit_classes)
+        self._legend_text = "<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current &nbsp; Δ pp" % self.accent.name()
+        self.class_legend = QLabel(self._legend_text)
+        self.shown_classes: list[int] = []  # bar position -> class index
+        self.all_classes = QPushButton("All classes…")
+        self.all_classes.setToolTip("Every class's baseline and current accuracy and change, in a sortable table")
+        self.all_classes.clicked.connect(self.show_class_table)
+        self.all_classes.hide()
+        self.class_table: ClassTable | None = None
+        legend_row = QHBoxLayout()
+        legend_row.setContentsMargins(0, 0, 0, 0)
+        legend_row.addWidget(self.class_legend, 1)
+        legend_row.addWidget(self.all_classes)
 
         # without data: say so in full words, and offer the two ways to get some
         self.no_data = QWidget()
@@ -179,7 +211,7 @@ class AccuracyPanel(QWidget):
         lay.addWidget(self.estimate)
         lay.addWidget(self.curve_plot, 3)
         lay.addWidget(self.class_plot, 2)
-        lay.addWidget(self.class_legend)
+        lay.addLayout(legend_row)
         self._with_data = [self.estimate, self.curve_plot, self.class_plot, self.class_legend, *self.cells.values()]
         self._grid = grid
 
@@ -191,6 +223,7 @@ class AccuracyPanel(QWidget):
             self._grid.itemAt(i).widget().setVisible(has)
         for widget in self._with_data:
             widget.setVisible(has)
+        self.all_classes.setVisible(has and len(self.shown_classes) < self._class_count())
 
     # ----------------------------------------------------------------- feeds
     def reset(self) -> None:
@@ -293,26 +326,83 @@ class AccuracyPanel(QWidget):
         here = self.points.get(self.current_step)
         self.here.setData([here[0]], [here[1]]) if here else self.here.setData([], [])
 
+    def _class_count(self) -> int:
+        ref = self.current or self.baseline
+        return len(ref.per_class) if ref is not None else 0
+
+    def bar_budget(self) -> int:
+        """How many bar pairs fit the plot's width with their class index readable (at most
+        ``MAX_CLASS_BARS``, at least 5)."""
+        n = self._class_count()
+        font = self.class_plot.getAxis("bottom").style.get("tickFont") or self.class_plot.font()
+        label = QFontMetrics(font).horizontalAdvance(str(max(0, n - 1)))
+        width = self.class_plot.getPlotItem().vb.width() or self.class_plot.width()
+        return int(max(5, min(MAX_CLASS_BARS, width // (label + 8))))
+
+    def _refit_classes(self) -> None:
+        """After a resize: with many classes, draw as many bars as now fit."""
+        if self._class_count() > MAX_CLASS_BARS and len(self.shown_classes) != self.bar_budget():
+            self._redraw_classes()
+
+    def top_classes(self, k: int = MAX_CLASS_BARS) -> list[int]:
+        """The classes the plot draws: all of them up to ``k``; beyond, the ``k`` with the largest
+        |Δ|, ties (and a plot before any change) broken by lowest accuracy, then class index.
+        Classes without samples in the data (accuracy NaN) are left out of the plot."""
+        n = self._class_count()
+        if n <= k:
+            return list(range(n))
+        acc = np.asarray((self.current or self.baseline).per_class, dtype=float)
+        d = self.deltas()
+        change = -np.abs(np.asarray(d, dtype=float)) if d else np.zeros(n)
+        order = np.lexsort((np.arange(n), np.nan_to_num(acc, nan=2.0), change))
+        order = [int(i) for i in order if np.isfinite(acc[i])]
+        return order[:k]
+
     def _redraw_classes(self) -> None:
         b, c = self.baseline, self.current
         ref = c or b
         if ref is None:
+            self.shown_classes = []
             self.base_bars.setOpts(x=[], height=[])
             self.cur_bars.setOpts(x=[], height=[])
             return
-        n = len(ref.per_class)
+        n_all = len(ref.per_class)
+        shown = self.top_classes(self.bar_budget() if n_all > MAX_CLASS_BARS else MAX_CLASS_BARS)
+        self.shown_classes = shown
+        n = len(shown)
         x = np.arange(n)
         if b:
-            self.base_bars.setOpts(x=x - 0.2, height=np.nan_to_num(np.array(b.per_class, dtype=float)))
+            self.base_bars.setOpts(x=x - 0.2, height=np.nan_to_num(np.array([b.per_class[k] for k in shown], dtype=float)))
         if c:
-            self.cur_bars.setOpts(x=x + 0.2, height=np.nan_to_num(np.array(c.per_class, dtype=float)))
+            self.cur_bars.setOpts(x=x + 0.2, height=np.nan_to_num(np.array([c.per_class[k] for k in shown], dtype=float)))
         ax = self.class_plot.getAxis("bottom")
-        ax.setTicks([[(i, str(i)) for i in range(n)]])
+        ax.setTicks([[(i, str(k)) for i, k in enumerate(shown)]])
         self.class_plot.setXRange(-0.6, n - 0.4, padding=0)
         self._set_deltas(b, c, n)
+        many = n < n_all
+        self.all_classes.setVisible(many and self.has_data)
+        if many:
+            what = "largest |Δ|" if self.deltas() else "least accurate"
+            self.class_plot.setLabel("bottom", f"class: {n} {what} of {n_all:,}")
+        else:
+            self.class_plot.setLabel("bottom", None)
+            self.class_plot.getPlotItem().showLabel("bottom", False)
         if b and c:
-            tips = [f"class {i}: {c.per_class[i]:.1%} ({(c.per_class[i] - b.per_class[i]) * 100:+.1f} pp)" for i in range(n)]
+            tips = [f"class {k}: {c.per_class[k]:.1%} ({(c.per_class[k] - b.per_class[k]) * 100:+.1f} pp)" for k in shown]
+            if many:
+                tips = [f"{n} largest changes of {n_all:,} classes (All classes… lists every one):", *tips]
             self.class_plot.setToolTip("\n".join(tips))
+        if self.class_table is not None and self.class_table.isVisible():
+            self.class_table.fill(b, c)
+
+    def show_class_table(self) -> "ClassTable":
+        """Open (or raise) the table of every class's accuracy and change."""
+        if self.class_table is None:
+            self.class_table = ClassTable(self)
+        self.class_table.fill(self.baseline, self.current)
+        self.class_table.show()
+        self.class_table.raise_()
+        return self.class_table
 
     def deltas(self) -> list[float]:
         """Per-class change (current − baseline), in percentage points; empty without both."""
@@ -320,6 +410,11 @@ class AccuracyPanel(QWidget):
         if not (b and c) or len(b.per_class) != len(c.per_class):
             return []
         return [float(np.nan_to_num((ci - bi) * 100)) for bi, ci in zip(b.per_class, c.per_class)]
+
+    def _shown_deltas(self) -> list[float]:
+        """``deltas()`` of the classes drawn, by bar position."""
+        d = self.deltas()
+        return [d[k] for k in self.shown_classes] if d else []
 
     def _set_deltas(self, b, c, n: int) -> None:
         """One small label per class above its bars: the change in pp, coloured by its sign."""
@@ -332,13 +427,14 @@ class AccuracyPanel(QWidget):
             t.updateTextPos()
             self.class_plot.addItem(t)
             self.delta_labels.append(t)
-        d = self.deltas()
+        d = self._shown_deltas()
         self._delta_wanted = []
         for i, t in enumerate(self.delta_labels):
             if i >= n or not d or abs(d[i]) < 0.05:  # unchanged classes stay quiet
                 t.hide()
                 continue
-            top = max(float(np.nan_to_num(b.per_class[i])), float(np.nan_to_num(c.per_class[i])))
+            k = self.shown_classes[i]
+            top = max(float(np.nan_to_num(b.per_class[k])), float(np.nan_to_num(c.per_class[k])))
             colour = (200, 40, 40) if d[i] < 0 else (30, 150, 60)
             t.setColor(colour)
             t.setText(f"{d[i]:+.0f}" if abs(d[i]) >= 0.95 else f"{d[i]:+.1f}")
@@ -351,7 +447,7 @@ class AccuracyPanel(QWidget):
         """Show the wanted labels, largest change first: just above the bars, or one line higher
         when that touches a label already shown, or not at all (at the plot's current size;
         called again after every resize)."""
-        d = self.deltas()
+        d = self._shown_deltas()
         wanted = [i for i in self._delta_wanted if i < len(d)]
         vb = self.class_plot.getPlotItem().vb
         vb.childTransform()  # bring the view's transform up to date before measuring labels
@@ -376,3 +472,41 @@ class AccuracyPanel(QWidget):
             else:
                 t.setPos(i, self._delta_base[i])
                 t.hide()
+
+
+class ClassTable(QDialog):
+    """Every class's baseline and current accuracy and change (pp), sortable by any column."""
+
+    HEADERS = ["Class", "Baseline", "Current", "Δ pp"]
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Per-class accuracy")
+        self.resize(420, 520)
+        self.table = QTableWidget(0, len(self.HEADERS))
+        self.table.setHorizontalHeaderLabels(self.HEADERS)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.table)
+
+    def fill(self, b, c) -> None:
+        ref = c or b
+        n = len(ref.per_class) if ref is not None else 0
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(n)
+        for k in range(n):
+            vals = [float(k), b.per_class[k] * 100 if b else None, c.per_class[k] * 100 if c else None]
+            vals.append((vals[2] - vals[1]) if b and c else None)
+            for col, v in enumerate(vals):
+                it = QTableWidgetItem()
+                if v is not None and not math.isnan(v):
+                    it.setData(Qt.ItemDataRole.DisplayRole, int(v) if col == 0 else round(v, 2))
+                if col:
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(k, col, it)
+        self.table.setSortingEnabled(True)
+        if b and c:  # largest losses first
+            self.table.sortItems(3, Qt.SortOrder.AscendingOrder)

@@ -120,7 +120,7 @@ class ZoomDetail(QObject):
             return
         values, pruned = v.read_rows(r0, r1)
         values, pruned = values[:, c0:c1], pruned[:, c0:c1]
-        pool = display.pool_signed_max if v.mode == "weights" else display.pool_max
+        pool = display.pool_max if v.mode != "weights" else display.pool_abs_max if v.magnitude else display.pool_signed_max
         self.region, self.block = (r0, r1, c0, c1), block
         rect = QRectF(c0, r0, c1 - c0, r1 - r0)
         self.image.setImage(pool(values, block), autoLevels=False, levels=v.levels)

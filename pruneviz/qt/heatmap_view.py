@@ -167,7 +167,21 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     @property
     def levels(self) -> tuple[float, float]:
-        """Colour levels of the image shown (symmetric around 0 for weights)."""
+        """Colour levels of the image shown (symmetric around 0 for weights; fitted to the pooled
+        magnitudes when ``magnitude``)."""
+        return self._levels
+
+    @property
+    def magnitude(self) -> bool:
+        """True when the weights image is max |w| per block (a big layer; see ``display``)."""
+        return self.layer_image is not None and self.mode == "weights" and self.layer_image.magnitude
+
+    @property
+    def weight_levels(self) -> tuple[float, float]:
+        """Symmetric levels for signed weights (e.g. a neuron's kernels), matching the image's scale."""
+        if self.magnitude:
+            hi = max(abs(self._levels[0]), abs(self._levels[1]))
+            return -hi, hi
         return self._levels
 
     def target_shape(self) -> tuple[int, int]:
@@ -217,8 +231,11 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.layer_image = display.LayerImage(values2d, pruned2d, target)
             self.block = self.layer_image.block
             img, pimg = self.layer_image.weights, self.layer_image.pruned
-            levels = display.symmetric_levels(img)
-            cmap, label = self.cmap_weights, "weight"
+            levels = self.layer_image.levels()
+            if self.layer_image.magnitude:
+                cmap, label = self.cmap_importance, "max |weight| per block"
+            else:
+                cmap, label = self.cmap_weights, "weight"
         else:
             self.layer_image = None
             self.block = display.block_shape(values2d.shape, target)
@@ -261,7 +278,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
                 self.pruned_src[start:stop] = p
         lo, hi = self._levels
         m = float(np.abs(li.weights).max()) if li.weights.size else 0.0
-        if m > hi:  # a restored weight larger than anything shown so far
+        if m > hi and not li.magnitude:  # a restored weight larger than anything shown so far
             self._levels = (-m, m)
             self.bar.setLevels(self._levels)
         self.image.setImage(li.weights, autoLevels=False, levels=self._levels)

@@ -281,7 +281,7 @@ class LayerViewer(QObject):
         row = next(iter(self.w.selected)) if len(self.w.selected) == 1 else None
         if row is not None and not 0 <= row < self._w2d.shape[0]:
             row = None  # a stale or out-of-range selection: the engine refuses it on use
-        levels = self.w.heatmap.levels if self.w.heatmap.mode == "weights" else display.symmetric_levels(self._w2d)
+        levels = self.w.heatmap.weight_levels if self.w.heatmap.mode == "weights" else display.symmetric_levels(self._w2d)
         values = (self._w2d[row], self._pruned2d[row]) if row is not None else None  # current rows, no second fetch
         s = self.w.session
         first = self.w.layer == s.layers[0].name  # reads the model's input: image-like views apply

@@ -1,7 +1,15 @@
 """The window's status bar and how it reports: evaluation progress, totals, memory, notices, errors.
 
-The status bar shows the hovered cell, parameter totals, the memory the session holds (masks,
-undo history, activation cache), the evaluation device and progress with a Cancel button.
+The status bar shows the hovered cell, parameter totals, the multiply-accumulates of the original
+and the masked model, the memory the session holds (masks, undo history, activation cache), the
+evaluation device and progress with a Cancel button.
+
+MACs: Torch-Pruning's counter runs the model once, which takes seconds on an ImageNet model, so
+the original model's count (fixed for a session) is made once per session and kept: in a worker
+(:class:`~pruneviz.qt.job_runner.JobRunner`) for models above ``SYNC_MACS_PARAMS`` parameters,
+on the GUI thread just after the window has updated for smaller ones (demo:cnn: ~3 ms, less than
+starting a thread); the masked count follows every edit from it
+by arithmetic over the layers (``cost.masked_macs``), without running the model.
 Session notices (out-of-memory fallbacks, CPU instead of GPU) and worker failures appear as
 status messages; a :class:`PrunevizError` from a verb becomes a message box (``_guard``) and
 leaves the session unchanged.
@@ -13,12 +21,21 @@ it with itself (``window.status``); it reads the window's ``session``, ``runner`
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QStatusBar
+from PySide6.QtCore import QEvent, QObject, QSize, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QStatusBar
 
 from pruneviz.core.errors import PrunevizError
 
 from .accuracy_plot import ElidedLabel
+from .job_runner import JobRunner
+
+SYNC_MACS_PARAMS = 1_000_000  # up to this many parameters the count takes a few ms: no worker
+
+MACS_TIP = (
+    "multiply-accumulates for one sample (Torch-Pruning's counter; FLOPs ≈ 2 × MACs): "
+    "original model → masked model (each layer's MACs × its kept fraction of weights: what "
+    "skipping the zeros would save; the masked model still runs dense)"
+)
 
 
 class ElidingStatusBar(QStatusBar):
@@ -55,6 +72,44 @@ class ElidingStatusBar(QStatusBar):
         return self.message.text()
 
 
+class ShrinkingLabel(ElidedLabel):
+    """A status read-out that takes its text's width when there is room and is elided (never
+    widening the window past its minimum) when there is not; ``tip`` stays in its tooltip."""
+
+    def __init__(self, text: str = "", parent=None):
+        self.tip = ""
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(self.fontMetrics().horizontalAdvance(self.text()) + 8, super().sizeHint().height())
+
+    def setTip(self, tip: str) -> None:  # noqa: N802 - like setToolTip
+        self.tip = tip
+        self._elide()
+
+    def _elide(self) -> None:
+        super()._elide()
+        full = self.text().strip() if self.elided else ""
+        self.setToolTip("\n".join(t for t in (full, self.tip) if t))
+        self.updateGeometry()
+
+
+def human_count(n: float) -> str:
+    """``1_234_567`` -> ``"1.23 M"``: thousands, millions, billions (G), as MAC counts are read."""
+    n = float(n)
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f}"
+
+
+def macs_text(before: int, masked: int) -> str:
+    """The status bar's MACs read-out."""
+    saved = 1 - masked / before if before else 0.0
+    return f"  MACs {human_count(before)} → {human_count(masked)} ({saved:.1%} saved)  "
+
+
 def human_bytes(n: float) -> str:
     """``1536`` -> ``"1.5 KB"``: binary multiples, short SI-like names, as file managers show them."""
     n = float(n)
@@ -76,6 +131,16 @@ class StatusReports(QObject):
         super().__init__(window)
         self.w = window
         self._notices_seen = 0
+        self.macs_count: tuple[int, dict[str, int]] | None = None  # the original model's, per session
+        self._macs_session = None
+        self.macs_jobs = JobRunner(self)
+        self.macs_jobs.finished.connect(self._on_macs)
+        self.macs_jobs.failed.connect(self._on_macs_failed)
+        self.macs_jobs.idle.connect(self._count_macs)  # a session switched while counting
+        self._macs_soon = QTimer(self)  # small models: counted once the window has updated
+        self._macs_soon.setSingleShot(True)
+        self._macs_soon.timeout.connect(self._count_macs_here)
+        window.installEventFilter(self)  # the worker stops when the window closes
         self._build_status_bar()
 
     def _build_status_bar(self) -> None:
@@ -84,6 +149,8 @@ class StatusReports(QObject):
         self.hover = ElidedLabel(" ")
         self.device = QLabel()
         self.totals = QLabel()
+        self.macs = ShrinkingLabel()
+        self.macs.setTip(MACS_TIP)
         self.memory = QLabel()
         self.memory.setToolTip("memory held by masks and original values, undo history, and cached activations")
         self.progress = QProgressBar()
@@ -94,6 +161,7 @@ class StatusReports(QObject):
         self.cancel.setEnabled(False)
         sb.addWidget(self.hover, 2)
         sb.addPermanentWidget(self.totals)
+        sb.addPermanentWidget(self.macs)
         sb.addPermanentWidget(self.memory)
         sb.addPermanentWidget(self.device)
         sb.addPermanentWidget(self.progress)
@@ -117,11 +185,76 @@ class StatusReports(QObject):
 
         self.device.setText(f"  {device_name(s.device)}  ")
         self.device.setToolTip("where the model is evaluated")
+        self.macs_count = None
+        self._macs_session = s
+        self.macs.setText("  MACs …  ")
+        self.macs.setTip("counting the model's multiply-accumulates (Torch-Pruning's counter)")
+        self.macs_jobs.cancel()
+        self._count_macs()
 
     def refresh_totals(self) -> None:
         s = self.w.session
         self.totals.setText(f"  {s.params_remaining():,} / {s.original_params:,} params · sparsity {s.sparsity():.1%}  ")
+        self.refresh_macs()
         self._refresh_memory()
+
+    # ------------------------------------------------------------------ MACs
+    def _count_macs(self) -> None:
+        """Count the session's original MACs in the worker (once; later when it is busy)."""
+        s = self._macs_session
+        if s is None or self.macs_count is not None or self.macs_jobs.busy:
+            return
+        if s.original_params <= SYNC_MACS_PARAMS:
+            self._macs_soon.start(0)
+            return
+
+        def job(cancel):
+            yield "counting"  # a switch before the count starts closes the job here
+            from pruneviz.core.cost import original_macs
+
+            return s, original_macs(s)
+
+        self.macs_jobs.start("macs", job)
+
+    def _count_macs_here(self) -> None:
+        s = self._macs_session
+        if s is None or self.macs_count is not None:
+            return
+        from pruneviz.core.cost import original_macs
+
+        self._on_macs("macs", (s, original_macs(s)))
+
+    def _on_macs(self, _name, value) -> None:
+        s, counted = value
+        if s is not self._macs_session:
+            return  # a count for a session no longer shown
+        if counted is None:
+            self.macs_count = (0, {})
+            self.macs.setText("  MACs n/a  ")
+            self.macs.setTip("Torch-Pruning's counter cannot run this model (or it has no example input)")
+            return
+        self.macs_count = counted
+        self.macs.setTip(MACS_TIP)
+        self.refresh_macs()
+
+    def _on_macs_failed(self, _name, msg: str) -> None:
+        self.macs_count = (0, {})
+        self.macs.setText("  MACs n/a  ")
+        self.macs.setTip(f"counting MACs failed: {msg}")
+
+    def refresh_macs(self) -> None:
+        """The masked model's MACs from the kept count (arithmetic over the layers: no model run)."""
+        if not self.macs_count or not self.macs_count[0] or self._macs_session is not self.w.session:
+            return
+        from pruneviz.core.cost import masked_macs
+
+        total, per = self.macs_count
+        self.macs.setText(macs_text(total, masked_macs(self.w.session, total, per)))
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.w and ev.type() == QEvent.Type.Close:
+            self.macs_jobs.shutdown(5000)
+        return False
 
     def _refresh_memory(self) -> None:
         mem = self.w.session.memory()  # the cache sums itself under its lock

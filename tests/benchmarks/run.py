@@ -300,6 +300,9 @@ def main(argv=None) -> int:
 
     results.update(training.figures(args.quick, args.device))
     results.update(analysis_figures(args.quick, args.device))
+    import bigmodels  # pooling a 4096×25088 layer: time and memory
+
+    results.update(bigmodels.figures(args.quick))
     if not args.no_ui:
         results.update(ui(args.quick))
     results.update(window.run_all(args.quick, ui=not args.no_ui))  # through the real window

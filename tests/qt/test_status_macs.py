@@ -1,0 +1,98 @@
+"""MACs of the original and the masked model in the status bar: counted once per session in a
+worker, the masked figure following every edit."""
+
+from __future__ import annotations
+
+import threading
+
+from pruneviz.core import cost
+from pruneviz.qt import window_status
+from pruneviz.qt.window_status import human_count, macs_text
+from tests.qt.conftest import demo_opener, open_demo
+
+
+def _cnn_macs_by_hand(s) -> dict[str, int]:
+    """demo:cnn on 8×8 inputs: a conv's MACs are weight cells × output positions, plus one per
+    output value for the bias (as Torch-Pruning counts); a Linear's in × out + out."""
+    side = {"1": 8, "4": 8, "8": 4}
+    out = {}
+    for layer in s.layers:
+        w = s.weight(layer.name)
+        if layer.kind == "Conv2d":
+            pos = side[layer.name] ** 2
+            out[layer.name] = w.numel() * pos + w.shape[0] * pos
+        else:
+            out[layer.name] = w.numel() + w.shape[0]
+    return out
+
+
+def test_status_bar_shows_original_and_masked_macs(qtbot, monkeypatch):
+    from pruneviz.qt.app import make_app
+    from pruneviz.qt.main_window import MainWindow
+
+    counted_in = []
+    real = cost.original_macs
+
+    def spy(session):
+        counted_in.append(threading.current_thread() is threading.main_thread())
+        return real(session)
+
+    monkeypatch.setattr(cost, "original_macs", spy)
+    monkeypatch.setattr(window_status, "SYNC_MACS_PARAMS", 0)  # demo models count in the worker here
+    make_app()
+    s = open_demo("cnn")
+    w = MainWindow(s, open_session=demo_opener, restore_layout=False)
+    qtbot.addWidget(w)
+    w.resize(1280, 720)
+    w.show()
+    st = w.status
+    qtbot.waitUntil(lambda: st.macs_count is not None, timeout=30_000)
+    assert counted_in == [False]  # counted once, in the worker, not on the GUI thread
+    total, per = st.macs_count
+    hand = _cnn_macs_by_hand(s)
+    assert {k: per[k] for k in hand} == hand
+    assert st.macs.text() == macs_text(total, total) and "0.0% saved" in st.macs.text()
+    # an edit: the masked figure follows at once, without another count
+    s.prune(0.5, scope="layer")
+    want = total - sum(hand[n] * s.sparsity(n) for n in hand)
+    assert st.macs.text() == macs_text(total, round(want))
+    assert st.macs.text() == macs_text(cost.session_macs(s)["macs_before"], cost.session_macs(s)["macs_masked"])
+    assert not st.macs_jobs.busy
+    s.undo()
+    assert "0.0% saved" in st.macs.text()
+    # a new session is counted again
+    w.set_session(open_demo("mlp"))
+    qtbot.waitUntil(lambda: st.macs_count is not None and "…" not in st.macs.text(), timeout=30_000)
+    assert counted_in.count(False) == 2  # (the True ones: this test's own oracle calls)
+    mlp_total = real(w.session)[0]
+    assert st.macs.text() == macs_text(mlp_total, mlp_total)
+    w.close()
+    w.runner.shutdown(5000)
+
+
+def test_human_count():
+    assert human_count(501_514) == "502 K"
+    assert human_count(1_234_567_890) == "1.23 G"
+    assert human_count(950) == "950"
+    assert macs_text(1000, 500) == "  MACs 1 K → 500 (50.0% saved)  "
+
+
+def test_small_models_are_counted_on_the_gui_thread_after_the_window_updates(qtbot, monkeypatch):
+    from pruneviz.qt.app import make_app
+    from pruneviz.qt.main_window import MainWindow
+
+    counted_in = []
+    real = cost.original_macs
+    monkeypatch.setattr(cost, "original_macs", lambda s: counted_in.append(threading.current_thread() is threading.main_thread()) or real(s))
+    make_app()
+    s = open_demo("cnn")
+    w = MainWindow(s, open_session=demo_opener, restore_layout=False)
+    qtbot.addWidget(w)
+    st = w.status
+    assert st.macs_count is None and counted_in == []  # not while the window is being built
+    qtbot.waitUntil(lambda: st.macs_count is not None, timeout=10_000)
+    assert counted_in == [True] and not st.macs_jobs.busy
+    total = real(s)[0]
+    assert st.macs.text() == macs_text(total, total)
+    w.close()
+    w.runner.shutdown(5000)
