@@ -250,6 +250,33 @@ def check_shrinkable(session, layers: set[str]) -> None:
                 )
 
 
+def build_shrunk(session, masked: nn.Module | None = None, example: torch.Tensor | None = None) -> tuple[nn.Module, dict[str, int]]:
+    """The session's model with pruned neurons and heads physically removed (on the CPU), and the
+    channels a grouped conv had to keep as zeros. Refuses (PrunevizError) what cannot be shrunk
+    exactly. ``masked``: a CPU copy of the live model to shrink (made here when None)."""
+    from . import attention_heads as ah
+
+    if masked is None:
+        with session.lock:
+            masked = copy.deepcopy(session.model).cpu().eval()
+    if example is None:
+        example = _example_batch(session)
+    heads = ah.pruned_heads(session)
+    ah.check_head_shrink(session, heads)
+    if session.coupling is None and not heads:
+        raise PrunevizError(f"--shrink needs neuron pruning, which this model does not support: {session.coupling_error}")
+    model = masked
+    kept_zero: dict[str, int] = {}
+    if session.coupling is not None:
+        pruned = {layer.name: ~session.neuron_mask(layer.name) for layer in session.layers}
+        keep = {layer.name for layer in session.layers if layer.is_output}
+        check_shrinkable(session, {n for n, m in pruned.items() if bool(m.any()) and n not in keep})
+        model = shrink_model(masked, example, pruned, keep, kept_zero)
+    if heads:  # whole attention heads go after the neurons (their indices do not move)
+        model = ah.shrink_heads(model if model is not masked else copy.deepcopy(masked), ah.find_heads(session), heads, example)
+    return model, kept_zero
+
+
 def export_session(session, path, format: str = "state_dict", shrink: bool = False, report_path=None) -> dict:
     """Write the session's model to ``path``; see :meth:`pruneviz.core.session.Session.export`."""
     if format not in FORMATS:
@@ -265,22 +292,10 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
         model = copy.deepcopy(session.model).cpu().eval()
     shrunk_params = None
     after = None
+    kept_zero: dict[str, int] = {}
     if shrink:
-        from . import attention_heads as ah
-
-        heads = ah.pruned_heads(session)
-        ah.check_head_shrink(session, heads)
-        if session.coupling is None and not heads:
-            raise PrunevizError(f"--shrink needs neuron pruning, which this model does not support: {session.coupling_error}")
         masked = model
-        kept_zero: dict[str, int] = {}
-        if session.coupling is not None:
-            pruned = {layer.name: ~session.neuron_mask(layer.name) for layer in session.layers}
-            keep = {layer.name for layer in session.layers if layer.is_output}
-            check_shrinkable(session, {n for n, m in pruned.items() if bool(m.any()) and n not in keep})
-            model = shrink_model(masked, example, pruned, keep, kept_zero)
-        if heads:  # whole attention heads go after the neurons (their indices do not move)
-            model = ah.shrink_heads(model if model is not masked else copy.deepcopy(masked), ah.find_heads(session), heads, example)
+        model, kept_zero = build_shrunk(session, masked, example)
         shrunk_params = sum(p.numel() for p in model.parameters())
         _check_same_outputs(masked, model, session)
         if session.data is not None:  # the report's accuracy is the written model's own

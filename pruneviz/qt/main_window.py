@@ -60,7 +60,7 @@ from .lesson_panel import attach_lessons
 from .neuron_strip import NeuronStrip
 from .presentation import Presentation
 from .run_loop import RunLoop
-from .training_ui import attach_training
+from .training_ui import prune_menu, attach_training
 from .window_editing import Editing
 from .window_files import FileActions
 from .window_layer import LayerViewer
@@ -104,6 +104,8 @@ class MainWindow(QMainWindow):
         self.presentation = Presentation(self)
         self.files = FileActions(self)  # menus, toolbar, open / save / export
         self.status.wire_runner()
+        self.act_measure_shrunk = prune_menu(self).addAction("Measure the shrunk model", self.status.measure_shrunk)
+        self.act_measure_shrunk.setToolTip("remove pruned neurons and heads from a copy, count its MACs and time it against the original (status bar)")
         attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
         attach_decide(self)
         attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock

@@ -285,7 +285,8 @@ class TrainingUI(QObject):
         return False
 
 
-def _prune_menu(window):
+def prune_menu(window):
+    """The window's Prune menu (made when missing), for actions that attach to it."""
     for a in window.menuBar().actions():
         if a.menu() is not None and a.text().replace("&", "") == "Prune":
             return a.menu()
@@ -304,7 +305,7 @@ def attach_training(window) -> TrainingUI:
     ui.act_train = QAction("T&rain…", window)
     ui.act_train.setToolTip("Prune before, during or after training, or prune and regrow (one undo step)")
     ui.act_train.triggered.connect(lambda: ui.open_dialog("train"))
-    menu = _prune_menu(window)
+    menu = prune_menu(window)
     menu.addSeparator()
     menu.addAction(ui.act_finetune)
     menu.addAction(ui.act_train)

@@ -110,6 +110,30 @@ def macs_text(before: int, masked: int) -> str:
     return f"  MACs {human_count(before)} → {human_count(masked)} ({saved:.1%} saved)  "
 
 
+def shrunk_text(macs_readout: str, m: dict) -> str:
+    """The MACs read-out with the measured shrunk model: its MACs and its speed-up."""
+    lat = m.get("latency") or {}
+    parts = []
+    if m.get("macs") is not None:
+        parts.append(f"shrunk {human_count(m['macs'])}")
+    if lat.get("speedup"):
+        parts.append(f"{lat['speedup']:.2f}× faster")
+    return macs_readout.rstrip() + (" · " + ", ".join(parts) if parts else "") + "  "
+
+
+def shrunk_tip(m: dict) -> str:
+    """One sentence on the measured shrunk model, for the tooltip and the status message."""
+    lat = m.get("latency") or {}
+    text = f"shrunk model: {m['params']:,} parameters"
+    if m.get("macs") is not None:
+        text += f", {m['macs']:,} MACs per sample"
+    if lat:
+        o, r = lat["original_ms"], lat["shrunk_ms"]
+        text += (f"; batch of {lat['batch']} on {lat['device']}: {o['median']:.2f} ms (min {o['min']:.2f}, max {o['max']:.2f}) "
+                 f"before, {r['median']:.2f} ms (min {r['min']:.2f}, max {r['max']:.2f}) shrunk")
+    return text
+
+
 def human_bytes(n: float) -> str:
     """``1536`` -> ``"1.5 KB"``: binary multiples, short SI-like names, as file managers show them."""
     n = float(n)
@@ -140,6 +164,11 @@ class StatusReports(QObject):
         self._macs_soon = QTimer(self)  # small models: counted once the window has updated
         self._macs_soon.setSingleShot(True)
         self._macs_soon.timeout.connect(self._count_macs_here)
+        # the shrunk model, measured on demand (Prune > Measure the shrunk model)
+        self.shrunk: dict | None = None  #: last measurement, for the masks' version it was made at
+        self.shrunk_jobs = JobRunner(self)
+        self.shrunk_jobs.finished.connect(self._on_shrunk)
+        self.shrunk_jobs.failed.connect(lambda name, msg: self.w.statusBar().showMessage(f"cannot measure the shrunk model: {msg}", 10_000))
         window.installEventFilter(self)  # the worker stops when the window closes
         self._build_status_bar()
 
@@ -249,11 +278,46 @@ class StatusReports(QObject):
         from pruneviz.core.cost import masked_macs
 
         total, per = self.macs_count
-        self.macs.setText(macs_text(total, masked_macs(self.w.session, total, per)))
+        text, tip = macs_text(total, masked_macs(self.w.session, total, per)), MACS_TIP
+        m = self.shrunk
+        if m is not None and m["session"] is self.w.session and m["version"] == self.w.session.masks.version:
+            text, tip = shrunk_text(text, m), tip + "; " + shrunk_tip(m)
+        self.macs.setText(text)
+        self.macs.setTip(tip)
+
+    def measure_shrunk(self) -> bool:
+        """Build the shrunk model (pruned neurons and heads removed) in a worker, count its MACs and
+        time it against the original on the session's device. The figures join the MACs read-out
+        until the next edit. Returns False while a measurement is running."""
+        s = self.w.session
+        if s is None or self.shrunk_jobs.busy:
+            return False
+        version = s.masks.version
+
+        def job(cancel):
+            from pruneviz.core.cost import compare_latency, count_macs
+            from pruneviz.core.export import build_shrunk
+
+            model, _ = build_shrunk(s)
+            counted = count_macs(model.eval(), s.example_input()[:1].cpu())
+            return {"session": s, "version": version, "macs": counted[0] if counted else None, "params": sum(p.numel() for p in model.parameters()), "latency": compare_latency(s, model)}
+            yield  # a generator: the JobRunner runs it in the worker
+
+        self.w.statusBar().showMessage("measuring the shrunk model…")
+        return self.shrunk_jobs.start("shrunk model", job)
+
+    def _on_shrunk(self, _name, m) -> None:
+        if m["session"] is not self.w.session or m["version"] != self.w.session.masks.version:
+            self.w.statusBar().showMessage("the model changed while it was measured: measure again", 5000)
+            return
+        self.shrunk = m
+        self.w.statusBar().showMessage(shrunk_tip(m), 10_000)
+        self.refresh_macs()
 
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt's name
         if obj is self.w and ev.type() == QEvent.Type.Close:
             self.macs_jobs.shutdown(5000)
+            self.shrunk_jobs.shutdown(5000)
         return False
 
     def _refresh_memory(self) -> None:

@@ -96,3 +96,44 @@ def test_small_models_are_counted_on_the_gui_thread_after_the_window_updates(qtb
     assert st.macs.text() == macs_text(total, total)
     w.close()
     w.runner.shutdown(5000)
+
+
+def test_measure_the_shrunk_model_shows_what_export_reports_until_the_next_edit(qtbot, tmp_path):
+    """Prune > Measure the shrunk model: built in a worker, its MACs and parameters equal what
+    `export(shrink=True)` reports, the speed-up is shown, and the next edit takes them away."""
+    from pruneviz.qt.app import make_app
+    from pruneviz.qt.main_window import MainWindow
+
+    make_app()
+    s = open_demo("cnn")
+    w = MainWindow(s, open_session=demo_opener, restore_layout=False)
+    qtbot.addWidget(w)
+    w.show()
+    s.prune(0.3, granularity="neuron")
+    qtbot.waitUntil(lambda: w.status.macs_count is not None, timeout=30_000)
+    assert w.act_measure_shrunk.text() == "Measure the shrunk model"
+    w.act_measure_shrunk.trigger()
+    qtbot.waitUntil(lambda: w.status.shrunk is not None, timeout=60_000)
+    rep = s.export(tmp_path / "cnn.pt", shrink=True)
+    m = w.status.shrunk
+    assert m["macs"] == rep["macs_shrunk"] and m["params"] == rep["params_after"] < s.original_params
+    assert m["latency"]["speedup"] > 0 and m["latency"]["device"] == "cpu"
+    assert f"shrunk {human_count(rep['macs_shrunk'])}" in w.status.macs.text() and "faster" in w.status.macs.text()
+    s.prune_neurons("4", [int(s.neuron_mask("4").nonzero()[0])])  # the measurement was of another mask
+    qtbot.waitUntil(lambda: "shrunk" not in w.status.macs.text(), timeout=10_000)
+    assert w.status.macs.text().startswith("  MACs ")
+
+
+def test_measuring_weight_pruning_only_gives_a_model_of_the_same_size(qtbot):
+    from pruneviz.qt.app import make_app
+    from pruneviz.qt.main_window import MainWindow
+
+    make_app()
+    s = open_demo("mlp")
+    s.prune(0.5)  # weights only: no neuron to remove, so nothing shrinks
+    w = MainWindow(s, open_session=demo_opener, restore_layout=False)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.status.measure_shrunk()
+    qtbot.waitUntil(lambda: not w.status.shrunk_jobs.busy, timeout=60_000)
+    assert w.status.shrunk is not None and w.status.shrunk["params"] == s.original_params
