@@ -111,6 +111,20 @@ class MaskStore:
         self._log.append(restore)
 
     # ----------------------------------------------------------------- reads
+    def params_remaining(self) -> int:
+        """Parameters that are not pruned: kept weights of the layers, and of every other parameter
+        the entries no neuron pruning zeroes (biases, norms); untouched parameters count whole."""
+        total = 0
+        for p, t in self.params.items():
+            lname = self.weight_layer.get(p)
+            if lname is not None:
+                total += self.kept[lname]
+            elif any((p, d) in self.keep for d in range(t.dim())):
+                total += int(torch.count_nonzero(self.param_mask(p, None)))
+            else:
+                total += t.numel()
+        return total
+
     def mask(self, layer: str) -> torch.Tensor:
         """Effective bool mask of ``layer``'s weight (True = kept)."""
         info = self.layers[layer]

@@ -200,16 +200,7 @@ class Session:
 
     def params_remaining(self) -> int:
         """Parameters that are not pruned (weights, biases and norms zeroed by pruning excluded)."""
-        total = 0
-        for p, t in self.masks.params.items():
-            lname = self.masks.weight_layer.get(p)
-            if lname is not None:
-                total += self.masks.kept[lname]
-            elif any((p, d) in self.masks.keep for d in range(t.dim())):
-                total += int(torch.count_nonzero(self.masks.param_mask(p, None)))
-            else:
-                total += t.numel()
-        return total
+        return self.masks.params_remaining()
 
     def set_cache_budget(self, nbytes: int) -> None:
         """Bytes the activation cache may hold (0 turns incremental evaluation off)."""

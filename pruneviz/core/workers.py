@@ -101,16 +101,7 @@ class Probe:
 
     def params_remaining(self) -> int:
         """Parameters not pruned, counted as :meth:`Session.params_remaining` does."""
-        total = 0
-        for p, t in self.masks.params.items():
-            lname = self.masks.weight_layer.get(p)
-            if lname is not None:
-                total += self.masks.kept[lname]
-            elif any((p, d) in self.masks.keep for d in range(t.dim())):
-                total += int(self.masks.param_mask(p, None).count_nonzero())
-            else:
-                total += t.numel()
-        return total
+        return self.masks.params_remaining()
 
     def figures(self, result: ev.EvalResult, layers: Iterable[str]) -> dict:
         return {

@@ -28,6 +28,8 @@ from PySide6.QtCore import QElapsedTimer, QObject, QThread, QTimer, Signal
 
 from pruneviz.core.evaluate import EvalResult, Progress
 
+from .job_runner import message_of
+
 
 @dataclass(frozen=True)
 class Request:
@@ -42,15 +44,6 @@ class Request:
 #: threads that did not stop within shutdown()'s wait: kept referenced so Qt never destroys a
 #: running QThread (which aborts the process); they end at their next cancel point
 _ORPHANS: set = set()
-
-
-def _message(exc: BaseException) -> str:
-    from pruneviz.core.errors import PrunevizError
-
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    if isinstance(exc, PrunevizError):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _EvalThread(QThread):
@@ -92,7 +85,7 @@ class _EvalThread(QThread):
                 gen.close()
         except Exception as exc:  # noqa: BLE001 - any failure is reported in the window, not raised in a thread
             if not self.cancel.is_set():  # a cancelled run may fail on half-edited weights: not news
-                self.failed.emit(self.req.id, _message(exc))
+                self.failed.emit(self.req.id, message_of(exc))
 
 
 class EvalRunner(QObject):
