@@ -28,7 +28,7 @@ from PySide6.QtCore import QElapsedTimer, QObject, QThread, QTimer, Signal
 
 from pruneviz.core.evaluate import EvalResult, Progress
 
-from .job_runner import message_of
+from .job_runner import message_of, wait_or_keep
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,6 @@ class Request:
     step: int  #: history index at request time
     sparsity: float
     version: int = -1  #: mask version at request time: a result for another version is stale
-
-
-#: threads that did not stop within shutdown()'s wait: kept referenced so Qt never destroys a
-#: running QThread (which aborts the process); they end at their next cancel point
-_ORPHANS: set = set()
 
 
 class _EvalThread(QThread):
@@ -151,14 +146,7 @@ class EvalRunner(QObject):
         self._closed = True
         self.cancel()
         self._disconnect()
-        t = self._thread
-        ok = True
-        if t is not None:
-            ok = t.wait(timeout_ms)
-            if not ok:  # never let Qt destroy a running thread: keep it until it returns
-                t.setParent(None)
-                _ORPHANS.add(t)
-                t.finished.connect(lambda t=t: _ORPHANS.discard(t))
+        ok = wait_or_keep(self._thread, timeout_ms)  # never let Qt destroy a running thread
         self._thread = None
         return ok
 

@@ -92,6 +92,18 @@ class _JobThread(QThread):
 _NOTHING = object()
 
 
+def wait_or_keep(thread: QThread | None, timeout_ms: int) -> bool:
+    """Wait (bounded) for ``thread`` to return; one that does not is unparented and kept
+    referenced until it finishes, because Qt aborts the process when a running QThread is
+    destroyed. Returns whether it returned in time (True for no thread)."""
+    if thread is None or thread.wait(timeout_ms):
+        return True
+    thread.setParent(None)
+    _ORPHANS.add(thread)
+    thread.finished.connect(lambda t=thread: _ORPHANS.discard(t))
+    return False
+
+
 class JobRunner(QObject):
     """One background job at a time; ``start`` refuses (returns False) while one runs."""
 
@@ -154,15 +166,7 @@ class JobRunner(QObject):
         """Cancel and wait (bounded); call once when the window closes."""
         self._closed = True
         self.cancel()
-        t = self._thread
-        ok = True
-        if t is not None:
-            ok = t.wait(timeout_ms)
-            if not ok:
-                t.setParent(None)
-                _ORPHANS.add(t)
-                t.finished.connect(lambda t=t: _ORPHANS.discard(t))
-        return ok
+        return wait_or_keep(self._thread, timeout_ms)
 
     # ------------------------------------------------------------ internals
     def _mine(self, jid: int) -> bool:

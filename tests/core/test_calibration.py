@@ -1,6 +1,5 @@
 """Data-driven scores: a seeded, content-chosen calibration sample; means over samples."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 
