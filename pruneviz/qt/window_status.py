@@ -216,6 +216,7 @@ class StatusReports(QObject):
         self.device.setToolTip("where the model is evaluated")
         self.macs_count = None
         self._macs_session = s
+        self.shrunk = None  # a measurement of the previous session's model (and no reference to it)
         self.macs.setText("  MACs …  ")
         self.macs.setTip("counting the model's multiply-accumulates (Torch-Pruning's counter)")
         self.macs_jobs.cancel()
