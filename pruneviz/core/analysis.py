@@ -66,6 +66,32 @@ def flips_for(session, chosen: dict[str, torch.Tensor], granularity: str) -> lis
     return session.neuron_flips({n: m.nonzero().flatten() for n, m in chosen.items() if m.any()})
 
 
+def lowest_prefixes(scores: torch.Tensor, kept: torch.Tensor, levels: list[float]) -> list[torch.Tensor]:
+    """For each level, the sorted flat indices of ``rk.lowest(scores, kept, round(level * kept))``:
+    the same choice, from one sort of the kept scores instead of one selection per level (the
+    k lowest are a prefix of that order). Where the k-th and (k+1)-th lowest tie, which of the
+    tied entries go depends on the selection, so that level asks :func:`rk.lowest` itself; so do
+    all levels of a layer too big to sort or with non-finite scores."""
+    flat_s, flat_k = scores.reshape(-1), kept.reshape(-1)
+    n_kept = rk.count(flat_k)
+    ks = [round(level * n_kept) for level in levels]
+
+    def chosen(k: int) -> torch.Tensor:
+        return rk.lowest(scores, kept, k).reshape(-1).nonzero().flatten()
+
+    if flat_s.numel() > rk.SELECT_THRESHOLD or not bool(torch.isfinite(flat_s).all()):
+        return [chosen(k) for k in ks]
+    cand = flat_k.nonzero().flatten()
+    values, order = torch.sort(flat_s[cand], stable=True)
+    out = []
+    for k in ks:
+        if 0 < k < n_kept and bool(values[k - 1] == values[k]):
+            out.append(chosen(k))
+        else:
+            out.append(torch.sort(cand[order[:k]]).values)
+    return out
+
+
 def _baseline(probe: Probe) -> dict:
     r = probe.prime()  # also fills the probe's activation cache for the edits that follow
     return {"accuracy": r.accuracy, "loss": r.loss}
@@ -89,9 +115,8 @@ def sensitivity(session, layers=None, levels=None, granularity: str = "weight", 
             # what preview(level, "layer", "weight", method, [name]) chooses, scored once per layer
             imp.check_method(method, "weight", session.data is not None)
             scores, kept = session.scores(name, method, "weight"), session.mask(name)
-            n_kept = rk.count(kept)
-            for level in levels:
-                edits.append(((name, level), flips_for(session, {name: rk.lowest(scores, kept, round(level * n_kept))}, "weight")))
+            for level, idx in zip(levels, lowest_prefixes(scores, kept, levels)):
+                edits.append(((name, level), [Flip.make("elem", name, idx, kept.numel())] if idx.numel() else []))
         else:
             for level in levels:
                 chosen = session.preview(level, "layer", granularity, method, [name])

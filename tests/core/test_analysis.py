@@ -257,3 +257,26 @@ def test_probe_stores_no_activations_after_priming_and_stays_exact(cnn):
     assert [(g["accuracy"], g["loss"]) for g in got] == [(w["accuracy"], w["loss"]) for w in want]
     # 8 after 4 starts at 4: what follows an edited child is dropped, hence deepest layers first
     assert [g["start"] for g in got] == [14, 4, 4] and [w["start"] for w in want] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_sensitivity_prefixes_choose_what_prune_chooses(ties):
+    """One sort per layer gives every level's choice: exactly ranking.lowest's (the choice prune
+    makes), also with ties at the cut, NaN scores and entries already pruned."""
+    from pruneviz.core import ranking as rk
+
+    g = torch.Generator().manual_seed(1)
+    levels = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
+    for trial in range(60):
+        n = int(torch.randint(2, 300, (1,), generator=g))
+        s = torch.randn(n, generator=g)
+        if ties:
+            s = torch.round(s * 2)  # a handful of distinct values: ties at most cuts
+        if trial % 5 == 0:
+            s[torch.randint(0, n, (2,), generator=g)] = float("nan")
+        kept = torch.rand(n, generator=g) > 0.3
+        shape = (n // 2, 2) if n % 2 == 0 else (n,)
+        got = an.lowest_prefixes(s.reshape(shape), kept.reshape(shape), levels)
+        for level, idx in zip(levels, got):
+            want = rk.lowest(s, kept, round(level * rk.count(kept))).nonzero().flatten()
+            assert torch.equal(idx, want), (trial, level)
