@@ -23,6 +23,7 @@ class CriteriaView(QWidget):
         self.window = window
         self.result: dict | None = None
         lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 4, 2, 2)
         self.gran = QComboBox()
         self.gran.addItems(["weight", "neuron"])
         self.a, self.b = QComboBox(), QComboBox()

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -32,6 +33,7 @@ from pruneviz.core import allocation, analysis
 from pruneviz.core.errors import PrunevizError
 
 from . import decide_plots as dp
+from .accuracy_plot import ElidedLabel
 from .controls import methods
 from .job_runner import JobRunner
 from .criteria_view import CriteriaView
@@ -43,6 +45,11 @@ def _levels(text: str) -> list[float]:
         return analysis.check_levels([float(t) for t in text.replace(" ", "").split(",") if t])
     except ValueError:
         raise PrunevizError(f"levels must be numbers separated by commas, e.g. 0.1,0.5,0.9; got {text!r}") from None
+
+
+#: the Decide plots' least height: with it, the window with the dock open still fits 1280×720,
+#: also in presentation mode (the dock takes more room whenever the window has it)
+PLOT_MIN_HEIGHT = 56
 
 
 class DecidePanel(QWidget):
@@ -66,7 +73,11 @@ class DecidePanel(QWidget):
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self.jobs.cancel)
-        self.status = QLabel("")
+        # on the progress row, elided (whole text in the tooltip): a line of its own cost the dock
+        # a row of height that a 1280×720 window does not have
+        self.status = ElidedLabel("")
+        self.progress.setMinimumWidth(160)
+        self.progress.setMaximumWidth(320)
         self.ray = QLineEdit()
         self.ray.setPlaceholderText("this machine")
         self.ray.setToolTip("run sensitivity, knockout and sweeps on Ray: local starts it here, HOST:PORT joins a cluster; empty runs them here")
@@ -80,11 +91,12 @@ class DecidePanel(QWidget):
         self.ray.setEnabled(has_ray)
         if not has_ray:
             self.ray.setToolTip("Ray is not installed: pip install 'pruneviz[ray]'")
-        lay.addLayout(dp.row(self.progress, self.cancel, "Ray", self.ray))
+        status_row = dp.row(self.progress, self.cancel, self.status, "Ray", self.ray)
+        status_row.setStretch(2, 1)
+        lay.addLayout(status_row)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         lay.addWidget(self.tabs, 1)
-        lay.addWidget(self.status)
         self._build_sensitivity()
         self._build_knockout()
         self.criteria = CriteriaView(window, self._fill)
@@ -94,6 +106,8 @@ class DecidePanel(QWidget):
         self._build_allocation()
         self.plans = PlansView(window, self.jobs, self)
         self.tabs.addTab(self.plans, "Plans")
+        for plot in (self.sens_plot, self.ko_plot, self.ko_table, self.criteria.view, self.sweep_plot, self.alloc_plot):
+            plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.jobs.progress.connect(self._on_progress)
         self.jobs.finished.connect(self._on_finished)
         self.jobs.failed.connect(self._on_failed)
@@ -127,6 +141,14 @@ class DecidePanel(QWidget):
             w.getPlotItem().clear()
         self.plans.refresh()
 
+    @staticmethod
+    def _page() -> tuple[QWidget, QVBoxLayout]:
+        """A tab page with thin margins (every pixel of height counts at 1280×720)."""
+        tab = QWidget()
+        lay = QVBoxLayout(tab)
+        lay.setContentsMargins(2, 4, 2, 2)
+        return tab, lay
+
     def _fill(self, combo: QComboBox, granularity: str) -> None:
         cur = combo.currentText()
         combo.clear()
@@ -136,8 +158,7 @@ class DecidePanel(QWidget):
 
     # ------------------------------------------------------------------ tabs
     def _build_sensitivity(self) -> None:
-        tab = QWidget()
-        lay = QVBoxLayout(tab)
+        tab, lay = self._page()
         self.sens_gran = QComboBox()
         self.sens_gran.addItems(["weight", "neuron"])
         self.sens_method = QComboBox()
@@ -152,8 +173,7 @@ class DecidePanel(QWidget):
         self.tabs.addTab(tab, "Sensitivity")
 
     def _build_knockout(self) -> None:
-        tab = QWidget()
-        lay = QVBoxLayout(tab)
+        tab, lay = self._page()
         self.ko_layer = QLabel("")
         self.ko_method = QComboBox()
         self.ko_run = QPushButton("Run on this layer")
@@ -161,19 +181,19 @@ class DecidePanel(QWidget):
         self.ko_method.currentTextChanged.connect(lambda _m: self._draw_knockout())
         lay.addLayout(dp.row(self.ko_layer, "criterion", self.ko_method, None, self.ko_run))
         self.ko_plot = pg.PlotWidget(background="w")
-        lay.addWidget(self.ko_plot, 1)
+        body = QHBoxLayout()  # side by side: stacked, they made the dock too tall for 1280×720
+        body.addWidget(self.ko_plot, 3)
+        lay.addLayout(body, 1)
         self.ko_table = QTableWidget(0, 3)
         self.ko_table.setHorizontalHeaderLabels(["criterion", "Spearman ρ", "top-10 overlap"])
         self.ko_table.verticalHeader().setVisible(False)
-        self.ko_table.setMaximumHeight(150)
         self.ko_table.horizontalHeader().setStretchLastSection(True)
-        lay.addWidget(self.ko_table)
+        body.addWidget(self.ko_table, 2)
         self.ko_result: dict | None = None
         self.tabs.addTab(tab, "Knockout")
 
     def _build_sweeps(self) -> None:
-        tab = QWidget()
-        lay = QVBoxLayout(tab)
+        tab, lay = self._page()
         self.sweep_methods = {m: QCheckBox(m) for m in ("magnitude", "random", "taylor", "obd", "wanda")}
         for m in ("magnitude", "random"):
             self.sweep_methods[m].setChecked(True)
@@ -182,15 +202,13 @@ class DecidePanel(QWidget):
         self.sweep_levels = QLineEdit("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
         self.sweep_run = QPushButton("Run")
         self.sweep_run.clicked.connect(self.run_sweeps)
-        lay.addLayout(dp.row(*self.sweep_methods.values(), "|", *self.sweep_scopes.values()))
-        lay.addLayout(dp.row("levels", self.sweep_levels, self.sweep_run))
+        lay.addLayout(dp.row(*self.sweep_methods.values(), "|", *self.sweep_scopes.values(), "levels", self.sweep_levels, self.sweep_run))
         self.sweep_plot = pg.PlotWidget(background="w")
         lay.addWidget(self.sweep_plot, 1)
         self.tabs.addTab(tab, "Sweeps")
 
     def _build_allocation(self) -> None:
-        tab = QWidget()
-        lay = QVBoxLayout(tab)
+        tab, lay = self._page()
         self.alloc_target = QDoubleSpinBox()
         self.alloc_target.setRange(1.0, 99.0)
         self.alloc_target.setValue(60.0)
@@ -200,12 +218,12 @@ class DecidePanel(QWidget):
         self.alloc_apply.setEnabled(False)
         self.alloc_plan.clicked.connect(self.run_allocation)
         self.alloc_apply.clicked.connect(self.apply_allocation)
-        lay.addLayout(dp.row("target sparsity", self.alloc_target, self.alloc_plan, self.alloc_apply, None))
+        self.alloc_info = ElidedLabel("per-layer sparsities from the weight sensitivity curves (greedy over their convex hulls)")
+        controls = dp.row("target sparsity", self.alloc_target, self.alloc_plan, self.alloc_apply, self.alloc_info)
+        controls.setStretch(4, 1)
+        lay.addLayout(controls)
         self.alloc_plot = pg.PlotWidget(background="w")
         lay.addWidget(self.alloc_plot, 1)
-        self.alloc_info = QLabel("per-layer sparsities from the weight sensitivity curves (greedy over their convex hulls)")
-        self.alloc_info.setWordWrap(True)
-        lay.addWidget(self.alloc_info)
         self.tabs.addTab(tab, "Allocation")
 
     # --------------------------------------------------------------- running
@@ -349,15 +367,18 @@ class DecidePanel(QWidget):
             self.criteria.draw()
         elif name == "plans":
             self.plans.on_done(value)
-        self._done(f"{name}: done")
+        self._done(f"{name}: done", finished=True)
 
     def _on_failed(self, name: str, msg: str) -> None:
         self._done(f"{name} failed: {msg}")
         self.window.show_error(f"{name} failed: {msg}")
 
-    def _done(self, text: str) -> None:
+    def _done(self, text: str, finished: bool = False) -> None:
+        """The bar keeps how far the run got (full when it finished) and says how it ended."""
         self.cancel.setEnabled(False)
-        self.progress.setFormat("idle")
+        if finished:
+            self.progress.setValue(self.progress.maximum())
+        self.progress.setFormat(("done" if finished else "stopped") + (": %v of %m" if self.progress.maximum() > 1 else ""))
         self.status.setText(text)
 
     # ---------------------------------------------------------------- drawing

@@ -53,7 +53,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumSize(320, 240)
+        self.setMinimumSize(320, 150)
         self.ci.layout.setContentsMargins(4, 4, 4, 4)
         self.vb = DragBox()
         self.vb.invertY(True)

@@ -15,7 +15,7 @@ class Histogram(pg.PlotWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumHeight(120)
+        self.setMinimumHeight(80)
         self.setLabel("left", "weights")
         self.setLabel("bottom", "|w|")
         self.setMouseEnabled(x=True, y=False)

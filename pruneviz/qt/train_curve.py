@@ -99,7 +99,7 @@ class TrainCurve(QWidget):
         super().__init__(parent)
         self.store = store
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(150)
+        self.plot.setMinimumHeight(60)
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "accuracy, sparsity")
         self.plot.showGrid(True, True, 0.25)
