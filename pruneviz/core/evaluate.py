@@ -178,6 +178,20 @@ def cacheable(model: nn.Module) -> bool:
     return len(children) == len({id(c) for c in children}) and all(c is not None for c in children)
 
 
+#: modules whose forward never writes its input and returns a new tensor (not a view of it)
+_LEAVE_INPUT = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)
+
+
+def leaves_input_alone(module: nn.Module) -> bool:
+    """True when running ``module`` cannot change its input tensor, so a cached activation can be
+    fed to it without a copy: exactly one of the torch modules above (a subclass may override
+    ``forward``) with no hooks that could write the input."""
+    from torch.nn.modules import module as mm
+
+    hooks = (module._forward_pre_hooks, module._forward_hooks, mm._global_forward_pre_hooks, mm._global_forward_hooks)
+    return type(module) in _LEAVE_INPUT and not any(hooks)
+
+
 def evaluate_iter(
     model: nn.Module,
     x: torch.Tensor,
@@ -209,6 +223,7 @@ def evaluate_iter(
             generation = cache.generation
             cached = cache.points.get(start)
         new_points: dict[int, list[torch.Tensor]] = {k: [] for k in range(start + 1, len(children))} if cache.store else {}
+        keeps_input = start > 0 and leaves_input_alone(children[start])
     correct = 0
     tokens = 0
     loss_sum = 0.0
@@ -225,8 +240,9 @@ def evaluate_iter(
             if children is None:
                 out = logits(model(xb))
             else:
-                # copies in and out of the cache: a child may write its input in place
-                h = cached[b].clone() if start > 0 else xb
+                # copies in and out of the cache: a child may write its input in place (one
+                # known to leave it alone reads the cached tensor as it is)
+                h = (cached[b] if keeps_input else cached[b].clone()) if start > 0 else xb
                 for k in range(start, len(children)):
                     if k in new_points:
                         new_points[k].append(h.clone())

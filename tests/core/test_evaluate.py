@@ -154,3 +154,46 @@ def test_mixed_precision_and_channels_last_are_flagged_and_close():
     s.set_precision(False, False)
     again = s.evaluate()
     assert (again.correct, again.loss, again.precision) == (exact.correct, exact.loss, "fp32")
+
+
+def test_cached_inputs_are_copied_unless_the_child_leaves_them_alone():
+    """A cached activation is fed without a copy only to a module that cannot write it; after
+    incremental evaluations the cache still holds exactly what a full pass computes."""
+    import torch.nn as nn
+
+    from pruneviz.core.data import EvalData
+    from pruneviz.core.model_io import LoadedModel
+    from pruneviz.core.session import Session
+
+    class MyConv(nn.Conv2d):  # a subclass may override forward: copied
+        pass
+
+    hooked = nn.Linear(4, 4)
+    hooked.register_forward_pre_hook(lambda m, args: args[0].mul_(2))
+    assert ev.leaves_input_alone(nn.Conv2d(1, 2, 3)) and ev.leaves_input_alone(nn.BatchNorm2d(2)) and ev.leaves_input_alone(nn.Linear(2, 2))
+    for m in (nn.ReLU(inplace=True), nn.ReLU(), nn.Flatten(), nn.Dropout(), nn.Identity(), MyConv(1, 2, 3), hooked):
+        assert not ev.leaves_input_alone(m), m
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 6, 6)), nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+        nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(144, 16), nn.ReLU(inplace=True), nn.Linear(16, 3),
+    ).eval()
+    x, y = torch.randn(150, 36), torch.randint(0, 3, (150,))
+    s = Session(LoadedModel(model, "t", "state_dict", None, x[:1], True), EvalData(x=x, y=y, spec="t"), device="cpu")
+    s.batch_size = 64
+    s.evaluate()
+    for layer, idx in (("4", [1]), ("7", [3, 4]), ("9", [0]), ("1", [2])):
+        s.prune_neurons(layer, idx)
+        inc, full = s.evaluate(), s.evaluate(incremental=False)
+        assert (inc.correct, inc.loss) == (full.correct, full.loss)
+        # every cached point equals the same child input computed from scratch
+        xs, _ = s.eval_tensors()  # in evaluation order
+        assert s.cache.points
+        with torch.inference_mode():
+            for k, tensors in s.cache.points.items():
+                for (i, j), t in zip(s.cache.bounds, tensors):
+                    h = xs[i:j]
+                    for child in list(model.children())[:k]:
+                        h = child(h)
+                    assert torch.equal(t, h), (layer, k)
