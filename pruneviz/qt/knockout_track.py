@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QLabel
 from shiboken6 import isValid
 
@@ -50,6 +50,14 @@ class Measured:
     data_gen: int  #: which evaluation data it was measured on (the track counts data changes)
 
 
+class _Header(QLabel):
+    """A label that never makes its row wider than the window allows (a 1280-pixel projector in
+    presentation mode): with no room it is clipped, and its tooltip still gives every figure."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(1, super().minimumSizeHint().height())
+
+
 class KnockoutTrack(pg.GraphicsLayoutWidget):
     """Knockout of the shown layer (Δ loss and ranks) beside a :class:`NeuronStrip`.
 
@@ -70,7 +78,7 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         # the figures go in a label *above* the plots' row (attach_knockout_track puts it in the
         # view controls' row): a title inside this widget would push its rows below the strip's
         # and hide the top neurons
-        self.header = QLabel()
+        self.header = _Header()
         self.header.setTextFormat(Qt.TextFormat.RichText)
         f = self.header.font()
         f.setPointSizeF(f.pointSizeF() * 0.9)
@@ -78,8 +86,11 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         self.header.hide()
         self.loss_plot = self.addPlot(row=0, col=0)
         self.rank_plot = self.addPlot(row=0, col=1)
+        self._scale = 1.0  # presentation mode's
+        self._labels = {}
         ranks_label = f"rank <span style='color:{CRITERION}'>●</span> <span style='color:{MEASURED}'><b>|</b></span>"
         for p, label in ((self.loss_plot, "Δ loss"), (self.rank_plot, ranks_label)):
+            self._labels[p] = label
             p.hideAxis("left")
             p.invertY(True)
             p.setMouseEnabled(x=False, y=True)
@@ -269,9 +280,9 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         cr, mr = self.criterion_rank[ok], self.measured_rank[ok]
         xs = np.empty(2 * len(cr))
         xs[0::2], xs[1::2] = cr, mr
-        self.links.setData(xs, np.repeat(ys[ok], 2), connect="pairs", pen=pg.mkPen(STALE, width=1.5))
+        self.links.setData(xs, np.repeat(ys[ok], 2), connect="pairs", pen=pg.mkPen(STALE, width=1.5 * self._scale))
         self.crit_dots.setData(x=cr, y=ys[ok], brush=pg.mkBrush(STALE if grey else CRITERION))
-        self.meas_ticks.setData(x=mr, y=ys[ok], pen=pg.mkPen(STALE if grey else MEASURED, width=2), brush=None)
+        self.meas_ticks.setData(x=mr, y=ys[ok], pen=pg.mkPen(STALE if grey else MEASURED, width=2 * self._scale), brush=None)
         self.rank_plot.setXRange(0.0, kept + 1.0, padding=0)
         self._size_symbols()
         self._header(res, kept)
@@ -283,24 +294,40 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         vb = self.rank_plot.getViewBox()
         lo, hi = vb.viewRange()[1]
         px = vb.height() / max(hi - lo, 1e-9)
-        size = float(np.clip(px * 0.9, 3.0, 9.0))
+        size = float(np.clip(px * 0.9, 3.0, 9.0)) * self._scale
         self.crit_dots.setSize(size)
         self.meas_ticks.setSize(size + 2)
+
+    def set_scale(self, scale: float, font: QFont) -> None:
+        """Presentation mode: the header, ticks and axis titles in ``font`` (the window's scaled
+        font), markers ``scale`` times larger."""
+        self._scale = scale
+        small = QFont(font)
+        small.setPointSizeF(font.pointSizeF() * 0.9)
+        self.header.setFont(small)
+        for p, label in self._labels.items():
+            ax = p.getAxis("bottom")
+            ax.setStyle(tickFont=small)
+            p.setLabel("bottom", label, **{"font-size": f"{small.pointSizeF():.1f}pt"})
+        self._key = None
+        self._redraw()
 
     def _header(self, res: dict, kept: int) -> None:
         faith = res.get("faithfulness", {})
         f = faith.get(self.method)
+        # short: the row it sits in is narrow at 1280 pixels, and "by [method]" beside it names
+        # the criterion; the tooltip has every criterion's figures
         if f is None:
-            figures = [f"{self.method}: no figure" if self.method else "", ""]
+            figures = ["ρ n/a", f"no figure for {self.method}"]
         else:
             rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.2f}"
-            figures = [f"{self.method}: ρ {rho}", f"top-{TOP_K} overlap {f['top10_overlap']:.0%}"]
+            figures = [f"ρ {rho}", f"top-{TOP_K} overlap {f['top10_overlap']:.0%}"]
         if self.stale is None:
-            first = f"<b>Knockout</b> · {figures[0]}"
-            second = f"{figures[1]} · {kept} neurons" if figures[1] else f"{kept} neurons"
+            first = f"<b>Knockout</b> {figures[0]}"
+            second = figures[1]
         else:
-            first = f"<b><span style='color:{MEASURED}'>⚠ Knockout is stale</span></b>"
-            second = "the model changed: run it again"
+            first = f"<b><span style='color:{MEASURED}'>⚠ Knockout stale</span></b>"
+            second = "the model changed"
         self.header.setText(first + "<br>" + second)
         rows = sorted(faith.items(), key=lambda kv: -(kv[1]["spearman"] if kv[1]["spearman"] is not None else -2))
         table = "".join(
@@ -381,6 +408,9 @@ def attach_knockout_track(window) -> KnockoutTrack:
     window.sessionChanged.connect(track.set_session)
     if window.session is not None:
         track.set_session(window.session)
+    presentation = getattr(window, "presentation", None)
+    if presentation is not None:
+        presentation.changed.connect(lambda scale: track.set_scale(scale, presentation.font()))
     decide = getattr(window, "decide", None)
     if decide is not None:
         decide.jobs.started.connect(lambda name: track.measuring(window.session) if name == "knockout" else None)

@@ -81,8 +81,10 @@ def test_knockout_reaches_the_strip_row_for_row_sorted_and_not(window, qtbot):
         f = res["faithfulness"]["magnitude"]
         assert pearson(t.criterion_rank, t.measured_rank) == pytest.approx(f["spearman"], abs=1e-9)
         text = t.header.text()
-        assert f"magnitude: ρ {f['spearman']:+.2f}" in text and f"top-10 overlap {f['top10_overlap']:.0%}" in text
-        assert all(m in t.header.toolTip() for m in res["faithfulness"])
+        assert f"ρ {f['spearman']:+.2f}" in text and f"top-10 overlap {f['top10_overlap']:.0%}" in text
+        tip = t.header.toolTip()
+        assert all(f"<td>{m}</td>" in tip or f"<b>{m}</b>" in tip for m in res["faithfulness"]) and "<b>magnitude</b>" in tip
+        assert f"{res['faithfulness']['taylor']['spearman']:+.3f}" in tip
         # rows line up with the strip's (and the heatmap's, unsorted) on screen, zoomed too
         svb, kvb = w.strip.getViewBox(), t.rank_plot.getViewBox()
         for zoom in (None, (10.0, 20.0)):
@@ -101,7 +103,7 @@ def test_knockout_reaches_the_strip_row_for_row_sorted_and_not(window, qtbot):
     rnd = w.session.scores(LAYER, "random", "neuron").double().numpy()
     np.testing.assert_allclose(t.criterion_rank, avg_ranks(rnd)[w.strip.order])
     f = res["faithfulness"]["random"]
-    assert f"random: ρ {f['spearman']:+.2f}" in t.header.text()
+    assert f"ρ {f['spearman']:+.2f}" in t.header.text() and "<b>random</b>" in t.header.toolTip()
 
 
 def test_hidden_for_other_layers_stale_after_a_change_and_gone_with_the_session(window, qtbot):
