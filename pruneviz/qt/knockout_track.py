@@ -168,11 +168,10 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         s = self.session
         if s is None:
             return
-        if self._pending is not None and self._pending[0] is s:
-            node, gen = self._pending[1], self._pending[2]
-        else:
-            node, gen = s.history.position, self._data_gen
-        self._pending = None
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] is not s:
+            return  # measured on a session this window no longer shows
+        node, gen = (pending[1], pending[2]) if pending is not None else (s.history.position, self._data_gen)
         self._results[result["layer"]] = Measured(result, node, gen)
         self._key = None
         self._redraw()

@@ -104,6 +104,11 @@ def test_knockout_reaches_the_strip_row_for_row_sorted_and_not(window, qtbot):
     np.testing.assert_allclose(t.criterion_rank, avg_ranks(rnd)[w.strip.order])
     f = res["faithfulness"]["random"]
     assert f"ρ {f['spearman']:+.2f}" in t.header.text() and "<b>random</b>" in t.header.toolTip()
+    # presentation mode: larger figures and markers, and the window no wider for them
+    size, pt = t.crit_dots.opts["size"], t.header.font().pointSizeF()
+    w.presentation.set_enabled(True)
+    assert t.header.font().pointSizeF() == pytest.approx(pt * 1.5, rel=0.05) and t.crit_dots.opts["size"] > size
+    assert t.header.minimumSizeHint().width() <= 1
 
 
 def test_hidden_for_other_layers_stale_after_a_change_and_gone_with_the_session(window, qtbot):
@@ -129,10 +134,14 @@ def test_hidden_for_other_layers_stale_after_a_change_and_gone_with_the_session(
     assert t.stale is None
     w.session.set_data(w.session.data)  # new evaluation data: measured on other data
     assert t.stale is not None and "data" in t.stale
+    old = w.session
     w.set_session(open_demo("mlp"))  # a new model: no knockout of it yet
     w.tree.select("0")
     w.tree.select(LAYER)
     assert t.isHidden() and t.result(LAYER) is None
+    t.measuring(old)  # a run of the previous session that ends late is not taken for this one's
+    t.add_result(collect(old.knockout(LAYER, methods=["magnitude"])))
+    assert t.result(LAYER) is None and t.isHidden()
 
 
 def test_a_click_on_the_track_selects_that_neuron(window, qtbot):
