@@ -54,6 +54,7 @@ from .eval_runner import EvalRunner
 from .filter_view import FilterPanel
 from .heatmap_view import HeatmapView
 from .histogram import Histogram
+from .knockout_track import attach_knockout_track
 from .kernels import KernelLayout
 from .layer_tree import LayerTree
 from .lesson_panel import attach_lessons
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         self.act_measure_shrunk.setToolTip("remove pruned neurons and heads from a copy, count its MACs and time it against the original (status bar)")
         attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
         attach_decide(self)
+        attach_knockout_track(self)  # the Decide dock's knockout of the shown layer, beside the strip
         attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
         self._restored_state = False
         if restore_layout:

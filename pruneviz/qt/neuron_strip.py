@@ -22,6 +22,7 @@ class NeuronStrip(pg.PlotWidget):
     """
 
     rowsClicked = Signal(int, object)
+    redrawn = Signal()  #: after every redraw (new scores, order, selection): tracks beside it follow
 
     PRUNED = QColor(128, 128, 128, 90)
     PREVIEW = QColor(255, 215, 0)
@@ -108,6 +109,7 @@ class NeuronStrip(pg.PlotWidget):
                 item.setData(xs, np.repeat(rows + 0.5, 2), connect="pairs")
                 item.setPen(pg.mkPen(palette[k].color(), width=1))
         self.getViewBox().setLimits(yMin=-0.05 * n, yMax=n * 1.05 + 1)
+        self.redrawn.emit()
 
     def _on_click(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton or not len(self.order):
