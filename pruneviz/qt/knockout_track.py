@@ -50,6 +50,17 @@ class Measured:
     data_gen: int  #: which evaluation data it was measured on (the track counts data changes)
 
 
+def _nice_step(x: float) -> float:
+    """The smallest of 1, 2, 5, 10, 20, 50, … that is at least ``x``."""
+    step = 1.0
+    while step < x:
+        for f in (2.0, 2.5, 2.0):  # 1 → 2 → 5 → 10 → …
+            step *= f
+            if step >= x:
+                break
+    return step
+
+
 class _Header(QLabel):
     """A label that never makes its row wider than the window allows (a 1280-pixel projector in
     presentation mode): with no room it is clipped, and its tooltip still gives every figure."""
@@ -283,6 +294,8 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         self.crit_dots.setData(x=cr, y=ys[ok], brush=pg.mkBrush(STALE if grey else CRITERION))
         self.meas_ticks.setData(x=mr, y=ys[ok], pen=pg.mkPen(STALE if grey else MEASURED, width=2 * self._scale), brush=None)
         self.rank_plot.setXRange(0.0, kept + 1.0, padding=0)
+        # two or three rank ticks: automatic ones ran into each other in a narrow track
+        self.rank_plot.getAxis("bottom").setTickSpacing(major=_nice_step(kept / 2.5), minor=_nice_step(kept / 2.5))
         self._size_symbols()
         self._header(res, kept)
 

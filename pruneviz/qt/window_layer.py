@@ -51,7 +51,7 @@ class LayerViewer(QObject):
         self.method = QComboBox()
         self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         # never narrower than its longest entry: a squeezed layout showed "magnitu"
-        self.method.setMinimumContentsLength(len("activation"))
+        self.method.setMinimumContentsLength(len("activation") + 2)
         self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.sort = QCheckBox("sort neurons")
         self.title = ElidedLabel()
