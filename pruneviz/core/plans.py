@@ -82,18 +82,23 @@ def summaries(session, cancel: threading.Event | None = None) -> Generator[dict,
         [(p["step"], p["accuracy"]) for p in rows[0]["curve"]]
     """
     h = session.history
-    probe = Probe(session, need_data=False)
-    cursor = _Cursor(probe, h.position)
-    start = h.position
+    with session.lock:
+        # the tree as it is now, with the copy: an edit made while this runs (the app stays
+        # usable) adds nodes and moves a growing plan's name, and is not measured
+        probe = Probe(session, need_data=False)
+        start, tip = h.position, h.tip
+        order = list(_depth_first(h.root))
+        names = {leaf: leaf.name for leaf in h.plans()}
+    cursor = _Cursor(probe, start)
     through: dict[Node, list[str]] = {}
-    for leaf in h.plans():
+    for leaf, name in names.items():
         for node in [h.root, *leaf.path()]:
-            through.setdefault(node, []).append(leaf.name)
-    total = points_to_measure(session)
+            through.setdefault(node, []).append(name)
+    total = len(order)
     points: dict[Node, dict] = {}
     rows: list[dict] = []
     try:
-        for node, depth in _depth_first(h.root):
+        for node, depth in order:
             if cancel is not None and cancel.is_set():
                 break
             cursor.go(node)
@@ -104,9 +109,9 @@ def summaries(session, cancel: threading.Event | None = None) -> Generator[dict,
                 point.update(accuracy=result.accuracy, loss=result.loss)
             points[node] = point
             yield {"kind": "point", "measured": len(points), "total": total, "plans": list(through[node]), "point": dict(point)}
-            if node.children:
+            if node not in names:
                 continue
-            row = {"name": node.name, "steps": depth, "current": node is h.tip, "sparsity": point["sparsity"], "params": point["params"],
+            row = {"name": names[node], "steps": depth, "current": node is tip, "sparsity": point["sparsity"], "params": point["params"],
                    "layer_sparsity": {n: probe.masks.sparsity(n) for n in probe.layer_names}, "accuracy": point["accuracy"], "loss": point["loss"],
                    "per_class": None if result is None else result.per_class, "curve": [dict(points[n]) for n in [h.root, *node.path()]]}
             rows.append(row)

@@ -228,3 +228,22 @@ def test_a_session_with_no_steps_has_one_plan_with_one_point():
     (row,) = collect(s.plan_summaries())
     assert row["steps"] == 0 and row["current"] and len(row["curve"]) == 1
     assert row["curve"][0]["accuracy"] == s.evaluate(incremental=False).accuracy == row["accuracy"]
+
+
+def test_an_edit_while_measuring_is_not_measured_and_breaks_nothing():
+    """The app stays usable while plans are measured in the worker: an edit made meanwhile grows
+    the current plan (its name moves to the new step); the measuring goes on over the tree it began with."""
+    s = build(open_mlp())
+    want = collect(s.plan_summaries())
+    gen = s.plan_summaries()
+    items = [next(gen), next(gen)]
+    s.prune_neurons("2", [8])  # plan 3 grows by one step
+    while True:
+        try:
+            items.append(next(gen))
+        except StopIteration as stop:
+            rows = stop.value
+            break
+    assert rows == want
+    assert [i["measured"] for i in items if i["kind"] == "point"] == list(range(1, 8)) and {i["total"] for i in items} == {7}
+    assert [len(r["curve"]) for r in collect(s.plan_summaries())] == [4, 4, 3]
