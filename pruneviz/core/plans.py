@@ -104,6 +104,7 @@ def summaries(session, cancel: threading.Event | None = None) -> Generator[dict,
             cursor.go(node)
             point = {"id": len(points), "step": depth, "label": "start" if node.step is None else node.step.label, "sparsity": probe.sparsity(),
                      "params": probe.params_remaining(), "accuracy": None, "loss": None}
+            probe.cache.store = _worth_storing(probe, node)
             result = probe.evaluate() if probe.x is not None else None
             if result is not None:
                 point.update(accuracy=result.accuracy, loss=result.loss)
@@ -119,6 +120,25 @@ def summaries(session, cancel: threading.Event | None = None) -> Generator[dict,
     finally:
         cursor.go(start)
     return rows
+
+
+def _first_child(probe: Probe, step) -> int | None:
+    """The earliest Sequential child a step can change (None: any, or it changed weights)."""
+    if step.weights is not None or not step.flips:
+        return None
+    firsts = [probe.child_of.get((f.store, f.layer)) for f in step.flips]
+    return None if any(c is None for c in firsts) else min(firsts)
+
+
+def _worth_storing(probe: Probe, node: Node) -> bool:
+    """Copy activations into the cache while evaluating ``node`` only if a step below it leaves a
+    layer with weights in front of what it changes: only then does the next evaluation start
+    later from them. (A global prune changes the first layer: copying would double the cost.)"""
+    weighted = [c for c in probe.child_of.values() if c is not None]
+    if not weighted:
+        return False
+    first = min(weighted)
+    return any((k := _first_child(probe, child.step)) is not None and k > first for child in node.children)
 
 
 def _depth_first(root: Node):

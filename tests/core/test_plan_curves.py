@@ -247,3 +247,17 @@ def test_an_edit_while_measuring_is_not_measured_and_breaks_nothing():
     assert rows == want
     assert [i["measured"] for i in items if i["kind"] == "point"] == list(range(1, 8)) and {i["total"] for i in items} == {7}
     assert [len(r["curve"]) for r in collect(s.plan_summaries())] == [4, 4, 3]
+
+
+def test_the_benchmark_runs_and_its_curves_equal_replaying_in_the_session():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "plans.py"
+    spec = importlib.util.spec_from_file_location("plans_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    fig = bench.figures(quick=True)
+    assert fig["plan_curves_exact"] is True
+    assert fig["plan_curves_evaluations"] == 15 and fig["plan_curves_points"] == 21
+    assert fig["plan_curves_ms_min"] <= fig["plan_curves_ms"] <= fig["plan_curves_ms_max"] and fig["plan_curves_ratio"] > 0
