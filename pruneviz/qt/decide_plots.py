@@ -148,6 +148,9 @@ def plan_curves_plot(rows: list[dict], widget: pg.PlotWidget | None = None) -> p
     else:
         w = _fresh(widget, "Sparsity after each step of each plan (no data)", "step", "sparsity")
         xy = lambda p: (p["step"], p["sparsity"])  # noqa: E731
+        w.getPlotItem().legend.setOffset((10, 10))  # top left: sparsity rises to the right
+        steps = max((len(c) for c in curves), default=1)
+        w.getPlotItem().getAxis("bottom").setTicks([[(k, str(k)) for k in range(steps)]])
     w.curves = {}
     for i, (row, curve) in enumerate(zip(rows, curves)):
         pts = [xy(p) for p in curve if xy(p)[1] is not None]
@@ -161,7 +164,9 @@ def plan_curves_plot(rows: list[dict], widget: pg.PlotWidget | None = None) -> p
         if y is not None:
             w.branch = (x, y)
             w.plot([x], [y], pen=None, symbol="o", symbolSize=16, symbolBrush=None, symbolPen=pg.mkPen("k", width=2), name="branch point")
-            text = pg.TextItem("branch: at the start" if p["step"] == 0 else f"branch: after step {p['step']}", color="k", anchor=(1, -0.1))  # below left of the point: the plans run on to its right
+            xs = [xy(q)[0] for c in curves for q in c]
+            left = x - min(xs) > (max(xs) - min(xs)) / 3  # room on its left: the plans run on to its right
+            text = pg.TextItem("branch: at the start" if p["step"] == 0 else f"branch: after step {p['step']}", color="k", anchor=(1, -0.1) if left else (-0.05, -0.1))
             text.setPos(x, y)
             w.addItem(text)
     return w

@@ -74,6 +74,14 @@ class PlansView(QWidget):
                 self._session.changed.disconnect(self._on_change)
             self._session = s
             self.rows = {}
+            for plot in (self.plot, self.curves):  # another model's plans
+                item = plot.getPlotItem()
+                item.clear()
+                item.setTitle(None)
+                if item.legend is not None:
+                    item.legend.clear()
+                plot.curves, plot.branch = {}, None
+            self.classes.setText("")
             if s is not None:
                 s.changed.connect(self._on_change)
         if s is None:
@@ -144,8 +152,8 @@ class PlansView(QWidget):
             self.rows[row["name"]] = row
         self.refresh()
         names = [r["name"] for r in rows or []]
-        if len(names) >= 2:
-            self.show_compare(names[:2])
+        if names:
+            self.show_compare(names[:2])  # a single plan: its own bars and curve
 
     def compare_selected(self) -> None:
         names = []

@@ -64,3 +64,20 @@ def test_compare_without_data_plots_sparsity_by_step(qtbot):
         xs, ys = widget.curves[row["name"]].getData()
         assert list(xs) == [0, 1] and list(ys) == [pt["sparsity"] for pt in row["curve"]] and ys[1] > 0
     assert widget.branch == (0, 0.0)  # the plans share only the start
+
+
+def test_a_single_plan_shows_its_curve_and_a_new_session_clears_the_view(window, qtbot):
+    from tests.qt.conftest import open_demo
+
+    w, p = window, window.decide
+    s = w.session
+    s.prune(0.4, layers="2")
+    view = p.plans
+    assert view.run_measure()
+    qtbot.waitUntil(lambda: not p.jobs.busy, timeout=60_000)
+    (name,) = view.curves.curves
+    xs, ys = view.curves.curves[name].getData()
+    assert len(xs) == 2 and view.curves.branch is None and ys[0] == w.session.baseline().accuracy
+    w.set_session(open_demo("cnn"))
+    qtbot.waitUntil(lambda: view.tree.topLevelItemCount() == 1 and view.rows == {})
+    assert view.curves.getPlotItem().listDataItems() == [] and view.curves.curves == {} and view.classes.text() == ""
