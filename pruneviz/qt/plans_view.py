@@ -182,6 +182,8 @@ def _per_class_html(rows: list[dict]) -> str:
     if any(r["per_class"] is None for r in rows):
         return "per-class accuracy needs evaluation data (File > Open data…)"
     n = max(len(r["per_class"]) for r in rows)
+    if n == 0:  # language-model data: accuracy is per token, not per class
+        return ""
     if n > 12:
         return "<br>".join(f"<b>{escape(r['name'])}</b> per class: " + " ".join(f"{v:.2f}" for v in r["per_class"]) for r in rows)
     head = "".join(f"<th align='right'>{c}</th>" for c in range(n))
