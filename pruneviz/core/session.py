@@ -754,8 +754,11 @@ class Session:
         plans.rename_plan(self, old, new)
 
     def plan_summaries(self, cancel=None):
-        """Generator: sparsity, params, accuracy and loss at the end of every plan, measured on a
-        copy (nothing is switched); see :func:`pruneviz.core.plans.summaries`."""
+        """Generator: sparsity, params, accuracy and loss at the end of every plan, and each plan's
+        curve (those figures after every step from the start; shared steps measured once), measured
+        on a copy (nothing is switched); see :func:`pruneviz.core.plans.summaries`.
+
+        Example: ``rows = pruneviz.core.analysis.collect(s.plan_summaries()); rows[0]["curve"]``"""
         from . import plans
 
         return plans.summaries(self, cancel)

@@ -8,6 +8,7 @@ dict (or the partial one the dock builds while points stream in) and returns it.
 from __future__ import annotations
 
 import math
+from html import escape
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -120,7 +121,10 @@ def knockout_plot(result: dict, widget: pg.PlotWidget | None = None, scores=None
 
 def plans_plot(rows: list[dict], layers: list[str], widget: pg.PlotWidget | None = None) -> pg.PlotWidget:
     """Per-layer sparsity of each plan as grouped bars (plans side by side)."""
-    w = _fresh(widget, "Plans: sparsity per layer", "layer", "sparsity")
+    # the key is in the title: a legend box would cover bars near 1.0 in the short Decide dock
+    key = "  ".join(f"<span style='color:{color(i)}'>&#9632;</span> {escape(r['name'])}" for i, r in enumerate(rows))
+    w = _fresh(widget, f"Sparsity per layer: {key}", "layer", "sparsity")
+    w.getPlotItem().legend.setVisible(False)
     n = max(len(rows), 1)
     for i, row in enumerate(rows):
         xs = [j + (i - (n - 1) / 2) * 0.8 / n for j in range(len(layers))]
@@ -128,6 +132,51 @@ def plans_plot(rows: list[dict], layers: list[str], widget: pg.PlotWidget | None
     w.getPlotItem().getAxis("bottom").setTicks([list(enumerate(layers))])
     w.setYRange(0, 1.02)
     return w
+
+
+def plan_curves_plot(rows: list[dict], widget: pg.PlotWidget | None = None) -> pg.PlotWidget:
+    """Each plan's curve (``row["curve"]``, from :func:`pruneviz.core.plans.summaries`): accuracy
+    vs sparsity after every step, one line per plan with a marker per step, overlaid; the last
+    step the plans share (where they branch) is ringed and labelled. Without data (no accuracy):
+    sparsity vs step. ``widget.curves`` maps plan names to their lines, ``widget.branch`` is the
+    branch point's ``(x, y)`` or None."""
+    curves = [r.get("curve") or [] for r in rows]
+    measured = any(p["accuracy"] is not None for c in curves for p in c)
+    if measured:
+        w = _fresh(widget, "Accuracy after each step of each plan", "sparsity of all prunable weights", "accuracy")
+        xy = lambda p: (p["sparsity"], p["accuracy"])  # noqa: E731
+    else:
+        w = _fresh(widget, "Sparsity after each step of each plan (no data)", "step", "sparsity")
+        xy = lambda p: (p["step"], p["sparsity"])  # noqa: E731
+        w.getPlotItem().legend.setOffset((10, 10))  # top left: sparsity rises to the right
+        steps = max((len(c) for c in curves), default=1)
+        w.getPlotItem().getAxis("bottom").setTicks([[(k, str(k)) for k in range(steps)]])
+    w.curves = {}
+    for i, (row, curve) in enumerate(zip(rows, curves)):
+        pts = [xy(p) for p in curve if xy(p)[1] is not None]
+        w.curves[row["name"]] = w.plot([x for x, _ in pts], [y for _, y in pts], pen=pg.mkPen(color(i), width=2, style=DASHES[i % len(DASHES)]),
+                                       symbol="o", symbolSize=7, symbolBrush=color(i), symbolPen=None, name=f"{row['name']} ({len(curve) - 1} steps)")
+    w.branch = None
+    shared = _shared_prefix([[p["id"] for p in c] for c in curves]) if len(curves) >= 2 else 0
+    if shared:
+        p = curves[0][shared - 1]
+        x, y = xy(p)
+        if y is not None:
+            w.branch = (x, y)
+            w.plot([x], [y], pen=None, symbol="o", symbolSize=16, symbolBrush=None, symbolPen=pg.mkPen("k", width=2), name="branch point")
+            xs = [xy(q)[0] for c in curves for q in c]
+            left = x - min(xs) > (max(xs) - min(xs)) / 3  # room on its left: the plans run on to its right
+            text = pg.TextItem("branch: at the start" if p["step"] == 0 else f"branch: after step {p['step']}", color="k", anchor=(1, -0.1) if left else (-0.05, -0.1))
+            text.setPos(x, y)
+            w.addItem(text)
+    return w
+
+
+def _shared_prefix(seqs: list[list]) -> int:
+    n = 0
+    while all(len(s) > n for s in seqs) and len({s[n] for s in seqs}) == 1:
+        n += 1
+    return n
 
 
 def allocation_plot(plan: dict[str, float], current: dict[str, float], widget: pg.PlotWidget | None = None, target: float | None = None) -> pg.PlotWidget:

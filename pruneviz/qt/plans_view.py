@@ -1,13 +1,18 @@
 """The plans tab of the Decide dock: every branch of the history tree with its sparsity,
 parameters, accuracy and loss, switched to with a double click, renamed in place, and two plans
-compared side by side (per-layer sparsity bars, per-class accuracy)."""
+compared side by side (per-layer sparsity bars, their curves of accuracy vs sparsity after every
+step with the branch point marked, per-class accuracy)."""
 
 from __future__ import annotations
+
+from html import escape
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 import pyqtgraph as pg
+
+from pruneviz.core.plans import points_to_measure
 
 from . import decide_plots as dp
 
@@ -21,6 +26,7 @@ class PlansView(QWidget):
         self.rows: dict[str, dict] = {}
         self._session = None
         lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(COLUMNS)
@@ -37,19 +43,24 @@ class PlansView(QWidget):
         for b in (self.measure, self.switch, self.compare):
             buttons.addWidget(b)
         buttons.addStretch(1)
-        lay.addLayout(buttons)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.tree)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        self.plot = pg.PlotWidget(background="w")
-        rl.addWidget(self.plot, 1)
+        # the dock is short: buttons, plans and per-class text share the left column so that
+        # the two plots (bars, curves) get the tab's full height, side by side
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(buttons)
+        ll.addWidget(self.tree, 1)
         self.classes = QLabel("")
         self.classes.setWordWrap(True)
-        rl.addWidget(self.classes)
-        split.addWidget(right)
-        split.setSizes([420, 520])
+        self.classes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        ll.addWidget(self.classes)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        self.plot = pg.PlotWidget(background="w")  # per-layer sparsity bars
+        self.curves = pg.PlotWidget(background="w")  # accuracy vs sparsity after every step
+        split.addWidget(self.plot)
+        split.addWidget(self.curves)
+        split.setSizes([400, 380, 500])
         lay.addWidget(split, 1)
 
     @property
@@ -63,6 +74,14 @@ class PlansView(QWidget):
                 self._session.changed.disconnect(self._on_change)
             self._session = s
             self.rows = {}
+            for plot in (self.plot, self.curves):  # another model's plans
+                item = plot.getPlotItem()
+                item.clear()
+                item.setTitle(None)
+                if item.legend is not None:
+                    item.legend.clear()
+                plot.curves, plot.branch = {}, None
+            self.classes.setText("")
             if s is not None:
                 s.changed.connect(self._on_change)
         if s is None:
@@ -116,22 +135,25 @@ class PlansView(QWidget):
     def run_measure(self) -> bool:
         s = self.session
         self.rows = {}
-        self.panel._total = len(s.plans())
+        self.panel._total = points_to_measure(s)  # every step of the tree, measured once
         return self.jobs.start("plans", lambda cancel: s.plan_summaries(cancel))
 
-    def on_row(self, row: dict) -> None:
-        self.rows[row["name"]] = row
-        self.panel._count += 1
-        self.panel.progress.setValue(self.panel._count)
-        self.refresh()
+    def on_row(self, item: dict) -> None:
+        """A progress item of :func:`pruneviz.core.plans.summaries`: a measured point, or a plan's row."""
+        self.panel._count = item["measured"]
+        self.panel.progress.setRange(0, max(item["total"], 1))
+        self.panel.progress.setValue(item["measured"])
+        if item["kind"] == "plan":
+            self.rows[item["row"]["name"]] = item["row"]
+            self.refresh()
 
     def on_done(self, rows) -> None:
         for row in rows or []:
             self.rows[row["name"]] = row
         self.refresh()
         names = [r["name"] for r in rows or []]
-        if len(names) >= 2:
-            self.show_compare(names[:2])
+        if names:
+            self.show_compare(names[:2])  # a single plan: its own bars and curve
 
     def compare_selected(self) -> None:
         names = []
@@ -150,11 +172,23 @@ class PlansView(QWidget):
         rows = [self.rows[n] for n in names]
         layers = [layer.name for layer in self.session.layers]
         dp.plans_plot(rows, layers, self.plot)
-        lines = []
-        for r in rows:
-            acc = "no data" if r["accuracy"] is None else f"accuracy {r['accuracy']:.4f}, per class " + " ".join(f"{v:.2f}" for v in r["per_class"])
-            lines.append(f"<b>{r['name']}</b>: sparsity {r['sparsity']:.1%}, {r['params']:,} params, {acc}")
-        self.classes.setText("<br>".join(lines))
+        dp.plan_curves_plot(rows, self.curves)
+        self.classes.setText(_per_class_html(rows))
+
+
+def _per_class_html(rows: list[dict]) -> str:
+    """Per-class accuracy of the compared plans: a small table (plans as rows), or lines past
+    a dozen classes (a table that wide would not fit the column)."""
+    if any(r["per_class"] is None for r in rows):
+        return "per-class accuracy needs evaluation data (File > Open data…)"
+    n = max(len(r["per_class"]) for r in rows)
+    if n == 0:  # language-model data: accuracy is per token, not per class
+        return ""
+    if n > 12:
+        return "<br>".join(f"<b>{escape(r['name'])}</b> per class: " + " ".join(f"{v:.2f}" for v in r["per_class"]) for r in rows)
+    head = "".join(f"<th align='right'>{c}</th>" for c in range(n))
+    body = "".join(f"<tr><td><b>{escape(r['name'])}</b></td>" + "".join(f"<td align='right'>{v:.2f}</td>" for v in r["per_class"]) + "</tr>" for r in rows)
+    return f"<table cellspacing='0' cellpadding='2'><tr><td>per-class accuracy</td>{head}</tr>{body}</table>"
 
 
 def _pct(v) -> str:

@@ -300,6 +300,9 @@ def main(argv=None) -> int:
 
     results.update(training.figures(args.quick, args.device))
     results.update(analysis_figures(args.quick, args.device))
+    import plans  # plan curves on a copy vs switching and evaluating every step
+
+    results.update(plans.figures(args.quick, args.device))
     import bigmodels  # pooling a 4096×25088 layer: time and memory
 
     results.update(bigmodels.figures(args.quick))

@@ -19,6 +19,9 @@ def test_analysis_python_example(tmp_path, monkeypatch, capsys):
     assert plan["1"] == 0.0 and abs(plan["4"] - 0.5) < 1e-9 and abs(plan["14"] - 0.1) < 1e-9 and 0.39 < plan["8"] < 0.4 and 0.68 < plan["12"] < 0.69
     assert [p["name"] for p in s.plans()] == ["by sensitivity", "plan 2"] and s.history.current_plan == "by sensitivity"
     assert s.history.labels == ["prune to a sensitivity plan (magnitude)"]
+    curve = ns["rows"][0]["curve"]  # the comment's figures: the start, then the allocation
+    assert [(p["step"], round(p["sparsity"], 4), round(p["accuracy"], 4)) for p in curve] == [(0, 0.0, 0.9972), (1, 0.6, 0.9944)]
+    assert ns["rows"][0]["name"] == "by sensitivity" and curve[1]["accuracy"] == s.evaluate(incremental=False).accuracy
     assert set(ns["ko"]["faithfulness"]) >= {"taylor", "magnitude"} and len(ns["curves"]["curves"]) == 1
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 10 and printed[0].split()[0] == "14"
