@@ -137,7 +137,7 @@ class AccuracyPanel(QWidget):
         pal = self.palette()
         self.accent = QColor(pal.highlight().color())
         self.curve_plot = pg.PlotWidget()
-        self.curve_plot.setMinimumHeight(110)
+        self.curve_plot.setMinimumHeight(90)
         self.curve_plot.setLabel("left", "accuracy")
         self.curve_plot.setLabel("bottom", "sparsity")
         self.curve_plot.showGrid(True, True, 0.25)
@@ -156,7 +156,7 @@ class AccuracyPanel(QWidget):
             self.curve_plot.addItem(it)
 
         self.class_plot = pg.PlotWidget()
-        self.class_plot.setMinimumHeight(90)
+        self.class_plot.setMinimumHeight(80)
         self.class_plot.setLabel("left", "per-class acc.")
         self.class_plot.setMouseEnabled(x=False, y=False)
         self.class_plot.setYRange(0, 1.12, padding=0.02)  # room for the Δ labels above full bars

@@ -24,6 +24,7 @@ class CriteriaView(QWidget):
         self.result: dict | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 4, 2, 2)
+        lay.setSpacing(3)
         self.gran = QComboBox()
         self.gran.addItems(["weight", "neuron"])
         self.a, self.b = QComboBox(), QComboBox()

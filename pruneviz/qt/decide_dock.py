@@ -49,7 +49,7 @@ def _levels(text: str) -> list[float]:
 
 #: the Decide plots' least height: with it, the window with the dock open still fits 1280×720,
 #: also in presentation mode (the dock takes more room whenever the window has it)
-PLOT_MIN_HEIGHT = 56
+PLOT_MIN_HEIGHT = 48
 
 
 class DecidePanel(QWidget):
@@ -106,7 +106,7 @@ class DecidePanel(QWidget):
         self._build_allocation()
         self.plans = PlansView(window, self.jobs, self)
         self.tabs.addTab(self.plans, "Plans")
-        for plot in (self.sens_plot, self.ko_plot, self.ko_table, self.criteria.view, self.sweep_plot, self.alloc_plot):
+        for plot in (self.sens_plot, self.ko_plot, self.ko_table, self.criteria.view, self.sweep_plot, self.alloc_plot, self.plans.tree, self.plans.plot, self.plans.curves):
             plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.jobs.progress.connect(self._on_progress)
         self.jobs.finished.connect(self._on_finished)
@@ -147,6 +147,7 @@ class DecidePanel(QWidget):
         tab = QWidget()
         lay = QVBoxLayout(tab)
         lay.setContentsMargins(2, 4, 2, 2)
+        lay.setSpacing(3)
         return tab, lay
 
     def _fill(self, combo: QComboBox, granularity: str) -> None:
@@ -414,6 +415,14 @@ class _CloseWatcher(QObject):
         return False
 
 
+def _give_room(window, dock: QDockWidget) -> None:
+    """Opened, the dock gets at least 40 % of the window's height: at its least height (what Qt
+    gives a newly shown dock) its plots are a few pixels tall on a 720-pixel projector."""
+    want = int(0.4 * window.height())
+    if dock.height() < want:
+        window.resizeDocks([dock], [want], Qt.Orientation.Vertical)
+
+
 def attach_decide(window) -> DecidePanel:
     """Add the Decide dock (View > Decide, Ctrl+D; closed at first, so the layer views keep their
     room) to ``window``; it follows session switches."""
@@ -429,6 +438,7 @@ def attach_decide(window) -> DecidePanel:
     toggle.setShortcut("Ctrl+D")
     toggle.setToolTip("sensitivity, knockout, criteria, sweeps, allocation and plans")
     menu.addAction(toggle)
+    dock.visibilityChanged.connect(lambda on: _give_room(window, dock) if on and not dock.isFloating() else None)
     watcher = _CloseWatcher(panel)
     window.installEventFilter(watcher)
     window.sessionChanged.connect(panel.set_session)

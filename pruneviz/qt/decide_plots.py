@@ -43,7 +43,8 @@ def _fresh(widget: pg.PlotWidget | None, title: str, xlabel: str, ylabel: str) -
     if item.legend is not None:
         item.legend.clear()
     else:
-        item.addLegend(offset=(10, -10), labelTextColor="k")  # bottom left: curves fall to the right
+        # bottom left (curves fall to the right), on white so lines under it do not cross the text
+        item.addLegend(offset=(10, -10), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 210))
     item.legend.setVisible(True)
     item.setTitle(title, color="k")
     item.setLabel("bottom", xlabel)
@@ -78,6 +79,8 @@ def sensitivity_plot(result: dict, widget: pg.PlotWidget | None = None, selected
         curve.layer = name
         curve.setCurveClickable(True, width=8)
         w.curves[name] = curve
+    # entries side by side: a column of them ran off the top of the short Decide dock
+    w.getPlotItem().legend.setColumnCount(min(max(len(w.curves), 1), 8))
     w.setYRange(0, 1.02)
     return w
 
@@ -91,6 +94,7 @@ def sweep_plot(result: dict, widget: pg.PlotWidget | None = None) -> pg.PlotWidg
         pen = pg.mkPen(color(i), width=2, style=DASHES[scopes.index(c["scope"]) % len(DASHES)])
         w.plot([p["sparsity"] for p in points], [p["accuracy"] for p in points], pen=pen, symbol="o", symbolSize=5,
                symbolBrush=color(i), symbolPen=None, name=f"{c['method']} · {c['scope']} · {c['granularity']}s")
+    w.getPlotItem().legend.setColumnCount(min(max(len(result.get("curves", [])), 1), 3))
     w.setYRange(0, 1.02)
     return w
 

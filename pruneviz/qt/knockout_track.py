@@ -27,7 +27,7 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel
 from shiboken6 import isValid
 
@@ -310,6 +310,19 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         self.crit_dots.setSize(size)
         self.meas_ticks.setSize(size + 2)
 
+    def fit_header(self) -> None:
+        """Keep the header's two lines within the height of the row it sits in (``row_height``,
+        set by :func:`attach_knockout_track`): a taller header made the row, and so the window,
+        taller than a 1280×720 screen in presentation mode."""
+        h = getattr(self, "row_height", None)
+        if not h:
+            return
+        f = QFont(self.header.font())
+        while f.pointSizeF() > 6 and 2 * QFontMetrics(f).lineSpacing() > h:
+            f.setPointSizeF(f.pointSizeF() - 0.5)
+        self.header.setFont(f)
+        self.header.setMaximumHeight(h)
+
     def set_scale(self, scale: float, font: QFont) -> None:
         """Presentation mode: the header, ticks and axis titles in ``font`` (the window's scaled
         font), markers ``scale`` times larger."""
@@ -317,6 +330,7 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         small = QFont(font)
         small.setPointSizeF(font.pointSizeF() * 0.9)
         self.header.setFont(small)
+        self.fit_header()
         for p, label in self._labels.items():
             ax = p.getAxis("bottom")
             ax.setStyle(tickFont=small)
@@ -414,6 +428,8 @@ def attach_knockout_track(window) -> KnockoutTrack:
     row.insertWidget(row.indexOf(window.strip) + 1, track)
     controls = _layout_holding(window.sort)  # "Show … by … sort neurons": its free right end is above the track
     controls.addWidget(track.header)
+    track.row_height = window.method.sizeHint().height()
+    track.fit_header()
     window.knockout_track = track
     window.strip.redrawn.connect(lambda: track.show_layer(window.session, window.layer, window.method.currentText()))
     track.rowsClicked.connect(window.strip.rowsClicked)
@@ -422,7 +438,11 @@ def attach_knockout_track(window) -> KnockoutTrack:
         track.set_session(window.session)
     presentation = getattr(window, "presentation", None)
     if presentation is not None:
-        presentation.changed.connect(lambda scale: track.set_scale(scale, presentation.font()))
+        def rescale(scale: float) -> None:
+            track.row_height = window.method.sizeHint().height()
+            track.set_scale(scale, presentation.font())
+
+        presentation.changed.connect(rescale)
     decide = getattr(window, "decide", None)
     if decide is not None:
         decide.jobs.started.connect(lambda name: track.measuring(window.session) if name == "knockout" else None)

@@ -9,7 +9,7 @@ from html import escape
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 import pyqtgraph as pg
 
 from pruneviz.core.plans import points_to_measure
@@ -53,7 +53,15 @@ class PlansView(QWidget):
         self.classes = QLabel("")
         self.classes.setWordWrap(True)
         self.classes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        ll.addWidget(self.classes)
+        # in a scroll area: a label's least height is its whole table, which pushed the window
+        # past 720 pixels once two plans were compared
+        self.classes_area = QScrollArea()
+        self.classes_area.setWidget(self.classes)
+        self.classes_area.setWidgetResizable(True)
+        self.classes_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.classes_area.setMinimumHeight(0)
+        self.classes_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
+        ll.addWidget(self.classes_area, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         self.plot = pg.PlotWidget(background="w")  # per-layer sparsity bars

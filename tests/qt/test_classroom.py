@@ -152,3 +152,31 @@ def test_run_until_a_sparsity_target_plots_a_point_per_step(small_window, qtbot)
     assert sorted(w.acc.points) == list(range(steps + 1))  # the baseline and every step
     xs = [w.acc.points[i][0] for i in range(steps + 1)]
     assert np.all(np.diff(xs) > 0)
+
+
+def test_window_with_the_decide_dock_open_still_fits_1280x720(small_window, qtbot):
+    """Opening Decide grew the window to 921 pixels (1280×991 in presentation mode): the status
+    bar went off a projector's screen."""
+    w = small_window
+    w.dock_decide.show()
+    p = w.decide
+    # results make rows taller (the knockout track's figures, the criteria's agreement line)
+    for run in (p.run_knockout, p.run_compare, p.plans.run_measure):
+        assert run()
+        qtbot.waitUntil(lambda: not p.jobs.busy, timeout=60_000)
+    assert w.knockout_track.isVisible() and p.criteria.info.text()
+    for on in (False, True):
+        w.presentation.set_enabled(on)
+        QApplication.processEvents()
+        assert w.minimumSizeHint().height() <= 720, (on, w.minimumSizeHint())
+        qtbot.waitUntil(lambda: w.height() == 720, timeout=5_000)
+        inside = QRect(0, 0, w.width(), w.height())
+        assert inside.contains(w.dock_decide.geometry()) and inside.contains(w.statusBar().geometry())
+        for i in range(w.decide.tabs.count()):
+            w.decide.tabs.setCurrentIndex(i)
+            QApplication.processEvents()
+            page = w.decide.tabs.currentWidget()
+            r = QRect(page.mapTo(w, page.rect().topLeft()), page.size())
+            assert inside.contains(r) and r.height() >= 80, (w.decide.tabs.tabText(i), r)
+        for widget in (w.heatmap, w.strip, w.acc.curve_plot):
+            assert widget.height() >= 60, widget
