@@ -136,7 +136,7 @@ class Evaluation:
 
     def _baseline_gen(self, x, y, cancel):
         generation = self.generation
-        for item in ev.evaluate_iter(self.original_model(), x, y, self.session.batch_size, None, self.session.data.num_classes, cancel):
+        for item in ev.evaluate_iter(self.loaded_model(), x, y, self.session.batch_size, None, self.session.data.num_classes, cancel):
             if isinstance(item, ev.EvalResult) and generation == self.generation:
                 self.baseline_result = item  # only if the data did not change while it ran
             yield item
@@ -150,6 +150,23 @@ class Evaluation:
             for p, t in s.masks.orig.items():
                 params[p].data.copy_(t)
         return model
+
+    def loaded_model(self) -> torch.nn.Module:
+        """A copy of the model as it was loaded (the root of the history): the unpruned model
+        with every value back, and with the values of the steps that changed weights
+        (fine-tuning, compensation) undone too; those also change the values a pruned entry
+        would return to, so :meth:`original_model` alone is the fine-tuned dense model."""
+        s = self.session
+        with s.lock:
+            here = s.history.nodes[: s.history.index]
+            if not any(n.step.weights is not None for n in here):
+                return self.original_model()
+            from .plans import _ProbeValues, _walk
+            from .workers import Probe
+
+            probe = Probe(s, need_data=False)
+        _walk(probe, _ProbeValues(probe), list(reversed(here)), [])
+        return probe.model
 
     @property
     def incremental(self) -> bool:
