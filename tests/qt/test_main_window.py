@@ -222,7 +222,7 @@ def test_gui_thread_stays_responsive_during_evaluation(qtbot, record_property):
     record_property("max_gui_gap_ms", stall)
     print(f"\nevaluation {duration} ms, longest GUI-thread gap {stall} ms over {len(gaps)} ticks")
     assert w.acc.current is not None
-    assert duration >= 1000, "the evaluation should be long enough to measure"
+    assert duration >= 500, "the evaluation should be long enough to measure (50 ticks, 5 times the stall limit)"
     assert stall < 100
     w.runner.shutdown(5000)
 
