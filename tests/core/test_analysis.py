@@ -259,8 +259,9 @@ def test_probe_stores_no_activations_after_priming_and_stays_exact(cnn):
     assert [g["start"] for g in got] == [14, 4, 4] and [w["start"] for w in want] == [0, 0, 0]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("ties", [False, True])
-def test_sensitivity_prefixes_choose_what_prune_chooses(ties):
+def test_sensitivity_prefixes_choose_what_prune_chooses(ties, dtype):
     """One sort per layer gives every level's choice: exactly ranking.lowest's (the choice prune
     makes), also with ties at the cut, NaN scores and entries already pruned."""
     from pruneviz.core import ranking as rk
@@ -275,6 +276,7 @@ def test_sensitivity_prefixes_choose_what_prune_chooses(ties):
         if trial % 5 == 0:
             s[torch.randint(0, n, (2,), generator=g)] = float("nan")
         kept = torch.rand(n, generator=g) > 0.3
+        s = s.to(dtype)
         shape = (n // 2, 2) if n % 2 == 0 else (n,)
         got = an.lowest_prefixes(s.reshape(shape), kept.reshape(shape), levels)
         for level, idx in zip(levels, got):
