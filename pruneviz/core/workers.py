@@ -52,6 +52,8 @@ class Probe:
                 self._points = dict(session.cache.points)
                 self._bounds = session.cache.bounds
                 self._budget = session.cache.budget_bytes
+                # where the copy came from: priming can hand its activations back (see prime)
+                self._origin = (session.cache, session.cache.generation)
         self._make_cache()
 
     def _make_cache(self) -> None:
@@ -59,7 +61,7 @@ class Probe:
         self._points = {}
 
     def __getstate__(self):  # the cache holds a lock: send its tensors, rebuild it on arrival
-        state = {k: v for k, v in self.__dict__.items() if k != "cache"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("cache", "_origin")}
         state["_points"] = dict(self.cache.points)
         state["_bounds"] = self.cache.bounds
         state["_budget"] = self.cache.budget_bytes
@@ -91,7 +93,26 @@ class Probe:
         traffic, and the inputs before every edited child stay cached for the next edit."""
         result = self.evaluate()
         self.cache.store = False
+        self._hand_back()
         return result
+
+    def _hand_back(self) -> None:
+        """Give the session the activations priming computed that it lacks, if its cache has not
+        changed since the copy was made: they are exactly what its own evaluation would store
+        (same weights, data, batches), so the next analysis or evaluation starts from them
+        instead of from the input. Tensors are shared, never written: evaluation reads a cached
+        activation and drops whole entries on invalidation."""
+        origin = getattr(self, "_origin", None)
+        if origin is None:
+            return
+        cache, generation = origin
+        self._origin = None
+        with cache.lock, self.cache.lock:
+            if cache.generation != generation or cache.bounds not in (None, self.cache.bounds) or not self.cache.points:
+                return
+            for k, tensors in self.cache.points.items():
+                cache.points.setdefault(k, tensors)
+            cache.bounds = self.cache.bounds
 
     def evaluate(self) -> ev.EvalResult:
         return ev.run(ev.evaluate_iter(self.model, self.x, self.y, self.batch_size, self.cache, self.num_classes, amp=self.amp))
