@@ -503,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv``; returns the exit status (0 ok, 2 refused, 1 a bug, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    from .core.allocator import tune_allocator
+
+    tune_allocator()  # evaluation on the CPU without a page fault per activation (see its module)
     with warnings.catch_warnings():
         if not debug:  # torch's deprecation notices are for library authors, not for this terminal
             warnings.simplefilter("ignore")

@@ -288,6 +288,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-ui", action="store_true")
     args = ap.parse_args(argv)
+    from pruneviz.core.allocator import tune_allocator
+
+    tune_allocator()  # as `pruneviz` does when it starts: the figures are the app's
     torch.set_num_threads(max(1, min(os.cpu_count() or 1, 16)))
     t0 = time.perf_counter()
     results: dict = {"device": args.device if args.device != "cuda" else torch.cuda.get_device_name(0), "quick": args.quick, "torch": torch.__version__, "threads": torch.get_num_threads()}
@@ -303,6 +306,9 @@ def main(argv=None) -> int:
     import plans  # plan curves on a copy vs switching and evaluating every step
 
     results.update(plans.figures(args.quick, args.device))
+    import allocator  # glibc thresholds vs its defaults, in separate processes
+
+    results.update(allocator.figures(args.quick, args.device))
     import bigmodels  # pooling a 4096×25088 layer: time and memory
 
     results.update(bigmodels.figures(args.quick))
