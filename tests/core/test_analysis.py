@@ -282,3 +282,20 @@ def test_sensitivity_prefixes_choose_what_prune_chooses(ties, dtype):
         for level, idx in zip(levels, got):
             want = rk.lowest(s, kept, round(level * rk.count(kept))).nonzero().flatten()
             assert torch.equal(idx, want), (trial, level)
+
+
+def test_priming_hands_activations_back_only_to_an_unchanged_session():
+    s = Session.open("demo:cnn", data="demo:digits", device="cpu")
+    assert not s.cache.points  # never evaluated
+    an.collect(s.sensitivity(levels=[0.5]))
+    assert s.cache.points  # the analysis's priming filled it
+    inc, full = s.evaluate(), s.evaluate(incremental=False)
+    assert inc.start == max(s.cache.points) > 0 and (inc.correct, inc.loss) == (full.correct, full.loss)
+    # an edit between the copy and its priming: the copy's activations are not the session's
+    t = Session.open("demo:cnn", data="demo:digits", device="cpu")
+    probe = Probe(t)
+    t.prune_neurons("4", [0, 1])
+    probe.prime()
+    assert not t.cache.points
+    r = t.evaluate()
+    assert r.start == 0 and (r.correct, r.loss) == (t.evaluate(incremental=False).correct, t.evaluate(incremental=False).loss)
