@@ -26,6 +26,16 @@ OP = {
 RECIPES = {"plan 1": ["a1", "a2", "a3"], "plan 2": ["a1", "b2", "b3"], "plan 3": ["c1"]}
 
 
+
+def drain(gen) -> tuple[list, object]:
+    """Every item a generator yields, and what it returns."""
+    items = []
+    while True:
+        try:
+            items.append(next(gen))
+        except StopIteration as stop:
+            return items, stop.value
+
 def open_mlp(data=True):
     return Session.open("demo:mlp", data="demo:digits" if data else None, device="cpu")
 
@@ -104,14 +114,7 @@ def test_shared_steps_are_measured_once_and_carry_one_id(monkeypatch):
         return real(self)
 
     monkeypatch.setattr(Probe, "evaluate", counting)
-    gen = s.plan_summaries()
-    items = []
-    while True:
-        try:
-            items.append(next(gen))
-        except StopIteration as stop:
-            rows = stop.value
-            break
+    items, rows = drain(s.plan_summaries())
     # the tree: start, a1, a2, a3, b2, b3, c1 = 7 nodes; the three curves have 4 + 4 + 2 = 10 points
     assert plans.points_to_measure(s) == 7 == len(states) == len(set(states))
     assert sum(len(r["curve"]) for r in rows) == 10
@@ -238,12 +241,8 @@ def test_an_edit_while_measuring_is_not_measured_and_breaks_nothing():
     gen = s.plan_summaries()
     items = [next(gen), next(gen)]
     s.prune_neurons("2", [8])  # plan 3 grows by one step
-    while True:
-        try:
-            items.append(next(gen))
-        except StopIteration as stop:
-            rows = stop.value
-            break
+    more, rows = drain(gen)
+    items += more
     assert rows == want
     assert [i["measured"] for i in items if i["kind"] == "point"] == list(range(1, 8)) and {i["total"] for i in items} == {7}
     assert [len(r["curve"]) for r in collect(s.plan_summaries())] == [4, 4, 3]
