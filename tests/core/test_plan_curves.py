@@ -26,7 +26,6 @@ OP = {
 RECIPES = {"plan 1": ["a1", "a2", "a3"], "plan 2": ["a1", "b2", "b3"], "plan 3": ["c1"]}
 
 
-
 def drain(gen) -> tuple[list, object]:
     """Every item a generator yields, and what it returns."""
     items = []
@@ -35,6 +34,7 @@ def drain(gen) -> tuple[list, object]:
             items.append(next(gen))
         except StopIteration as stop:
             return items, stop.value
+
 
 def open_mlp(data=True):
     return Session.open("demo:mlp", data="demo:digits" if data else None, device="cpu")
