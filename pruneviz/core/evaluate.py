@@ -21,6 +21,7 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.modules import module as _mm  # the global hook registries
 
 from .errors import PrunevizError
 from .outputs import logits
@@ -186,9 +187,7 @@ def leaves_input_alone(module: nn.Module) -> bool:
     """True when running ``module`` cannot change its input tensor, so a cached activation can be
     fed to it without a copy: exactly one of the torch modules above (a subclass may override
     ``forward``) with no hooks that could write the input."""
-    from torch.nn.modules import module as mm
-
-    hooks = (module._forward_pre_hooks, module._forward_hooks, mm._global_forward_pre_hooks, mm._global_forward_hooks)
+    hooks = (module._forward_pre_hooks, module._forward_hooks, _mm._global_forward_pre_hooks, _mm._global_forward_hooks)
     return type(module) in _LEAVE_INPUT and not any(hooks)
 
 

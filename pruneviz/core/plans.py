@@ -189,3 +189,13 @@ def _walk(probe: Probe, view: _ProbeValues, undo: list[Node], redo: list[Node]) 
         probe.apply(node.step.flips)
         if node.step.weights is not None:
             node.step.weights.apply(view)
+
+
+def copy_at_start(session) -> Probe:
+    """A copy of the session with every step of the current path undone, weight changes
+    included: the model as it was loaded (the session is not touched)."""
+    with session.lock:
+        here = session.history.nodes[: session.history.index]
+        probe = Probe(session, need_data=False)
+    _walk(probe, _ProbeValues(probe), list(reversed(here)), [])
+    return probe

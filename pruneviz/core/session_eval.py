@@ -158,15 +158,11 @@ class Evaluation:
         would return to, so :meth:`original_model` alone is the fine-tuned dense model."""
         s = self.session
         with s.lock:
-            here = s.history.nodes[: s.history.index]
-            if not any(n.step.weights is not None for n in here):
+            if not any(n.step.weights is not None for n in s.history.nodes[: s.history.index]):
                 return self.original_model()
-            from .plans import _ProbeValues, _walk
-            from .workers import Probe
+        from .plans import copy_at_start  # plans builds on the session: imported when needed
 
-            probe = Probe(s, need_data=False)
-        _walk(probe, _ProbeValues(probe), list(reversed(here)), [])
-        return probe.model
+        return copy_at_start(s).model
 
     @property
     def incremental(self) -> bool:
