@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(bottom)
         self.splitter.setStretchFactor(0, 4)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([600, 240])
+        self.splitter.setSizes([560, 300])  # the histogram keeps a readable share at 720 pixels
         self.setCentralWidget(self.splitter)
 
         self.dock_layers = self._dock("Layers", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
