@@ -214,34 +214,10 @@ def _sweep_figures(step):
 
 
 def _sweep_points(s, levels, scope, granularity, method, cancel) -> Iterator:
-    """(level, sparsity, accuracy, loss) of one-shot prunes from the current state, state kept.
-
-    Uses Session.sweep when the engine has it (one implementation, incremental evaluation);
-    otherwise prune, evaluate and undo each level."""
-    if hasattr(s, "sweep"):
-        gen = s.sweep(levels=list(levels), scope=scope, granularity=granularity, method=method, cancel=cancel)
-        i = 0
-        while True:
-            try:
-                point = next(gen)
-            except StopIteration as stop:
-                out = stop.value
-                break
-            if isinstance(point, dict) and "accuracy" in point:
-                yield levels[min(i, len(levels) - 1)], point.get("sparsity", levels[min(i, len(levels) - 1)]), point["accuracy"], point.get("loss", float("nan"))
-                i += 1
-        if i == 0 and out:  # an engine that only returns the JSON
-            for lv, p in zip(levels, out["curves"][0]["points"]):
-                yield lv, p["sparsity"], p["accuracy"], p["loss"]
-        return
-    for lv in levels:
-        if _cancelled(cancel):
-            return
-        n = s.prune(lv, scope=scope, granularity=granularity, method=method) if lv > 0 else 0
-        sp, res = s.sparsity(), s.evaluate()
-        if n:
-            s.undo()
-        yield lv, sp, res.accuracy, res.loss
+    """(level, sparsity, accuracy, loss) of one-shot prunes from the current state, measured by
+    :meth:`Session.sweep` on a copy (the state is kept)."""
+    for p in s.sweep(levels=list(levels), scope=scope, granularity=granularity, method=method, cancel=cancel):
+        yield p["level"], p["sparsity"], p["accuracy"], p["loss"]
 
 
 @action(
@@ -308,34 +284,10 @@ def _knockout_figures(step):
 
 
 def _knockout_points(s, layer, cancel) -> Iterator[tuple[int, float, float]]:
-    """(neuron, accuracy, loss) with each neuron of ``layer`` removed alone.
-
-    Uses Session.knockout when the engine has it; otherwise prune, evaluate, undo."""
-    if hasattr(s, "knockout"):
-        gen = s.knockout(layer, cancel=cancel)
-        seen = 0
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                out = stop.value
-                break
-            if isinstance(p, dict) and "index" in p:
-                seen += 1
-                yield p["index"], p["accuracy"], p["loss"]
-        if not seen and out:
-            for p in out["neurons"]:
-                yield p["index"], p["accuracy"], p["loss"]
-        return
-    for i in range(s.layer(layer).out_channels):
-        if _cancelled(cancel):
-            return
-        if not bool(s.neuron_mask(layer)[i]):
-            continue
-        s.prune_neurons(layer, [i])
-        res = s.evaluate()
-        s.undo()
-        yield i, res.accuracy, res.loss
+    """(neuron, accuracy, loss) with each kept neuron of ``layer`` removed alone, measured by
+    :meth:`Session.knockout` on a copy (the lesson ranks the criteria itself: no faithfulness)."""
+    for p in s.knockout(layer, methods=[], cancel=cancel):
+        yield p["index"], p["accuracy"], p["loss"]
 
 
 @action("knockout", {"layer": Setting(str, required=True), "methods": Setting(list, default=["magnitude", "taylor", "random"], items=str, choices=_METHODS)}, _knockout_figures)

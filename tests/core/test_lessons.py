@@ -13,7 +13,7 @@ import torch
 
 from pruneviz.cli import main
 from pruneviz.core import lessons, toy
-from pruneviz.core.lesson_actions import ACTIONS, spearman
+from pruneviz.core.lesson_actions import ACTIONS, pct, spearman
 from pruneviz.core.lesson_format import LessonError, parse_claim, parse_lesson
 from pruneviz.core.session import Session
 
@@ -343,46 +343,30 @@ def test_lesson_engine_never_imports_qt():
     assert res.returncode == 0, res.stderr
 
 
-def test_sweep_and_knockout_use_the_session_verbs_when_they_exist(monkeypatch):
-    """Once Session.sweep / Session.knockout exist (the analysis engine), the actions call them
-    instead of their own prune-evaluate-undo loop; fakes with the agreed shapes stand in here."""
-    calls = []
-
-    def sweep(self, levels=None, scope="layer", granularity="weight", method="magnitude", cancel=None):
-        calls.append(("sweep", method, scope))
-        points = []
-        for lv in levels:
-            n = self.prune(lv, scope=scope, granularity=granularity, method=method) if lv else 0
-            r = self.evaluate()
-            point = {"sparsity": self.sparsity(), "accuracy": r.accuracy, "loss": r.loss}
-            if n:
-                self.undo()
-            points.append(point)
-            yield point
-        return {"curves": [{"method": method, "scope": scope, "granularity": granularity, "points": points}]}
-
-    def knockout(self, layer, cancel=None):
-        calls.append(("knockout", layer))
-        out = []
-        for i in range(self.layer(layer).out_channels):
-            self.prune_neurons(layer, [i])
-            r = self.evaluate()
-            self.undo()
-            out.append({"index": i, "accuracy": r.accuracy, "loss": r.loss})
-        return {"layer": layer, "neurons": out}  # streams nothing: the JSON is enough
-        yield  # noqa: B901
-
-    text = GOOD.replace('claim = "a > 0.5"', 'claim = "accuracy_random_50 < accuracy_magnitude_50 and spearman_magnitude > -1"')
-    text += '\n[[steps]]\ncaption = "s"\naction = "sweep"\nmethods = ["magnitude", "random"]\nlevels = [0.0, 0.5]\n'
+def test_sweep_and_knockout_figures_equal_prune_evaluate_undo():
+    """The sweep and knockout actions measure through Session.sweep / Session.knockout (on a
+    copy); their figures equal pruning the live session, evaluating and undoing, by hand."""
+    text = GOOD + '\n[[steps]]\ncaption = "s"\naction = "sweep"\nmethods = ["magnitude", "random"]\nlevels = [0.0, 0.5]\n'
     text += '\n[[steps]]\ncaption = "k"\naction = "knockout"\nlayer = "2"\nmethods = ["magnitude"]\n'
-    plain = lessons.LessonRun(parse(text))
-    list(plain.run())
-    monkeypatch.setattr(Session, "sweep", sweep, raising=False)
-    monkeypatch.setattr(Session, "knockout", knockout, raising=False)
-    viaverbs = lessons.LessonRun(parse(text))
-    list(viaverbs.run())
-    assert calls == [("sweep", "magnitude", "layer"), ("sweep", "random", "layer"), ("knockout", "2")]
-    assert viaverbs.figures == plain.figures and viaverbs.holds()
+    run = lessons.LessonRun(parse(text))
+    list(run.run())
+    s = Session.open("demo:mlp", data="demo:digits")
+    for method in ("magnitude", "random"):
+        for level in (0.0, 0.5):
+            n = s.prune(level, method=method) if level else 0
+            assert run.figures[f"accuracy_{method}_{pct(level)}"] == s.evaluate().accuracy, (method, level)
+            if n:
+                s.undo()
+    base = s.evaluate().loss
+    increase = []
+    for i in range(s.layer("2").out_channels):
+        s.prune_neurons("2", [i])
+        increase.append(s.evaluate().loss - base)
+        s.undo()
+    assert run.figures["knockout_neurons"] == len(increase)
+    assert run.figures["knockout_max_loss_increase"] == pytest.approx(max(increase), abs=1e-9)
+    scores = s.scores("2", method="magnitude", granularity="neuron").numpy()
+    assert run.figures["spearman_magnitude"] == pytest.approx(spearman(scores, increase), abs=1e-9)
 
 
 def test_a_new_verb_makes_a_waiting_lesson_runnable(monkeypatch, tmp_path, capsys):
