@@ -266,18 +266,7 @@ class FilterPanel(QWidget):
     def _show_tiles(self, w: np.ndarray, p: np.ndarray, neuron_kept: bool) -> None:
         k = self.kernels
         kh, kw = k.kernel
-        self.tiles = np.ascontiguousarray(w.reshape(k.channels, kh, kw))
-        self.tile_pruned = p.reshape(k.channels, kh, kw).copy()
-        gr, gc = tile_grid(k.channels)
-        px = max(1, min(PX_PER_WEIGHT, MAX_SIDE_PX // max(1, gc * kw, gr * kh)))
-        gap = GAP_PX if px >= 4 else 0
-        img = tiles_rgba(self.tiles, self.tile_pruned, self.levels, self.cmap, px, gap)
-        self.image.setImage(img, autoLevels=False)
-        self.image.setRect(QRectF(0, 0, img.shape[1] / px, img.shape[0] / px))
-        self._pitch = (kh + gap / px, kw + gap / px)
-        self.vb.autoRange(padding=0.02)
-        self.stack.setCurrentWidget(self.tile_view)
-        self.mode = "tiles"
+        self._draw_tiles(w.reshape(k.channels, kh, kw), p.reshape(k.channels, kh, kw).copy(), "tiles")
         gone = int(self.tile_pruned.all(axis=(1, 2)).sum())
         state = "" if neuron_kept else " <b>(whole filter pruned)</b>"
         self.info.setText(
