@@ -415,14 +415,6 @@ class _CloseWatcher(QObject):
         return False
 
 
-def _give_room(window, dock: QDockWidget) -> None:
-    """Opened, the dock gets at least 40 % of the window's height: at its least height (what Qt
-    gives a newly shown dock) its plots are a few pixels tall on a 720-pixel projector."""
-    want = int(0.4 * window.height())
-    if dock.height() < want:
-        window.resizeDocks([dock], [want], Qt.Orientation.Vertical)
-
-
 def attach_decide(window) -> DecidePanel:
     """Add the Decide dock (View > Decide, Ctrl+D; closed at first, so the layer views keep their
     room) to ``window``; it follows session switches."""
@@ -438,7 +430,6 @@ def attach_decide(window) -> DecidePanel:
     toggle.setShortcut("Ctrl+D")
     toggle.setToolTip("sensitivity, knockout, criteria, sweeps, allocation and plans")
     menu.addAction(toggle)
-    dock.visibilityChanged.connect(lambda on: _give_room(window, dock) if on and not dock.isFloating() else None)
     watcher = _CloseWatcher(panel)
     window.installEventFilter(watcher)
     window.sessionChanged.connect(panel.set_session)
