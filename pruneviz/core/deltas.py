@@ -186,7 +186,7 @@ def record(session, step) -> None:
     """Push ``step`` (flips and/or weights) as one undo step; offload its delta past the budget."""
     w = step.weights
     if w is not None:
-        held = sum(s.weights.nbytes for s in session.history.steps if getattr(s, "weights", None) is not None)
+        held = sum(s.weights.nbytes for s in session.history.steps if s.weights is not None)
         if held + w.nbytes > budget(session):
             w.offload()
     session.history.push(step)
@@ -194,7 +194,7 @@ def record(session, step) -> None:
 
 def disk_bytes(history) -> int:
     """Bytes of weight deltas the history keeps on disk."""
-    return sum(s.weights.disk_bytes for s in history.all_steps() if getattr(s, "weights", None) is not None)
+    return sum(s.weights.disk_bytes for s in history.all_steps() if s.weights is not None)
 
 
 def replay(session, step, kind: str) -> set[str]:

@@ -436,15 +436,14 @@ def attach_knockout_track(window) -> KnockoutTrack:
     window.sessionChanged.connect(track.set_session)
     if window.session is not None:
         track.set_session(window.session)
-    presentation = getattr(window, "presentation", None)
-    if presentation is not None:
-        def rescale(scale: float) -> None:
-            track.row_height = window.method.sizeHint().height()
-            track.set_scale(scale, presentation.font())
+    presentation = window.presentation
 
-        presentation.changed.connect(rescale)
-    decide = getattr(window, "decide", None)
-    if decide is not None:
-        decide.jobs.started.connect(lambda name: track.measuring(window.session) if name == "knockout" else None)
-        decide.jobs.finished.connect(lambda name, value: track.add_result(value) if name == "knockout" else None)
+    def rescale(scale: float) -> None:
+        track.row_height = window.method.sizeHint().height()
+        track.set_scale(scale, presentation.font())
+
+    presentation.changed.connect(rescale)
+    jobs = window.decide.jobs  # attach_decide runs first
+    jobs.started.connect(lambda name: track.measuring(window.session) if name == "knockout" else None)
+    jobs.finished.connect(lambda name, value: track.add_result(value) if name == "knockout" else None)
     return track

@@ -62,8 +62,7 @@ class LessonController(QObject):
         self.dock.hide()
         self._build_menus()
         window.installEventFilter(self)
-        if hasattr(window, "sessionChanged"):
-            window.sessionChanged.connect(self._on_window_session)
+        window.sessionChanged.connect(self._on_window_session)
 
     # ---------------------------------------------------------------------------------- menus
     def _build_menus(self) -> None:
@@ -165,8 +164,8 @@ class LessonController(QObject):
     def size_docks(self) -> None:
         """The lesson gets three quarters of the window's width, the accuracy panel the rest."""
         w = self.window
-        acc = getattr(w, "dock_acc", None)
-        if self.dock.isVisible() and isinstance(acc, QDockWidget) and acc.isVisible():
+        acc = w.dock_acc
+        if self.dock.isVisible() and acc.isVisible():
             w.resizeDocks([self.dock, acc], [int(w.width() * 0.74), int(w.width() * 0.26)], Qt.Orientation.Horizontal)
 
     def next(self) -> None:

@@ -115,10 +115,9 @@ class PlansView(QWidget):
         self.tree.blockSignals(False)
 
     def _on_change(self, change) -> None:
-        acc = getattr(self.window, "acc", None)
-        if change.kind == "plan" and acc is not None:
+        if change.kind == "plan":
             # switching at the shared steps: the accuracy points past them belong to the other plan
-            acc.forget_after(self.session.history.index + 1)
+            self.window.acc.forget_after(self.session.history.index + 1)
         if change.kind == "edit":
             self.rows.pop(self.session.history.current_plan, None)  # its figures are stale now
         QTimer.singleShot(0, self.refresh)  # not inside the tree's own signal (a rename in place)
