@@ -19,6 +19,7 @@ Linux reads ``/proc``; elsewhere ``ps`` is asked (pid, parent and command only).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,8 +77,10 @@ def _below(table, roots) -> set[int]:
 
 
 # ------------------------------------------------------------------- the watchdog process
-def watch(parent: int, sessions: set[str], interval: float = INTERVAL_S, grace: float = GRACE_S) -> int:
-    """Record the processes below ``parent`` until it is gone, then end them; returns how many."""
+def watch(parent: int, sessions: set[str], interval: float = INTERVAL_S, grace: float = GRACE_S, settle=None) -> int:
+    """Record the processes below ``parent`` until it is gone, then end them; returns how many
+    were still running after the grace period (and got SIGKILL). ``settle()``, when given, is
+    called once ``parent`` is gone, before anything is ended (it finishes reading ``sessions``)."""
     me = os.getpid()
     known: dict[int, str] = {}
     while os.getppid() == parent:
@@ -86,9 +89,12 @@ def watch(parent: int, sessions: set[str], interval: float = INTERVAL_S, grace: 
             if pid != me:
                 known.setdefault(pid, table[pid][1])
         time.sleep(interval)
+    if settle is not None:
+        settle()
     table = _table()
     ours = {pid for pid, stamp in known.items() if pid in table and table[pid][1] == stamp}
-    ours |= {pid for pid, (_p, _s, cmd) in table.items() if any(s and s in cmd for s in list(sessions))}
+    named = [re.compile(re.escape(s) + r"(?=$|[/\s\"',;])") for s in list(sessions) if s]  # the folder, not a longer name
+    ours |= {pid for pid, (_p, _s, cmd) in table.items() if any(n.search(cmd) for n in named)}
     ours |= _below(table, ours)
     ours.discard(me)
     for pid in ours:
@@ -120,8 +126,11 @@ def main(argv: list[str]) -> int:
     parent = int(argv[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the command: we clean up after it
     sessions: set[str] = set()
-    threading.Thread(target=_read_sessions, args=(sessions,), daemon=True).start()
-    watch(parent, sessions)
+    reader = threading.Thread(target=_read_sessions, args=(sessions,), daemon=True)
+    reader.start()
+    # what our process wrote before it died is still in the pipe: read it up to the end of the
+    # pipe (a forked child of ours may hold the pipe open, hence the limit)
+    watch(parent, sessions, settle=lambda: reader.join(timeout=1.0))
     return 0
 
 
