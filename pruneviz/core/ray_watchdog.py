@@ -85,6 +85,7 @@ def watch(parent: int, sessions: set[str], interval: float = INTERVAL_S, grace: 
     known: dict[int, str] = {}
     while os.getppid() == parent:
         table = _table()
+        known = {pid: stamp for pid, stamp in known.items() if pid in table and table[pid][1] == stamp}  # ended ones go
         for pid in _below(table, [parent]):
             if pid != me:
                 known.setdefault(pid, table[pid][1])
