@@ -17,6 +17,7 @@ import warnings
 
 from pruneviz import __version__, cli_analysis, cli_lessons, cli_models
 from pruneviz.core.errors import PrunevizError
+from pruneviz.core.text import printable
 
 EXIT_USAGE = 2
 
@@ -265,11 +266,11 @@ def _cmd_inspect(args) -> int:
         _emit(json.dumps({"layers": layers, "params": total, "sparsity": zeros[None]}))
         return 0
     _emit(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {zeros[None]:.1%}")
-    width = max(len(layer["name"]) for layer in layers)
+    width = max(len(printable(layer["name"])) for layer in layers)  # as shown, escapes included
     for layer in s.layers:
         shape = "×".join(map(str, layer.shape))
         flag = "  (output)" if layer.is_output else ""
-        _emit(f"  {layer.name:<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {zeros[layer.name]:6.1%}{flag}")
+        _emit(f"  {printable(layer.name):<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {zeros[layer.name]:6.1%}{flag}")
     return 0
 
 
@@ -434,8 +435,11 @@ COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "pr
 
 
 def _emit(text: str, stream=None) -> None:
-    """print() that cannot fail on characters the stream's encoding lacks (e.g. undecodable file names)."""
+    """print() that cannot fail on characters the stream's encoding lacks (e.g. undecodable file names)
+    and shows control characters as escapes (a layer name from a file cannot retitle the terminal,
+    write the clipboard or clear the screen): every line the commands print passes here."""
     stream = stream or sys.stdout
+    text = printable(text, keep_newlines=True)
     encoding = getattr(stream, "encoding", None) or "utf-8"
     try:
         text.encode(encoding)
@@ -461,7 +465,7 @@ class _Held:
         """Pass on what the libraries wrote (warnings of a run that worked, or everything with --debug)."""
         text, self.buffer = self.buffer.getvalue(), io.StringIO()
         if text:
-            self.real.write(text)
+            self.real.write(printable(text, keep_newlines=True))
             self.real.flush()
 
 
@@ -495,7 +499,7 @@ def _held_stderr():
 
 
 def _error_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = printable(" ".join(str(exc).split()))
     return f"pruneviz: error: {text or type(exc).__name__}"
 
 
@@ -543,7 +547,7 @@ def _main(argv: list[str], debug: bool) -> int:
     except OSError as exc:  # the file system refused (disk full, permissions): not a bug
         if debug:
             raise
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        where = f" ({printable(exc.filename)})" if getattr(exc, "filename", None) else ""
         _emit(f"pruneviz: error: {exc.strerror or _error_line(exc)[17:]}{where}: check the path, its permissions and the free space", sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a bug: still one line unless --debug

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from pruneviz.core.text import printable
+
 _OPEN: list = []  # sessions opened by this command, whose notices are printed at its end
 
 
@@ -34,7 +36,7 @@ def print_notices(stream=None) -> None:
         for note in _OPEN.pop(0).notices:
             if note not in seen:
                 seen.add(note)
-                print(f"pruneviz: note: {note}", file=stream)
+                print(f"pruneviz: note: {printable(note)}", file=stream)
 
 
 def file_sparsity(session) -> dict:

@@ -80,7 +80,9 @@ class Progress:
     """Training progress on ``stream``: a redrawn bar on a terminal, one line per epoch otherwise."""
 
     def __init__(self, stream, what: str, epochs: int, steps_per_epoch: int):
-        self.stream, self.what, self.epochs = stream, what, epochs
+        from pruneviz.core.text import printable
+
+        self.stream, self.what, self.epochs = stream, printable(what), epochs
         self.total = max(1, epochs * steps_per_epoch)
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.last = 0.0

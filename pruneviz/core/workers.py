@@ -184,7 +184,16 @@ def connect_ray(address: str | None) -> None:
         _reachable(address)  # Ray itself retries an unreachable address for minutes
     try:
         if address == "local":
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            # a cluster of our own (never one another program started), torn down with our
+            # process even when it is killed: the watchdog starts first, so processes that Ray
+            # starts before a kill in the middle of ray.init are ended too
+            from pruneviz.core import ray_watchdog
+
+            dog = ray_watchdog.start()
+            ctx = ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+            session = (getattr(ctx, "address_info", None) or {}).get("session_dir")
+            if dog is not None and session:
+                dog.session(session)
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:

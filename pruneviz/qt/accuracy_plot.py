@@ -48,6 +48,8 @@ NO_DATA_TEXT = (
     "open a data file."
 )
 
+from .plain import literal
+
 
 def sparsity_range(largest: float) -> tuple[float, float]:
     """The accuracy plot's x range for sparsities up to ``largest``: 0 sits well inside the left
@@ -67,6 +69,7 @@ class ElidedLabel(QLabel):
     def __init__(self, text: str = "", parent=None):
         super().__init__(parent)
         self._full = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)  # layer names and paths from files: never HTML
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.setText(text)
 
@@ -91,7 +94,7 @@ class ElidedLabel(QLabel):
     def _elide(self) -> None:
         shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width()))
         super().setText(shown)
-        self.setToolTip(self._full if shown != self._full else "")
+        self.setToolTip(literal(self._full) if shown != self._full else "")
 
 
 class AccuracyPanel(QWidget):
@@ -391,7 +394,7 @@ class AccuracyPanel(QWidget):
             tips = [f"class {k}: {c.per_class[k]:.1%} ({(c.per_class[k] - b.per_class[k]) * 100:+.1f} pp)" for k in shown]
             if many:
                 tips = [f"{n} largest changes of {n_all:,} classes (All classes… lists every one):", *tips]
-            self.class_plot.setToolTip("\n".join(tips))
+            self.class_plot.setToolTip(literal("\n".join(tips)))
         if self.class_table is not None and self.class_table.isVisible():
             self.class_table.fill(b, c)
 

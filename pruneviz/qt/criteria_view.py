@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidg
 from pruneviz.core import analysis
 
 from . import decide_plots as dp
+from .plain import plain_label
 
 
 class CriteriaView(QWidget):
@@ -51,7 +52,7 @@ class CriteriaView(QWidget):
         self.scatter.showGrid(x=True, y=True, alpha=0.2)
         dp.plain_axes(self.scatter)
         lay.addWidget(self.view, 1)
-        self.info = QLabel("")
+        self.info = plain_label(QLabel(""))  # names a layer from the file
         lay.addWidget(self.info)
 
     def draw(self) -> None:

@@ -38,6 +38,7 @@ from .controls import methods
 from .job_runner import JobRunner
 from .criteria_view import CriteriaView
 from .plans_view import PlansView
+from .plain import plain_label
 
 
 def _levels(text: str) -> list[float]:
@@ -175,7 +176,7 @@ class DecidePanel(QWidget):
 
     def _build_knockout(self) -> None:
         tab, lay = self._page()
-        self.ko_layer = QLabel("")
+        self.ko_layer = plain_label(QLabel(""))  # names a layer from the file
         self.ko_method = QComboBox()
         self.ko_run = QPushButton("Run on this layer")
         self.ko_run.clicked.connect(self.run_knockout)

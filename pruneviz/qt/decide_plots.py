@@ -75,7 +75,7 @@ def sensitivity_plot(result: dict, widget: pg.PlotWidget | None = None, selected
         points = sorted(points, key=lambda p: p["sparsity"])
         pen = pg.mkPen(color(i), width=4 if name == selected else 2, style=DASHES[(i // len(PALETTE)) % len(DASHES)])
         curve = w.plot([p["sparsity"] for p in points], [p["accuracy"] for p in points], pen=pen, symbol="o", symbolSize=5,
-                       symbolBrush=color(i), symbolPen=None, name=name)
+                       symbolBrush=color(i), symbolPen=None, name=escape(name))  # legends are HTML
         curve.layer = name
         curve.setCurveClickable(True, width=8)
         w.curves[name] = curve
@@ -103,7 +103,7 @@ def knockout_plot(result: dict, widget: pg.PlotWidget | None = None, scores=None
     """Measured loss increase of removing each neuron (bars) and, with ``scores``, the criterion's
     score of each neuron scaled to the same height (dots); the title gives the faithfulness."""
     faith = result.get("faithfulness", {}).get(method) if method else None
-    title = f"Knockout of layer {result.get('layer')}"
+    title = f"Knockout of layer {escape(str(result.get('layer')))}"  # titles are HTML
     if faith:
         rho = faith["spearman"]
         title += f" · {method}: Spearman {'n/a' if rho is None else f'{rho:.2f}'}, top-10 overlap {faith['top10_overlap']:.0%}"
@@ -159,7 +159,7 @@ def plan_curves_plot(rows: list[dict], widget: pg.PlotWidget | None = None) -> p
     for i, (row, curve) in enumerate(zip(rows, curves)):
         pts = [xy(p) for p in curve if xy(p)[1] is not None]
         w.curves[row["name"]] = w.plot([x for x, _ in pts], [y for _, y in pts], pen=pg.mkPen(color(i), width=2, style=DASHES[i % len(DASHES)]),
-                                       symbol="o", symbolSize=7, symbolBrush=color(i), symbolPen=None, name=f"{row['name']} ({len(curve) - 1} steps)")
+                                       symbol="o", symbolSize=7, symbolBrush=color(i), symbolPen=None, name=f"{escape(row['name'])} ({len(curve) - 1} steps)")
     w.branch = None
     shared = _shared_prefix([[p["id"] for p in c] for c in curves]) if len(curves) >= 2 else 0
     if shared:

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, 
 from pruneviz.core.errors import PrunevizError
 
 from .kernels import KernelLayout
+from .plain import esc
 
 PRUNED_RGBA = np.array([20, 20, 20, 215], dtype=np.float32)  #: as the heatmap's pruned overlay
 PX_PER_WEIGHT = 8  #: image pixels per weight (so the gaps between tiles can be a fraction of one)
@@ -231,7 +232,7 @@ class FilterPanel(QWidget):
         self._draw_tiles(w.reshape(-1, kh, kw), p.reshape(-1, kh, kw), "overview")
         per = f", {k.channels} tiles (input channels) per filter, side by side" if k.channels > 1 else ""
         self.info.setText(
-            f"All <b>{info.shape[0]}</b> filters of layer <b>{layer}</b> ({kh}×{kw}{per}). "
+            f"All <b>{info.shape[0]}</b> filters of layer <b>{esc(layer)}</b> ({kh}×{kw}{per}). "
             "<span style='color:gray'>Click a filter to select it.</span>"
         )
 
@@ -240,7 +241,7 @@ class FilterPanel(QWidget):
         side = image_side(len(w))
         self._draw_tiles(w.reshape(1, side, side), p.reshape(1, side, side), "image")
         self.info.setText(
-            f"Neuron <b>{self.row}</b> of layer <b>{layer}</b>: its {len(w)} incoming weights as the {side}×{side} input image "
+            f"Neuron <b>{self.row}</b> of layer <b>{esc(layer)}</b>: its {len(w)} incoming weights as the {side}×{side} input image "
             f"({int(p.sum())} pruned, dark). <span style='color:gray'>Click a pixel to prune its weight, again to restore it.</span>"
         )
 
@@ -261,7 +262,7 @@ class FilterPanel(QWidget):
         m = float(np.abs(w).max()) if w.size else 0.0
         self.bar_plot.setYRange(-(m or hi), m or hi, padding=0.08)
         self.stack.setCurrentWidget(self.bar_plot)
-        self.info.setText(f"Neuron <b>{self.row}</b> of layer <b>{layer}</b>: its {len(w):,} incoming weights ({int(p.sum()):,} pruned, grey marks at 0).")
+        self.info.setText(f"Neuron <b>{self.row}</b> of layer <b>{esc(layer)}</b>: its {len(w):,} incoming weights ({int(p.sum()):,} pruned, grey marks at 0).")
 
     def _show_tiles(self, w: np.ndarray, p: np.ndarray, neuron_kept: bool) -> None:
         k = self.kernels
@@ -270,7 +271,7 @@ class FilterPanel(QWidget):
         gone = int(self.tile_pruned.all(axis=(1, 2)).sum())
         state = "" if neuron_kept else " <b>(whole filter pruned)</b>"
         self.info.setText(
-            f"Filter <b>{self.row}</b> of layer <b>{self.layer}</b>{state}: {k.channels} input-channel kernels of {kh}×{kw}"
+            f"Filter <b>{self.row}</b> of layer <b>{esc(self.layer)}</b>{state}: {k.channels} input-channel kernels of {kh}×{kw}"
             f"{f', {gone} fully pruned' if gone else ''}. <span style='color:gray'>Click a kernel to prune it, again to restore it.</span>"
         )
 
@@ -296,7 +297,7 @@ class FilterPanel(QWidget):
         kind = self.kernels
         what = "layer" if not kind.is_conv else f"{'×'.join(map(str, kind.kernel))} conv layer"
         self.info.setText(
-            f"Neuron <b>{self.row}</b> of {what} <b>{layer}</b>: its {len(shown):,} incoming weights "
+            f"Neuron <b>{self.row}</b> of {what} <b>{esc(layer)}</b>: its {len(shown):,} incoming weights "
             f"({int(p.sum()):,} pruned, grey marks at 0). <span style='color:gray'>Kernel tiles are for 2-D conv layers.</span>"
         )
 

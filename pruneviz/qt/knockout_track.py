@@ -34,6 +34,7 @@ from shiboken6 import isValid
 from pruneviz.core.analysis import TOP_K, ranks
 
 from .decide_plots import plain_axes
+from .plain import esc, literal
 
 MEASURED = "#D55E00"  #: Okabe-Ito vermillion: what the knockout measured
 LOWER = "#009E73"  #: removing the neuron lowered the loss
@@ -357,16 +358,16 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         self.header.setText(first + "<br>" + second)
         rows = sorted(faith.items(), key=lambda kv: -(kv[1]["spearman"] if kv[1]["spearman"] is not None else -2))
         table = "".join(
-            f"<tr><td>{'<b>' + m + '</b>' if m == self.method else m}</td><td align=right>{'n/a' if v['spearman'] is None else format(v['spearman'], '+.3f')}</td>"
+            f"<tr><td>{'<b>' + esc(m) + '</b>' if m == self.method else esc(m)}</td><td align=right>{'n/a' if v['spearman'] is None else format(v['spearman'], '+.3f')}</td>"
             f"<td align=right>{v['top10_overlap']:.0%}</td></tr>" for m, v in rows)
-        tip = (f"<b>Knockout of layer {res['layer']}</b>: each neuron removed alone and evaluated "
+        tip = (f"<b>Knockout of layer {esc(res['layer'])}</b>: each neuron removed alone and evaluated "
                f"(baseline loss {res['baseline']['loss']:.4g}, accuracy {res['baseline']['accuracy']:.4f}).<br>"
                f"How faithfully each criterion ranks the neurons by the measured loss increase:"
                f"<table><tr><th>criterion</th><th>Spearman ρ</th><th>top-{TOP_K} overlap</th></tr>{table}</table>"
                f"Rank column: <span style='color:{CRITERION}'>●</span> the criterion's rank, "
                f"<span style='color:{MEASURED}'>|</span> the measured rank (1 = first to prune).")
         if self.stale is not None:
-            tip = f"<b>Stale</b>: {self.stale}. Run the knockout again (Decide ▸ Knockout).<br>" + tip
+            tip = f"<b>Stale</b>: {esc(self.stale)}. Run the knockout again (Decide ▸ Knockout).<br>" + tip
         self.header.setToolTip(tip)
 
     # ---------------------------------------------------------------- mouse
@@ -392,7 +393,7 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         pos = self._row_at(scene_pos)
         tip = self.row_text(pos) if pos is not None else ""
         for p in (self.loss_plot, self.rank_plot):
-            p.getViewBox().setToolTip(tip)
+            p.getViewBox().setToolTip(literal(tip))
 
     def _on_click(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton:

@@ -27,6 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .plain import literal
+
+
 def neuron_refusal(session, name: str) -> str | None:
     """Why ``name``'s neurons cannot be pruned in this session, or None."""
     if session.coupling is None:
@@ -205,7 +208,7 @@ class LayerTree(QWidget):
                 for c in range(len(COLUMNS)):
                     it.setForeground(c, grey)
             for c in range(len(COLUMNS)):
-                it.setToolTip(c, tip)
+                it.setToolTip(c, literal(tip))
             self.items[layer.name] = it
             return it
 
@@ -231,7 +234,7 @@ class LayerTree(QWidget):
             it.setFont(0, font)
             tip = f"{full}: {len(names)} layers, {params:,} params"
             for c in range(len(COLUMNS)):
-                it.setToolTip(c, tip)
+                it.setToolTip(c, literal(tip))
             self.groups[full] = it
             self._leaves[full] = names
             return it, names

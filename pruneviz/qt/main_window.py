@@ -66,6 +66,7 @@ from .window_editing import Editing
 from .window_files import FileActions
 from .window_layer import LayerViewer
 from .window_status import StatusReports, human_bytes
+from .plain import literal
 
 __all__ = ["MainWindow", "human_bytes"]  # human_bytes: where callers found it before the split
 
@@ -287,7 +288,7 @@ class MainWindow(QMainWindow):
         neurons = s.neuron_pruning
         for w in (self.prune_sel, self.restore_sel, self.act_prune, self.act_restore, self.act_step, self.act_run):
             w.setEnabled(neurons)
-            w.setToolTip("" if neurons else (s.coupling_error or "neuron pruning unavailable"))
+            w.setToolTip("" if neurons else literal(s.coupling_error or "neuron pruning unavailable"))
         self.acc.set_has_data(s.data is not None)
         first = next((layer.name for layer in s.layers if not layer.is_output), s.layers[0].name)
         self.layer = None
@@ -351,7 +352,7 @@ class MainWindow(QMainWindow):
         self.act_redo.setText(f"Redo {labels[h.index]}" if h.can_redo else "Redo")
         for a, short in ((self.act_undo, "Undo"), (self.act_redo, "Redo")):
             a.setIconText(short)  # the toolbar stays compact; the menu and tooltip say what
-            a.setToolTip(a.text())
+            a.setToolTip(literal(a.text()))
 
     def _restore_settings(self) -> None:
         st = QSettings()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired
 
+from .plain import literal
+
 DEMO = ("demo:mlp", "demo:digits")
 
 
@@ -32,9 +34,9 @@ def ask_trust(parent, exc: TrustRequired) -> bool:
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Trust this file?")
-    box.setText(str(exc))
+    box.setText(literal(str(exc)))
     imports = exc.imports or ["(not known)"]
-    box.setInformativeText("Opening it runs code from the file. It would import:\n  " + "\n  ".join(imports[:30]) + ("\n  …" if len(imports) > 30 else "") + "\n\nOpen it only if you trust where it came from.")
+    box.setInformativeText(literal("Opening it runs code from the file. It would import:\n  " + "\n  ".join(imports[:30]) + ("\n  …" if len(imports) > 30 else "") + "\n\nOpen it only if you trust where it came from."))
     box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
     box.setDefaultButton(QMessageBox.StandardButton.No)
     box.button(QMessageBox.StandardButton.Yes).setText("Trust and open")
@@ -74,6 +76,6 @@ def _report(parent, msg: str) -> None:
     if hasattr(parent, "show_error"):
         parent.show_error(msg)
     else:
-        QMessageBox.warning(parent, "pruneviz", msg)
+        QMessageBox.warning(parent, "pruneviz", literal(msg))
 
 

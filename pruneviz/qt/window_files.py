@@ -20,6 +20,8 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
+from .plain import literal
+
 MAX_RECENT = 8
 EXPORT_FORMATS = {"state_dict (*.pt)": ("state_dict", ".pt"), "safetensors (*.safetensors)": ("safetensors", ".safetensors"), "pt2 (*.pt2)": ("pt2", ".pt2"), "ONNX (*.onnx)": ("onnx", ".onnx")}
 
@@ -202,7 +204,7 @@ class FileActions(QObject):
         if isinstance(rec, str):
             rec = [rec]
         for p in rec:
-            self.recent_menu.addAction(os.path.basename(p) or p, lambda p=p: self.open_path(p)).setToolTip(p)
+            self.recent_menu.addAction(os.path.basename(p) or p, lambda p=p: self.open_path(p)).setToolTip(literal(p))
         self.recent_menu.setEnabled(bool(rec))
 
     def dragEnterEvent(self, ev) -> None:

@@ -30,6 +30,7 @@ from pruneviz.core.score_view import LayerScores
 from .accuracy_plot import ElidedLabel
 from .job_runner import JobRunner
 from .kernels import KernelLayout
+from .plain import literal
 
 #: (layer, method) score views kept at once: a 4096×4096 layer's costs 80 MB
 MAX_SCORE_VIEWS = 4
@@ -181,7 +182,7 @@ class LayerViewer(QObject):
         self.w.heatmap.set_kernels(self.w.kernels)
         self.w.lower_tabs.setTabText(1, "Filter kernels" if self.w.kernels.is_conv else "Neuron inputs")
         self.title.setText(f"Layer {name} — {info.kind} {'×'.join(map(str, info.shape))}")
-        self.title.setToolTip(f"{self.title.text()}: {info.view_shape[0]} neurons × {info.view_shape[1]} inputs")
+        self.title.setToolTip(literal(f"{self.title.text()}: {info.view_shape[0]} neurons × {info.view_shape[1]} inputs"))
         self._refresh_layer(reset_view=True)
 
     def _method(self) -> str:

@@ -28,6 +28,7 @@ from pruneviz.core.errors import PrunevizError
 
 from .accuracy_plot import ElidedLabel
 from .job_runner import JobRunner
+from .plain import literal
 
 SYNC_MACS_PARAMS = 1_000_000  # up to this many parameters the count takes a few ms: no worker
 
@@ -91,7 +92,7 @@ class ShrinkingLabel(ElidedLabel):
     def _elide(self) -> None:
         super()._elide()
         full = self.text().strip() if self.elided else ""
-        self.setToolTip("\n".join(t for t in (full, self.tip) if t))
+        self.setToolTip(literal("\n".join(t for t in (full, self.tip) if t)))
         self.updateGeometry()
 
 
@@ -349,7 +350,7 @@ class StatusReports(QObject):
 
     def show_error(self, msg: str) -> None:
         self.w.errorShown.emit(msg)
-        QMessageBox.warning(self.w, "pruneviz", msg)
+        QMessageBox.warning(self.w, "pruneviz", literal(msg))
 
     def _cancel_clicked(self) -> None:
         self.w.loop.stop()
