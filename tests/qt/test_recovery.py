@@ -36,6 +36,7 @@ APP = textwrap.dedent(
     """
 ) + EDITS + textwrap.dedent(
     """
+    w.autosave.flush()  # the writer thread has written and fsynced every edit
     print("EDITS DONE", flush=True)
     app.exec()
     """
@@ -74,9 +75,11 @@ def test_clean_close_leaves_nothing_to_recover(qtbot, tmp_path, monkeypatch):
     w = MainWindow(s, restore_layout=False, autosave=True)
     qtbot.addWidget(w)
     s.prune_neurons("0", [1])
-    assert len(persist.recoverable()) == 1
+    assert w.autosave.flush() and w.autosave.path.exists()
+    assert persist.recoverable() == []  # this app's own journal: locked, never offered
+    path = w.autosave.path
     w.close()
-    assert persist.recoverable() == []
+    assert not path.exists() and persist.recoverable() == []
 
 
 def test_no_recovery_prompt_for_a_journal_without_edits(qtbot, tmp_path, monkeypatch):
@@ -87,15 +90,16 @@ def test_no_recovery_prompt_for_a_journal_without_edits(qtbot, tmp_path, monkeyp
 
     monkeypatch.setenv("PRUNEVIZ_DATA_DIR", str(tmp_path))
     s = Session.open("demo:mlp", data="demo:digits", device="cpu")
-    kept = [persist.Autosave(s)]  # never closed: as after a crash
+    persist.Autosave(s).close(keep=True)  # as a crash leaves it: written, its lock gone
     assert len(persist.recoverable()) == 1
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)
     assert recover_interactive("cpu") == (None, None)
     assert not asked and persist.recoverable() == []
     s2 = Session.open("demo:mlp", data="demo:digits", device="cpu")
-    kept.append(persist.Autosave(s2))
+    auto = persist.Autosave(s2)
     s2.prune_neurons("0", [1])  # one edit: that one is offered
+    auto.close(keep=True)
     session, path = recover_interactive("cpu")
     assert len(asked) == 1 and session.history.labels == s2.history.labels
 
@@ -114,6 +118,7 @@ def test_sigterm_closes_cleanly_and_leaves_nothing_to_recover(tmp_path):
         w.show()
         s.prune_neurons("0", [3])
         close_on_sigterm(app, w)
+        w.autosave.flush()
         print("READY", flush=True)
         print("EXIT", app.exec(), flush=True)
         """
@@ -122,11 +127,12 @@ def test_sigterm_closes_cleanly_and_leaves_nothing_to_recover(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", app], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
-        assert len(persist.recoverable(tmp_path / "autosave")) == 1  # an edit is journalled
+        assert len(list((tmp_path / "autosave").glob("session-*.pvz"))) == 1  # an edit is journalled
+        assert persist.recoverable(tmp_path / "autosave") == []  # by a running app, which owns it
         os.kill(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "EXIT 0" in out, err
-    assert persist.recoverable(tmp_path / "autosave") == []
+    assert list((tmp_path / "autosave").glob("session-*")) == []  # journal and lock removed
