@@ -181,6 +181,8 @@ def read_journal(path) -> tuple[dict, list[dict]]:
                     if not isinstance(rec, dict) or rec.get("n") != len(records) + 1:
                         raise _damaged(path, f"line {i} is out of sequence")
                     if rec.get("op") == "end":
+                        if last:  # even its newline is part of a whole file
+                            break
                         end = rec
                         if end.get("sha256") != sha.hexdigest():
                             raise _damaged(path, "its checksum does not match its content")
