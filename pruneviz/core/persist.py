@@ -347,4 +347,4 @@ def replay_matches(session, path, base=None, trust: bool = False) -> bool:
     return state_checksum(base) == state_checksum(session)
 
 
-from .autosave import Autosave, claim, move_aside, recoverable  # noqa: E402,F401 - the autosave lives beside; its names stay importable here
+from .autosave import Autosave, claim, move_aside, owner, recoverable  # noqa: E402,F401 - the autosave lives beside; its names stay importable here

@@ -43,12 +43,26 @@ APP = textwrap.dedent(
 )
 
 
-def test_kill_9_mid_session_recovers_every_edit(tmp_path):
+def test_kill_9_mid_session_recovers_every_edit(qtbot, tmp_path, monkeypatch):
+    """A second app started while the first runs neither offers nor discards the first one's
+    journal; kill -9 of the first leaves it recoverable, every edit in it."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from pruneviz.qt.app import recover_interactive
+
     env = dict(os.environ, PRUNEVIZ_DATA_DIR=str(tmp_path))
+    monkeypatch.setenv("PRUNEVIZ_DATA_DIR", str(tmp_path))
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Discard)
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: asked.append(a))
     proc = subprocess.Popen([sys.executable, "-c", APP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
         assert line.strip() == "EDITS DONE", proc.stderr.read()
+        written = list((tmp_path / "autosave").glob("session-*.pvz"))
+        assert len(written) == 1 and persist.owner(written[0]) == proc.pid
+        assert recover_interactive("cpu") == (None, None)  # a second instance starting up
+        assert asked == [] and written[0].exists()  # not offered, not discarded: the first one's
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -136,3 +150,40 @@ def test_sigterm_closes_cleanly_and_leaves_nothing_to_recover(tmp_path):
             proc.kill()
     assert proc.returncode == 0 and "EXIT 0" in out, err
     assert list((tmp_path / "autosave").glob("session-*")) == []  # journal and lock removed
+
+
+def test_unreadable_journals_are_moved_aside_with_a_message_never_deleted(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from pruneviz.qt.app import recover_interactive
+
+    monkeypatch.setenv("PRUNEVIZ_DATA_DIR", str(tmp_path))
+    s = Session.open("demo:mlp", device="cpu")
+    auto = persist.Autosave(s)
+    s.prune(0.2)
+    s.prune_neurons("0", [1])
+    s.prune_weights("4", [3])
+    auto.close(keep=True)
+    good = auto.path.read_bytes()
+    lines = good.split(b"\n")
+    folder = auto.path.parent
+    auto.path.unlink()
+    bad = {
+        "newer": good.replace(b'"version": 3', b'"version": 99', 1),
+        "damaged-middle": b"\n".join([lines[0], lines[1], b'{"n": 2, "op": "pu', *lines[3:]]),
+        "not-utf8": b"\n".join([lines[0], lines[1][:40] + b"\xff" + lines[1][40:], *lines[2:]]),
+        "deep": lines[0] + b"\n" + b"[" * 100_000 + b"\n" + b"\n".join(lines[1:]),
+    }
+    for name, data in bad.items():
+        (folder / f"session-{name}.pvz").write_bytes(data)
+    asked, warned = [], []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Discard)
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warned.append(text))
+    assert recover_interactive("cpu") == (None, None)
+    assert asked == [] and len(warned) == 1
+    for name, data in bad.items():
+        assert not (folder / f"session-{name}.pvz").exists()
+        aside = list(folder.glob(f"session-{name}.pvz.unreadable-*"))
+        assert len(aside) == 1 and aside[0].read_bytes() == data  # kept whole
+        assert str(aside[0]) in warned[0]
+    assert persist.recoverable() == []  # not offered again at the next start
