@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 from .history import Step
 
-_SLICE = 3 * (1 << 20)  # bytes per slice: a multiple of 3, so base64 slices join without padding
+#: bytes per slice: a multiple of 3, so base64 slices join without padding; small enough that
+#: encoding one (which holds the GIL) takes a few milliseconds even on a loaded machine
+_SLICE = 3 * (1 << 17)
 #: deflate level of weight deltas: XORed float bits are mostly noise in their low bytes, where
 #: higher levels buy little and cost several times the time
 LEVEL = 1
@@ -91,14 +93,14 @@ def _deflated_chunks(view: memoryview, cancel):
     for i in range(0, len(view), _SLICE):
         if cancel is not None and cancel():
             raise Cancelled
-        buf += z.compress(view[i : i + _SLICE])
+        buf += z.compress(view[i : i + _SLICE])  # zlib lets other threads run meanwhile
         cut = len(buf) - len(buf) % 3
         if cut:
-            yield _b64(memoryview(buf)[:cut])
+            yield _b64(bytes(buf[:cut]))
             del buf[:cut]
     buf += z.flush()
-    if buf:
-        yield _b64(bytes(buf))
+    for i in range(0, len(buf), _SLICE):
+        yield _b64(bytes(buf[i : i + _SLICE]))
 
 
 def _bytes_of(t) -> memoryview:
