@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import reason
 from .files import atomic_path
 from .records import Cancelled, Rec, tree_records
 
@@ -213,15 +214,24 @@ class Autosave:
 
     def _notify(self, force: bool = False) -> None:
         s = self.session
-        with s.lock, self._cond:  # this order everywhere: a snapshot is taken whole
-            if self._stop or self.error is not None:
-                return
-            h = s.history
-            self._want = _Snap(tuple(h.steps), h.index, h.current_plan, _head_key(s), tree_records(h))
-            self._force |= force
-            if self._thread is not None:
-                self._cond.notify_all()
-                return
+        # the session's lock, then ours (this order only): a snapshot is taken whole. A worker
+        # that holds the session's lock long (scores) must not freeze the notifying thread: past
+        # 50 ms the snapshot is taken without it and the journal rewritten from it (appending
+        # relies on a whole snapshot; a rewrite is consistent in itself and the next one heals)
+        locked = s.lock.acquire(timeout=0.05)
+        try:
+            with self._cond:
+                if self._stop or self.error is not None:
+                    return
+                h = s.history
+                self._want = _Snap(tuple(h.steps), h.index, h.current_plan, _head_key(s), tree_records(h))
+                self._force |= force or not locked
+                if self._thread is not None:
+                    self._cond.notify_all()
+                    return
+        finally:
+            if locked:
+                s.lock.release()
         self._write_pending()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -287,6 +297,8 @@ class Autosave:
                 pass
             except OSError as exc:
                 self._fail(f"autosave stopped: cannot write {self.path}: {exc.strerror or exc}")
+            except Exception as exc:  # noqa: BLE001 - never into the edit that notified, never a dead writer unsaid
+                self._fail(f"autosave stopped: {reason(exc)}")
             finally:
                 with self._cond:
                     self._busy = False

@@ -116,3 +116,22 @@ def test_a_missed_notification_is_caught_up_by_the_next(tmp_path):
     assert [(r["op"], r["at"]) for r in records] == [("push", 1), ("push", 2), ("push", 3), ("undo", 2)]
     assert persist.replay_matches(s, auto.path)
     auto.close()
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "writer thread"])
+def test_a_failing_write_stops_the_autosave_with_a_message_and_the_edit_stands(tmp_path, background):
+    import shutil
+
+    s = Session.open("demo:mlp", device="cpu")
+    errors = []
+    auto = persist.Autosave(s, tmp_path / "auto", background=background, on_error=errors.append)
+    s.prune(0.2)
+    assert auto.flush(60)
+    shutil.rmtree(tmp_path / "auto")  # the folder went away (a disk unmounted, a clean-up tool)
+    s.rename_plan("plan 1", "kept")  # a rewrite of the journal: it cannot be written
+    assert auto.flush(60)
+    assert s.history.current_plan == "kept" and len(errors) == 1 and auto.error == errors[0]
+    assert errors[0].startswith("autosave stopped") and "\n" not in errors[0]
+    s.prune_neurons("0", [1])  # editing goes on; the autosave stays stopped
+    assert auto.flush(60) and len(errors) == 1
+    auto.close()
