@@ -74,7 +74,7 @@ def recover_interactive(device="auto"):
             try:
                 head, records = persist.read_journal(path)
             except PrunevizError as exc:
-                moved.append(f"{persist.move_aside(path, lock)}\n  ({exc})")
+                moved.append(f"{_aside(path, lock)}\n  ({exc})")
                 continue
             steps = sum(1 for r in records if isinstance(r, dict) and r.get("op") == "push")
             if steps == 0:  # nothing was edited: nothing to lose, nothing to ask about
@@ -101,7 +101,7 @@ def recover_interactive(device="auto"):
                         break
                     continue
                 except PrunevizError as exc:
-                    aside = persist.move_aside(path, lock)
+                    aside = _aside(path, lock)
                     QMessageBox.warning(None, "pruneviz", f"could not recover: {exc}\n\nThe autosave is kept as {aside}")
                     break
                 _CLAIMS[path] = lock
@@ -110,6 +110,17 @@ def recover_interactive(device="auto"):
         if moved:
             QMessageBox.warning(None, "pruneviz", "Autosaves that could not be read were moved aside (nothing was deleted):\n\n" + "\n".join(moved))
     return None, None
+
+
+def _aside(path, lock) -> str:
+    """Move an unreadable journal aside; where it went (or why it stayed), for the message."""
+    from pruneviz.core import persist
+
+    try:
+        return str(persist.move_aside(path, lock))
+    except OSError as exc:
+        lock.release()
+        return f"{path} (left where it is: {exc.strerror or exc})"
 
 
 def forget_recovered(path) -> None:
