@@ -22,7 +22,6 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 
@@ -452,29 +451,15 @@ def _layer_repr(layer: nn.Module) -> str:
 
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, then ``os.replace`` it into place."""
-    from .export import new_file_mode  # one rule for the modes of every file pruneviz writes
+    """Write ``data`` beside ``path`` and rename it into place (:func:`pruneviz.core.files.atomic_write_bytes`)."""
+    from .files import atomic_write_bytes  # one atomic writer for every file pruneviz writes
 
     path = pathlib.Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise PrunevizError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes the file 0600; give it the mode a plain open() would.
-            os.fchmod(f.fileno(), new_file_mode(path))
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise PrunevizError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
+    atomic_write_bytes(path, data)
 
 
 # --------------------------------------------------------------------------------------------

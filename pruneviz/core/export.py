@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,60 +19,10 @@ import torch
 import torch.nn as nn
 
 from .errors import PrunevizError
+from .files import atomic_path, check_target, new_file_mode  # noqa: F401 - the one atomic writer; re-exported for callers
 from .outputs import logits
 
 FORMATS = ("state_dict", "safetensors", "pt2", "onnx")
-
-
-def check_target(path) -> None:
-    """Refuse, before any work, a path that cannot be written as a file."""
-    text = str(path)
-    if not text or "\0" in text:
-        raise PrunevizError(f"cannot write {text!r}: not a file name")
-    p = Path(text)
-    if text.endswith(("/", "\\")) or p.is_dir():
-        raise PrunevizError(f"cannot write {text}: it is a folder; give a file name")
-    if not p.parent.is_dir():
-        raise PrunevizError(f"cannot write {text}: folder {p.parent} does not exist")
-
-
-def new_file_mode(path) -> int:
-    """Permission bits for writing ``path``: an existing file keeps its own, a new one gets
-    0666 less the umask (0644 under the usual 022), as a plain ``open()`` would give it."""
-    try:
-        return Path(path).stat().st_mode & 0o777
-    except OSError:
-        pass
-    umask = 0o022
-    try:  # read without os.umask(), which would briefly change it for every thread
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                umask = int(line.split()[1], 8)
-                break
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o666 & ~umask
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; on success rename it over ``path``."""
-    check_target(path)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent or ".")  # keep the suffix: torch.export checks it
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, new_file_mode(path))  # mkstemp makes 0600; a plain open() honours the umask
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def finite(obj):

@@ -49,44 +49,86 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+_CLAIMS: dict = {}  # journals being recovered: path -> their lock, held until the new window took over
+
+
 def recover_interactive(device="auto"):
-    """If a previous run did not exit cleanly, offer to reopen its autosaved session."""
+    """If a previous run did not exit cleanly, offer to reopen its autosaved session.
+
+    Only journals no running pruneviz holds are looked at (:func:`pruneviz.core.persist.recoverable`):
+    a second instance leaves the first one's journal alone. A journal with no edits is removed
+    (nothing to lose); one that cannot be read or replayed is moved aside, with a message saying
+    where; any other is removed only when the user chooses Discard. Returns ``(session, path)``
+    of the recovered journal (``(None, None)`` without one); :func:`forget_recovered` removes it
+    once the new window journals everything itself."""
     from PySide6.QtWidgets import QMessageBox
 
     from pruneviz.core import persist
 
-    for path in persist.recoverable():
-        try:
-            head, records = persist.read_journal(path)
-        except PrunevizError:
-            path.unlink(missing_ok=True)  # torn beyond use: nothing to offer
-            continue
-        steps = sum(1 for r in records if isinstance(r, dict) and r.get("op") == "push")
-        if steps == 0:  # nothing was edited: nothing to lose, nothing to ask about
-            path.unlink(missing_ok=True)
-            continue
-        answer = QMessageBox.question(
-            None,
-            "Recover session?",
-            f"pruneviz did not exit cleanly last time.\n\nRecover the session on {head.get('model')} "
-            f"({steps} edit{'s' if steps != 1 else ''}, saved {head.get('saved', '?')})?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard,
-        )
-        if answer != QMessageBox.StandardButton.Yes:
-            path.unlink(missing_ok=True)
-            continue
-        for trust in (False, True):
-            try:
-                session = persist.load_session(path, trust=trust, device=device)
-            except TrustRequired as exc:
-                if trust or not ask_trust(None, exc):
-                    break
+    moved: list[str] = []
+    try:
+        for path in persist.recoverable():
+            lock = persist.claim(path)
+            if lock is None:  # another instance took it meanwhile
                 continue
+            try:
+                head, records = persist.read_journal(path)
             except PrunevizError as exc:
-                QMessageBox.warning(None, "pruneviz", f"could not recover: {exc}")
-                break
-            return session, path
+                moved.append(f"{_aside(path, lock)}\n  ({exc})")
+                continue
+            steps = sum(1 for r in records if isinstance(r, dict) and r.get("op") == "push")
+            if steps == 0:  # nothing was edited: nothing to lose, nothing to ask about
+                path.unlink(missing_ok=True)
+                lock.release(remove=True)
+                continue
+            answer = QMessageBox.question(
+                None,
+                "Recover session?",
+                f"pruneviz did not exit cleanly last time.\n\nRecover the session on {head.get('model')} "
+                f"({steps} edit{'s' if steps != 1 else ''}, saved {head.get('saved', '?')})?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard,
+            )
+            if answer != QMessageBox.StandardButton.Yes:  # the user chose to discard it
+                path.unlink(missing_ok=True)
+                lock.release(remove=True)
+                continue
+            for trust in (False, True):
+                try:
+                    session = persist.load_session(path, trust=trust, device=device, on_warning=lambda _note: None)
+                except TrustRequired as exc:
+                    if trust or not ask_trust(None, exc):
+                        lock.release()  # not trusted now: kept for another time
+                        break
+                    continue
+                except PrunevizError as exc:
+                    aside = _aside(path, lock)
+                    QMessageBox.warning(None, "pruneviz", f"could not recover: {exc}\n\nThe autosave is kept as {aside}")
+                    break
+                _CLAIMS[path] = lock
+                return session, path
+    finally:
+        if moved:
+            QMessageBox.warning(None, "pruneviz", "Autosaves that could not be read were moved aside (nothing was deleted):\n\n" + "\n".join(moved))
     return None, None
+
+
+def _aside(path, lock) -> str:
+    """Move an unreadable journal aside; where it went (or why it stayed), for the message."""
+    from pruneviz.core import persist
+
+    try:
+        return str(persist.move_aside(path, lock))
+    except OSError as exc:
+        lock.release()
+        return f"{path} (left where it is: {exc.strerror or exc})"
+
+
+def forget_recovered(path) -> None:
+    """Remove a recovered journal (its session is now journalled by the new window) and its lock."""
+    path.unlink(missing_ok=True)
+    lock = _CLAIMS.pop(path, None)
+    if lock is not None:
+        lock.release(remove=True)
 
 
 def _palette_colours(app) -> None:
@@ -214,7 +256,7 @@ def run(args) -> int:
     if getattr(args, "presentation", False):
         window.presentation.set_enabled(True)
     if not screenshot and recovered is not None:
-        recovered.unlink(missing_ok=True)  # the window's own journal now holds every step
+        forget_recovered(recovered)  # the window's own journal now holds every step
     if size is not None:
         window.resize(*size)
     if getattr(args, "lesson", None):  # gui --lesson NAME [--step K] [--screenshot PNG]

@@ -271,7 +271,8 @@ class MainWindow(QMainWindow):
             if self.autosave is not None:
                 self.autosave.close()
             try:
-                self.autosave = persist.Autosave(s)
+                # encoded, written and fsynced by a writer thread: the GUI thread only snapshots
+                self.autosave = persist.Autosave(s, background=True, on_error=self.files.autosave_failed.emit)
             except OSError as exc:  # a read-only home must not stop the app
                 self.autosave = None
                 self.statusBar().showMessage(f"autosave is off: {exc}", 10_000)

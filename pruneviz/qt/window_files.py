@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QObject, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
@@ -33,11 +33,23 @@ class FileActions(QObject):
     ``menuBar()`` and ``addToolBar``) and owns their actions (``act_*``); what they do goes
     through the window's session verbs and views."""
 
+    #: the autosave's writer thread failed (its message); delivered on the GUI thread
+    autosave_failed = Signal(str)
+
     def __init__(self, window):
         super().__init__(window)
         self.w = window
+        self.autosave_failed.connect(lambda message: self.w.statusBar().showMessage(message))
+        app = QCoreApplication.instance()
+        if app is not None:  # quitting without closing the window keeps the journal: whole
+            app.aboutToQuit.connect(self.flush_autosave)
         self._build_actions()
         self._fill_recent()
+
+    def flush_autosave(self) -> None:
+        """Wait (up to a minute) for the autosave's writer to write what it has."""
+        if self.w.autosave is not None:
+            self.w.autosave.flush(60)
 
     def _build_actions(self) -> None:
         mb = self.w.menuBar()
@@ -156,7 +168,8 @@ class FileActions(QObject):
 
         for trust in (False, True):
             try:
-                s = persist.load_session(path, trust=trust, device=self.w.session.device.type if self.w.session is not None else "auto")
+                notes: list[str] = []  # an older file without a checksum opens, with a word about it
+                s = persist.load_session(path, trust=trust, device=self.w.session.device.type if self.w.session is not None else "auto", on_warning=notes.append)
             except TrustRequired as exc:
                 if trust or not ask_trust(self.w, exc):
                     return False
@@ -165,6 +178,8 @@ class FileActions(QObject):
                 self.w.show_error(str(exc))
                 return False
             self.w.set_session(s)
+            if notes:
+                self.w.statusBar().showMessage(notes[0], 15_000)
             return True
         return False
 

@@ -314,6 +314,10 @@ def main(argv=None) -> int:
     results.update(bigmodels.figures(args.quick))
     if not args.no_ui:
         results.update(ui(args.quick))
+        import autosave  # the GUI thread's longest stall while a fine-tune step is journalled
+
+        results.update(autosave.figures(args.quick))
+        GOALS.update(autosave.GOALS)
     results.update(window.run_all(args.quick, ui=not args.no_ui))  # through the real window
     GOALS.update(window.GOALS)
     results["seconds"] = time.perf_counter() - t0

@@ -331,9 +331,10 @@ def test_session_file_and_autosave_replay_fine_tuning(mlp, tmp_path):
 
 
 def test_a_journal_with_weights_of_another_model_is_refused(mlp, tmp_path):
+    auto = persist.Autosave(mlp, tmp_path / "auto")
     complete(mlp.finetune(1))
-    persist.save_session(mlp, tmp_path / "s.pvz")
-    text = (tmp_path / "s.pvz").read_text().replace('"model": "demo:mlp"', '"model": "demo:cnn"')
+    auto.close(keep=True)  # a journal: a saved session file edited so would fail its checksum first
+    text = auto.path.read_text().replace('"model": "demo:mlp"', '"model": "demo:cnn"')
     (tmp_path / "t.pvz").write_text(text)
     with pytest.raises(PrunevizError, match="does not fit this model"):
         persist.load_session(tmp_path / "t.pvz")
