@@ -31,7 +31,7 @@ def test_taylor_and_obd_equal_a_hand_computation_over_batches_with_a_partial_one
     model, layers, params, data = setup(10)
     opts = imp.ScoreOptions(seed=0, calib_samples=10, batch_size=4)  # batches of 4, 4 and 2
     per = hand_gradients(model, layers, data.x, data.y)
-    taylor = imp.weight_scores("taylor", model, layers, params, data, opts)
+    taylor = imp.weight_scores("taylor-mean", model, layers, params, data, opts)  # one mean gradient
     obd = imp.weight_scores("obd", model, layers, params, data, opts)
     for k, layer in enumerate(layers):
         w = params[layer.weight].detach()
@@ -56,7 +56,7 @@ def test_the_calibration_sample_is_seeded_and_does_not_depend_on_file_order():
     assert len(set(ys.tolist())) > 2  # not the first 16 of a sorted file (one or two classes)
     other, _ = imp.calibration_set(data.x, data.y, 16, 4)
     assert not torch.equal(xs, other)  # another seed, another sample
-    for method in ("taylor", "obd", "wanda"):
+    for method in ("taylor", "taylor-mean", "obd", "wanda"):
         a = imp.weight_scores(method, model, layers, params, data, opts)
         b = imp.weight_scores(method, model, layers, params, sorted_data, opts)
         for n in a:
