@@ -46,6 +46,8 @@ class PruneSpec:
     granularity: str
     method: str
     layers: tuple[str, ...]
+    #: what else a report should say (``scope="sensitivity"``: the plans compared and the choice)
+    detail: dict | None = None
 
 
 class Session:
@@ -548,11 +550,19 @@ class Session:
 
     def prune(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None, compensate: bool = False) -> int:
         """Prune ``amount`` (0..1) of the still-kept weights or neurons of the selected layers,
-        lowest ``method`` score first, per layer (``scope="layer"``) or in one ranking
-        (``"global"``). Scores come from the model as it was before the call. One undo step.
+        lowest ``method`` score first, per layer (``scope="layer"``; :data:`~pruneviz.core.importance.ROW_METHODS`
+        per output row), in one ranking (``"global"``), or with per-layer amounts allocated from a
+        sensitivity analysis on the calibration split (``"sensitivity"``, weights only; see
+        :func:`pruneviz.core.allocation.prune_by_sensitivity`). Scores come from the model as it was before the call. One undo step.
         ``compensate=True`` (weights only) also updates the kept weights to keep each layer's
         outputs (OBS / SparseGPT, :mod:`pruneviz.core.compensate`).
         Returns the number of weights or neurons pruned."""
+        if scope == "sensitivity":
+            if granularity != "weight" or compensate:
+                raise PrunevizError("--scope sensitivity allocates weights per layer: use it with --granularity weight and without --compensate")
+            from . import allocation
+
+            return allocation.prune_by_sensitivity(self, amount, method, layers)
         if compensate:
             if granularity != "weight":
                 raise PrunevizError("compensation updates the weights that stay after a weight prune: use it with --granularity weight")
