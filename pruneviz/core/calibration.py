@@ -41,7 +41,7 @@ class Calibration:
         self.given: EvalData | None = None
         self._default: EvalData | None = None
         self._default_tried = False
-        self._tensors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._tensors: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None  # (key, tensors)
         if data is not None:
             self.given = self._open(data)
 
