@@ -85,7 +85,9 @@ def _int_in(option: str, low: int, high: int):
 
 
 _DATA_HELP = "evaluation data: demo:digits, .npz (arrays x, y), .pt (dict of tensors x, y), or package.module:function"
-_METHOD_HELP = "importance: magnitude, random, taylor, obd, wanda (taylor, obd and wanda need --data)"
+_METHOD_HELP = "importance: magnitude, random, taylor, taylor-mean, obd, wanda, wanda-layer (the data-driven ones calibrate on --calib-data)"
+_CALIB_HELP = ("the data that data-driven scores, sensitivity and compensation are computed on (default: the training data where known: "
+               "demo:digits-train for the demo models, --train-data when given; otherwise --data, with a note that this inflates the figures)")
 
 SEED_MAX = 2**32 - 1
 BATCH_MAX = 2**31 - 1
@@ -125,19 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--method", required=True, help=_METHOD_HELP)
     p.add_argument("--granularity", default="weight", choices=["weight", "neuron", "head"], help="one score per weight, per neuron (output row / conv filter), or per attention head")
-    p.add_argument("--data", metavar="DATA", help=_DATA_HELP + "; needed by the data-driven methods")
+    p.add_argument("--data", metavar="DATA", help=_DATA_HELP)
+    p.add_argument("--calib-data", metavar="DATA", help=_CALIB_HELP)
     p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the random method (default: 0)")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the scores, one array per layer")
+    p.add_argument("--json", action="store_true", help="also print one JSON object: method, granularity, layers and the calibration data")
 
     p = sub.add_parser("prune", help="prune and export")
     _model_args(p)
     p.add_argument("--amount", required=True, type=_amount, help="fraction (0 to 1) of the still-kept weights or neurons to remove, so repeated prunes compose")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the pruned model; .pt/.pth/.bin, .safetensors, .pt2 or .onnx chooses the format")
-    p.add_argument("--scope", default="layer", choices=["layer", "global", "sensitivity"], help="layer: each selected layer loses --amount of its own; global: one ranking over all selected layers; sensitivity: per-layer amounts allocated from a sensitivity analysis (needs --data) (default: layer)")
+    p.add_argument("--scope", default="layer", choices=["layer", "global", "sensitivity"], help="layer: each selected layer loses --amount of its own; global: one ranking over all selected layers; sensitivity: per-layer amounts allocated from a sensitivity analysis on the calibration data, or uniform or global when one of those scores better there (default: layer)")
     p.add_argument("--granularity", default="weight", choices=["weight", "neuron", "head"], help="prune single weights, whole neurons (output rows / conv filters), or whole attention heads (default: weight)")
     p.add_argument("--method", default="magnitude", help=_METHOD_HELP + " (default: magnitude)")
     p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only layers whose names match these globs (default: all; the output layer is neuron-pruned only when named exactly)")
-    p.add_argument("--data", metavar="DATA", help=_DATA_HELP + "; needed by the data-driven methods, and reports accuracy before and after")
+    p.add_argument("--data", metavar="DATA", help=_DATA_HELP + "; reports accuracy before and after")
+    p.add_argument("--calib-data", metavar="DATA", help=_CALIB_HELP)
     p.add_argument("--format", default=None, choices=["state_dict", "safetensors", "pt2", "onnx"], help="file format (default: from the suffix of --out, else state_dict)")
     p.add_argument("--shrink", action="store_true", help="remove pruned neurons or attention heads physically (with --granularity neuron or head)")
     p.add_argument("--report", metavar="FILE.json", help="also write a JSON report (amounts, sparsity, parameters, accuracy)")
@@ -151,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--data", metavar="DATA", required=True, help=_DATA_HELP)
     p.add_argument("--method", default="magnitude", help=_METHOD_HELP + " (neurons; also activation, apoz) (default: magnitude)")
+    p.add_argument("--calib-data", metavar="DATA", help=_CALIB_HELP)
     p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only neurons of layers matching these globs (default: all hidden layers)")
     p.add_argument("--min-accuracy", type=_fraction("--min-accuracy"), help="stop before accuracy falls below this")
     p.add_argument("--target-sparsity", type=_fraction("--target-sparsity"), help="stop when weight sparsity reaches this")
@@ -254,7 +260,9 @@ def _session(args, data=None):
     from pruneviz.core.session import Session
 
     _check_device(args.device)
-    return cli_models.opened(Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0), **cli_models.session_kwargs(args)))
+    # calibration: --calib-data, else --train-data where the command has it, else the session's default
+    calib = getattr(args, "calib_data", None) or getattr(args, "train_data", None)
+    return cli_models.opened(Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0), calib_data=calib, **cli_models.session_kwargs(args)))
 
 
 def _cmd_inspect(args) -> int:
@@ -310,7 +318,13 @@ def _cmd_score(args) -> int:
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **{n: t.numpy() for n, t in scores.items()})
-    _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} {'attention modules' if args.granularity == 'head' else 'layers'} to {args.out}")
+    if args.json:
+        from pruneviz.core.importance import DATA_METHODS
+
+        calibration = s.calibration_info() if args.method in DATA_METHODS else None
+        _emit(json.dumps({"method": args.method, "granularity": args.granularity, "layers": list(scores), "out": args.out, "calibration": calibration}))
+    else:
+        _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} {'attention modules' if args.granularity == 'head' else 'layers'} to {args.out}")
     return 0
 
 
@@ -353,6 +367,8 @@ def _cmd_prune(args) -> int:
     if "accuracy_after" in rep:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_after']:.4f}"
     _emit(line)
+    if "allocation" in rep:
+        _emit(cli_analysis.allocation_line(rep["allocation"]))
     _emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
     return 0
 

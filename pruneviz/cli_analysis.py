@@ -39,9 +39,15 @@ def add_parsers(sub) -> None:
     from pruneviz.cli import _model_args
     from pruneviz.core.importance import NEURON_METHODS
 
-    def common(p, ray=True):
+    from pruneviz.cli import _CALIB_HELP
+
+    def common(p, ray=True, measured_on_calibration=True):
         _model_args(p)
-        p.add_argument("--data", metavar="DATA", required=True, help="evaluation data each point is measured on: demo:digits, .npz, .pt, package.module:function")
+        if measured_on_calibration:
+            p.add_argument("--data", metavar="DATA", required=True, help="evaluation data (the points are measured on the calibration data, --calib-data; on this one only when none other is known): demo:digits, .npz, .pt, package.module:function")
+        else:
+            p.add_argument("--data", metavar="DATA", required=True, help="evaluation data each point is measured on: demo:digits, .npz, .pt, package.module:function")
+        p.add_argument("--calib-data", metavar="DATA", help=_CALIB_HELP)
         p.add_argument("--out", required=True, metavar="FILE.json", help="where to write the results (JSON)")
         p.add_argument("--plot", metavar="FILE.png", help="also write the figure the app shows, as a PNG")
         if ray:
@@ -60,7 +66,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--method", default="magnitude", help="the criterion drawn beside the knockout with --plot")
 
     p = sub.add_parser("sweep", help="accuracy vs sparsity of one-shot prunes, per method and scope")
-    common(p)
+    common(p, measured_on_calibration=False)
     p.add_argument("--methods", type=_names("--methods", NEURON_METHODS), default=["magnitude"], metavar="M[,M]", help="criteria to sweep, comma-separated (default: magnitude)")
     p.add_argument("--scopes", type=_names("--scopes", ("layer", "global")), default=["layer"], metavar="layer,global", help="per layer, global, or both, comma-separated (default: layer)")
     p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="prune single weights or whole neurons at each level (default: weight)")
@@ -123,6 +129,7 @@ def cmd_sensitivity(args) -> int:
     _check_outputs(args)
     s = _session(args, data=args.data)
     res = _run(s.sensitivity(args.layers, args.levels, args.granularity, args.method, ray=args.ray), "sensitivity")
+    _emit(_measured_on(res["calibration"]))
     for name, points in res["layers"].items():
         worst = min(points, key=lambda p: p["accuracy"])
         _emit(f"{name}: accuracy {res['baseline']['accuracy']:.4f} -> {worst['accuracy']:.4f} at {worst['sparsity']:.0%} of the layer")
@@ -139,6 +146,7 @@ def cmd_knockout(args) -> int:
 
     check_method(args.method, "neuron", True)
     res = _run(s.knockout(args.layer, ray=args.ray), "knockout")
+    _emit(_measured_on(res["calibration"]))
     for m, f in res["faithfulness"].items():
         rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.3f}"
         _emit(f"{m:<10} Spearman {rho}  top-10 overlap {f['top10_overlap']:.0%}")
@@ -162,18 +170,23 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _measured_on(calibration: dict) -> str:
+    return f"measured on the calibration data {calibration['spec']} ({calibration['samples']:,} samples)"
+
+
+def allocation_line(detail: dict) -> str:
+    """One line saying which plan ``prune --scope sensitivity`` applied and why."""
+    figs = ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in detail["candidates"].items())
+    return f"applied the {detail['chosen']} plan: calibration accuracy {figs} ({detail['calibration']['spec']})"
+
+
 def prune_by_sensitivity(s, args) -> int:
-    """``prune --scope sensitivity``: reach ``--amount`` of the kept weights overall with per-layer
-    sparsities allocated from a sensitivity analysis; returns the number of weights pruned."""
+    """``prune --scope sensitivity``: ``--amount`` of the kept weights of the selected layers with
+    per-layer sparsities allocated from a sensitivity analysis on the calibration data (or uniform
+    or global, whichever scores best there); returns the number of weights pruned."""
     if args.granularity != "weight":
         raise PrunevizError("--scope sensitivity allocates weights: use it with --granularity weight")
-    if s.data is None:
-        raise PrunevizError("--scope sensitivity measures each layer: pass --data")
-    from pruneviz.core import analysis
-
-    res = analysis.collect(s.sensitivity(args.layers, None, "weight", args.method))
-    target = s.sparsity() + args.amount * (1 - s.sparsity())
-    return s.apply_allocation(s.allocate(target, res), args.method)
+    return s.prune(args.amount, scope="sensitivity", method=args.method, layers=args.layers)
 
 
 COMMANDS = {"sensitivity": cmd_sensitivity, "knockout": cmd_knockout, "sweep": cmd_sweep}

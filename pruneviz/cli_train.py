@@ -165,7 +165,7 @@ def prune_and_train(s, args, emit, prune=None) -> int:
     elif args.train_data is not None and not args.compensate:
         raise PrunevizError("--train-data is for --finetune EPOCHS or --compensate")
     before = s.baseline() if s.data is not None else None
-    calibration = args.train_data if args.compensate else None
+    calibration = s.calib.use() if args.compensate else None  # --calib-data, else --train-data, else the default
     if prune is not None:
         n = prune()
     elif args.compensate and args.granularity == "weight":

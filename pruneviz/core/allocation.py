@@ -8,12 +8,21 @@ weight until the target is met, the last one in part. For convex piecewise-linea
 greedy choice is optimal (it is the fractional knapsack), so the predicted loss increase
 (the sum of each layer's own increase) is the smallest any interpolated allocation reaches.
 No layer goes past the highest level measured, and none is ever emptied.
+
+:func:`prune_by_sensitivity` (``prune --scope sensitivity``, ``Session.prune(scope="sensitivity")``)
+measures the levels a target needs (the default ones, the target itself, two between it and 1,
+and 1), allocates, and then scores three plans of the same size on the calibration split: the
+allocation, a uniform prune per layer and one global ranking. It applies the best of the three
+(accuracy, then loss), so its plan is never worse there than the better of uniform and global:
+the hull's prediction adds up each layer's own loss increase and misses how they interact,
+which at high sparsity can make the allocation worse than a plain ranking.
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import importance as imp
 from . import ranking as rk
 from .errors import PrunevizError
 
@@ -92,7 +101,9 @@ def allocation_flips(session, plan: dict[str, float], method: str = "magnitude")
         kept = session.mask(name)
         n_kept = rk.count(kept)
         k = min(round(frac * sizes[name]) - (sizes[name] - n_kept), n_kept - 1)
-        if k > 0:
+        if k > 0 and method in imp.ROW_METHODS:  # the layer's share, compared within each output row
+            out[name] = rk.lowest_per_row(scores[name], kept, k / n_kept, session.layer(name).kind == "Conv1D")
+        elif k > 0:
             out[name] = rk.lowest(scores[name], kept, k)
     return out
 
@@ -104,4 +115,71 @@ def apply_allocation(session, plan: dict[str, float], method: str = "magnitude")
     with session.group(f"prune to a sensitivity plan ({method})"):
         for name, m in chosen.items():
             n += session.prune_weights(name, m)
+    return n
+
+
+def levels_for(amount: float) -> list[float]:
+    """Sensitivity levels that let an allocation reach ``amount`` of the kept weights: the
+    default levels, ``amount`` itself, two levels between it and 1, and 1 (the hull caps every
+    layer one weight short of empty)."""
+    from .analysis import DEFAULT_LEVELS
+
+    return sorted(set(DEFAULT_LEVELS) | {float(amount), 1 - (1 - amount) / 2, 1 - (1 - amount) / 4, 1.0})
+
+
+def prune_by_sensitivity(session, amount: float, method: str = "magnitude", layers=None, sensitivity: dict | None = None, cancel=None) -> int:
+    """Prune ``amount`` of the kept weights of the selected layers with per-layer sparsities
+    allocated from a sensitivity analysis on the calibration split, or by a uniform or global
+    prune when one of those scores better there (see the module docstring); one undo step.
+    ``session.last_prune.detail`` holds the three plans' calibration figures and the choice.
+    Returns the number of weights pruned."""
+    from .analysis import collect, flips_for
+    from .history import Flip
+    from .session import PruneSpec
+    from .workers import Probe, run_edits
+
+    rk.check_amount(amount)
+    amount = float(amount)
+    names = session.select_layers(layers, "weight")
+    imp.check_method(method, "weight", session.calibration is not None)
+    if session.calibration is None:
+        raise PrunevizError("--scope sensitivity measures each layer on calibration data: pass --calib-data or --data (Python: calib_data=...)")
+    kept = {n: rk.count(session.mask(n)) for n in names}
+    need = amount * sum(kept.values())
+    if need > sum(kept.values()) - len(names) + 0.5:
+        raise PrunevizError(f"--amount {amount:g} would leave some layer without a weight: --scope sensitivity keeps at least one per layer; use a smaller amount")
+    sizes = {layer.name: layer.numel for layer in session.layers}
+    pruned = sum(session.masks.pruned_count(n) for n in sizes)
+    levels = levels_for(amount)
+    sens = sensitivity if sensitivity is not None else collect(session.sensitivity(names, levels, "weight", method, cancel=cancel))
+    if sens is None:  # cancelled
+        return 0
+    target = min((pruned + need) / sum(sizes.values()), 1 - 1e-12)
+    plan = allocate(session, target, sens)
+    chosen = {
+        "sensitivity": allocation_flips(session, plan, method),
+        "layer": session.preview(amount, "layer", "weight", method, names),
+        "global": session.preview(amount, "global", "weight", method, names),
+    }
+    probe = Probe(session, calibration=True)
+    probe.prime()
+    figures = {f["key"]: f for f in run_edits(probe, [(k, flips_for(session, c, "weight")) for k, c in chosen.items()], None, cancel)}
+    if len(figures) < len(chosen):  # cancelled
+        return 0
+    order = list(chosen)  # on a tie the allocation wins, then uniform
+    best = max(order, key=lambda k: (figures[k]["accuracy"], -figures[k]["loss"], -order.index(k)))
+    detail = {
+        "chosen": best,
+        "levels": levels,
+        "plan": {n: plan[n] for n in names},
+        "calibration": session.calibration_info(),
+        "candidates": {k: {"accuracy": f["accuracy"], "loss": f["loss"], "sparsity": f["sparsity"]} for k, f in figures.items()},
+    }
+    flips = [Flip.make("elem", n, m.reshape(-1).nonzero().flatten(), m.numel()) for n, m in chosen[best].items() if m.any()]
+    label = f"prune to a sensitivity plan ({method})" if best == "sensitivity" else f"prune {amount:.0%} weights by {method} ({best}: it beat the sensitivity plan on the calibration data)"
+    n = 0
+    with session.group(label):
+        for f in flips:
+            n += session.prune_weights(f.layer, f.idx)
+    session.last_prune = PruneSpec(amount, "sensitivity", "weight", method, tuple(names), detail)
     return n

@@ -60,6 +60,21 @@ def _require_data(session) -> None:
         raise PrunevizError("this analysis evaluates the model: it needs evaluation data (pass --data)")
 
 
+def _require_calibration(session) -> None:
+    if session.calibration is None:
+        raise PrunevizError("this analysis evaluates the model on calibration data: pass --calib-data or --data (Python: calib_data=...)")
+
+
+def level_choices(session, name: str, method: str, levels: list[float]) -> list[torch.Tensor]:
+    """For each level, the sorted flat indices of the kept weights of ``name`` that
+    ``preview(level, "layer", "weight", method, [name])`` chooses, scored once."""
+    scores, kept = session.scores(name, method, "weight"), session.mask(name)
+    if method in imp.ROW_METHODS:
+        conv1d = session.layer(name).kind == "Conv1D"
+        return [rk.lowest_per_row(scores, kept, level, conv1d).reshape(-1).nonzero().flatten() for level in levels]
+    return lowest_prefixes(scores, kept, levels)
+
+
 def flips_for(session, chosen: dict[str, torch.Tensor], granularity: str) -> list[Flip]:
     """Flips that prune what a :meth:`Session.preview` chose (kept -> pruned)."""
     if granularity == "weight":
@@ -113,21 +128,25 @@ def sensitivity(session, layers=None, levels=None, granularity: str = "weight", 
     """Prune each selected layer alone at each level (fraction of its kept weights or neurons,
     lowest ``method`` score first, as :meth:`Session.prune` with ``scope="layer"``) and evaluate.
 
+    Every point is measured on the calibration split (:attr:`Session.calibration`, up to
+    :data:`~pruneviz.core.calibration.ANALYSIS_SAMPLES` samples), not on the evaluation data:
+    what is decided from it (an allocation) is then not tuned to the samples the accuracy is
+    reported on.
+
     Yields ``{"layer", "level", "sparsity", "accuracy", "loss", "start"}`` per point
     (``sparsity``: the layer's; ``start``: the Sequential child evaluation started from).
     Returns ``{"baseline": {"accuracy", "loss"}, "granularity", "method", "levels",
-    "layers": {NAME: [{"level", "sparsity", "accuracy", "loss"}, …]}}``."""
-    _require_data(session)
+    "calibration": {"spec", "samples"}, "layers": {NAME: [{"level", "sparsity", "accuracy", "loss"}, …]}}``."""
+    _require_calibration(session)
     levels = check_levels(levels)
     names = session.select_layers(layers, granularity)
     edits: list[Edit] = []
     for name in names:
         if granularity == "weight":
-            # what preview(level, "layer", "weight", method, [name]) chooses, scored once per layer
-            imp.check_method(method, "weight", session.data is not None)
-            scores, kept = session.scores(name, method, "weight"), session.mask(name)
-            for level, idx in zip(levels, lowest_prefixes(scores, kept, levels)):
-                edits.append(((name, level), [Flip.make("elem", name, idx, kept.numel())] if idx.numel() else []))
+            imp.check_method(method, "weight", True)
+            n_weights = session.layer(name).numel
+            for level, idx in zip(levels, level_choices(session, name, method, levels)):
+                edits.append(((name, level), [Flip.make("elem", name, idx, n_weights)] if idx.numel() else []))
         else:
             for level in levels:
                 chosen = session.preview(level, "layer", granularity, method, [name])
@@ -137,8 +156,9 @@ def sensitivity(session, layers=None, levels=None, granularity: str = "weight", 
     order = {n: i for i, n in enumerate(names)}
     depth = {n: child_index(session.model, n) for n in names}
     edits.sort(key=lambda e: (-(depth[e[0][0]] if depth[e[0][0]] is not None else -1), order[e[0][0]], e[0][1]))
-    probe = Probe(session)
-    out = {"baseline": _baseline(probe), "granularity": granularity, "method": method, "levels": levels, "layers": {n: [] for n in names}}
+    probe = Probe(session, calibration=True)
+    out = {"baseline": _baseline(probe), "granularity": granularity, "method": method, "levels": levels,
+           "calibration": session.calibration_info(), "layers": {n: [] for n in names}}
     for fig in run_edits(probe, edits, ray, cancel):
         name, level = fig["key"]
         point = {"level": level, "sparsity": fig["layer_sparsity"].get(name, session.sparsity(name)), "accuracy": fig["accuracy"], "loss": fig["loss"]}
@@ -152,21 +172,21 @@ def sensitivity(session, layers=None, levels=None, granularity: str = "weight", 
 # ------------------------------------------------------------------- knockout
 def knockout(session, layer: str, methods=None, cancel: threading.Event | None = None, ray=None) -> Generator[dict, None, dict]:
     """Remove each kept neuron of ``layer`` alone (with its coupled channels) and evaluate: the
-    measured importance of every neuron.
+    measured importance of every neuron, on the calibration split (as :func:`sensitivity`).
 
     Yields ``{"index", "accuracy", "loss"}`` per neuron. Returns ``{"layer", "baseline",
     "neurons": [{"index", "accuracy", "loss"}…], "faithfulness": {METHOD: {"spearman",
-    "top10_overlap"}}}``: how well each neuron criterion (all available by default) ranks the
+    "top10_overlap"}}, "calibration"}``: how well each neuron criterion (all available by default) ranks the
     neurons by the loss increase their removal causes. Neurons already pruned are listed with
     the baseline figures (removing them changes nothing) and ``"pruned": true``."""
-    _require_data(session)
+    _require_calibration(session)
     session.layer(layer)
     kept = session.neuron_mask(layer)
     edits = [(i, session.neuron_flips({layer: [i]})) for i in kept.nonzero().flatten().tolist()]
     methods = available_methods(session, "neuron") if methods is None else list(methods)
     for m in methods:
         imp.check_method(m, "neuron", True)
-    probe = Probe(session)
+    probe = Probe(session, calibration=True)
     base = _baseline(probe)
     measured: dict[int, dict] = {}
     for fig in run_edits(probe, edits, ray, cancel):
@@ -181,7 +201,7 @@ def knockout(session, layer: str, methods=None, cancel: threading.Event | None =
         for m in methods:
             s = probe_scores(session, probe, layer, m)[idx]
             faith[m] = {"spearman": spearman(s, increase), "top10_overlap": top_overlap(s, increase, TOP_K)}
-    return {"layer": layer, "baseline": base, "neurons": neurons, "faithfulness": faith}
+    return {"layer": layer, "baseline": base, "neurons": neurons, "faithfulness": faith, "calibration": session.calibration_info()}
 
 
 def probe_scores(session, probe: Probe, layer: str, method: str) -> torch.Tensor:
@@ -189,13 +209,13 @@ def probe_scores(session, probe: Probe, layer: str, method: str) -> torch.Tensor
     live model may be evaluated by another thread meanwhile, and scorers hook into the model."""
     info = session.layer(layer)
     opts = imp.ScoreOptions(seed=session.seed)
-    return imp.SCORERS["neuron"](method, probe.model, [info], probe.masks.params, session.data, opts)[layer].detach().cpu().double()
+    return imp.SCORERS["neuron"](method, probe.model, [info], probe.masks.params, session.calib.use(), opts)[layer].detach().cpu().double()
 
 
 def available_methods(session, granularity: str) -> list[str]:
-    """Criteria that can score this session (data-driven ones need data)."""
+    """Criteria that can score this session (data-driven ones need calibration data)."""
     names = imp.WEIGHT_METHODS if granularity == "weight" else imp.NEURON_METHODS
-    return [m for m in names if m not in imp.DATA_METHODS or session.data is not None]
+    return [m for m in names if m not in imp.DATA_METHODS or session.calibration is not None]
 
 
 def ranks(x: torch.Tensor) -> torch.Tensor:

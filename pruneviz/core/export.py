@@ -162,7 +162,10 @@ def report(session, shrunk_params: int | None = None, accuracy_after=None) -> di
         "params_before": session.original_params,
         "params_after": session.params_remaining() if shrunk_params is None else shrunk_params,
         "shrunk": shrunk_params is not None,
+        "calibration": session.calibration_info(),  # what scores and analyses were computed on
     }
+    if spec is not None and spec.detail:
+        out["allocation"] = spec.detail
     if session.data is not None:
         before = session.baseline()
         after = accuracy_after or session.evaluate()

@@ -3,23 +3,38 @@
 Weight scores have the weight's shape; neuron scores have one value per output neuron (row of a
 Linear, filter of a Conv). Higher = more important; pruning removes the lowest.
 
-=============  ================================================================  ===========
-method         weight score                                                      neuron score
-=============  ================================================================  ===========
-magnitude      |w|                                                               ‖row‖₂ (as ``ln_structured(n=2, dim=0)``)
-random         uniform, seeded per layer                                         uniform, seeded
-taylor         |w · ḡ|, ḡ = mean gradient of the loss over calibration batches    Σ row
-               (Molchanov et al. 2016)
-obd            ½ · w² · F, F = mean over samples of the squared per-sample        Σ row
-               gradient: the empirical Fisher, a diagonal-Hessian approximation
-               (LeCun et al. 1989)
-wanda          |w| · ‖X_j‖₂ over calibration inputs (per input channel for convs) Σ row
-activation     —                                                                 mean |output|
-apoz           —                                                                 1 − fraction of outputs ≤ 0
-=============  ================================================================  ===========
+===========  ==============================================================  =========================
+method       weight score                                                    neuron score
+===========  ==============================================================  =========================
+magnitude    |w|                                                             ‖row‖₂ (``ln_structured``)
+random       uniform, seeded per layer                                       uniform, seeded
+taylor       mean over mini-batches of (g·w)², g the gradient of the         mean over mini-batches of
+             batch's mean loss (Molchanov et al. 2019, "Importance           (Σ_row g·w)²: the unit's
+             Estimation for Neural Network Pruning", eq. 8)                  own Taylor term (eq. 8)
+taylor-mean  |w · ḡ|, ḡ the mean gradient over all calibration samples:       Σ row
+             the first-order loss change on the whole calibration set
+obd          ½ · w² · F, F = mean over samples of the squared per-sample      Σ row
+             gradient: the empirical Fisher, a diagonal-Hessian approximation
+             (LeCun et al. 1989, "Optimal Brain Damage")
+wanda        |w| · ‖X_j‖₂ over calibration inputs (per input channel for      Σ row
+             convs), compared *within each output row* at layer scope (Sun
+             et al. 2023, "A Simple and Effective Pruning Approach for LLMs")
+wanda-layer  the same score, compared across the whole layer                  —
+activation   —                                                               mean |a|
+apoz         —                                                               1 − fraction of a ≤ 0
+===========  ==============================================================  =========================
+
+``a``: the neuron's output after the normalisation and the non-linearity that follow the layer
+(conv → BatchNorm → ReLU: the ReLU's output), as Hu et al. 2016 ("Network Trimming") measure
+APoZ; see :mod:`pruneviz.core.activity` for how they are found and what is read when none
+follows. For a ReLU, "≤ 0" counts exactly its zeros. Taylor's batches weigh by their size.
+
+Which entries a score compares with is :data:`ROW_METHODS`: at layer scope those methods prune
+the same fraction of every output row (:func:`pruneviz.core.ranking.lowest_per_row`); at global
+scope every method is one ranking over the selected layers.
 
 Data-driven methods run the *current* (masked) model over up to ``calib_samples`` samples of the
-evaluation data in eval mode; they never change the model or its ``.grad``. The samples are
+calibration data in eval mode; they never change the model or its ``.grad``. The samples are
 chosen with the seed by their content, not their position (:func:`calibration_set`), so a
 class-sorted file is sampled as fairly as a shuffled one and both give the same scores; every
 statistic is a mean over samples (a short last batch weighs by its size).
@@ -36,12 +51,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import PrunevizError
+from .activity import ChainReader, activity_chains
 from .inventory import LayerInfo
 from .outputs import logits
 
-WEIGHT_METHODS = ("magnitude", "random", "taylor", "obd", "wanda")
-NEURON_METHODS = WEIGHT_METHODS + ("activation", "apoz")
-DATA_METHODS = frozenset({"taylor", "obd", "wanda", "activation", "apoz"})
+WEIGHT_METHODS = ("magnitude", "random", "taylor", "taylor-mean", "obd", "wanda", "wanda-layer")
+NEURON_METHODS = tuple(m for m in WEIGHT_METHODS if m != "wanda-layer") + ("activation", "apoz")
+DATA_METHODS = frozenset({"taylor", "taylor-mean", "obd", "wanda", "wanda-layer", "activation", "apoz"})
+#: weight methods whose scores are compared within each output row at layer scope (Sun et al. 2023)
+ROW_METHODS = frozenset({"wanda"})
 #: methods that read only the layer's own weights (cheap per layer, nothing to cache)
 LOCAL_METHODS = frozenset({"magnitude", "random"})
 
@@ -60,7 +78,7 @@ def check_method(method: str, granularity: str, has_data: bool) -> None:
     if method not in valid:
         raise PrunevizError(f"unknown {granularity} importance method {method!r}: use one of {', '.join(valid)}")
     if method in DATA_METHODS and not has_data:
-        raise PrunevizError(f"importance method {method!r} needs calibration data: pass --data (Python: data=...)")
+        raise PrunevizError(f"importance method {method!r} needs calibration data: pass --calib-data or --data (Python: calib_data=...)")
 
 
 def _seeded(seed: int, name: str, shape, device) -> torch.Tensor:
@@ -156,41 +174,72 @@ def _per_sample_squares(model, layers, params, xb, yb) -> list[torch.Tensor | No
         return total
 
 
+def _taylor_terms(model, layers, params, data, opts, per_neuron: bool):
+    """Molchanov et al. 2019: per mini-batch, the gradient g of the batch's mean loss; per weight
+    (g·w)², or per output neuron (Σ over its row of g·w)²; the mean over batches, each weighing
+    by its size."""
+    weights = [params[layer.weight] for layer in layers]
+    acc: list[torch.Tensor | None] = [None] * len(layers)
+    samples = 0
+    with torch.enable_grad():
+        for xb, yb in _batches(data.x, data.y, opts, weights[0].device):
+            loss = _loss(logits(model(xb)), yb) / len(xb)  # the batch's mean loss
+            grads = torch.autograd.grad(loss, weights, allow_unused=True)
+            for k, (layer, g) in enumerate(zip(layers, grads)):
+                term = (torch.zeros_like(weights[k]) if g is None else g) * weights[k].detach()
+                if per_neuron:
+                    term = by_neuron(layer, term).sum(1)
+                v = term * term * len(xb)
+                acc[k] = v if acc[k] is None else acc[k] + v
+            samples += len(xb)
+    samples = max(samples, 1)
+    return {layer.name: acc[k] / samples for k, layer in enumerate(layers)}
+
+
+def _flat_channels(module, t: torch.Tensor) -> torch.Tensor:
+    """``t`` as [positions, channels]: the channel dim is 1 for convs and the last dim for Linear
+    (and GPT-2's Conv1D)."""
+    if isinstance(module, nn.Linear) or t.dim() == 2 or type(module).__name__ == "Conv1D":
+        return t.reshape(-1, t.shape[-1])
+    return t.transpose(0, 1).reshape(t.shape[1], -1).t()
+
+
+def _accumulate(acc, count, name, module, t, kind):
+    flat = _flat_channels(module, t.detach().float())
+    if kind == "wanda":
+        v = (flat * flat).sum(0)
+    elif kind == "activation":
+        v = flat.abs().sum(0)
+    else:  # apoz
+        v = (flat <= 0).float().sum(0)
+    acc[name] = acc[name] + v if name in acc else v
+    count[name] = count.get(name, 0) + flat.shape[0]
+
+
 def _hook_stats(model, layers, data, opts, kind: str):
-    """Per-layer statistics collected with forward hooks: input norms or output activity."""
+    """Per-layer statistics collected with forward hooks: input norms (wanda) or the activity
+    after the normalisation and non-linearity that follow each layer (activation, apoz)."""
     mods = _modules(model, layers)
     acc: dict[str, torch.Tensor] = {}
     count: dict[str, int] = {}
-
-    def hook(name):
-        def fn(module, inputs, output):
-            t = inputs[0] if kind == "wanda" else output
-            t = t.detach().float()
-            # channel dim is 1 for convs and the last dim for Linear (and GPT-2's Conv1D)
-            if isinstance(module, nn.Linear) or t.dim() == 2 or type(module).__name__ == "Conv1D":
-                flat = t.reshape(-1, t.shape[-1])
-            else:
-                flat = t.transpose(0, 1).reshape(t.shape[1], -1).t()
-            if kind == "wanda":
-                v = (flat * flat).sum(0)
-            elif kind == "activation":
-                v = flat.abs().sum(0)
-            else:  # apoz
-                v = (flat <= 0).float().sum(0)
-            acc[name] = acc[name] + v if name in acc else v
-            count[name] = count.get(name, 0) + flat.shape[0]
-
-        return fn
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in mods.items()]
-    try:
-        with torch.inference_mode():
-            device = next(model.parameters()).device
-            for xb, _ in _batches(data.x, data.y, opts, device):
-                model(xb)
-    finally:
-        for h in handles:
-            h.remove()
+    device = next(model.parameters()).device
+    batches = list(_batches(data.x, data.y, opts, device))
+    if kind == "wanda":
+        handles = [m.register_forward_hook(lambda mod, i, o, n=n: _accumulate(acc, count, n, mod, i[0], kind)) for n, m in mods.items()]
+        try:
+            with torch.inference_mode():
+                for xb, _ in batches:
+                    model(xb)
+        finally:
+            for h in handles:
+                h.remove()
+    elif batches:
+        chains = activity_chains(model, list(mods), batches[0][0])
+        with ChainReader(model, chains, lambda n, t: _accumulate(acc, count, n, mods[n], t, kind)) as reader:
+            with torch.inference_mode():
+                for xb, _ in batches:
+                    model(xb)
+                    reader.flush()
     out = {}
     for layer in layers:
         if layer.name not in acc:
@@ -208,12 +257,14 @@ def weight_scores(method: str, model: nn.Module, layers: list[LayerInfo], params
         return {n: w.abs() for n, w in ws.items()}
     if method == "random":
         return {n: _seeded(opts.seed, n, w.shape, w.device) for n, w in ws.items()}
-    if method in ("taylor", "obd"):
+    if method == "taylor":
+        return _taylor_terms(model, layers, params, data, opts, per_neuron=False)
+    if method in ("taylor-mean", "obd"):
         stats = _gradient_stats(model, layers, params, data, opts, squares=method == "obd")
-        if method == "taylor":
+        if method == "taylor-mean":
             return {n: (ws[n] * stats[n][0]).abs() for n in ws}
         return {n: 0.5 * ws[n] * ws[n] * stats[n][1] for n in ws}
-    if method == "wanda":
+    if method in ("wanda", "wanda-layer"):  # one score; ROW_METHODS says how it is compared
         norms = _hook_stats(model, layers, data, opts, "wanda")
         out = {}
         for layer in layers:
@@ -238,17 +289,19 @@ def neuron_scores(method: str, model: nn.Module, layers: list[LayerInfo], params
     """Score every output neuron of ``layers``; returns ``{layer name: scores [out]}``."""
     check_method(method, "neuron", data is not None)
     if method == "magnitude":
-        return {layer.name: _by_neuron(layer, params[layer.weight].detach()).norm(p=2, dim=1) for layer in layers}
+        return {layer.name: by_neuron(layer, params[layer.weight].detach()).norm(p=2, dim=1) for layer in layers}
     if method == "random":
         return {layer.name: _seeded(opts.seed, layer.name, (layer.out_channels,), params[layer.weight].device) for layer in layers}
     if method in ("activation", "apoz"):
         stats = _hook_stats(model, layers, data, opts, method)
         return {n: (v if method == "activation" else 1.0 - v) for n, v in stats.items()}
+    if method == "taylor":
+        return _taylor_terms(model, layers, params, data, opts, per_neuron=True)
     by_name = {layer.name: layer for layer in layers}
-    return {n: _by_neuron(by_name[n], s).sum(1) for n, s in weight_scores(method, model, layers, params, data, opts).items()}
+    return {n: by_neuron(by_name[n], s).sum(1) for n, s in weight_scores(method, model, layers, params, data, opts).items()}
 
 
-def _by_neuron(layer: LayerInfo, t: torch.Tensor) -> torch.Tensor:
+def by_neuron(layer: LayerInfo, t: torch.Tensor) -> torch.Tensor:
     """``t`` (shaped like the weight) as [out neurons, everything else]: a Conv1D's weight is [in, out]."""
     return t.t() if layer.kind == "Conv1D" else t.flatten(1)
 

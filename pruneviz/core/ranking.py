@@ -50,6 +50,23 @@ def lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
     return out.view(kept.shape)
 
 
+def lowest_per_row(scores: torch.Tensor, kept: torch.Tensor, amount: float, rows_last: bool = False) -> torch.Tensor:
+    """Bool tensor like ``kept`` marking, in every output row, the ``round(amount × kept in the
+    row)`` lowest-scoring kept entries (ties: the lower index first): Wanda's per-output
+    comparison (Sun et al. 2023). Rows are the first dim (a Linear's out, a conv's filters), or
+    the last with ``rows_last`` (GPT-2's Conv1D, whose weight is [in, out])."""
+    s2 = (scores.t() if rows_last else scores.reshape(scores.shape[0], -1)).float()
+    k2 = kept.t() if rows_last else kept.reshape(kept.shape[0], -1)
+    s2 = torch.nan_to_num(s2, nan=-float("inf"))  # a NaN weight breaks the model: first to go
+    s2 = torch.where(k2, s2, torch.full_like(s2, float("inf")))
+    order = torch.argsort(s2, dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(s2.shape[1], device=s2.device).expand_as(order).contiguous())
+    k = torch.round(k2.sum(1).double() * float(amount)).long()  # half to even, as round() in lowest's callers
+    out = (rank < k.unsqueeze(1)) & k2
+    return (out.t() if rows_last else out).reshape(kept.shape)
+
+
 SELECT_THRESHOLD = 1 << 20
 SAMPLE = 1 << 16  #: scores sampled to bracket the k-th smallest one
 

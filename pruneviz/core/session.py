@@ -32,6 +32,7 @@ from .history import Change, Flip, History, Step
 from .inventory import LayerInfo, find_layers, total_params, with_outputs
 from . import ranking as rk
 from .masks import MaskStore, check_memory
+from .calibration import Calibration
 from .session_eval import Evaluation
 from .model_io import LoadedModel, open_model
 
@@ -45,6 +46,8 @@ class PruneSpec:
     granularity: str
     method: str
     layers: tuple[str, ...]
+    #: what else a report should say (``scope="sensitivity"``: the plans compared and the choice)
+    detail: dict | None = None
 
 
 class Session:
@@ -57,7 +60,7 @@ class Session:
 
     changed = Signal(object)  #: emits a :class:`Change` after every edit, undo, redo
 
-    def __init__(self, loaded: LoadedModel, data: EvalData | None = None, device: str = "auto", seed: int = 0, batch_size: int = 256, cache_bytes: int = 512 * 1024**2):
+    def __init__(self, loaded: LoadedModel, data: EvalData | None = None, device: str = "auto", seed: int = 0, batch_size: int = 256, cache_bytes: int = 512 * 1024**2, calib_data: EvalData | str | None = None):
         if not (isinstance(seed, int) and 0 <= seed < 2**32):
             raise PrunevizError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
         self.loaded = loaded
@@ -109,6 +112,8 @@ class Session:
         self.channels_last = False
         self._child_of = self._children_touched()
         self.lock = threading.RLock()
+        #: the calibration part: which data scores and analyses are computed on (core/calibration.py)
+        self.calib = Calibration(self, calib_data)
         # --- real models: how the model was read, said once
         from .outputs import output_notices
 
@@ -116,11 +121,12 @@ class Session:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(cls, model: str, data: str | None = None, arch: str | None = None, trust: bool = False, device: str = "auto", seed: int = 0, input_shape=None, input_dtype: str | None = None) -> "Session":
+    def open(cls, model: str, data: str | None = None, arch: str | None = None, trust: bool = False, device: str = "auto", seed: int = 0, input_shape=None, input_dtype: str | None = None, calib_data: str | None = None) -> "Session":
         """Open a model spec (``demo:mlp``, a file, …) and optional data spec, as on the command line.
-        ``input_shape`` / ``input_dtype``: the example input when the model needs one and has none."""
+        ``input_shape`` / ``input_dtype``: the example input when the model needs one and has none.
+        ``calib_data``: the data scores and analyses calibrate on (see :attr:`calibration`)."""
         loaded = open_model(model, arch=arch, trust=trust, input_shape=input_shape, input_dtype=input_dtype)
-        return cls(loaded, open_data(data) if data else None, device=device, seed=seed)
+        return cls(loaded, open_data(data) if data else None, device=device, seed=seed, calib_data=calib_data)
 
     def example_input(self) -> torch.Tensor | None:
         """One input sample ``[1, ...]`` the model accepts (from the data, else the model file), or None."""
@@ -259,6 +265,22 @@ class Session:
         """True when re-evaluation can start from cached activations (Sequential models)."""
         return self.evaluation.incremental
 
+    def set_calib_data(self, data) -> None:
+        """Calibrate on ``data`` (a DATA spec or EvalData; None: the default) from now on."""
+        self.calib.set(data)
+
+    @property
+    def calibration(self) -> EvalData | None:
+        """The data data-driven scores, sensitivity, knockout, allocation and compensation use:
+        ``calib_data`` when given, else the training data where known (``demo:digits-train`` for
+        the demo models), else the evaluation data (with a notice: that inflates the figures);
+        see :mod:`pruneviz.core.calibration`."""
+        return self.calib.data()
+
+    def calibration_info(self) -> dict | None:
+        """``{"spec", "samples"}`` of :attr:`calibration` for reports (None without any)."""
+        return self.calib.info()
+
     def clear_scores(self) -> None:
         """Forget cached importance scores (new data, another device)."""
         self._score_cache.clear()
@@ -271,7 +293,7 @@ class Session:
         ``granularity="head"``: one score per attention head, keyed by attention module."""
         if granularity == "head":
             return self.head_scores(layer, method)
-        imp.check_method(method, granularity, self.data is not None)
+        imp.check_method(method, granularity, self.calibration is not None)
         if method in imp.LOCAL_METHODS:
             # one layer's own weights are enough: no model pass, no work on the other layers
             fn = imp.SCORERS[granularity]
@@ -290,7 +312,7 @@ class Session:
             with self.lock:
                 model = self.original_model() if original else self._model
                 params = dict(model.named_parameters()) if original else self.masks.params
-                cached = {n: s.detach() for n, s in fn(method, model, self._layers, params, self.data, opts).items()}
+                cached = {n: s.detach() for n, s in fn(method, model, self._layers, params, self.calib.use(), opts).items()}
             self._score_cache = {k: v for k, v in self._score_cache.items() if k[2] == -2 or k[2] == self.masks.version}
             self._score_cache[key] = cached
         if layer is None:
@@ -471,6 +493,8 @@ class Session:
         if granularity == "neuron":
             preview = self._neuron_preview_layer if scope == "layer" else self._neuron_preview_global
             return preview(amount, names, scores, kept)
+        if scope == "layer" and method in imp.ROW_METHODS:  # compared within each output row
+            return {n: rk.lowest_per_row(scores[n], kept[n], amount, self._by_name[n].kind == "Conv1D") for n in names}
         if scope == "layer":
             return {n: rk.lowest(scores[n], kept[n], round(amount * rk.count(kept[n]))) for n in names}
         flat_s = torch.cat([scores[n].reshape(-1).float() for n in names])
@@ -526,17 +550,25 @@ class Session:
 
     def prune(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None, compensate: bool = False) -> int:
         """Prune ``amount`` (0..1) of the still-kept weights or neurons of the selected layers,
-        lowest ``method`` score first, per layer (``scope="layer"``) or in one ranking
-        (``"global"``). Scores come from the model as it was before the call. One undo step.
+        lowest ``method`` score first, per layer (``scope="layer"``; :data:`~pruneviz.core.importance.ROW_METHODS`
+        per output row), in one ranking (``"global"``), or with per-layer amounts allocated from a
+        sensitivity analysis on the calibration split (``"sensitivity"``, weights only; see
+        :func:`pruneviz.core.allocation.prune_by_sensitivity`). Scores come from the model as it was before the call. One undo step.
         ``compensate=True`` (weights only) also updates the kept weights to keep each layer's
         outputs (OBS / SparseGPT, :mod:`pruneviz.core.compensate`).
         Returns the number of weights or neurons pruned."""
+        if scope == "sensitivity":
+            if granularity != "weight" or compensate:
+                raise PrunevizError("--scope sensitivity allocates weights per layer: use it with --granularity weight and without --compensate")
+            from . import allocation
+
+            return allocation.prune_by_sensitivity(self, amount, method, layers)
         if compensate:
             if granularity != "weight":
                 raise PrunevizError("compensation updates the weights that stay after a weight prune: use it with --granularity weight")
             from . import compensate as comp
 
-            return comp.prune(self, amount, scope, method, layers)
+            return comp.prune(self, amount, scope, method, layers, calibration=self.calib.use())
         if granularity == "head":
             from . import attention_heads
 

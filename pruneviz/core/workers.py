@@ -33,15 +33,22 @@ Edit = tuple[Hashable, list[Flip]]  # (key the caller uses to file the result, f
 class Probe:
     """A copy of a session that evaluates mask edits (see the module docstring)."""
 
-    def __init__(self, session, need_data: bool = True):
+    def __init__(self, session, need_data: bool = True, calibration: bool = False):
+        """``calibration``: evaluate on the session's calibration split
+        (:meth:`pruneviz.core.calibration.Calibration.tensors`) instead of its evaluation data;
+        the session's cached activations (of the evaluation data) are then not used."""
         with session.lock:
             model, masks = copy.deepcopy((session.model, session.masks))
-            x, y = session.eval_tensors() if need_data or session.data is not None else (None, None)
+            if calibration:
+                x, y = session.calib.tensors()
+                self.num_classes = session.calibration.num_classes
+            else:
+                x, y = session.eval_tensors() if need_data or session.data is not None else (None, None)
+                self.num_classes = session.data.num_classes if session.data is not None else None
             self.model = model
             self.masks = masks
             self.x, self.y = x, y
             self.batch_size = session.batch_size
-            self.num_classes = session.data.num_classes if session.data is not None else None
             self.amp = session.amp
             self.layer_names = [layer.name for layer in session.layers]
             self.total = sum(layer.numel for layer in session.layers)
@@ -54,6 +61,8 @@ class Probe:
                 self._budget = session.cache.budget_bytes
                 # where the copy came from: priming can hand its activations back (see prime)
                 self._origin = (session.cache, session.cache.generation)
+            if calibration:  # those activations are of the evaluation data
+                self._points, self._bounds, self._origin = {}, None, None
         self._make_cache()
 
     def _make_cache(self) -> None:

@@ -136,6 +136,14 @@ class AccuracyPanel(QWidget):
         self.estimate.setTextFormat(Qt.TextFormat.PlainText)
         self.estimate.setFixedHeight(self.estimate.fontMetrics().height() + 4)
         self.device = QLabel(" ")
+        # which data the scores and analyses calibrate on: small, grey, one line
+        self.calibration = ElidedLabel(" ")
+        self.calibration.setTextFormat(Qt.TextFormat.PlainText)
+        f = self.calibration.font()
+        f.setPointSizeF(f.pointSizeF() * 0.85)
+        self.calibration.setFont(f)
+        self.calibration.setStyleSheet("color: gray")
+        self.calibration.setFixedHeight(self.calibration.fontMetrics().height() + 2)
 
         pal = self.palette()
         self.accent = QColor(pal.highlight().color())
@@ -212,6 +220,7 @@ class AccuracyPanel(QWidget):
         lay.addWidget(self.no_data, 1)
         lay.addLayout(grid)
         lay.addWidget(self.estimate)
+        lay.addWidget(self.calibration)
         lay.addWidget(self.curve_plot, 3)
         lay.addWidget(self.class_plot, 2)
         lay.addLayout(legend_row)
@@ -227,6 +236,17 @@ class AccuracyPanel(QWidget):
         for widget in self._with_data:
             widget.setVisible(has)
         self.all_classes.setVisible(has and len(self.shown_classes) < self._class_count())
+
+    def set_calibration(self, info: dict | None) -> None:
+        """Say which data calibrates scores and analyses (``Session.calibration_info()``)."""
+        if info is None:
+            text, tip = "no calibration data: data-driven scores need data", ""
+        elif info.get("same_as_eval"):
+            text, tip = f"calibrated on the evaluation data {info['spec']}: figures inflated", info.get("note", "")
+        else:
+            text, tip = f"calibrated on {info['spec']} ({info['samples']:,} samples)", "data-driven scores, sensitivity, knockout and compensation are computed on this data, not on the evaluation data"
+        self.calibration.setText(text)
+        self.calibration.setToolTip(tip or text)
 
     # ----------------------------------------------------------------- feeds
     def reset(self) -> None:

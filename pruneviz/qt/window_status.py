@@ -215,6 +215,7 @@ class StatusReports(QObject):
 
         self.device.setText(f"  {device_name(s.device)}  ")
         self.device.setToolTip("where the model is evaluated")
+        self.w.acc.set_calibration(s.calibration_info())
         self.macs_count = None
         self._macs_session = s
         self.shrunk = None  # a measurement of the previous session's model (and no reference to it)

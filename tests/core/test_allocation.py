@@ -90,3 +90,50 @@ def test_bad_plans_change_nothing():
     with pytest.raises(PrunevizError, match="weights"):
         s.allocate(0.5, {"granularity": "neuron"})
     assert s.history.index == 0 and s.sparsity() == 0.0
+
+
+def calib_eval(s):
+    """Accuracy and mean loss of the session's model on its calibration samples, by a plain loop."""
+    x, y = s.calib.tensors()
+    with torch.no_grad():
+        out = s.model(x)
+    return float((out.argmax(1) == y).double().mean()), float(torch.nn.functional.cross_entropy(out, y))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, amounts", [("demo:mlp", (0.5, 0.8, 0.95)), ("demo:cnn", (0.7, 0.9))])
+def test_scope_sensitivity_is_never_worse_on_the_calibration_data_than_uniform_or_global(model, amounts):
+    s = Session.open(model, data="demo:digits", device="cpu")
+    for amount in amounts:
+        n = s.prune(amount, scope="sensitivity")
+        detail = s.last_prune.detail
+        cands = detail["candidates"]
+        assert detail["calibration"]["spec"] == "demo:digits-train" and s.last_prune.scope == "sensitivity"
+        assert cands[detail["chosen"]]["accuracy"] >= max(cands["layer"]["accuracy"], cands["global"]["accuracy"]), (amount, cands)
+        # the figures are what the plans give, measured here by hand on the calibration samples
+        acc, loss = calib_eval(s)
+        assert acc == pytest.approx(cands[detail["chosen"]]["accuracy"], abs=1e-12) and loss == pytest.approx(cands[detail["chosen"]]["loss"], rel=1e-4)
+        assert n == round(amount * sum(layer.numel for layer in s.layers)) or abs(s.sparsity() - amount) <= 0.005
+        s.undo()
+        for scope in ("layer", "global"):
+            s.prune(amount, scope=scope)
+            acc, loss = calib_eval(s)
+            assert acc == pytest.approx(cands[scope]["accuracy"], abs=1e-12) and loss == pytest.approx(cands[scope]["loss"], rel=1e-4), (amount, scope)
+            s.undo()
+    assert s.sparsity() == 0.0
+
+
+def test_a_misleading_sensitivity_plan_loses_to_uniform_or_global_and_is_not_applied():
+    """Curves that say the output layer is free to prune put the whole budget there: alone, that
+    plan would be worse on the calibration data than a plain ranking, so the ranking is applied."""
+    s = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    names = [layer.name for layer in s.layers]
+    fake = {"granularity": "weight", "baseline": {"loss": 0.0, "accuracy": 1.0}, "layers": {
+        n: [{"level": 1.0, "sparsity": 1.0, "loss": 0.0 if n == "4" else 100.0, "accuracy": 1.0}] for n in names}}
+    al.prune_by_sensitivity(s, 0.06, "magnitude", None, sensitivity=fake)  # 6 % of 17k: about 1.6 times layer 4
+    detail = s.last_prune.detail
+    assert detail["plan"]["4"] > 0.99  # the allocation alone empties the output layer (all but one weight)
+    cands = detail["candidates"]
+    assert cands["sensitivity"]["accuracy"] < max(cands["layer"]["accuracy"], cands["global"]["accuracy"])
+    assert detail["chosen"] in ("layer", "global") and s.sparsity("4") < 0.5
+    assert calib_eval(s)[0] == pytest.approx(cands[detail["chosen"]]["accuracy"], abs=1e-12)

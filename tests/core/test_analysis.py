@@ -15,14 +15,24 @@ from pruneviz.core.session import Session
 from pruneviz.core.workers import Probe
 
 
+# the analyses measure on the calibration split (demo:digits-train by default for the demo
+# models); the held-out split is calibration enough here and four times quicker to evaluate
 @pytest.fixture(scope="module")
 def cnn():
-    return Session.open("demo:cnn", data="demo:digits", device="cpu")
+    return Session.open("demo:cnn", data="demo:digits", device="cpu", calib_data="demo:digits")
 
 
 @pytest.fixture()
 def mlp():
-    return Session.open("demo:mlp", data="demo:digits", device="cpu")
+    return Session.open("demo:mlp", data="demo:digits", device="cpu", calib_data="demo:digits")
+
+
+def calib(s):
+    """The samples sensitivity and knockout evaluate: the session's calibration tensors."""
+    from types import SimpleNamespace
+
+    x, y = s.calib.tensors()
+    return SimpleNamespace(x=x, y=y)
 
 
 def plain_eval(model, data):
@@ -62,7 +72,7 @@ def test_sensitivity_weight_points_equal_l1_unstructured_and_plain_loop(cnn):
     levels = [0.3, 0.7, 0.9]
     res = an.collect(cnn.sensitivity(levels=levels))
     assert res["granularity"] == "weight" and res["levels"] == levels
-    base_acc, base_loss = plain_eval(cnn.model, cnn.data)
+    base_acc, base_loss = plain_eval(cnn.model, calib(cnn))
     assert res["baseline"]["accuracy"] == base_acc and res["baseline"]["loss"] == pytest.approx(base_loss, rel=1e-5)
     for name, points in res["layers"].items():
         assert [p["level"] for p in points] == levels
@@ -70,7 +80,7 @@ def test_sensitivity_weight_points_equal_l1_unstructured_and_plain_loop(cnn):
             ref = copy.deepcopy(cnn.model)
             mod = dict(ref.named_modules())[name]
             tprune.l1_unstructured(mod, "weight", p["level"])
-            acc, loss = plain_eval(ref, cnn.data)
+            acc, loss = plain_eval(ref, calib(cnn))
             assert p["accuracy"] == acc, (name, p)
             assert p["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-7), (name, p)
             assert p["sparsity"] == pytest.approx(1 - float(mod.weight_mask.mean()))
@@ -85,7 +95,7 @@ def test_sensitivity_neuron_points_equal_ln_structured(mlp):
             tprune.ln_structured(mod, "weight", p["level"], n=2, dim=0)
             gone = ~mod.weight_mask.bool().all(1)
             tprune.custom_from_mask(mod, "bias", ~gone)  # a pruned neuron's output is exactly 0
-            acc, loss = plain_eval(ref, mlp.data)
+            acc, loss = plain_eval(ref, calib(mlp))
             assert p["accuracy"] == acc and p["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-7), (name, p)
 
 
@@ -104,13 +114,13 @@ def test_sensitivity_from_current_state_and_session_untouched(mlp):
     before = snapshot(mlp)
     res = an.collect(mlp.sensitivity(levels=[0.5]))
     assert_same(before, snapshot(mlp))
-    assert res["baseline"]["accuracy"] == mlp.evaluate().accuracy
+    assert res["baseline"]["accuracy"] == plain_eval(mlp.model, calib(mlp))[0]
     # the level is a fraction of the weights still kept, as with prune()
     for name, (p,) in res["layers"].items():
         mlp.prune(0.5, layers=[name])
         assert p["sparsity"] == mlp.sparsity(name)
-        r = mlp.evaluate()
-        assert (p["accuracy"], p["loss"]) == (r.accuracy, r.loss)
+        acc, loss = plain_eval(mlp.model, calib(mlp))
+        assert p["accuracy"] == acc and p["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-7)
         mlp.undo()
     after = snapshot(mlp)
     after["history"] = (after["history"][0][:1], 1)
@@ -161,14 +171,14 @@ def test_knockout_equals_removing_each_neuron_alone(mlp):
         with torch.no_grad():
             ref[2].weight[i] = 0
             ref[2].bias[i] = 0
-        acc, loss = plain_eval(ref, mlp.data)
+        acc, loss = plain_eval(ref, calib(mlp))
         n = res["neurons"][i]
         assert n["index"] == i and n["accuracy"] == acc and n["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-7)
-    # the same as the session's own verb and evaluation
+    # the same as the session's own verb, evaluated on the calibration samples
     mlp.prune_neurons("2", [17])
-    r = mlp.evaluate()
-    assert (r.accuracy, r.loss) == (res["neurons"][17]["accuracy"], res["neurons"][17]["loss"])
-    assert set(res["faithfulness"]) == {"magnitude", "random", "taylor", "obd", "wanda", "activation", "apoz"}
+    acc, loss = plain_eval(mlp.model, calib(mlp))
+    assert res["neurons"][17]["accuracy"] == acc and res["neurons"][17]["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-7)
+    assert set(res["faithfulness"]) == {"magnitude", "random", "taylor", "taylor-mean", "obd", "wanda", "activation", "apoz"}
     for m, f in res["faithfulness"].items():
         assert -1 <= f["spearman"] <= 1 and 0 <= f["top10_overlap"] <= 1
     # recompute one figure from the parts
@@ -240,7 +250,13 @@ def test_bad_input_is_one_clear_error(mlp):
         an.collect(mlp.knockout("nope"))
     nodata = Session.open("demo:mlp", device="cpu")
     with pytest.raises(PrunevizError, match="data"):
-        an.collect(nodata.sensitivity())
+        an.collect(nodata.sweep())  # a sweep reports held-out accuracy: it needs --data
+    from pruneviz.core.model_io import LoadedModel
+    from tests.core import models
+
+    toy = Session(LoadedModel(model=models.mlp(), spec="toy", source="state_dict", arch=None, example_input=torch.zeros(1, 12), structured_ok=True), device="cpu")
+    with pytest.raises(PrunevizError, match="calib"):  # no training data known, no data at all
+        an.collect(toy.sensitivity())
 
 
 def test_probe_stores_no_activations_after_priming_and_stays_exact(cnn):
@@ -287,7 +303,7 @@ def test_sensitivity_prefixes_choose_what_prune_chooses(ties, dtype):
 def test_priming_hands_activations_back_only_to_an_unchanged_session():
     s = Session.open("demo:cnn", data="demo:digits", device="cpu")
     assert not s.cache.points  # never evaluated
-    an.collect(s.sensitivity(levels=[0.5]))
+    an.collect(s.sweep(levels=[0.5]))
     assert s.cache.points  # the analysis's priming filled it
     inc, full = s.evaluate(), s.evaluate(incremental=False)
     assert inc.start == max(s.cache.points) > 0 and (inc.correct, inc.loss) == (full.correct, full.loss)

@@ -103,7 +103,8 @@ def test_score_writes_npz(tmp_path, capsys):
         (["prune", "demo:mlp", "--amount", "abc", "--out", "X"], "--amount"),
         (["inspect", "missing.pt"], "does not exist"),
         (["inspect", "demo:nope"], "mlp"),
-        (["score", "demo:mlp", "--method", "taylor", "--out", "X.npz"], "--data"),
+        # (a demo model without --data calibrates on demo:digits-train: a bad --calib-data is the error)
+        (["score", "demo:mlp", "--method", "taylor", "--calib-data", "nope.npz", "--out", "X.npz"], "nope.npz"),
         (["score", "demo:mlp", "--method", "wat", "--out", "X.npz"], "method"),
         (["prune", "demo:mlp", "--amount", "0.5", "--layers", "zz*", "--out", "X"], "zz"),
         (["eval", "demo:mlp"], "--data"),

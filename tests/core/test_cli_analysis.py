@@ -22,12 +22,13 @@ def test_sensitivity_json(capsys, tmp_path):
     code, text, err = run(capsys, "sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "0.5,0.9", "--layers", "0,4", "--out", str(out), "--device", "cpu")
     assert code == 0, err
     res = json.loads(out.read_text())
-    assert set(res) == {"baseline", "granularity", "method", "levels", "layers"} and set(res["baseline"]) == {"accuracy", "loss"}
+    assert set(res) == {"baseline", "granularity", "method", "levels", "layers", "calibration"} and set(res["baseline"]) == {"accuracy", "loss"}
+    assert res["calibration"] == {"spec": "demo:digits-train", "samples": 1437}  # measured on the training split
     assert res["levels"] == [0.5, 0.9] and list(res["layers"]) == ["0", "4"]
     assert all(set(p) == {"level", "sparsity", "accuracy", "loss"} for pts in res["layers"].values() for p in pts)
     s = Session.open("demo:mlp", data="demo:digits", device="cpu")
     assert res == collect(s.sensitivity("0,4", [0.5, 0.9]))
-    assert "wrote" in text and "0: accuracy" in text
+    assert "wrote" in text and "0: accuracy" in text and "calibration data demo:digits-train" in text
 
 
 def test_knockout_json(capsys, tmp_path):
@@ -35,7 +36,8 @@ def test_knockout_json(capsys, tmp_path):
     code, text, err = run(capsys, "knockout", "demo:mlp", "--data", "demo:digits", "--layer", "2", "--out", str(out), "--device", "cpu")
     assert code == 0, err
     res = json.loads(out.read_text())
-    assert set(res) == {"layer", "baseline", "neurons", "faithfulness"} and res["layer"] == "2"
+    assert set(res) == {"layer", "baseline", "neurons", "faithfulness", "calibration"} and res["layer"] == "2"
+    assert res["calibration"]["spec"] == "demo:digits-train"
     assert [n["index"] for n in res["neurons"]] == list(range(64)) and all(set(n) == {"index", "accuracy", "loss"} for n in res["neurons"])
     assert all(set(f) == {"spearman", "top10_overlap"} for f in res["faithfulness"].values())
     assert "magnitude" in text and "Spearman" in text
@@ -64,9 +66,21 @@ def test_prune_scope_sensitivity(capsys, tmp_path):
     assert abs(rep["sparsity"] - 0.6) <= 0.005 and rep["steps"] == ["prune to a sensitivity plan (magnitude)"]
     state = torch.load(tmp_path / "p.pt")
     assert all(int((state[f"{n}.weight"] != 0).sum()) > 0 for n in ("1", "4", "8", "12", "14"))
-    s = Session.open("demo:cnn", data="demo:digits", device="cpu")
-    s.prune(0.6, scope="layer")
-    assert rep["accuracy_after"] >= s.evaluate().accuracy
+    assert rep["calibration"] == {"spec": "demo:digits-train", "samples": 1437}
+    alloc = rep["allocation"]
+    assert alloc["chosen"] == "sensitivity" and set(alloc["candidates"]) == {"sensitivity", "layer", "global"}
+    assert alloc["candidates"]["sensitivity"]["accuracy"] >= max(alloc["candidates"]["layer"]["accuracy"], alloc["candidates"]["global"]["accuracy"])
+    assert "applied the sensitivity plan" in text
+
+
+def test_prune_scope_sensitivity_reaches_90_percent_without_levels_advice(capsys, tmp_path):
+    """It was refused, with advice to measure higher levels through a --levels option prune lacks."""
+    code, text, err = run(capsys, "prune", "demo:cnn", "--amount", "0.9", "--scope", "sensitivity", "--out", str(tmp_path / "p.pt"), "--json", "--device", "cpu")
+    assert code == 0, err
+    rep = json.loads(text.splitlines()[0])
+    assert abs(rep["sparsity"] - 0.9) <= 0.005 and "--levels" not in err
+    assert 0.9 in rep["allocation"]["levels"] and 1.0 in rep["allocation"]["levels"]
+    assert rep["calibration"]["spec"] == "demo:digits-train"  # no --data: the demo's training split calibrates
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -80,7 +94,7 @@ def test_prune_scope_sensitivity(capsys, tmp_path):
     (["sweep", "demo:mlp", "--data", "demo:digits", "--out", "x.json", "--plot", "x.jpg"], "must end in .png"),
     (["sweep", "demo:mlp", "--data", "demo:digits", "--out", "x.png", "--plot", "x.png"], "same file"),
     (["sensitivity", "demo:mlp", "--out", "x.json"], "--data"),
-    (["prune", "demo:mlp", "--amount", "0.5", "--scope", "sensitivity", "--out", "x.pt"], "pass --data"),
+    (["prune", "demo:mlp", "--amount", "1", "--scope", "sensitivity", "--out", "x.pt"], "at least one per layer"),
     (["prune", "demo:mlp", "--data", "demo:digits", "--amount", "0.5", "--scope", "sensitivity", "--granularity", "neuron", "--out", "x.pt"], "--granularity weight"),
 ])
 def test_bad_arguments_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, message):

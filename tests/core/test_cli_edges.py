@@ -52,7 +52,7 @@ def test_every_option_has_help_and_bare_pruneviz_is_explained(capsys):
         parser.parse_args(["prune", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "fraction (0 to 1) of the still-kept weights or neurons" in out
-    assert "magnitude, random, taylor, obd, wanda" in out and "global: one ranking over all selected layers" in out
+    assert "magnitude, random, taylor, taylor-mean, obd, wanda, wanda-layer" in out and "global: one ranking over all selected layers" in out
 
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])

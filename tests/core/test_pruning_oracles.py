@@ -190,19 +190,22 @@ def test_data_methods_say_they_need_data():
 def test_importance_methods_shapes_and_definitions():
     s, model, x, y = make(models.mlp, (12,), 5)
     w = model[0].weight.detach()
-    for method in ("magnitude", "random", "taylor", "obd", "wanda"):
+    for method in ("magnitude", "random", "taylor", "taylor-mean", "obd", "wanda", "wanda-layer"):
         sc = s.scores("0", method)
         assert sc.shape == w.shape and bool(torch.isfinite(sc).all()) and bool((sc >= 0).all()), method
-        ns = s.scores("0", method, "neuron")
-        assert ns.shape == (20,), method
+        if method != "wanda-layer":  # the same neuron score as wanda
+            assert s.scores("0", method, "neuron").shape == (20,), method
     for method in ("activation", "apoz"):
         assert s.scores("2", method, "neuron").shape == (16,)
     torch.testing.assert_close(s.scores("0", "magnitude"), w.abs())
-    # taylor: |w * mean grad| over calibration batches of 64 (here: one batch = all 64 samples)
+    # taylor (Molchanov 2019): (g·w)² per batch of 64 (here one batch = all 64 samples), g the
+    # gradient of the batch's mean loss; taylor-mean: |w · mean gradient| over all samples
     m = copy.deepcopy(model)
     loss = nn.functional.cross_entropy(m(x), y)
     loss.backward()
-    torch.testing.assert_close(s.scores("0", "taylor"), (w * m[0].weight.grad).abs())
+    torch.testing.assert_close(s.scores("0", "taylor"), (w * m[0].weight.grad) ** 2)
+    torch.testing.assert_close(s.scores("0", "taylor", "neuron"), (w * m[0].weight.grad).sum(1) ** 2)
+    torch.testing.assert_close(s.scores("0", "taylor-mean"), (w * m[0].weight.grad).abs())
     # obd: ½ w² × the mean over samples of each sample's squared gradient (empirical Fisher)
     fisher = torch.zeros_like(w)
     for i in range(len(x)):
@@ -210,7 +213,7 @@ def test_importance_methods_shapes_and_definitions():
         fisher += g * g / len(x)
     torch.testing.assert_close(s.scores("0", "obd"), 0.5 * w * w * fisher)
     torch.testing.assert_close(s.scores("0", "wanda"), w.abs() * x.norm(dim=0).view(1, -1))
-    h = m[0](x)
+    h = torch.relu(m[0](x))  # read after the ReLU that follows the layer (Hu et al. 2016)
     torch.testing.assert_close(s.scores("0", "activation", "neuron"), h.abs().mean(0).detach())
     torch.testing.assert_close(s.scores("0", "apoz", "neuron"), 1 - (h <= 0).float().mean(0).detach())
     # random is seeded: same seed, same scores

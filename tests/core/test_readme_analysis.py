@@ -16,7 +16,8 @@ def test_analysis_python_example(tmp_path, monkeypatch, capsys):
     exec(compile(block, "README.md", "exec"), ns)
     s, plan = ns["s"], ns["plan"]
     assert list(plan) == ["1", "4", "8", "12", "14"]
-    assert plan["1"] == 0.0 and abs(plan["4"] - 0.5) < 1e-9 and abs(plan["14"] - 0.1) < 1e-9 and 0.39 < plan["8"] < 0.4 and 0.68 < plan["12"] < 0.69
+    # the comment's plan: the curves are measured on the calibration split (demo:digits-train)
+    assert plan["1"] == 0.0 and abs(plan["4"] - 0.3) < 1e-3 and abs(plan["14"] - 0.1) < 1e-9 and 0.43 < plan["8"] < 0.44 and 0.70 <= plan["12"] < 0.71
     assert [p["name"] for p in s.plans()] == ["by sensitivity", "plan 2"] and s.history.current_plan == "by sensitivity"
     assert s.history.labels == ["prune to a sensitivity plan (magnitude)"]
     curve = ns["rows"][0]["curve"]  # the comment's figures: the start, then the allocation

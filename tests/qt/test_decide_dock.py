@@ -71,8 +71,10 @@ def test_knockout_and_criteria_tabs(window, qtbot):
     idle(qtbot, p)
     res = p.ko_result
     assert res == collect(w.session.knockout("2"))
-    assert p.ko_table.rowCount() == len(res["faithfulness"]) == 7
-    rhos = [float(p.ko_table.item(r, 1).text()) for r in range(7)]
+    from pruneviz.core.importance import NEURON_METHODS
+
+    assert p.ko_table.rowCount() == len(res["faithfulness"]) == len(NEURON_METHODS)  # every neuron criterion
+    rhos = [float(p.ko_table.item(r, 1).text()) for r in range(len(NEURON_METHODS))]
     assert rhos == sorted(rhos, reverse=True)  # criteria ranked by faithfulness
     p.ko_method.setCurrentText("taylor")
     assert "taylor: Spearman" in p.ko_plot.getPlotItem().titleLabel.text
