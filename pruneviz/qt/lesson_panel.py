@@ -9,7 +9,10 @@ with presentation mode; choosing (or Next) reveals the answer. After the last st
 saw" shows the claim and the figures measured in this run. Back undoes the last step.
 
 While a step runs in the worker, the session's ``changed`` signal is held (its listeners are
-Qt widgets, which only the GUI thread may touch); one refresh follows when the step is done.
+Qt widgets, which only the GUI thread may touch). When the step is done (also when it failed or
+was cancelled), exactly one change is emitted on the GUI thread: kind ``"edit"`` when the step
+moved the history (every listener, the autosave journal included, then sees the steps it added),
+else ``"load"`` (a refresh). The widgets refresh once either way.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QWidget
 
 from pruneviz.core import lessons as core
-from pruneviz.core.errors import PrunevizError
+from pruneviz.core.errors import PrunevizError, TrustRequired
 from pruneviz.core.history import Change
 
 from .job_runner import JobRunner
 from .lesson_widgets import LessonPanel
+from .opening import ask_trust
 
 LESSON_SCREENSHOT_SIZE = (1280, 720)
 
@@ -49,6 +53,7 @@ class LessonController(QObject):
         self.jobs.cancelled.connect(self._on_cancelled)
         self.jobs.idle.connect(self._on_idle)
         self._done = None  # what the finished job gave, shown once its thread has returned
+        self._before = None  # the history's state before the running step (see _notify)
         self.panel = LessonPanel()
         self.panel.next.clicked.connect(self.next)
         self.panel.back.clicked.connect(self.back)
@@ -115,14 +120,23 @@ class LessonController(QObject):
     def lesson(self):
         return self.run.lesson if self.run else None
 
-    def start(self, name_or_path: str) -> bool:
-        """Start a lesson (a shipped name or a file). Errors become a message; returns success."""
+    def start(self, name_or_path: str, trust: bool = False) -> bool:
+        """Start a lesson (a shipped name or a file). Errors become a message; returns success.
+
+        A lesson file naming code to run (a data factory) is opened only after the user agrees in
+        the same prompt a session file naming code gets (it names the module, its file and the
+        lesson file), or with ``trust`` (``pruneviz gui --lesson FILE --trust``)."""
         if self.jobs.busy:
             self.jobs.cancel()
             self.jobs.wait(30_000)
             QApplication.processEvents()
         try:
-            lesson = core.load(name_or_path)
+            try:
+                lesson = core.load(name_or_path, trust=trust)
+            except TrustRequired as exc:
+                if trust or not ask_trust(self.window, exc):
+                    return False
+                lesson = core.load(name_or_path, trust=True)
             run = core.LessonRun(lesson, device="cpu")
         except PrunevizError as exc:
             self._error(str(exc))
@@ -196,6 +210,7 @@ class LessonController(QObject):
         self.panel.note.setText("running…")
         self._buttons()
         session = run.session
+        self._before = _history_state(session)
 
         def step_job(cancel):
             with session.changed.blocked():  # listeners are widgets: refresh once, on the GUI thread
@@ -350,18 +365,24 @@ class LessonController(QObject):
             self._show_result(None)
             self.opened.emit(self.run.lesson.name)
             return
-        s = self.run.session
-        s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+        self._notify()
         if value is not None:
             self._show_result(value)
+
+    def _notify(self) -> None:
+        """The one change a finished (failed, cancelled) step emits: see the module docstring."""
+        s = self.run.session
+        before, self._before = self._before, None
+        now = _history_state(s)
+        moved = before is not None and (now[0] != before[0] or len(now[1]) != len(before[1]) or any(a is not b for a, b in zip(now[1], before[1])))
+        s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "edit" if moved else "load"))
 
     def _on_failed(self, name: str, message: str) -> None:
         self._done = ("failed", (name, message))
 
     def _failed(self, name: str, message: str) -> None:
         if self.run is not None and name == "step":
-            s = self.run.session
-            s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+            self._notify()
             self._show_result(self.run.results[-1] if self.run.results else None)
         elif name == "open":
             self.close()
@@ -373,8 +394,7 @@ class LessonController(QObject):
         if name == "open":
             self.close()
             return
-        s = self.run.session
-        s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+        self._notify()
         self._show_result(self.run.results[-1] if self.run.results else None)
 
     def _error(self, message: str) -> None:
@@ -398,6 +418,12 @@ class LessonController(QObject):
             self.jobs.wait(20)
         QApplication.processEvents()
         return not self.jobs.busy
+
+
+def _history_state(session) -> tuple:
+    """What identifies the history's state: the applied index and the steps on the current path."""
+    h = session.history
+    return (h.index, list(h.steps))
 
 
 def _drain(gen):
@@ -424,9 +450,10 @@ def attach_lessons(window) -> LessonController:
     return window.lessons
 
 
-def open_from_cli(window, name: str, step: int | None, screenshot: str | None) -> int:
-    """``pruneviz gui --lesson NAME [--step K] [--screenshot PNG]``: start the lesson, run its
-    first K steps; with a screenshot, render the window at 1280×720, save it and return 0 (2 on error)."""
+def open_from_cli(window, name: str, step: int | None, screenshot: str | None, trust: bool = False) -> int:
+    """``pruneviz gui --lesson NAME [--step K] [--screenshot PNG] [--trust]``: start the lesson, run its
+    first K steps; with a screenshot, render the window at 1280×720, save it and return 0 (2 on error).
+    A lesson file naming code is refused in a screenshot run without ``trust`` (no prompt there)."""
     import sys
 
     ctrl = window.lessons
@@ -436,7 +463,15 @@ def open_from_cli(window, name: str, step: int | None, screenshot: str | None) -
         window.show_error = lambda msg: errors.append(msg)  # no modal box in a screenshot run
         window.resize(*LESSON_SCREENSHOT_SIZE)
         window.show()
-    if not ctrl.start(name) or not ctrl.wait_idle():
+    if screenshot and not trust:
+        try:
+            core.load(name)
+        except TrustRequired as exc:
+            print(f"pruneviz: error: {exc}", file=sys.stderr)
+            return 2
+        except PrunevizError:
+            pass  # reported below, as before
+    if not ctrl.start(name, trust=trust) or not ctrl.wait_idle():
         if screenshot:
             print(f"pruneviz: error: {errors[0] if errors else 'the lesson could not be opened'}", file=sys.stderr)
         return 2
