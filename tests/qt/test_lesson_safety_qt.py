@@ -188,3 +188,14 @@ def test_each_lesson_step_is_one_change_and_an_edit_when_it_moved_the_history(qt
     assert errors == [] and s.history.index == 6
     assert kinds == [["edit"], ["edit"], ["load"]]
     s.changed.disconnect(heard.append)
+
+
+def test_gui_lesson_screenshot_needs_trust_for_a_factory(tmp_path, monkeypatch, qapp, capsys):
+    from pruneviz import cli
+
+    path, mod, marker = _setup(tmp_path, monkeypatch, EVIL)
+    png = tmp_path / "x.png"
+    assert cli.main(["gui", "--lesson", str(path), "--screenshot", str(png)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pruneviz: error: shared.toml names code to run") and f"{mod}.py" in err[0], err
+    assert not marker.exists() and not png.exists()
