@@ -6,8 +6,8 @@ A lesson names its model and data as text (``model = "…"``, ``data = "…"``).
 * ``demo:`` models and data (``demo:mlp``, ``demo:digits``), or a generated ``[problem]`` (the
   built-in lesson models) - always;
 * files in the lesson's own folder: a relative path (``model.pt``, ``data/test.npz``) is resolved
-  against the folder of the lesson file, never the current folder; an absolute path, a ``..``
-  that leaves the folder, or a link that points out of it is refused. These files are opened by
+  against the folder of the lesson file, never the current folder; an absolute path (``~``
+  included), a path with ``..`` or a link that points out of the folder is refused. These files are opened by
   the same readers as on the command line, without trust (a pickled model is refused);
 * a data factory ``package.module:function`` only with trust, as a saved session naming a
   factory: ``trust=True`` in Python, ``--trust`` on the command line, a prompt in the app naming
@@ -83,13 +83,12 @@ def _inside(key: str, spec: str, folder: Path) -> str:
     if path.is_absolute() or spec.startswith("~"):
         raise SpecRefused(key, f"{key} {spec!r} is an absolute path: a lesson may name files in {where}, demo: specs or a [problem]")
     if ".." in path.parts:
-        raise SpecRefused(key, f"{key} {spec!r} leaves the lesson's folder: a lesson may name files in {where}, demo: specs or a [problem]")
+        raise SpecRefused(key, f"{key} {spec!r} uses '..': a lesson may name files in {where}, demo: specs or a [problem]")
     full = folder / path
     try:
-        real = full.resolve()
-        inside = real.is_relative_to(folder.resolve())
+        inside = full.resolve().is_relative_to(folder.resolve())
     except (OSError, RuntimeError, ValueError):  # a link loop, a name the OS refuses
-        inside = False
+        raise SpecRefused(key, f"{key} {spec!r} is not a usable file name") from None
     if not inside:
         raise SpecRefused(key, f"{key} {spec!r} is a link out of the lesson's folder: a lesson may name files in {where}")
     return str(full)
