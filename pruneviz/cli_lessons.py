@@ -3,6 +3,8 @@
 ``run`` accepts a shipped lesson's name or the path of a lesson file; it writes
 ``DIR/result.json``, the pictures as PNGs and ``DIR/handout.html``, prints one line per step
 and exits 0 when the claim holds, 1 when it does not (2 for a refused lesson or bad arguments).
+A lesson file that names a data factory is refused unless ``--trust`` (see
+:mod:`pruneviz.core.lesson_specs`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def add_parsers(sub) -> None:
     q = lsub.add_parser("run", help="run a lesson without a display; write result.json, PNGs and handout.html")
     q.add_argument("name", metavar="NAME", help="a lesson name (see 'pruneviz lesson list') or a .toml lesson file")
     q.add_argument("--out", required=True, metavar="DIR", help="directory for result.json, the pictures and handout.html")
+    q.add_argument("--trust", action="store_true", help="allow a lesson file that names a data factory (package.module:function): it imports and runs that module")
     q.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default: cpu, the reproducible choice)")
 
 
@@ -47,7 +50,7 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     if args.lesson_command != "run":
         raise PrunevizError("use: pruneviz lesson list | pruneviz lesson run NAME --out DIR")
     out = _check_dir(args.out)
-    lesson = lessons.load(args.name)
+    lesson = lessons.load(args.name, trust=args.trust)  # refuses code the lesson names, unless --trust
     run = lessons.LessonRun(lesson, device=args.device)  # refuses a lesson whose verbs are missing
     _emit(f"{lesson.title}")
     for r in run.run():

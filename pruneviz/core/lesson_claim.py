@@ -37,6 +37,11 @@ _TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][
 _CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
 _ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b if b else math.inf if a > 0 else -math.inf if a < 0 else math.nan}
 _WORDS = {"and", "or", "not", "abs"}
+#: bounds on a claim: its length, and how deeply brackets, ``not`` and ``-`` may nest (the
+#: parser and the evaluator recurse; the shipped claims use 170 characters and depth 1)
+MAX_CHARS = 2000
+MAX_DEPTH = 32
+MAX_TOKENS = 256  #: a chain ``a + b + …`` is evaluated recursively too: its length is bounded by this
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ def parse_claim(text: str) -> Claim:
     tokens: list[tuple[str, str]] = []
     pos = 0
     text = text.strip()
+    if len(text) > MAX_CHARS:
+        raise LessonError(f"the claim is {len(text):,} characters long; at most {MAX_CHARS:,}")
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
@@ -92,10 +99,19 @@ def parse_claim(text: str) -> Claim:
             tokens.append(("word" if m.group("name") in _WORDS else "name", m.group("name")))
         elif m.group("op"):
             tokens.append(("op", m.group("op")))
+        if len(tokens) > MAX_TOKENS:
+            raise LessonError(f"the claim has more than {MAX_TOKENS} names, numbers and operators")
     if not tokens:
         raise LessonError("the claim is empty")
     names: set[str] = set()
     i = 0
+    depth = 0
+
+    def deeper():
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise LessonError(f"the claim nests brackets, 'not' or '-' more than {MAX_DEPTH} deep")
 
     def peek():
         return tokens[i] if i < len(tokens) else ("end", "")
@@ -123,9 +139,13 @@ def parse_claim(text: str) -> Claim:
         return parts[0] if len(parts) == 1 else ("and", parts)
 
     def p_not():
+        nonlocal depth
         if peek() == ("word", "not"):
             take()
-            return ("not", p_not())
+            deeper()
+            node = ("not", p_not())
+            depth -= 1
+            return node
         return p_cmp()
 
     def p_cmp():
@@ -150,6 +170,13 @@ def parse_claim(text: str) -> Claim:
         return node
 
     def p_unary():
+        nonlocal depth
+        deeper()
+        node = p_atom()
+        depth -= 1
+        return node
+
+    def p_atom():
         kind, value = peek()
         if (kind, value) == ("op", "-"):
             take()

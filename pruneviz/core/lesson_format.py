@@ -34,9 +34,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from .errors import TrustRequired
 from .lesson_claim import Claim, LessonError, parse_claim
+from .lesson_specs import SpecRefused, Specs, check_specs
 
-__all__ = ["LessonError", "Lesson", "Claim", "parse_lesson", "load_lesson", "parse_claim"]
+__all__ = ["LessonError", "Lesson", "Claim", "parse_lesson", "load_lesson", "parse_claim", "untrusted", "MAX_BYTES"]
 
 
 @dataclass
@@ -55,6 +57,10 @@ class Lesson:
     claim: "Claim"
     claim_text: str
     needs: list[str] = field(default_factory=list)  #: Session verbs the steps need that are missing
+    #: what to open (files made absolute in the lesson's folder; :mod:`.lesson_specs`); None: not checked yet
+    specs: Specs | None = None
+    #: whether the user agreed to run the code ``specs.code`` names (``trust=True`` / ``--trust`` / the app's prompt)
+    trusted: bool = False
 
     @property
     def runnable(self) -> bool:
@@ -173,18 +179,30 @@ class Setting:
         return None
 
 
-def parse_lesson(text: str, source: str, actions: dict, name: str | None = None, path: Path | None = None, has_verb: Callable[[str], bool] = lambda v: True) -> Lesson:
+#: the largest lesson file read (the shipped ones are under 4 KiB)
+MAX_BYTES = 256 * 1024
+
+
+def parse_lesson(text: str, source: str, actions: dict, name: str | None = None, path: Path | None = None, has_verb: Callable[[str], bool] = lambda v: True, trust: bool = False) -> Lesson:
     """Parse and validate a lesson's TOML ``text``; ``source`` names it in messages.
 
     ``actions`` is the action registry (name -> object with ``settings``, ``needs`` and
-    ``figures(settings)``); ``has_verb(verb)`` says whether the Session has a verb."""
+    ``figures(settings)``); ``has_verb(verb)`` says whether the Session has a verb. The model and
+    data may only be what :mod:`.lesson_specs` allows (files relative to ``path``'s folder, or the
+    current folder without a path); a lesson naming a data factory raises
+    :class:`~pruneviz.core.errors.TrustRequired` (listing the module and its file) unless
+    ``trust``; nothing is imported here either way."""
     where = _Lines(text)
 
     def fail(line: int, message: str):
         raise LessonError(f"{source}, line {line}: {message}")
 
+    if len(text) > MAX_BYTES:
+        raise LessonError(f"{source}: {len(text):,} characters; a lesson file is at most {MAX_BYTES // 1024} KiB")
     try:
         doc = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses on nested arrays and inline tables
+        raise LessonError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -225,6 +243,10 @@ def parse_lesson(text: str, source: str, actions: dict, name: str | None = None,
             fail(where.top("model") if "model" in doc else where.top("data"), "a lesson has either model/data or a [problem], not both")
     elif "model" not in doc:
         fail(where.top(), "missing 'model' (a model spec such as demo:mlp) or a [problem] table")
+    try:  # what the lesson may open: checked before anything is imported
+        specs = check_specs(doc.get("model"), doc.get("data"), path.parent if path is not None else None)
+    except SpecRefused as exc:
+        fail(where.top(exc.key), str(exc))
 
     steps = []
     needs: list[str] = []
@@ -287,6 +309,8 @@ def parse_lesson(text: str, source: str, actions: dict, name: str | None = None,
     unknown = sorted(n for n in claim.names - figures if not (prefixes and n.startswith(prefixes)))
     if unknown:
         fail(claim_line, f"claim uses {', '.join(unknown)}, which no step records; the steps record: {', '.join(sorted(f.replace('*', 'LAYER') for f in figures)) or 'nothing'}")
+    if specs.code and not trust:
+        raise untrusted(source, specs)
     return Lesson(
         name=name or source,
         path=path,
@@ -300,14 +324,24 @@ def parse_lesson(text: str, source: str, actions: dict, name: str | None = None,
         claim=claim,
         claim_text=doc.get("claim_text", doc["claim"]),
         needs=needs,
+        specs=specs,
+        trusted=bool(trust),
     )
 
 
-def load_lesson(path: str | Path, actions: dict, has_verb: Callable[[str], bool] = lambda v: True) -> Lesson:
+def untrusted(source: str, specs: Specs) -> TrustRequired:
+    """The refusal of a lesson that names code to run (see :func:`parse_lesson`)."""
+    return TrustRequired(f"{source} names code to run when opened ({'; '.join(specs.code)}); pass --trust if you trust it", imports=list(specs.code))
+
+
+def load_lesson(path: str | Path, actions: dict, has_verb: Callable[[str], bool] = lambda v: True, trust: bool = False) -> Lesson:
     """Read and validate a lesson file (see :func:`parse_lesson`)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise LessonError(f"{path.name}: larger than {MAX_BYTES // 1024} KiB; a lesson file is a short text")
     except OSError as exc:
         raise LessonError(f"cannot read lesson file {path}: {exc.strerror or exc}") from None
     try:
@@ -315,4 +349,4 @@ def load_lesson(path: str | Path, actions: dict, has_verb: Callable[[str], bool]
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise LessonError(f"{path.name}, line {line}: not UTF-8 text") from None
-    return parse_lesson(text, path.name, actions, name=path.stem, path=path, has_verb=has_verb)
+    return parse_lesson(text, path.name, actions, name=path.stem, path=path, has_verb=has_verb, trust=trust)

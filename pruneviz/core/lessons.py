@@ -32,7 +32,8 @@ from typing import Callable, Iterator
 from .errors import PrunevizError
 from .shipped import resources_dir
 from .lesson_actions import ACTIONS
-from .lesson_format import Lesson, LessonError, load_lesson
+from .lesson_format import Lesson, LessonError, load_lesson, untrusted
+from .lesson_specs import SpecRefused, check_specs
 
 __all__ = ["LESSON_DIR", "available", "load", "has_verb", "LessonRun", "StepResult", "write_outputs", "LessonError"]
 
@@ -56,15 +57,20 @@ def available() -> list[str]:
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
-def load(name_or_path: str | Path) -> Lesson:
-    """A shipped lesson by name (``criteria``) or a lesson file by path; raises :class:`LessonError`."""
+def load(name_or_path: str | Path, trust: bool = False) -> Lesson:
+    """A shipped lesson by name (``criteria``) or a lesson file by path; raises :class:`LessonError`.
+
+    A lesson file may name only demo: models and data, files in its own folder or a generated
+    problem; one naming a data factory (``package.module:function``) raises
+    :class:`~pruneviz.core.errors.TrustRequired`, listing the module and the file it would be
+    imported from, unless ``trust`` (:mod:`.lesson_specs`). Nothing is imported by loading."""
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith(".toml") or path.is_file()):
         path = LESSON_DIR / f"{text}.toml"
         if not path.is_file():
             raise LessonError(f"no lesson named {text!r}; lessons are: {', '.join(available())} (or give the path of a .toml lesson file)")
-    return load_lesson(path, ACTIONS, has_verb)
+    return load_lesson(path, ACTIONS, has_verb, trust=trust)
 
 
 @dataclass
@@ -89,6 +95,14 @@ class LessonRun:
     def __init__(self, lesson: Lesson, session=None, device: str = "cpu"):
         if lesson.needs:
             raise LessonError(f"lesson {lesson.name!r} needs Session.{lesson.needs[0]}, which this version of pruneviz does not have yet")
+        self.specs = lesson.specs
+        if lesson.problem is None and session is None:  # a Lesson built by hand is held to the rules a lesson file is
+            try:
+                self.specs = lesson.specs or check_specs(lesson.model, lesson.data, lesson.path.parent if lesson.path else None)
+            except SpecRefused as exc:
+                raise LessonError(f"lesson {lesson.name!r}: {exc}") from None
+            if self.specs.code and not lesson.trusted:
+                raise untrusted(lesson.path.name if lesson.path else lesson.name, self.specs)
         self.lesson = lesson
         self.device = device
         self.session = session
@@ -112,7 +126,7 @@ class LessonRun:
             else:
                 from .session import Session
 
-                self.session = Session.open(lesson.model, data=lesson.data, device=self.device, seed=lesson.seed)
+                self.session = Session.open(self.specs.model, data=self.specs.data, device=self.device, seed=lesson.seed)
             self.seconds_open = time.perf_counter() - t
         return self.session
 
@@ -228,7 +242,13 @@ Renderer = Callable[[dict, Path], None]
 
 def write_outputs(run: LessonRun, out: str | Path, render: Renderer | None) -> dict:
     """Write ``result.json``, the pictures (``step-KK-N.png``, via ``render(chart, path)``) and
-    ``handout.html`` (self-contained: images inline) into ``out``; returns the result dict."""
+    ``handout.html`` (self-contained: images inline) into ``out``; returns the result dict.
+
+    Each file is written to a temporary file in ``out`` and renamed over its name, so a link
+    already there is replaced, never followed, and a failed write leaves the old file whole;
+    ``result.json`` is strict JSON (a figure that is not finite is ``null``)."""
+    from .export import atomic_path, finite
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pictures: dict[int, list[Path]] = {}
@@ -236,11 +256,15 @@ def write_outputs(run: LessonRun, out: str | Path, render: Renderer | None) -> d
         for r in run.results:
             for j, chart in enumerate(r.charts, 1):
                 path = out / f"step-{r.index + 1:02d}-{j}.png"
-                render(chart, path)
+                with atomic_path(path) as tmp:
+                    render(chart, tmp)
                 pictures.setdefault(r.index, []).append(path)
-    result = run.result_json()
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "handout.html").write_text(handout(run, result, pictures), encoding="utf-8")
+    result = finite(run.result_json())
+    with atomic_path(out / "result.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    page = handout(run, result, pictures)
+    with atomic_path(out / "handout.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return result
 
 

@@ -262,7 +262,7 @@ def run(args) -> int:
     if getattr(args, "lesson", None):  # gui --lesson NAME [--step K] [--screenshot PNG]
         from .lesson_panel import open_from_cli
 
-        code = open_from_cli(window, args.lesson, getattr(args, "step", None), screenshot)
+        code = open_from_cli(window, args.lesson, getattr(args, "step", None), screenshot, trust=trust)
         if screenshot:  # without one, a refused lesson was a dialog and the app goes on
             return code
     if screenshot:

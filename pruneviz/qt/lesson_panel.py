@@ -9,7 +9,10 @@ with presentation mode; choosing (or Next) reveals the answer. After the last st
 saw" shows the claim and the figures measured in this run. Back undoes the last step.
 
 While a step runs in the worker, the session's ``changed`` signal is held (its listeners are
-Qt widgets, which only the GUI thread may touch); one refresh follows when the step is done.
+Qt widgets, which only the GUI thread may touch). When the step is done (also when it failed or
+was cancelled), exactly one change is emitted on the GUI thread: kind ``"edit"`` when the step
+moved the history (every listener, the autosave journal included, then sees the steps it added),
+else ``"load"`` (a refresh). The widgets refresh once either way.
 """
 
 from __future__ import annotations
@@ -22,14 +25,13 @@ from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QWidget
 
 from pruneviz.core import lessons as core
-from pruneviz.core.errors import PrunevizError
+from pruneviz.core.errors import PrunevizError, TrustRequired
 from pruneviz.core.history import Change
 
 from .job_runner import JobRunner
+from .lesson_cli import LESSON_SCREENSHOT_SIZE, open_from_cli  # noqa: F401 - gui --lesson, importable from here as before
 from .lesson_widgets import LessonPanel
-
-LESSON_SCREENSHOT_SIZE = (1280, 720)
-
+from .opening import ask_trust
 
 class LessonController(QObject):
     """Runs one lesson at a time in the window: menus, dock, worker, Back / Next."""
@@ -49,6 +51,7 @@ class LessonController(QObject):
         self.jobs.cancelled.connect(self._on_cancelled)
         self.jobs.idle.connect(self._on_idle)
         self._done = None  # what the finished job gave, shown once its thread has returned
+        self._before = None  # the history's state before the running step (see _notify)
         self.panel = LessonPanel()
         self.panel.next.clicked.connect(self.next)
         self.panel.back.clicked.connect(self.back)
@@ -115,14 +118,23 @@ class LessonController(QObject):
     def lesson(self):
         return self.run.lesson if self.run else None
 
-    def start(self, name_or_path: str) -> bool:
-        """Start a lesson (a shipped name or a file). Errors become a message; returns success."""
+    def start(self, name_or_path: str, trust: bool = False) -> bool:
+        """Start a lesson (a shipped name or a file). Errors become a message; returns success.
+
+        A lesson file naming code to run (a data factory) is opened only after the user agrees in
+        the same prompt a session file naming code gets (it names the module, its file and the
+        lesson file), or with ``trust`` (``pruneviz gui --lesson FILE --trust``)."""
         if self.jobs.busy:
             self.jobs.cancel()
             self.jobs.wait(30_000)
             QApplication.processEvents()
         try:
-            lesson = core.load(name_or_path)
+            try:
+                lesson = core.load(name_or_path, trust=trust)
+            except TrustRequired as exc:
+                if trust or not ask_trust(self.window, exc):
+                    return False
+                lesson = core.load(name_or_path, trust=True)
             run = core.LessonRun(lesson, device="cpu")
         except PrunevizError as exc:
             self._error(str(exc))
@@ -196,6 +208,7 @@ class LessonController(QObject):
         self.panel.note.setText("running…")
         self._buttons()
         session = run.session
+        self._before = _history_state(session)
 
         def step_job(cancel):
             with session.changed.blocked():  # listeners are widgets: refresh once, on the GUI thread
@@ -350,18 +363,24 @@ class LessonController(QObject):
             self._show_result(None)
             self.opened.emit(self.run.lesson.name)
             return
-        s = self.run.session
-        s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+        self._notify()
         if value is not None:
             self._show_result(value)
+
+    def _notify(self) -> None:
+        """The one change a finished (failed, cancelled) step emits: see the module docstring."""
+        s = self.run.session
+        before, self._before = self._before, None
+        now = _history_state(s)
+        moved = before is not None and (now[0] != before[0] or len(now[1]) != len(before[1]) or any(a is not b for a, b in zip(now[1], before[1])))
+        s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "edit" if moved else "load"))
 
     def _on_failed(self, name: str, message: str) -> None:
         self._done = ("failed", (name, message))
 
     def _failed(self, name: str, message: str) -> None:
         if self.run is not None and name == "step":
-            s = self.run.session
-            s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+            self._notify()
             self._show_result(self.run.results[-1] if self.run.results else None)
         elif name == "open":
             self.close()
@@ -373,8 +392,7 @@ class LessonController(QObject):
         if name == "open":
             self.close()
             return
-        s = self.run.session
-        s.changed.emit(Change("lesson step", frozenset(layer.name for layer in s.layers), "load"))
+        self._notify()
         self._show_result(self.run.results[-1] if self.run.results else None)
 
     def _error(self, message: str) -> None:
@@ -400,6 +418,12 @@ class LessonController(QObject):
         return not self.jobs.busy
 
 
+def _history_state(session) -> tuple:
+    """What identifies the history's state: the applied index and the steps on the current path."""
+    h = session.history
+    return (h.index, list(h.steps))
+
+
 def _drain(gen):
     while True:
         try:
@@ -422,46 +446,3 @@ def attach_lessons(window) -> LessonController:
     """Add the Lessons menu, File > Open lesson… and the Lesson dock to ``window``."""
     window.lessons = LessonController(window)
     return window.lessons
-
-
-def open_from_cli(window, name: str, step: int | None, screenshot: str | None) -> int:
-    """``pruneviz gui --lesson NAME [--step K] [--screenshot PNG]``: start the lesson, run its
-    first K steps; with a screenshot, render the window at 1280×720, save it and return 0 (2 on error)."""
-    import sys
-
-    ctrl = window.lessons
-    errors: list[str] = []
-    if screenshot:
-        window.errorShown.connect(errors.append)
-        window.show_error = lambda msg: errors.append(msg)  # no modal box in a screenshot run
-        window.resize(*LESSON_SCREENSHOT_SIZE)
-        window.show()
-    if not ctrl.start(name) or not ctrl.wait_idle():
-        if screenshot:
-            print(f"pruneviz: error: {errors[0] if errors else 'the lesson could not be opened'}", file=sys.stderr)
-        return 2
-    for _ in range(step or 0):
-        if ctrl.page == "summary" or errors:
-            break
-        if ctrl.panel.stack.currentWidget() is ctrl.panel.predict and not ctrl.panel.predict.revealed:
-            ctrl.panel.predict.reveal()  # the class has answered: on to the next step
-        ctrl.next()
-        ctrl.wait_idle()
-    if not screenshot:
-        return 0
-    if errors:
-        print(f"pruneviz: error: {errors[0]}", file=sys.stderr)
-        return 2
-    from .app import wait_for_evaluation
-
-    wait_for_evaluation(window)
-    window.resize(*LESSON_SCREENSHOT_SIZE)  # it grew to fit the editor before the lesson put it away
-    QApplication.processEvents()
-    ctrl.size_docks()
-    for _ in range(5):
-        QApplication.processEvents()
-    if not window.grab().save(screenshot):
-        print(f"pruneviz: error: could not write {screenshot}", file=sys.stderr)
-        return 2
-    window.close()
-    return 0
