@@ -134,7 +134,6 @@ def _assert_journal_replays(path, live) -> None:
         assert torch.equal(fresh.mask(layer.name), live.mask(layer.name)), layer.name
 
 
-@pytest.mark.xfail(strict=True, reason="needs the autosave journal to catch up by the history's step sequence (journal branch); remove this mark when it does")
 def test_lesson_steps_and_a_hand_edit_are_all_journaled(qtbot, tmp_path, monkeypatch):
     from pruneviz.qt.app import make_app
     from pruneviz.qt.main_window import MainWindow
@@ -158,8 +157,10 @@ def test_lesson_steps_and_a_hand_edit_are_all_journaled(qtbot, tmp_path, monkeyp
     live = w.session
     assert errors == []
     assert live is ctrl.run.session and live.history.index == 6  # five loop prunes and the cut
+    assert w.autosave.flush(30)  # the background writer has written what it was handed
     _assert_journal_replays(w.autosave.path, live)  # a kill -9 now keeps the lesson's steps
     live.prune_neurons("2", [0, 1])  # a hand edit after the lesson's steps
+    assert w.autosave.flush(30)
     _assert_journal_replays(w.autosave.path, live)
     assert live.history.index == 7
     ctrl.close()
