@@ -35,7 +35,7 @@ import torch.nn as nn
 from .errors import PrunevizError
 from .inventory import is_conv1d
 
-_HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_head", "heads")
+_HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_head", "n_heads", "heads")
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,12 @@ def _find(model: nn.Module) -> list[HeadUnit]:
                 units.append(HeadUnit(name, "fused", H, d, ((q(name, "qkv"), 0, 0), (q(name, "qkv"), 0, E), (q(name, "qkv"), 0, 2 * E)),
                                       (q(name, "proj"), 1, 0), name, attr, tuple(a for a in ("all_head_size", "attn_dim") if isinstance(getattr(m, a, None), int))))  # fmt: skip
             continue
+        t5 = all(_linear(getattr(m, k, None)) for k in ("q", "k", "v", "o")) and isinstance(getattr(m, "inner_dim", None), int)
+        if t5 and m.q.out_features % H == 0 and m.o.in_features == m.q.out_features:
+            d = m.q.out_features // H
+            units.append(HeadUnit(name, "separate", H, d, tuple((q(name, k), 0, 0) for k in ("q", "k", "v")), (q(name, "o"), 1, 0), name, attr, ("inner_dim",),
+                                  no_shrink="T5 adds one relative position bias, computed for all heads in the first layer, to every layer: its heads can be masked but not removed"))  # fmt: skip
+            continue
         parts = [getattr(m, k, None) for k in ("query", "key", "value")]
         if all(_linear(p) for p in parts) and len({p.out_features for p in parts}) == 1 and parts[0].out_features % H == 0:
             E = parts[0].out_features
@@ -141,6 +147,8 @@ def _grouped_query(name: str, m: nn.Module) -> HeadUnit | None:
     is a key/value head with its query group: removing it keeps ``G`` (the forward repeats each
     key/value head ``G`` times and infers the head counts from the widths)."""
     parts = [getattr(m, k, None) for k in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    if not _linear(parts[3]):
+        parts[3] = getattr(m, "out_proj", None)  # Whisper, BART
     d = getattr(m, "head_dim", None)
     config = getattr(m, "config", None)
     H, kv = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None) or getattr(config, "num_attention_heads", None)
@@ -148,10 +156,15 @@ def _grouped_query(name: str, m: nn.Module) -> HeadUnit | None:
         return None
     q, k, v, o = parts
     G = H // kv
+    if isinstance(getattr(m, "num_heads", None), int) and G == 1 and m.num_heads != H:
+        H = kv = m.num_heads  # Whisper: encoder and decoder head counts differ, the module knows its own
     if not (q.out_features == H * d and k.out_features == v.out_features == kv * d and o.in_features == H * d):
         return None
     p = (lambda c: f"{name}.{c}" if name else c)
-    return HeadUnit(name, "gqa", kv, d, ((p("q_proj"), 0, 0), (p("k_proj"), 0, 0), (p("v_proj"), 0, 0)), (p("o_proj"), 1, 0), name, "", (), widths=(G * d, d, d, G * d))
+    own = _head_count(m)  # a module that keeps its own count (and G = 1) has it updated on removal
+    attr = own[0] if own is not None and G == 1 and own[1] == H else ""
+    o_name = p("o_proj") if _linear(getattr(m, "o_proj", None)) else p("out_proj")
+    return HeadUnit(name, "gqa", kv, d, ((p("q_proj"), 0, 0), (p("k_proj"), 0, 0), (p("v_proj"), 0, 0)), (o_name, 1, 0), name, attr, (), widths=(G * d, d, d, G * d))
 
 
 def find_heads(session) -> dict[str, HeadUnit]:
