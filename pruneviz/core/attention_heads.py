@@ -35,7 +35,7 @@ import torch.nn as nn
 from .errors import PrunevizError
 from .inventory import is_conv1d
 
-_HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_head", "heads")
+_HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_head", "n_heads", "heads")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,14 @@ class HeadUnit:
     size_attrs: tuple[str, ...] = ()
     #: why the heads cannot be removed physically, if so
     no_shrink: str | None = None
+    #: per slice (same order as :attr:`slices`), how many rows a unit owns when not ``head_dim``:
+    #: with grouped-query attention a unit is one key/value head and the ``G`` query heads that
+    #: share it, so its query rows and output columns are ``G * head_dim`` wide
+    widths: tuple[int, ...] = ()
+
+    def width(self, k: int) -> int:
+        """Rows (or columns) unit ``h`` owns in slice ``k``."""
+        return self.widths[k] if self.widths else self.head_dim
 
     @property
     def slices(self) -> tuple[tuple[str, int, int], ...]:
@@ -87,6 +95,10 @@ def _find(model: nn.Module) -> list[HeadUnit]:
                 units.append(HeadUnit(name, "mha", H, E // H, (), (q(name, "out_proj"), 1, 0), name, "num_heads",
                                       no_shrink="nn.MultiheadAttention requires num_heads × head_dim = embed_dim, so its heads can be masked but not removed"))  # fmt: skip
             continue
+        gqa = _grouped_query(name, m)
+        if gqa is not None:
+            units.append(gqa)
+            continue
         count = _head_count(m)
         if count is None:
             continue
@@ -98,6 +110,12 @@ def _find(model: nn.Module) -> list[HeadUnit]:
             if proj.in_features == E:
                 units.append(HeadUnit(name, "fused", H, d, ((q(name, "qkv"), 0, 0), (q(name, "qkv"), 0, E), (q(name, "qkv"), 0, 2 * E)),
                                       (q(name, "proj"), 1, 0), name, attr, tuple(a for a in ("all_head_size", "attn_dim") if isinstance(getattr(m, a, None), int))))  # fmt: skip
+            continue
+        t5 = all(_linear(getattr(m, k, None)) for k in ("q", "k", "v", "o")) and isinstance(getattr(m, "inner_dim", None), int)
+        if t5 and m.q.out_features % H == 0 and m.o.in_features == m.q.out_features:
+            d = m.q.out_features // H
+            units.append(HeadUnit(name, "separate", H, d, tuple((q(name, k), 0, 0) for k in ("q", "k", "v")), (q(name, "o"), 1, 0), name, attr, ("inner_dim",),
+                                  no_shrink="T5 adds one relative position bias, computed for all heads in the first layer, to every layer: its heads can be masked but not removed"))  # fmt: skip
             continue
         parts = [getattr(m, k, None) for k in ("query", "key", "value")]
         if all(_linear(p) for p in parts) and len({p.out_features for p in parts}) == 1 and parts[0].out_features % H == 0:
@@ -122,6 +140,33 @@ def _find(model: nn.Module) -> list[HeadUnit]:
     return units
 
 
+def _grouped_query(name: str, m: nn.Module) -> HeadUnit | None:
+    """Llama / Mistral / Qwen attention: ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` and a
+    ``head_dim``, head counts in ``config``. With fewer key/value heads than query heads (grouped-
+    query attention) each key/value head serves ``G`` consecutive query heads, so the unit pruned
+    is a key/value head with its query group: removing it keeps ``G`` (the forward repeats each
+    key/value head ``G`` times and infers the head counts from the widths)."""
+    parts = [getattr(m, k, None) for k in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    if not _linear(parts[3]):
+        parts[3] = getattr(m, "out_proj", None)  # Whisper, BART
+    d = getattr(m, "head_dim", None)
+    config = getattr(m, "config", None)
+    H, kv = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None) or getattr(config, "num_attention_heads", None)
+    if not (all(_linear(p) for p in parts) and isinstance(d, int) and isinstance(H, int) and isinstance(kv, int) and 0 < kv and H % kv == 0):
+        return None
+    q, k, v, o = parts
+    G = H // kv
+    if isinstance(getattr(m, "num_heads", None), int) and G == 1 and m.num_heads != H:
+        H = kv = m.num_heads  # Whisper: encoder and decoder head counts differ, the module knows its own
+    if not (q.out_features == H * d and k.out_features == v.out_features == kv * d and o.in_features == H * d):
+        return None
+    p = (lambda c: f"{name}.{c}" if name else c)
+    own = _head_count(m)  # a module that keeps its own count (and G = 1) has it updated on removal
+    attr = own[0] if own is not None and G == 1 and own[1] == H else ""
+    o_name = p("o_proj") if _linear(getattr(m, "o_proj", None)) else p("out_proj")
+    return HeadUnit(name, "gqa", kv, d, ((p("q_proj"), 0, 0), (p("k_proj"), 0, 0), (p("v_proj"), 0, 0)), (o_name, 1, 0), name, attr, (), widths=(G * d, d, d, G * d))
+
+
 def find_heads(session) -> dict[str, HeadUnit]:
     """The attention modules of the session's model whose every slice is a prunable layer."""
     cached = getattr(session, "_head_units", None)
@@ -141,27 +186,29 @@ def _flat(shape, dim: int, idx: torch.Tensor) -> torch.Tensor:
     return (torch.arange(rows).view(-1, 1) * cols + idx.view(1, -1)).reshape(-1)
 
 
-def _head_idx(unit: HeadUnit, offset: int, heads) -> torch.Tensor:
+def _head_idx(unit: HeadUnit, offset: int, heads, width: int | None = None) -> torch.Tensor:
+    w = unit.head_dim if width is None else width
     h = torch.as_tensor(sorted(set(int(i) for i in heads)), dtype=torch.long)
-    return (offset + h.view(-1, 1) * unit.head_dim + torch.arange(unit.head_dim).view(1, -1)).reshape(-1)
+    return (offset + h.view(-1, 1) * w + torch.arange(w).view(1, -1)).reshape(-1)
 
 
 def head_flat(session, unit: HeadUnit, heads) -> dict[str, torch.Tensor]:
     """``{layer: flat weight indices}`` that heads ``heads`` of ``unit`` own."""
     out: dict[str, list[torch.Tensor]] = {}
-    for layer, dim, offset in unit.slices:
-        out.setdefault(layer, []).append(_flat(session.layer(layer).shape, dim, _head_idx(unit, offset, heads)))
+    for k, (layer, dim, offset) in enumerate(unit.slices):
+        out.setdefault(layer, []).append(_flat(session.layer(layer).shape, dim, _head_idx(unit, offset, heads, unit.width(k))))
     return {k: torch.unique(torch.cat(v)) for k, v in out.items()}
 
 
 def head_mask(session, unit: HeadUnit) -> torch.Tensor:
     """Bool [heads], True = kept: a head is pruned when every slice it owns is pruned."""
     kept = torch.zeros(unit.num_heads, dtype=torch.bool)
-    for layer, dim, offset in unit.slices:
+    for k, (layer, dim, offset) in enumerate(unit.slices):
         m = session.mask(layer)
-        idx = _head_idx(unit, offset, range(unit.num_heads))
+        w = unit.width(k)
+        idx = _head_idx(unit, offset, range(unit.num_heads), w)
         part = m.index_select(dim, idx)
-        part = part.reshape(unit.num_heads, unit.head_dim, -1) if dim == 0 else part.reshape(-1, unit.num_heads, unit.head_dim).transpose(0, 1)
+        part = part.reshape(unit.num_heads, w, -1) if dim == 0 else part.reshape(-1, unit.num_heads, w).transpose(0, 1)
         kept |= part.reshape(unit.num_heads, -1).any(1)
     return kept
 
@@ -218,10 +265,11 @@ def scores(session, method: str = "magnitude", units=None) -> dict[str, torch.Te
                 total += (w[off : off + E] ** 2).reshape(u.num_heads, -1).sum(1)
             out[u.name] = total.sqrt()
             continue
-        for layer, dim, offset in (u.qkv or (u.proj,)):
+        for k, (layer, dim, offset) in enumerate(u.qkv or (u.proj,)):
             s = session.weight(layer) ** 2 if method == "magnitude" else weight_scores[layer].float()
-            part = s.index_select(dim, _head_idx(u, offset, range(u.num_heads)))
-            part = part.reshape(u.num_heads, -1) if dim == 0 else part.reshape(-1, u.num_heads, u.head_dim).transpose(0, 1).reshape(u.num_heads, -1)
+            w = u.width(k) if u.qkv else u.width(len(u.slices) - 1)
+            part = s.index_select(dim, _head_idx(u, offset, range(u.num_heads), w))
+            part = part.reshape(u.num_heads, -1) if dim == 0 else part.reshape(-1, u.num_heads, w).transpose(0, 1).reshape(u.num_heads, -1)
             total += part.sum(1)
         out[u.name] = total.sqrt() if method == "magnitude" else total
     return out
@@ -343,14 +391,15 @@ def shrink_heads(model: nn.Module, units: dict[str, HeadUnit], pruned: dict[str,
     for name, heads in pruned.items():
         u = units[name]
         by_layer: dict[str, list[int]] = {}
-        for layer, dim, offset in u.qkv:
-            by_layer.setdefault(layer, []).extend(_head_idx(u, offset, heads).tolist())
+        for k, (layer, dim, offset) in enumerate(u.qkv):
+            by_layer.setdefault(layer, []).extend(_head_idx(u, offset, heads, u.width(k)).tolist())
         for layer, idx in by_layer.items():
             _drop_out(modules[layer], sorted(idx))
-        _drop_in(modules[u.proj[0]], _head_idx(u, 0, heads).tolist())
+        _drop_in(modules[u.proj[0]], _head_idx(u, 0, heads, u.width(len(u.slices) - 1)).tolist())
         owner = modules[u.owner]
         left = u.num_heads - len(heads)
-        setattr(owner, u.count_attr, left)
+        if u.count_attr:  # grouped-query attention infers its head counts from the widths
+            setattr(owner, u.count_attr, left)
         for attr in u.size_attrs:
             setattr(owner, attr, left * u.head_dim)
     try:

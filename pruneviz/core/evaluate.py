@@ -20,10 +20,10 @@ from typing import Iterator
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.modules import module as _mm  # the global hook registries
 
 from .errors import PrunevizError
+from . import losses
 from .outputs import logits
 
 
@@ -249,15 +249,18 @@ def evaluate_iter(
                 out = h
                 if b == 0 and new_points:
                     new_points = _fit_budget(new_points, cache, (j - i), n)
-            if yb.dim() == 2:  # language model: every token is a prediction
-                out, yb = out.reshape(-1, out.shape[-1]), yb.reshape(-1)
+            if yb.dim() == 2:  # language model: every token is a prediction (padding, -100, is not)
+                out, yb = losses.flat(out, yb)
+                keep = yb != losses.IGNORE_INDEX
+                if not bool(keep.all()):
+                    out, yb = out[keep], yb[keep]
                 tokens += len(yb)
             if classes is None:
                 classes = out.shape[1]
             if per_correct is None:
                 per_correct = torch.zeros(classes, dtype=torch.long, device=device)
                 per_total = torch.zeros(classes, dtype=torch.long, device=device)
-            loss_sum += float(F.cross_entropy(out.float(), yb, reduction="sum"))
+            loss_sum += float(losses.task_loss(out, yb, reduction="sum"))
             hit = out.argmax(1) == yb
             correct += int(hit.sum())
             if not tokens:  # per-class accuracy over a vocabulary would be noise

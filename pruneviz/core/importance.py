@@ -48,12 +48,11 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from . import losses
 from .errors import PrunevizError
 from .activity import ChainReader, activity_chains
 from .inventory import LayerInfo
-from .outputs import logits
 
 WEIGHT_METHODS = ("magnitude", "random", "taylor", "taylor-mean", "obd", "wanda", "wanda-layer")
 NEURON_METHODS = tuple(m for m in WEIGHT_METHODS if m != "wanda-layer") + ("activation", "apoz")
@@ -117,11 +116,9 @@ def _modules(model: nn.Module, layers: list[LayerInfo]) -> dict[str, nn.Module]:
     return {layer.name: mods[layer.name] for layer in layers}
 
 
-def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy; per-token logits [n, T, V] with labels [n, T] are flattened."""
-    if out.dim() > 2 and y.dim() == out.dim() - 1:
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), y.reshape(-1), reduction="sum")
-    return F.cross_entropy(out.float(), y, reduction="sum")
+def _loss(out, y: torch.Tensor) -> torch.Tensor:
+    """The shared task loss (:mod:`pruneviz.core.losses`), summed: a batch adds its size's share."""
+    return losses.task_loss(out, y, reduction="sum")
 
 
 def _gradient_stats(model, layers, params, data, opts, squares: bool):
@@ -134,7 +131,7 @@ def _gradient_stats(model, layers, params, data, opts, squares: bool):
     device = weights[0].device
     with torch.enable_grad():
         for xb, yb in _batches(data.x, data.y, opts, device):
-            loss = _loss(logits(model(xb)), yb)  # summed: the batch adds its size's share
+            loss = _loss((model(xb)), yb)  # summed: the batch adds its size's share
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             for k, g in enumerate(grads):
                 if g is not None:
@@ -158,7 +155,7 @@ def _per_sample_squares(model, layers, params, xb, yb) -> list[torch.Tensor | No
         from torch.func import functional_call, grad, vmap
 
         def one(ws, xi, yi):
-            return _loss(logits(functional_call(model, ws, (xi.unsqueeze(0),), strict=False)), yi.unsqueeze(0))
+            return _loss((functional_call(model, ws, (xi.unsqueeze(0),), strict=False)), yi.unsqueeze(0))
 
         ws = {n: params[n].detach() for n in names}
         per = vmap(grad(one), in_dims=(None, 0, 0))(ws, xb, yb)
@@ -167,7 +164,7 @@ def _per_sample_squares(model, layers, params, xb, yb) -> list[torch.Tensor | No
         weights = [params[n] for n in names]
         total: list[torch.Tensor | None] = [None] * len(names)
         for i in range(len(xb)):
-            loss = _loss(logits(model(xb[i : i + 1])), yb[i : i + 1])
+            loss = _loss((model(xb[i : i + 1])), yb[i : i + 1])
             for k, g in enumerate(torch.autograd.grad(loss, weights, allow_unused=True)):
                 if g is not None:
                     total[k] = g * g if total[k] is None else total[k] + g * g

@@ -38,12 +38,30 @@ class MaskStore:
     def __init__(self, model: nn.Module, layers: list[LayerInfo], coupling: dict[str, LayerCoupling] | None):
         self.layers = {layer.name: layer for layer in layers}
         self.params: dict[str, torch.Tensor] = dict(model.named_parameters())
-        self.coupling = coupling or {}
-        device = next(iter(self.params.values())).device if self.params else torch.device("cpu")
+        self.device = next(iter(self.params.values())).device if self.params else torch.device("cpu")
+        device = self.device
         self.elem = {n: torch.ones(layer.shape, dtype=torch.bool, device=device) for n, layer in self.layers.items()}
         self.chan = {n: torch.ones(layer.out_channels, dtype=torch.bool, device=device) for n, layer in self.layers.items()}
+        self.orig = {layer.weight: self.params[layer.weight].detach().clone() for layer in layers if layer.weight in self.params}
+        self.coupling: dict[str, LayerCoupling] = {}
         # (param, dim) -> list of (root layer, effect)
         self.touching: dict[tuple[str, int], list[tuple[str, Effect]]] = defaultdict(list)
+        self.keep: dict[tuple[str, int], torch.Tensor] = {}
+        self.weight_layer = {layer.weight: n for n, layer in self.layers.items()}
+        self.kept = {n: layer.numel for n, layer in self.layers.items()}
+        self.version = 0
+        self._identity_cache: dict[int, bool] = {}
+        self._log: list | None = None
+        if coupling:
+            self.set_coupling(coupling, layers)
+
+    def set_coupling(self, coupling: dict[str, LayerCoupling], layers: list[LayerInfo]) -> None:
+        """Install the coupling graph (built lazily by the session, before any neuron edit): the
+        index maps, the originals of every parameter a neuron reaches, and their keep masks."""
+        device = self.device
+        self.layers = {layer.name: layer for layer in layers}
+        self.coupling = coupling
+        self.touching = defaultdict(list)
         for root, lc in self.coupling.items():
             bad = _bad_effect(self.params, lc.effects)
             if bad:  # an index map that does not fit its parameter: refuse the layer, never crash an edit
@@ -56,16 +74,11 @@ class MaskStore:
                 self.touching[(e.param, e.dim)].append((root, e))
                 moved.append(e)
             lc.effects = moved
-        tracked = {layer.weight for layer in layers} | {p for p, _ in self.touching}
-        self.orig = {p: self.params[p].detach().clone() for p in tracked if p in self.params}
-        self.keep: dict[tuple[str, int], torch.Tensor] = {
-            (p, d): torch.ones(self.params[p].shape[d], dtype=torch.bool, device=device) for (p, d) in self.touching
-        }
-        self.weight_layer = {layer.weight: n for n, layer in self.layers.items()}
-        self.kept = {n: layer.numel for n, layer in self.layers.items()}
-        self.version = 0
-        self._identity_cache: dict[int, bool] = {}
-        self._log: list | None = None
+        for p, _ in self.touching:
+            if p in self.params and p not in self.orig:
+                self.orig[p] = self.params[p].detach().clone()
+        self.keep = {(p, d): torch.ones(self.params[p].shape[d], dtype=torch.bool, device=device) for (p, d) in self.touching}
+        self._identity_cache.clear()
 
     # ----------------------------------------------------------- atomicity
     @contextmanager
@@ -272,6 +285,7 @@ class MaskStore:
 
     def to(self, device: torch.device) -> None:
         """Move masks, original values and index maps to ``device`` (the model moves separately)."""
+        self.device = torch.device(device)
         for store in (self.elem, self.chan, self.orig, self.keep):
             for k in store:
                 store[k] = store[k].to(device)

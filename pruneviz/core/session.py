@@ -77,27 +77,24 @@ class Session:
         layers = find_layers(self._model)
         if not layers:
             raise PrunevizError(f"{loaded.spec} has no prunable layers (Linear or Conv weights)")
-        self.coupling = None
+        # the coupling graph (what a pruned neuron zeroes) is built on the first neuron or head
+        # edit, never at open: a session that prunes weights never pays for it
+        self._coupling = None
+        self._coupling_state = "pending"
         self.coupling_error: str | None = None
-        if loaded.structured_ok:
-            example = self.example_input()
-            if example is None:
-                self.coupling_error = "neuron pruning needs an example input: pass --data, or --input-shape C,H,W (token models: --input-shape T --input-dtype long)"
-            else:
-                # a batch of 2: with batch 1 the autograd trace of in-place ops loses layers
-                example = example[:1].repeat(2, *([1] * (example.dim() - 1)))
-                try:
-                    self.coupling = build_coupling(self._model, example.to(self.device), [layer.name for layer in layers])
-                except PrunevizError as exc:
-                    self.coupling_error = str(exc)
-        else:
+        #: how many times the coupling was built (0 after open; tests check opening stays cheap)
+        self.coupling_builds = 0
+        if not loaded.structured_ok:
+            self._coupling_state = "none"
             self.coupling_error = f"{loaded.source} models are opaque programs: only weight pruning is possible (open a state_dict with --arch for neuron pruning)"
-        outputs = {n for n, c in self.coupling.items() if c.is_output} if self.coupling else {layers[-1].name}
-        self._layers = with_outputs(layers, outputs)
+        elif self.example_input() is None:
+            self._coupling_state = "none"
+            self.coupling_error = "neuron pruning needs an example input: pass --data, or --input-shape C,H,W (token models: --input-shape T --input-dtype long)"
+        self._layers = with_outputs(layers, {layers[-1].name})
         self._by_name = {layer.name: layer for layer in self._layers}
         check_memory(self._layers, self._model, self.device)
-        self.masks = MaskStore(self._model, self._layers, self.coupling)
-        self._groups, self._n_groups = rk.channel_groups({n: layer.out_channels for n, layer in self._by_name.items()}, self.coupling)
+        self.masks = MaskStore(self._model, self._layers, None)
+        self._groups, self._n_groups = rk.channel_groups({n: layer.out_channels for n, layer in self._by_name.items()}, None)
         self.history = History()
         self._pending: Step | None = None
         self._pending_layers: set[str] = set()
@@ -141,8 +138,8 @@ class Session:
             first = ev.child_index(self._model, layer.name)
             out[("elem", layer.name)] = first
             chan = first
-            if self.coupling and layer.name in self.coupling:
-                for e in self.coupling[layer.name].effects:
+            if self._coupling and layer.name in self._coupling:
+                for e in self._coupling[layer.name].effects:
                     c = ev.child_index(self._model, e.param.rsplit(".", 1)[0])
                     chan = None if c is None or chan is None else min(chan, c)
             out[("chan", layer.name)] = chan
@@ -166,8 +163,53 @@ class Session:
 
     @property
     def neuron_pruning(self) -> bool:
-        """True when neuron (structured) pruning is available for this model."""
-        return self.coupling is not None
+        """True when neuron (structured) pruning is offered for this model: the coupling is built,
+        or not built yet and not known to fail (reading this never builds it)."""
+        return self._coupling_state != "none"
+
+    @property
+    def coupling(self) -> dict | None:
+        """Per layer, what pruning its neurons touches (:class:`~pruneviz.core.groups.LayerCoupling`),
+        or None when neuron pruning is not available (``coupling_error`` says why). The first read
+        builds it (see :meth:`build_coupling`); :attr:`coupling_built` reads without building."""
+        if self._coupling_state == "pending":
+            self.build_coupling()
+        return self._coupling
+
+    @property
+    def coupling_built(self) -> dict | None:
+        """The coupling when it has been built, else None; never builds it."""
+        return self._coupling
+
+    def build_coupling(self, progress=None, time_limit: float | None = None) -> bool:
+        """Build the coupling graph now (the app calls this in its worker, with ``progress(done,
+        total)``); later calls return at once. Returns whether neuron pruning is available.
+        Bounded by ``time_limit`` seconds (default :data:`pruneviz.core.groups.TIME_LIMIT_S`):
+        past it, neuron pruning is refused with a message and weight pruning goes on."""
+        from . import groups
+
+        with self.lock:
+            if self._coupling_state != "pending":
+                return self._coupling is not None
+            example = self.example_input()
+            # a batch of 2: with batch 1 the autograd trace of in-place ops loses layers
+            example = example[:1].repeat(2, *([1] * (example.dim() - 1)))
+            self.coupling_builds += 1
+            try:
+                coupling = build_coupling(self._model, example.to(self.device), [layer.name for layer in self._layers], groups.TIME_LIMIT_S if time_limit is None else time_limit, progress)
+            except PrunevizError as exc:
+                self.coupling_error = str(exc)
+                self._coupling_state = "none"
+                return False
+            outputs = {n for n, c in coupling.items() if c.is_output}
+            self._layers = with_outputs(self._layers, outputs)
+            self._by_name = {layer.name: layer for layer in self._layers}
+            self.masks.set_coupling(coupling, self._layers)
+            self._groups, self._n_groups = rk.channel_groups({n: layer.out_channels for n, layer in self._by_name.items()}, coupling)
+            self._coupling = coupling
+            self._coupling_state = "built"
+            self._child_of = self._children_touched()
+            return True
 
     def sparsity(self, layer: str | None = None) -> float:
         """Fraction of pruned weights in ``layer``, or over all prunable weights."""
@@ -227,6 +269,8 @@ class Session:
     def set_data(self, data) -> None:
         """Attach (or replace) evaluation data (an EvalData or a DATA spec); checks that it fits."""
         self.evaluation.set_data(data)
+        if self._coupling_state == "none" and self.loaded.structured_ok and self.example_input() is not None:
+            self._coupling_state, self.coupling_error = "pending", None  # an example input at last
 
     def eval_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The evaluation inputs and labels on the session's device, in the seeded order."""
@@ -350,6 +394,7 @@ class Session:
                     self.masks.flip_elem(f.layer, f.idx)
                     touched.add(f.layer)
                 else:
+                    self.build_coupling()  # a replayed neuron edit (session file) needs the graph
                     self.masks.flip_chan(f.layer, f.idx)
                     touched.add(f.layer)
                     touched |= set(self.coupling[f.layer].coupled) if self.coupling else set()
@@ -466,6 +511,7 @@ class Session:
             if not chosen:
                 raise PrunevizError(f"--layers {','.join(patterns)} matches no layer; layers are: {', '.join(names)}")
         if granularity == "neuron":
+            self.build_coupling()  # which layers are outputs is known from the coupling
             explicit = set(patterns or [])
             chosen = [n for n in chosen if not self._by_name[n].is_output or n in explicit]
             if self.coupling is not None:  # prune what can be pruned; say once why a layer is skipped

@@ -30,9 +30,8 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from . import deltas
+from . import deltas, losses
 from . import ranking as rk
 from .data import EvalData, check_fits, open_data, same_source
 from .errors import PrunevizError
@@ -238,7 +237,7 @@ class Run:
         self.model.eval()  # scores of the network as it is, BatchNorm statistics untouched
         for start in range(0, min(self.n, 4 * self.batch_size), self.batch_size):
             self.model.zero_grad(set_to_none=True)
-            F.cross_entropy(self.model(self.x[start : start + self.batch_size]), self.y[start : start + self.batch_size]).backward()
+            losses.batch_loss(self.model, self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]).backward()
             for n, w in weights.items():
                 if w.grad is not None:
                     grads[n] += w.grad
@@ -294,7 +293,7 @@ class Run:
 
     def _train_step(self, xb, yb) -> float:
         self.opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.model(xb), yb)
+        loss = losses.batch_loss(self.model, xb, yb)
         loss.backward()
         value = float(loss.detach())
         if not math.isfinite(value):

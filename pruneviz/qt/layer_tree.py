@@ -32,9 +32,10 @@ from .plain import literal
 
 def neuron_refusal(session, name: str) -> str | None:
     """Why ``name``'s neurons cannot be pruned in this session, or None."""
-    if session.coupling is None:
+    if not session.neuron_pruning:
         return session.coupling_error
-    return session.coupling[name].refused
+    built = session.coupling_built  # not built yet (it is, on the first neuron edit): no refusal known
+    return built[name].refused if built is not None else None
 
 
 COLUMNS = ["Layer", "Kind", "Shape", "Params", "Sparsity", "Share"]

@@ -212,12 +212,16 @@ class Editing(QObject):
     def scored(self, method: str, granularity: str, action) -> bool:
         """Run ``action`` (an edit ranking by ``method``) once the scores it needs are computed.
 
+        A neuron edit before the session's coupling graph exists builds it in the worker first.
         Magnitude and random read one layer's weights and go at once. Data-driven methods
         compute every layer's scores in the worker first, the window usable meanwhile; the
         action runs on the GUI thread when they arrive, unless the model changed in between.
         Returns False when an earlier computation is still running (nothing is done)."""
         s = self.w.session
-        if method in LOCAL_METHODS or s.data is None:  # no model pass (or the verb refuses itself)
+        # the first neuron edit builds the coupling graph (seconds on a big model): in the worker
+        couple = granularity == "neuron" and s.neuron_pruning and s.coupling_built is None
+        score = not (method in LOCAL_METHODS or s.data is None)  # a model pass (else the verb refuses itself)
+        if not (couple or score):
             action()
             return True
         if self.prep.busy:
@@ -226,12 +230,16 @@ class Editing(QObject):
         self._after_scores = (s, s.masks.version, action)
 
         def job(cancel):
-            s.scores(None, method, granularity)  # fills the session's score cache for this version
+            if couple:
+                s.build_coupling()  # bounded; a failure leaves the verb to say why
+            if score:
+                s.scores(None, method, granularity)  # fills the session's score cache for this version
             return None
             yield  # a generator: the JobRunner runs it in the worker
 
-        self.w.statusBar().showMessage(f"computing {method} scores…")
-        self.prep.start(f"{method} scores", job)
+        name = f"{method} scores" if score else "the neuron coupling"
+        self.w.statusBar().showMessage(f"computing {name}…")
+        self.prep.start(name, job)
         return True
 
     def _scores_ready(self, name, _value) -> None:

@@ -243,7 +243,7 @@ class LayerViewer(QObject):
             if f.store == "elem":
                 rows.append(idx // cols)
             else:
-                coupling = s.coupling[name] if s.coupling else None
+                coupling = s.coupling_built[name] if s.coupling_built else None
                 weight = s.layer(name).weight
                 if coupling is not None and (coupling.coupled or any(e.param == weight and e.dim != 0 for e in coupling.effects)):
                     return None

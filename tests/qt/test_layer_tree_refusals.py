@@ -16,6 +16,9 @@ def test_refused_layers_are_greyed_with_the_reason(qtbot, tmp_path):
     tree = LayerTree()
     qtbot.addWidget(tree)
     tree.set_session(s)
+    assert "no neuron pruning" not in tree.items["fc2"].toolTip(0)  # not known before the coupling is built
+    assert s.build_coupling()  # the first neuron edit builds it; opening never does
+    tree.set_session(s)
     tree.resize(700, 320)
     tree.show()
     fc2, fc1 = tree.items["fc2"], tree.items["fc1"]
