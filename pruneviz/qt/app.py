@@ -63,6 +63,8 @@ def recover_interactive(device="auto"):
     once the new window journals everything itself."""
     from PySide6.QtWidgets import QMessageBox
 
+    from pruneviz.qt.plain import literal
+
     from pruneviz.core import persist
 
     moved: list[str] = []
@@ -84,8 +86,8 @@ def recover_interactive(device="auto"):
             answer = QMessageBox.question(
                 None,
                 "Recover session?",
-                f"pruneviz did not exit cleanly last time.\n\nRecover the session on {head.get('model')} "
-                f"({steps} edit{'s' if steps != 1 else ''}, saved {head.get('saved', '?')})?",
+                literal(f"pruneviz did not exit cleanly last time.\n\nRecover the session on {head.get('model')} "
+                        f"({steps} edit{'s' if steps != 1 else ''}, saved {head.get('saved', '?')})?"),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard,
             )
             if answer != QMessageBox.StandardButton.Yes:  # the user chose to discard it
@@ -102,13 +104,13 @@ def recover_interactive(device="auto"):
                     continue
                 except PrunevizError as exc:
                     aside = _aside(path, lock)
-                    QMessageBox.warning(None, "pruneviz", f"could not recover: {exc}\n\nThe autosave is kept as {aside}")
+                    QMessageBox.warning(None, "pruneviz", literal(f"could not recover: {exc}\n\nThe autosave is kept as {aside}"))
                     break
                 _CLAIMS[path] = lock
                 return session, path
     finally:
         if moved:
-            QMessageBox.warning(None, "pruneviz", "Autosaves that could not be read were moved aside (nothing was deleted):\n\n" + "\n".join(moved))
+            QMessageBox.warning(None, "pruneviz", literal("Autosaves that could not be read were moved aside (nothing was deleted):\n\n" + "\n".join(moved)))
     return None, None
 
 
