@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from .archives import MAX_MODEL_BYTES, check_torch_zip
 from .common import LoadedModel, _TRUST_HINT, _error, _name_list, _quiet_torch, _trust_required, _why
 from .state_dicts import _build_from_arch, _find_state_dict
 
@@ -122,7 +123,8 @@ def pickle_imports(path: str | os.PathLike) -> list[str]:
         return []
 
 
-def _open_torch_file(spec: str, path: Path, arch: str | None, trust: bool) -> LoadedModel:
+def _open_torch_file(spec: str, path: Path, arch: str | None, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
+    check_torch_zip(spec, path, max_bytes, "model")  # bounded before torch.load inflates anything
     try:
         with _quiet_torch():
             obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
