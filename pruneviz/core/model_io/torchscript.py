@@ -67,14 +67,16 @@ def _open_torchscript(spec: str, path: Path, names: list[str], trust: bool, max_
             f"{spec} is TorchScript that defines __setstate__, which runs while the file is loaded; {_TRUST_HINT}"
         )
     try:
-        with _quiet_torch():
-            model = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        with _quiet_torch():  # torch.jit.load(BytesIO(data)), keeping the compilation unit to check
+            unit = torch._C.CompilationUnit()
+            cpp = torch._C.import_ir_module_from_buffer(unit, data, torch.device("cpu"), {}, False)
+            model = torch.jit._recursive.wrap_cpp_module(cpp)
         model.eval()
     except Exception as exc:
         raise _error(f"{spec} looks like TorchScript but cannot be loaded ({_why(exc)})") from exc
     if not trust:
         try:
-            refused = first_refused(model)
+            refused = first_refused(model, unit)
         except Exception as exc:
             raise _error(f"{spec}: cannot read the TorchScript code to check it ({_why(exc)}); {_TRUST_HINT}") from exc
         if refused is not None:

@@ -41,8 +41,8 @@ PRIM_ALLOWED = frozenset(
 ATEN_REFUSED = frozenset(
     "aten::" + name
     for name in (
-        # files, logs, printing
-        "save from_file warn _print "
+        # files, printing (aten::warn is allowed: it raises a Python warning, as nn.MultiheadAttention does)
+        "save from_file _print "
         # process-wide state
         "manual_seed seed _cufft_set_plan_cache_max_size record_stream "
         # raw storage and unchecked memory
@@ -52,13 +52,13 @@ ATEN_REFUSED = frozenset(
     ).split()
 )
 
-# String arguments that name a mode ("mean", "floor", "ij"), an einsum equation or a message
-# kept inside the program; a string named anything else (a file name, a log message) is refused.
+# String arguments that name a mode ("mean", "floor", "ij"), an einsum equation, a string the
+# program builds or a warning's text; a string named anything else (a file name, a log message) is refused.
 STR_ARGS_ALLOWED = frozenset(
     "self norm reduce a b rounding_mode mode key interpolation driver substr UPLO approximate "
     "assert_msg separator ord side padding el s fillchar chars l string activation p input "
     "inputs dict idx t to_add algorithm padding_side values old new pad_mode equation indexing "
-    "device_type type".split()
+    "device_type type message item api_name".split()
 )
 
 OUTSIDE = "outside the tensor operators pruneviz runs untrusted (it could touch files, the network or the process)"
@@ -118,12 +118,16 @@ def _values_ok(node: torch._C.Node) -> str | None:
 
 
 def node_refusal(node: torch._C.Node) -> str | None:
-    """Why this node needs trust (a short phrase naming it), or None when it is allowed."""
+    """Why this node needs trust (a short phrase naming it), or None when it is allowed.
+
+    ``prim::Enter`` / ``prim::Exit`` (a ``with`` block) are allowed here; their ``__enter__`` and
+    ``__exit__`` methods are walked by :func:`first_refused` as further graphs.
+    """
     kind = node.kind()
     bad_type = _values_ok(node)
     if bad_type is not None:
         return f"{kind} on a {bad_type}"
-    if kind in PRIM_ALLOWED:
+    if kind in PRIM_ALLOWED or kind in _CONTEXT:
         return None
     if kind.startswith("aten::"):
         return _aten_refusal(node)
@@ -132,11 +136,20 @@ def node_refusal(node: torch._C.Node) -> str | None:
     return kind
 
 
+_CONTEXT = {"prim::Enter": "__enter__", "prim::Exit": "__exit__"}
+
+
 def _walk(block: torch._C.Block):
     for node in block.nodes():
         yield node
         for inner in node.blocks():
             yield from _walk(inner)
+
+
+def _inlined(function) -> torch._C.Graph:
+    graph = function.graph.copy()
+    torch._C._jit_pass_inline(graph)
+    return graph
 
 
 def _graphs(module: torch.jit.ScriptModule):
@@ -148,16 +161,37 @@ def _graphs(module: torch.jit.ScriptModule):
             yield f"{where}.{method}", cpp._get_method(method).inlined_graph
         for kind, hooks in (("forward hook", cpp._get_forward_hooks()), ("forward pre-hook", cpp._get_forward_pre_hooks())):
             for hook in hooks:
-                graph = hook.graph.copy()
-                torch._C._jit_pass_inline(graph)
-                yield f"{where} {kind} {hook.name}", graph
+                yield f"{where} {kind} {hook.name}", _inlined(hook)
 
 
-def first_refused(module: torch.jit.ScriptModule) -> str | None:
-    """``"aten::save in writer.forward"`` for the first node outside the allowlist, else None."""
-    for where, graph in _graphs(module):
+def first_refused(module: torch.jit.ScriptModule, unit: torch._C.CompilationUnit | None = None) -> str | None:
+    """``"aten::save in writer.forward"`` for the first node outside the allowlist, else None.
+
+    ``unit`` is the compilation unit the module was loaded into; the ``__enter__`` / ``__exit__``
+    methods of objects used in ``with`` blocks are looked up there and walked too (without it a
+    ``with`` block is refused).
+    """
+    queue = list(_graphs(module))
+    seen: set[str] = set()
+    while queue:
+        where, graph = queue.pop(0)
         for node in _walk(graph.block()):
             why = node_refusal(node)
             if why is not None:
                 return f"{why} in {where}"
+            method = _CONTEXT.get(node.kind())
+            if method is None:
+                continue
+            qualified = f"{node.input().type().qualified_name()}.{method}"
+            function = None
+            if unit is not None:
+                try:
+                    function = unit.find_function(qualified)
+                except Exception:
+                    function = None
+            if function is None:
+                return f"{node.kind()} (a with block whose {qualified} cannot be checked) in {where}"
+            if qualified not in seen:
+                seen.add(qualified)
+                queue.append((qualified, _inlined(function)))
     return None
