@@ -35,7 +35,7 @@ import torch
 
 from pruneviz.core.errors import PrunevizError
 
-from .archives import MAX_MODEL_BYTES, check_zip
+from .archives import MAX_MODEL_BYTES, check_torch_zip, check_zip
 from .common import _ACCEPTED, _STATE_DICT_SUFFIXES, LoadedModel, _error, _quiet_torch, _why
 from .examples import check_example, infer_example, make_example
 from .factories import is_factory_spec, load_factory
@@ -46,7 +46,7 @@ from .torchscript import _is_torchscript, _open_torchscript, _zip_names
 
 __all__ = [
     "LoadedModel", "open_model", "load_factory", "pickle_imports", "is_factory_spec", "readable_file",
-    "check_zip", "MAX_MODEL_BYTES",
+    "check_zip", "check_torch_zip", "MAX_MODEL_BYTES",
 ]  # fmt: skip
 _quiet_torch = _quiet_torch  # used by export.py
 

@@ -62,12 +62,14 @@ def check_zip(
     max_bytes: int,
     what: str = "file",
     key=None,
+    bomb_check: bool = True,
 ) -> ZipSummary:
     """Read the zip directory of ``source`` (a path or the file's bytes) and bound it.
 
     Raises PrunevizError when it is not a readable zip, names a member twice (after ``key(name)``
     when given: ``numpy`` treats ``x`` and ``x.npy`` as the same array), declares more than
-    ``max_bytes`` in all, or inflates like a zip bomb. Returns the members and their total.
+    ``max_bytes`` in all, or (``bomb_check``) inflates like a zip bomb. Returns the members and
+    their total.
     """
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
@@ -86,6 +88,8 @@ def check_zip(
         raise _error(
             f"{spec} inflates to {size_text(total)}, over the {size_text(max_bytes)} limit for a {what}"
         )
+    if not bomb_check:
+        return ZipSummary(infos, total)
     packed = [info for info in infos if info.compress_type != zipfile.ZIP_STORED]
     inflated = sum(info.file_size for info in packed)
     if inflated > BOMB_FLOOR and inflated > BOMB_RATIO * max(1, sum(info.compress_size for info in packed)):
@@ -117,11 +121,11 @@ def check_torch_records(spec: str, data: bytes | str | os.PathLike, summary: Zip
         raise _error(f"{spec} is damaged (its zip directory is inconsistent)")
 
 
-def check_torch_zip(spec: str, path: str | os.PathLike, max_bytes: int, what: str = "file") -> ZipSummary | None:
+def check_torch_zip(spec: str, path: str | os.PathLike, max_bytes: int, what: str = "file", bomb_check: bool = True) -> ZipSummary | None:
     """:func:`check_zip` plus :func:`check_torch_records` for a ``torch.save`` file in zip format;
     None (nothing checked) for the legacy and plain-pickle formats, which are not compressed."""
     if not is_zip(path):
         return None
-    summary = check_zip(spec, path, max_bytes, what)
+    summary = check_zip(spec, path, max_bytes, what, bomb_check=bomb_check)
     check_torch_records(spec, path, summary)
     return summary

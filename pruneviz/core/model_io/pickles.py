@@ -80,13 +80,18 @@ def _static_pickle_globals(stream: io.BufferedIOBase, max_pickles: int = 8) -> s
     return found
 
 
+_MAX_PICKLE_BYTES = 256 * 1024**2
+
+
 def _inner_data_pkl(data: bytes) -> bytes | None:
     """The ``data.pkl`` of a zip-format ``torch.save`` file, else None."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for name in archive.namelist():
-                if name.endswith("/data.pkl") or name == "data.pkl":
-                    return archive.read(name)
+            for info in archive.infolist():
+                if info.filename.endswith("/data.pkl") or info.filename == "data.pkl":
+                    if info.file_size > _MAX_PICKLE_BYTES:  # bounded before inflating
+                        return None
+                    return archive.read(info)
     except Exception:
         return None
     return None
