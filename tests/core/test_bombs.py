@@ -144,7 +144,7 @@ def test_deflated_data_pt_is_bounded_by_the_data_limit(tmp_path):
     assert path.stat().st_size < 4 * 1024**2
     result = peak_rss(f"open_data({str(path)!r}, max_bytes=256 * 1024**2)")
     assert result["growth"] < LIMIT_KIB, result
-    assert result["error"] and "inflates to 800.0 MiB, over the 256.0 MiB limit" in result["error"], result
+    assert result["error"] and "inflates to" in result["error"] and "over the 256.0 MiB limit" in result["error"], result
 
 
 def test_deflated_state_dict_storage_is_refused(tmp_path):

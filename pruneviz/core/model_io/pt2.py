@@ -303,6 +303,8 @@ class _Pt2Archive:
             return json.loads(self.read(name).decode("utf-8"))
         except PrunevizError:
             raise
+        except RecursionError as exc:
+            raise _error(f"{self.spec} is damaged ({name} is nested too deeply)") from exc
         except Exception as exc:
             raise _error(f"{self.spec} is damaged ({name} is not valid JSON: {_why(exc)})") from exc
 
@@ -424,6 +426,8 @@ def _open_pt2(spec: str, path: Path, trust: bool, max_bytes: int = MAX_MODEL_BYT
             model = program.module(check_guards=False)
     except Exception as exc:
         cause = logged[-1] if logged else exc  # the real error, not "check the warnings above"
+        if isinstance(cause, RecursionError):
+            raise _error(f"{spec} is not a loadable torch.export archive (its metadata is nested too deeply)") from exc
         raise _error(f"{spec} is not a loadable torch.export archive ({type(cause).__name__}: {_why(cause)})") from exc
     model.train = types.MethodType(_frozen_train, model)
     model.eval = types.MethodType(_frozen_eval, model)
