@@ -15,15 +15,18 @@ Accepted specs (:func:`open_model`):
 * A TorchScript archive (``torch.jit.save``; any extension, recognised by its ``code/`` folder or
   ``constants.pkl``) - opened with ``torch.jit.load``. Its code is TorchScript, compiled and run by
   PyTorch's own interpreter, not Python, and its pickles are read by TorchScript's C++ unpickler,
-  which cannot import Python objects; so it opens without trust. TorchScript can however call any
-  registered operator, and a few of those touch the file system (``aten::save`` writes a file,
-  ``aten::from_file`` maps one, ``debugprims::load_tensor`` reads one); an archive whose code
-  names one of them is refused without trust.
+  which cannot import Python objects. TorchScript can however call any registered operator, some
+  of which touch files, the network or the process (``aten::save``, ``aten::from_file``,
+  ``prim::Print``, ``c10d::`` ...), and loading runs a compiled ``__setstate__``. So without trust
+  the archive is refused if its code defines ``__setstate__``, and after loading every compiled
+  graph is checked against an operator allowlist (:mod:`.ts_ops`, :mod:`.torchscript`).
+
+Every zip-format file is bounded on its directory before anything is inflated (:mod:`.archives`).
 
 The openers live in submodules by what they open: :mod:`.factories` (``--arch`` and data
 factories), :mod:`.state_dicts` (state_dicts and safetensors + ``--arch``), :mod:`.pickles`
-(``torch.save`` files; what a pickle would import), :mod:`.torchscript`, :mod:`.pt2` (the
-``torch.export`` guard). This package re-exports the public names.
+(``torch.save`` files; what a pickle would import), :mod:`.torchscript` and :mod:`.ts_ops` (the
+TorchScript allowlist), :mod:`.pt2` (the ``torch.export`` guard), :mod:`.archives` (bounded zips). This package re-exports the public names.
 """
 
 from __future__ import annotations
