@@ -274,3 +274,41 @@ def test_session_file_naming_an_attack_asks_for_trust(tmp_path):
     with pytest.raises(TrustRequired):
         load_session(tmp_path / "s.pvs")
     assert not marker.exists()
+
+
+class NoGrad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        with torch.no_grad():
+            y = self.fc(x)
+        return y
+
+
+def test_no_grad_block_opens_without_trust(tmp_path):
+    """A with block is allowed when its __enter__/__exit__ pass the allowlist (walked too)."""
+    path = tmp_path / "nograd.pt"
+    script_save(NoGrad().eval(), path)
+    assert open_model(str(path)).model(torch.zeros(1, 4)).shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "op, allowed",
+    [
+        (torch.ops.aten.add.Tensor, True),
+        (torch.ops.aten.einsum.default, True),
+        (torch.ops.aten.div.Tensor_mode, True),
+        (torch.ops.aten.from_file.default, False),
+        (torch.ops.aten.set_.source_Storage, False),
+        (torch.ops.aten.sparse_coo_tensor.indices, False),
+        (torch.ops.aten._unsafe_index.Tensor, False),
+        (torch.ops.quantized.linear_dynamic.default, False),
+    ],
+    ids=lambda v: v if isinstance(v, bool) else v.name(),
+)
+def test_operator_allowlist(op, allowed):
+    from pruneviz.core.model_io.ts_ops import operator_refusal
+
+    assert (operator_refusal(op.name().split(".")[0], op._schema) is None) == allowed

@@ -71,7 +71,6 @@ def _open_torchscript(spec: str, path: Path, names: list[str], trust: bool, max_
             unit = torch._C.CompilationUnit()
             cpp = torch._C.import_ir_module_from_buffer(unit, data, torch.device("cpu"), {}, False)
             model = torch.jit._recursive.wrap_cpp_module(cpp)
-        model.eval()
     except Exception as exc:
         raise _error(f"{spec} looks like TorchScript but cannot be loaded ({_why(exc)})") from exc
     if not trust:
@@ -83,4 +82,8 @@ def _open_torchscript(spec: str, path: Path, names: list[str], trust: bool, max_
             raise _trust_required(
                 f"{spec} is TorchScript that calls {refused}, {OUTSIDE}; {_TRUST_HINT}"
             )
+    try:
+        model.eval()
+    except Exception as exc:
+        raise _error(f"{spec} is TorchScript that cannot be put in eval mode ({_why(exc)})") from exc
     return LoadedModel(model, spec, "torchscript", None, None, False)

@@ -10,8 +10,10 @@ graphs, in every nested block, is judged by what it is:
   lists/tuples/dicts, attribute reads and writes, exceptions, type tests);
 * ``aten::`` operators: allowed when every argument and result has a plain value type (tensors,
   numbers, booleans, devices, dtypes, strings used as mode names, and lists, tuples, dicts and
-  optionals of those) and the operator is not one of :data:`ATEN_REFUSED` (file, log and global
-  state operators, and the ones that skip bounds checks);
+  optionals of those) and the operator is not one of :data:`ATEN_REFUSED` (file, print and global
+  state operators) nor one that skips bounds or invariant checks (``*unsafe*``, sparse
+  constructors, nested views). This keeps to what PyTorch checks; the memory safety of every
+  allowed kernel is PyTorch's, not proven here;
 * anything else: other namespaces (``c10d::`` sends tensors over the network), ``prim::PythonOp``,
   ``prim::Print``, ``aten::save``, ``aten::from_file``, a call left unresolved after inlining, a
   custom class (``__torch__.torch.classes``), futures, RRefs or raw storages - needs trust.
@@ -63,6 +65,10 @@ STR_ARGS_ALLOWED = frozenset(
 
 OUTSIDE = "outside the tensor operators pruneviz runs untrusted (it could touch files, the network or the process)"
 
+# Operators that skip bounds or invariant checks (sparse tensors are not checked unless asked; a
+# nested view trusts its offsets): memory errors, not just wrong numbers.
+_UNCHECKED = re.compile(r"unsafe|sparse|_nested_view_from")
+
 _TYPE_WORD = re.compile(r"[A-Za-z_][\w.]*")
 _TYPES_ALLOWED = frozenset(
     "Tensor int float bool complex number Scalar SymInt SymFloat SymBool str Device Generator "
@@ -82,7 +88,7 @@ def operator_refusal(kind: str, schema: torch._C.FunctionSchema | None) -> str |
     """
     if not kind.startswith("aten::"):
         return f"{kind} (not a core tensor operator)"
-    if kind in ATEN_REFUSED or "unsafe" in kind:
+    if kind in ATEN_REFUSED or _UNCHECKED.search(kind):
         return kind
     if schema is None:
         return f"{kind} (an operator without a registered schema)"
