@@ -128,7 +128,7 @@ def _read(spec: str, max_bytes: int) -> tuple[object, object]:
             from pruneviz.core.model_io import check_torch_zip
 
             # what torch.load will inflate, bounded before it does
-            check_torch_zip(spec, path, max_bytes, "evaluation data file", bomb_check=False)
+            check_torch_zip(spec, path, max_bytes, "evaluation data", bomb_check=False)
             return _read_pt(spec, path)
         raise _error(f"cannot open {spec} as evaluation data: {_ACCEPTED}")
     if _FACTORY_RE.match(spec.strip()):
@@ -174,7 +174,7 @@ def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
 
     # Every member bounded and no array name twice, before anything is inflated: numpy reads
     # npz["x"] from a member "x" ahead of "x.npy", so a shadowing member must not exist.
-    summary = check_zip(spec, path, max_bytes, "evaluation data file", key=_npz_key, bomb_check=False)
+    summary = check_zip(spec, path, max_bytes, "evaluation data", key=_npz_key, bomb_check=False)
     members = {_npz_key(info.filename): info for info in summary.infos if info.filename.endswith(".npy")}
     try:
         with zipfile.ZipFile(path) as archive:

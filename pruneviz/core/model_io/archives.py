@@ -60,7 +60,7 @@ def check_zip(
     spec: str,
     source: str | os.PathLike | bytes,
     max_bytes: int,
-    what: str = "file",
+    what: str = "a file",
     key=None,
     bomb_check: bool = True,
 ) -> ZipSummary:
@@ -76,7 +76,7 @@ def check_zip(
         with zipfile.ZipFile(handle) as archive:
             infos = archive.infolist()
     except Exception as exc:
-        raise _error(f"{spec} is not a readable {what} (damaged zip archive: {_why(exc)})") from exc
+        raise _error(f"{spec} is not a readable zip archive ({_why(exc)})") from exc
     seen: set[str] = set()
     for info in infos:
         name = key(info.filename) if key is not None else info.filename
@@ -86,7 +86,7 @@ def check_zip(
     total = sum(info.file_size for info in infos)
     if total > max_bytes:
         raise _error(
-            f"{spec} inflates to {size_text(total)}, over the {size_text(max_bytes)} limit for a {what}"
+            f"{spec} inflates to {size_text(total)}, over the {size_text(max_bytes)} limit for {what}"
         )
     if not bomb_check:
         return ZipSummary(infos, total)
@@ -121,7 +121,7 @@ def check_torch_records(spec: str, data: bytes | str | os.PathLike, summary: Zip
         raise _error(f"{spec} is damaged (its zip directory is inconsistent)")
 
 
-def check_torch_zip(spec: str, path: str | os.PathLike, max_bytes: int, what: str = "file", bomb_check: bool = True) -> ZipSummary | None:
+def check_torch_zip(spec: str, path: str | os.PathLike, max_bytes: int, what: str = "a file", bomb_check: bool = True) -> ZipSummary | None:
     """:func:`check_zip` plus :func:`check_torch_records` for a ``torch.save`` file in zip format;
     None (nothing checked) for the legacy and plain-pickle formats, which are not compressed."""
     if not is_zip(path):

@@ -129,7 +129,7 @@ def pickle_imports(path: str | os.PathLike) -> list[str]:
 
 
 def _open_torch_file(spec: str, path: Path, arch: str | None, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
-    check_torch_zip(spec, path, max_bytes, "model")  # bounded before torch.load inflates anything
+    check_torch_zip(spec, path, max_bytes, "a model")  # bounded before torch.load inflates anything
     try:
         with _quiet_torch():
             obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)

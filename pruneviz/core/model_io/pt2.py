@@ -268,7 +268,7 @@ class _Pt2Archive:
 
     def __init__(self, spec: str, path: Path, max_bytes: int):
         self.spec = spec
-        summary = check_zip(spec, path, max_bytes, ".pt2 archive")  # duplicates, inflated size
+        summary = check_zip(spec, path, max_bytes, "a .pt2 archive")  # duplicates, inflated size
         try:
             with zipfile.ZipFile(path) as archive:
                 bad = archive.testzip()
@@ -416,7 +416,7 @@ def _frozen_eval(self: torch.nn.Module) -> torch.nn.Module:
 def _open_pt2(spec: str, path: Path, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
     sample_inputs = None
     if trust:
-        check_zip(spec, path, max_bytes, ".pt2 archive")
+        check_zip(spec, path, max_bytes, "a .pt2 archive")
     else:
         sample_inputs = _check_pt2(spec, path, max_bytes)
     logged: list[BaseException] = []

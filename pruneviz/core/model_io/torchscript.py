@@ -55,12 +55,12 @@ def _defines_setstate(spec: str, data: bytes) -> bool:
 
 
 def _open_torchscript(spec: str, path: Path, names: list[str], trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
-    check_zip(spec, path, max_bytes, "model")  # bounded before the file is read into memory
+    check_zip(spec, path, max_bytes, "a model")  # bounded before the file is read into memory
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise _error(f"cannot read {spec}: {_why(exc)}") from exc
-    summary = check_zip(spec, data, max_bytes, "model")  # the bytes we load, not the file again
+    summary = check_zip(spec, data, max_bytes, "a model")  # the bytes we load, not the file again
     check_torch_records(spec, data, summary)
     if not trust and _defines_setstate(spec, data):
         raise _trust_required(
