@@ -55,7 +55,7 @@ ATEN_REFUSED = frozenset(
 )
 
 # String arguments that name a mode ("mean", "floor", "ij"), an einsum equation, a string the
-# program builds or a warning's text; a string named anything else (a file name, a log message) is refused.
+# program builds or a warning's text; a string named anything else (a file name) is refused.
 STR_ARGS_ALLOWED = frozenset(
     "self norm reduce a b rounding_mode mode key interpolation driver substr UPLO approximate "
     "assert_msg separator ord side padding el s fillchar chars l string activation p input "
