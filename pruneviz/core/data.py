@@ -5,10 +5,13 @@ Accepted specs (:func:`open_data`):
 * ``demo:digits`` - the held-out split of the built-in digits set; ``demo:digits-train`` - the
   training split it leaves out (the other 80 %).
 * ``FILE.npz`` with arrays ``x`` (inputs, first axis = samples) and ``y`` (integer labels), read
-  with ``numpy.load(allow_pickle=False)``: no Python objects, so no code runs.
+  with ``numpy.lib.format.read_array(allow_pickle=False)``: no Python objects, so no code runs.
+  Every member's uncompressed size counts against ``max_bytes`` before any is inflated, and a
+  name stored twice (or as both ``x`` and ``x.npy``) is refused.
 * ``FILE.pt`` / ``FILE.pth`` holding ``{"x": tensor, "y": tensor}``, read with
-  ``torch.load(weights_only=True)``. Data files are never unpickled beyond that (there is no
-  ``--trust`` for data).
+  ``torch.load(weights_only=True)``, after the uncompressed sizes of its zip records are checked
+  against ``max_bytes``. Data files are never unpickled beyond that (there is no ``--trust`` for
+  data).
 * Token data for language models: ``x`` of integer token ids ``[N, T]`` and no ``y`` (the labels
   are the next tokens: inputs ``x[:, :-1]``, labels ``x[:, 1:]``), or ``y`` of shape ``[N, T]``
   (one label per token). Evaluation then reports next-token loss, perplexity and token accuracy.
@@ -122,6 +125,10 @@ def _read(spec: str, max_bytes: int) -> tuple[object, object]:
         if suffix in (".pt", ".pth"):
             if size > max_bytes:
                 raise _error(f"{spec} is larger than the {_gib(max_bytes)} limit for evaluation data")
+            from pruneviz.core.model_io import check_torch_zip
+
+            # what torch.load will inflate, bounded before it does
+            check_torch_zip(spec, path, max_bytes, "evaluation data", bomb_check=False)
             return _read_pt(spec, path)
         raise _error(f"cannot open {spec} as evaluation data: {_ACCEPTED}")
     if _FACTORY_RE.match(spec.strip()):
@@ -145,7 +152,7 @@ def _read_demo(spec: str) -> tuple[object, object]:
         raise _error(f"loading {spec} failed: {type(exc).__name__}: {_why(exc)}") from exc
 
 
-def _npy_header(archive: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
+def _npy_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
     with archive.open(member) as handle:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
@@ -157,20 +164,31 @@ def _npy_header(archive: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...],
     return tuple(shape), np.dtype(dtype)
 
 
+def _npz_key(name: str) -> str:
+    """The array name numpy gives a member: ``x.npy`` and ``x`` are both ``npz["x"]``."""
+    return name[:-4] if name.endswith(".npy") else name
+
+
 def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
+    from pruneviz.core.model_io import check_zip
+
+    # Every member bounded and no array name twice, before anything is inflated: numpy reads
+    # npz["x"] from a member "x" ahead of "x.npy", so a shadowing member must not exist.
+    summary = check_zip(spec, path, max_bytes, "evaluation data", key=_npz_key, bomb_check=False)
+    members = {_npz_key(info.filename): info for info in summary.infos if info.filename.endswith(".npy")}
     try:
         with zipfile.ZipFile(path) as archive:
-            members = set(archive.namelist())
-            arrays = sorted(m[:-4] for m in members if m.endswith(".npy"))
-            missing = [n for n in ("x", "y") if f"{n}.npy" not in members]
-            if missing == ["y"] and _token_header(*_npy_header(archive, "x.npy")):
+            arrays = sorted(members)
+            missing = [n for n in ("x", "y") if n not in members]
+            if missing == ["y"] and _token_header(*_npy_header(archive, members["x"])):
                 missing = []  # token ids alone: the labels are the next tokens
             if missing:
                 found = ", ".join(arrays) if arrays else "none"
                 raise _error(f"{spec} must hold arrays x (inputs) and y (labels); it has {found}")
+            names = ("x", "y") if "y" in members else ("x",)
             total = 0
-            for name in ("x", "y") if "y.npy" in members else ("x",):
-                shape, dtype = _npy_header(archive, f"{name}.npy")
+            for name in names:
+                shape, dtype = _npy_header(archive, members[name])
                 if dtype.hasobject:
                     raise _error(f"{spec}: array {name} holds Python objects; save numeric arrays")
                 total += math.prod(shape) * dtype.itemsize
@@ -178,14 +196,15 @@ def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
                 raise _error(
                     f"{spec} holds {_gib(total)} of arrays, over the {_gib(max_bytes)} limit for evaluation data"
                 )
-        with np.load(path, allow_pickle=False) as npz:
-            x = npz["x"]
-            y = npz["y"] if "y" in npz.files else None
+            loaded = {}
+            for name in names:  # the very members checked above, by their directory entry
+                with archive.open(members[name]) as handle:
+                    loaded[name] = np.lib.format.read_array(handle, allow_pickle=False)
     except PrunevizError:
         raise
     except Exception as exc:
         raise _error(f"{spec} is not a valid .npz file or is damaged ({_why(exc)})") from exc
-    return x, y
+    return loaded["x"], loaded.get("y")
 
 
 def _read_pt(spec: str, path: Path) -> tuple[object, object]:

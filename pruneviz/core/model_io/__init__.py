@@ -15,15 +15,18 @@ Accepted specs (:func:`open_model`):
 * A TorchScript archive (``torch.jit.save``; any extension, recognised by its ``code/`` folder or
   ``constants.pkl``) - opened with ``torch.jit.load``. Its code is TorchScript, compiled and run by
   PyTorch's own interpreter, not Python, and its pickles are read by TorchScript's C++ unpickler,
-  which cannot import Python objects; so it opens without trust. TorchScript can however call any
-  registered operator, and a few of those touch the file system (``aten::save`` writes a file,
-  ``aten::from_file`` maps one, ``debugprims::load_tensor`` reads one); an archive whose code
-  names one of them is refused without trust.
+  which cannot import Python objects. TorchScript can however call any registered operator, some
+  of which touch files, the network or the process (``aten::save``, ``aten::from_file``,
+  ``prim::Print``, ``c10d::`` ...), and loading runs a compiled ``__setstate__``. So without trust
+  the archive is refused if its code defines ``__setstate__``, and after loading every compiled
+  graph is checked against an operator allowlist (:mod:`.ts_ops`, :mod:`.torchscript`).
+
+Every zip-format file is bounded on its directory before anything is inflated (:mod:`.archives`).
 
 The openers live in submodules by what they open: :mod:`.factories` (``--arch`` and data
 factories), :mod:`.state_dicts` (state_dicts and safetensors + ``--arch``), :mod:`.pickles`
-(``torch.save`` files; what a pickle would import), :mod:`.torchscript`, :mod:`.pt2` (the
-``torch.export`` guard). This package re-exports the public names.
+(``torch.save`` files; what a pickle would import), :mod:`.torchscript` and :mod:`.ts_ops` (the
+TorchScript allowlist), :mod:`.pt2` (the ``torch.export`` guard), :mod:`.archives` (bounded zips). This package re-exports the public names.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import torch
 
 from pruneviz.core.errors import PrunevizError
 
+from .archives import MAX_MODEL_BYTES, check_torch_zip, check_zip
 from .common import _ACCEPTED, _STATE_DICT_SUFFIXES, LoadedModel, _error, _quiet_torch, _why
 from .examples import check_example, infer_example, make_example
 from .factories import is_factory_spec, load_factory
@@ -43,7 +47,10 @@ from .pt2 import _open_pt2
 from .state_dicts import _open_safetensors
 from .torchscript import _is_torchscript, _open_torchscript, _zip_names
 
-__all__ = ["LoadedModel", "open_model", "load_factory", "pickle_imports", "is_factory_spec", "readable_file"]
+__all__ = [
+    "LoadedModel", "open_model", "load_factory", "pickle_imports", "is_factory_spec", "readable_file",
+    "check_zip", "check_torch_zip", "MAX_MODEL_BYTES",
+]  # fmt: skip
 _quiet_torch = _quiet_torch  # used by export.py
 
 
@@ -51,7 +58,14 @@ _quiet_torch = _quiet_torch  # used by export.py
 # Entry point
 
 
-def open_model(spec: str, arch: str | None = None, trust: bool = False, input_shape=None, input_dtype: str | None = None) -> LoadedModel:
+def open_model(
+    spec: str,
+    arch: str | None = None,
+    trust: bool = False,
+    input_shape=None,
+    input_dtype: str | None = None,
+    max_bytes: int = MAX_MODEL_BYTES,
+) -> LoadedModel:
     """Open ``spec`` (a file path or ``demo:NAME``) as a model in eval mode on the CPU.
 
     ``arch`` names a factory (``package.module:function``) that builds the model for state_dict
@@ -60,6 +74,8 @@ def open_model(spec: str, arch: str | None = None, trust: bool = False, input_sh
     ``input_shape`` (``"3,224,224"``, per sample) and ``input_dtype`` (``"long"`` for token ids)
     give the example input that tracing needs; without them it comes from a ``.pt2``'s sample or is
     inferred from a first Linear or Embedding layer (:mod:`.examples`).
+    ``max_bytes`` bounds what a zip-format file (``.pt``, ``.pt2``, TorchScript) may inflate to,
+    checked on its zip directory before anything is read (:mod:`.archives`).
     Raises :class:`PrunevizError` (or its subclass :class:`TrustRequired`) on any failure.
     """
     if isinstance(spec, os.PathLike):
@@ -74,7 +90,7 @@ def open_model(spec: str, arch: str | None = None, trust: bool = False, input_sh
         raise _error("--input-dtype needs --input-shape, e.g. --input-shape 128 --input-dtype long")
     example = make_example(input_shape, input_dtype) if input_shape is not None else None
     try:
-        loaded = _open(spec, arch, bool(trust))  # every branch returns the model in eval() mode
+        loaded = _open(spec, arch, bool(trust), int(max_bytes))  # every branch returns the model in eval() mode
         if example is not None:
             check_example(spec, loaded.model, example)
             loaded.example_input = example
@@ -124,7 +140,7 @@ def readable_file(spec: str, path: Path, what: str, accepted: str) -> int:
     return size
 
 
-def _open(spec: str, arch: str | None, trust: bool) -> LoadedModel:
+def _open(spec: str, arch: str | None, trust: bool, max_bytes: int) -> LoadedModel:
     if spec.startswith("demo:"):
         return _open_demo(spec)
     path = Path(spec)
@@ -142,12 +158,12 @@ def _open(spec: str, arch: str | None, trust: bool) -> LoadedModel:
     if suffix == ".safetensors":
         return _open_safetensors(spec, path, arch)
     if suffix == ".pt2":
-        return _open_pt2(spec, path, trust)
+        return _open_pt2(spec, path, trust, max_bytes)
     names = _zip_names(path)
     if names is not None and _is_torchscript(names):
-        return _open_torchscript(spec, path, names, trust)
+        return _open_torchscript(spec, path, names, trust, max_bytes)
     if suffix in _STATE_DICT_SUFFIXES:
-        return _open_torch_file(spec, path, arch, trust)
+        return _open_torch_file(spec, path, arch, trust, max_bytes)
     raise _error(f"cannot open {spec}: {_ACCEPTED}")
 
 

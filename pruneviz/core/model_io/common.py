@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 import warnings
 from collections.abc import Iterator
 
@@ -19,9 +18,6 @@ _ACCEPTED = "expected .pt, .pth, .bin, .safetensors, .pt2, a TorchScript archive
 _ARCH_HINT = "pass --arch package.module:function that builds the model"
 _TRUST_HINT = "pass --trust if you trust its source"
 
-# Operators that read or write files; refused in TorchScript code and .pt2 graphs without trust.
-_FILE_OPS = {"aten::from_file", "aten::save", "debugprims::load_tensor"}
-_TORCHSCRIPT_FILE_OPS = re.compile(r"\bfrom_file\b|\.\s*save\s*\(|\bload_tensor\b|\bdebugprims\b")
 
 
 @dataclasses.dataclass

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from .archives import MAX_MODEL_BYTES, check_torch_zip
 from .common import LoadedModel, _TRUST_HINT, _error, _name_list, _quiet_torch, _trust_required, _why
 from .state_dicts import _build_from_arch, _find_state_dict
 
@@ -79,13 +80,18 @@ def _static_pickle_globals(stream: io.BufferedIOBase, max_pickles: int = 8) -> s
     return found
 
 
+_MAX_PICKLE_BYTES = 256 * 1024**2
+
+
 def _inner_data_pkl(data: bytes) -> bytes | None:
     """The ``data.pkl`` of a zip-format ``torch.save`` file, else None."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for name in archive.namelist():
-                if name.endswith("/data.pkl") or name == "data.pkl":
-                    return archive.read(name)
+            for info in archive.infolist():
+                if info.filename.endswith("/data.pkl") or info.filename == "data.pkl":
+                    if info.file_size > _MAX_PICKLE_BYTES:  # bounded before inflating
+                        return None
+                    return archive.read(info)
     except Exception:
         return None
     return None
@@ -122,7 +128,8 @@ def pickle_imports(path: str | os.PathLike) -> list[str]:
         return []
 
 
-def _open_torch_file(spec: str, path: Path, arch: str | None, trust: bool) -> LoadedModel:
+def _open_torch_file(spec: str, path: Path, arch: str | None, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
+    check_torch_zip(spec, path, max_bytes, "a model")  # bounded before torch.load inflates anything
     try:
         with _quiet_torch():
             obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)

@@ -12,7 +12,8 @@ zip reader PyTorch uses and refuse (without trust) anything that would run code 
 * the program JSON (``models/*.json``): symbolic-shape expressions are parsed with
   ``sympy.sympify``, which is ``eval``, so each one must be a plain ``srepr`` of allowed sympy
   classes; graph node targets must resolve to registered operators (not, say, ``torch.os.system``)
-  and not to the file-touching ones above; names that PyTorch's FX code generator splices into the
+  and pass the same operator allowlist as TorchScript (:mod:`.ts_ops`: plain ``aten::`` tensor
+  operators, nothing that touches files, the network or process state); names that PyTorch's FX code generator splices into the
   Python source of ``forward`` (parameter and buffer names, argument names, input-spec keys) must
   be plain names, since a quote in one of them is a code injection;
 * anything that would make PyTorch fall back to its pre-2.8 reader (top-level zip entries).
@@ -44,8 +45,10 @@ import torch
 
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
-from .common import LoadedModel, _FILE_OPS, _TRUST_HINT, _error, _name_list, _one_line, _quiet_torch, _shape, _trust_required, _why
+from .common import LoadedModel, _TRUST_HINT, _error, _name_list, _one_line, _quiet_torch, _shape, _trust_required, _why
+from .archives import MAX_MODEL_BYTES, check_zip
 from .pickles import _imports_in_bytes
+from .ts_ops import OUTSIDE, operator_refusal
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,8 +176,9 @@ def _check_target(name: object) -> None:
     with _quiet_torch():
         target = _resolve_target(name)
     if isinstance(target, torch._ops.OpOverload):
-        if target.name() in _FILE_OPS:
-            raise _Unsafe(f"the operator {target.name()}, which reads or writes files")
+        why = operator_refusal(target.name().split(".")[0], target._schema)
+        if why is not None:  # the same allowlist as TorchScript's
+            raise _Unsafe(f"a call to {why}, {OUTSIDE}")
         return
     if isinstance(target, torch._ops.HigherOrderOperator):
         return
@@ -262,23 +266,21 @@ def _load_weights_only(data: bytes) -> object:
 class _Pt2Archive:
     """Records of a .pt2, read with PyTorch's own zip reader, cross-checked with Python's."""
 
-    def __init__(self, spec: str, path: Path):
+    def __init__(self, spec: str, path: Path, max_bytes: int):
         self.spec = spec
+        summary = check_zip(spec, path, max_bytes, "a .pt2 archive")  # duplicates, inflated size
         try:
             with zipfile.ZipFile(path) as archive:
-                infos = archive.infolist()
                 bad = archive.testzip()
         except Exception as exc:
             raise _error(f"{spec} is not a .pt2 archive or is damaged ({_why(exc)})") from exc
         if bad is not None:
             raise _error(f"{spec} is damaged (entry {bad} fails its checksum)")
-        names = [info.filename for info in infos]
+        names = summary.names
         roots = {name.split("/", 1)[0] for name in names}
         if len(roots) != 1 or any("/" not in name for name in names):
             raise _error(f"{spec} is not a torch.export archive (written by an older PyTorch? re-export it)")
         stripped = {name.split("/", 1)[1] for name in names if not name.endswith("/")}
-        if len(stripped) != len([n for n in names if not n.endswith("/")]):
-            raise _error(f"{spec} is damaged (duplicate entries)")
         try:
             self.reader = torch._C.PyTorchFileReader(os.fspath(path))
             records = set(self.reader.get_all_records())
@@ -301,15 +303,17 @@ class _Pt2Archive:
             return json.loads(self.read(name).decode("utf-8"))
         except PrunevizError:
             raise
+        except RecursionError as exc:
+            raise _error(f"{self.spec} is damaged ({name} is nested too deeply)") from exc
         except Exception as exc:
             raise _error(f"{self.spec} is damaged ({name} is not valid JSON: {_why(exc)})") from exc
 
 
-def _check_pt2(spec: str, path: Path) -> object:
+def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
     """Refuse (TrustRequired) any .pt2 whose loading would run code from it; return sample inputs."""
     from torch.export.pt2_archive import constants as c
 
-    archive = _Pt2Archive(spec, path)
+    archive = _Pt2Archive(spec, path, max_bytes)
     records = archive.records
 
     def refuse(what: str, imports: list[str] | None = None) -> TrustRequired:
@@ -409,10 +413,12 @@ def _frozen_eval(self: torch.nn.Module) -> torch.nn.Module:
     return self
 
 
-def _open_pt2(spec: str, path: Path, trust: bool) -> LoadedModel:
+def _open_pt2(spec: str, path: Path, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
     sample_inputs = None
-    if not trust:
-        sample_inputs = _check_pt2(spec, path)
+    if trust:
+        check_zip(spec, path, max_bytes, "a .pt2 archive")
+    else:
+        sample_inputs = _check_pt2(spec, path, max_bytes)
     logged: list[BaseException] = []
     try:
         with _quiet_torch() as logged:
@@ -420,6 +426,8 @@ def _open_pt2(spec: str, path: Path, trust: bool) -> LoadedModel:
             model = program.module(check_guards=False)
     except Exception as exc:
         cause = logged[-1] if logged else exc  # the real error, not "check the warnings above"
+        if isinstance(cause, RecursionError):
+            raise _error(f"{spec} is not a loadable torch.export archive (its metadata is nested too deeply)") from exc
         raise _error(f"{spec} is not a loadable torch.export archive ({type(cause).__name__}: {_why(cause)})") from exc
     model.train = types.MethodType(_frozen_train, model)
     model.eval = types.MethodType(_frozen_eval, model)
