@@ -77,7 +77,7 @@ class FileActions(QObject):
         vm = mb.addMenu("&View")
         for d in (self.w.dock_layers, self.w.dock_hist, self.w.dock_acc):
             vm.addAction(d.toggleViewAction())
-        vm.addAction(self.w.block.text(), QKeySequence("B"), self.w.block.toggle)
+        self.act_block = vm.addAction(self.w.block.text(), QKeySequence("B"), self.w.block.toggle)
         vm.addSeparator()
         self.w.presentation.add_actions(vm)
 

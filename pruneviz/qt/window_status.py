@@ -24,7 +24,7 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, QSize, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QStatusBar
 
-from pruneviz.core.errors import PrunevizError
+from pruneviz.core.errors import PrunevizError, SessionBusy
 
 from .accuracy_plot import ElidedLabel
 from .job_runner import JobRunner
@@ -343,6 +343,9 @@ class StatusReports(QObject):
         """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged."""
         try:
             return fn(*args, **kw)
+        except SessionBusy as exc:  # a run holds the session: not an error, a wait (status bar)
+            self.w.edit_pause.say(str(exc))
+            return None
         except PrunevizError as exc:
             self.show_error(str(exc))
             return None
