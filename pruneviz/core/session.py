@@ -373,10 +373,10 @@ class Session:
         return touched
 
     def _edit(self, label: str, flips: list[Flip]) -> int:
-        flips = [f for f in flips if f.idx.numel()]
-        if not flips:
-            return 0
-        with self.writing():  # applied and recorded with no job beginning in between
+        with self.writing():  # refused while a job runs (a no-op too); applied and recorded atomically
+            flips = [f for f in flips if f.idx.numel()]
+            if not flips:
+                return 0
             touched = self.apply_flips(flips)
             if self._pending is not None:
                 self._pending.flips.extend(flips)
