@@ -85,6 +85,7 @@ def _edits(s):
     }
 
 
+@pytest.mark.slow
 def test_the_issue_scenario_undo_mid_run_is_refused_and_nothing_goes_stale(mlp, tmp_path):
     # g = s.finetune(epochs=2); next(g) x10; s.undo(); list(g): today the undo "works", the run
     # then re-applies the masks it read at its start: 8,512 restored weights stay 0
@@ -108,6 +109,7 @@ def test_the_issue_scenario_undo_mid_run_is_refused_and_nothing_goes_stale(mlp, 
     _replays_to_live(mlp, tmp_path)
 
 
+@pytest.mark.slow
 def test_mid_run_neuron_prune_is_refused_and_pruned_weights_stay_exactly_zero(mlp, tmp_path):
     mlp.prune(0.5)
     masks = _masks(mlp)
@@ -152,6 +154,7 @@ def test_every_edit_is_refused_and_reading_is_allowed_while_a_run_holds_the_sess
     _replays_to_live(mlp, tmp_path)
 
 
+@pytest.mark.slow
 def test_the_job_is_let_go_when_the_run_ends_is_closed_raises_or_is_collected(mlp):
     seen = []
     mlp.job_changed.connect(lambda job: seen.append(None if job is None else job.name))
@@ -188,6 +191,7 @@ def test_a_second_run_is_refused_at_the_call_and_at_its_start(mlp):
     assert mlp.job is None
 
 
+@pytest.mark.slow
 def test_a_schedule_holds_the_session_too(mlp, tmp_path):
     g = mlp.train("during", 0.8, 1)
     for _ in range(15):  # past its first pruning steps
@@ -203,6 +207,7 @@ def test_a_schedule_holds_the_session_too(mlp, tmp_path):
     _replays_to_live(mlp, tmp_path)
 
 
+@pytest.mark.slow
 def test_the_jobs_own_edits_and_a_nested_run_go_through(mlp, tmp_path):
     # a lesson step: its own prune, a fine-tune inside it, an undo; from another thread: refused
     refused = []
@@ -228,6 +233,7 @@ def test_the_jobs_own_edits_and_a_nested_run_go_through(mlp, tmp_path):
     _replays_to_live(mlp, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_run_driven_by_a_worker_thread_refuses_the_main_thread(mlp, tmp_path):
     mlp.prune(0.6)
     started, stop = threading.Event(), threading.Event()
