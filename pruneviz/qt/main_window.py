@@ -19,6 +19,7 @@ objects, one concept a module, each created with the window and kept on it (napa
 - ``window.status`` (:mod:`.window_status`): status bar, evaluation progress, memory, notices,
   error boxes
 - ``window.presentation`` (:mod:`.presentation`): presentation mode
+- ``window.edit_pause`` (:mod:`.edit_pause`): the editing controls off while a run holds the session
 
 The state they share is the window's: ``session``, ``layer`` (the layer shown), ``selected``
 (its selected neuron rows). The controllers' widgets and verbs are also reachable on the window

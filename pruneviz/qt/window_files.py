@@ -206,7 +206,7 @@ class FileActions(QObject):
         self.recent_menu.setEnabled(bool(rec))
 
     def dragEnterEvent(self, ev) -> None:
-        if ev.mimeData().hasUrls():
+        if ev.mimeData().hasUrls() and not self.w.edit_pause.paused:  # no opening while a run holds the session
             ev.acceptProposedAction()
 
     def dropEvent(self, ev) -> None:

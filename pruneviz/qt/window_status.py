@@ -340,7 +340,8 @@ class StatusReports(QObject):
             self.w.statusBar().showMessage(" · ".join(new), 15_000)
 
     def guard(self, fn, *args, **kw):
-        """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged."""
+        """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged
+        (a refusal because a run holds the session is said in the status bar instead)."""
         try:
             return fn(*args, **kw)
         except SessionBusy as exc:  # a run holds the session: not an error, a wait (status bar)
