@@ -85,6 +85,7 @@ class EditPause(QObject):
             self._message = f"{job.doing}: edits are paused until it finishes or is cancelled"
             sb.showMessage(self._message)
             if not was:
+                self._room(False)
                 self.group.setEnabled(False)
                 for wdg in self.widgets:
                     self._disable(wdg)
@@ -95,6 +96,7 @@ class EditPause(QObject):
             if sb.currentMessage() == self._message:
                 sb.clearMessage()
             self._message = ""
+            self._room(True)
             self.group.setEnabled(True)
             for wdg in self.widgets:
                 self._own_change = True
@@ -104,6 +106,12 @@ class EditPause(QObject):
                     self._own_change = False
         if was != self.paused:
             self.pausedChanged.emit(self.paused)
+
+    def _room(self, hover: bool) -> None:
+        """The hover read-out gives its share of the status bar to the reason while paused."""
+        status = getattr(self.w, "status", None)
+        if status is not None:
+            status.hover.setVisible(hover)
 
     def say(self, text: str) -> None:
         """Show why an edit was refused; cleared with the pause."""
