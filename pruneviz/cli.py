@@ -351,7 +351,7 @@ def _cmd_prune(args) -> int:
         if args.compensate:
             raise PrunevizError("--scope sensitivity chooses the mask per layer: it does not combine with --compensate")
         by_sensitivity = lambda: cli_analysis.prune_by_sensitivity(s, args)  # noqa: E731
-    if args.finetune or args.compensate or args.json or args.lr is not None or args.train_data is not None or args.train_batch_size is not None:
+    if args.finetune or args.compensate or args.json or args.lr is not None or args.train_data is not None or args.train_batch_size is not None or args.allow_divergence:
         from pruneviz.cli_train import prune_and_train
 
         return prune_and_train(s, args, _emit, prune=by_sensitivity)

@@ -40,6 +40,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=_positive("--lr"), metavar="LR", help="learning rate (default: the optimizer's usual one; demo models: their recipe's)")
     p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS), help="optimizer of the training (default: adam); pruned entries stay exactly 0 with each")
     p.add_argument("--batch-size", dest="train_batch_size", type=_int_in("--batch-size", 1, 2**31 - 1), metavar="N", help="training batch size (default 32)")
+    p.add_argument("--allow-divergence", action="store_true", help="keep training when the loss runs away (its mean over 8 steps above 10x its start and above a uniform guess's) or the accuracy falls to chance; by default the run stops and the model is put back")
 
 
 def add_prune_options(p: argparse.ArgumentParser) -> None:
@@ -162,6 +163,8 @@ def prune_and_train(s, args, emit, prune=None) -> int:
         training.training_data(s, args.train_data)
     elif args.lr is not None or args.train_batch_size is not None:
         raise PrunevizError("--lr and --batch-size set the fine-tuning: add --finetune EPOCHS")
+    elif args.allow_divergence:
+        raise PrunevizError("--allow-divergence is for the fine-tuning: add --finetune EPOCHS")
     elif args.train_data is not None and not args.compensate:
         raise PrunevizError("--train-data is for --finetune EPOCHS or --compensate")
     before = s.baseline() if s.data is not None else None
@@ -177,7 +180,7 @@ def prune_and_train(s, args, emit, prune=None) -> int:
     pruned = s.evaluate() if s.data is not None else None
     result = None
     if args.finetune:
-        gen = s.finetune(args.finetune, lr=args.lr, data=args.train_data, optimizer=args.optimizer, batch_size=args.train_batch_size)
+        gen = s.finetune(args.finetune, lr=args.lr, data=args.train_data, optimizer=args.optimizer, batch_size=args.train_batch_size, allow_divergence=args.allow_divergence)
         result = run_with_progress(gen, "fine-tune", args.finetune, _steps(s, args.train_data, args.train_batch_size))
         _warn(result)
     rep = s.export(args.out, format=args.format, shrink=args.shrink)
@@ -216,7 +219,7 @@ def cmd_train(args) -> int:
             raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
     s = cli._session(args, data=args.data)
     before = s.baseline()
-    gen = s.train(args.schedule, args.target_sparsity, args.epochs, method=args.method, lr=args.lr, data=args.train_data, from_scratch=args.from_scratch, optimizer=args.optimizer, batch_size=args.train_batch_size)
+    gen = s.train(args.schedule, args.target_sparsity, args.epochs, method=args.method, lr=args.lr, data=args.train_data, from_scratch=args.from_scratch, optimizer=args.optimizer, batch_size=args.train_batch_size, allow_divergence=args.allow_divergence)
     result = run_with_progress(gen, f"train ({args.schedule})", args.epochs, _steps(s, args.train_data, args.train_batch_size))
     _warn(result)
     rep = s.export(args.out)

@@ -38,3 +38,12 @@ class TrustRequired(PrunevizError):
 
 class ArchRequired(PrunevizError):
     """The file holds only weights: the user must name the factory that builds the model (``--arch``)."""
+
+
+class SessionBusy(PrunevizError):
+    """A running job (a fine-tune, a schedule, a lesson step) holds the session: every edit is
+    refused until it finishes or is cancelled. ``job`` is the running :class:`~pruneviz.core.jobs.Job`."""
+
+    def __init__(self, message: str, job=None):
+        super().__init__(message)
+        self.job = job

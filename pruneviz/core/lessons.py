@@ -150,11 +150,15 @@ class LessonRun:
         return len(self.results)
 
     def step_iter(self, cancel: threading.Event | None = None) -> Iterator[dict]:
-        """Run the next step: yields progress ``{"text", "chart"?}``, returns its :class:`StepResult`."""
-        k = len(self.results)
-        if k >= len(self.lesson.steps):
+        """Run the next step: yields progress ``{"text", "chart"?}``, returns its :class:`StepResult`.
+        The step holds the session while it runs (edits from elsewhere are refused)."""
+        if len(self.results) >= len(self.lesson.steps):
             raise PrunevizError("the lesson has no more steps")
-        s = self.open()
+        return (yield from self.open().hold("lesson step", self._step(cancel), "Running a lesson step"))
+
+    def _step(self, cancel: threading.Event | None) -> Iterator[dict]:
+        k = len(self.results)
+        s = self.session
         step = self.lesson.steps[k]
         self._marks.append(s.history.index)
         self._current = result = StepResult(k, step)

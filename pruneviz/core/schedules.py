@@ -15,7 +15,7 @@ import math
 import threading
 
 from .errors import PrunevizError
-from .training import Run, TrainResult, check_reinitializable, check_settings, drive, format_lr, reset, training_data
+from .training import Run, TrainResult, check_reinitializable, check_settings, check_trainable, drive, format_lr, reset, training_data
 
 SCHEDULES = ("before", "during", "after", "regrow", "granet")
 METHODS = ("magnitude", "snip")
@@ -77,8 +77,11 @@ def _ramp(run: Run, epochs: int) -> tuple[int, int, int]:
 _SCHEDULES = {"before": _before, "after": _after, "during": _during, "regrow": _regrow, "granet": lambda r, t, e, m: _regrow(r, t, e, m, gradual=True)}
 
 
-def train(session, schedule: str, target_sparsity: float, epochs: int, method: str = "magnitude", lr: float | None = None, data=None, from_scratch: bool = False, cancel: threading.Event | None = None, optimizer: str = "adam", batch_size: int | None = None):
-    """Generator: a pruning schedule while training; see :meth:`Session.train`."""
+def train(session, schedule: str, target_sparsity: float, epochs: int, method: str = "magnitude", lr: float | None = None, data=None, from_scratch: bool = False, cancel: threading.Event | None = None, optimizer: str = "adam", batch_size: int | None = None, allow_divergence: bool = False):
+    """Generator: a pruning schedule while training; see :meth:`Session.train`. Settings are
+    checked at the call; the run (re-initialisation included) starts at the first ``next()``,
+    holding the session until it ends."""
+    session.check_writable()
     if schedule not in _SCHEDULES:
         raise PrunevizError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
     if method not in METHODS:
@@ -95,10 +98,7 @@ def train(session, schedule: str, target_sparsity: float, epochs: int, method: s
     data, warnings = training_data(session, data)
     if from_scratch:
         check_reinitializable(session)
-    run = Run(session, data, lr, optimizer, batch_size, cancel)
-    if from_scratch:
-        reset(session, session.seed)
-        run.opt.state.clear()
+    check_trainable(session)
     result = TrainResult("", lr=lr, optimizer=optimizer, batch_size=batch_size, data=data.spec, warnings=warnings)
 
     def label(r: Run) -> str:
@@ -106,4 +106,13 @@ def train(session, schedule: str, target_sparsity: float, epochs: int, method: s
         scratch = " from scratch" if from_scratch else ""
         return f"train {schedule} to {target:.0%} ({method}, {epochs} epoch{'s' if epochs != 1 else ''}, lr {format_lr(lr)}){scratch}{done}"
 
-    return drive(run, _SCHEDULES[schedule](run, target, epochs, method), label, result)
+    def steps(run: Run):
+        if from_scratch:
+            reset(session, session.seed)  # after the run's snapshot: its undo step undoes this too
+        yield from _SCHEDULES[schedule](run, target, epochs, method)
+
+    def body():
+        run = Run(session, data, lr, optimizer, batch_size, cancel, allow_divergence)
+        return (yield from drive(run, steps(run), label, result))
+
+    return session.hold(f"training schedule '{schedule}'", body(), "Training")

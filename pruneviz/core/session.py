@@ -29,6 +29,7 @@ from .data import EvalData, check_fits, open_data
 from .errors import PrunevizError
 from .groups import build_coupling
 from .history import Change, Flip, History, Step
+from .jobs import Job, Writer
 from .inventory import LayerInfo, find_layers, total_params, with_outputs
 from . import ranking as rk
 from .masks import MaskStore, check_memory
@@ -59,6 +60,9 @@ class Session:
     """
 
     changed = Signal(object)  #: emits a :class:`Change` after every edit, undo, redo
+    #: emits the :class:`~pruneviz.core.jobs.Job` that begins holding the session, and None when it ends
+    #: (from the thread that drives the job: a worker's, in the app)
+    job_changed = Signal(object)
 
     def __init__(self, loaded: LoadedModel, data: EvalData | None = None, device: str = "auto", seed: int = 0, batch_size: int = 256, cache_bytes: int = 512 * 1024**2, calib_data: EvalData | str | None = None):
         if not (isinstance(seed, int) and 0 <= seed < 2**32):
@@ -111,6 +115,8 @@ class Session:
         self.lock = threading.RLock()
         #: the calibration part: which data scores and analyses are computed on (core/calibration.py)
         self.calib = Calibration(self, calib_data)
+        #: one writer at a time: the running job, and the check every edit makes (core/jobs.py)
+        self.writer = Writer(self.lock, self.job_changed.emit)
         # --- real models: how the model was read, said once
         from .outputs import output_notices
 
@@ -267,7 +273,9 @@ class Session:
     # ------------------------------------------------------------ evaluation
     # one-line verbs over the session's evaluation part (pruneviz.core.session_eval.Evaluation)
     def set_data(self, data) -> None:
-        """Attach (or replace) evaluation data (an EvalData or a DATA spec); checks that it fits."""
+        """Attach (or replace) evaluation data (an EvalData or a DATA spec); checks that it fits.
+        Refused while a job runs (a training run's curve is measured on it)."""
+        self.check_writable()
         self.evaluation.set_data(data)
         if self._coupling_state == "none" and self.loaded.structured_ok and self.example_input() is not None:
             self._coupling_state, self.coupling_error = "pending", None  # an example input at last
@@ -297,7 +305,8 @@ class Session:
         self.evaluation.set_precision(amp, channels_last)
 
     def to_device(self, device) -> None:
-        """Move the model, its masks and caches to ``device``."""
+        """Move the model, its masks and caches to ``device`` (refused while a job runs)."""
+        self.check_writable()
         self.evaluation.to_device(device)
 
     def original_model(self) -> torch.nn.Module:
@@ -364,6 +373,28 @@ class Session:
         self.layer(layer)
         return cached[layer].cpu()
 
+    # ------------------------------------------------------------------ jobs
+    @property
+    def job(self) -> Job | None:
+        """The running job (a fine-tune, a schedule, a lesson step) that holds the session, or None."""
+        return self.writer.job
+
+    def running(self, name: str, doing: str | None = None):
+        """Context manager: hold the session for a job named ``name`` (edits from elsewhere are refused)."""
+        return self.writer.running(name, doing)
+
+    def hold(self, name: str, gen, doing: str | None = None):
+        """Wrap generator ``gen`` so it holds the session from its first ``next()`` until it ends."""
+        return self.writer.hold(name, gen, doing)
+
+    def check_writable(self) -> None:
+        """Raise :class:`~pruneviz.core.errors.SessionBusy` when a job holds the session (and the caller is not it)."""
+        self.writer.check()
+
+    def writing(self):
+        """Context manager every edit holds for its whole extent: the lock, after the job check."""
+        return self.writer.writing()
+
     # ----------------------------------------------------------------- edits
     @contextmanager
     def group(self, label: str):
@@ -371,14 +402,18 @@ class Session:
         if self._pending is not None:
             yield
             return
-        self._pending = Step(label)
-        self._pending_layers = set()
+        step = Step(label)
         try:
-            yield
+            with self.writing():
+                self._pending, self._pending_layers = step, set()
+                try:
+                    yield
+                finally:
+                    self._pending = None
+                    if step.flips:
+                        self.history.push(step)
         finally:
-            step, self._pending = self._pending, None
             if step.flips:
-                self.history.push(step)
                 self.changed.emit(Change(label, frozenset(self._pending_layers)))
 
     def apply_flips(self, flips: Iterable[Flip]) -> set[str]:
@@ -388,7 +423,7 @@ class Session:
         All or nothing: on an exception every flip already applied is rolled back."""
         touched: set[str] = set()
         first: int | None = 10**9
-        with self.lock, self.masks.transaction():
+        with self.writing(), self.masks.transaction():
             for f in flips:
                 if f.store == "elem":
                     self.masks.flip_elem(f.layer, f.idx)
@@ -405,16 +440,17 @@ class Session:
         return touched
 
     def _edit(self, label: str, flips: list[Flip]) -> int:
-        flips = [f for f in flips if f.idx.numel()]
-        if not flips:
-            return 0
-        touched = self.apply_flips(flips)
-        if self._pending is not None:
-            self._pending.flips.extend(flips)
-            self._pending_layers |= touched
-        else:
+        with self.writing():  # refused while a job runs (a no-op too); applied and recorded atomically
+            flips = [f for f in flips if f.idx.numel()]
+            if not flips:
+                return 0
+            touched = self.apply_flips(flips)
+            if self._pending is not None:
+                self._pending.flips.extend(flips)
+                self._pending_layers |= touched
+                return sum(f.idx.numel() for f in flips)
             self.history.push(Step(label, flips))
-            self.changed.emit(Change(label, frozenset(touched)))
+        self.changed.emit(Change(label, frozenset(touched)))
         return sum(f.idx.numel() for f in flips)
 
     def _elem_flips(self, layer: str, flat: torch.Tensor, prune: bool) -> Flip:
@@ -615,6 +651,8 @@ class Session:
             from . import compensate as comp
 
             return comp.prune(self, amount, scope, method, layers, calibration=self.calib.use())
+            with self.writing():  # its snapshot, flips and new values: no job may begin in between
+                return comp.prune(self, amount, scope, method, layers)
         if granularity == "head":
             from . import attention_heads
 
@@ -692,7 +730,7 @@ class Session:
                 return
 
     # --------------------------------------------------------------- history
-    def _replay(self, step: Step, kind: str) -> None:
+    def _replay(self, step: Step, kind: str) -> set[str]:
         try:
             if step.weights is not None:  # fine-tuned / compensated values come back bit for bit
                 from .deltas import replay
@@ -704,24 +742,28 @@ class Session:
         except BaseException:  # the session was rolled back: put the history back in step with it
             self.history.index += 1 if kind == "undo" else -1
             raise
+        return touched
+
+    def _move(self, kind: str) -> str | None:
+        with self.writing():  # refused while a job runs, before the history moves
+            step = self.history.undo_step() if kind == "undo" else self.history.redo_step()
+            if step is None:
+                return None
+            touched = self._replay(step, kind)
         self.changed.emit(Change(step.label, frozenset(touched), kind))
+        return step.label
 
     def undo(self) -> str | None:
         """Undo the last step; returns its label (None when there is nothing to undo)."""
-        step = self.history.undo_step()
-        if step is not None:
-            self._replay(step, "undo")
-        return step.label if step else None
+        return self._move("undo")
 
     def redo(self) -> str | None:
         """Redo the next step; returns its label."""
-        step = self.history.redo_step()
-        if step is not None:
-            self._replay(step, "redo")
-        return step.label if step else None
+        return self._move("redo")
 
     def goto(self, index: int) -> None:
         """Undo or redo until ``index`` steps are applied (0 = the unpruned model)."""
+        self.check_writable()
         index = max(0, min(index, len(self.history.steps)))
         while self.history.index > index:
             self.undo()
@@ -737,20 +779,22 @@ class Session:
         return ex.export_session(self, path, format=format, shrink=shrink, report_path=report)
 
     # ------------------------------------------------------- training (issue 8)
-    def finetune(self, epochs: int = 1, lr: float | None = None, data=None, optimizer: str = "adam", batch_size: int | None = None, cancel=None):
+    def finetune(self, epochs: int = 1, lr: float | None = None, data=None, optimizer: str = "adam", batch_size: int | None = None, cancel=None, allow_divergence: bool = False):
         """Generator: train the kept weights ``epochs`` epochs on ``data`` (a DATA spec; demo models
         default to ``demo:digits-train``) with ``optimizer`` (adam, adamw, sgd); pruned entries stay
         exactly 0. Yields :class:`~pruneviz.core.training.TrainProgress` per step (accuracy at each
         epoch end); returns a :class:`~pruneviz.core.training.TrainResult`. Records one undo step
         when it ends, is closed or is cancelled (``cancel``: a threading.Event); a loss that turns
-        NaN restores the model and raises. Bad settings raise at the call.
+        NaN, or a run that diverges (:mod:`pruneviz.core.divergence`; ``allow_divergence=True``
+        keeps going), restores the model and raises. Bad settings raise at the call. The run holds
+        the session (:attr:`job`) from its first ``next()`` to its end: other edits are refused.
 
         Example: ``result = pruneviz.core.training.complete(s.finetune(3))``"""
         from . import training
 
-        return training.finetune(self, epochs, lr, data, optimizer, batch_size, cancel)
+        return training.finetune(self, epochs, lr, data, optimizer, batch_size, cancel, allow_divergence)
 
-    def train(self, schedule: str, target_sparsity: float, epochs: int, method: str = "magnitude", lr: float | None = None, data=None, from_scratch: bool = False, cancel=None, optimizer: str = "adam", batch_size: int | None = None):
+    def train(self, schedule: str, target_sparsity: float, epochs: int, method: str = "magnitude", lr: float | None = None, data=None, from_scratch: bool = False, cancel=None, optimizer: str = "adam", batch_size: int | None = None, allow_divergence: bool = False):
         """Generator like :meth:`finetune` for a pruning schedule reaching ``target_sparsity`` per
         layer: ``before`` (prune at the start by magnitude or SNIP, then train), ``during`` (Zhu &
         Gupta's cubic gradual pruning), ``after`` (train dense, prune once, fine-tune), ``regrow``
@@ -758,7 +802,7 @@ class Session:
         start). ``from_scratch`` re-initialises the weights first (same undo step)."""
         from . import schedules
 
-        return schedules.train(self, schedule, target_sparsity, epochs, method, lr, data, from_scratch, cancel, optimizer, batch_size)
+        return schedules.train(self, schedule, target_sparsity, epochs, method, lr, data, from_scratch, cancel, optimizer, batch_size, allow_divergence)
 
     def reinitialize(self, seed: int = 0) -> str:
         """Fresh weights from each layer's initialiser (seeded), masks kept; one undo step. Returns its label."""
@@ -823,6 +867,7 @@ class Session:
         """Go to the end of plan ``name`` by undo and redo (the other plans are kept)."""
         from . import plans
 
+        self.check_writable()
         plans.switch_plan(self, name)
 
     def rename_plan(self, old: str, new: str) -> None:

@@ -6,7 +6,10 @@ end), checks a cancel flag, and records **one** undo step when it ends, is close
 cancelled: the mask flips it made plus the XOR of the values it changed
 (:mod:`pruneviz.core.deltas`). Pruned entries stay exactly 0 throughout: their gradients and
 optimizer state are masked, and the parameters are re-masked after every step. A loss that
-turns NaN or infinite stops the run and puts the model back as it was.
+turns NaN or infinite, or a run that diverges (:mod:`pruneviz.core.divergence`: the running
+loss above 10x its start, or the accuracy down to chance), stops the run and puts the model
+back as it was. A run holds its session (:mod:`pruneviz.core.jobs`) from its first ``next()``
+until it ends: the masks it re-applies every step cannot change under it.
 
 The schedules (Zhu & Gupta's cubic gradual pruning, RigL's drop-and-grow, …) live in
 :mod:`pruneviz.core.schedules`, a few lines each over :meth:`Run.epochs`, :meth:`Run.prune_to`
@@ -33,6 +36,7 @@ import torch.nn as nn
 
 from . import deltas, losses
 from . import ranking as rk
+from .divergence import Watch, chance
 from .data import EvalData, check_fits, open_data, same_source
 from .errors import PrunevizError
 from .history import Change, Flip, Step
@@ -149,10 +153,21 @@ def training_data(session, data) -> tuple[EvalData, list[str]]:
 # Shared parts
 
 
-class Run:
-    """One training run over a session: optimizer, data order, masks, and the undo snapshot."""
+def check_trainable(session) -> list:
+    """The model's trainable floating-point parameters ``[(name, parameter)]``; none is an error."""
+    named = [(n, p) for n, p in session.model.named_parameters() if p.requires_grad and p.is_floating_point()]
+    if not named:
+        raise PrunevizError(f"{session.spec} has no trainable parameters (an exported program's weights are constants)")
+    return named
 
-    def __init__(self, session, data: EvalData, lr: float, optimizer: str, batch_size: int, cancel: threading.Event | None):
+
+class Run:
+    """One training run over a session: optimizer, data order, masks, and the undo snapshot.
+
+    Build it once the run holds the session (inside the generator): it snapshots the values and
+    reads the masks. ``allow_divergence=False`` watches the run (:class:`~pruneviz.core.divergence.Watch`)."""
+
+    def __init__(self, session, data: EvalData, lr: float, optimizer: str, batch_size: int, cancel: threading.Event | None, allow_divergence: bool = False):
         self.s = session
         self.model: nn.Module = session.model
         self.cancel = cancel
@@ -161,9 +176,7 @@ class Run:
         self.x, self.y = data.x.to(session.device), data.y.to(session.device)
         self.n = len(data)
         self.steps_per_epoch = math.ceil(self.n / batch_size)
-        self.named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad and p.is_floating_point()]
-        if not self.named:
-            raise PrunevizError(f"{session.spec} has no trainable parameters (an exported program's weights are constants)")
+        self.named = check_trainable(session)
         cls, _, opts = OPTIMIZERS[optimizer]
         self.opt = cls([p for _, p in self.named], lr=lr, **opts)
         self.gen = torch.Generator().manual_seed(session.seed)
@@ -176,6 +189,8 @@ class Run:
         self.curve: list[dict] = []
         self.epoch = 0
         self.after_backward: Callable[["Run"], None] | None = None
+        held_out = session.data.y if session.data is not None else None
+        self.watch = None if allow_divergence else Watch(data.num_classes, chance(held_out) if held_out is not None else None)
         self.refresh_masks()
 
     # ------------------------------------------------------------- masks
@@ -216,6 +231,8 @@ class Run:
             self.s.apply_flips(flips)
             self.flips.extend(flips)
             self.refresh_masks()
+            if self.watch is not None:
+                self.watch.masks_changed()
             for p, m in zip(self.masked, self.fmasks):
                 for v in self.opt.state.get(p, {}).values():
                     if isinstance(v, torch.Tensor) and v.shape == p.shape:
@@ -324,10 +341,14 @@ class Run:
                 loss = self._step_seeded(idx)
                 self.step += 1
                 self.samples += len(idx)
+                if self.watch is not None:
+                    self.watch.loss(loss, self.step, self.epoch + 1)
                 total, seen = total + loss * len(idx), seen + len(idx)
                 yield TrainProgress(self.step, self.epoch + 1, loss, None, self.s.sparsity())
             self.epoch += 1
             acc = self.accuracy()
+            if self.watch is not None:
+                self.watch.epoch_end(self.step, self.epoch, acc)
             point = {"epoch": self.epoch, "sparsity": self.s.sparsity(), "loss": total / max(seen, 1), "accuracy": acc}
             self.curve.append(point)
             yield TrainProgress(self.step, self.epoch, point["loss"], acc, point["sparsity"])
@@ -395,18 +416,25 @@ def drive(run: Run, body: Iterator[TrainProgress], label: Callable[[Run], str], 
 # Verbs
 
 
-def finetune(session, epochs: int = 1, lr: float | None = None, data=None, optimizer: str = "adam", batch_size: int | None = None, cancel: threading.Event | None = None):
+def finetune(session, epochs: int = 1, lr: float | None = None, data=None, optimizer: str = "adam", batch_size: int | None = None, cancel: threading.Event | None = None, allow_divergence: bool = False):
     """Generator: train the kept weights ``epochs`` epochs; see :meth:`Session.finetune`."""
+    session.check_writable()  # another job holds the session: refused at the call
     epochs, lr, batch_size = check_settings(epochs, lr, optimizer, batch_size, session)
     data, warnings = training_data(session, data)
-    run = Run(session, data, lr, optimizer, batch_size, cancel)
+    check_trainable(session)
     result = TrainResult("", lr=lr, optimizer=optimizer, batch_size=batch_size, data=data.spec, warnings=warnings)
 
     def label(r: Run) -> str:
         done = "" if r.epoch == epochs else f", stopped after {r.step} steps"
         return f"fine-tune {epochs} epoch{'s' if epochs != 1 else ''} (lr {format_lr(lr)}){done}"
 
-    return drive(run, run.epochs(epochs), label, result)
+    def body():
+        run = Run(session, data, lr, optimizer, batch_size, cancel, allow_divergence)
+        if run.watch is not None and run.watch.chance is not None:
+            run.watch.start_accuracy = session.evaluate().accuracy  # what "fell to chance" is measured from
+        return (yield from drive(run, run.epochs(epochs), label, result))
+
+    return session.hold("fine-tune", body(), "Fine-tuning")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,17 +466,18 @@ def reinitialize(session, seed: int) -> str:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise PrunevizError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
     check_reinitializable(session)
-    snap = deltas.Snapshot(session)
-    try:
-        reset(session, seed)
-    except BaseException:
-        snap.restore(session)
-        raise
     label = f"re-initialise (seed {seed})"
-    with session.lock:
+    with session.writing():  # refused while a job runs; no job begins until it is recorded
+        snap = deltas.Snapshot(session)
+        try:
+            reset(session, seed)
+        except BaseException:
+            snap.restore(session)
+            raise
         delta = snap.delta(session)
+        if delta is not None:
+            deltas.record(session, Step(label, [], weights=delta))
     if delta is not None:
-        deltas.record(session, Step(label, [], weights=delta))
         session.changed.emit(Change(label, frozenset(layer.name for layer in session.layers)))
     return label
 

@@ -19,6 +19,7 @@ objects, one concept a module, each created with the window and kept on it (napa
 - ``window.status`` (:mod:`.window_status`): status bar, evaluation progress, memory, notices,
   error boxes
 - ``window.presentation`` (:mod:`.presentation`): presentation mode
+- ``window.edit_pause`` (:mod:`.edit_pause`): the editing controls off while a run holds the session
 
 The state they share is the window's: ``session``, ``layer`` (the layer shown), ``selected``
 (its selected neuron rows). The controllers' widgets and verbs are also reachable on the window
@@ -50,6 +51,7 @@ from pruneviz.core.importance import LOCAL_METHODS
 from .accuracy_plot import AccuracyPanel
 from .controls import methods
 from .decide_dock import attach_decide
+from .edit_pause import attach_edit_pause
 from .eval_runner import EvalRunner
 from .filter_view import FilterPanel
 from .heatmap_view import HeatmapView
@@ -112,6 +114,7 @@ class MainWindow(QMainWindow):
         attach_decide(self)
         attach_knockout_track(self)  # the Decide dock's knockout of the shown layer, beside the strip
         attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
+        attach_edit_pause(self)  # editing controls off while a fine-tune, schedule or lesson step holds the session
         self._restored_state = False
         if restore_layout:
             self._restore_settings()
@@ -277,6 +280,7 @@ class MainWindow(QMainWindow):
                 self.autosave = None
                 self.statusBar().showMessage(f"autosave is off: {exc}", 10_000)
         self.runner.set_session(s)  # the runner listens first: an edit cancels a running evaluation
+        self.edit_pause.follow(s)
         s.changed.connect(self._on_changed)
         self.status.follow_session(s)
         self.selected = set()

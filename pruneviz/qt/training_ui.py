@@ -2,10 +2,13 @@
 run in the worker (:class:`~pruneviz.qt.job_runner.JobRunner`), the curve in a tab beside the
 histogram and the recovery as an arrow on the accuracy-vs-sparsity plot.
 
-While a run trains, the dialog is application-modal (no other edit can interleave with the
-optimizer steps) and the session's ``changed`` signal is paused: the undo step the run records in
-the worker is announced on the GUI thread when the worker has returned, so every view redraws
-from the GUI thread only.
+While a run trains it holds the session (:mod:`pruneviz.core.jobs`): the engine refuses every
+other edit, and the window's editing controls are off with the reason in the status bar
+(:mod:`.edit_pause`), since the run re-applies the masks it read at its start after every step.
+The session's ``changed`` signal is paused meanwhile: the undo step the run records in the worker
+is announced on the GUI thread when the worker has returned, so every view redraws from the GUI
+thread only. A run that diverges (:mod:`pruneviz.core.divergence`) stops and puts the model back,
+unless "keep going" is ticked.
 
 ``attach_training(window)`` adds the actions (Prune menu and toolbar) and the tab; it uses the
 window's public parts only (``session``, ``menuBar()``, ``lower_tabs``, ``acc``, ``runner``).
@@ -89,6 +92,9 @@ class TrainDialog(QDialog):
         self.data = QLineEdit("demo:digits-train" if s.spec.startswith("demo:") else "")
         self.data.setPlaceholderText("training data: .npz, .pt, demo:digits-train, package.module:function")
         form.addRow("Training data", self.data)
+        self.allow_divergence = QCheckBox("keep going if the loss runs away")
+        self.allow_divergence.setToolTip("by default a run whose loss (mean of 8 steps) rises above 10× its start and a uniform guess's, or whose accuracy falls to chance, stops and the model is put back")
+        form.addRow("", self.allow_divergence)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -125,7 +131,7 @@ class TrainDialog(QDialog):
             raise ValueError(f"the learning rate must be a number, got {text!r}") from None
         if not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"the learning rate must be a finite number above 0, got {text}")
-        out = {"epochs": self.epochs.value(), "lr": lr, "optimizer": self.optimizer.currentText(), "data": self.data.text().strip() or None}
+        out = {"epochs": self.epochs.value(), "lr": lr, "optimizer": self.optimizer.currentText(), "data": self.data.text().strip() or None, "allow_divergence": self.allow_divergence.isChecked()}
         if self.kind == "train":
             out |= {"schedule": self.schedule.currentData(), "target_sparsity": round(self.target.value(), 4), "method": self.method.currentText(), "from_scratch": self.scratch.isChecked()}
         return out
@@ -200,14 +206,16 @@ class TrainingUI(QObject):
         if self.jobs.busy:
             return False
         self.window.runner.cancel()  # no evaluation reads the weights while they train
+        self.window.loop.stop()  # nor does a Run until… loop edit them
         s.changed.pause()  # the undo step is announced on the GUI thread when the run ends
         self._paused = s
         self._kind, self._kw = kind, dict(kw)
         verb = s.finetune if kind == "finetune" else s.train
+        name, doing = ("fine-tune", "Fine-tuning") if kind == "finetune" else (f"training schedule '{kw.get('schedule', '')}'", "Training")
 
         def factory(cancel):
             inner = verb(cancel=cancel, **kw)  # bad settings raise here: reported by ``failed``
-            return self._with_start(s, inner)
+            return s.hold(name, self._with_start(s, inner), doing)  # the start point measured inside the job too
 
         self.jobs.start(kind, factory, throttle_ms=50)
         return True

@@ -91,7 +91,7 @@ class FileActions(QObject):
         vm = mb.addMenu("&View")
         for d in (self.w.dock_layers, self.w.dock_hist, self.w.dock_acc):
             vm.addAction(d.toggleViewAction())
-        vm.addAction(self.w.block.text(), QKeySequence("B"), self.w.block.toggle)
+        self.act_block = vm.addAction(self.w.block.text(), QKeySequence("B"), self.w.block.toggle)
         vm.addSeparator()
         self.w.presentation.add_actions(vm)
 
@@ -223,7 +223,7 @@ class FileActions(QObject):
         self.recent_menu.setEnabled(bool(rec))
 
     def dragEnterEvent(self, ev) -> None:
-        if ev.mimeData().hasUrls():
+        if ev.mimeData().hasUrls() and not self.w.edit_pause.paused:  # no opening while a run holds the session
             ev.acceptProposedAction()
 
     def dropEvent(self, ev) -> None:

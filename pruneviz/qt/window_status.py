@@ -24,7 +24,7 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, QSize, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QStatusBar
 
-from pruneviz.core.errors import PrunevizError
+from pruneviz.core.errors import PrunevizError, SessionBusy
 
 from .accuracy_plot import ElidedLabel
 from .job_runner import JobRunner
@@ -342,9 +342,13 @@ class StatusReports(QObject):
             self.w.statusBar().showMessage(" · ".join(new), 15_000)
 
     def guard(self, fn, *args, **kw):
-        """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged."""
+        """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged
+        (a refusal because a run holds the session is said in the status bar instead)."""
         try:
             return fn(*args, **kw)
+        except SessionBusy as exc:  # a run holds the session: not an error, a wait (status bar)
+            self.w.edit_pause.say(str(exc))
+            return None
         except PrunevizError as exc:
             self.show_error(str(exc))
             return None

@@ -75,6 +75,8 @@ def _no_output(tmp_path):
     (["--lr", "1e-3"], "add --finetune EPOCHS"),
     (["--finetune", "1", "--compensate", "--granularity", "neuron"], "use it with --granularity weight"),
     (["--finetune", "1", "--lr", "1e30", "--optimizer", "sgd"], "training loss became nan .* back as it was"),
+    (["--finetune", "1", "--lr", "1e10"], r"training diverged: the loss rose to .* back as it was before training; .*--allow-divergence"),
+    (["--allow-divergence"], "--allow-divergence is for the fine-tuning: add --finetune EPOCHS"),
 ])
 def test_bad_training_input_is_one_line_and_writes_nothing(capsys, tmp_path, extra, match):
     code, out, err = run(capsys, "prune", "demo:mlp", "--amount", "0.5", "--out", str(tmp_path / "m.pt"), *extra)
@@ -135,3 +137,14 @@ def test_train_offers_every_schedule_of_the_core(capsys, tmp_path):
     code, out, err = run(capsys, "train", "demo:mlp", "--data", "demo:digits", "--schedule", "granet", "--target-sparsity", "0.5", "--epochs", "1", "--out", str(out_path), "--json")
     assert code == 0, err
     assert json.loads(out)["schedule"] == "granet" and out_path.is_file()
+
+
+@pytest.mark.slow
+def test_allow_divergence_keeps_the_run_away_fine_tune(capsys, tmp_path):
+    rep = tmp_path / "r.json"
+    code, out, err = run(capsys, "prune", "demo:mlp", "--amount", "0.5", "--data", "demo:digits", "--finetune", "1", "--lr", "1e10", "--allow-divergence", "--out", str(tmp_path / "m.pt"), "--report", str(rep))
+    assert code == 0, err
+    r = json.loads(rep.read_text())
+    assert r["steps"][-1] == "fine-tune 1 epoch (lr 1e10)" and r["finetune"]["curve"][0]["loss"] > 1e6
+    code, out, err = run(capsys, "train", "demo:mlp", "--data", "demo:digits", "--schedule", "during", "--target-sparsity", "0.5", "--epochs", "1", "--lr", "1e10", "--out", str(tmp_path / "t.pt"))
+    assert code == 2 and "training diverged" in err.strip().splitlines()[-1] and not (tmp_path / "t.pt").exists()
