@@ -131,7 +131,7 @@ def _gradient_stats(model, layers, params, data, opts, squares: bool):
     device = weights[0].device
     with torch.enable_grad():
         for xb, yb in _batches(data.x, data.y, opts, device):
-            loss = _loss((model(xb)), yb)  # summed: the batch adds its size's share
+            loss = _loss(model(xb), yb)  # summed: the batch adds its size's share
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             for k, g in enumerate(grads):
                 if g is not None:
@@ -155,7 +155,7 @@ def _per_sample_squares(model, layers, params, xb, yb) -> list[torch.Tensor | No
         from torch.func import functional_call, grad, vmap
 
         def one(ws, xi, yi):
-            return _loss((functional_call(model, ws, (xi.unsqueeze(0),), strict=False)), yi.unsqueeze(0))
+            return _loss(functional_call(model, ws, (xi.unsqueeze(0),), strict=False), yi.unsqueeze(0))
 
         ws = {n: params[n].detach() for n in names}
         per = vmap(grad(one), in_dims=(None, 0, 0))(ws, xb, yb)
@@ -164,7 +164,7 @@ def _per_sample_squares(model, layers, params, xb, yb) -> list[torch.Tensor | No
         weights = [params[n] for n in names]
         total: list[torch.Tensor | None] = [None] * len(names)
         for i in range(len(xb)):
-            loss = _loss((model(xb[i : i + 1])), yb[i : i + 1])
+            loss = _loss(model(xb[i : i + 1]), yb[i : i + 1])
             for k, g in enumerate(torch.autograd.grad(loss, weights, allow_unused=True)):
                 if g is not None:
                     total[k] = g * g if total[k] is None else total[k] + g * g
@@ -180,7 +180,7 @@ def _taylor_terms(model, layers, params, data, opts, per_neuron: bool):
     samples = 0
     with torch.enable_grad():
         for xb, yb in _batches(data.x, data.y, opts, weights[0].device):
-            loss = _loss(logits(model(xb)), yb) / len(xb)  # the batch's mean loss
+            loss = _loss(model(xb), yb) / len(xb)  # the batch's mean loss (per sample)
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             for k, (layer, g) in enumerate(zip(layers, grads)):
                 term = (torch.zeros_like(weights[k]) if g is None else g) * weights[k].detach()

@@ -283,11 +283,13 @@ def _knockout_figures(step):
     return [f"spearman_{m}" for m in step["methods"]] + ["knockout_max_loss_increase", "knockout_neurons"]
 
 
-def _knockout_points(s, layer, cancel) -> Iterator[tuple[int, float, float]]:
-    """(neuron, accuracy, loss) with each kept neuron of ``layer`` removed alone, measured by
-    :meth:`Session.knockout` on a copy (the lesson ranks the criteria itself: no faithfulness)."""
-    for p in s.knockout(layer, methods=[], cancel=cancel):
-        yield p["index"], p["accuracy"], p["loss"]
+def _knockout_points(s, layer, cancel):
+    """Yields ``{"index", "accuracy", "loss"}`` with each kept neuron of ``layer`` removed alone,
+    measured by :meth:`Session.knockout` on a copy (the lesson ranks the criteria itself: no
+    faithfulness). Returns the baseline loss the knockout measured against (on the calibration
+    split, as the points are), or None when cancelled."""
+    result = yield from s.knockout(layer, methods=[], cancel=cancel)
+    return result["baseline"]["loss"] if result else None
 
 
 @action("knockout", {"layer": Setting(str, required=True), "methods": Setting(list, default=["magnitude", "taylor", "random"], items=str, choices=_METHODS)}, _knockout_figures)
@@ -295,15 +297,21 @@ def _knockout(run, step, cancel) -> Iterator:
     """Remove each neuron of a layer alone and measure the loss increase; compare each
     criterion's ranking with it (Spearman). Records spearman_METHOD."""
     s, layer = run.session, step["layer"]
-    base = s.evaluate().loss
-    idx, inc = [], []
-    for i, _acc, loss in _knockout_points(s, layer, cancel):
-        idx.append(i)
-        inc.append(loss - base)
+    idx, losses = [], []
+    points = _knockout_points(s, layer, cancel)
+    while True:
+        try:
+            point = next(points)
+        except StopIteration as stop:
+            base = stop.value
+            break
+        idx.append(point["index"])
+        losses.append(point["loss"])
         if len(idx) % 8 == 0:
             yield {"text": f"knocked out {len(idx)} of {s.layer(layer).out_channels} neurons of {layer}"}
-    if _cancelled(cancel):
+    if _cancelled(cancel) or base is None:
         return
+    inc = [loss - base for loss in losses]  # against the knockout's own baseline (same samples)
     if not idx:
         raise PrunevizError(f"layer {layer} has no kept neuron to knock out")
     run.record("knockout_neurons", float(len(idx)))
