@@ -37,7 +37,7 @@ from pathlib import Path
 
 from .errors import reason
 from .files import atomic_path
-from .records import Cancelled, Rec, tree_records
+from .records import Cancelled, Rec, tree_records, walk
 
 try:
     import fcntl
@@ -363,19 +363,10 @@ class Autosave:
             return None
         ops, idx = [], self._j_index
         if new:
-            while idx > c:
-                idx -= 1
-                ops.append(Rec("undo", idx))
-            while idx < c:
-                idx += 1
-                ops.append(Rec("redo", idx))
+            ops.extend(walk(idx, c))
+            idx = c
             for step in new:
                 idx += 1
                 ops.append(Rec("push", idx, step, snap.plan))
-        while idx > snap.index:
-            idx -= 1
-            ops.append(Rec("undo", idx))
-        while idx < snap.index:
-            idx += 1
-            ops.append(Rec("redo", idx))
+        ops.extend(walk(idx, snap.index))
         return ops

@@ -60,6 +60,20 @@ def targets(session) -> dict[Key, torch.Tensor]:
     return out
 
 
+def _resolve(key: Key, tg: dict) -> Key:
+    """Where a recorded part lives now. A parameter's true value is its mask original once it is
+    masked and the parameter itself before: a bias recorded as ``param`` by a fine-tune becomes
+    an ``orig`` when a later neuron edit builds the coupling and masks it (and the reverse never
+    loses the value either), so undo XORs the delta into whichever holds the value today."""
+    if key in tg:
+        return key
+    kind, name = key
+    other = {"param": "orig", "orig": "param"}.get(kind)
+    if other is not None and (other, name) in tg:
+        return (other, name)
+    raise KeyError(key)
+
+
 def refresh(session, names) -> None:
     """Rebuild the live parameters ``names`` as ``orig * mask`` (the way a mask flip writes them)."""
     masks = session.masks
@@ -145,10 +159,12 @@ class WeightDelta:
         parameters of changed originals with the current masks."""
         parts = self.parts()
         tg = targets(session)
+        keys = {k: _resolve(k, tg) for k in parts}
         with session.lock, torch.no_grad():
             for k, d in parts.items():
-                bits(tg[k]).bitwise_xor_(d.to(tg[k].device))
-            refresh(session, [n for kind, n in parts if kind == "orig"])
+                t = tg[keys[k]]
+                bits(t).bitwise_xor_(d.to(t.device))
+            refresh(session, [n for kind, n in keys.values() if kind == "orig"])
             invalidate(session)
 
     # ------------------------------------------------------------ journal form
@@ -170,9 +186,10 @@ class WeightDelta:
             if not isinstance(rec, dict) or rec.get("kind") not in _KINDS or rec.get("dtype") not in _NP:
                 raise ValueError("bad weights record")
             key = (rec["kind"], rec.get("name"))
-            if key not in tg:
-                raise ValueError(f"weights of {key[1]!r} are not in this model")
-            want = bits(tg[key])
+            try:
+                want = bits(tg[_resolve(key, tg)])
+            except KeyError:
+                raise ValueError(f"weights of {key[1]!r} are not in this model") from None
             if list(want.shape) != rec.get("shape") or str(want.dtype).split(".")[-1] != rec["dtype"] or not isinstance(rec.get("bits"), str):
                 raise ValueError(f"weights of {key[1]!r} do not match the model's shape or type")
             # inflated within the size the model's tensor has: a bomb stops there, not in memory

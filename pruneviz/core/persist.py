@@ -323,8 +323,11 @@ def state_checksum(session) -> str:
         for name in sorted(session.masks.elem):
             add(f"elem {name}", session.masks.elem[name])
             add(f"chan {name}", session.masks.chan[name])
-        for kind, name in sorted(targets(session)):
-            add(f"{kind} {name}", targets(session)[(kind, name)])
+        # a parameter's true value under one name, whether it is masked yet ("orig") or not
+        # ("param"): the coupling, and with it the masking of biases, is built lazily
+        values = {f"{'buffer' if kind == 'buffer' else 'value'} {name}": t for (kind, name), t in targets(session).items()}
+        for tag in sorted(values):
+            add(tag, values[tag])
         for name, t in sorted(session.model.state_dict().items()):
             add(f"state {name}", t)
         hist = session.history

@@ -65,13 +65,15 @@ def tree_records(history) -> list[Rec]:
     if last is not h.tip:
         depth = h.shared(last)
         out.append(Rec("plan", depth, plan=h.current_plan))
-    while depth > h.index:
-        depth -= 1
-        out.append(Rec("undo", depth))
-    while depth < h.index:
-        depth += 1
-        out.append(Rec("redo", depth))
+    out.extend(walk(depth, h.index))
     return out
+
+
+def walk(index: int, target: int) -> list[Rec]:
+    """The undo or redo records that move a replay from history index ``index`` to ``target``."""
+    if target < index:
+        return [Rec("undo", i) for i in range(index - 1, target - 1, -1)]
+    return [Rec("redo", i) for i in range(index + 1, target + 1)]
 
 
 def _b64(data) -> bytes:

@@ -11,6 +11,8 @@ import threading
 
 import pytest
 
+import torch
+
 from pruneviz.core import persist
 from pruneviz.core.history import Change
 from pruneviz.core.session import Session
@@ -135,3 +137,26 @@ def test_a_failing_write_stops_the_autosave_with_a_message_and_the_edit_stands(t
     s.prune_neurons("0", [1])  # editing goes on; the autosave stays stopped
     assert auto.flush(60) and len(errors) == 1
     auto.close()
+
+
+def test_weight_steps_recorded_before_the_coupling_undo_after_it(tmp_path):
+    """A fine-tune recorded while biases were plain parameters (the coupling is built lazily, at
+    the first neuron edit, which then masks them) still undoes bit for bit, replays from a
+    journal, and the checksum does not depend on when the coupling was built."""
+    s = Session.open("demo:mlp", data="demo:digits", device="cpu")
+    start = {n: p.detach().clone() for n, p in s.model.named_parameters()}
+    assert s.coupling_built is None
+    g = s.finetune(1)
+    next(g)
+    next(g)
+    g.close()  # one weight step, biases recorded as plain parameters
+    s.prune_neurons("0", [1, 2])  # builds the coupling: biases are masked from now on
+    assert s.coupling_built is not None
+    path = tmp_path / "s.pvz"
+    persist.save_session(s, path)
+    assert persist.replay_matches(s, path)
+    s.goto(0)
+    for n, p in s.model.named_parameters():
+        assert torch.equal(p, start[n]), n
+    s.goto(2)
+    assert persist.replay_matches(s, path)
