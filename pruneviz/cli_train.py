@@ -47,7 +47,7 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     from pruneviz.cli import _int_in
 
     p.add_argument("--finetune", type=_int_in("--finetune", 1, EPOCHS_MAX), metavar="EPOCHS", help="fine-tune the kept weights this many epochs after pruning")
-    p.add_argument("--compensate", action="store_true", help="update the kept weights to keep each layer's outputs (OBS / SparseGPT)")
+    p.add_argument("--compensate", nargs="?", const="exact", default=None, choices=["exact", "sparsegpt"], metavar="{exact,sparsegpt}", help="update the kept weights to keep each layer's outputs on calibration data: exact (default: least squares for the chosen mask) or sparsegpt (SparseGPT chooses the mask too)")
     _training_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
@@ -162,15 +162,16 @@ def prune_and_train(s, args, emit, prune=None) -> int:
     elif args.train_data is not None and not args.compensate:
         raise PrunevizError("--train-data is for --finetune EPOCHS or --compensate")
     before = s.baseline() if s.data is not None else None
-    calibration = args.train_data if args.compensate else None
+    # calibration: --calib-data where the command has it, else the training data (demo default)
+    calibration = (getattr(args, "calib_data", None) or args.train_data) if args.compensate else None
     if prune is not None:
         n = prune()
     elif args.compensate and args.granularity == "weight":
         from pruneviz.core import compensate
 
-        n = compensate.prune(s, args.amount, args.scope, args.method, args.layers, calibration)
+        n = compensate.prune(s, args.amount, args.scope, args.method, args.layers, calibration, mode=args.compensate)
     else:
-        n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers, compensate=args.compensate)
+        n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers, compensate=args.compensate or False)
     pruned = s.evaluate() if s.data is not None else None
     result = None
     if args.finetune:
@@ -182,6 +183,8 @@ def prune_and_train(s, args, emit, prune=None) -> int:
         rep["accuracy_before"] = before.accuracy
         rep["accuracy_pruned"] = pruned.accuracy
     rep["compensated"] = bool(args.compensate)
+    if args.compensate:
+        rep["compensation"] = args.compensate
     if result is not None:
         rep["finetune"] = result.to_json()
     if args.report:
@@ -190,7 +193,8 @@ def prune_and_train(s, args, emit, prune=None) -> int:
         emit(json.dumps(_finite(rep)))
         return 0
     unit = {"neuron": "neurons", "head": "attention heads"}.get(args.granularity, "weights")
-    line = f"pruned {n:,} {unit}{' (compensated)' if args.compensate else ''}; sparsity {rep['sparsity']:.1%}"
+    how = {"exact": " (compensated)", "sparsegpt": " (SparseGPT, compensated)"}.get(args.compensate, "")
+    line = f"pruned {n:,} {unit}{how}; sparsity {rep['sparsity']:.1%}"
     if before is not None:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"
         if result is not None:
