@@ -11,7 +11,6 @@ over batches (and over chunks of a batch, so an unfolded convolution input never
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +22,8 @@ from .inventory import is_conv1d
 
 #: bytes one unfolded chunk of a layer's input may take (float32) while H is accumulated
 CHUNK_BYTES = 64 * 2**20
+#: bytes the cached inputs of one nn.Sequential child (all calibration samples) may take
+CACHE_BYTES = 1 * 2**30
 
 
 class _Stop(Exception):
@@ -147,15 +148,112 @@ def call_counts(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor
     return seen + [n for n in modules if n not in seen], count
 
 
-def accumulate(model: nn.Module, view: LayerView, batches, h: torch.Tensor, stop_early: bool = True, cancel=None, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Add ``X Xᵀ`` of the inputs reaching ``view.module`` to ``h`` ([G, cols, cols] float64), one
-    calibration batch at a time; with ``stop_early`` the model stops at the layer. Returns the
+def _sequential(m: nn.Module) -> bool:
+    return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
+
+
+class Feeder:
+    """Runs the calibration batches up to a layer, through the model as it is now.
+
+    Without help that is the model's own forward from its input, stopped at the layer. Where the
+    layer sits in a plain ``nn.Sequential`` (called once a forward), the inputs of the Sequential's
+    child holding it are cached (all samples, at most :data:`CACHE_BYTES`): the next layers of the
+    same child start from that cache, and a later child's inputs come from running the children in
+    between on it, so a deep chain (ResNet's stages, demo:mlp) is not re-run from the model's
+    input for every layer. Call :meth:`feed` in forward order."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, batch: int, calls: dict[str, int], cache_bytes: int | None = None):
+        self.model, self.x, self.batch, self.calls = model, x, batch, calls
+        self.cache_bytes = CACHE_BYTES if cache_bytes is None else cache_bytes
+        self.modules = dict(model.named_modules())
+        self.at: tuple[str, int] | None = None  # (Sequential, child index) the cache holds inputs of
+        self.cache: list[torch.Tensor] = []
+
+    def _place(self, name: str) -> tuple[str, int] | None:
+        """(outermost plain Sequential holding ``name``, index of its child on the way), if any."""
+        parts = name.split(".")
+        for depth in range(len(parts)):
+            seq = ".".join(parts[:depth])
+            m = self.modules.get(seq)
+            if m is not None and _sequential(m) and self.calls.get(seq, 0) == 1 and self.calls.get(name, 0) == 1:
+                child = parts[depth]
+                keys = list(m._modules)
+                return seq, keys.index(child)
+        return None
+
+    def _model_batches(self):
+        return [self.x[s : s + self.batch] for s in range(0, len(self.x), self.batch)]
+
+    def _capture(self, seq: str) -> bool:
+        """Cache the inputs of ``seq`` from the model's input; False when they would not fit."""
+        got: list[torch.Tensor] = []
+
+        def hook(m, inputs):
+            got.append(inputs[0].detach())
+            raise _Stop
+
+        handle = self.modules[seq].register_forward_pre_hook(hook)
+        try:
+            with torch.no_grad():
+                for k, xb in enumerate(self._model_batches()):
+                    try:
+                        self.model(xb)
+                    except _Stop:
+                        pass
+                    if len(got) != k + 1:
+                        return False  # not reached once per batch: no cache
+                    if got[0].numel() * got[0].element_size() * len(self.x) / max(1, len(got[0])) > self.cache_bytes:
+                        return False  # the cache would not fit: run from the model's input instead
+        finally:
+            handle.remove()
+        self.cache = got
+        return len(got) > 0
+
+    def feed(self, name: str, cancel=None):
+        """Yield once per calibration batch after running it up to ``name``; the caller's hook on
+        the layer gathers its inputs (and may raise the private stop signal)."""
+        place = self._place(name)
+        if place is not None:
+            seq, idx = place
+            if self.at is None or self.at[0] != seq or self.at[1] > idx:
+                if self._capture(seq):
+                    self.at = (seq, 0)
+                else:
+                    self.at, self.cache = None, []
+            if self.at is not None and self.at[0] == seq:
+                children = list(self.modules[seq]._modules.values())
+                with torch.no_grad():
+                    for j in range(self.at[1], idx):  # advance the cache through finished children
+                        for k, c in enumerate(self.cache):  # in place: one cache (+ a batch) at a time
+                            self.cache[k] = children[j](c)
+                self.at = (seq, idx)
+                runs = [(children[idx], c) for c in self.cache]
+            else:
+                runs = [(self.model, xb) for xb in self._model_batches()]
+        else:
+            self.at, self.cache = None, []
+            runs = [(self.model, xb) for xb in self._model_batches()]
+        with torch.no_grad():
+            for module, xb in runs:
+                if cancel is not None and cancel.is_set():
+                    return
+                try:
+                    module(xb)
+                except _Stop:
+                    pass
+                yield
+
+
+def accumulate(feeder: Feeder, view: LayerView, name: str, h: torch.Tensor, stop_early: bool = True, cancel=None, chunk_bytes: int | None = None) -> int:
+    """Add ``X Xᵀ`` of the inputs reaching layer ``name`` to ``h`` ([G, cols, cols] float64), one
+    calibration batch at a time; with ``stop_early`` the run stops at the layer. Returns the
     number of input positions (rows of X) seen."""
     seen = 0
+    chunk = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
 
     def hook(m, inputs):
         nonlocal seen
-        for cols in view.columns(inputs[0].detach(), chunk_bytes):
+        for cols in view.columns(inputs[0].detach(), chunk):
             h.add_(torch.bmm(cols, cols.transpose(1, 2)).to(torch.float64))  # float32 per chunk, float64 sum
             seen += cols.shape[-1]
         if stop_early:
@@ -163,29 +261,14 @@ def accumulate(model: nn.Module, view: LayerView, batches, h: torch.Tensor, stop
 
     handle = view.module.register_forward_pre_hook(hook)
     try:
-        with torch.no_grad():
-            for xb in batches:
-                if cancel is not None and cancel.is_set():
-                    break
-                try:
-                    model(xb)
-                except _Stop:
-                    pass
+        for _ in feeder.feed(name, cancel):
+            pass
     finally:
         handle.remove()
     return seen
-
-
-def batches(x: torch.Tensor, batch: int):
-    """``x`` in slices of ``batch`` samples."""
-    return [x[s : s + batch] for s in range(0, len(x), batch)]
 
 
 def describe_bytes(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
-def default_batch(x: torch.Tensor) -> int:
-    """Calibration batch: 32 samples, fewer for very large inputs (≤ 64 MiB of inputs a batch)."""
-    per = max(1, x[:1].numel() * x.element_size())
-    return max(1, min(32, (64 * 2**20) // per, math.ceil(len(x) / 1)))

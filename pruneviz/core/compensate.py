@@ -1,9 +1,11 @@
 """Compensation: a weight prune that also updates the kept weights so each layer still computes
 what it did on calibration inputs. Two modes (solvers in :mod:`pruneviz.core.compensate_solve`):
 
-- ``exact`` (default): the mask is chosen as without compensation (the prune's own ranking);
-  then each output row's kept weights are the least-squares optimum on ``H = X Xᵀ + λI``
-  restricted to its kept inputs (Cholesky, float64; rows sharing a mask share one solve).
+- ``exact`` (default where it fits): the mask is chosen as without compensation (the prune's own
+  ranking); then each output row's kept weights are the least-squares optimum on ``H = X Xᵀ + λI``
+  restricted to its kept inputs (Cholesky, float64; rows sharing a mask share one solve). A layer
+  whose solves would cost over :data:`EXACT_FLOPS` (ResNet-50's widest convs) gets SparseGPT
+  instead, named in a notice.
 - ``sparsegpt``: Frantar & Alistarh 2023, Algorithm 1, with its own mask: OBS saliency in column
   blocks of 128 and lazy updates. The prune's ranking only sets how many weights each layer
   loses (all the same share with ``scope="layer"``); SparseGPT chooses which.
@@ -36,6 +38,9 @@ from .masks import available_bytes
 #: calibration samples used at most (by default)
 MAX_SAMPLES = 1024
 MODES = ("exact", "sparsegpt")
+#: a layer whose exact solves would take more (Σ over rows of k³/3 for k kept inputs) gets
+#: SparseGPT instead, with a notice: about 10 s on the 2-core machine the figures come from
+EXACT_FLOPS = 2e10
 DAMP = solve.DAMP
 DAMP_EXACT = solve.DAMP_EXACT
 BLOCK = solve.BLOCK
@@ -119,17 +124,20 @@ def calibration_inputs(session, data, samples: int = MAX_SAMPLES) -> torch.Tenso
     return x[:samples].to(session.device)
 
 
-def steps(session, amount: float, scope: str = "layer", method: str = "magnitude", layers=None, mode="exact", calib=None, limit: int | None = None, samples: int = MAX_SAMPLES, batch: int = 32, cancel=None, damp: float | None = None):
+def steps(session, amount: float, scope: str = "layer", method: str = "magnitude", layers=None, mode="exact", calib=None, limit: int | None = None, samples: int = MAX_SAMPLES, batch: int = 32, cancel=None, damp: float | None = None, exact_flops: float | None = None):
     """Generator: a compensated weight prune (module docstring), yielding :class:`CompensateProgress`
     twice per layer; returns the number of weights pruned. One undo step. ``cancel`` (a
     threading.Event) or closing the generator puts the session back exactly as before (returns 0).
     ``limit``: bytes a layer's H may take (default: the device's free memory). ``damp``: λ as a
-    fraction of H's mean diagonal (default 1e-6 for exact, SparseGPT's 1 % for sparsegpt)."""
+    fraction of H's mean diagonal (default 1e-6 for exact, SparseGPT's 1 % for sparsegpt).
+    ``exact_flops``: in exact mode, a layer whose solves would cost more is done by SparseGPT
+    (default :data:`EXACT_FLOPS`; the layers are named in ``session.notices``)."""
     from .session import PruneSpec
 
     mode = mode_of(mode) or "exact"
     if damp is None:
         damp = DAMP_EXACT if mode == "exact" else DAMP
+    exact_flops = EXACT_FLOPS if exact_flops is None else exact_flops
     chosen = session.preview(amount, scope, "weight", method, layers)
     modules = dict(session.model.named_modules())
     views = {n: cal.view_of(n, modules[n]) for n in chosen}
@@ -138,7 +146,10 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
     x = calibration_inputs(session, calib, samples)
     todo = {n: modules[n] for n, m in chosen.items() if m.any()}
     with session.lock:
-        names, calls = cal.call_counts(session.model, todo, x[:2])
+        names, calls = cal.call_counts(session.model, modules, x[:2])
+    names = [n for n in names if n in todo]
+    feeder = cal.Feeder(session.model, x, batch, calls)
+    big: list[str] = []  # layers whose exact solve is over budget: SparseGPT instead
     masks = session.masks
     snap = deltas.Snapshot(session)
     applied: list[Flip] = []
@@ -148,7 +159,7 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
             view, info = views[n], session.layer(n)
             with session.lock:
                 h = torch.zeros(view.groups, view.cols, view.cols, dtype=torch.float64, device=session.device)
-                cal.accumulate(session.model, view, cal.batches(x, batch), h, stop_early=calls.get(n, 1) == 1, cancel=cancel)
+                cal.accumulate(feeder, view, n, h, stop_early=calls.get(n, 1) == 1, cancel=cancel)
             if cancel is not None and cancel.is_set():
                 raise _Cancelled
             yield CompensateProgress(n, i, len(names), "solve")
@@ -156,11 +167,13 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
                 shape = masks.orig[info.weight].shape
                 dense = view.split(masks.params[info.weight].detach()).to(session.device)
                 kept = view.split(masks.mask(n)).to(session.device)
-                if mode == "exact":
-                    keep = kept & ~view.split(chosen[n].to(session.device))
+                keep = kept & ~view.split(chosen[n].to(session.device))
+                if mode == "exact" and solve.exact_flops(keep) <= exact_flops:
                     new = solve.exact(dense, h, keep, damp)
                 else:
-                    new, keep = solve.sparsegpt(dense, h, kept, int(chosen[n].sum()), damp)
+                    if mode == "exact":
+                        big.append(n)
+                    new, keep = solve.sparsegpt(dense, h, kept, int(chosen[n].sum()), DAMP if mode == "exact" else damp)
                 del h
                 newly = view.join(kept & ~keep, shape)
                 flip = Flip.make("elem", n, newly.reshape(-1).nonzero().flatten().cpu(), newly.numel())
@@ -183,6 +196,8 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
             return 0
         raise
     session.last_prune = PruneSpec(amount, scope, "weight", method, tuple(chosen))
+    if big:
+        session.notices.append(f"compensation: the exact solve of {', '.join(big)} would take over {exact_flops / 1e9:g} GFLOP: SparseGPT chose their masks and weights")
     if not applied:
         return 0
     how = f"by {method} ({scope}), compensated" if mode == "exact" else f"by SparseGPT ({scope}), compensated"
