@@ -112,7 +112,7 @@ def _gap_one(s: Session, amount: float) -> float:
     for layer in s.layers:
         view = cal.view_of(layer.name, modules[layer.name])
         h = torch.zeros(1, view.cols, view.cols, dtype=torch.float64)
-        cal.accumulate(s.model, view, cal.batches(x, 256), h, stop_early=False)
+        cal.accumulate(cal.Feeder(s.model, x, 256, {}), view, layer.name, h, stop_early=False)
         w = dense[layer.name].unsqueeze(0)
         kept = s.mask(layer.name).unsqueeze(0)
         best = solve.exact(w, h, kept)
