@@ -48,7 +48,7 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     from pruneviz.cli import _int_in
 
     p.add_argument("--finetune", type=_int_in("--finetune", 1, EPOCHS_MAX), metavar="EPOCHS", help="fine-tune the kept weights this many epochs after pruning")
-    p.add_argument("--compensate", action="store_true", help="update the kept weights to keep each layer's outputs (OBS / SparseGPT)")
+    p.add_argument("--compensate", nargs="?", const="exact", default=None, choices=["exact", "sparsegpt"], metavar="{exact,sparsegpt}", help="update the kept weights to keep each layer's outputs on calibration data: exact (default: least squares for the chosen mask) or sparsegpt (SparseGPT chooses the mask too)")
     _training_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
@@ -171,12 +171,8 @@ def prune_and_train(s, args, emit, prune=None) -> int:
     calibration = s.calib.use() if args.compensate else None  # --calib-data, else --train-data, else the default
     if prune is not None:
         n = prune()
-    elif args.compensate and args.granularity == "weight":
-        from pruneviz.core import compensate
-
-        n = compensate.prune(s, args.amount, args.scope, args.method, args.layers, calibration)
-    else:
-        n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers, compensate=args.compensate)
+    else:  # the Session verb: it holds the session while compensating (one writer at a time)
+        n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers, compensate=args.compensate or False, calib=calibration)
     pruned = s.evaluate() if s.data is not None else None
     result = None
     if args.finetune:
@@ -188,6 +184,8 @@ def prune_and_train(s, args, emit, prune=None) -> int:
         rep["accuracy_before"] = before.accuracy
         rep["accuracy_pruned"] = pruned.accuracy
     rep["compensated"] = bool(args.compensate)
+    if args.compensate:
+        rep["compensation"] = args.compensate
     if result is not None:
         rep["finetune"] = result.to_json()
     if args.report:
@@ -196,7 +194,8 @@ def prune_and_train(s, args, emit, prune=None) -> int:
         emit(json.dumps(_finite(rep)))
         return 0
     unit = {"neuron": "neurons", "head": "attention heads"}.get(args.granularity, "weights")
-    line = f"pruned {n:,} {unit}{' (compensated)' if args.compensate else ''}; sparsity {rep['sparsity']:.1%}"
+    how = {"exact": " (compensated)", "sparsegpt": " (SparseGPT, compensated)"}.get(args.compensate, "")
+    line = f"pruned {n:,} {unit}{how}; sparsity {rep['sparsity']:.1%}"
     if before is not None:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"
         if result is not None:

@@ -1,187 +1,221 @@
-"""Compensation: after a weight prune, update each layer's kept weights so that the layer still
-computes what it did (Optimal Brain Surgeon, in the blockwise form of SparseGPT, Frantar &
-Alistarh 2023, https://github.com/IST-DASLab/sparsegpt).
+"""Compensation: a weight prune that also updates the kept weights so each layer still computes
+what it did on calibration inputs. Two modes (solvers in :mod:`pruneviz.core.compensate_solve`):
 
-For a layer with dense weights W [out, cols] and calibration inputs X [cols, n], the mask is
-chosen first (by the ordinary prune ranking), then the kept weights minimise ``‖W X − Ŵ X‖²``:
-with ``H = X Xᵀ + λI`` (λ = 1 % of H's mean diagonal), columns are eliminated left to right and
-each pruned weight's error ``w / [H⁻¹]ⱼⱼ`` is spread over the columns after it along the upper
-Cholesky factor of ``H⁻¹``. Layers are done in forward order, and each layer's inputs come from
-the already pruned and compensated layers before it, as in SparseGPT's sequential mode.
+- ``exact`` (default where it fits): the mask is chosen as without compensation (the prune's own
+  ranking); then each output row's kept weights are the least-squares optimum on ``H = X Xᵀ + λI``
+  restricted to its kept inputs (Cholesky, float64; rows sharing a mask share one solve). A layer
+  whose solves would cost over :data:`EXACT_FLOPS` (ResNet-50's widest convs) gets SparseGPT
+  instead, named in a notice.
+- ``sparsegpt``: Frantar & Alistarh 2023, Algorithm 1, with its own mask: OBS saliency in column
+  blocks of 128 and lazy updates. The prune's ranking only sets how many weights each layer
+  loses (all the same share with ``scope="layer"``); SparseGPT chooses which.
 
-Cost: per layer, ``cols²`` floats for H (twice that while it is inverted) and a pass of the
-calibration data through the model; a layer whose H does not fit in free memory is refused
-before anything changes.
+Both work layer by layer in forward order; each layer's H comes from calibration inputs run
+through the already pruned and compensated layers before it (the model stops at the layer), one
+batch at a time (:mod:`pruneviz.core.calibration`). Layers: Linear, Conv1d, Conv2d with any
+``groups`` (each group its own problem: depthwise too), Hugging Face's Conv1D. A layer whose H
+does not fit in free memory, or of another kind, is refused before anything changes.
+
+Example::
+
+    for p in compensate.steps(s, 0.7, mode="sparsegpt", calib="demo:digits-train"):
+        print(p.text)
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+from dataclasses import dataclass
 
+import torch
+
+from . import layer_hessian as cal
+from . import compensate_solve as solve
 from . import deltas
 from .errors import PrunevizError
 from .history import Change, Flip, Step
 from .masks import available_bytes
 
-#: calibration samples used at most
+#: calibration samples used at most (by default)
 MAX_SAMPLES = 1024
-DAMP = 0.01
-BLOCK = 128
+MODES = ("exact", "sparsegpt")
+#: a layer whose exact solves would take more (Σ over rows of k³/3 for k kept inputs) gets
+#: SparseGPT instead, with a notice: about 10 s on the 2-core machine the figures come from
+EXACT_FLOPS = 2e10
+DAMP = solve.DAMP
+DAMP_EXACT = solve.DAMP_EXACT
+BLOCK = solve.BLOCK
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+@dataclass(frozen=True)
+class CompensateProgress:
+    """One stage of one layer: ``stage`` is ``"calibrate"`` (gathering H) or ``"solve"``."""
+
+    layer: str
+    index: int
+    total: int
+    stage: str
+
+    @property
+    def text(self) -> str:
+        return f"compensate {self.index + 1}/{self.total} {self.layer}: {self.stage}"
 
 
-def columns(module: nn.Module) -> int:
-    """Width of the layer's input as OBS sees it (in_features, or in_channels·kh·kw)."""
-    if isinstance(module, nn.Linear):
-        return module.in_features
-    return module.weight[0].numel()
+def mode_of(compensate) -> str | None:
+    """``True`` → ``"exact"``; ``False``/``None`` → ``None``; a mode name → itself; else refused."""
+    if compensate is None or compensate is False:
+        return None
+    if compensate is True:
+        return "exact"
+    if compensate in MODES:
+        return compensate
+    raise PrunevizError(f"unknown compensation {compensate!r}: choose {' or '.join(MODES)}")
 
 
-def check_layer(name: str, module: nn.Module, device: torch.device, limit: int | None = None) -> int:
-    """Refuse a layer that cannot be compensated; returns the bytes its H needs."""
-    if isinstance(module, nn.Conv2d):
-        if module.groups != 1 or module.padding_mode != "zeros" or isinstance(module.padding, str):
-            raise PrunevizError(f"cannot compensate {name}: only Linear layers and plain Conv2d layers (groups 1, zero padding given as numbers) are supported; prune it without compensation")
-    elif not isinstance(module, nn.Linear):
-        raise PrunevizError(f"cannot compensate {name}: only Linear and Conv2d layers are supported, not {type(module).__name__}; prune it without compensation")
-    cols = columns(module)
-    need = 3 * cols * cols * 8  # H, its Cholesky factor and inverse, in float64
+def columns(module) -> int:
+    """Inputs per output row as compensation sees it (in_features; in_channels/groups·kernel)."""
+    return cal.view_of("layer", module).cols
+
+
+def check_layer(name: str, module, device: torch.device, limit: int | None = None, mode: str = "exact") -> int:
+    """Refuse a layer that cannot be compensated; returns the bytes its solve needs."""
+    view = cal.view_of(name, module)
+    h = cal.hessian_bytes(view)
+    need = 3 * h + (solve.SOLVE_BYTES if mode == "exact" else 0)  # H, its factor and inverse, float64
     free = available_bytes(device) if limit is None else limit
     if free is not None and need > free:
-        raise PrunevizError(f"cannot compensate {name}: its {cols:,}×{cols:,} Hessian needs {_gib(need)} but only {_gib(free)} is free on {device.type}; prune it without compensation")
+        size = f"{view.cols:,}×{view.cols:,}" + (f" (×{view.groups} groups)" if view.groups > 1 else "")
+        raise PrunevizError(f"cannot compensate {name}: its {size} Hessian needs {cal.describe_bytes(need)} but only {cal.describe_bytes(free)} is free on {device.type}; prune it without compensation")
     return need
 
 
-def calibration_inputs(session, data) -> torch.Tensor:
-    """Up to :data:`MAX_SAMPLES` inputs: ``data``, else the training data of a demo model, else the evaluation data."""
+def calibration_inputs(session, data, samples: int = MAX_SAMPLES) -> torch.Tensor:
+    """Up to ``samples`` calibration inputs on the session's device. ``data``: a DATA spec, an
+    EvalData, a tensor of inputs, or an iterable of batches (tensors or (inputs, labels)); None:
+    the training data of a demo model, else the evaluation data (with a notice: it inflates the
+    figures measured on it)."""
     from .training import training_data
 
-    if data is None and not session.spec.startswith("demo:") and session.data is not None:
+    if data is None and not session.spec.startswith("demo:"):
+        if session.data is None:
+            raise PrunevizError("compensation needs calibration inputs: pass --calib-data DATA (or --train-data / --data)")
+        note = f"calibrating on the evaluation data {session.data.spec}: accuracy measured on it is inflated"
+        if note not in session.notices:
+            session.notices.append(note)
         x = session.data.x
-    elif data is None and not session.spec.startswith("demo:"):
-        raise PrunevizError("compensation needs calibration inputs: pass --train-data DATA (or --data)")
-    else:
+    elif data is None or isinstance(data, str) or hasattr(data, "spec"):
         x = training_data(session, data)[0].x
-    return x[:MAX_SAMPLES].to(session.device)
+    elif isinstance(data, torch.Tensor):
+        x = data
+    else:
+        parts, n = [], 0
+        for b in data:
+            b = b[0] if isinstance(b, (tuple, list)) else b
+            if not isinstance(b, torch.Tensor):
+                raise PrunevizError(f"calibration batches must be tensors or (inputs, labels), not {type(b).__name__}")
+            parts.append(b[: samples - n])
+            n += len(parts[-1])
+            if n >= samples:
+                break
+        if not parts:
+            raise PrunevizError("the calibration data is empty")
+        x = torch.cat(parts)
+    if len(x) == 0:
+        raise PrunevizError("the calibration data is empty")
+    return x[:samples].to(session.device)
 
 
-def forward_order(session, names: list[str], x: torch.Tensor) -> list[str]:
-    """``names`` in the order the model calls them."""
-    modules = dict(session.model.named_modules())
-    seen: list[str] = []
-    hooks = [modules[n].register_forward_hook(lambda m, i, o, n=n: seen.append(n) if n not in seen else None) for n in names]
-    try:
-        with torch.no_grad():
-            session.model(x[:2])
-    finally:
-        for h in hooks:
-            h.remove()
-    return seen + [n for n in names if n not in seen]
-
-
-def layer_inputs(module: nn.Module, inp: torch.Tensor) -> torch.Tensor:
-    """A layer's input as rows of OBS columns: [samples (× positions), cols]."""
-    if isinstance(module, nn.Linear):
-        return inp.reshape(-1, inp.shape[-1])
-    cols = F.unfold(inp, module.kernel_size, dilation=module.dilation, padding=module.padding, stride=module.stride)
-    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
-
-
-def hessian(session, name: str, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """``X Xᵀ`` (float64, [cols, cols]) of the inputs reaching ``name`` when the model runs ``x``."""
-    module = dict(session.model.named_modules())[name]
-    cols = columns(module)
-    h = torch.zeros(cols, cols, dtype=torch.float64, device=x.device)
-
-    def hook(m, i, o):
-        rows = layer_inputs(m, i[0].detach()).to(torch.float64)
-        h.addmm_(rows.t(), rows)
-
-    handle = module.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            for s in range(0, len(x), batch):
-                session.model(x[s : s + batch])
-    finally:
-        handle.remove()
-    return h
-
-
-def obs(w: torch.Tensor, h: torch.Tensor, pruned: torch.Tensor, damp: float = DAMP, block: int = BLOCK) -> torch.Tensor:
-    """SparseGPT's blockwise OBS update with a given mask: ``w`` [rows, cols] with the ``pruned``
-    entries set to 0 and the kept ones adjusted to keep ``w @ X`` (float64 throughout)."""
-    w = w.to(torch.float64).clone()
-    h = h.clone()
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1  # an input that is always 0: nothing to preserve through it
-    h.diagonal().add_(damp * torch.mean(torch.diag(h)))
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    cols = w.shape[1]
-    for i1 in range(0, cols, block):
-        i2 = min(i1 + block, cols)
-        w1 = w[:, i1:i2].clone()
-        q1 = torch.zeros_like(w1)
-        err1 = torch.zeros_like(w1)
-        hinv1 = hinv[i1:i2, i1:i2]
-        m1 = pruned[:, i1:i2]
-        for i in range(i2 - i1):
-            col = w1[:, i]
-            q = torch.where(m1[:, i], torch.zeros_like(col), col)
-            q1[:, i] = q
-            e = (col - q) / hinv1[i, i]
-            w1[:, i:] -= e.unsqueeze(1) @ hinv1[i, i:].unsqueeze(0)
-            err1[:, i] = e
-        w[:, i1:i2] = q1
-        w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
-    return w
-
-
-def prune(session, amount: float, scope: str, method: str, layers, calibration=None, limit: int | None = None) -> int:
-    """A weight prune whose kept weights are compensated (see the module docstring); one undo step.
-    ``limit``: bytes H may take (default: the device's free memory)."""
+def steps(session, amount: float, scope: str = "layer", method: str = "magnitude", layers=None, mode="exact", calib=None, limit: int | None = None, samples: int = MAX_SAMPLES, batch: int = 32, cancel=None, damp: float | None = None, exact_flops: float | None = None):
+    """Generator: a compensated weight prune (module docstring), yielding :class:`CompensateProgress`
+    twice per layer; returns the number of weights pruned. One undo step. ``cancel`` (a
+    threading.Event) or closing the generator puts the session back exactly as before (returns 0).
+    ``limit``: bytes a layer's H may take (default: the device's free memory). ``damp``: λ as a
+    fraction of H's mean diagonal (default 1e-6 for exact, SparseGPT's 1 % for sparsegpt).
+    ``exact_flops``: in exact mode, a layer whose solves would cost more is done by SparseGPT
+    (default :data:`EXACT_FLOPS`; the layers are named in ``session.notices``)."""
     from .session import PruneSpec
 
+    mode = mode_of(mode) or "exact"
+    if damp is None:
+        damp = DAMP_EXACT if mode == "exact" else DAMP
+    exact_flops = EXACT_FLOPS if exact_flops is None else exact_flops
     chosen = session.preview(amount, scope, "weight", method, layers)
     modules = dict(session.model.named_modules())
+    views = {n: cal.view_of(n, modules[n]) for n in chosen}
     for n in chosen:
-        check_layer(n, modules[n], session.device, limit)
-    x = calibration_inputs(session, calibration)
-    names = forward_order(session, [n for n, m in chosen.items() if m.any()], x)
+        check_layer(n, modules[n], session.device, limit, mode)
+    x = calibration_inputs(session, calib, samples)
+    todo = {n: modules[n] for n, m in chosen.items() if m.any()}
+    with session.lock:
+        names, calls = cal.call_counts(session.model, modules, x[:2])
+    names = [n for n in names if n in todo]
+    feeder = cal.Feeder(session.model, x, batch, calls)
+    big: list[str] = []  # layers whose exact solve is over budget: SparseGPT instead
     masks = session.masks
-    flips = [Flip.make("elem", n, m.reshape(-1).nonzero().flatten(), m.numel()) for n, m in chosen.items()]
-    flips = [f for f in flips if f.idx.numel()]
     snap = deltas.Snapshot(session)
-    applied = False
+    applied: list[Flip] = []
     try:
-        with session.lock:
-            dense = {n: session.weight(n) for n in names}  # before this prune (earlier cuts already 0)
-            session.apply_flips(flips)
-            applied = True
-            for n in names:
-                wname = session.layer(n).weight
-                kept = masks.mask(n)
-                w2 = obs(dense[n].reshape(len(kept), -1).to(session.device), hessian(session, n, x), ~kept.reshape(len(kept), -1))
-                new = w2.reshape(kept.shape).to(masks.orig[wname].dtype)
+        for i, n in enumerate(names):
+            yield CompensateProgress(n, i, len(names), "calibrate")
+            view, info = views[n], session.layer(n)
+            with session.lock:
+                h = torch.zeros(view.groups, view.cols, view.cols, dtype=torch.float64, device=session.device)
+                cal.accumulate(feeder, view, n, h, stop_early=calls.get(n, 1) == 1, cancel=cancel)
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
+            yield CompensateProgress(n, i, len(names), "solve")
+            with session.lock:
+                shape = masks.orig[info.weight].shape
+                dense = view.split(masks.params[info.weight].detach()).to(session.device)
+                kept = view.split(masks.mask(n)).to(session.device)
+                keep = kept & ~view.split(chosen[n].to(session.device))
+                if mode == "exact" and solve.exact_flops(keep) <= exact_flops:
+                    new = solve.exact(dense, h, keep, damp)
+                else:
+                    if mode == "exact":
+                        big.append(n)
+                    new, keep = solve.sparsegpt(dense, h, kept, int(chosen[n].sum()), DAMP if mode == "exact" else damp)
+                del h
+                newly = view.join(kept & ~keep, shape)
+                flip = Flip.make("elem", n, newly.reshape(-1).nonzero().flatten().cpu(), newly.numel())
+                if flip.idx.numel():
+                    session.apply_flips([flip])
+                    applied.append(flip)
+                orig = masks.orig[info.weight]
                 with torch.no_grad():
-                    masks.orig[wname].copy_(torch.where(kept, new, masks.orig[wname]))
-                deltas.refresh(session, [wname])
+                    orig.copy_(torch.where(view.join(keep, shape), view.join(new, shape).to(orig.dtype), orig))
+                deltas.refresh(session, [info.weight])
                 deltas.invalidate(session)
+        with session.lock:
             delta = snap.delta(session)
-    except BaseException:
+    except BaseException as e:
         with session.lock:
             if applied:
-                session.apply_flips(list(reversed(flips)))
+                session.apply_flips(list(reversed(applied)))
             snap.restore(session)
+        if isinstance(e, _Cancelled):
+            return 0
         raise
     session.last_prune = PruneSpec(amount, scope, "weight", method, tuple(chosen))
-    if not flips:
+    if big:
+        session.notices.append(f"compensation: the exact solve of {', '.join(big)} would take over {exact_flops / 1e9:g} GFLOP: SparseGPT chose their masks and weights")
+    if not applied:
         return 0
-    label = f"prune {amount:.0%} weights by {method} ({scope}), compensated"
-    deltas.record(session, Step(label, flips, weights=delta))
+    how = f"by {method} ({scope}), compensated" if mode == "exact" else f"by SparseGPT ({scope}), compensated"
+    label = f"prune {amount:.0%} weights {how}"
+    deltas.record(session, Step(label, applied, weights=delta))
     session.changed.emit(Change(label, frozenset(layer.name for layer in session.layers)))
-    return sum(f.idx.numel() for f in flips)
+    return sum(f.idx.numel() for f in applied)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def prune(session, amount: float, scope: str, method: str, layers, calibration=None, limit: int | None = None, mode="exact", **kw) -> int:
+    """:func:`steps` run to the end; returns the number of weights pruned."""
+    gen = steps(session, amount, scope, method, layers, mode, calibration, limit, **kw)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

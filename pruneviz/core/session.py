@@ -630,29 +630,32 @@ class Session:
         sel = rk.lowest(unit, cand, min(round(amount * rk.count(alive)), rk.count(cand)))
         return {n: kept[n] & sel[self._groups[n]] for n in names}
 
-    def prune(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None, compensate: bool = False) -> int:
+    def prune(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None, compensate: bool | str = False, calib=None) -> int:
         """Prune ``amount`` (0..1) of the still-kept weights or neurons of the selected layers,
         lowest ``method`` score first, per layer (``scope="layer"``; :data:`~pruneviz.core.importance.ROW_METHODS`
         per output row), in one ranking (``"global"``), or with per-layer amounts allocated from a
         sensitivity analysis on the calibration split (``"sensitivity"``, weights only; see
-        :func:`pruneviz.core.allocation.prune_by_sensitivity`). Scores come from the model as it was before the call. One undo step.
-        ``compensate=True`` (weights only) also updates the kept weights to keep each layer's
-        outputs (OBS / SparseGPT, :mod:`pruneviz.core.compensate`).
-        Returns the number of weights or neurons pruned."""
+        :func:`pruneviz.core.allocation.prune_by_sensitivity`). Scores come from the model as it was
+        before the call. One undo step.
+        ``compensate`` (weights only): ``"exact"`` (or True) also sets the kept weights to the
+        least-squares optimum of each layer's outputs for this mask; ``"sparsegpt"`` lets SparseGPT
+        choose the mask and update the weights (:mod:`pruneviz.core.compensate`). ``calib``: the
+        calibration data (a DATA spec, EvalData, tensor or batches; default: the session's
+        calibration split, :attr:`calibration`). Returns the number of weights or neurons pruned."""
+        from . import compensate as comp
+
+        mode = comp.mode_of(compensate)
         if scope == "sensitivity":
-            if granularity != "weight" or compensate:
+            if granularity != "weight" or mode is not None:
                 raise PrunevizError("--scope sensitivity allocates weights per layer: use it with --granularity weight and without --compensate")
             from . import allocation
 
             return allocation.prune_by_sensitivity(self, amount, method, layers)
-        if compensate:
+        if mode is not None:
             if granularity != "weight":
                 raise PrunevizError("compensation updates the weights that stay after a weight prune: use it with --granularity weight")
-            from . import compensate as comp
-
-            return comp.prune(self, amount, scope, method, layers, calibration=self.calib.use())
             with self.writing():  # its snapshot, flips and new values: no job may begin in between
-                return comp.prune(self, amount, scope, method, layers)
+                return comp.prune(self, amount, scope, method, layers, self.calib.use() if calib is None else calib, mode=mode)
         if granularity == "head":
             from . import attention_heads
 

@@ -37,6 +37,8 @@ class PruneArgs:
     scope: str
     granularity: str
     layers: list[str] | None
+    #: None, or a compensation mode of :data:`pruneviz.core.compensate.MODES`
+    compensate: str | None = None
 
 
 class PruneDialog(QDialog):
@@ -58,6 +60,11 @@ class PruneDialog(QDialog):
         self.method = QComboBox()
         self.scope = QComboBox()
         self.scope.addItems(["layer", "global"])
+        from pruneviz.core.compensate import MODES
+
+        self.compensate = QComboBox()
+        self.compensate.addItems(["none", *MODES])
+        self.compensate.setToolTip("weight pruning only: exact keeps the chosen mask and sets the kept weights to the least-squares optimum of each layer's outputs on calibration data; sparsegpt lets SparseGPT choose the mask too")
         self.layers = QListWidget()
         self.layers.setMaximumHeight(160)
         for layer in session.layers:
@@ -81,6 +88,7 @@ class PruneDialog(QDialog):
         form.addRow("Granularity", self.granularity)
         form.addRow("Method", self.method)
         form.addRow("Scope", self.scope)
+        form.addRow("Compensate", self.compensate)
         form.addRow("Layers", self.layers)
         form.addRow("", buttons)
         form.addRow(self.scope_note)
@@ -88,6 +96,7 @@ class PruneDialog(QDialog):
         self._current = current_layer
         self.granularity.currentTextChanged.connect(self._fill_methods)
         self.granularity.currentTextChanged.connect(self._explain)
+        self.granularity.currentTextChanged.connect(lambda g: self.compensate.setEnabled(g == "weight"))
         self.scope.currentTextChanged.connect(self._explain)
         self.amount.valueChanged.connect(self._explain)
         self.layers.itemChanged.connect(self._explain)
@@ -137,7 +146,8 @@ class PruneDialog(QDialog):
 
     def args(self) -> PruneArgs:
         names = [self.layers.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.layers.count()) if self.layers.item(i).checkState() == Qt.CheckState.Checked]
-        return PruneArgs(self.amount.value() / 100.0, self.method.currentText(), self.scope.currentText(), self.granularity.currentText(), names or None)
+        comp = self.compensate.currentText() if self.compensate.isEnabled() and self.compensate.currentText() != "none" else None
+        return PruneArgs(self.amount.value() / 100.0, self.method.currentText(), self.scope.currentText(), self.granularity.currentText(), names or None, comp)
 
 
 @dataclass

@@ -196,7 +196,7 @@ class Editing(QObject):
         d = PruneDialog(self.w.session, self.w.layer, self.w)
         if d.exec():
             a = d.args()
-            self.scored(a.method, a.granularity, lambda: self.w._guard(self.w.session.prune, a.amount, a.scope, a.granularity, a.method, a.layers))
+            self.scored(a.method, a.granularity, lambda: self.w._guard(self.w.session.prune, a.amount, a.scope, a.granularity, a.method, a.layers, a.compensate or False))
 
     def step(self) -> None:
         method = self.w.method.currentText() or "magnitude"

@@ -302,6 +302,10 @@ def main(argv=None) -> int:
     import training  # fine-tuning vs a plain masked loop, undo bytes, compensation (issue 8)
 
     results.update(training.figures(args.quick, args.device))
+    import compensation  # exact / sparsegpt vs a plain prune, accuracy over seeds, ResNet-50 (issues 18, 21)
+
+    results.update(compensation.figures(args.quick, args.device))
+    GOALS.update(compensation.GOALS)
     results.update(analysis_figures(args.quick, args.device))
     import plans  # plan curves on a copy vs switching and evaluating every step
 

@@ -1,0 +1,31 @@
+"""The Prune dialog offers compensation (none / exact / sparsegpt) for weight pruning; choosing
+one prunes through the session with that mode."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDialog
+
+
+def test_prune_dialog_compensates_with_the_chosen_mode(window, monkeypatch):
+    from pruneviz.qt import controls
+
+    w = window
+    s = w.session
+    d = controls.PruneDialog(s, w.layer, w)
+    assert [d.compensate.itemText(i) for i in range(d.compensate.count())] == ["none", "exact", "sparsegpt"]
+    assert d.args().compensate is None
+    d.compensate.setCurrentText("sparsegpt")
+    assert d.args().compensate == "sparsegpt"
+    d.granularity.setCurrentText("neuron")
+    assert not d.compensate.isEnabled() and d.args().compensate is None  # weights only
+
+    def accept(self):
+        self.amount.setValue(60.0)
+        self.all_layers.click()
+        self.compensate.setCurrentText("sparsegpt")
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(controls.PruneDialog, "exec", accept)
+    w.editing.prune_dialog()
+    assert s.history.labels == ["prune 60% weights by SparseGPT (layer), compensated"]
+    assert abs(s.sparsity() - 0.6) < 0.01
