@@ -78,15 +78,21 @@ def fill_missing(model: torch.nn.Module, extra: Mapping[str, torch.Tensor] | Non
     hook's handle (``.remove()`` it), or None when there are no extra arrays."""
     if not extra:
         return None
-    row = {k: v[:1].detach().cpu().clone() for k, v in extra.items()}
+    return model.register_forward_pre_hook(_FillMissing({k: v[:1].detach().cpu().clone() for k, v in extra.items()}), with_kwargs=True)
 
-    def hook(module, args, kwargs):
-        if len(args) != 1 or not isinstance(args[0], torch.Tensor) or any(k in kwargs for k in row):
+
+class _FillMissing:
+    """The pre-hook of :func:`fill_missing`: a class, not a closure, so the model still pickles
+    (copies sent to worker processes)."""
+
+    def __init__(self, row: dict[str, torch.Tensor]):
+        self.row = row
+
+    def __call__(self, module, args, kwargs):
+        if len(args) != 1 or not isinstance(args[0], torch.Tensor) or any(k in kwargs for k in self.row):
             return None
         x = args[0]
-        return args, {**kwargs, **{k: v.to(x.device).repeat(x.shape[0], *([1] * (v.dim() - 1))) for k, v in row.items()}}
-
-    return model.register_forward_pre_hook(hook, with_kwargs=True)
+        return args, {**kwargs, **{k: v.to(x.device).repeat(x.shape[0], *([1] * (v.dim() - 1))) for k, v in self.row.items()}}
 
 
 def batch_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, extra=None, reduction: str = "mean") -> torch.Tensor:

@@ -3,6 +3,8 @@ positional argument, ``decoder_input_ids`` as a keyword, ``{"logits": ...}`` out
 ``.npz`` holding ``x``, ``decoder_input_ids`` and ``labels``. The extra arrays must follow every
 batch cut: evaluation order, training batches, score batches, calibration subsets."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -81,6 +83,19 @@ def test_npz_with_decoder_inputs_and_labels_evaluates_like_a_plain_loop(tmp_path
     with torch.no_grad():
         off = F.cross_entropy(s.model(data.x, **shuffled)["logits"].reshape(-1, V), data.y.reshape(-1), ignore_index=-100)
     assert abs(float(off) - loss) > 1e-4
+
+
+def test_an_input_alone_gets_the_first_decoder_inputs_and_the_model_still_pickles(tmp_path):
+    s, data = _session(tmp_path)
+    first = data.extra["decoder_input_ids"][:1].repeat(3, 1)
+    with torch.no_grad():
+        expected = s.model(data.x[:3], decoder_input_ids=first)["logits"]
+        torch.testing.assert_close(s.model(data.x[:3])["logits"], expected, rtol=0, atol=0)  # tracing, shrink
+        copy = pickle.loads(pickle.dumps(s.model))  # copies sent to worker processes
+        torch.testing.assert_close(copy(data.x[:3])["logits"], expected, rtol=0, atol=0)
+    s.set_data(None)  # no encoder-decoder data: the model is called as it is again
+    with pytest.raises(TypeError):
+        s.model(data.x[:3])
 
 
 def test_scores_train_and_shrink_carry_the_decoder_inputs(tmp_path):
