@@ -41,7 +41,7 @@ class Calibration:
         self.given: EvalData | None = None
         self._default: EvalData | None = None
         self._default_tried = False
-        self._tensors: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None  # (key, tensors)
+        self._tensors: tuple[tuple, EvalData] | None = None  # (key, the subset on the device)
         if data is not None:
             self.given = self._open(data)
 
@@ -107,7 +107,16 @@ class Calibration:
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Up to :data:`ANALYSIS_SAMPLES` calibration inputs and labels on the session's device,
         chosen with the session's seed (:func:`pruneviz.core.importance.calibration_set`)."""
-        from .importance import calibration_set
+        d = self.subset()
+        return d.x, d.y
+
+    def extra(self) -> dict[str, torch.Tensor]:
+        """The per-sample keyword arrays (decoder inputs) that go with :meth:`tensors`."""
+        return self.subset().extra
+
+    def subset(self) -> EvalData:
+        """:meth:`tensors` and :meth:`extra` as one :class:`EvalData` on the session's device."""
+        from .importance import calibration_rows
 
         s = self.session
         d = self.use()
@@ -115,6 +124,5 @@ class Calibration:
             raise PrunevizError("this analysis needs calibration data: pass --calib-data or --data (Python: calib_data=...)")
         key = (id(d), s.seed, str(s.device))
         if self._tensors is None or self._tensors[0] != key:
-            x, y = calibration_set(d.x, d.y, ANALYSIS_SAMPLES, s.seed)
-            self._tensors = (key, (x.to(s.device), y.to(s.device)))
+            self._tensors = (key, d.rows(calibration_rows(d.x, ANALYSIS_SAMPLES, s.seed)).to(s.device))
         return self._tensors[1]

@@ -15,6 +15,12 @@ Accepted specs (:func:`open_data`):
 * Token data for language models: ``x`` of integer token ids ``[N, T]`` and no ``y`` (the labels
   are the next tokens: inputs ``x[:, :-1]``, labels ``x[:, 1:]``), or ``y`` of shape ``[N, T]``
   (one label per token). Evaluation then reports next-token loss, perplexity and token accuracy.
+* Encoder–decoder data (T5, Whisper, BART-style models): ``x`` (the encoder input: token ids or
+  features), ``decoder_input_ids`` ``[N, T]`` and ``labels`` ``[N, T]`` (``labels`` is another
+  name for ``y``; ``-100`` marks a padding position that is not scored). The extra arrays named in
+  :data:`EXTRA_KEYS` are kept per sample in :attr:`EvalData.extra`, cut with every batch
+  (:meth:`EvalData.rows`) and passed to the model as keyword arguments
+  (:func:`pruneviz.core.losses.forward`).
 * ``package.module:function`` - a factory (imported like ``--arch``, see
   :func:`pruneviz.core.model_io.load_factory`) returning a ``torch.utils.data.Dataset`` or
   ``DataLoader`` of ``(input, label)`` pairs; it is read into memory up to ``max_bytes``.
@@ -37,7 +43,10 @@ import torch
 
 from pruneviz.core.errors import PrunevizError, one_line, reason
 
-__all__ = ["EvalData", "open_data", "check_fits", "same_source"]
+__all__ = ["EvalData", "EXTRA_KEYS", "open_data", "check_fits", "same_source"]
+
+#: per-sample arrays a .npz / .pt may hold besides x and y; passed to the model as keywords
+EXTRA_KEYS = ("decoder_input_ids", "attention_mask", "decoder_attention_mask")
 
 _ACCEPTED = (
     "expected demo:digits, a .npz file with arrays x and y, a .pt file holding a dict of tensors "
@@ -55,6 +64,18 @@ class EvalData:
     y: torch.Tensor
     """int64 labels, shape [N]."""
     spec: str
+    extra: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    """Per-sample keyword arrays for the model (:data:`EXTRA_KEYS`), first axis = samples."""
+
+    def rows(self, index) -> "EvalData":
+        """The samples ``index`` (a slice or index tensor): inputs, labels and extra arrays alike.
+        Every place that cuts batches or subsets goes through this, so the extra arrays stay
+        aligned with ``x``."""
+        return EvalData(self.x[index], self.y[index], self.spec, {k: v[index] for k, v in self.extra.items()})
+
+    def to(self, device) -> "EvalData":
+        """The same data on ``device``."""
+        return EvalData(self.x.to(device), self.y.to(device), self.spec, {k: v.to(device) for k, v in self.extra.items()})
 
     @property
     def tokens(self) -> bool:
@@ -96,13 +117,13 @@ def open_data(spec: str, max_bytes: int = 2 * 1024**3) -> EvalData:
     if not isinstance(spec, str) or not spec.strip():
         raise _error(f"no data given ({spec!r}): {_ACCEPTED}")
     try:
-        x, y = _read(spec, int(max_bytes))
-        x, y = _validate(spec, x, y, int(max_bytes))
+        x, y, *rest = _read(spec, int(max_bytes))
+        x, y, extra = _validate(spec, x, y, int(max_bytes), rest[0] if rest else None)
     except PrunevizError:
         raise
     except (Exception, SystemExit) as exc:  # unforeseen: still one line, still our type
         raise _error(f"cannot open {spec} as evaluation data: {type(exc).__name__}: {_why(exc)}") from exc
-    return EvalData(x, y, spec)
+    return EvalData(x, y, spec, extra)
 
 
 def _read(spec: str, max_bytes: int) -> tuple[object, object]:
@@ -169,7 +190,7 @@ def _npz_key(name: str) -> str:
     return name[:-4] if name.endswith(".npy") else name
 
 
-def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
+def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object, dict]:
     from pruneviz.core.model_io import check_zip
 
     # Every member bounded and no array name twice, before anything is inflated: numpy reads
@@ -179,13 +200,20 @@ def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
     try:
         with zipfile.ZipFile(path) as archive:
             arrays = sorted(members)
-            missing = [n for n in ("x", "y") if n not in members]
+            label = "y"
+            if "labels" in members:  # the Hugging Face name for the per-token labels
+                if "y" in members:
+                    raise _error(f"{spec} holds both y and labels; keep one (labels is another name for y)")
+                label = "labels"
+            has_label = label in members
+            missing = [n for n in ("x",) if n not in members] + ([] if has_label else ["y"])
             if missing == ["y"] and _token_header(*_npy_header(archive, members["x"])):
                 missing = []  # token ids alone: the labels are the next tokens
             if missing:
                 found = ", ".join(arrays) if arrays else "none"
                 raise _error(f"{spec} must hold arrays x (inputs) and y (labels); it has {found}")
-            names = ("x", "y") if "y" in members else ("x",)
+            extras = [k for k in EXTRA_KEYS if k in members]
+            names = ("x", label, *extras) if has_label else ("x", *extras)
             total = 0
             for name in names:
                 shape, dtype = _npy_header(archive, members[name])
@@ -204,7 +232,7 @@ def _read_npz(spec: str, path: Path, max_bytes: int) -> tuple[object, object]:
         raise
     except Exception as exc:
         raise _error(f"{spec} is not a valid .npz file or is damaged ({_why(exc)})") from exc
-    return loaded["x"], loaded.get("y")
+    return loaded["x"], loaded.get(label), {k: loaded[k] for k in extras}
 
 
 def _read_pt(spec: str, path: Path) -> tuple[object, object]:
@@ -223,14 +251,19 @@ def _read_pt(spec: str, path: Path) -> tuple[object, object]:
         raise _error(f"{spec} is not a PyTorch file or is damaged ({_why(exc)})") from exc
     if not isinstance(obj, Mapping):
         raise _error(f"{spec} holds a {type(obj).__name__}; expected a dict with tensors x and y")
+    if "labels" in obj:
+        if "y" in obj:
+            raise _error(f"{spec} holds both y and labels; keep one (labels is another name for y)")
+        obj = {**obj, "y": obj["labels"]}
+    extra = {k: obj[k] for k in EXTRA_KEYS if k in obj}
     missing = [k for k in ("x", "y") if k not in obj]
     x = obj.get("x")
     if missing == ["y"] and isinstance(x, torch.Tensor) and _token_header(tuple(x.shape), x.dtype):
-        return x, None
+        return x, None, extra
     if missing:
         keys = ", ".join(sorted(str(k) for k in obj.keys())[:8]) or "nothing"
         raise _error(f"{spec} must hold a dict with tensors x (inputs) and y (labels); it has {keys}")
-    return obj["x"], obj["y"]
+    return obj["x"], obj["y"], extra
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,9 +393,12 @@ def _token_header(shape: tuple, dtype) -> bool:
     return integer and len(shape) == 2 and shape[1] >= 2
 
 
-def _validate(spec: str, x_in: object, y_in: object, max_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _validate(spec: str, x_in: object, y_in: object, max_bytes: int, extra_in: Mapping | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     x = _to_tensor(spec, "x", x_in)
+    extra = {k: _to_tensor(spec, k, v) for k, v in (extra_in or {}).items()}
     if y_in is None:  # token ids alone: predict each next token
+        if extra:
+            raise _error(f"{spec} holds {', '.join(extra)} but no labels; add labels (or y), one per decoder token")
         x, y_in = x[:, :-1], x[:, 1:]
     y = _to_tensor(spec, "y", y_in)
     if x.is_complex():
@@ -374,7 +410,18 @@ def _validate(spec: str, x_in: object, y_in: object, max_bytes: int) -> tuple[to
         )
     if y.dim() == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    tokens = y.dim() == 2 and x.dim() == 2 and y.shape == x.shape and not x.is_floating_point()
+    decoder = extra.get("decoder_input_ids")
+    for name, v in extra.items():  # every extra array goes with x, sample by sample
+        if v.dim() == 0 or v.shape[0] != x.shape[0]:
+            raise _error(f"{spec}: {name} has shape {_shape(v.shape)} but x has {x.shape[0]} samples; its first axis must be the samples too")
+        if v.is_floating_point() or v.is_complex():
+            raise _error(f"{spec}: {name} is {str(v.dtype).replace('torch.', '')}; expected integers")
+    if decoder is not None:  # encoder-decoder: one label per decoder token
+        tokens = y.dim() == 2 and y.shape == decoder.shape
+        if not tokens:
+            raise _error(f"{spec}: labels have shape {_shape(y.shape)} but decoder_input_ids {_shape(decoder.shape)}; expected one label per decoder token")
+    else:
+        tokens = y.dim() == 2 and x.dim() == 2 and y.shape == x.shape and not x.is_floating_point()
     if y.dim() != 1 and not tokens:
         raise _error(f"{spec}: labels y have shape {_shape(y.shape)}; expected one integer per sample, [N] (or per token, [N, T], for token ids x)")
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
@@ -383,12 +430,16 @@ def _validate(spec: str, x_in: object, y_in: object, max_bytes: int) -> tuple[to
         raise _error(f"{spec}: x has {x.shape[0]} samples but y has {y.shape[0]} labels")
     if x.shape[0] == 0:
         raise _error(f"{spec} holds no samples")
-    if x.numel() * x.element_size() + y.numel() * 8 > max_bytes:
+    if x.numel() * x.element_size() + (y.numel() + sum(v.numel() for v in extra.values())) * 8 > max_bytes:
         raise _error(f"{spec} is larger than the {_gib(max_bytes)} limit for evaluation data")
     y = y.to(torch.int64)
-    smallest = int(y.min())
+    extra = {k: v.to(torch.int64).contiguous() for k, v in extra.items()}
+    scored = y[y != -100] if tokens else y  # -100: a padding token, not a prediction
+    if tokens and scored.numel() == 0:
+        raise _error(f"{spec}: every label is -100 (padding); nothing to score")
+    smallest = int(scored.min())
     if smallest < 0:
-        raise _error(f"{spec}: labels must be class indices >= 0, but one is {smallest}")
+        raise _error(f"{spec}: labels must be class indices >= 0{' (or -100 for padding)' if tokens else ''}, but one is {smallest}")
     if x.dtype == torch.float64:
         x = x.to(torch.float32)
     if x.is_floating_point():
@@ -396,7 +447,7 @@ def _validate(spec: str, x_in: object, y_in: object, max_bytes: int) -> tuple[to
         if bool(bad.any()):
             first = int(bad.nonzero()[0, 0])
             raise _error(f"{spec}: inputs x contain NaN or infinite values (first in sample {first})")
-    return x.contiguous(), y.contiguous()
+    return x.contiguous(), y.contiguous(), extra
 
 
 def check_fits(model: torch.nn.Module, data: EvalData) -> None:
@@ -409,10 +460,11 @@ def check_fits(model: torch.nn.Module, data: EvalData) -> None:
         raise _error(f"the data {data.spec} holds no samples")
     sample_shape = _shape(data.x.shape[1:])
     x = data.x[:2]
+    from .losses import forward
 
     def run(batch: torch.Tensor) -> object:
         with torch.inference_mode():
-            return model(batch)
+            return forward(model, batch, {k: v[: len(batch)] for k, v in data.extra.items()})
 
     try:
         out = run(x)

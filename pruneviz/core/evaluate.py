@@ -201,6 +201,7 @@ def evaluate_iter(
     cancel: threading.Event | None = None,
     first_batch: int | None = 32,
     amp: bool = False,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> Iterator[Progress | EvalResult]:
     """Evaluate ``model`` on ``x``/``y`` (already on the model's device, already in evaluation order).
 
@@ -208,11 +209,13 @@ def evaluate_iter(
     closing the generator or setting ``cancel``. With a ``cache`` (Sequential models only) the run
     starts from the latest cached child input and stores later ones for next time: after the
     first batch it keeps the points nearest the output that fit in ``cache.budget_bytes``.
+    ``extra``: per-sample keyword arrays in the same order as ``x`` (encoder–decoder data), cut
+    with every batch and passed to the model (no cache then: children take one input).
     """
     device = x.device
     n = len(x)
     bounds = batches(n, batch_size, first_batch)
-    children = list(model._modules.values()) if cache is not None and cacheable(model) else None
+    children = list(model._modules.values()) if cache is not None and not extra and cacheable(model) else None
     start = 0
     if children is not None:
         with cache.lock:
@@ -237,7 +240,7 @@ def evaluate_iter(
                 return
             xb, yb = x[i:j], y[i:j]
             if children is None:
-                out = logits(model(xb))
+                out = logits(losses.forward(model, xb, losses.take(extra, slice(i, j))))
             else:
                 # copies in and out of the cache: a child may write its input in place (one
                 # known to leave it alone reads the cached tensor as it is)

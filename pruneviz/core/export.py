@@ -255,7 +255,7 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
             from . import evaluate as ev
 
             x, y = session.eval_tensors()
-            after = ev.run(ev.evaluate_iter(model.to(x.device), x, y, session.batch_size, None, session.data.num_classes))
+            after = ev.run(ev.evaluate_iter(model.to(x.device), x, y, session.batch_size, None, session.data.num_classes, extra=session.eval_extra()))
             model = model.cpu()
     rep = report(session, shrunk_params, after)
     from .cost import compare_latency, session_macs

@@ -86,7 +86,14 @@ def _seeded(seed: int, name: str, shape, device) -> torch.Tensor:
 
 
 def calibration_set(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Up to ``n`` samples of ``x``/``y`` chosen with ``seed`` by their content.
+    """Up to ``n`` samples of ``x``/``y`` chosen with ``seed`` by their content
+    (:func:`calibration_rows`)."""
+    pick = calibration_rows(x, n, seed)
+    return x[pick.to(x.device)], y[pick.to(y.device)]
+
+
+def calibration_rows(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """The indices (CPU) of up to ``n`` samples of ``x`` chosen with ``seed`` by their content.
 
     Each sample gets a key, its dot product with a seeded random vector (float64); the ``n``
     smallest keys are taken, in key order. A random projection of the content is as good as a
@@ -101,14 +108,15 @@ def calibration_set(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tupl
     for i in range(0, total, step):
         rows = x[i : i + step].reshape(-1, width).to("cpu", torch.float64)
         keys[i : i + step] = (rows * direction).sum(1)
-    pick = torch.argsort(keys, stable=True)[: min(n, total)]
-    return x[pick.to(x.device)], y[pick.to(y.device)]
+    return torch.argsort(keys, stable=True)[: min(n, total)]
 
 
-def _batches(x: torch.Tensor, y: torch.Tensor, opts: ScoreOptions, device):
-    x, y = calibration_set(x, y, opts.calib_samples, opts.seed)
-    for i in range(0, len(x), opts.batch_size):
-        yield x[i : i + opts.batch_size].to(device), y[i : i + opts.batch_size].to(device)
+def _batches(data, opts: ScoreOptions, device):
+    """(inputs, labels, extra keyword arrays) of the calibration subset, batch by batch, on ``device``."""
+    data = data.rows(calibration_rows(data.x, opts.calib_samples, opts.seed))
+    for i in range(0, len(data.x), opts.batch_size):
+        b = data.rows(slice(i, i + opts.batch_size)).to(device)
+        yield b.x, b.y, b.extra
 
 
 def _modules(model: nn.Module, layers: list[LayerInfo]) -> dict[str, nn.Module]:
@@ -130,14 +138,14 @@ def _gradient_stats(model, layers, params, data, opts, squares: bool):
     samples = 0
     device = weights[0].device
     with torch.enable_grad():
-        for xb, yb in _batches(data.x, data.y, opts, device):
-            loss = _loss(model(xb), yb)  # summed: the batch adds its size's share
+        for xb, yb, eb in _batches(data, opts, device):
+            loss = _loss(losses.forward(model, xb, eb), yb)  # summed: the batch adds its size's share
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             for k, g in enumerate(grads):
                 if g is not None:
                     mean[k] += g
             if squares:
-                for k, g2 in enumerate(_per_sample_squares(model, layers, params, xb, yb)):
+                for k, g2 in enumerate(_per_sample_squares(model, layers, params, xb, yb, eb)):
                     if g2 is not None:
                         sq[k] += g2
             samples += len(xb)
@@ -148,23 +156,24 @@ def _gradient_stats(model, layers, params, data, opts, squares: bool):
     }
 
 
-def _per_sample_squares(model, layers, params, xb, yb) -> list[torch.Tensor | None]:
+def _per_sample_squares(model, layers, params, xb, yb, eb=None) -> list[torch.Tensor | None]:
     """Σ over the batch of each sample's squared weight gradient (vmap; a loop when vmap fails)."""
     names = [layer.weight for layer in layers]
     try:
         from torch.func import functional_call, grad, vmap
 
-        def one(ws, xi, yi):
-            return _loss(functional_call(model, ws, (xi.unsqueeze(0),), strict=False), yi.unsqueeze(0))
+        def one(ws, xi, yi, ei):
+            kw = {k: v.unsqueeze(0) for k, v in ei.items()}
+            return _loss((functional_call(model, ws, (xi.unsqueeze(0),), kw, strict=False)), yi.unsqueeze(0))
 
         ws = {n: params[n].detach() for n in names}
-        per = vmap(grad(one), in_dims=(None, 0, 0))(ws, xb, yb)
+        per = vmap(grad(one), in_dims=(None, 0, 0, 0))(ws, xb, yb, dict(eb or {}))
         return [(per[n] * per[n]).sum(0) for n in names]
     except Exception:  # in-place ops, data-dependent control flow, opaque programs: one by one
         weights = [params[n] for n in names]
         total: list[torch.Tensor | None] = [None] * len(names)
         for i in range(len(xb)):
-            loss = _loss(model(xb[i : i + 1]), yb[i : i + 1])
+            loss = _loss(losses.forward(model, xb[i : i + 1], losses.take(eb, slice(i, i + 1))), yb[i : i + 1])
             for k, g in enumerate(torch.autograd.grad(loss, weights, allow_unused=True)):
                 if g is not None:
                     total[k] = g * g if total[k] is None else total[k] + g * g
@@ -179,8 +188,8 @@ def _taylor_terms(model, layers, params, data, opts, per_neuron: bool):
     acc: list[torch.Tensor | None] = [None] * len(layers)
     samples = 0
     with torch.enable_grad():
-        for xb, yb in _batches(data.x, data.y, opts, weights[0].device):
-            loss = _loss(model(xb), yb) / len(xb)  # the batch's mean loss (per sample)
+        for xb, yb, eb in _batches(data, opts, weights[0].device):
+            loss = _loss(losses.forward(model, xb, eb), yb) / len(xb)  # the batch's mean loss
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             for k, (layer, g) in enumerate(zip(layers, grads)):
                 term = (torch.zeros_like(weights[k]) if g is None else g) * weights[k].detach()
@@ -220,13 +229,13 @@ def _hook_stats(model, layers, data, opts, kind: str):
     acc: dict[str, torch.Tensor] = {}
     count: dict[str, int] = {}
     device = next(model.parameters()).device
-    batches = list(_batches(data.x, data.y, opts, device))
+    batches = list(_batches(data, opts, device))
     if kind == "wanda":
         handles = [m.register_forward_hook(lambda mod, i, o, n=n: _accumulate(acc, count, n, mod, i[0], kind)) for n, m in mods.items()]
         try:
             with torch.inference_mode():
-                for xb, _ in batches:
-                    model(xb)
+                for xb, _, eb in batches:
+                    losses.forward(model, xb, eb)
         finally:
             for h in handles:
                 h.remove()
@@ -234,8 +243,8 @@ def _hook_stats(model, layers, data, opts, kind: str):
         chains = activity_chains(model, list(mods), batches[0][0])
         with ChainReader(model, chains, lambda n, t: _accumulate(acc, count, n, mods[n], t, kind)) as reader:
             with torch.inference_mode():
-                for xb, _ in batches:
-                    model(xb)
+                for xb, _, eb in batches:
+                    losses.forward(model, xb, eb)
                     reader.flush()
     out = {}
     for layer in layers:

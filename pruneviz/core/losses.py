@@ -70,6 +70,31 @@ def forward(model: torch.nn.Module, x: torch.Tensor, extra: Mapping[str, torch.T
     return model(x, **extra) if extra else model(x)
 
 
+def fill_missing(model: torch.nn.Module, extra: Mapping[str, torch.Tensor] | None):
+    """For calls that pass the input alone (tracing the coupling graph, activity chains, head
+    and neuron shrinking, programs exported from an example): a forward pre-hook on ``model``
+    that adds the first sample's ``extra`` arrays, repeated to the batch, when a call lacks
+    them. Calls through :func:`forward` pass their own rows and are left alone. Returns the
+    hook's handle (``.remove()`` it), or None when there are no extra arrays."""
+    if not extra:
+        return None
+    return model.register_forward_pre_hook(_FillMissing({k: v[:1].detach().cpu().clone() for k, v in extra.items()}), with_kwargs=True)
+
+
+class _FillMissing:
+    """The pre-hook of :func:`fill_missing`: a class, not a closure, so the model still pickles
+    (copies sent to worker processes)."""
+
+    def __init__(self, row: dict[str, torch.Tensor]):
+        self.row = row
+
+    def __call__(self, module, args, kwargs):
+        if len(args) != 1 or not isinstance(args[0], torch.Tensor) or any(k in kwargs for k in self.row):
+            return None
+        x = args[0]
+        return args, {**kwargs, **{k: v.to(x.device).repeat(x.shape[0], *([1] * (v.dim() - 1))) for k, v in self.row.items()}}
+
+
 def batch_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, extra=None, reduction: str = "mean") -> torch.Tensor:
     """The task loss of ``model`` on one batch: :func:`forward`, then :func:`task_loss`."""
     return task_loss(forward(model, x, extra), y, reduction)

@@ -31,6 +31,7 @@ from .groups import build_coupling
 from .history import Change, Flip, History, Step
 from .jobs import Job, Writer
 from .inventory import LayerInfo, find_layers, total_params, with_outputs
+from . import losses
 from . import ranking as rk
 from .masks import MaskStore, check_memory
 from .calibration import Calibration
@@ -77,6 +78,8 @@ class Session:
         if data is not None:
             check_fits(loaded.model, data)
         self._model = loaded.model.to(self.device).eval()
+        self._example_hook = None
+        self.bind_example()
         self.original_params = total_params(self._model)
         layers = find_layers(self._model)
         if not layers:
@@ -277,12 +280,25 @@ class Session:
         Refused while a job runs (a training run's curve is measured on it)."""
         self.check_writable()
         self.evaluation.set_data(data)
+        self.bind_example()
         if self._coupling_state == "none" and self.loaded.structured_ok and self.example_input() is not None:
             self._coupling_state, self.coupling_error = "pending", None  # an example input at last
+
+    def bind_example(self) -> None:
+        """Encoder–decoder data: the model, called with an input alone (tracing, shrinking,
+        exports), gets the data's first decoder inputs (:func:`pruneviz.core.losses.fill_missing`);
+        evaluation, training and scores pass every batch's own."""
+        if self._example_hook is not None:
+            self._example_hook.remove()
+        self._example_hook = losses.fill_missing(self._model, self.data.extra if self.data is not None else None)
 
     def eval_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The evaluation inputs and labels on the session's device, in the seeded order."""
         return self.evaluation.eval_tensors()
+
+    def eval_extra(self) -> dict[str, torch.Tensor]:
+        """The evaluation data's per-sample keyword arrays (decoder inputs), in the order of :meth:`eval_tensors`."""
+        return self.evaluation.eval_extra()
 
     def evaluate_iter(self, cancel: threading.Event | None = None, incremental: bool = True):
         """Generator: a Progress per batch, then the EvalResult (see :meth:`Evaluation.evaluate_iter`)."""

@@ -28,6 +28,7 @@ class Evaluation:
     def __init__(self, session):
         self.session = session
         self.tensors: tuple[torch.Tensor, torch.Tensor] | None = None  #: inputs, labels on the device
+        self.extra: dict[str, torch.Tensor] = {}  #: the data's extra arrays, in the same order
         #: the unpruned model's evaluation once a baseline run completed (None until then)
         self.baseline_result: ev.EvalResult | None = None
         self.generation = 0  # bumped by set_data: a baseline of older data is not kept
@@ -53,9 +54,14 @@ class Evaluation:
         if s.data is None:
             raise PrunevizError("no evaluation data: pass --data (Python: Session.open(..., data=...))")
         if self.tensors is None:
-            perm = ev.order(len(s.data), s.seed)
-            self.tensors = (s.data.x[perm].to(s.device), s.data.y[perm].to(s.device))
+            ordered = s.data.rows(ev.order(len(s.data), s.seed)).to(s.device)
+            self.tensors, self.extra = (ordered.x, ordered.y), ordered.extra
         return self.tensors
+
+    def eval_extra(self) -> dict[str, torch.Tensor]:
+        """The data's per-sample keyword arrays (decoder inputs), in the order of :meth:`eval_tensors`."""
+        self.eval_tensors()
+        return self.extra
 
     def evaluate_iter(self, cancel: threading.Event | None = None, incremental: bool = True) -> Iterator[ev.Progress | ev.EvalResult]:
         """Generator: a :class:`~pruneviz.core.evaluate.Progress` per batch, then the result.
@@ -75,7 +81,7 @@ class Evaluation:
         while True:
             x, y = self.eval_tensors()
             try:
-                yield from ev.evaluate_iter(s.model, x, y, s.batch_size, s.cache if incremental else None, s.data.num_classes, cancel, amp=s.amp)
+                yield from ev.evaluate_iter(s.model, x, y, s.batch_size, s.cache if incremental else None, s.data.num_classes, cancel, amp=s.amp, extra=self.extra)
                 return
             except torch.OutOfMemoryError:
                 s.cache.clear()
@@ -136,7 +142,7 @@ class Evaluation:
 
     def _baseline_gen(self, x, y, cancel):
         generation = self.generation
-        for item in ev.evaluate_iter(self.loaded_model(), x, y, self.session.batch_size, None, self.session.data.num_classes, cancel):
+        for item in ev.evaluate_iter(self.loaded_model(), x, y, self.session.batch_size, None, self.session.data.num_classes, cancel, extra=self.extra):
             if isinstance(item, ev.EvalResult) and generation == self.generation:
                 self.baseline_result = item  # only if the data did not change while it ran
             yield item

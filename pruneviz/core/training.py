@@ -174,6 +174,7 @@ class Run:
         self.lr, self.optimizer_name, self.batch_size = lr, optimizer, batch_size
         self.data = data
         self.x, self.y = data.x.to(session.device), data.y.to(session.device)
+        self.extra = {k: v.to(session.device) for k, v in data.extra.items()}  #: decoder inputs, per sample
         self.n = len(data)
         self.steps_per_epoch = math.ceil(self.n / batch_size)
         self.named = check_trainable(session)
@@ -254,7 +255,8 @@ class Run:
         self.model.eval()  # scores of the network as it is, BatchNorm statistics untouched
         for start in range(0, min(self.n, 4 * self.batch_size), self.batch_size):
             self.model.zero_grad(set_to_none=True)
-            losses.batch_loss(self.model, self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]).backward()
+            rows = slice(start, start + self.batch_size)
+            losses.batch_loss(self.model, self.x[rows], self.y[rows], losses.take(self.extra, rows)).backward()
             for n, w in weights.items():
                 if w.grad is not None:
                     grads[n] += w.grad
@@ -300,17 +302,17 @@ class Run:
         return self.cancel is not None and self.cancel.is_set()
 
     def _batch(self, idx: torch.Tensor) -> float:
-        xb, yb = self.x[idx], self.y[idx]
+        xb, yb, eb = self.x[idx], self.y[idx], losses.take(self.extra, idx)
         with self.s.lock:
             self.model.train()  # BatchNorm learns its statistics; back to eval before anyone else looks
             try:
-                return self._train_step(xb, yb)
+                return self._train_step(xb, yb, eb)
             finally:
                 self.model.eval()
 
-    def _train_step(self, xb, yb) -> float:
+    def _train_step(self, xb, yb, eb=None) -> float:
         self.opt.zero_grad(set_to_none=True)
-        loss = losses.batch_loss(self.model, xb, yb)
+        loss = losses.batch_loss(self.model, xb, yb, eb)
         loss.backward()
         value = float(loss.detach())
         if not math.isfinite(value):

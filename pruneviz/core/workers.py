@@ -41,13 +41,15 @@ class Probe:
             model, masks = copy.deepcopy((session.model, session.masks))
             if calibration:
                 x, y = session.calib.tensors()
+                extra = session.calib.extra()
                 self.num_classes = session.calibration.num_classes
             else:
                 x, y = session.eval_tensors() if need_data or session.data is not None else (None, None)
+                extra = session.eval_extra() if x is not None else {}
                 self.num_classes = session.data.num_classes if session.data is not None else None
             self.model = model
             self.masks = masks
-            self.x, self.y = x, y
+            self.x, self.y, self.extra = x, y, extra
             self.batch_size = session.batch_size
             self.amp = session.amp
             self.layer_names = [layer.name for layer in session.layers]
@@ -124,7 +126,7 @@ class Probe:
             cache.bounds = self.cache.bounds
 
     def evaluate(self) -> ev.EvalResult:
-        return ev.run(ev.evaluate_iter(self.model, self.x, self.y, self.batch_size, self.cache, self.num_classes, amp=self.amp))
+        return ev.run(ev.evaluate_iter(self.model, self.x, self.y, self.batch_size, self.cache, self.num_classes, amp=self.amp, extra=self.extra))
 
     def sparsity(self) -> float:
         return sum(self.masks.pruned_count(n) for n in self.layer_names) / self.total

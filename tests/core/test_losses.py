@@ -117,7 +117,7 @@ def test_every_data_driven_score_and_sensitivity_run_on_every_output_kind(kind):
     for method in sorted(DATA_METHODS):
         for granularity in ("weight", "neuron"):
             if method not in (WEIGHT_METHODS if granularity == "weight" else NEURON_METHODS):
-                continue
+                continue  # e.g. activation is per neuron, wanda-layer per weight
             got = s.scores("fc1", method, granularity)
             assert bool(torch.isfinite(got).all()), (method, granularity)
     result = complete(s.sensitivity(layers=["fc1"], levels=[0.5]))
