@@ -13,7 +13,6 @@ import time
 
 from pruneviz.core.errors import PrunevizError
 
-SCHEDULES = ("before", "during", "after", "regrow")
 EPOCHS_MAX = 100_000
 
 
@@ -35,10 +34,11 @@ def _positive(option: str):
 
 def _training_options(p: argparse.ArgumentParser) -> None:
     from pruneviz.cli import _int_in
+    from pruneviz.core.training import OPTIMIZERS
 
     p.add_argument("--train-data", metavar="DATA", help="training data (demo models: demo:digits-train by default)")
     p.add_argument("--lr", type=_positive("--lr"), metavar="LR", help="learning rate (default: the optimizer's usual one; demo models: their recipe's)")
-    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"], help="optimizer of the training (default: adam); pruned entries stay exactly 0 with each")
+    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS), help="optimizer of the training (default: adam); pruned entries stay exactly 0 with each")
     p.add_argument("--batch-size", dest="train_batch_size", type=_int_in("--batch-size", 1, 2**31 - 1), metavar="N", help="training batch size (default 32)")
 
 
@@ -55,6 +55,7 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub) -> None:
     """The ``train`` subcommand."""
     from pruneviz.cli import SEED_MAX, _fraction, _int_in, _model_args
+    from pruneviz.core.schedules import METHODS, SCHEDULES  # the core's lists: a copy here drifted once
 
     p = sub.add_parser("train", help="prune before / during / after training, or prune and regrow")
     _model_args(p)
@@ -63,7 +64,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--target-sparsity", required=True, type=_fraction("--target-sparsity"), metavar="S", help="fraction (0 to 1) of each layer's weights pruned at the end")
     p.add_argument("--epochs", required=True, type=_int_in("--epochs", 1, EPOCHS_MAX), metavar="N", help="epochs of training over the training data")
     p.add_argument("--from-scratch", action="store_true", help="re-initialise the weights first (seeded by --seed)")
-    p.add_argument("--method", default="magnitude", choices=["magnitude", "snip"], help="what the schedule prunes by: magnitude |w|, or snip |w·g| at initialisation (default: magnitude)")
+    p.add_argument("--method", default="magnitude", choices=METHODS, help="what the schedule prunes by: magnitude |w|, or snip |w·g| at initialisation (default: magnitude)")
     _training_options(p)
     p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the training order and of --from-scratch (default: 0)")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the trained, pruned model (its suffix chooses the format, as for prune)")

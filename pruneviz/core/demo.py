@@ -31,6 +31,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from pruneviz.core import shipped
 from pruneviz.core.errors import PrunevizError
 
 __all__ = [
@@ -87,12 +88,9 @@ _TRAIN_THREADS = 1
 
 
 def resources_dir() -> pathlib.Path:
-    """The repository's ``resources/`` folder (``pruneviz/../resources``).
-
-    Resolved from this file's location, so it works from a source checkout and an editable
-    install (whose package files stay in the checkout).
-    """
-    return pathlib.Path(__file__).resolve().parent.parent.parent / "resources"
+    """The folder of shipped files (``resources/`` in the repository, ``pruneviz/resources`` in a
+    wheel): see :func:`pruneviz.core.shipped.resources_dir`."""
+    return shipped.resources_dir()
 
 
 def _check_name(name: object) -> str:

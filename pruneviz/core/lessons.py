@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import PrunevizError
+from .shipped import resources_dir
 from .lesson_actions import ACTIONS
 from .lesson_format import Lesson, LessonError, load_lesson, untrusted
 from .lesson_specs import SpecRefused, check_specs
 
 __all__ = ["LESSON_DIR", "available", "load", "has_verb", "LessonRun", "StepResult", "write_outputs", "LessonError"]
 
-LESSON_DIR = Path(__file__).resolve().parents[2] / "resources" / "lessons"
+LESSON_DIR = resources_dir() / "lessons"
 #: the order lessons are listed in (the concepts build on each other); others follow by name
 ORDER = ["playground", "node-loop", "global-vs-layer", "criteria", "faithful", "fine-tune", "when", "surgeon", "regrow"]
 

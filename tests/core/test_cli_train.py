@@ -119,3 +119,19 @@ def test_train_progress_bar_on_a_terminal(monkeypatch):
         "fine-tune: epoch 1/2 loss 0.5000 sparsity 50.0% accuracy 0.9000",
         "fine-tune: epoch 2/2 loss 0.5000 sparsity 50.0% accuracy 0.9000",
     ]
+
+
+def test_train_offers_every_schedule_of_the_core(capsys, tmp_path):
+    """The CLI reads its schedules from core/schedules.py: ``granet`` was missing from a copy."""
+    import argparse
+
+    from pruneviz.cli import build_parser
+    from pruneviz.core import schedules
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    schedule = next(a for a in sub.choices["train"]._actions if a.dest == "schedule")
+    assert list(schedule.choices) == list(schedules.SCHEDULES)
+    out_path = tmp_path / "g.pt"
+    code, out, err = run(capsys, "train", "demo:mlp", "--data", "demo:digits", "--schedule", "granet", "--target-sparsity", "0.5", "--epochs", "1", "--out", str(out_path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["schedule"] == "granet" and out_path.is_file()

@@ -241,9 +241,7 @@ def test_toy_problem_is_deterministic_and_learns():
 @pytest.mark.parametrize("name", RUNNABLE)
 def test_lesson_claim_holds(name, tmp_path, capsys):
     out = tmp_path / name
-    t = time.perf_counter()
     code = main(["lesson", "run", name, "--out", str(out)])
-    seconds = time.perf_counter() - t
     text = capsys.readouterr()
     assert code == 0, text.out + text.err
     result = json.loads((out / "result.json").read_text())
@@ -251,7 +249,6 @@ def test_lesson_claim_holds(name, tmp_path, capsys):
     assert result["lesson"] == name and result["holds"] is True
     assert result["claim"] == lessons.load(name).claim.text
     assert lessons.load(name).claim.evaluate(result["figures"])  # the recorded figures support it
-    assert seconds <= 60
     pngs = sorted(out.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     page = (out / "handout.html").read_text()

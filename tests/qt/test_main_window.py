@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -134,16 +135,19 @@ class _Slow(nn.Module):
     def __init__(self, delay):
         super().__init__()
         self.delay = delay
+        self.calls = 0
 
     def forward(self, x):
+        self.calls += 1
         time.sleep(self.delay)
         return x
 
 
-def _slow_session(delay=0.02, n=4096, heavy=False):
+def _slow_session(delay=0.02, n=4096, heavy=False, slow=None):
     torch.manual_seed(0)
     width = 1536 if heavy else 32
-    model = nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), _Slow(delay), nn.ReLU(), nn.Linear(width, 10)).eval()
+    slow = _Slow(delay) if slow is None else slow
+    model = nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), slow, nn.ReLU(), nn.Linear(width, 10)).eval()
     x = torch.randn(n, 64)
     y = torch.randint(0, 10, (n,))
     loaded = LoadedModel(model=model, spec="slow", source="state_dict", arch=None, example_input=x[:1], structured_ok=True)
@@ -188,42 +192,54 @@ def test_newer_request_wins(qtbot):
     w.runner.shutdown(5000)
 
 
-def test_gui_thread_stays_responsive_during_evaluation(qtbot, record_property):
+class _Gate(nn.Module):
+    """Holds an evaluation batch until the GUI thread has run a timer tick, and records threads."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.threads: set[int] = set()
+
+    def __deepcopy__(self, memo):  # copies (the loaded-model copy for MACs) pass through
+        return nn.Identity()
+
+    def forward(self, x):
+        self.threads.add(threading.get_ident())
+        self.entered.set()
+        self.release.wait(30)
+        return x
+
+
+def test_gui_thread_runs_while_an_evaluation_is_mid_batch(qtbot):
+    """The evaluation runs off the GUI thread: while a batch is held inside the model, the GUI
+    thread still runs its timers (the GUI's longest stall is a benchmark figure,
+    ``ui_max_stall_ms_during_eval``, not a timed test)."""
     from pruneviz.qt.main_window import MainWindow
 
-    w = MainWindow(_slow_session(delay=0.0, n=20_480, heavy=True), open_session=demo_opener)
+    gate = _Gate()
+    gate.release.set()  # the first runs (baseline, cache) pass freely
+    s = _slow_session(slow=gate)
+    w = MainWindow(s, open_session=demo_opener)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitExposed(w)
-    qtbot.waitUntil(lambda: not w.runner.busy, timeout=60_000)  # the first run also fills the activation cache
-    w.session.cache.clear()  # measure a full pass
-    qtbot.wait(300)  # let the repaints of that first result finish (event loop runs; not a sleep)
-    gaps = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.elapsed()]
-
-    def tick():
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
-
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=60_000)
+    gate.release.clear()
+    gate.entered.clear()
+    gate.threads.clear()
+    ticks = []
     timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    t0 = clock.elapsed()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(gate.entered.is_set()))
     timer.start()
-    w.runner.request()
+    w.session.prune_neurons(w.layer, [0])  # a new evaluation
+    qtbot.waitUntil(lambda: gate.entered.is_set() and sum(ticks) >= 3, timeout=30_000)  # ticks while the worker is held
+    assert w.runner.busy  # the GUI thread ticked while the evaluation was held mid-batch
+    gate.release.set()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=60_000)
     timer.stop()
-    duration = clock.elapsed() - t0
-    stall = max(gaps[1:], default=0)
-    record_property("eval_ms", duration)
-    record_property("max_gui_gap_ms", stall)
-    print(f"\nevaluation {duration} ms, longest GUI-thread gap {stall} ms over {len(gaps)} ticks")
+    assert gate.threads and threading.get_ident() not in gate.threads
     assert w.acc.current is not None
-    assert duration >= 500, "the evaluation should be long enough to measure (50 ticks, 5 times the stall limit)"
-    assert stall < 100
     w.runner.shutdown(5000)
 
 

@@ -1,0 +1,1 @@
+"""Files pruneviz ships: demo weights and data, lessons (see pruneviz.core.shipped)."""
