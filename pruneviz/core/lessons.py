@@ -330,6 +330,6 @@ def handout(run: LessonRun, result: dict, pictures: dict[int, list[Path]]) -> st
     rows = "".join("<tr>" + "".join(f"<td>{e(c[r][0])}</td><td class='n'>{value(*c[r])}</td>" if r < len(c) else "<td></td><td></td>" for c in cols) + "</tr>" for r in range(per))
     head = "<th>figure</th><th>mean ± std</th>" if std else "<th>figure</th><th>value</th>"
     parts.append(f"<h2>What we measured</h2><table><tr>{head * 3}</tr>{rows}</table>")
-    seeds = f"seeds {result['seeds'][0]}–{result['seeds'][-1]} (a seed changes {e(result['seeded'])})" if len(result.get("seeds", [])) > 1 else f"seed {result['seeds'][0] if result.get('seeds') else lesson.seed}"
+    seeds = f"seeds {result['seeds'][0]}–{result['seeds'][-1]} (a seed changes {e(result['seeded'])})" if len(result.get("seeds", [])) > 1 else f"seed {result['seeds'][0] if result.get('seeds') else getattr(run, 'seed', lesson.seed)}"
     parts.append(f"<p class='sub'>{seeds}; {result['seconds']:.1f} s; model {e(lesson.model or 'problem:' + lesson.problem['kind'])}.</p></body></html>")
     return "\n".join(p for p in parts if p)
