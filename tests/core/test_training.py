@@ -243,20 +243,14 @@ def _gradual(seed: int, epochs: int) -> float:
 
 
 @pytest.mark.slow
-def test_ninety_percent_recovers_with_three_epochs_on_the_mean_of_five_seeds():
-    accs = [_oneshot(sd, 3) for sd in README_SEEDS]
-    assert np.mean(accs) >= 0.93
-    assert np.mean(accs) == pytest.approx(0.9600, abs=0.005)  # README: 0.9600 ± 0.0042
-
-
-@pytest.mark.slow
-def test_gradual_needs_the_longer_budget_to_beat_one_shot_on_the_mean_of_five_seeds():
-    """Zhu & Gupta's claim at the budget where it holds: at 3 epochs one-shot + fine-tune leads on
-    the mean; at 6 epochs gradual does (README: 0.9600 vs 0.9472; 0.9667 vs 0.9761)."""
-    gradual3 = [_gradual(sd, 3) for sd in README_SEEDS]
-    assert np.mean(gradual3) >= 0.93
-    assert np.mean(gradual3) == pytest.approx(0.9472, abs=0.005)
+def test_readme_training_figures_on_the_mean_of_five_seeds():
+    """The README's figures over seeds 0-4: 90 % + 3 epochs of fine-tuning and gradual to 90 % in
+    3 epochs both reach 0.93 on the mean (0.9600 and 0.9472); Zhu & Gupta's claim at the budget
+    where it holds: one-shot leads at 3 epochs, gradual at 6 (0.9667 vs 0.9761)."""
     oneshot3 = [_oneshot(sd, 3) for sd in README_SEEDS]
+    assert np.mean(oneshot3) >= 0.93 and np.mean(oneshot3) == pytest.approx(0.9600, abs=0.005)
+    gradual3 = [_gradual(sd, 3) for sd in README_SEEDS]
+    assert np.mean(gradual3) >= 0.93 and np.mean(gradual3) == pytest.approx(0.9472, abs=0.005)
     assert np.mean(oneshot3) > np.mean(gradual3)
     gradual6 = [_gradual(sd, 6) for sd in README_SEEDS]
     oneshot6 = [_oneshot(sd, 6) for sd in README_SEEDS]
