@@ -3,6 +3,8 @@
 ``run`` accepts a shipped lesson's name or the path of a lesson file; it writes
 ``DIR/result.json``, the pictures as PNGs and ``DIR/handout.html``, prints one line per step
 and exits 0 when the claim holds, 1 when it does not (2 for a refused lesson or bad arguments).
+``--seeds N`` runs the lesson on N seeds (default: the lesson's ``seeds``, 3 for the shipped
+ones) and decides the claim over them (:mod:`pruneviz.core.lesson_seeds`).
 A lesson file that names a data factory is refused unless ``--trust`` (see
 :mod:`pruneviz.core.lesson_specs`).
 """
@@ -23,8 +25,21 @@ def add_parsers(sub) -> None:
     q = lsub.add_parser("run", help="run a lesson without a display; write result.json, PNGs and handout.html")
     q.add_argument("name", metavar="NAME", help="a lesson name (see 'pruneviz lesson list') or a .toml lesson file")
     q.add_argument("--out", required=True, metavar="DIR", help="directory for result.json, the pictures and handout.html")
+    q.add_argument("--seeds", type=_seeds, metavar="N", help="run the lesson on N seeds (the lesson's seed, seed + 1, …) and decide the claim over them: it holds when it holds on the mean figures and on the lesson's share of the seeds (default: the lesson's seeds, 3)")
     q.add_argument("--trust", action="store_true", help="allow a lesson file that names a data factory (package.module:function): it imports and runs that module")
     q.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default: cpu, the reproducible choice)")
+
+
+def _seeds(text: str) -> int:
+    from pruneviz.core.lesson_format import MAX_SEEDS
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SEEDS}, got {text!r}") from None
+    if not 1 <= n <= MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SEEDS}, got {text!r}")
+    return n
 
 
 def _check_dir(path: str) -> Path:
@@ -51,16 +66,25 @@ def cmd_lesson(args: argparse.Namespace) -> int:
         raise PrunevizError("use: pruneviz lesson list | pruneviz lesson run NAME --out DIR")
     out = _check_dir(args.out)
     lesson = lessons.load(args.name, trust=args.trust)  # refuses code the lesson names, unless --trust
-    run = lessons.LessonRun(lesson, device=args.device)  # refuses a lesson whose verbs are missing
+    from pruneviz.core.lesson_seeds import LessonSeeds
+
+    run = LessonSeeds(lesson, seeds=args.seeds, device=args.device)  # refuses a lesson whose verbs are missing
     _emit(f"{lesson.title}")
-    for r in run.run():
-        _emit(f"  {r.index + 1}. {r.step['action']}: {r.note}")
+    for seed, r in run.run():
+        if seed == run.seeds[0]:
+            _emit(f"  {r.index + 1}. {r.step['action']}: {r.note}")
+        elif r.index == len(lesson.steps) - 1:
+            _emit(f"  seed {seed}: the claim {'holds' if lesson.claim.evaluate(run.runs[run.seeds.index(seed)].figures) else 'does not hold'}")
     from pruneviz.qt.lesson_charts import save_png
 
     result = lessons.write_outputs(run, out, save_png)
     pictures = sum(len(r.charts) for r in run.results)
+    n = len(run.seeds)
     _emit(f"claim: {lesson.claim_text}")
-    _emit(f"  {lesson.claim.text}: {'holds' if result['holds'] else 'does NOT hold'} ({result['seconds']:.1f} s)")
+    _emit(f"  {lesson.claim.text}: {'holds' if result['holds'] else 'does NOT hold'} over {n} seed{'s' if n != 1 else ''} "
+          f"(on the mean: {'holds' if result['holds_on_mean'] else 'does not hold'}; on {result['held_on']} of {n} seeds, {result['share']:.0%} needed; {result['seconds']:.1f} s)")
+    for name in sorted(lesson.claim.names):
+        _emit(f"  {name} = {result['mean'][name]:.4f} ± {result['std'][name]:.4f}")
     _emit(f"wrote {out / 'result.json'}, {pictures} picture{'s' if pictures != 1 else ''}, {out / 'handout.html'}")
     return 0 if result["holds"] else 1
 

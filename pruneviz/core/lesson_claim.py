@@ -25,7 +25,11 @@ from typing import Any
 
 from .errors import PrunevizError
 
-__all__ = ["LessonError", "Claim", "parse_claim"]
+__all__ = ["LessonError", "Claim", "parse_claim", "DEFAULT_SHARE", "Verdict", "decide", "mean_std"]
+
+#: the share of seeds on which a claim must hold, besides holding on the mean figures (a
+#: lesson's ``share``): 0.6 is 2 of 3 seeds, 3 of 5
+DEFAULT_SHARE = 0.6
 
 
 class LessonError(PrunevizError):
@@ -57,6 +61,62 @@ class Claim:
         if missing:
             raise LessonError(f"the claim needs {', '.join(missing)}, which this run did not record")
         return bool(_eval(self.tree, figures))
+
+
+def mean_std(per_seed: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """The mean and the sample standard deviation (n − 1; 0 for one seed) of each figure over
+    the seeds; a figure missing from a seed, or not finite on one, is not finite in both."""
+    if not per_seed:
+        return {}, {}
+    names = sorted(set().union(*per_seed))
+    mean, std = {}, {}
+    for name in names:
+        vals = [float(f.get(name, math.nan)) for f in per_seed]
+        if not all(math.isfinite(v) for v in vals):
+            mean[name] = std[name] = math.nan
+            continue
+        m = math.fsum(vals) / len(vals)
+        mean[name] = m
+        std[name] = math.sqrt(math.fsum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return mean, std
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim decided over seeds: ``holds`` only when it holds on the mean figures *and* on at
+    least ``share`` of the seeds (``held_on`` of ``len(per_seed)``)."""
+
+    holds: bool
+    holds_on_mean: bool
+    held: tuple  #: per seed, in order: whether the claim holds on that seed's figures
+    share: float
+    mean: dict
+    std: dict
+
+    @property
+    def held_on(self) -> int:
+        return sum(self.held)
+
+    @property
+    def needed(self) -> int:
+        """The least number of seeds the claim must hold on."""
+        return math.ceil(self.share * len(self.held) - 1e-9)
+
+
+def decide(claim: "Claim", per_seed: list[dict[str, float]], share: float = DEFAULT_SHARE) -> Verdict:
+    """Decide ``claim`` over the figures of several seeds (one dict per seed); see :class:`Verdict`.
+
+    Example: ``decide(parse_claim("a > b"), [{"a": 1, "b": 0}, {"a": 0, "b": 1}], 0.6).holds`` is
+    False (the mean ties, and it holds on 1 of 2 seeds)."""
+    if not per_seed:
+        raise LessonError("a claim is decided over at least one seed")
+    if not 0.0 <= share <= 1.0:
+        raise LessonError(f"share must be from 0 to 1, got {share!r}")
+    mean, std = mean_std(per_seed)
+    held = tuple(bool(claim.evaluate(f)) for f in per_seed)
+    on_mean = bool(claim.evaluate(mean))
+    verdict = Verdict(False, on_mean, held, float(share), mean, std)
+    return Verdict(on_mean and verdict.held_on >= verdict.needed, on_mean, held, float(share), mean, std)
 
 
 def _eval(node: tuple, env: dict) -> Any:

@@ -35,10 +35,13 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from .errors import TrustRequired
-from .lesson_claim import Claim, LessonError, parse_claim
+from .lesson_claim import DEFAULT_SHARE, Claim, LessonError, parse_claim
 from .lesson_specs import SpecRefused, Specs, check_specs
 
-__all__ = ["LessonError", "Lesson", "Claim", "parse_lesson", "load_lesson", "parse_claim", "untrusted", "MAX_BYTES"]
+__all__ = ["LessonError", "Lesson", "Claim", "parse_lesson", "load_lesson", "parse_claim", "untrusted", "MAX_BYTES", "MAX_SEEDS"]
+
+#: the most seeds a lesson (or ``lesson run --seeds``) may ask for
+MAX_SEEDS = 50
 
 
 @dataclass
@@ -56,6 +59,10 @@ class Lesson:
     steps: list[dict]
     claim: "Claim"
     claim_text: str
+    #: how many seeds ``lesson run`` decides the claim over by default (``seed``, ``seed + 1``, …)
+    seeds: int = 3
+    #: the share of those seeds the claim must hold on, besides holding on the mean figures
+    share: float = DEFAULT_SHARE
     needs: list[str] = field(default_factory=list)  #: Session verbs the steps need that are missing
     #: what to open (files made absolute in the lesson's folder; :mod:`.lesson_specs`); None: not checked yet
     specs: Specs | None = None
@@ -120,6 +127,8 @@ _TOP = {
     "data": (str, False),
     "problem": (dict, False),
     "seed": (int, False),
+    "seeds": (int, False),
+    "share": (float, False),
     "claim": (str, True),
     "claim_text": (str, False),
     "steps": (list, True),
@@ -221,6 +230,14 @@ def parse_lesson(text: str, source: str, actions: dict, name: str | None = None,
     seed = doc.get("seed", 0)
     if not 0 <= seed < 2**32:
         fail(where.top("seed"), f"seed must be between 0 and {2**32 - 1}")
+    seeds = doc.get("seeds", 3)
+    if not 1 <= seeds <= MAX_SEEDS:
+        fail(where.top("seeds"), f"seeds must be from 1 to {MAX_SEEDS}")
+    if seed + seeds > 2**32:
+        fail(where.top("seeds"), f"seed + seeds must stay below {2**32}")
+    share = float(doc.get("share", DEFAULT_SHARE))
+    if not 0.0 <= share <= 1.0:
+        fail(where.top("share"), "share must be from 0 to 1 (the share of seeds the claim must hold on)")
     problem = doc.get("problem")
     if problem is not None:
         for key, value in problem.items():
@@ -323,6 +340,8 @@ def parse_lesson(text: str, source: str, actions: dict, name: str | None = None,
         steps=steps,
         claim=claim,
         claim_text=doc.get("claim_text", doc["claim"]),
+        seeds=seeds,
+        share=share,
         needs=needs,
         specs=specs,
         trusted=bool(trust),

@@ -92,7 +92,7 @@ class StepResult:
 class LessonRun:
     """One run of a lesson on a fresh session: step through it, go back, check the claim."""
 
-    def __init__(self, lesson: Lesson, session=None, device: str = "cpu"):
+    def __init__(self, lesson: Lesson, session=None, device: str = "cpu", seed: int | None = None):
         if lesson.needs:
             raise LessonError(f"lesson {lesson.name!r} needs Session.{lesson.needs[0]}, which this version of pruneviz does not have yet")
         self.specs = lesson.specs
@@ -105,6 +105,11 @@ class LessonRun:
                 raise untrusted(lesson.path.name if lesson.path else lesson.name, self.specs)
         self.lesson = lesson
         self.device = device
+        #: the seed of this run (the lesson's own unless given): it seeds the training data order,
+        #: the initialisation of arms trained from scratch, random scores, and a generated problem
+        self.seed = lesson.seed if seed is None else int(seed)
+        if not 0 <= self.seed < 2**32:
+            raise LessonError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
         self.session = session
         self.figures: dict[str, float] = {}
         self.results: list[StepResult] = []
@@ -122,11 +127,11 @@ class LessonRun:
             if lesson.problem is not None:
                 from . import toy
 
-                self.session = toy.open_problem(lesson.problem, seed=lesson.seed, device=self.device)
+                self.session = toy.open_problem(lesson.problem, seed=self.seed, device=self.device)
             else:
                 from .session import Session
 
-                self.session = Session.open(self.specs.model, data=self.specs.data, device=self.device, seed=lesson.seed)
+                self.session = Session.open(self.specs.model, data=self.specs.data, device=self.device, seed=self.seed)
             self.seconds_open = time.perf_counter() - t
         return self.session
 
@@ -295,12 +300,16 @@ def handout(run: LessonRun, result: dict, pictures: dict[int, list[Path]]) -> st
     e = html.escape
     lesson = run.lesson
     verdict = "<span class='holds'>holds</span>" if result["holds"] else "<span class='fails'>does not hold</span>"
+    std = result.get("std") or {}
+    if "per_seed" in result:  # decided over seeds (lesson_seeds.LessonSeeds)
+        n = len(result["per_seed"])
+        verdict += f" (on the mean of {n} seed{'s' if n != 1 else ''}: {'holds' if result['holds_on_mean'] else 'does not hold'}; on {result['held_on']} of {n} seeds, {result['share']:.0%} needed)"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{e(lesson.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(lesson.title)}</h1>",
         f"<p class='sub'>{e(lesson.summary)}</p>" if lesson.summary else "",
-        f"<div class='claim'><b>Claim:</b> {e(lesson.claim_text)}<br><code>{e(lesson.claim.text)}</code> — in this run it {verdict}.</div>",
+        f"<div class='claim'><b>Claim:</b> {e(lesson.claim_text)}<br><code>{e(lesson.claim.text)}</code> — in this run it {verdict}.</div>" if "per_seed" not in result else f"<div class='claim'><b>Claim:</b> {e(lesson.claim_text)}<br><code>{e(lesson.claim.text)}</code> — it {verdict}.</div>",
     ]
     for r in run.results:
         parts.append(f"<div class='step'><h2>{r.index + 1}. {e(r.caption)}</h2>")
@@ -319,7 +328,12 @@ def handout(run: LessonRun, result: dict, pictures: dict[int, list[Path]]) -> st
     items = sorted(run.figures.items())
     per = math.ceil(len(items) / 3) or 1
     cols = [items[i * per : (i + 1) * per] for i in range(3)]
-    rows = "".join("<tr>" + "".join(f"<td>{e(c[r][0])}</td><td class='n'>{_fmt(c[r][1])}</td>" if r < len(c) else "<td></td><td></td>" for c in cols) + "</tr>" for r in range(per))
-    parts.append(f"<h2>What we measured</h2><table><tr>{'<th>figure</th><th>value</th>' * 3}</tr>{rows}</table>")
-    parts.append(f"<p class='sub'>seed {lesson.seed}; {result['seconds']:.1f} s; model {e(lesson.model or 'problem:' + lesson.problem['kind'])}.</p></body></html>")
+    def value(name, v):
+        return _fmt(v) + (f" ± {_fmt(std[name])}" if name in std and std[name] is not None and math.isfinite(std[name]) else "")
+
+    rows = "".join("<tr>" + "".join(f"<td>{e(c[r][0])}</td><td class='n'>{value(*c[r])}</td>" if r < len(c) else "<td></td><td></td>" for c in cols) + "</tr>" for r in range(per))
+    head = "<th>figure</th><th>mean ± std</th>" if std else "<th>figure</th><th>value</th>"
+    parts.append(f"<h2>What we measured</h2><table><tr>{head * 3}</tr>{rows}</table>")
+    seeds = f"seeds {result['seeds'][0]}–{result['seeds'][-1]} (a seed changes {e(result['seeded'])})" if len(result.get("seeds", [])) > 1 else f"seed {result['seeds'][0] if result.get('seeds') else getattr(run, 'seed', lesson.seed)}"
+    parts.append(f"<p class='sub'>{seeds}; {result['seconds']:.1f} s; model {e(lesson.model or 'problem:' + lesson.problem['kind'])}.</p></body></html>")
     return "\n".join(p for p in parts if p)

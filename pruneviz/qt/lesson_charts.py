@@ -170,6 +170,17 @@ def _xy(p: QPainter, body: QRectF, chart: dict, fg: QColor, size: float, lines: 
     def at(x, y):
         return QPointF(plot.left() + (x - xr[0]) / (xr[1] - xr[0]) * plot.width(), plot.bottom() - (y - yr[0]) / (yr[1] - yr[0]) * plot.height())
 
+    for i, s in enumerate(series):  # the spread first, under the means: one faint line per seed
+        faint = QColor(COLOURS[i % len(COLOURS)])
+        faint.setAlpha(70)
+        for ys_seed in s.get("seeds", []) if lines else []:
+            pts = [at(x, y) for x, y in zip(s["x"], ys_seed) if math.isfinite(y)]
+            if len(pts) > 1:
+                p.setPen(QPen(faint, max(1.0, size / 8)))
+                path = QPainterPath(pts[0])
+                for q in pts[1:]:
+                    path.lineTo(q)
+                p.drawPath(path)
     for i, s in enumerate(series):
         c = QColor(COLOURS[i % len(COLOURS)])
         pts = [at(x, y) for x, y in zip(s["x"], s["y"]) if math.isfinite(y)]
@@ -216,8 +227,17 @@ def _bars(p: QPainter, body: QRectF, chart: dict, fg: QColor, size: float) -> No
             h = v / (yr[1] - yr[0]) * plot.height()
             c = QColor(COLOURS[(si if k > 1 else ci) % len(COLOURS)])
             p.fillRect(QRectF(x, zero - h, bw * 0.92, h), c)
+            err = s.get("errors", [0.0] * len(s["values"]))[ci]
+            if err and math.isfinite(err):  # ± one standard deviation over the seeds
+                e = err / (yr[1] - yr[0]) * plot.height()
+                mid = x + bw * 0.46
+                p.setPen(QPen(fg, max(1.5, size / 6)))
+                p.drawLine(QPointF(mid, zero - h - e), QPointF(mid, zero - h + e))
+                for yy in (zero - h - e, zero - h + e):
+                    p.drawLine(QPointF(mid - bw * 0.15, yy), QPointF(mid + bw * 0.15, yy))
             p.setPen(fg)
-            label_y = zero - h - size * 1.7 if v >= 0 else zero - h + size * 0.1
+            lift = (err / (yr[1] - yr[0]) * plot.height()) if err and math.isfinite(err) else 0.0
+            label_y = zero - h - lift - size * 1.7 if v >= 0 else zero - h + size * 0.1
             p.drawText(QRectF(x - size, label_y, bw + 2 * size, size * 1.6), Qt.AlignmentFlag.AlignCenter, f"{v:.0%}" if percent else f"{v:.2f}")
         p.setPen(fg)
         p.drawText(QRectF(plot.left() + slot * ci, plot.bottom() + size * 0.3, slot, size * 1.6), Qt.AlignmentFlag.AlignCenter, cat)

@@ -14,6 +14,7 @@ import torch
 from pruneviz.cli import main
 from pruneviz.core import lessons, toy
 from pruneviz.core.lesson_actions import ACTIONS, pct, spearman
+from pruneviz.core.lesson_claim import decide
 from pruneviz.core.lesson_format import LessonError, parse_claim, parse_lesson
 from pruneviz.core.session import Session
 
@@ -255,10 +256,18 @@ def test_lesson_claim_holds(name, tmp_path, capsys):
     text = capsys.readouterr()
     assert code == 0, text.out + text.err
     result = json.loads((out / "result.json").read_text())
-    assert set(result) == {"lesson", "claim", "holds", "figures", "seconds"}
+    assert set(result) == {"lesson", "claim", "holds", "holds_on_mean", "share", "held_on", "seeds", "seeded", "figures", "mean", "std", "per_seed", "seconds"}
+    lesson = lessons.load(name)
     assert result["lesson"] == name and result["holds"] is True
-    assert result["claim"] == lessons.load(name).claim.text
-    assert lessons.load(name).claim.evaluate(result["figures"])  # the recorded figures support it
+    assert result["claim"] == lesson.claim.text
+    # the verdict is the claim decided over the per-seed figures: on the mean and on the share
+    assert result["seeds"] == list(range(lesson.seed, lesson.seed + lesson.seeds)) and len(result["per_seed"]) == lesson.seeds
+    per = [p["figures"] for p in result["per_seed"]]
+    verdict = decide(lesson.claim, per, lesson.share)
+    assert verdict.holds and verdict.holds_on_mean and verdict.held_on == result["held_on"] >= verdict.needed
+    assert lesson.claim.evaluate(result["mean"]) and result["figures"] == result["mean"]
+    for k in lesson.claim.names:
+        assert result["mean"][k] == pytest.approx(np.mean([f[k] for f in per]), abs=2e-6)
     pngs = sorted(out.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     page = (out / "handout.html").read_text()

@@ -223,19 +223,38 @@ def test_reinitialize_keeps_masks_and_undoes(mlp):
 # recovery figures (README)
 
 
-@pytest.mark.slow
-def test_ninety_percent_recovers_with_three_epochs(mlp):
-    mlp.prune(0.9, scope="layer")
-    assert mlp.evaluate().accuracy < 0.5
-    result = complete(mlp.finetune(3))
-    assert result.curve[-1]["accuracy"] >= 0.93
-    assert mlp.evaluate().accuracy == result.curve[-1]["accuracy"]
+README_SEEDS = range(5)  #: the README's training figures are means over `--seed` 0-4
+
+
+def _oneshot(seed: int, epochs: int) -> float:
+    s = Session.open("demo:mlp", data="demo:digits", device="cpu", seed=seed)
+    s.prune(0.9, scope="layer")
+    assert s.evaluate().accuracy < 0.5
+    result = complete(s.finetune(epochs))
+    assert s.evaluate().accuracy == result.curve[-1]["accuracy"]
+    return result.curve[-1]["accuracy"]
+
+
+def _gradual(seed: int, epochs: int) -> float:
+    s = Session.open("demo:mlp", data="demo:digits", device="cpu", seed=seed)
+    result = complete(s.train("during", 0.9, epochs))
+    assert abs(s.sparsity() - 0.9) < 0.005
+    return result.curve[-1]["accuracy"]
 
 
 @pytest.mark.slow
-def test_gradual_schedule_reaches_ninety_percent(mlp):
-    result = complete(mlp.train("during", 0.9, 3))
-    assert abs(mlp.sparsity() - 0.9) < 0.005 and result.curve[-1]["accuracy"] >= 0.93
+def test_readme_training_figures_on_the_mean_of_five_seeds():
+    """The README's figures over seeds 0-4: 90 % + 3 epochs of fine-tuning and gradual to 90 % in
+    3 epochs both reach 0.93 on the mean (0.9600 and 0.9472); Zhu & Gupta's claim at the budget
+    where it holds: one-shot leads at 3 epochs, gradual at 6 (0.9667 vs 0.9761)."""
+    oneshot3 = [_oneshot(sd, 3) for sd in README_SEEDS]
+    assert np.mean(oneshot3) >= 0.93 and np.mean(oneshot3) == pytest.approx(0.9600, abs=0.005)
+    gradual3 = [_gradual(sd, 3) for sd in README_SEEDS]
+    assert np.mean(gradual3) >= 0.93 and np.mean(gradual3) == pytest.approx(0.9472, abs=0.005)
+    assert np.mean(oneshot3) > np.mean(gradual3)
+    gradual6 = [_gradual(sd, 6) for sd in README_SEEDS]
+    oneshot6 = [_oneshot(sd, 6) for sd in README_SEEDS]
+    assert np.mean(gradual6) > np.mean(oneshot6)
 
 
 def test_regrow_keeps_sparsity_and_changes_the_mask(mlp):
