@@ -99,10 +99,11 @@ class Snapshot:
     def restore(self, session) -> None:
         """Put every value back as it was when the snapshot was taken (masks are the caller's)."""
         tg = targets(session)
+        keys = {k: _resolve(k, tg) for k in self._bits}
         with session.lock, torch.no_grad():
             for k, b in self._bits.items():
-                bits(tg[k]).copy_(b)
-            refresh(session, [n for kind, n in self._bits if kind == "orig"])
+                bits(tg[keys[k]]).copy_(b)
+            refresh(session, [n for kind, n in keys.values() if kind == "orig"])
             invalidate(session)
 
     def delta(self, session) -> "WeightDelta | None":
@@ -111,7 +112,7 @@ class Snapshot:
         parts = {}
         tg = targets(session)
         for k, b in self._bits.items():
-            b.bitwise_xor_(bits(tg[k]))
+            b.bitwise_xor_(bits(tg[_resolve(k, tg)]))
             if bool(b.any()):
                 parts[k] = b.cpu()
         self._bits = {}

@@ -200,6 +200,9 @@ class Session:
         with self.lock:
             if self._coupling_state != "pending":
                 return self._coupling is not None
+            # installing it masks biases and coupled channels: a write, refused while a run holds
+            # the session (the run would re-apply values the new masks no longer know)
+            self.check_writable()
             example = self.example_input()
             # a batch of 2: with batch 1 the autograd trace of in-place ops loses layers
             example = example[:1].repeat(2, *([1] * (example.dim() - 1)))

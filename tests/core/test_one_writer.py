@@ -20,7 +20,8 @@ from pruneviz.core.training import complete
 def _bits(s):
     out = {f"p:{n}": p.detach().clone() for n, p in s.model.named_parameters()}
     out |= {f"b:{n}": b.clone() for n, b in s.model.named_buffers()}
-    out |= {f"o:{n}": t.clone() for n, t in s.masks.orig.items()}
+    m = s.masks  # true values by name, whether masked yet (orig) or not: the coupling is built lazily
+    out |= {f"v:{n}": m.orig.get(n, p).detach().clone() for n, p in m.params.items()}
     return {k: (v.view(torch.int32) if v.dtype == torch.float32 else v) for k, v in out.items()}
 
 
