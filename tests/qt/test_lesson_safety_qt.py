@@ -13,33 +13,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from pruneviz.core import persist
 from pruneviz.core.session import Session
 
-LESSON = """\
-title = "t"
-model = "demo:mlp"
-data = "{data}"
-claim = "a >= 0"
-
-[[steps]]
-caption = "c"
-action = "evaluate"
-record = "a"
-"""
-
-EVIL = """\
-import pathlib
-pathlib.Path({marker!r}).write_text("imported")
-
-def make():
-    pathlib.Path({marker!r}).write_text("called")
-"""
-
-GOOD = """\
-import torch
-
-def make():
-    g = torch.Generator().manual_seed(0)
-    return torch.utils.data.TensorDataset(torch.rand(50, 64, generator=g) * 16, torch.randint(0, 10, (50,), generator=g))
-"""
+from tests.core.test_lesson_safety import EVIL, GOOD, LESSON  # one copy of the hostile and benign modules
 
 
 def _answer(accept: bool, seen: list[str]) -> None:
