@@ -220,6 +220,7 @@ def test_gui_thread_runs_while_an_evaluation_is_mid_batch(qtbot):
     gate = _Gate()
     gate.release.set()  # the first runs (baseline, cache) pass freely
     s = _slow_session(slow=gate)
+    s.build_coupling()  # the first neuron edit would trace the model on this thread: not an evaluation
     w = MainWindow(s, open_session=demo_opener)
     qtbot.addWidget(w)
     w.show()
