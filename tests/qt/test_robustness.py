@@ -71,7 +71,9 @@ def _boom_session():
     x = torch.randn(256, 16)
     y = torch.randint(0, 4, (256,))
     loaded = LoadedModel(model=model, spec="boom", source="state_dict", arch=None, example_input=x[:1], structured_ok=True)
-    return Session(loaded, EvalData(x=x, y=y, spec="synthetic"), device="cpu")
+    s = Session(loaded, EvalData(x=x, y=y, spec="synthetic"), device="cpu")
+    s.build_coupling()  # traced now, unarmed: the test is about an exception in the evaluation worker
+    return s
 
 
 def test_worker_exception_is_shown_and_app_keeps_working(qtbot):
