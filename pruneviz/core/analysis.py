@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Generator
 
@@ -26,6 +25,7 @@ import torch
 
 from . import importance as imp
 from . import ranking as rk
+from .correlation import ranks, spearman, top_overlap  # noqa: F401  (public here too)
 from .errors import PrunevizError
 from .evaluate import child_index
 from .history import Flip
@@ -216,34 +216,6 @@ def available_methods(session, granularity: str) -> list[str]:
     """Criteria that can score this session (data-driven ones need calibration data)."""
     names = imp.WEIGHT_METHODS if granularity == "weight" else imp.NEURON_METHODS
     return [m for m in names if m not in imp.DATA_METHODS or session.calibration is not None]
-
-
-def ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..n of ``x``, ties given their average rank (as Spearman's rho needs)."""
-    x = x.double().reshape(-1)
-    order = torch.argsort(x, stable=True)
-    r = torch.empty_like(x)
-    r[order] = torch.arange(1, len(x) + 1, dtype=torch.float64)
-    values, inverse = torch.unique(x, return_inverse=True)
-    sums = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse, r)
-    counts = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse, torch.ones_like(r))
-    return (sums / counts)[inverse]
-
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    """Spearman's rank correlation of ``a`` and ``b`` (None when either is constant)."""
-    ra, rb = ranks(a), ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = math.sqrt(float((ra * ra).sum()) * float((rb * rb).sum()))
-    return float((ra * rb).sum()) / den if den > 0 else None
-
-
-def top_overlap(a: torch.Tensor, b: torch.Tensor, k: int) -> float:
-    """Fraction of the ``k`` highest of ``a`` that are among the ``k`` highest of ``b``."""
-    k = min(k, len(a))
-    ta = set(torch.topk(a.double(), k).indices.tolist())
-    tb = set(torch.topk(b.double(), k).indices.tolist())
-    return len(ta & tb) / k if k else 0.0
 
 
 # ---------------------------------------------------------- criteria compared

@@ -17,12 +17,11 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import numpy as np
-
+from .correlation import ranks, spearman
 from .errors import PrunevizError
 from .lesson_format import Setting
 
-__all__ = ["Action", "ACTIONS", "action", "pct", "spearman"]
+__all__ = ["Action", "ACTIONS", "action", "pct"]
 
 
 @dataclass
@@ -52,24 +51,6 @@ def action(name: str, settings: dict[str, Setting] | None = None, figures: Calla
 def pct(level: float) -> int:
     """A level's name in figures: 0.7 -> 70."""
     return int(round(level * 100))
-
-
-def _ranks(a: np.ndarray) -> np.ndarray:
-    order = np.argsort(a, kind="stable")
-    ranks = np.empty(len(a), dtype=np.float64)
-    ranks[order] = np.arange(len(a), dtype=np.float64)
-    _, inv, counts = np.unique(a, return_inverse=True, return_counts=True)
-    sums = np.bincount(inv, weights=ranks)
-    return (sums / counts)[inv]  # ties share their mean rank
-
-
-def spearman(a, b) -> float:
-    """Spearman rank correlation (ties averaged); 0 when either side is constant."""
-    ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
-    sa, sb = ra.std(), rb.std()
-    if sa == 0 or sb == 0:
-        return 0.0
-    return float(((ra - ra.mean()) * (rb - rb.mean())).mean() / (sa * sb))
 
 
 def _cancelled(cancel: threading.Event | None) -> bool:
@@ -316,16 +297,17 @@ def _knockout(run, step, cancel) -> Iterator:
         raise PrunevizError(f"layer {layer} has no kept neuron to knock out")
     run.record("knockout_neurons", float(len(idx)))
     run.record("knockout_max_loss_increase", float(max(inc)))
-    measured = _ranks(np.asarray(inc))
+    measured = ranks(inc)
     first = step["methods"][0]
     scatter = {"kind": "scatter", "title": f"layer {layer}: each neuron, measured vs {first} (ranks)", "xlabel": "rank by loss increase when knocked out", "ylabel": f"rank by {first}", "series": []}
     bars = {"kind": "bars", "title": "faithfulness: Spearman ρ of each criterion with knockout", "ylabel": "Spearman ρ", "percent": False, "categories": [], "series": [{"name": "ρ", "values": []}]}
     for m in step["methods"]:
         scores = s.scores(layer, method=m, granularity="neuron").numpy()[idx]
         rho = spearman(scores, inc)
+        rho = 0.0 if rho is None else rho  # a constant ranking (undefined rho) agrees with nothing
         run.record(f"spearman_{m}", rho)
         if m == first:
-            scatter["series"].append({"name": m, "x": measured.tolist(), "y": _ranks(scores).tolist()})
+            scatter["series"].append({"name": m, "x": measured.tolist(), "y": ranks(scores).tolist()})
         bars["categories"].append(m)
         bars["series"][0]["values"].append(rho)
         yield {"text": f"{m}: Spearman ρ = {rho:.2f} between its scores and the measured loss increase", "chart": bars}

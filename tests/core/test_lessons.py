@@ -13,7 +13,8 @@ import torch
 
 from pruneviz.cli import main
 from pruneviz.core import lessons, toy
-from pruneviz.core.lesson_actions import ACTIONS, pct, spearman
+from pruneviz.core.correlation import spearman
+from pruneviz.core.lesson_actions import ACTIONS, pct
 from pruneviz.core.lesson_claim import decide
 from pruneviz.core.lesson_format import LessonError, parse_claim, parse_lesson
 from pruneviz.core.session import Session
@@ -139,7 +140,8 @@ def test_spearman_matches_the_definition():
     assert spearman(a, b) == pytest.approx(np.corrcoef(ra, rb)[0, 1])
     assert spearman(a, 3 * a + 1) == pytest.approx(1.0)
     assert spearman([1, 1, 2], [3, 2, 1]) == pytest.approx(-np.sqrt(3) / 2)  # ties share ranks
-    assert spearman([1, 1, 1], [1, 2, 3]) == 0.0
+    assert spearman([1, 1, 1], [1, 2, 3]) is None  # not defined: the one documented answer
+    assert spearman(torch.tensor([1.0, 1.0, 1.0]), [1, 2, 3]) is None
 
 
 # ------------------------------------------------------------------------------- the engine
