@@ -11,12 +11,12 @@ import contextlib
 import io
 import json
 import logging
-import math
 import sys
 import warnings
 
 from pruneviz import __version__, cli_analysis, cli_lessons, cli_models
 from pruneviz.core.errors import PrunevizError
+from pruneviz.core.jsonout import dumps
 from pruneviz.core.text import printable
 
 EXIT_USAGE = 2
@@ -287,22 +287,11 @@ def _cmd_eval(args) -> int:
     s.batch_size = args.batch_size
     r = s.evaluate()
     if args.json:
-        _emit(json.dumps(_jsonable(r.to_json())))
+        _emit(dumps(r.to_json()))
     else:
         ppl = f"  perplexity {r.perplexity:.2f}  tokens {r.tokens}" if r.tokens else ""
         _emit(f"accuracy {r.accuracy:.4f}  loss {r.loss:.4f}{ppl}  samples {r.samples}  device {r.device}")
     return 0
-
-
-def _jsonable(obj):
-    """``obj`` with NaN and infinities as null: ``json.dumps`` would write them as invalid JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    return obj
 
 
 def _cmd_score(args) -> int:

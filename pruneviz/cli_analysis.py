@@ -4,8 +4,6 @@ commands that write JSON (and with ``--plot`` the app's figure as a PNG, rendere
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 from pruneviz.core.errors import PrunevizError
@@ -108,18 +106,13 @@ def _run(gen, label: str):
 
 def _write(args, result: dict, figure) -> None:
     from pruneviz.cli import _emit
-    from pruneviz.core.export import atomic_path, finite
+    from pruneviz.core.jsonout import write_json
 
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(finite(result), indent=1) + "\n")
+    write_json(args.out, result, indent=1)
     if args.plot is not None:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        import pyqtgraph as pg
+        from pruneviz.qt.render import analysis_png
 
-        from pruneviz.qt import decide_plots
-
-        pg.mkQApp()
-        decide_plots.save_png(figure(decide_plots), args.plot)
+        analysis_png(figure, args.plot)
     _emit(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
 
 

@@ -75,9 +75,9 @@ def cmd_lesson(args: argparse.Namespace) -> int:
             _emit(f"  {r.index + 1}. {r.step['action']}: {r.note}")
         elif r.index == len(lesson.steps) - 1:
             _emit(f"  seed {seed}: the claim {'holds' if lesson.claim.evaluate(run.runs[run.seeds.index(seed)].figures) else 'does not hold'}")
-    from pruneviz.qt.lesson_charts import save_png
+    from pruneviz.qt.render import chart_png
 
-    result = lessons.write_outputs(run, out, save_png)
+    result = lessons.write_outputs(run, out, chart_png)
     pictures = sum(len(r.charts) for r in run.results)
     n = len(run.seeds)
     _emit(f"claim: {lesson.claim_text}")

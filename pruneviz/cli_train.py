@@ -7,11 +7,11 @@ stdout to the JSON result. Bad settings are refused before any work, in one line
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
 from pruneviz.core.errors import PrunevizError
+from pruneviz.core.jsonout import dumps
 
 EPOCHS_MAX = 100_000
 
@@ -191,7 +191,7 @@ def prune_and_train(s, args, emit, prune=None) -> int:
     if args.report:
         write_json(args.report, rep)
     if args.json:
-        emit(json.dumps(_finite(rep)))
+        emit(dumps(rep))
         return 0
     unit = {"neuron": "neurons", "head": "attention heads"}.get(args.granularity, "weights")
     how = {"exact": " (compensated)", "sparsegpt": " (SparseGPT, compensated)"}.get(args.compensate, "")
@@ -235,15 +235,11 @@ def cmd_train(args) -> int:
     if args.report:
         write_json(args.report, rep)
     if args.json:
-        cli._emit(json.dumps(_finite(rep)))
+        cli._emit(dumps(rep))
         return 0
     cli._emit(f"trained {args.schedule} to sparsity {rep['sparsity']:.1%} in {result.epochs} epochs; accuracy {before.accuracy:.4f} -> {rep['accuracy_after']:.4f}")
     cli._emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
     return 0
 
 
-def _finite(obj):
-    from pruneviz.core.export import finite
-
-    return finite(obj)
 

@@ -36,7 +36,7 @@ def block_shape(shape: tuple[int, int], max_shape: tuple[int, int]) -> tuple[int
     return max(1, math.ceil(shape[0] / max_shape[0])), max(1, math.ceil(shape[1] / max_shape[1]))
 
 
-def _finite(a: np.ndarray) -> np.ndarray:
+def finite_array(a: np.ndarray) -> np.ndarray:
     """float32 with NaN/Inf shown as 0 (NaN weights are displayed, never crashed on); no copy when clean."""
     a = np.asarray(a, dtype=np.float32)
     return a if np.isfinite(a).all() else np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
@@ -72,7 +72,7 @@ def _reduce_blocks(p: np.ndarray, block: tuple[int, int], ufunc) -> np.ndarray:
 def pool_signed_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     """Per block, the entry of largest |value|, sign kept."""
     by, bx = block
-    a = _finite(a)
+    a = finite_array(a)
     if (by, bx) == (1, 1):
         return np.ascontiguousarray(a)
     p = _pad(a, by, bx, 0.0)
@@ -82,7 +82,7 @@ def pool_signed_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
 
 def pool_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     by, bx = block
-    a = _finite(a)
+    a = finite_array(a)
     if (by, bx) == (1, 1):
         return np.ascontiguousarray(a)
     p = _pad(a, by, bx, -np.inf)
@@ -102,7 +102,7 @@ def pool_any(mask_pruned: np.ndarray, block: tuple[int, int]) -> np.ndarray:
 def pool_abs_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     """Per block, the largest |value| (as the max of the block's max and −min: no |a| copy)."""
     by, bx = block
-    a = _finite(a)
+    a = finite_array(a)
     if (by, bx) == (1, 1):
         return np.ascontiguousarray(np.abs(a))
     p = _pad(a, by, bx, 0.0)

@@ -11,7 +11,6 @@ Output layers keep their (zeroed) rows: removing them would change the number of
 from __future__ import annotations
 
 import copy
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,25 +19,10 @@ import torch.nn as nn
 
 from .errors import PrunevizError
 from .files import atomic_path, check_target, new_file_mode  # noqa: F401 - the one atomic writer; re-exported for callers
+from .jsonout import finite, write_json  # noqa: F401 - the one NaN-to-null JSON writer
 from .outputs import logits
 
 FORMATS = ("state_dict", "safetensors", "pt2", "onnx")
-
-
-def finite(obj):
-    """``obj`` with NaN/Inf floats replaced by None, so that it is valid JSON."""
-    if isinstance(obj, float):
-        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
-
-
-def write_json(path, obj) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(finite(obj), indent=2, allow_nan=False) + "\n")
 
 
 def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str, torch.Tensor], keep: set[str] = frozenset(), kept_zero: dict[str, int] | None = None) -> nn.Module:

@@ -32,6 +32,7 @@ import threading
 import time
 from typing import Iterator
 
+from .jsonout import finite
 from .lesson_claim import Verdict, decide
 from .lesson_format import MAX_SEEDS, Lesson, LessonError
 
@@ -106,7 +107,7 @@ class LessonSeeds:
             raise LessonError("the lesson has not run on every seed")
 
         def rounded(d):
-            return {k: (round(x, 6) if math.isfinite(x) else None) for k, x in d.items()}
+            return finite({k: round(x, 6) for k, x in d.items()})
 
         mean = rounded(v.mean)
         return {

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import html
 import inspect
-import json
 import math
 import threading
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import PrunevizError
+from .files import atomic_path, atomic_write_text
+from .jsonout import dumps, finite
 from .shipped import resources_dir
 from .lesson_actions import ACTIONS
 from .lesson_format import Lesson, LessonError, load_lesson, untrusted
@@ -241,7 +242,7 @@ class LessonRun:
 
     def result_json(self) -> dict:
         """``{"lesson", "claim", "holds", "figures", "seconds"}`` (figures rounded to 6 digits)."""
-        figures = {k: (round(v, 6) if math.isfinite(v) else None) for k, v in self.figures.items()}
+        figures = finite({k: round(v, 6) for k, v in self.figures.items()})
         return {"lesson": self.lesson.name, "claim": self.lesson.claim.text, "holds": self.holds(), "figures": figures, "seconds": round(self.seconds(), 2)}
 
 
@@ -256,7 +257,6 @@ def write_outputs(run: LessonRun, out: str | Path, render: Renderer | None) -> d
     Each file is written to a temporary file in ``out`` and renamed over its name, so a link
     already there is replaced, never followed, and a failed write leaves the old file whole;
     ``result.json`` is strict JSON (a figure that is not finite is ``null``)."""
-    from .export import atomic_path, finite
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -269,11 +269,8 @@ def write_outputs(run: LessonRun, out: str | Path, render: Renderer | None) -> d
                     render(chart, tmp)
                 pictures.setdefault(r.index, []).append(path)
     result = finite(run.result_json())
-    with atomic_path(out / "result.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    page = handout(run, result, pictures)
-    with atomic_path(out / "handout.html") as tmp:
-        tmp.write_text(page, encoding="utf-8")
+    atomic_write_text(out / "result.json", dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "handout.html", handout(run, result, pictures))
     return result
 
 

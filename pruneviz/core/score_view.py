@@ -33,10 +33,6 @@ from .importance import LOCAL_METHODS
 BINS = 60
 
 
-def _finite(a: np.ndarray) -> np.ndarray:
-    return a if np.isfinite(a).all() else np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-
-
 @dataclass
 class LayerScores:
     """Scores of ``layer`` by ``method``: ``values`` (2-D float32), ``kept`` (2-D bool), and the
@@ -60,7 +56,7 @@ class LayerScores:
         values = display.as_2d(session.scores(layer, method, "weight").float().numpy())
         kept = display.as_2d(session.mask(layer).numpy())
         # own copies: the session's score cache must never see this view's row updates
-        values = np.array(_finite(values), dtype=np.float32, order="C")
+        values = np.array(display.finite_array(values), dtype=np.float32, order="C")
         kept = np.array(kept, dtype=bool, order="C")
         hi = float(values.max()) if values.size else 1.0
         edges = np.linspace(0.0, hi if hi > 0 else 1.0, BINS + 1)
@@ -106,7 +102,7 @@ class LayerScores:
             old = self.values[a:b][self.kept[a:b]]
             self.counts -= self._hist(old)
             if self.method == "magnitude":
-                self.values[a:b] = np.abs(_finite(w))
+                self.values[a:b] = np.abs(display.finite_array(w))
                 if self.neurons is not None:  # as importance.neuron_scores: the row's L2 norm
                     self.neurons[a:b] = torch.from_numpy(w).norm(p=2, dim=1).numpy()
             self.kept[a:b] = ~pruned

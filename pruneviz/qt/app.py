@@ -14,6 +14,7 @@ from pruneviz.core.errors import PrunevizError, TrustRequired
 
 # opening a model (trust and architecture prompts) lives in .opening, which the window's file
 # actions use too; the names stay importable from here
+from .render import save_image
 from .opening import DEMO, _default_open, ask_trust, default_data, open_session_interactive  # noqa: F401
 SCREENSHOT_SIZE = (1400, 900)
 _KEEPALIVE = []  # the timer that lets Python run its signal handlers while Qt's loop runs
@@ -275,7 +276,7 @@ def run(args) -> int:
         ok = wait_for_evaluation(window)
         for _ in range(5):
             app.processEvents()
-        saved = window.grab().save(screenshot)
+        saved = save_image(window.grab(), screenshot)
         window.close()
         if not saved:
             print(f"pruneviz: error: could not write {screenshot}", file=sys.stderr)

@@ -8,6 +8,8 @@ from PySide6.QtWidgets import QApplication
 from pruneviz.core import lessons as core
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
+from .render import save_image
+
 LESSON_SCREENSHOT_SIZE = (1280, 720)
 
 
@@ -56,7 +58,7 @@ def open_from_cli(window, name: str, step: int | None, screenshot: str | None, t
     ctrl.size_docks()
     for _ in range(5):
         QApplication.processEvents()
-    if not window.grab().save(screenshot):
+    if not save_image(window.grab(), screenshot):
         print(f"pruneviz: error: could not write {screenshot}", file=sys.stderr)
         return 2
     window.close()

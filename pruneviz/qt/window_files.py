@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
 from .plain import literal
+from .render import save_image
 
 MAX_RECENT = 8
 EXPORT_FORMATS = {"state_dict (*.pt)": ("state_dict", ".pt"), "safetensors (*.safetensors)": ("safetensors", ".safetensors"), "pt2 (*.pt2)": ("pt2", ".pt2"), "ONNX (*.onnx)": ("onnx", ".onnx")}
@@ -253,4 +254,4 @@ class FileActions(QObject):
             self.save_heatmap(path)
 
     def save_heatmap(self, path: str) -> bool:
-        return self.w.heatmap.grab().save(path)
+        return save_image(self.w.heatmap.grab(), path)

@@ -1,0 +1,65 @@
+"""One copy of each utility: Spearman, JSON with NaN as null, atomic writes of files and images.
+
+The oracle for "one copy" is the source itself (parsed, not imported): a second definition or a
+writer that bypasses the shared helper is named in the failure."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pruneviz.core import analysis, correlation, jsonout, lesson_actions
+
+ROOT = Path(__file__).resolve().parents[2] / "pruneviz"
+
+
+def _trees():
+    for path in sorted(ROOT.rglob("*.py")):
+        yield path.relative_to(ROOT.parent).as_posix(), ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def test_one_spearman_with_one_answer_for_constant_input():
+    assert analysis.spearman is correlation.spearman and lesson_actions.spearman is correlation.spearman
+    for const in ([2.0, 2.0, 2.0], np.full(3, 2.0), torch.full((3,), 2.0)):
+        assert correlation.spearman(const, [1, 2, 3]) is None
+        assert correlation.spearman([1, 2, 3], const) is None
+    assert correlation.spearman([1, 2, 3], torch.tensor([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+    defs = [f"{name}:{node.name}" for name, tree in _trees() for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") in ("spearman", "ranks")]
+    assert defs == ["pruneviz/core/correlation.py:ranks", "pruneviz/core/correlation.py:spearman"]
+
+
+def test_json_out_is_strict_with_nan_as_null():
+    obj = {"a": math.nan, "b": (1.5, math.inf), "c": [np.float32("nan"), np.float64(-np.inf), np.float32(2.0)], "d": "nan"}
+    text = jsonout.dumps(obj)
+    assert json.loads(text) == {"a": None, "b": [1.5, None], "c": [None, None, 2.0], "d": "nan"}
+    assert "NaN" not in text and "Infinity" not in text
+
+
+def test_one_json_sanitiser_and_one_atomic_writer():
+    """NaN-to-null lives in core/jsonout.py, temporary-file-and-rename in core/files.py, image
+    writing in qt/render.py; nothing else writes JSON with allow_nan, renames temporary files or
+    saves a grabbed widget itself."""
+    bad = []
+    for name, tree in _trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") in ("finite", "jsonable", "finite_array") and name != "pruneviz/core/display.py" and name != "pruneviz/core/jsonout.py":
+                bad.append(f"{name}:{node.lineno} defines {node.name}")
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if any(k.arg == "allow_nan" for k in node.keywords) and name != "pruneviz/core/jsonout.py":
+                bad.append(f"{name}:{node.lineno} json with allow_nan (use core.jsonout)")
+            if isinstance(f, ast.Attribute) and f.attr in ("mkstemp", "replace") and isinstance(f.value, ast.Name) and f.value.id in ("tempfile", "os"):
+                # deltas: the undo offload's own scratch files; autosave: moving a journal aside (a rename, not a write)
+                if name not in ("pruneviz/core/files.py", "pruneviz/core/deltas.py", "pruneviz/core/autosave.py"):
+                    bad.append(f"{name}:{node.lineno} {f.value.id}.{f.attr} (use core.files.atomic_path)")
+            if isinstance(f, ast.Attribute) and f.attr == "save" and isinstance(f.value, ast.Call) and isinstance(f.value.func, ast.Attribute) and f.value.func.attr == "grab":
+                bad.append(f"{name}:{node.lineno} grab().save (use qt.render.save_image)")
+    assert bad == []
