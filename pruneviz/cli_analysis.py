@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+from pruneviz.cli_common import CALIB_HELP, check_out, emit, model_args, open_session, same_file
 from pruneviz.core.errors import PrunevizError
 
 
@@ -34,18 +35,15 @@ def _names(option: str, choices):
 
 
 def add_parsers(sub) -> None:
-    from pruneviz.cli import _model_args
     from pruneviz.core.importance import NEURON_METHODS
 
-    from pruneviz.cli import _CALIB_HELP
-
     def common(p, ray=True, measured_on_calibration=True):
-        _model_args(p)
+        model_args(p)
         if measured_on_calibration:
             p.add_argument("--data", metavar="DATA", required=True, help="evaluation data (the points are measured on the calibration data, --calib-data; on this one only when none other is known): demo:digits, .npz, .pt, package.module:function")
         else:
             p.add_argument("--data", metavar="DATA", required=True, help="evaluation data each point is measured on: demo:digits, .npz, .pt, package.module:function")
-        p.add_argument("--calib-data", metavar="DATA", help=_CALIB_HELP)
+        p.add_argument("--calib-data", metavar="DATA", help=CALIB_HELP)
         p.add_argument("--out", required=True, metavar="FILE.json", help="where to write the results (JSON)")
         p.add_argument("--plot", metavar="FILE.png", help="also write the figure the app shows, as a PNG")
         if ray:
@@ -73,14 +71,12 @@ def add_parsers(sub) -> None:
 
 
 def _check_outputs(args) -> None:
-    from pruneviz.cli import _check_out, _same_file
-
-    _check_out(args.out, "--out")
+    check_out(args.out, "--out")
     if args.plot is not None:
-        _check_out(args.plot, "--plot")
+        check_out(args.plot, "--plot")
         if not args.plot.lower().endswith(".png"):
             raise PrunevizError(f"--plot {args.plot} must end in .png")
-        if _same_file(args.plot, args.out):
+        if same_file(args.plot, args.out):
             raise PrunevizError("--plot and --out name the same file: give each its own name")
     if getattr(args, "ray", None) is not None:
         from pruneviz.core.workers import ray_module
@@ -105,7 +101,6 @@ def _run(gen, label: str):
 
 
 def _write(args, result: dict, figure) -> None:
-    from pruneviz.cli import _emit
     from pruneviz.core.jsonout import write_json
 
     write_json(args.out, result, indent=1)
@@ -113,52 +108,47 @@ def _write(args, result: dict, figure) -> None:
         from pruneviz.qt.render import analysis_png
 
         analysis_png(figure, args.plot)
-    _emit(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
+    emit(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
 
 
 def cmd_sensitivity(args) -> int:
-    from pruneviz.cli import _emit, _session
-
     _check_outputs(args)
-    s = _session(args, data=args.data)
+    s = open_session(args, data=args.data)
     res = _run(s.sensitivity(args.layers, args.levels, args.granularity, args.method, ray=args.ray), "sensitivity")
-    _emit(_measured_on(res["calibration"]))
+    emit(_measured_on(res["calibration"]))
     for name, points in res["layers"].items():
         worst = min(points, key=lambda p: p["accuracy"])
-        _emit(f"{name}: accuracy {res['baseline']['accuracy']:.4f} -> {worst['accuracy']:.4f} at {worst['sparsity']:.0%} of the layer")
+        emit(f"{name}: accuracy {res['baseline']['accuracy']:.4f} -> {worst['accuracy']:.4f} at {worst['sparsity']:.0%} of the layer")
     _write(args, res, lambda dp: dp.sensitivity_plot(res))
     return 0
 
 
 def cmd_knockout(args) -> int:
-    from pruneviz.cli import _emit, _session
-
     _check_outputs(args)
-    s = _session(args, data=args.data)
+    s = open_session(args, data=args.data)
     from pruneviz.core.importance import check_method
 
     check_method(args.method, "neuron", True)
     res = _run(s.knockout(args.layer, ray=args.ray), "knockout")
-    _emit(_measured_on(res["calibration"]))
+    emit(_measured_on(res["calibration"]))
     for m, f in res["faithfulness"].items():
         rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.3f}"
-        _emit(f"{m:<10} Spearman {rho}  top-10 overlap {f['top10_overlap']:.0%}")
+        emit(f"{m:<10} Spearman {rho}  top-10 overlap {f['top10_overlap']:.0%}")
     scores = s.scores(args.layer, args.method, "neuron").tolist()
     _write(args, res, lambda dp: dp.knockout_plot(res, scores=scores, method=args.method))
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from pruneviz.cli import _emit, _session
     from pruneviz.core import analysis
 
     _check_outputs(args)
-    s = _session(args, data=args.data)
+    s = open_session(args, data=args.data)
     gen = analysis.sweeps(s, args.levels, args.scopes, [args.granularity], args.methods, args.layers, ray=args.ray)
     res = _run(gen, "sweep")
     for c in res["curves"]:
         last = c["points"][-1]
-        _emit(f"{c['method']:<10} {c['scope']:<6} sparsity {last['sparsity']:.1%}: accuracy {last['accuracy']:.4f}")
+        emit(f"{c['method']:<10} {c['scope']:<6} sparsity {last['sparsity']:.1%}: accuracy {last['accuracy']:.4f}")
     _write(args, res, lambda dp: dp.sweep_plot(res))
     return 0
 

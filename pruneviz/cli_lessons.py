@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pruneviz.cli_common import emit
 from pruneviz.core.errors import PrunevizError
 
 
@@ -53,14 +54,13 @@ def _check_dir(path: str) -> Path:
 
 
 def cmd_lesson(args: argparse.Namespace) -> int:
-    from pruneviz.cli import _emit
     from pruneviz.core import lessons
 
     if args.lesson_command == "list":
         for name in lessons.available():
             lesson = lessons.load(name)
             needs = f"  (needs: {', '.join(lesson.needs)})" if lesson.needs else ""
-            _emit(f"{name:<16} {lesson.title}{needs}")
+            emit(f"{name:<16} {lesson.title}{needs}")
         return 0
     if args.lesson_command != "run":
         raise PrunevizError("use: pruneviz lesson list | pruneviz lesson run NAME --out DIR")
@@ -69,23 +69,23 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     from pruneviz.core.lesson_seeds import LessonSeeds
 
     run = LessonSeeds(lesson, seeds=args.seeds, device=args.device)  # refuses a lesson whose verbs are missing
-    _emit(f"{lesson.title}")
+    emit(f"{lesson.title}")
     for seed, r in run.run():
         if seed == run.seeds[0]:
-            _emit(f"  {r.index + 1}. {r.step['action']}: {r.note}")
+            emit(f"  {r.index + 1}. {r.step['action']}: {r.note}")
         elif r.index == len(lesson.steps) - 1:
-            _emit(f"  seed {seed}: the claim {'holds' if lesson.claim.evaluate(run.runs[run.seeds.index(seed)].figures) else 'does not hold'}")
+            emit(f"  seed {seed}: the claim {'holds' if lesson.claim.evaluate(run.runs[run.seeds.index(seed)].figures) else 'does not hold'}")
     from pruneviz.qt.render import chart_png
 
     result = lessons.write_outputs(run, out, chart_png)
     pictures = sum(len(r.charts) for r in run.results)
     n = len(run.seeds)
-    _emit(f"claim: {lesson.claim_text}")
-    _emit(f"  {lesson.claim.text}: {'holds' if result['holds'] else 'does NOT hold'} over {n} seed{'s' if n != 1 else ''} "
+    emit(f"claim: {lesson.claim_text}")
+    emit(f"  {lesson.claim.text}: {'holds' if result['holds'] else 'does NOT hold'} over {n} seed{'s' if n != 1 else ''} "
           f"(on the mean: {'holds' if result['holds_on_mean'] else 'does not hold'}; on {result['held_on']} of {n} seeds, {result['share']:.0%} needed; {result['seconds']:.1f} s)")
     for name in sorted(lesson.claim.names):
-        _emit(f"  {name} = {result['mean'][name]:.4f} ± {result['std'][name]:.4f}")
-    _emit(f"wrote {out / 'result.json'}, {pictures} picture{'s' if pictures != 1 else ''}, {out / 'handout.html'}")
+        emit(f"  {name} = {result['mean'][name]:.4f} ± {result['std'][name]:.4f}")
+    emit(f"wrote {out / 'result.json'}, {pictures} picture{'s' if pictures != 1 else ''}, {out / 'handout.html'}")
     return 0 if result["holds"] else 1
 
 

@@ -10,6 +10,7 @@ import argparse
 import math
 import time
 
+from pruneviz.cli_common import SEED_MAX, check_format, check_out, emit, fraction, int_in, model_args, open_session, plain, progress_stream, same_file, show
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.jsonout import dumps
 
@@ -18,36 +19,31 @@ EPOCHS_MAX = 100_000
 
 def _positive(option: str):
     """An argparse type: a finite number above 0 (0, negatives, nan, inf are refused)."""
-    from pruneviz.cli import _plain, _show
-
     def parse(text: str) -> float:
         try:
             value = float(text)
         except (TypeError, ValueError):
-            raise PrunevizError(f"{option} must be a number above 0, got {_show(text)}") from None
+            raise PrunevizError(f"{option} must be a number above 0, got {show(text)}") from None
         if not math.isfinite(value) or value <= 0:
-            raise PrunevizError(f"{option} must be a finite number above 0, got {_plain(text)}")
+            raise PrunevizError(f"{option} must be a finite number above 0, got {plain(text)}")
         return value
 
     return parse
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
-    from pruneviz.cli import _int_in
     from pruneviz.core.training import OPTIMIZERS
 
     p.add_argument("--train-data", metavar="DATA", help="training data (demo models: demo:digits-train by default)")
     p.add_argument("--lr", type=_positive("--lr"), metavar="LR", help="learning rate (default: the optimizer's usual one; demo models: their recipe's)")
     p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS), help="optimizer of the training (default: adam); pruned entries stay exactly 0 with each")
-    p.add_argument("--batch-size", dest="train_batch_size", type=_int_in("--batch-size", 1, 2**31 - 1), metavar="N", help="training batch size (default 32)")
+    p.add_argument("--batch-size", dest="train_batch_size", type=int_in("--batch-size", 1, 2**31 - 1), metavar="N", help="training batch size (default 32)")
     p.add_argument("--allow-divergence", action="store_true", help="keep training when the loss runs away (its mean over 8 steps above 10x its start and above a uniform guess's) or the accuracy falls to chance; by default the run stops and the model is put back")
 
 
 def add_prune_options(p: argparse.ArgumentParser) -> None:
     """``prune``'s training options: --finetune EPOCHS, --train-data, --lr, --compensate, --json."""
-    from pruneviz.cli import _int_in
-
-    p.add_argument("--finetune", type=_int_in("--finetune", 1, EPOCHS_MAX), metavar="EPOCHS", help="fine-tune the kept weights this many epochs after pruning")
+    p.add_argument("--finetune", type=int_in("--finetune", 1, EPOCHS_MAX), metavar="EPOCHS", help="fine-tune the kept weights this many epochs after pruning")
     p.add_argument("--compensate", nargs="?", const="exact", default=None, choices=["exact", "sparsegpt"], metavar="{exact,sparsegpt}", help="update the kept weights to keep each layer's outputs on calibration data: exact (default: least squares for the chosen mask) or sparsegpt (SparseGPT chooses the mask too)")
     _training_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -55,19 +51,18 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub) -> None:
     """The ``train`` subcommand."""
-    from pruneviz.cli import SEED_MAX, _fraction, _int_in, _model_args
     from pruneviz.core.schedules import METHODS, SCHEDULES  # the core's lists: a copy here drifted once
 
     p = sub.add_parser("train", help="prune before / during / after training, or prune and regrow")
-    _model_args(p)
+    model_args(p)
     p.add_argument("--data", metavar="DATA", required=True, help="held-out evaluation data")
     p.add_argument("--schedule", required=True, choices=SCHEDULES, help="when to prune: before (at initialisation, then train), during (gradual, cubic schedule), after (train, prune once, fine-tune), regrow (RigL: constant sparsity, drop and regrow), granet (regrow with a gradual start)")
-    p.add_argument("--target-sparsity", required=True, type=_fraction("--target-sparsity"), metavar="S", help="fraction (0 to 1) of each layer's weights pruned at the end")
-    p.add_argument("--epochs", required=True, type=_int_in("--epochs", 1, EPOCHS_MAX), metavar="N", help="epochs of training over the training data")
+    p.add_argument("--target-sparsity", required=True, type=fraction("--target-sparsity"), metavar="S", help="fraction (0 to 1) of each layer's weights pruned at the end")
+    p.add_argument("--epochs", required=True, type=int_in("--epochs", 1, EPOCHS_MAX), metavar="N", help="epochs of training over the training data")
     p.add_argument("--from-scratch", action="store_true", help="re-initialise the weights first (seeded by --seed)")
     p.add_argument("--method", default="magnitude", choices=METHODS, help="what the schedule prunes by: magnitude |w|, or snip |w·g| at initialisation (default: magnitude)")
     _training_options(p)
-    p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the training order and of --from-scratch (default: 0)")
+    p.add_argument("--seed", type=int_in("--seed", 0, SEED_MAX), default=0, help="seed of the training order and of --from-scratch (default: 0)")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the trained, pruned model (its suffix chooses the format, as for prune)")
     p.add_argument("--report", metavar="FILE.json", help="also write a JSON report with the per-epoch curve and the final sparsity")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -92,9 +87,7 @@ class Progress:
             self._line(f"{what}: {epochs} epoch{'s' if epochs != 1 else ''}, {self.total} steps")
 
     def _line(self, text: str) -> None:
-        from pruneviz.cli import _emit
-
-        _emit(text, self.stream)
+        emit(text, self.stream)
         self.stream.flush()
 
     def update(self, p) -> None:
@@ -119,8 +112,6 @@ class Progress:
 def run_with_progress(gen, what: str, epochs: int, steps_per_epoch: int):
     """Drive a training generator, drawing progress on the command's stderr; returns its result.
     Ctrl-C closes the generator (the completed steps stay one undo step) and is re-raised."""
-    from pruneviz.cli import progress_stream
-
     bar = Progress(progress_stream(), what, epochs, steps_per_epoch)
     try:
         while True:
@@ -142,10 +133,8 @@ def _steps(session, data, batch_size) -> int:
 
 
 def _warn(result) -> None:
-    from pruneviz.cli import _emit, progress_stream
-
     for w in result.warnings:
-        _emit(f"pruneviz: warning: {w}", progress_stream())
+        emit(f"pruneviz: warning: {w}", progress_stream())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,16 +196,15 @@ def prune_and_train(s, args, emit, prune=None) -> int:
 
 def cmd_train(args) -> int:
     """``pruneviz train``: a pruning schedule while training; writes the model and its report."""
-    from pruneviz import cli
     from pruneviz.core.export import write_json
 
-    cli._check_out(args.out, "--out")
-    cli._check_format(args.out, "state_dict")
+    check_out(args.out, "--out")
+    check_format(args.out, "state_dict")
     if args.report is not None:
-        cli._check_out(args.report, "--report")
-        if cli._same_file(args.report, args.out):
+        check_out(args.report, "--report")
+        if same_file(args.report, args.out):
             raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
-    s = cli._session(args, data=args.data)
+    s = open_session(args, data=args.data)
     before = s.baseline()
     gen = s.train(args.schedule, args.target_sparsity, args.epochs, method=args.method, lr=args.lr, data=args.train_data, from_scratch=args.from_scratch, optimizer=args.optimizer, batch_size=args.train_batch_size, allow_divergence=args.allow_divergence)
     result = run_with_progress(gen, f"train ({args.schedule})", args.epochs, _steps(s, args.train_data, args.train_batch_size))
@@ -235,10 +223,10 @@ def cmd_train(args) -> int:
     if args.report:
         write_json(args.report, rep)
     if args.json:
-        cli._emit(dumps(rep))
+        emit(dumps(rep))
         return 0
-    cli._emit(f"trained {args.schedule} to sparsity {rep['sparsity']:.1%} in {result.epochs} epochs; accuracy {before.accuracy:.4f} -> {rep['accuracy_after']:.4f}")
-    cli._emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
+    emit(f"trained {args.schedule} to sparsity {rep['sparsity']:.1%} in {result.epochs} epochs; accuracy {before.accuracy:.4f} -> {rep['accuracy_after']:.4f}")
+    emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
     return 0
 
 

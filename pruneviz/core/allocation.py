@@ -135,7 +135,7 @@ def prune_by_sensitivity(session, amount: float, method: str = "magnitude", laye
     Returns the number of weights pruned."""
     from .analysis import collect, flips_for
     from .history import Flip
-    from .session import PruneSpec
+    from .prune_spec import PruneSpec
     from .workers import Probe, run_edits
 
     rk.check_amount(amount)

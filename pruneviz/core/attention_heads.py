@@ -27,6 +27,7 @@ with the head's indices, then sets the module's head count (and ``all_head_size`
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,9 @@ import torch.nn as nn
 
 from .errors import PrunevizError
 from .inventory import is_conv1d
+
+#: the heads found in each session's model (found once; kept here, not written onto the session)
+_FOUND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_head", "n_heads", "heads")
 
@@ -169,12 +173,12 @@ def _grouped_query(name: str, m: nn.Module) -> HeadUnit | None:
 
 def find_heads(session) -> dict[str, HeadUnit]:
     """The attention modules of the session's model whose every slice is a prunable layer."""
-    cached = getattr(session, "_head_units", None)
+    cached = _FOUND.get(session)
     if cached is not None:
         return cached
     names = {layer.name for layer in session.layers}
     units = {u.name: u for u in _find(session.model) if all(s[0] in names for s in u.slices)}
-    session._head_units = units
+    _FOUND[session] = units
     return units
 
 
@@ -213,7 +217,7 @@ def head_mask(session, unit: HeadUnit) -> torch.Tensor:
     return kept
 
 
-def _unit(session, name: str) -> HeadUnit:
+def head_unit(session, name: str) -> HeadUnit:
     units = find_heads(session)
     if not units:
         raise PrunevizError("this model has no attention heads pruneviz can find (nn.MultiheadAttention, a fused qkv + proj with num_heads, query/key/value, GPT-2 c_attn); use --granularity weight or neuron")
@@ -231,7 +235,7 @@ def select_units(session, patterns) -> list[HeadUnit]:
 
     units = find_heads(session)
     if not units:
-        _unit(session, "")  # raises the "no attention" error
+        head_unit(session, "")  # raises the "no attention" error
     if isinstance(patterns, str):
         patterns = [p.strip() for p in patterns.split(",") if p.strip()]
     if not patterns:
@@ -252,7 +256,7 @@ def scores(session, method: str = "magnitude", units=None) -> dict[str, torch.Te
         raise PrunevizError(f"unknown head importance method {method!r}: use one of {', '.join(imp.WEIGHT_METHODS)}")
     units = list(find_heads(session).values()) if units is None else units
     if not units:
-        _unit(session, "")
+        head_unit(session, "")
     model_params = dict(session.model.named_parameters())
     weight_scores = None if method == "magnitude" else session.scores(None, method, "weight")
     out = {}
@@ -291,12 +295,12 @@ def _edit_heads(session, unit: HeadUnit, heads, prune: bool, label: str) -> int:
 
 
 def prune_heads(session, name: str, heads, label: str | None = None) -> int:
-    unit = _unit(session, name)
+    unit = head_unit(session, name)
     return _edit_heads(session, unit, heads, True, label or f"prune head{'s' if len(list(heads)) != 1 else ''} {', '.join(map(str, heads))} of {unit.name}")
 
 
 def restore_heads(session, name: str, heads, label: str | None = None) -> int:
-    unit = _unit(session, name)
+    unit = head_unit(session, name)
     return _edit_heads(session, unit, heads, False, label or f"restore head{'s' if len(list(heads)) != 1 else ''} {', '.join(map(str, heads))} of {unit.name}")
 
 
@@ -305,7 +309,7 @@ def prune(session, amount: float, scope: str = "layer", method: str = "magnitude
     of them in one ranking (``"global"``, each score divided by its module's mean kept score);
     every module keeps at least one head. One undo step; returns the number of heads pruned."""
     from . import ranking as rk
-    from .session import PruneSpec
+    from .prune_spec import PruneSpec
 
     rk.check_amount(amount)
     if scope not in ("layer", "global"):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from .errors import reason
 from .files import atomic_path
-from .records import Cancelled, Rec, tree_records, walk
+from .records import Cancelled, Rec, data_dir, header, tree_records, walk, write_records
 
 try:
     import fcntl
@@ -111,8 +111,6 @@ def claim(journal) -> JournalLock | None:
 
 
 def _directory(directory) -> Path:
-    from .persist import data_dir
-
     return Path(directory) if directory else data_dir() / "autosave"
 
 
@@ -175,8 +173,6 @@ class Autosave:
     """
 
     def __init__(self, session, directory: Path | None = None, background: bool = False, on_error=None):
-        from .persist import header
-
         self.session = session
         directory = _directory(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -316,8 +312,6 @@ class Autosave:
         return self._cancel
 
     def _rewrite(self, snap: _Snap) -> None:
-        from .persist import write_records
-
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -333,8 +327,6 @@ class Autosave:
     def _append(self, snap: _Snap) -> bool:
         """Append the records that lead from the journal's state to ``snap``; False when only a
         rewrite can express the change."""
-        from .persist import write_records
-
         ops = self._diff(snap)
         if ops is None:
             return False

@@ -132,7 +132,7 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
     fraction of H's mean diagonal (default 1e-6 for exact, SparseGPT's 1 % for sparsegpt).
     ``exact_flops``: in exact mode, a layer whose solves would cost more is done by SparseGPT
     (default :data:`EXACT_FLOPS`; the layers are named in ``session.notices``)."""
-    from .session import PruneSpec
+    from .prune_spec import PruneSpec
 
     mode = mode_of(mode) or "exact"
     if damp is None:

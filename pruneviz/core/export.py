@@ -44,9 +44,9 @@ def _quiet():
     import contextlib
     import io
 
-    from .model_io import _quiet_torch
+    from .model_io import quiet_torch
 
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), _quiet_torch():
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), quiet_torch():
         yield
 
 

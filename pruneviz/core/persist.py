@@ -29,8 +29,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import time
 import zlib
 from pathlib import Path
 
@@ -43,23 +41,7 @@ from .deltas import replay as replay_step
 from .errors import PrunevizError, reason
 from .files import atomic_path
 from .history import Flip, Step
-from .records import record_chunks, tree_records
-
-FORMAT = "pruneviz-session"
-#: 3: every record numbered (``"n"``) and placed (``"at"``: the history index after it); a saved
-#: session file ends with a checksum line; an autosave journal says so (``"kind": "journal"``)
-VERSION = 3
-
-
-def data_dir() -> Path:
-    """Where autosaves live: ``$PRUNEVIZ_DATA_DIR`` or the platform's user data dir."""
-    env = os.environ.get("PRUNEVIZ_DATA_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("pruneviz", appauthor=False))
-
+from .records import FORMAT, VERSION, data_dir, header, tree_records, write_records  # noqa: F401 - the journal's format lives with its records
 
 def _decode(rec: dict) -> Flip:
     if not isinstance(rec, dict):
@@ -71,33 +53,6 @@ def _decode(rec: dict) -> Flip:
     if arr.size > 1 and not bool((np.diff(arr.astype(np.int64)) > 0).all()):
         raise ValueError("flip indices must be unique and sorted")  # a repeat would flip twice
     return Flip(rec["store"], rec["layer"], torch.from_numpy(arr))
-
-
-def header(session, kind: str = "session") -> dict:
-    """The first line of a session file (``kind="session"``) or an autosave journal (``"journal"``)."""
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "kind": kind,
-        "model": session.spec,
-        "arch": session.arch,
-        "data": session.data.spec if session.data is not None else None,
-        "seed": session.seed,
-        "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-
-
-def write_records(fh, recs, start: int = 1, hasher=None, cancel=None) -> int:
-    """Write ``recs`` (:class:`~pruneviz.core.records.Rec`) to the binary file ``fh``, numbered
-    from ``start``; returns the next number. ``hasher`` (hashlib) sees every byte written."""
-    n = start
-    for rec in recs:
-        for chunk in record_chunks(n, rec, cancel):
-            fh.write(chunk)
-            if hasher is not None:
-                hasher.update(chunk)
-        n += 1
-    return n
 
 
 def save_session(session, path) -> None:
@@ -226,7 +181,7 @@ def replay(session, records: list[dict], source: str = "session file") -> None:
 
     A record that says where the history stands after it (``"at"``, format 3) is checked: a
     journal that does not follow its own history is refused rather than replayed wrong."""
-    from .session import Change
+    from .history import Change
 
     names = {layer.name: layer for layer in session.layers}
     try:
@@ -350,4 +305,4 @@ def replay_matches(session, path, base=None, trust: bool = False) -> bool:
     return state_checksum(base) == state_checksum(session)
 
 
-from .autosave import Autosave, claim, move_aside, owner, recoverable  # noqa: E402,F401 - the autosave lives beside; its names stay importable here
+from .autosave import Autosave, claim, move_aside, owner, recoverable  # noqa: E402,F401 - the autosave lives beside (it imports records, not this module); its names stay importable here

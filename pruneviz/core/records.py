@@ -15,8 +15,11 @@ the record. :func:`tree_records` lists the records of a whole history tree (the 
 from __future__ import annotations
 
 import json
+import os
+import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from .history import Step
 
@@ -138,3 +141,47 @@ def record_chunks(n: int, rec: Rec, cancel=None):
             yield b'"}'
         yield b"]"
     yield b"}\n"
+
+
+# ------------------------------------------------------------------ the journal file
+FORMAT = "pruneviz-session"
+#: 3: every record numbered (``"n"``) and placed (``"at"``: the history index after it); a saved
+#: session file ends with a checksum line; an autosave journal says so (``"kind": "journal"``)
+VERSION = 3
+
+
+def data_dir() -> Path:
+    """Where autosaves live: ``$PRUNEVIZ_DATA_DIR`` or the platform's user data dir."""
+    env = os.environ.get("PRUNEVIZ_DATA_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pruneviz", appauthor=False))
+
+
+def header(session, kind: str = "session") -> dict:
+    """The first line of a session file (``kind="session"``) or an autosave journal (``"journal"``)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "model": session.spec,
+        "arch": session.arch,
+        "data": session.data.spec if session.data is not None else None,
+        "seed": session.seed,
+        "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def write_records(fh, recs, start: int = 1, hasher=None, cancel=None) -> int:
+    """Write ``recs`` (:class:`~pruneviz.core.records.Rec`) to the binary file ``fh``, numbered
+    from ``start``; returns the next number. ``hasher`` (hashlib) sees every byte written."""
+    n = start
+    for rec in recs:
+        for chunk in record_chunks(n, rec, cancel):
+            fh.write(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
+        n += 1
+    return n

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fnmatch
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 import torch
@@ -37,19 +36,7 @@ from .masks import MaskStore, check_memory
 from .calibration import Calibration
 from .session_eval import Evaluation
 from .model_io import LoadedModel, open_model
-
-
-@dataclass(frozen=True)
-class PruneSpec:
-    """The arguments of the last bulk prune, for reports."""
-
-    amount: float
-    scope: str
-    granularity: str
-    method: str
-    layers: tuple[str, ...]
-    #: what else a report should say (``scope="sensitivity"``: the plans compared and the choice)
-    detail: dict | None = None
+from .prune_spec import PruneSpec
 
 
 class Session:
@@ -919,13 +906,13 @@ class Session:
         """Kept-mask [heads] of an attention module (or of the module one of its projections belongs to)."""
         from . import attention_heads
 
-        return attention_heads.head_mask(self, attention_heads._unit(self, layer))
+        return attention_heads.head_mask(self, attention_heads.head_unit(self, layer))
 
     def head_scores(self, layer: str | None = None, method: str = "magnitude"):
         """One score per head (magnitude: L2 norm of its q/k/v rows; else its rows' weight scores summed)."""
         from . import attention_heads
 
-        units = None if layer is None else [attention_heads._unit(self, layer)]
+        units = None if layer is None else [attention_heads.head_unit(self, layer)]
         out = attention_heads.scores(self, method, units)
         return next(iter(out.values())) if layer is not None else out
 

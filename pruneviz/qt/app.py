@@ -15,6 +15,7 @@ from pruneviz.core.errors import PrunevizError, TrustRequired
 # opening a model (trust and architecture prompts) lives in .opening, which the window's file
 # actions use too; the names stay importable from here
 from .render import save_image
+from .screenshot import wait_for_evaluation  # noqa: F401 - importable from here as before
 from .opening import DEMO, _default_open, ask_trust, default_data, open_session_interactive  # noqa: F401
 SCREENSHOT_SIZE = (1400, 900)
 _KEEPALIVE = []  # the timer that lets Python run its signal handlers while Qt's loop runs
@@ -201,28 +202,6 @@ def _collect_garbage_on_the_gui_thread() -> None:
         _GC = GarbageCollector(interval=1.0)
 
 
-def wait_for_evaluation(window, timeout_ms: int = 120_000) -> bool:
-    """Process events until the first result (and the baseline, when there is data) arrived."""
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
-
-    s = window.session
-    if s.data is None:
-        return True
-    loop = QEventLoop()
-    done = lambda: window.acc.current is not None and window.acc.baseline is not None  # noqa: E731
-    clock = QElapsedTimer()
-    clock.start()
-    check = QTimer()
-    check.setInterval(20)
-    # the loop must end by the timeout whatever the evaluation does (fails, hangs, never starts)
-    check.timeout.connect(lambda: loop.quit() if done() or clock.elapsed() >= timeout_ms else None)
-    check.start()
-    while not done() and clock.elapsed() < timeout_ms:
-        loop.exec()
-    check.stop()
-    return done()
-
-
 def run(args) -> int:
     """Open the session described by ``args`` (cli ``gui`` arguments) and run the window."""
     screenshot = getattr(args, "screenshot", None)
@@ -263,7 +242,7 @@ def run(args) -> int:
     if size is not None:
         window.resize(*size)
     if getattr(args, "lesson", None):  # gui --lesson NAME [--step K] [--screenshot PNG]
-        from .lesson_panel import open_from_cli
+        from .lesson_cli import open_from_cli
 
         code = open_from_cli(window, args.lesson, getattr(args, "step", None), screenshot, trust=trust)
         if screenshot:  # without one, a refused lesson was a dialog and the app goes on

@@ -50,7 +50,7 @@ def open_from_cli(window, name: str, step: int | None, screenshot: str | None, t
     if errors:
         print(f"pruneviz: error: {errors[0]}", file=sys.stderr)
         return 2
-    from .app import wait_for_evaluation
+    from .screenshot import wait_for_evaluation
 
     wait_for_evaluation(window)
     window.resize(*LESSON_SCREENSHOT_SIZE)  # it grew to fit the editor before the lesson put it away

@@ -29,7 +29,6 @@ from pruneviz.core.errors import PrunevizError, TrustRequired
 from pruneviz.core.history import Change
 
 from .job_runner import JobRunner
-from .lesson_cli import LESSON_SCREENSHOT_SIZE, open_from_cli  # noqa: F401 - gui --lesson, importable from here as before
 from .lesson_widgets import LessonPanel
 from .opening import ask_trust
 

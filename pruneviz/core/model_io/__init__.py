@@ -39,19 +39,19 @@ import torch
 from pruneviz.core.errors import PrunevizError
 
 from .archives import MAX_MODEL_BYTES, check_torch_zip, check_zip
-from .common import _ACCEPTED, _STATE_DICT_SUFFIXES, LoadedModel, _error, _quiet_torch, _why
+from .common import ACCEPTED, STATE_DICT_SUFFIXES, LoadedModel, load_error, quiet_torch, reason
 from .examples import check_example, infer_example, make_example
 from .factories import is_factory_spec, load_factory
-from .pickles import _open_torch_file, pickle_imports
-from .pt2 import _open_pt2
-from .state_dicts import _open_safetensors
-from .torchscript import _is_torchscript, _open_torchscript, _zip_names
+from .pickles import open_torch_file, pickle_imports
+from .pt2 import open_pt2
+from .state_dicts import open_safetensors
+from .torchscript import is_torchscript, open_torchscript, zip_names
 
 __all__ = [
     "LoadedModel", "open_model", "load_factory", "pickle_imports", "is_factory_spec", "readable_file",
     "check_zip", "check_torch_zip", "MAX_MODEL_BYTES",
 ]  # fmt: skip
-_quiet_torch = _quiet_torch  # used by export.py
+quiet_torch = quiet_torch  # used by export.py
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,13 +81,13 @@ def open_model(
     if isinstance(spec, os.PathLike):
         spec = os.fspath(spec)
     if not isinstance(spec, str) or not spec.strip():
-        raise _error(f"no model given ({spec!r}): {_ACCEPTED}")
+        raise load_error(f"no model given ({spec!r}): {ACCEPTED}")
     if arch is not None and not isinstance(arch, str):
-        raise _error(f"--arch must be a string like package.module:function, not {type(arch).__name__}")
+        raise load_error(f"--arch must be a string like package.module:function, not {type(arch).__name__}")
     if not spec.startswith("demo:") and not trust:
         check_torch_version()
     if input_dtype is not None and input_shape is None:
-        raise _error("--input-dtype needs --input-shape, e.g. --input-shape 128 --input-dtype long")
+        raise load_error("--input-dtype needs --input-shape, e.g. --input-shape 128 --input-dtype long")
     example = make_example(input_shape, input_dtype) if input_shape is not None else None
     try:
         loaded = _open(spec, arch, bool(trust), int(max_bytes))  # every branch returns the model in eval() mode
@@ -103,7 +103,7 @@ def open_model(
     except PrunevizError:
         raise
     except (Exception, SystemExit) as exc:  # a bug or a case we did not foresee: still one line
-        raise _error(f"cannot open {spec}: {type(exc).__name__}: {_why(exc)}") from exc
+        raise load_error(f"cannot open {spec}: {type(exc).__name__}: {reason(exc)}") from exc
 
 
 SAFE_TORCH = (2, 10)
@@ -117,7 +117,7 @@ def check_torch_version(version: str | None = None) -> None:
     except ValueError:
         return  # a development build we cannot read: assume it is current
     if (major, minor) < SAFE_TORCH:
-        raise _error(
+        raise load_error(
             f"torch {text} is older than 2.10, whose weights_only loading lets crafted files run code "
             "(CVE-2025-32434, CVE-2026-24747): upgrade torch, or pass --trust if you trust the file"
         )
@@ -126,17 +126,17 @@ def check_torch_version(version: str | None = None) -> None:
 def readable_file(spec: str, path: Path, what: str, accepted: str) -> int:
     """Check that ``path`` (which exists) is a non-empty regular file we may read; return its size."""
     if path.is_dir():
-        raise _error(f"{spec} is a directory, not a {what} file ({accepted})")
+        raise load_error(f"{spec} is a directory, not a {what} file ({accepted})")
     if not path.is_file():
-        raise _error(f"{spec} is not a regular file ({accepted})")
+        raise load_error(f"{spec} is not a regular file ({accepted})")
     try:
         size = path.stat().st_size
         with open(path, "rb"):
             pass
     except OSError as exc:
-        raise _error(f"cannot read {spec}: {_why(exc)}") from exc
+        raise load_error(f"cannot read {spec}: {reason(exc)}") from exc
     if size == 0:
-        raise _error(f"{spec} is empty, not a {what} file")
+        raise load_error(f"{spec} is empty, not a {what} file")
     return size
 
 
@@ -147,24 +147,24 @@ def _open(spec: str, arch: str | None, trust: bool, max_bytes: int) -> LoadedMod
     try:
         exists = path.exists()
     except (OSError, ValueError) as exc:
-        raise _error(f"cannot open {spec}: {_why(exc)}") from exc
+        raise load_error(f"cannot open {spec}: {reason(exc)}") from exc
     if not exists:
         hint = ""
         if _demo_names() and spec in _demo_names():
             hint = f"; did you mean demo:{spec}?"
-        raise _error(f"{spec} does not exist{hint}")
-    readable_file(spec, path, "model", _ACCEPTED)
+        raise load_error(f"{spec} does not exist{hint}")
+    readable_file(spec, path, "model", ACCEPTED)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        return _open_safetensors(spec, path, arch)
+        return open_safetensors(spec, path, arch)
     if suffix == ".pt2":
-        return _open_pt2(spec, path, trust, max_bytes)
-    names = _zip_names(path)
-    if names is not None and _is_torchscript(names):
-        return _open_torchscript(spec, path, names, trust, max_bytes)
-    if suffix in _STATE_DICT_SUFFIXES:
-        return _open_torch_file(spec, path, arch, trust, max_bytes)
-    raise _error(f"cannot open {spec}: {_ACCEPTED}")
+        return open_pt2(spec, path, trust, max_bytes)
+    names = zip_names(path)
+    if names is not None and is_torchscript(names):
+        return open_torchscript(spec, path, names, trust, max_bytes)
+    if suffix in STATE_DICT_SUFFIXES:
+        return open_torch_file(spec, path, arch, trust, max_bytes)
+    raise load_error(f"cannot open {spec}: {ACCEPTED}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,15 +185,15 @@ def _open_demo(spec: str) -> LoadedModel:
     try:
         from pruneviz.core import demo
     except Exception as exc:
-        raise _error(f"the demo models are not available in this install ({_why(exc)})") from exc
+        raise load_error(f"the demo models are not available in this install ({reason(exc)})") from exc
     if name not in demo.NAMES:
-        raise _error(f"unknown demo model {name!r}: choose one of {', '.join('demo:' + n for n in demo.NAMES)}")
+        raise load_error(f"unknown demo model {name!r}: choose one of {', '.join('demo:' + n for n in demo.NAMES)}")
     try:
         model = demo.load_model(name)
     except PrunevizError:
         raise
     except Exception as exc:
-        raise _error(f"loading {spec} failed: {type(exc).__name__}: {_why(exc)}") from exc
+        raise load_error(f"loading {spec} failed: {type(exc).__name__}: {reason(exc)}") from exc
     model = model.cpu().eval()
     return LoadedModel(model, spec, "demo", None, torch.zeros(1, 64), True)
 

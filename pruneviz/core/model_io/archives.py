@@ -22,7 +22,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from .common import _error, _why
+from .common import load_error, reason
 
 MAX_MODEL_BYTES = 16 * 1024**3
 """Default bound on what a model archive may inflate to (``open_model(max_bytes=...)``)."""
@@ -76,16 +76,16 @@ def check_zip(
         with zipfile.ZipFile(handle) as archive:
             infos = archive.infolist()
     except Exception as exc:
-        raise _error(f"{spec} is not a readable zip archive ({_why(exc)})") from exc
+        raise load_error(f"{spec} is not a readable zip archive ({reason(exc)})") from exc
     seen: set[str] = set()
     for info in infos:
         name = key(info.filename) if key is not None else info.filename
         if name in seen:
-            raise _error(f"{spec} is damaged (duplicate entries named {info.filename!r}): refusing to guess which one is read")
+            raise load_error(f"{spec} is damaged (duplicate entries named {info.filename!r}): refusing to guess which one is read")
         seen.add(name)
     total = sum(info.file_size for info in infos)
     if total > max_bytes:
-        raise _error(
+        raise load_error(
             f"{spec} inflates to {size_text(total)}, over the {size_text(max_bytes)} limit for {what}"
         )
     if not bomb_check:
@@ -93,7 +93,7 @@ def check_zip(
     packed = [info for info in infos if info.compress_type != zipfile.ZIP_STORED]
     inflated = sum(info.file_size for info in packed)
     if inflated > BOMB_FLOOR and inflated > BOMB_RATIO * max(1, sum(info.compress_size for info in packed)):
-        raise _error(
+        raise load_error(
             f"{spec} is a decompression bomb: compressed members inflate to {size_text(inflated)} "
             f"(over {BOMB_RATIO}x their size in the file); refusing to read it"
         )
@@ -111,14 +111,14 @@ def check_torch_records(spec: str, data: bytes | str | os.PathLike, summary: Zip
     names = [n for n in summary.names if not n.endswith("/")]
     stripped = {n.split("/", 1)[1] if "/" in n else n for n in names}
     if len(stripped) != len(names):
-        raise _error(f"{spec} is damaged (duplicate entries): refusing to guess which one is read")
+        raise load_error(f"{spec} is damaged (duplicate entries): refusing to guess which one is read")
     try:
         source = io.BytesIO(data) if isinstance(data, bytes) else os.fspath(data)
         records = set(torch._C.PyTorchFileReader(source).get_all_records())
     except Exception as exc:
-        raise _error(f"{spec} is damaged ({_why(exc)})") from exc
+        raise load_error(f"{spec} is damaged ({reason(exc)})") from exc
     if not records <= stripped:
-        raise _error(f"{spec} is damaged (its zip directory is inconsistent)")
+        raise load_error(f"{spec} is damaged (its zip directory is inconsistent)")
 
 
 def check_torch_zip(spec: str, path: str | os.PathLike, max_bytes: int, what: str = "a file", bomb_check: bool = True) -> ZipSummary | None:

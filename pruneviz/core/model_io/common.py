@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import torch
 
-from pruneviz.core.errors import PrunevizError, TrustRequired, one_line, reason
+from pruneviz.core.errors import PrunevizError, TrustRequired, one_line, reason  # noqa: F401 - the readers' message helpers
 
 
-_STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin")
-_ACCEPTED = "expected .pt, .pth, .bin, .safetensors, .pt2, a TorchScript archive, or demo:NAME"
-_ARCH_HINT = "pass --arch package.module:function that builds the model"
-_TRUST_HINT = "pass --trust if you trust its source"
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin")
+ACCEPTED = "expected .pt, .pth, .bin, .safetensors, .pt2, a TorchScript archive, or demo:NAME"
+ARCH_HINT = "pass --arch package.module:function that builds the model"
+TRUST_HINT = "pass --trust if you trust its source"
 
 
 
@@ -45,19 +45,15 @@ class LoadedModel:
 # Messages
 
 
-_one_line = one_line
-_why = reason
+def load_error(message: str) -> PrunevizError:
+    return PrunevizError(one_line(message, 1000))
 
 
-def _error(message: str) -> PrunevizError:
-    return PrunevizError(_one_line(message, 1000))
+def trust_required(message: str, imports: list[str] | None = None) -> TrustRequired:
+    return TrustRequired(one_line(message, 1000), imports=imports)
 
 
-def _trust_required(message: str, imports: list[str] | None = None) -> TrustRequired:
-    return TrustRequired(_one_line(message, 1000), imports=imports)
-
-
-def _name_list(names: list[str], limit: int = 5) -> str:
+def name_list(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -73,7 +69,7 @@ class _Capture(logging.Handler):
 
 
 @contextlib.contextmanager
-def _quiet_torch() -> Iterator[list[BaseException]]:
+def quiet_torch() -> Iterator[list[BaseException]]:
     """Silence PyTorch's warnings and export logging while we load: failures become our errors.
 
     Yields a list that collects the exceptions PyTorch logged instead of raising (torch.export.load
@@ -96,5 +92,5 @@ def _quiet_torch() -> Iterator[list[BaseException]]:
 
 
 
-def _shape(t: torch.Tensor | torch.Size) -> str:
+def shape_text(t: torch.Tensor | torch.Size) -> str:
     return "[" + ", ".join(str(d) for d in (t.shape if isinstance(t, torch.Tensor) else t)) + "]"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from pruneviz.core.errors import PrunevizError
 
-from .common import _error, _why
+from .common import load_error, reason
 
 
 # ---------------------------------------------------------------------------------------------
@@ -35,7 +35,7 @@ def load_factory(spec: str) -> Callable:
     :class:`PrunevizError` ("the factory X raised: ...").
     """
     if not isinstance(spec, str) or not _FACTORY_RE.match(spec.strip()):
-        raise _error(
+        raise load_error(
             f"malformed factory spec {spec!r}: expected package.module:function, "
             "e.g. mymodels.nets:build_mlp"
         )
@@ -49,25 +49,25 @@ def load_factory(spec: str) -> Callable:
     except ModuleNotFoundError as exc:
         missing = exc.name or module_name
         if module_name == missing or module_name.startswith(missing + "."):
-            raise _error(
+            raise load_error(
                 f"cannot import {module_name} (from {spec}): no module named {missing}; run from the "
                 "folder that holds it or add that folder to PYTHONPATH"
             ) from exc
-        raise _error(f"importing {module_name} (from {spec}) failed: {_why(exc)}") from exc
+        raise load_error(f"importing {module_name} (from {spec}) failed: {reason(exc)}") from exc
     except (Exception, SystemExit) as exc:
-        raise _error(
-            f"importing {module_name} (from {spec}) raised {type(exc).__name__}: {_why(exc)}"
+        raise load_error(
+            f"importing {module_name} (from {spec}) raised {type(exc).__name__}: {reason(exc)}"
         ) from exc
     target: object = module
     for part in attr_path.split("."):
         try:
             target = getattr(target, part)
         except Exception as exc:
-            raise _error(
+            raise load_error(
                 f"{module_name} has no attribute {attr_path} (from {spec}); check the name after the colon"
             ) from exc
     if not callable(target):
-        raise _error(f"{spec} is a {type(target).__name__}, not a function that builds something")
+        raise load_error(f"{spec} is a {type(target).__name__}, not a function that builds something")
     factory = target
 
     @functools.wraps(factory)
@@ -77,7 +77,7 @@ def load_factory(spec: str) -> Callable:
         except PrunevizError:
             raise
         except (Exception, SystemExit) as exc:
-            raise _error(f"the factory {spec} raised: {type(exc).__name__}: {_why(exc)}") from exc
+            raise load_error(f"the factory {spec} raised: {type(exc).__name__}: {reason(exc)}") from exc
 
     return call_factory
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 from .archives import MAX_MODEL_BYTES, check_torch_zip
-from .common import LoadedModel, _TRUST_HINT, _error, _name_list, _quiet_torch, _trust_required, _why
-from .state_dicts import _build_from_arch, _find_state_dict
+from .common import LoadedModel, TRUST_HINT, load_error, name_list, quiet_torch, trust_required, reason
+from .state_dicts import build_from_arch, find_state_dict
 
 
 
@@ -97,7 +97,7 @@ def _inner_data_pkl(data: bytes) -> bytes | None:
     return None
 
 
-def _imports_in_bytes(data: bytes) -> list[str]:
+def imports_in_bytes(data: bytes) -> list[str]:
     inner = _inner_data_pkl(data)
     found = _static_pickle_globals(io.BytesIO(inner if inner is not None else data))
     return sorted(found - _allowed_pickle_globals())
@@ -112,7 +112,7 @@ def pickle_imports(path: str | os.PathLike) -> list[str]:
     Returns a sorted list; [] when nothing can be found or the file is unreadable.
     """
     try:
-        with _quiet_torch():
+        with quiet_torch():
             found = torch.serialization.get_unsafe_globals_in_checkpoint(os.fspath(path))
         return sorted(set(found))
     except Exception:
@@ -122,48 +122,48 @@ def pickle_imports(path: str | os.PathLike) -> list[str]:
             head = handle.read(4)
             handle.seek(0)
             if head.startswith(b"PK"):
-                return _imports_in_bytes(handle.read())
+                return imports_in_bytes(handle.read())
             return sorted(_static_pickle_globals(handle) - _allowed_pickle_globals())
     except Exception:
         return []
 
 
-def _open_torch_file(spec: str, path: Path, arch: str | None, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
+def open_torch_file(spec: str, path: Path, arch: str | None, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
     check_torch_zip(spec, path, max_bytes, "a model")  # bounded before torch.load inflates anything
     try:
-        with _quiet_torch():
+        with quiet_torch():
             obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         imports = pickle_imports(path)
         if not imports:
-            raise _error(f"{spec} is not a PyTorch file or is damaged ({_why(exc)})") from exc
+            raise load_error(f"{spec} is not a PyTorch file or is damaged ({reason(exc)})") from exc
         if not trust:
-            raise _trust_required(
+            raise trust_required(
                 f"{spec} is a pickled model; opening it runs code from it "
-                f"(it imports {_name_list(imports)}); {_TRUST_HINT}",
+                f"(it imports {name_list(imports)}); {TRUST_HINT}",
                 imports=imports,
             ) from exc
         return _open_trusted_pickle(spec, path, arch)
     if isinstance(obj, torch.nn.Module):  # only possible for classes someone allow-listed
         return LoadedModel(obj.cpu().eval(), spec, "pickle", None, None, True)
-    sd = _find_state_dict(obj)
+    sd = find_state_dict(obj)
     if sd is None:
-        raise _error(f"{spec} holds a {type(obj).__name__}, not a model or a state_dict of tensors")
-    return _build_from_arch(spec, sd, arch, "state_dict")
+        raise load_error(f"{spec} holds a {type(obj).__name__}, not a model or a state_dict of tensors")
+    return build_from_arch(spec, sd, arch, "state_dict")
 
 
 def _open_trusted_pickle(spec: str, path: Path, arch: str | None) -> LoadedModel:
     try:
-        with _quiet_torch():
+        with quiet_torch():
             obj = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
     except (Exception, SystemExit) as exc:
-        raise _error(f"loading the pickled model {spec} failed: {type(exc).__name__}: {_why(exc)}") from exc
+        raise load_error(f"loading the pickled model {spec} failed: {type(exc).__name__}: {reason(exc)}") from exc
     if isinstance(obj, torch.nn.Module):
         try:
             return LoadedModel(obj.cpu().eval(), spec, "pickle", None, None, True)
         except Exception as exc:
-            raise _error(f"cannot move the model in {spec} to the CPU: {_why(exc)}") from exc
-    sd = _find_state_dict(obj)
+            raise load_error(f"cannot move the model in {spec} to the CPU: {reason(exc)}") from exc
+    sd = find_state_dict(obj)
     if sd is None:
-        raise _error(f"{spec} holds a {type(obj).__name__}, not a torch.nn.Module or a state_dict")
-    return _build_from_arch(spec, sd, arch, "state_dict")
+        raise load_error(f"{spec} holds a {type(obj).__name__}, not a torch.nn.Module or a state_dict")
+    return build_from_arch(spec, sd, arch, "state_dict")

@@ -45,9 +45,9 @@ import torch
 
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
-from .common import LoadedModel, _TRUST_HINT, _error, _name_list, _one_line, _quiet_torch, _shape, _trust_required, _why
+from .common import LoadedModel, TRUST_HINT, load_error, name_list, one_line, quiet_torch, shape_text, trust_required, reason
 from .archives import MAX_MODEL_BYTES, check_zip
-from .pickles import _imports_in_bytes
+from .pickles import imports_in_bytes
 from .ts_ops import OUTSIDE, operator_refusal
 
 
@@ -88,7 +88,7 @@ def _check_sym_expr(text: object) -> None:
     try:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        raise _Unsafe(f"a malformed symbolic-shape expression ({_why(exc)})") from exc
+        raise _Unsafe(f"a malformed symbolic-shape expression ({reason(exc)})") from exc
 
     def ok(node: ast.AST) -> bool:
         if isinstance(node, ast.Constant):
@@ -118,7 +118,7 @@ def _check_sym_expr(text: object) -> None:
     except RecursionError:
         good = False
     if not good:
-        raise _Unsafe(f"a symbolic-shape expression that would run code ({_one_line(text, 60)!r})")
+        raise _Unsafe(f"a symbolic-shape expression that would run code ({one_line(text, 60)!r})")
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,8 +172,8 @@ def _resolve_target(name: str) -> object:
 
 def _check_target(name: object) -> None:
     if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise _Unsafe(f"an operator name that is not a plain name ({_one_line(str(name), 60)!r})")
-    with _quiet_torch():
+        raise _Unsafe(f"an operator name that is not a plain name ({one_line(str(name), 60)!r})")
+    with quiet_torch():
         target = _resolve_target(name)
     if isinstance(target, torch._ops.OpOverload):
         why = operator_refusal(target.name().split(".")[0], target._schema)
@@ -185,7 +185,7 @@ def _check_target(name: object) -> None:
     if not isinstance(target, str) and any(target is t for t in _allowed_plain_targets()):
         return
     if isinstance(target, str):
-        raise _Unknown(f"uses the operator {_one_line(name, 80)}, which this PyTorch does not have (a custom op?)")
+        raise _Unknown(f"uses the operator {one_line(name, 80)}, which this PyTorch does not have (a custom op?)")
     raise _Unsafe(f"a call to {name}, which is not a PyTorch operator")
 
 
@@ -195,7 +195,7 @@ def _check_treespec(text: object) -> None:
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise _Unsafe(f"a malformed input/output spec ({_why(exc)})") from exc
+        raise _Unsafe(f"a malformed input/output spec ({reason(exc)})") from exc
     stack = [doc]
     while stack:
         value = stack.pop()
@@ -206,7 +206,7 @@ def _check_treespec(text: object) -> None:
                     try:
                         stack.append(json.loads(item))
                     except (ValueError, RecursionError) as exc:
-                        raise _Unsafe(f"a malformed input/output spec ({_why(exc)})") from exc
+                        raise _Unsafe(f"a malformed input/output spec ({reason(exc)})") from exc
                 else:
                     stack.append(item)
         elif isinstance(value, list):
@@ -217,7 +217,7 @@ def _check_treespec(text: object) -> None:
 
 def _check_plain(value: object) -> None:
     if isinstance(value, str) and not _SAFE_NAME.match(value):
-        raise _Unsafe(f"the name {_one_line(value, 60)!r}, which is not a plain name")
+        raise _Unsafe(f"the name {one_line(value, 60)!r}, which is not a plain name")
 
 
 def _check_pt2_json(doc: object) -> None:
@@ -232,7 +232,7 @@ def _check_pt2_json(doc: object) -> None:
                     arg_name = argument.get("name") if isinstance(argument, dict) else None
                     # keyword names become `name=` in generated code; positional ones are ""
                     if arg_name is not None and not (isinstance(arg_name, str) and (arg_name == "" or arg_name.isidentifier())):
-                        raise _Unsafe(f"the argument name {_one_line(str(arg_name), 60)!r}")
+                        raise _Unsafe(f"the argument name {one_line(str(arg_name), 60)!r}")
             for key, item in value.items():
                 _check_plain(key)
                 if key in _PT2_FREE_TEXT_KEYS:
@@ -245,7 +245,7 @@ def _check_pt2_json(doc: object) -> None:
                 elif key == "forward_arg_names":
                     for arg_name in item or []:
                         if not (isinstance(arg_name, str) and arg_name.isidentifier()):
-                            raise _Unsafe(f"the argument name {_one_line(str(arg_name), 60)!r}")
+                            raise _Unsafe(f"the argument name {one_line(str(arg_name), 60)!r}")
                 elif key == "as_operator":
                     _check_target(item)
                 elif key == "target" and isinstance(item, str):
@@ -259,7 +259,7 @@ def _check_pt2_json(doc: object) -> None:
 
 
 def _load_weights_only(data: bytes) -> object:
-    with _quiet_torch():
+    with quiet_torch():
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
@@ -273,40 +273,40 @@ class _Pt2Archive:
             with zipfile.ZipFile(path) as archive:
                 bad = archive.testzip()
         except Exception as exc:
-            raise _error(f"{spec} is not a .pt2 archive or is damaged ({_why(exc)})") from exc
+            raise load_error(f"{spec} is not a .pt2 archive or is damaged ({reason(exc)})") from exc
         if bad is not None:
-            raise _error(f"{spec} is damaged (entry {bad} fails its checksum)")
+            raise load_error(f"{spec} is damaged (entry {bad} fails its checksum)")
         names = summary.names
         roots = {name.split("/", 1)[0] for name in names}
         if len(roots) != 1 or any("/" not in name for name in names):
-            raise _error(f"{spec} is not a torch.export archive (written by an older PyTorch? re-export it)")
+            raise load_error(f"{spec} is not a torch.export archive (written by an older PyTorch? re-export it)")
         stripped = {name.split("/", 1)[1] for name in names if not name.endswith("/")}
         try:
             self.reader = torch._C.PyTorchFileReader(os.fspath(path))
             records = set(self.reader.get_all_records())
         except Exception as exc:
-            raise _error(f"{spec} is not a .pt2 archive or is damaged ({_why(exc)})") from exc
+            raise load_error(f"{spec} is not a .pt2 archive or is damaged ({reason(exc)})") from exc
         if records != stripped:
-            raise _error(f"{spec} is damaged (its zip directory is inconsistent)")
+            raise load_error(f"{spec} is damaged (its zip directory is inconsistent)")
         self.records = records
 
     def read(self, name: str) -> bytes:
         try:
             return bytes(self.reader.get_record(name))
         except Exception as exc:
-            raise _error(f"{self.spec} is damaged (cannot read {name}: {_why(exc)})") from exc
+            raise load_error(f"{self.spec} is damaged (cannot read {name}: {reason(exc)})") from exc
 
     def json(self, name: str) -> object:
         if name not in self.records:
-            raise _error(f"{self.spec} is not a complete torch.export archive ({name} is missing)")
+            raise load_error(f"{self.spec} is not a complete torch.export archive ({name} is missing)")
         try:
             return json.loads(self.read(name).decode("utf-8"))
         except PrunevizError:
             raise
         except RecursionError as exc:
-            raise _error(f"{self.spec} is damaged ({name} is nested too deeply)") from exc
+            raise load_error(f"{self.spec} is damaged ({name} is nested too deeply)") from exc
         except Exception as exc:
-            raise _error(f"{self.spec} is damaged ({name} is not valid JSON: {_why(exc)})") from exc
+            raise load_error(f"{self.spec} is damaged ({name} is not valid JSON: {reason(exc)})") from exc
 
 
 def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
@@ -317,17 +317,17 @@ def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
     records = archive.records
 
     def refuse(what: str, imports: list[str] | None = None) -> TrustRequired:
-        return _trust_required(f"{spec} holds {what}; opening it runs code from it; {_TRUST_HINT}", imports)
+        return trust_required(f"{spec} holds {what}; opening it runs code from it; {TRUST_HINT}", imports)
 
     if any(name.startswith(c.AOTINDUCTOR_DIR) for name in records):
         raise refuse("compiled AOTInductor code (native shared libraries)")
     version_name = c.ARCHIVE_VERSION_PATH
     if version_name not in records or archive.read(version_name).decode("utf-8", "replace") != c.ARCHIVE_VERSION_VALUE:
-        raise _error(f"{spec} is not a torch.export archive this PyTorch can read (archive version mismatch)")
+        raise load_error(f"{spec} is not a torch.export archive this PyTorch can read (archive version mismatch)")
     prefix, suffix = c.MODELS_FILENAME_FORMAT.split("{}")
     models = [n[len(prefix) : -len(suffix)] for n in records if n.startswith(prefix) and n.endswith(suffix)]
     if "model" not in models:
-        raise _error(f"{spec} is not a complete torch.export archive ({c.MODELS_FILENAME_FORMAT.format('model')} is missing)")
+        raise load_error(f"{spec} is not a complete torch.export archive ({c.MODELS_FILENAME_FORMAT.format('model')} is missing)")
     sample_inputs: object = None
     for model_name in models:
         # Legacy pickled weights/constants: torch falls back to weights_only=False on them.
@@ -337,7 +337,7 @@ def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
                 try:
                     _load_weights_only(data)
                 except Exception:
-                    raise refuse(f"pickled objects in {legacy}", _imports_in_bytes(data)) from None
+                    raise refuse(f"pickled objects in {legacy}", imports_in_bytes(data)) from None
         for config_name, base_dir, is_constants in (
             (c.WEIGHTS_CONFIG_FILENAME_FORMAT.format(model_name), c.WEIGHTS_DIR, False),
             (c.CONSTANTS_CONFIG_FILENAME_FORMAT.format(model_name), c.CONSTANTS_DIR, True),
@@ -348,28 +348,28 @@ def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
             config = archive.json(config_name)
             entries = config.get("config") if isinstance(config, dict) else None
             if not isinstance(entries, dict):
-                raise _error(f"{spec} is damaged ({config_name} has no config table)")
+                raise load_error(f"{spec} is damaged ({config_name} has no config table)")
             try:
                 _check_pt2_json(config)
             except _Unsafe as exc:
                 raise refuse(str(exc)) from None
             except _Unknown as exc:
-                raise _error(f"{spec} {exc}") from None
+                raise load_error(f"{spec} {exc}") from None
             for fqn, meta in entries.items():
                 if not isinstance(meta, dict):
-                    raise _error(f"{spec} is damaged ({config_name}: bad entry for {fqn})")
+                    raise load_error(f"{spec} is damaged ({config_name}: bad entry for {fqn})")
                 path_name = meta.get("path_name")
                 if meta.get("use_pickle"):
                     raise refuse(f'pickled {"constants" if is_constants else "weights"} ("use_pickle": true for {fqn})')
                 if not isinstance(path_name, str):
-                    raise _error(f"{spec} is damaged ({config_name}: no path_name for {fqn})")
+                    raise load_error(f"{spec} is damaged ({config_name}: no path_name for {fqn})")
                 if is_constants and not path_name.startswith(c.TENSOR_CONSTANT_FILENAME_PREFIX):
                     if path_name.startswith(c.OPAQUE_OBJ_FILENAME_PREFIX):
                         raise refuse(f"a pickled Python object ({fqn})")
                     raise refuse(f"a TorchScript object constant ({fqn})")
                 record = base_dir + path_name
                 if record not in records:
-                    raise _error(f"{spec} is damaged ({record} is missing)")
+                    raise load_error(f"{spec} is damaged ({record} is missing)")
                 tensor_meta = meta.get("tensor_meta")
                 if isinstance(tensor_meta, dict) and archive.reader.get_record_size(record) == 0:
                     sizes = tensor_meta.get("sizes") or []
@@ -378,7 +378,7 @@ def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
                         value = size.get("as_int") if isinstance(size, dict) else None
                         numel *= value if isinstance(value, int) else 1
                     if numel > 0:  # torch would allocate torch.zeros(sizes) for an empty record
-                        raise _error(f"{spec} is damaged ({record} is empty but {fqn} is not)")
+                        raise load_error(f"{spec} is damaged ({record} is empty but {fqn} is not)")
         program_name = c.MODELS_FILENAME_FORMAT.format(model_name)
         program = archive.json(program_name)
         try:
@@ -386,20 +386,20 @@ def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
         except _Unsafe as exc:
             raise refuse(str(exc)) from None
         except _Unknown as exc:
-            raise _error(f"{spec} {exc}") from None
+            raise load_error(f"{spec} {exc}") from None
         # Sample inputs: torch loads them weights_only=True, then falls back to weights_only=False.
         inputs_name = c.SAMPLE_INPUTS_FILENAME_FORMAT.format(model_name)
         if inputs_name not in records:
-            raise _error(f"{spec} is not a complete torch.export archive ({inputs_name} is missing)")
+            raise load_error(f"{spec} is not a complete torch.export archive ({inputs_name} is missing)")
         data = archive.read(inputs_name)
         if data:
             try:
                 loaded = _load_weights_only(data)
             except Exception:
-                imports = _imports_in_bytes(data)
+                imports = imports_in_bytes(data)
                 if imports:
-                    raise refuse(f"pickled sample inputs that import {_name_list(imports)}", imports) from None
-                raise _error(f"{spec} is damaged ({inputs_name} cannot be read)") from None
+                    raise refuse(f"pickled sample inputs that import {name_list(imports)}", imports) from None
+                raise load_error(f"{spec} is damaged ({inputs_name} cannot be read)") from None
             if model_name == "model":
                 sample_inputs = loaded
     return sample_inputs
@@ -413,7 +413,7 @@ def _frozen_eval(self: torch.nn.Module) -> torch.nn.Module:
     return self
 
 
-def _open_pt2(spec: str, path: Path, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
+def open_pt2(spec: str, path: Path, trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
     sample_inputs = None
     if trust:
         check_zip(spec, path, max_bytes, "a .pt2 archive")
@@ -421,14 +421,14 @@ def _open_pt2(spec: str, path: Path, trust: bool, max_bytes: int = MAX_MODEL_BYT
         sample_inputs = _check_pt2(spec, path, max_bytes)
     logged: list[BaseException] = []
     try:
-        with _quiet_torch() as logged:
+        with quiet_torch() as logged:
             program = torch.export.load(os.fspath(path))
             model = program.module(check_guards=False)
     except Exception as exc:
         cause = logged[-1] if logged else exc  # the real error, not "check the warnings above"
         if isinstance(cause, RecursionError):
-            raise _error(f"{spec} is not a loadable torch.export archive (its metadata is nested too deeply)") from exc
-        raise _error(f"{spec} is not a loadable torch.export archive ({type(cause).__name__}: {_why(cause)})") from exc
+            raise load_error(f"{spec} is not a loadable torch.export archive (its metadata is nested too deeply)") from exc
+        raise load_error(f"{spec} is not a loadable torch.export archive ({type(cause).__name__}: {reason(cause)})") from exc
     model.train = types.MethodType(_frozen_train, model)
     model.eval = types.MethodType(_frozen_eval, model)
     if trust:
@@ -496,7 +496,7 @@ def _batched_forward(self: torch.nn.Module, x: torch.Tensor):
 
 def _runs(model: torch.nn.Module, x: torch.Tensor) -> bool:
     try:
-        with _quiet_torch(), torch.inference_mode():
+        with quiet_torch(), torch.inference_mode():
             model(x)
         return True
     except Exception:
@@ -522,4 +522,4 @@ def _example_from(spec: str, model: torch.nn.Module, sample_inputs: object) -> t
         return one
     if _runs(model, sample):
         return sample.clone()
-    raise _error(f"{spec} does not run on its own sample inputs of shape {_shape(sample)}; it is damaged or inconsistent")
+    raise load_error(f"{spec} does not run on its own sample inputs of shape {shape_text(sample)}; it is damaged or inconsistent")

@@ -10,7 +10,7 @@ import torch
 
 from pruneviz.core.errors import ArchRequired
 
-from .common import LoadedModel, _ARCH_HINT, _error, _name_list, _one_line, _shape, _why
+from .common import LoadedModel, ARCH_HINT, load_error, name_list, one_line, shape_text, reason
 from .factories import load_factory
 
 
@@ -26,7 +26,7 @@ def _tensor_dict(obj: object) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def _find_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
+def find_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
     found = _tensor_dict(obj)
     if found is not None:
         return found
@@ -39,50 +39,50 @@ def _find_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def _build_from_arch(spec: str, sd: dict[str, torch.Tensor], arch: str | None, source: str) -> LoadedModel:
+def build_from_arch(spec: str, sd: dict[str, torch.Tensor], arch: str | None, source: str) -> LoadedModel:
     if arch is None:
-        raise ArchRequired(_one_line(f"{spec} is a state_dict: {_ARCH_HINT}", 1000))
+        raise ArchRequired(one_line(f"{spec} is a state_dict: {ARCH_HINT}", 1000))
     model = load_factory(arch)()
     if not isinstance(model, torch.nn.Module):
-        raise _error(f"--arch {arch} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise load_error(f"--arch {arch} returned a {type(model).__name__}, not a torch.nn.Module")
     try:
         expected = model.state_dict()
     except Exception as exc:
-        raise _error(f"the model from --arch {arch} has no usable state_dict: {_why(exc)}") from exc
+        raise load_error(f"the model from --arch {arch} has no usable state_dict: {reason(exc)}") from exc
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     shapes = [
-        f"{k} {_shape(sd[k])} in the file vs {_shape(v)} in the model"
+        f"{k} {shape_text(sd[k])} in the file vs {shape_text(v)} in the model"
         for k, v in expected.items()
         if k in sd and isinstance(v, torch.Tensor) and tuple(sd[k].shape) != tuple(v.shape)
     ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
-            parts.append("missing " + _name_list(missing, 3))
+            parts.append("missing " + name_list(missing, 3))
         if unexpected:
-            parts.append("unexpected " + _name_list(unexpected, 3))
+            parts.append("unexpected " + name_list(unexpected, 3))
         if shapes:
-            parts.append("shape mismatch " + _name_list(shapes, 2))
-        raise _error(f"the state_dict in {spec} does not match --arch {arch}: {'; '.join(parts)}; check --arch")
+            parts.append("shape mismatch " + name_list(shapes, 2))
+        raise load_error(f"the state_dict in {spec} does not match --arch {arch}: {'; '.join(parts)}; check --arch")
     try:
         model.load_state_dict(sd, strict=True)
     except Exception as exc:
-        raise _error(f"the state_dict in {spec} does not match --arch {arch}: {_why(exc)}; check --arch") from exc
+        raise load_error(f"the state_dict in {spec} does not match --arch {arch}: {reason(exc)}; check --arch") from exc
     try:
         model = model.cpu().eval()
     except Exception as exc:
-        raise _error(f"cannot move the model from --arch {arch} to the CPU: {_why(exc)}") from exc
+        raise load_error(f"cannot move the model from --arch {arch} to the CPU: {reason(exc)}") from exc
     return LoadedModel(model, spec, source, arch, None, True)
 
 
-def _open_safetensors(spec: str, path: Path, arch: str | None) -> LoadedModel:
+def open_safetensors(spec: str, path: Path, arch: str | None) -> LoadedModel:
     try:
         import safetensors.torch
 
         sd = safetensors.torch.load_file(os.fspath(path), device="cpu")
     except Exception as exc:
-        raise _error(f"{spec} is not a valid safetensors file ({_why(exc)})") from exc
+        raise load_error(f"{spec} is not a valid safetensors file ({reason(exc)})") from exc
     if not sd:
-        raise _error(f"{spec} holds no tensors")
-    return _build_from_arch(spec, dict(sd), arch, "safetensors")
+        raise load_error(f"{spec} holds no tensors")
+    return build_from_arch(spec, dict(sd), arch, "safetensors")

@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from .archives import MAX_MODEL_BYTES, check_torch_records, check_zip
-from .common import LoadedModel, _TRUST_HINT, _error, _quiet_torch, _trust_required, _why
+from .common import LoadedModel, TRUST_HINT, load_error, quiet_torch, trust_required, reason
 from .ts_ops import OUTSIDE, first_refused
 
 
-def _zip_names(path: Path) -> list[str] | None:
+def zip_names(path: Path) -> list[str] | None:
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.namelist()
@@ -33,7 +33,7 @@ def _zip_names(path: Path) -> list[str] | None:
         return None
 
 
-def _is_torchscript(names: list[str]) -> bool:
+def is_torchscript(names: list[str]) -> bool:
     for name in names:
         _, _, inner = name.partition("/")
         if inner == "constants.pkl" or inner.startswith("code/"):
@@ -50,40 +50,40 @@ def _defines_setstate(spec: str, data: bytes) -> bool:
             if b"__setstate__" in bytes(reader.get_record(record)):
                 return True
     except Exception as exc:
-        raise _error(f"{spec} is a damaged TorchScript archive ({_why(exc)})") from exc
+        raise load_error(f"{spec} is a damaged TorchScript archive ({reason(exc)})") from exc
     return False
 
 
-def _open_torchscript(spec: str, path: Path, names: list[str], trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
+def open_torchscript(spec: str, path: Path, names: list[str], trust: bool, max_bytes: int = MAX_MODEL_BYTES) -> LoadedModel:
     check_zip(spec, path, max_bytes, "a model")  # bounded before the file is read into memory
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise _error(f"cannot read {spec}: {_why(exc)}") from exc
+        raise load_error(f"cannot read {spec}: {reason(exc)}") from exc
     summary = check_zip(spec, data, max_bytes, "a model")  # the bytes we load, not the file again
     check_torch_records(spec, data, summary)
     if not trust and _defines_setstate(spec, data):
-        raise _trust_required(
-            f"{spec} is TorchScript that defines __setstate__, which runs while the file is loaded; {_TRUST_HINT}"
+        raise trust_required(
+            f"{spec} is TorchScript that defines __setstate__, which runs while the file is loaded; {TRUST_HINT}"
         )
     try:
-        with _quiet_torch():  # torch.jit.load(BytesIO(data)), keeping the compilation unit to check
+        with quiet_torch():  # torch.jit.load(BytesIO(data)), keeping the compilation unit to check
             unit = torch._C.CompilationUnit()
             cpp = torch._C.import_ir_module_from_buffer(unit, data, torch.device("cpu"), {}, False)
             model = torch.jit._recursive.wrap_cpp_module(cpp)
     except Exception as exc:
-        raise _error(f"{spec} looks like TorchScript but cannot be loaded ({_why(exc)})") from exc
+        raise load_error(f"{spec} looks like TorchScript but cannot be loaded ({reason(exc)})") from exc
     if not trust:
         try:
             refused = first_refused(model, unit)
         except Exception as exc:
-            raise _error(f"{spec}: cannot read the TorchScript code to check it ({_why(exc)}); {_TRUST_HINT}") from exc
+            raise load_error(f"{spec}: cannot read the TorchScript code to check it ({reason(exc)}); {TRUST_HINT}") from exc
         if refused is not None:
-            raise _trust_required(
-                f"{spec} is TorchScript that calls {refused}, {OUTSIDE}; {_TRUST_HINT}"
+            raise trust_required(
+                f"{spec} is TorchScript that calls {refused}, {OUTSIDE}; {TRUST_HINT}"
             )
     try:
         model.eval()
     except Exception as exc:
-        raise _error(f"{spec} is TorchScript that cannot be put in eval mode ({_why(exc)})") from exc
+        raise load_error(f"{spec} is TorchScript that cannot be put in eval mode ({reason(exc)})") from exc
     return LoadedModel(model, spec, "torchscript", None, None, False)
