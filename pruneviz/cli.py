@@ -22,6 +22,7 @@ from pruneviz.cli_common import (  # noqa: F401 - the shared helpers, under the 
     check_format as _check_format,
     check_out as _check_out,
     emit as _emit,
+    error_text,
     format_for,
     fraction as _fraction,
     held_stderr as _held_stderr,
@@ -308,7 +309,7 @@ COMMANDS = {"inspect": _cmd_inspect, "eval": _cmd_eval, "score": _cmd_score, "pr
 
 
 def _error_line(exc: BaseException) -> str:
-    text = printable(" ".join(str(exc).split()))
+    text = printable(" ".join(error_text(exc).split()))
     return f"pruneviz: error: {text or type(exc).__name__}"
 
 

@@ -167,6 +167,23 @@ def open_session(args, data=None):
     return cli_models.opened(Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0), calib_data=calib, **cli_models.session_kwargs(args)))
 
 
+#: how the command line words the hints of core errors (:data:`pruneviz.core.errors.HINTS`): by flag
+CLI_HINTS = {
+    "data": "pass --data",
+    "calib_data": "pass --calib-data DATA, or --data",
+    "train_data": "pass --train-data DATA (demo models default to demo:digits-train)",
+    "example_input": "pass --data, or --input-shape C,H,W (token models: --input-shape T --input-dtype long)",
+    "arch": "pass --arch package.module:function that builds the model",
+    "trust": "pass --trust if you trust its source",
+    "no_shrink": "export without --shrink",
+}
+
+
+def error_text(exc: BaseException) -> str:
+    """The text of ``exc`` for the terminal: a core error with its hint worded by flag."""
+    return exc.worded(CLI_HINTS) if isinstance(exc, PrunevizError) else str(exc)
+
+
 def emit(text: str, stream=None) -> None:
     """print() that cannot fail on characters the stream's encoding lacks (e.g. undecodable file names)
     and shows control characters as escapes (a layer name from a file cannot retitle the terminal,

@@ -143,7 +143,7 @@ def prune_by_sensitivity(session, amount: float, method: str = "magnitude", laye
     names = session.select_layers(layers, "weight")
     imp.check_method(method, "weight", session.calibration is not None)
     if session.calibration is None:
-        raise PrunevizError("--scope sensitivity measures each layer on calibration data: pass --calib-data or --data (Python: calib_data=...)")
+        raise PrunevizError("pruning by sensitivity measures each layer on calibration data", hint="calib_data")
     kept = {n: rk.count(session.mask(n)) for n in names}
     need = amount * sum(kept.values())
     if need > sum(kept.values()) - len(names) + 0.5:

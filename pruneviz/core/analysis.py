@@ -57,12 +57,12 @@ def check_levels(levels) -> list[float]:
 
 def _require_data(session) -> None:
     if session.data is None:
-        raise PrunevizError("this analysis evaluates the model: it needs evaluation data (pass --data)")
+        raise PrunevizError("this analysis evaluates the model: it needs evaluation data", hint="data")
 
 
 def _require_calibration(session) -> None:
     if session.calibration is None:
-        raise PrunevizError("this analysis evaluates the model on calibration data: pass --calib-data or --data (Python: calib_data=...)")
+        raise PrunevizError("this analysis evaluates the model on calibration data", hint="calib_data")
 
 
 def level_choices(session, name: str, method: str, levels: list[float]) -> list[torch.Tensor]:

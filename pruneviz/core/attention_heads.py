@@ -362,7 +362,7 @@ def check_head_shrink(session, pruned: dict[str, list[int]]) -> None:
     for name in sorted(pruned):
         u = units[name]
         if u.no_shrink:
-            raise PrunevizError(f"cannot shrink the heads of {name}: {u.no_shrink}; export without --shrink")
+            raise PrunevizError(f"cannot shrink the heads of {name}: {u.no_shrink}", hint="no_shrink")
         if len(pruned[name]) >= u.num_heads:
             raise PrunevizError(f"cannot shrink {name}: every attention head would be removed; restore at least one")
 
@@ -413,7 +413,7 @@ def shrink_heads(model: nn.Module, units: dict[str, HeadUnit], pruned: dict[str,
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PrunevizError(
             f"cannot shrink the attention heads of {', '.join(sorted(pruned))}: the model's forward fails with fewer heads "
-            f"({first}; a forward that reshapes the attention output to the input width cannot lose heads); export without --shrink"
+            f"({first}; a forward that reshapes the attention output to the input width cannot lose heads)", hint="no_shrink"
         ) from exc
     return model
 
@@ -431,5 +431,5 @@ def shrinkable_units(session, patterns) -> list[str]:
         else:
             keep.append(u.name)
     if not keep:
-        raise PrunevizError(f"no selected attention module can lose heads physically ({units[0].name}: {units[0].no_shrink}); export without --shrink")
+        raise PrunevizError(f"no selected attention module can lose heads physically ({units[0].name}: {units[0].no_shrink})", hint="no_shrink")
     return keep

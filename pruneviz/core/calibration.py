@@ -121,7 +121,7 @@ class Calibration:
         s = self.session
         d = self.use()
         if d is None:
-            raise PrunevizError("this analysis needs calibration data: pass --calib-data or --data (Python: calib_data=...)")
+            raise PrunevizError("this analysis needs calibration data", hint="calib_data")
         key = (id(d), s.seed, str(s.device))
         if self._tensors is None or self._tensors[0] != key:
             self._tensors = (key, d.rows(calibration_rows(d.x, ANALYSIS_SAMPLES, s.seed)).to(s.device))

@@ -97,7 +97,7 @@ def calibration_inputs(session, data, samples: int = MAX_SAMPLES) -> torch.Tenso
 
     if data is None and not session.spec.startswith("demo:"):
         if session.data is None:
-            raise PrunevizError("compensation needs calibration inputs: pass --calib-data DATA (or --train-data / --data)")
+            raise PrunevizError("compensation needs calibration inputs", hint="calib_data")
         note = f"calibrating on the evaluation data {session.data.spec}: accuracy measured on it is inflated"
         if note not in session.notices:
             session.notices.append(note)

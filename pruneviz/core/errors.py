@@ -20,8 +20,49 @@ def reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+#: What an error asks the user to give or change, by key, in the Python API's words. The message
+#: of a :class:`PrunevizError` says what went wrong without naming a front end's controls; its
+#: ``hint_key`` names one of these, and each front end words it: a flag on the command line
+#: (:data:`pruneviz.cli_common.CLI_HINTS`), a menu in the app (:data:`pruneviz.qt.hints.APP_HINTS`).
+HINTS = {
+    "data": "give evaluation data (Session.open(..., data=...))",
+    "calib_data": "give calibration data (calib_data=..., or evaluation data)",
+    "train_data": "give training data (train_data=...; demo models default to demo:digits-train)",
+    "example_input": "give evaluation data or an input shape (data=..., or input_shape=(C, H, W); token models: input_dtype='long')",
+    "arch": "name the function that builds the model (arch='package.module:function')",
+    "trust": "open it with trust=True if you trust its source",
+    "no_shrink": "export without shrinking (shrink=False)",
+}
+
+
 class PrunevizError(Exception):
-    """A user-facing error: one line, says what went wrong and what to do."""
+    """A user-facing error: one line, says what went wrong and what to do.
+
+    ``hint_key`` (optional, a key of :data:`HINTS`) says what the user can give or change; the
+    message itself stays neutral and ``str()`` adds the hint in the Python API's words, while
+    :meth:`worded` lets a front end add it in its own (``--data``, "File > Open data…")."""
+
+    def __init__(self, *args, hint: str | None = None):
+        if hint is not None and hint not in HINTS:
+            raise ValueError(f"unknown hint {hint!r}; one of {', '.join(HINTS)}")
+        super().__init__(*args)
+        self.hint_key = hint
+
+    @property
+    def message(self) -> str:
+        """The neutral message, without the hint."""
+        return str(self.args[0]) if self.args else ""
+
+    def worded(self, hints: dict[str, str] | None = None) -> str:
+        """The message with its hint in ``hints``' words (a front end's table; :data:`HINTS` for
+        keys it lacks)."""
+        if self.hint_key is None:
+            return Exception.__str__(self)
+        said = (hints or {}).get(self.hint_key) or HINTS[self.hint_key]
+        return f"{self.message}: {said}"
+
+    def __str__(self) -> str:
+        return self.worded()
 
 
 class TrustRequired(PrunevizError):
@@ -31,13 +72,16 @@ class TrustRequired(PrunevizError):
     dialog can show them before asking.
     """
 
-    def __init__(self, message: str, imports: list[str] | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, imports: list[str] | None = None, hint: str | None = "trust"):
+        super().__init__(message, hint=hint)
         self.imports = list(imports or [])
 
 
 class ArchRequired(PrunevizError):
     """The file holds only weights: the user must name the factory that builds the model (``--arch``)."""
+
+    def __init__(self, *args, hint: str | None = "arch"):
+        super().__init__(*args, hint=hint)
 
 
 class SessionBusy(PrunevizError):

@@ -59,13 +59,13 @@ def _check_same_outputs(masked: nn.Module, shrunk: nn.Module, session) -> None:
         a, b = logits(masked(probe.cpu())), logits(shrunk(probe.cpu()))
     if a.shape != b.shape or not torch.allclose(a, b, atol=1e-4, rtol=0):
         diff = (a - b).abs().max().item() if a.shape == b.shape else float("inf")
-        raise PrunevizError(f"the shrunk model's outputs differ from the masked model's (max {diff:.3g}); export without --shrink")
+        raise PrunevizError(f"the shrunk model's outputs differ from the masked model's (max {diff:.3g})", hint="no_shrink")
 
 
 def _example_batch(session) -> torch.Tensor:
     example = session.example_input()
     if example is None:
-        raise PrunevizError("this export needs an example input: pass --data")
+        raise PrunevizError("this export needs an example input", hint="example_input")
     return example[:1].repeat(2, *([1] * (example.dim() - 1))).cpu()
 
 
@@ -103,7 +103,7 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
             save_file(state, str(tmp))
         elif format == "pt2":
             if example is None:
-                raise PrunevizError("pt2 export needs an example input: pass --data")
+                raise PrunevizError("pt2 export needs an example input", hint="example_input")
             fixed = getattr(model, "fixed_batch", None)
             if fixed is not None:  # a program that runs only at its own batch size stays one
                 model = copy.copy(model)
@@ -122,7 +122,7 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
             if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
                 raise PrunevizError("ONNX export needs the onnx extra: pip install 'pruneviz[onnx]'")
             if example is None:
-                raise PrunevizError("onnx export needs an example input: pass --data")
+                raise PrunevizError("onnx export needs an example input", hint="example_input")
             batch = torch.export.Dim("batch")
             try:
                 with _quiet():
@@ -171,7 +171,7 @@ def check_shrinkable(session, layers: set[str]) -> None:
         shown = ", ".join(untraced[:4]) + (f" and {len(untraced) - 4} more" if len(untraced) > 4 else "")
         raise PrunevizError(
             f"cannot shrink: the traced forward pass does not reach {shown} (data-dependent control flow, "
-            "or unused layers), so a shrunk model might not run on other inputs; export without --shrink"
+            "or unused layers), so a shrunk model might not run on other inputs", hint="no_shrink"
         )
     for name in sorted(layers):
         reason = session.coupling[name].no_shrink
@@ -183,7 +183,7 @@ def check_shrinkable(session, layers: set[str]) -> None:
             if e.param in shared:
                 raise PrunevizError(
                     f"cannot shrink {name}: its channels reach {e.param}, which is tied to "
-                    f"{' and '.join(shared[e.param])} (shared weights); export without --shrink"
+                    f"{' and '.join(shared[e.param])} (shared weights)", hint="no_shrink"
                 )
 
 

@@ -77,7 +77,7 @@ def check_method(method: str, granularity: str, has_data: bool) -> None:
     if method not in valid:
         raise PrunevizError(f"unknown {granularity} importance method {method!r}: use one of {', '.join(valid)}")
     if method in DATA_METHODS and not has_data:
-        raise PrunevizError(f"importance method {method!r} needs calibration data: pass --calib-data or --data (Python: calib_data=...)")
+        raise PrunevizError(f"importance method {method!r} needs calibration data", hint="calib_data")
 
 
 def _seeded(seed: int, name: str, shape, device) -> torch.Tensor:

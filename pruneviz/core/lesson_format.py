@@ -350,7 +350,7 @@ def parse_lesson(text: str, source: str, actions: dict, name: str | None = None,
 
 def untrusted(source: str, specs: Specs) -> TrustRequired:
     """The refusal of a lesson that names code to run (see :func:`parse_lesson`)."""
-    return TrustRequired(f"{source} names code to run when opened ({'; '.join(specs.code)}); pass --trust if you trust it", imports=list(specs.code))
+    return TrustRequired(f"{source} names code to run when opened ({'; '.join(specs.code)})", imports=list(specs.code))
 
 
 def load_lesson(path: str | Path, actions: dict, has_verb: Callable[[str], bool] = lambda v: True, trust: bool = False) -> Lesson:

@@ -247,7 +247,7 @@ def load_session(path, trust: bool = False, device: str = "auto", on_warning=Non
     head, records = read_journal(path)
     code = factories(head)
     if code and not trust:
-        raise TrustRequired(f"{path} names code to run when reopened ({', '.join(code)}); pass --trust if you trust it", imports=code)
+        raise TrustRequired(f"{path} names code to run when reopened ({', '.join(code)})", imports=code)
     session = Session.open(head["model"], data=head.get("data"), arch=head.get("arch"), trust=trust, device=device, seed=int(head.get("seed", 0)))
     replay(session, records)
     note = unchecked(head, path)

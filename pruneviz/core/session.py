@@ -725,7 +725,7 @@ class Session:
         (that last step is undone) or weight sparsity reaches ``target_sparsity``. Yields each
         (removed neuron, evaluation); each removal is its own undo step."""
         if min_accuracy is not None and self.data is None:
-            raise PrunevizError("an accuracy bound needs evaluation data: pass --data")
+            raise PrunevizError("an accuracy bound needs evaluation data", hint="data")
         for _ in range(max_steps):
             if target_sparsity is not None and self.sparsity() >= target_sparsity:
                 return

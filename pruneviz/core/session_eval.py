@@ -52,7 +52,7 @@ class Evaluation:
         """The evaluation inputs and labels on the session's device, in the seeded order."""
         s = self.session
         if s.data is None:
-            raise PrunevizError("no evaluation data: pass --data (Python: Session.open(..., data=...))")
+            raise PrunevizError("no evaluation data", hint="data")
         if self.tensors is None:
             ordered = s.data.rows(ev.order(len(s.data), s.seed)).to(s.device)
             self.tensors, self.extra = (ordered.x, ordered.y), ordered.extra

@@ -113,7 +113,7 @@ def _balance(dg, module: nn.Module, pruner, idxs: list[int]) -> tuple[list[int],
         idxs = [i for i in idxs if i not in drop]
         if not idxs:
             return [], None
-    raise PrunevizError("cannot shrink: the grouped convolutions' channels cannot be balanced; export without --shrink")
+    raise PrunevizError("cannot shrink: the grouped convolutions' channels cannot be balanced", hint="no_shrink")
 
 
 def shrink_model(model: nn.Module, example_input: torch.Tensor, pruned: dict[str, torch.Tensor], keep: set[str] = frozenset()) -> tuple[nn.Module, dict[str, int]]:

@@ -136,7 +136,7 @@ def training_data(session, data) -> tuple[EvalData, list[str]]:
     check it fits the model; returns it with any warnings (same data as the evaluation data)."""
     if data is None:
         if not session.spec.startswith("demo:"):
-            raise PrunevizError("training needs data: pass --train-data DATA (demo models default to demo:digits-train)")
+            raise PrunevizError("training needs data", hint="train_data")
         data = DEMO_TRAIN
     if isinstance(data, str):
         data = open_data(data)
@@ -445,7 +445,7 @@ def finetune(session, epochs: int = 1, lr: float | None = None, data=None, optim
 
 def check_reinitializable(session) -> None:
     if not any(callable(getattr(m, "reset_parameters", None)) for m in session.model.modules()):
-        raise PrunevizError(f"cannot re-initialise {session.spec}: it holds no layer definitions to reset (open a state_dict with --arch)")
+        raise PrunevizError(f"cannot re-initialise {session.spec}: it holds no layer definitions to reset (open a state_dict)", hint="arch")
 
 
 def reset(session, seed: int) -> None:

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from pruneviz.core import allocation, analysis
 from pruneviz.core.errors import PrunevizError
 
+from .hints import error_text
 from . import decide_plots as dp
 from .accuracy_plot import ElidedLabel
 from .controls import methods
@@ -242,7 +243,7 @@ class DecidePanel(QWidget):
         try:
             return fn()
         except PrunevizError as exc:
-            self.window.show_error(str(exc))
+            self.window.show_error(error_text(exc))
             return None
 
     def run_sensitivity(self) -> bool:

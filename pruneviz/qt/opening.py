@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pruneviz.core.errors import ArchRequired, PrunevizError, TrustRequired
 
+from .hints import error_text
 from .plain import literal
 
 DEMO = ("demo:mlp", "demo:digits")
@@ -34,7 +35,7 @@ def ask_trust(parent, exc: TrustRequired) -> bool:
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Trust this file?")
-    box.setText(literal(str(exc)))
+    box.setText(literal(exc.message))
     imports = exc.imports or ["(not known)"]
     box.setInformativeText(literal("Opening it runs code from the file. It would import:\n  " + "\n  ".join(imports[:30]) + ("\n  …" if len(imports) > 30 else "") + "\n\nOpen it only if you trust where it came from."))
     box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
@@ -58,14 +59,14 @@ def open_session_interactive(parent, model, data, arch=None, opener=None, trust=
             trust = True
         except ArchRequired as exc:
             if arch is None and hasattr(parent, "ask_arch"):
-                arch = parent.ask_arch(str(exc))
+                arch = parent.ask_arch(exc.message)
                 if arch:
                     continue
                 return None
-            _report(parent, str(exc))
+            _report(parent, error_text(exc))
             return None
         except PrunevizError as exc:
-            _report(parent, str(exc))
+            _report(parent, error_text(exc))
             return None
     return None
 

@@ -12,6 +12,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from pruneviz.core.errors import PrunevizError
 
+from .hints import error_text
+
 
 class RunLoop(QObject):
     """Drives the step/evaluate loop for a :class:`MainWindow`."""
@@ -68,7 +70,7 @@ class RunLoop(QObject):
             target = s.step(a.method, a.layers)
         except PrunevizError as exc:
             self.stop("error")
-            self.w.show_error(str(exc))
+            self.w.show_error(error_text(exc))
             return
         if target is None:
             return self.stop("no neuron left to remove")

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
+from .hints import error_text
 from .plain import literal
 from .render import save_image
 
@@ -176,7 +177,7 @@ class FileActions(QObject):
                     return False
                 continue
             except PrunevizError as exc:
-                self.w.show_error(str(exc))
+                self.w.show_error(error_text(exc))
                 return False
             self.w.set_session(s)
             if notes:

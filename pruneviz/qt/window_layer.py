@@ -27,6 +27,7 @@ from pruneviz.core.errors import PrunevizError
 from pruneviz.core.importance import LOCAL_METHODS
 from pruneviz.core.score_view import LayerScores
 
+from .hints import error_text
 from .accuracy_plot import ElidedLabel
 from .job_runner import JobRunner
 from .kernels import KernelLayout
@@ -206,7 +207,7 @@ class LayerViewer(QObject):
                 self._pruned2d = display.as_2d(~s.mask(name).numpy())
                 rows = None
         except PrunevizError as exc:
-            self.w.show_error(str(exc))
+            self.w.show_error(error_text(exc))
             return
         fresh = view is not None and view.version == s.masks.version
         self._scores2d = view.values if view is not None else None

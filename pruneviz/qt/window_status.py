@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QS
 
 from pruneviz.core.errors import PrunevizError, SessionBusy
 
+from .hints import error_text
 from .accuracy_plot import ElidedLabel
 from .job_runner import JobRunner
 from .plain import literal
@@ -350,7 +351,7 @@ class StatusReports(QObject):
             self.w.edit_pause.say(str(exc))
             return None
         except PrunevizError as exc:
-            self.show_error(str(exc))
+            self.show_error(error_text(exc))
             return None
 
     def show_error(self, msg: str) -> None:

@@ -180,11 +180,12 @@ def test_bad_arguments_raise_one_line_errors():
 def test_data_methods_say_they_need_data():
     s, _, _, _ = make(models.mlp, (12,), 5, data=False)
     for method in ("taylor", "obd", "wanda"):
-        with pytest.raises(PrunevizError, match="--data"):
+        with pytest.raises(PrunevizError, match="needs calibration data") as exc:
             s.scores("0", method)
     for method in ("activation", "apoz"):
-        with pytest.raises(PrunevizError, match="--data"):
+        with pytest.raises(PrunevizError, match="needs calibration data") as exc:
             s.scores("0", method, "neuron")
+        assert exc.value.hint_key == "calib_data"  # the CLI says --calib-data, the app File > Open data…
 
 
 def test_importance_methods_shapes_and_definitions():
@@ -252,8 +253,9 @@ def test_state_dict_without_arch_raises_arch_required(tmp_path):
 
     path = tmp_path / "w.pt"
     torch.save(models.mlp().state_dict(), path)
-    with pytest.raises(ArchRequired, match="--arch"):
+    with pytest.raises(ArchRequired, match="arch=") as exc:
         open_model(str(path))
+    assert exc.value.hint_key == "arch"
 
 
 def test_memory_is_checked_before_allocating_masks(monkeypatch):

@@ -385,8 +385,9 @@ def test_training_data_that_does_not_fit_is_refused(mlp, tmp_path):
         mlp.finetune(1, data=str(f))
     s = Session.open("demo:mlp")
     s.spec = "model.pt"  # not a demo: no default training data
-    with pytest.raises(PrunevizError, match="pass --train-data"):
+    with pytest.raises(PrunevizError, match="training needs data") as exc:
         s.finetune(1)
+    assert exc.value.hint_key == "train_data"
 
 
 def test_nan_loss_stops_restores_and_says_so(mlp):

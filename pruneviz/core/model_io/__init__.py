@@ -119,7 +119,7 @@ def check_torch_version(version: str | None = None) -> None:
     if (major, minor) < SAFE_TORCH:
         raise load_error(
             f"torch {text} is older than 2.10, whose weights_only loading lets crafted files run code "
-            "(CVE-2025-32434, CVE-2026-24747): upgrade torch, or pass --trust if you trust the file"
+            "(CVE-2025-32434, CVE-2026-24747): upgrade torch, or open it trusting the file", hint="trust"
         )
 
 

@@ -15,8 +15,6 @@ from pruneviz.core.errors import PrunevizError, TrustRequired, one_line, reason 
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin")
 ACCEPTED = "expected .pt, .pth, .bin, .safetensors, .pt2, a TorchScript archive, or demo:NAME"
-ARCH_HINT = "pass --arch package.module:function that builds the model"
-TRUST_HINT = "pass --trust if you trust its source"
 
 
 
@@ -45,8 +43,8 @@ class LoadedModel:
 # Messages
 
 
-def load_error(message: str) -> PrunevizError:
-    return PrunevizError(one_line(message, 1000))
+def load_error(message: str, hint: str | None = None) -> PrunevizError:
+    return PrunevizError(one_line(message, 1000), hint=hint)
 
 
 def trust_required(message: str, imports: list[str] | None = None) -> TrustRequired:

@@ -15,7 +15,6 @@ from .common import load_error, reason
 
 DTYPES = {"float": torch.float32, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
           "float64": torch.float64, "long": torch.long, "int64": torch.long, "int": torch.long, "int32": torch.int32}  # fmt: skip
-HINT = "pass --data, or --input-shape C,H,W (token models: --input-shape T --input-dtype long)"
 TOKENS = 16  # sequence length of an inferred token input
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from .archives import MAX_MODEL_BYTES, check_torch_zip
-from .common import LoadedModel, TRUST_HINT, load_error, name_list, quiet_torch, trust_required, reason
+from .common import LoadedModel, load_error, name_list, quiet_torch, trust_required, reason
 from .state_dicts import build_from_arch, find_state_dict
 
 
@@ -140,7 +140,7 @@ def open_torch_file(spec: str, path: Path, arch: str | None, trust: bool, max_by
         if not trust:
             raise trust_required(
                 f"{spec} is a pickled model; opening it runs code from it "
-                f"(it imports {name_list(imports)}); {TRUST_HINT}",
+                f"(it imports {name_list(imports)})",
                 imports=imports,
             ) from exc
         return _open_trusted_pickle(spec, path, arch)

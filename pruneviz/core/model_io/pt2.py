@@ -45,7 +45,7 @@ import torch
 
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
-from .common import LoadedModel, TRUST_HINT, load_error, name_list, one_line, quiet_torch, shape_text, trust_required, reason
+from .common import LoadedModel, load_error, name_list, one_line, quiet_torch, shape_text, trust_required, reason
 from .archives import MAX_MODEL_BYTES, check_zip
 from .pickles import imports_in_bytes
 from .ts_ops import OUTSIDE, operator_refusal
@@ -317,7 +317,7 @@ def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
     records = archive.records
 
     def refuse(what: str, imports: list[str] | None = None) -> TrustRequired:
-        return trust_required(f"{spec} holds {what}; opening it runs code from it; {TRUST_HINT}", imports)
+        return trust_required(f"{spec} holds {what}; opening it runs code from it", imports)
 
     if any(name.startswith(c.AOTINDUCTOR_DIR) for name in records):
         raise refuse("compiled AOTInductor code (native shared libraries)")

@@ -10,7 +10,7 @@ import torch
 
 from pruneviz.core.errors import ArchRequired
 
-from .common import LoadedModel, ARCH_HINT, load_error, name_list, one_line, shape_text, reason
+from .common import LoadedModel, load_error, name_list, one_line, shape_text, reason
 from .factories import load_factory
 
 
@@ -41,7 +41,7 @@ def find_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
 
 def build_from_arch(spec: str, sd: dict[str, torch.Tensor], arch: str | None, source: str) -> LoadedModel:
     if arch is None:
-        raise ArchRequired(one_line(f"{spec} is a state_dict: {ARCH_HINT}", 1000))
+        raise ArchRequired(one_line(f"{spec} is a state_dict", 1000))
     model = load_factory(arch)()
     if not isinstance(model, torch.nn.Module):
         raise load_error(f"--arch {arch} returned a {type(model).__name__}, not a torch.nn.Module")

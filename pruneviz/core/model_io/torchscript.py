@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .archives import MAX_MODEL_BYTES, check_torch_records, check_zip
-from .common import LoadedModel, TRUST_HINT, load_error, quiet_torch, trust_required, reason
+from .common import LoadedModel, load_error, quiet_torch, trust_required, reason
 from .ts_ops import OUTSIDE, first_refused
 
 
@@ -64,7 +64,7 @@ def open_torchscript(spec: str, path: Path, names: list[str], trust: bool, max_b
     check_torch_records(spec, data, summary)
     if not trust and _defines_setstate(spec, data):
         raise trust_required(
-            f"{spec} is TorchScript that defines __setstate__, which runs while the file is loaded; {TRUST_HINT}"
+            f"{spec} is TorchScript that defines __setstate__, which runs while the file is loaded"
         )
     try:
         with quiet_torch():  # torch.jit.load(BytesIO(data)), keeping the compilation unit to check
@@ -77,10 +77,10 @@ def open_torchscript(spec: str, path: Path, names: list[str], trust: bool, max_b
         try:
             refused = first_refused(model, unit)
         except Exception as exc:
-            raise load_error(f"{spec}: cannot read the TorchScript code to check it ({reason(exc)}); {TRUST_HINT}") from exc
+            raise load_error(f"{spec}: cannot read the TorchScript code to check it ({reason(exc)})", hint="trust") from exc
         if refused is not None:
             raise trust_required(
-                f"{spec} is TorchScript that calls {refused}, {OUTSIDE}; {TRUST_HINT}"
+                f"{spec} is TorchScript that calls {refused}, {OUTSIDE}"
             )
     try:
         model.eval()

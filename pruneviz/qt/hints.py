@@ -1,0 +1,23 @@
+"""How the app words the hints of core errors (:data:`pruneviz.core.errors.HINTS`): by menu and
+dialog, where the command line names a flag (:data:`pruneviz.cli_common.CLI_HINTS`)."""
+
+from __future__ import annotations
+
+from pruneviz.core.errors import PrunevizError
+
+__all__ = ["APP_HINTS", "error_text"]
+
+APP_HINTS = {
+    "data": "open evaluation data with File > Open data…",
+    "calib_data": "open data with File > Open data… (the analyses calibrate on the training data where known, else on that data)",
+    "train_data": "name the training data in the Fine-tune… or Train… dialog (Prune menu)",
+    "example_input": "open evaluation data with File > Open data…",
+    "arch": "open the weights again and name the function that builds the model when asked",
+    "trust": "open it again and answer Yes when asked whether you trust its source",
+    "no_shrink": "export again and answer No to removing pruned neurons physically",
+}
+
+
+def error_text(exc: BaseException) -> str:
+    """What a dialog says for ``exc``: a core error with its hint in the app's words."""
+    return exc.worded(APP_HINTS) if isinstance(exc, PrunevizError) else str(exc)
