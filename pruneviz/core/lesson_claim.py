@@ -1,4 +1,5 @@
-"""The claim of a lesson: a comparison over named figures, parsed by a tiny grammar (no ``eval``).
+"""The claim of a lesson: a comparison over named figures, read by the one safe expression parser
+(:mod:`pruneviz.core.safe_expr`: Python's parser and this grammar as a whitelist, no ``eval``).
 
 ::
 
@@ -18,11 +19,12 @@ Example::
 
 from __future__ import annotations
 
+import ast
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from . import safe_expr
 from .errors import PrunevizError
 
 __all__ = ["LessonError", "Claim", "parse_claim", "DEFAULT_SHARE", "Verdict", "decide", "mean_std"]
@@ -37,7 +39,6 @@ class LessonError(PrunevizError):
 
 
 # -------------------------------------------------------------------------------------- claims
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><=|>=|==|!=|[-+*/<>()]))")
 _CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
 _ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b if b else math.inf if a > 0 else -math.inf if a < 0 else math.nan}
 _WORDS = {"and", "or", "not", "abs"}
@@ -140,130 +141,84 @@ def _eval(node: tuple, env: dict) -> Any:
     return _ARITH[node[1]](_eval(node[2], env), _eval(node[3], env))
 
 
+_CMP_OPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_ARITH_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+def _claim_rule(node: ast.AST):
+    """The claim grammar as a whitelist over Python's parse (see :mod:`pruneviz.core.safe_expr`)."""
+    if isinstance(node, ast.BoolOp):
+        return node.values
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
+        return [node.operand]
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP_OPS:
+        return [node.left, node.comparators[0]]
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH_OPS:
+        return [node.left, node.right]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "abs" and len(node.args) == 1 and not node.keywords:
+        return node.args
+    if isinstance(node, ast.Constant):
+        return [] if isinstance(node.value, (int, float)) and not isinstance(node.value, bool) else None
+    if isinstance(node, ast.Name):
+        return [] if node.id not in _WORDS else None
+    return None
+
+
+def _tree(node: ast.AST, names: set) -> tuple:
+    """The evaluator's tuple form of an allowed node (depth is bounded by then)."""
+    if isinstance(node, ast.BoolOp):
+        return ("and" if isinstance(node.op, ast.And) else "or", [_tree(v, names) for v in node.values])
+    if isinstance(node, ast.UnaryOp):
+        return ("not" if isinstance(node.op, ast.Not) else "neg", _tree(node.operand, names))
+    if isinstance(node, ast.Compare):
+        return ("cmp", _CMP_OPS[type(node.ops[0])], _tree(node.left, names), _tree(node.comparators[0], names))
+    if isinstance(node, ast.BinOp):
+        return ("arith", _ARITH_OPS[type(node.op)], _tree(node.left, names), _tree(node.right, names))
+    if isinstance(node, ast.Call):
+        return ("abs", _tree(node.args[0], names))
+    if isinstance(node, ast.Constant):
+        return ("num", float(node.value))
+    names.add(node.id)
+    return ("name", node.id)
+
+
+def _depth(node: ast.AST) -> int:
+    """How deeply ``not``, ``-`` and ``abs`` nest (brackets are counted on the text)."""
+    deepest, todo = 0, [(node, 0)]
+    while todo:
+        n, d = todo.pop()
+        if isinstance(n, (ast.UnaryOp, ast.Call)):
+            d += 1
+        deepest = max(deepest, d)
+        todo.extend((c, d) for c in ast.iter_child_nodes(n) if isinstance(c, ast.expr))
+    return deepest
+
+
 def parse_claim(text: str) -> Claim:
-    """Parse a claim expression (grammar in the module docstring); raises :class:`LessonError`."""
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    text = text.strip()
+    """Parse a claim expression (grammar in the module docstring) with the one safe expression
+    parser (:mod:`pruneviz.core.safe_expr`: Python's parser and a whitelist, never ``eval``);
+    raises :class:`LessonError`."""
+    text = " ".join(str(text).split())
     if len(text) > MAX_CHARS:
         raise LessonError(f"the claim is {len(text):,} characters long; at most {MAX_CHARS:,}")
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            bad = text[pos:].strip()[:1]
-            raise LessonError(f"unexpected {bad!r} at character {pos + 1} of {text!r}")
-        pos = m.end()
-        if m.group("num"):
-            tokens.append(("num", m.group("num")))
-        elif m.group("name"):
-            tokens.append(("word" if m.group("name") in _WORDS else "name", m.group("name")))
-        elif m.group("op"):
-            tokens.append(("op", m.group("op")))
-        if len(tokens) > MAX_TOKENS:
-            raise LessonError(f"the claim has more than {MAX_TOKENS} names, numbers and operators")
-    if not tokens:
+    if not text:
         raise LessonError("the claim is empty")
-    names: set[str] = set()
-    i = 0
-    depth = 0
-
-    def deeper():
-        nonlocal depth
-        depth += 1
-        if depth > MAX_DEPTH:
-            raise LessonError(f"the claim nests brackets, 'not' or '-' more than {MAX_DEPTH} deep")
-
-    def peek():
-        return tokens[i] if i < len(tokens) else ("end", "")
-
-    def take(value=None):
-        nonlocal i
-        tok = peek()
-        if value is not None and tok[1] != value:
-            raise LessonError(f"expected {value!r} but found {tok[1] or 'the end'!r} in {text!r}")
-        i += 1
-        return tok
-
-    def p_or():
-        parts = [p_and()]
-        while peek() == ("word", "or"):
-            take()
-            parts.append(p_and())
-        return parts[0] if len(parts) == 1 else ("or", parts)
-
-    def p_and():
-        parts = [p_not()]
-        while peek() == ("word", "and"):
-            take()
-            parts.append(p_not())
-        return parts[0] if len(parts) == 1 else ("and", parts)
-
-    def p_not():
-        nonlocal depth
-        if peek() == ("word", "not"):
-            take()
-            deeper()
-            node = ("not", p_not())
-            depth -= 1
-            return node
-        return p_cmp()
-
-    def p_cmp():
-        left = p_sum()
-        if peek()[0] == "op" and peek()[1] in _CMP:
-            op = take()[1]
-            return ("cmp", op, left, p_sum())
-        return left
-
-    def p_sum():
-        node = p_prod()
-        while peek()[0] == "op" and peek()[1] in "+-":
-            op = take()[1]
-            node = ("arith", op, node, p_prod())
-        return node
-
-    def p_prod():
-        node = p_unary()
-        while peek()[0] == "op" and peek()[1] in "*/":
-            op = take()[1]
-            node = ("arith", op, node, p_unary())
-        return node
-
-    def p_unary():
-        nonlocal depth
-        deeper()
-        node = p_atom()
-        depth -= 1
-        return node
-
-    def p_atom():
-        kind, value = peek()
-        if (kind, value) == ("op", "-"):
-            take()
-            return ("neg", p_unary())
-        if kind == "num":
-            take()
-            return ("num", float(value))
-        if kind == "name":
-            take()
-            names.add(value)
-            return ("name", value)
-        if (kind, value) == ("word", "abs"):
-            take()
-            take("(")
-            inner = p_or()
-            take(")")
-            return ("abs", inner)
-        if (kind, value) == ("op", "("):
-            take()
-            inner = p_or()
-            take(")")
-            return inner
-        raise LessonError(f"expected a figure name or a number but found {value or 'the end'!r} in {text!r}")
-
-    tree = p_or()
-    if i != len(tokens):
-        raise LessonError(f"unexpected {tokens[i][1]!r} in {text!r}")
-    if tree[0] not in ("cmp", "and", "or", "not"):
+    if safe_expr.bracket_depth(text) > MAX_DEPTH:
+        raise LessonError(f"the claim nests brackets, 'not' or '-' more than {MAX_DEPTH} deep")
+    try:
+        tree = safe_expr.parse(text, MAX_CHARS)
+    except safe_expr.ExpressionError as exc:
+        raise LessonError(f"cannot read the claim {text!r}: {exc}") from None
+    parts = [n for n in ast.walk(tree) if isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call))]
+    if len(parts) + sum(len(n.values) - 1 for n in ast.walk(tree) if isinstance(n, ast.BoolOp)) > MAX_TOKENS:
+        raise LessonError(f"the claim has more than {MAX_TOKENS} names, numbers and operators")
+    if _depth(tree) > MAX_DEPTH:
+        raise LessonError(f"the claim nests brackets, 'not' or '-' more than {MAX_DEPTH} deep")
+    bad = safe_expr.refused(tree, _claim_rule)
+    if bad is not None:
+        shown = ast.get_source_segment(text, bad) or type(bad).__name__
+        raise LessonError(f"unexpected {shown!r} in {text!r}: a claim compares figure names and numbers with < <= > >= == != (one at a time), + - * /, abs(), and, or, not")
+    if not isinstance(tree, (ast.Compare, ast.BoolOp)) and not (isinstance(tree, ast.UnaryOp) and isinstance(tree.op, ast.Not)):
         raise LessonError(f"a claim must compare figures (e.g. a > b), got {text!r}")
-    return Claim(text, tree, frozenset(names))
+    names: set[str] = set()
+    return Claim(text, _tree(tree, names), frozenset(names))

@@ -63,3 +63,31 @@ def test_one_json_sanitiser_and_one_atomic_writer():
             if isinstance(f, ast.Attribute) and f.attr == "save" and isinstance(f.value, ast.Call) and isinstance(f.value.func, ast.Attribute) and f.value.func.attr == "grab":
                 bad.append(f"{name}:{node.lineno} grab().save (use qt.render.save_image)")
     assert bad == []
+
+
+def test_one_safe_expression_parser():
+    """Lesson claims and .pt2 symbolic shapes are both read by core/safe_expr.py (Python's parser
+    and a whitelist); nothing else in pruneviz parses expressions."""
+    import ast as _ast
+
+    from pruneviz.core import safe_expr
+    from pruneviz.core.lesson_claim import parse_claim
+
+    parsers = [f"{name}:{node.lineno}" for name, tree in _trees() for node in ast.walk(tree)
+               if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "parse"
+               and isinstance(node.func.value, ast.Name) and node.func.value.id == "ast"]
+    assert [p.split(":")[0] for p in parsers] == ["pruneviz/core/safe_expr.py"]
+    numbers_only = lambda n: [] if isinstance(n, _ast.Constant) else [n.left, n.right] if isinstance(n, _ast.BinOp) else None  # noqa: E731
+    assert safe_expr.refused(safe_expr.parse("1 + 2 * 3", 100), numbers_only) is None
+    bad = safe_expr.refused(safe_expr.parse("1 + __import__('os')", 100), numbers_only)
+    assert isinstance(bad, _ast.Call)
+    assert safe_expr.bracket_depth("((a) + (b))") == 2
+    with pytest.raises(safe_expr.ExpressionError, match="characters long"):
+        safe_expr.parse("1" * 101, 100)
+    with pytest.raises(safe_expr.ExpressionError):
+        safe_expr.parse("a > b; import os", 100)
+    claim = parse_claim("abs(a - b) < 0.1 and not c >= 2")
+    assert claim.names == {"a", "b", "c"} and claim.evaluate({"a": 1.0, "b": 1.05, "c": 1.0})
+    for text in ("a < b < c", "a ** 2 > 1", "a.b > 1", "True > a", "(lambda: 1)() > 0"):
+        with pytest.raises(Exception, match="unexpected"):
+            parse_claim(text)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from pruneviz.core import safe_expr
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
 from .common import LoadedModel, load_error, name_list, one_line, quiet_torch, shape_text, trust_required, reason
@@ -81,43 +82,34 @@ class _Unknown(Exception):
     """Raised inside the .pt2 checks: the program calls an operator this PyTorch lacks."""
 
 
+def _sym_rule(node: ast.AST):
+    """The whitelist of a sympy ``srepr`` (see :mod:`pruneviz.core.safe_expr`): the children
+    to check, or None."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        ok = value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and bool(_SYMPY_STR.match(value)))
+        return [] if ok else None
+    if isinstance(node, ast.Name):
+        return [] if node.id in _SYMPY_NAMES else None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return [node.operand]
+    if isinstance(node, ast.Tuple):
+        return node.elts
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _SYMPY_CALLS:
+        if all(k.arg is not None and not k.arg.startswith("_") for k in node.keywords):
+            return [*node.args, *(k.value for k in node.keywords)]
+    return None
+
+
 def _check_sym_expr(text: object) -> None:
     """Allow only an ``srepr`` of allowed sympy classes: sympify() evals the string."""
     if not isinstance(text, str) or len(text) > 20_000:
         raise _Unsafe("a symbolic-shape expression that is not a plain sympy expression")
     try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        raise _Unsafe(f"a malformed symbolic-shape expression ({reason(exc)})") from exc
-
-    def ok(node: ast.AST) -> bool:
-        if isinstance(node, ast.Constant):
-            value = node.value
-            return value is None or isinstance(value, (bool, int, float)) or (
-                isinstance(value, str) and bool(_SYMPY_STR.match(value))
-            )
-        if isinstance(node, ast.Name):
-            return node.id in _SYMPY_NAMES
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            return ok(node.operand)
-        if isinstance(node, ast.Tuple):
-            return all(ok(e) for e in node.elts)
-        if isinstance(node, ast.Call):
-            return (
-                isinstance(node.func, ast.Name)
-                and node.func.id in _SYMPY_CALLS
-                and all(ok(a) for a in node.args)
-                and all(
-                    k.arg is not None and not k.arg.startswith("_") and ok(k.value) for k in node.keywords
-                )
-            )
-        return False
-
-    try:
-        good = ok(tree.body)
-    except RecursionError:
-        good = False
-    if not good:
+        tree = safe_expr.parse(text, max_chars=20_000)
+    except safe_expr.ExpressionError as exc:
+        raise _Unsafe(f"a malformed symbolic-shape expression ({exc})") from exc
+    if safe_expr.refused(tree, _sym_rule) is not None:
         raise _Unsafe(f"a symbolic-shape expression that would run code ({one_line(text, 60)!r})")
 
 
