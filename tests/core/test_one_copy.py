@@ -6,6 +6,7 @@ writer that bypasses the shared helper is named in the failure."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 from pathlib import Path
@@ -19,9 +20,14 @@ from pruneviz.core import analysis, correlation, jsonout, lesson_actions
 ROOT = Path(__file__).resolve().parents[2] / "pruneviz"
 
 
+@functools.lru_cache(maxsize=1)
+def _parsed() -> tuple:
+    return tuple((path.relative_to(ROOT.parent).as_posix(), ast.parse(path.read_text(encoding="utf-8"), str(path))) for path in sorted(ROOT.rglob("*.py")))
+
+
 def _trees():
-    for path in sorted(ROOT.rglob("*.py")):
-        yield path.relative_to(ROOT.parent).as_posix(), ast.parse(path.read_text(encoding="utf-8"), str(path))
+    """(file, parsed module) of every module of pruneviz, parsed once per test run."""
+    return iter(_parsed())
 
 
 def test_one_spearman_with_one_answer_for_constant_input():
