@@ -38,6 +38,21 @@ WAIT_S = 0.2  #: how long one call waits on the replica for progress before retu
 STALL_S = 60.0  #: a replica silent this long is taken as gone
 
 
+def replica_spec(session, local=None, remote_data: str | None = None, remote_model: str | None = None) -> ReplicaSpec:
+    """What a replica of ``session`` is built from: its model spec (``remote_model``: the path on
+    the cluster), the weights at the root of its history as ``state_dict`` bytes, and its data
+    (or ``remote_data``, a DATA spec read on the cluster)."""
+    s = session
+    local = local if local is not None else s.evaluation
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in local.loaded_model().state_dict().items()}, buf)
+    return ReplicaSpec(
+        model=remote_model or s.spec, arch=s.arch, trust=s.loaded.source == "pickle", state=buf.getvalue(),
+        example_input=s.loaded.example_input, data=None if remote_data else s.data, data_spec=remote_data,
+        seed=s.seed, batch_size=s.batch_size, cache_bytes=s.cache.budget_bytes, layers=[layer.name for layer in s.layers],
+    )
+
+
 class _EvaluateHere(Exception):
     """This evaluation cannot run on the replica (the message says why); it runs here."""
 
@@ -79,14 +94,7 @@ class RemoteEvaluator:
 
     # ------------------------------------------------------------ the replica
     def _spec(self) -> ReplicaSpec:
-        s = self.session
-        buf = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in self.local.loaded_model().state_dict().items()}, buf)
-        return ReplicaSpec(
-            model=self.remote_model or s.spec, arch=s.arch, trust=s.loaded.source == "pickle", state=buf.getvalue(),
-            example_input=s.loaded.example_input, data=None if self.remote_data else s.data, data_spec=self.remote_data,
-            seed=s.seed, batch_size=s.batch_size, cache_bytes=s.cache.budget_bytes, layers=list(self.layer_no),
-        )
+        return replica_spec(self.session, self.local, self.remote_data, self.remote_model)
 
     def _start(self) -> None:
         from .workers import connect_ray
