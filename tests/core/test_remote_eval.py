@@ -78,11 +78,12 @@ def test_cli_refuses_bad_remote_options_in_one_line(capsys, monkeypatch):
     args = ["eval", "demo:mlp", "--data", "demo:digits", "--device", "cpu"]
     assert main([*args, "--eval-on", "gpu-box"]) == 2
     assert main([*args, "--remote-data", "/data/digits.npz"]) == 2
+    assert main(["gui", "demo:mlp", "--eval-on", "gpu-box", "--screenshot", "x.png"]) == 2  # before any window
     monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
     assert main([*args, "--eval-on", "local"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("pruneviz: error: ") for line in err)
-    assert "--eval-on" in err[0] and "--remote-data needs --eval-on" in err[1] and "pip install 'pruneviz[ray]'" in err[2]
+    assert len(err) == 4 and all(line.startswith("pruneviz: error: ") for line in err)
+    assert "--eval-on" in err[0] and "--remote-data needs --eval-on" in err[1] and "--eval-on" in err[2] and "pip install 'pruneviz[ray]'" in err[3]
 
 
 # ------------------------------------------------------------------- on a local Ray instance
@@ -176,6 +177,16 @@ def test_checksum_catches_a_replica_that_missed_an_edit_and_the_session_resyncs(
     remote.actor = real
     info = local_ray.get(real.info.remote())
     assert info["checksum"] == Checksum(s.masks).value and info["seq"] == remote.seq
+    # cancelling: the generator ends without a result and the replica stops at its next batch
+    s.batch_size = 1
+    cancel = threading.Event()
+    gen = s.evaluate_iter(cancel=cancel)
+    assert isinstance(next(gen), ev.Progress)
+    cancel.set()
+    assert not any(isinstance(item, ev.EvalResult) for item in gen)
+    last = next(remote._ids) - 1  # the id of the cancelled evaluation
+    items, done = local_ray.get(real.poll.remote(last, 30.0))
+    assert done and not any(isinstance(item, ev.EvalResult) for item in items)
 
 
 @pytest.mark.slow
@@ -218,6 +229,6 @@ def test_cli_eval_on_local_prints_the_local_figures(local_ray, capsys):
     args = ["eval", "demo:mlp", "--data", "demo:digits", "--device", "cpu", "--json"]
     assert main(args) == 0
     here = json.loads(capsys.readouterr().out)
-    assert main([*args, "--eval-on", "local"]) == 0
+    assert main([*args, "--eval-on", "local", "--remote-data", "demo:digits"]) == 0  # the data read on the cluster
     there = json.loads(capsys.readouterr().out)
     assert there.pop("device") == "cpu (Ray replica)" and here.pop("device") == "cpu" and there == here
