@@ -25,11 +25,12 @@ def check(args) -> None:
         if getattr(args, "remote_data", None):
             raise PrunevizError("--remote-data needs --eval-on local|ray://HOST:PORT")
         return
-    from pruneviz.core.remote_eval import parse_address
+    from pruneviz.core.remote_eval import check_client, parse_address
     from pruneviz.core.workers import ray_module
 
-    parse_address(eval_on)
+    address = parse_address(eval_on)
     ray_module()  # installed? one line if not
+    check_client(address)
 
 
 def attach(args, session):

@@ -66,6 +66,14 @@ def parse_address(text: str) -> str:
     raise PrunevizError(f"--eval-on {text!r}: give local (a Ray instance on this machine) or ray://HOST:PORT (a cluster, e.g. ray://10.0.0.5:10001)")
 
 
+def check_client(address: str) -> None:
+    """``ray://`` goes through Ray's client, which needs ``ray[client]`` (grpcio) here: one line if not."""
+    import importlib.util
+
+    if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise PrunevizError(f"--eval-on {address}: Ray's client is not installed here: pip install 'ray[client]' (or use --eval-on local)")
+
+
 class RemoteEvaluator:
     """The client side: the replica's handle, the journal position it has, and the fallback."""
 
@@ -100,7 +108,13 @@ class RemoteEvaluator:
         from .workers import connect_ray
 
         ray = self.ray
-        connect_ray(self.address)
+        check_client(self.address)
+        try:
+            connect_ray(self.address)
+        except PrunevizError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever ray.init raises is one line
+            raise PrunevizError(f"cannot connect to Ray at {self.address}: {_cause(exc)}") from None
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         actor_cls = ray.remote(Replica).options(num_cpus=1, num_gpus=gpus, max_concurrency=4, max_restarts=0)
         self.actor = actor_cls.remote(self._spec())

@@ -66,6 +66,18 @@ def test_a_neuron_edit_ships_within_64_bytes_plus_4_per_flipped_index():
         assert (seq, cs) == (123456, 2**64 - 1) and [(f.store, f.layer, f.idx.tolist()) for f in back] == [(f.store, f.layer, f.idx.tolist()) for f in flips]
 
 
+def test_ray_client_address_without_the_client_installed_is_one_line(monkeypatch):
+    import importlib.util
+
+    from pruneviz.core.remote_eval import check_client
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    with pytest.raises(PrunevizError, match=r"pip install 'ray\[client\]'"):
+        check_client("ray://gpu-box:10001")
+    check_client("local")  # a local instance needs no client
+
+
 @pytest.mark.parametrize("text", ["", "remote", "ray://", "ray://host", "ray://:10001", "10.0.0.5:6379"])
 def test_a_bad_eval_on_address_is_one_line(text):
     with pytest.raises(PrunevizError, match="--eval-on"):
