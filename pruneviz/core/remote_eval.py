@@ -94,6 +94,7 @@ class RemoteEvaluator:
         self.down: str | None = None  #: why evaluation runs here, when the replica is gone
         self.resyncs = 0  #: how many times the replica was rebuilt from the journal
         self.last_payload = b""  #: the last journal message sent (``remote_edit_bytes``)
+        self.eval_id = 0  #: the replica's number for the last evaluation asked of it
         self._ids = itertools.count(1)
         self._told: set[str] = set()
         self.actor = None
@@ -116,7 +117,10 @@ class RemoteEvaluator:
         except Exception as exc:  # noqa: BLE001 - whatever ray.init raises is one line
             raise PrunevizError(f"cannot connect to Ray at {self.address}: {_cause(exc)}") from None
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        actor_cls = ray.remote(Replica).options(num_cpus=1, num_gpus=gpus, max_concurrency=4, max_restarts=0)
+        # no CPU reserved: on a small cluster the replica never waits for (nor holds) the CPUs
+        # that analysis tasks use; a GPU, when there is one, is what places it
+        actor_cls = ray.remote(Replica).options(num_cpus=0, num_gpus=gpus, max_concurrency=4, max_restarts=0)
+        self.close()
         self.actor = actor_cls.remote(self._spec())
         self.data_ref = self.session.data
         try:
@@ -126,6 +130,16 @@ class RemoteEvaluator:
         except Exception as exc:  # noqa: BLE001 - any failure to start is one line
             raise PrunevizError(f"the Ray replica did not start: {_cause(exc)}") from None
         self.down = None
+
+    def close(self) -> None:
+        """End the replica (if any); evaluation then runs here until :meth:`reconnect`."""
+        actor, self.actor = self.actor, None
+        if actor is not None:
+            self.down = self.down or "closed"
+            try:
+                self.ray.kill(actor)
+            except Exception:  # noqa: BLE001 - gone already
+                pass
 
     def reconnect(self) -> dict:
         """Start a new replica (after the old one or its cluster went away) and replay the
@@ -207,14 +221,15 @@ class RemoteEvaluator:
             payload, journal = self._message()
             batch_size, amp = s.batch_size, s.amp
         self.last_payload = payload
-        eval_id, done = next(self._ids), False
+        eval_id = self.eval_id = next(self._ids)
+        done = False
         try:
             status, _seq, items, done = self._get(self.actor.ask.remote(payload, eval_id, batch_size, amp, WAIT_S), cancel)
             if status == "behind":  # restarted, missed a message, or its masks differ: replay the journal
                 self._rebuild(journal)
                 with s.lock:
                     payload, _ = self._message()  # the flips since (often none)
-                eval_id = next(self._ids)
+                eval_id = self.eval_id = next(self._ids)
                 status, _seq, items, done = self._get(self.actor.ask.remote(payload, eval_id, batch_size, amp, WAIT_S), cancel)
                 if status != "ok":
                     raise PrunevizError("the replica did not accept the journal")
@@ -301,6 +316,7 @@ def attach(session, evaluator: str, remote_data: str | None = None, remote_model
 
 
 def detach(session) -> None:
-    """Evaluate here again (the replica is left to Ray to end)."""
+    """Evaluate here again; the replica is ended."""
     if isinstance(session.evaluation, RemoteEvaluation):
+        session.evaluation.remote.close()
         session.evaluation = session.evaluation.local

@@ -15,7 +15,7 @@ import pytest
 
 from pruneviz.core import evaluate as ev
 from pruneviz.core.errors import PrunevizError
-from pruneviz.core.remote_eval import parse_address, replica_spec
+from pruneviz.core.remote_eval import detach, parse_address, replica_spec
 from pruneviz.core.remote_replica import Checksum, Replica, decode, encode
 from pruneviz.core.session import Session
 
@@ -147,6 +147,8 @@ def test_replica_equals_local_after_200_random_edits_undos_and_plan_switches(loc
     assert remote.resyncs == 0 and remote.down is None and not s.notices
     info = local_ray.get(remote.actor.info.remote())
     assert (info["seq"], info["checksum"]) == (remote.seq, Checksum(s.masks).value)
+    detach(s)  # evaluation here again; the replica ends
+    assert s.evaluate().device == "cpu" and remote.actor is None
 
 
 class _LoseFirstFlip:
@@ -196,9 +198,20 @@ def test_checksum_catches_a_replica_that_missed_an_edit_and_the_session_resyncs(
     assert isinstance(next(gen), ev.Progress)
     cancel.set()
     assert not any(isinstance(item, ev.EvalResult) for item in gen)
-    last = next(remote._ids) - 1  # the id of the cancelled evaluation
-    items, done = local_ray.get(real.poll.remote(last, 30.0))
+    items, done = local_ray.get(real.poll.remote(remote.eval_id, 30.0))  # the cancelled one
     assert done and not any(isinstance(item, ev.EvalResult) for item in items)
+    # new data is shipped once; a history that changed weights is evaluated here, with a notice
+    s.batch_size = 256
+    s.set_data("demo:digits-train")
+    result = s.evaluate()
+    assert result.device == "cpu (Ray replica)" and result.samples == 1437 and _figures(result) == _figures(local.evaluate())
+    s.reinitialize(seed=3)
+    here = s.evaluate()
+    assert "Ray replica" not in here.device and _figures(here) == _figures(local.evaluate())
+    assert len([n for n in s.notices if "changed weights" in n]) == 1 and remote.down is None
+    s.undo()
+    assert s.evaluate().device == "cpu (Ray replica)" and remote.resyncs == 1
+    detach(s)
 
 
 @pytest.mark.slow
@@ -230,6 +243,7 @@ def test_replica_killed_mid_evaluation_falls_back_here_and_reconnect_replays_the
     assert local_ray.get(remote.actor.info.remote())["checksum"] == Checksum(s.masks).value
     again = s.evaluate()
     assert again.device == "cpu (Ray replica)" and _figures(again) == _figures(local.evaluate())
+    detach(s)
 
 
 @pytest.mark.slow
