@@ -1,4 +1,4 @@
-"""``--eval-on`` and ``--remote-data`` for the commands that evaluate (``gui``, ``eval``, ``loop``).
+"""``--eval-on``, ``--remote-data`` and ``--remote-model`` for the commands that evaluate (``gui``, ``eval``, ``loop``).
 
 Kept apart from ``cli.py`` so that the options and their checks live in one place; the session
 part is :mod:`pruneviz.core.remote_eval`.
@@ -11,9 +11,10 @@ EVAL_ON_HELP = ("evaluate on a Ray replica: local starts a Ray instance on this 
 
 
 def add_args(p) -> None:
-    """Add ``--eval-on`` and ``--remote-data`` to the parser ``p``."""
+    """Add ``--eval-on``, ``--remote-data`` and ``--remote-model`` to the parser ``p``."""
     p.add_argument("--eval-on", metavar="local|ray://HOST:PORT", help=EVAL_ON_HELP)
     p.add_argument("--remote-data", metavar="PATH", help="with --eval-on: the evaluation data as the cluster reads it (default: the local data, shipped once)")
+    p.add_argument("--remote-model", metavar="PATH", help="with --eval-on: the model file as the cluster reads it, checked to hold the same weights (default: the weights are shipped once)")
 
 
 def check(args) -> None:
@@ -22,8 +23,9 @@ def check(args) -> None:
 
     eval_on = getattr(args, "eval_on", None)
     if eval_on is None:
-        if getattr(args, "remote_data", None):
-            raise PrunevizError("--remote-data needs --eval-on local|ray://HOST:PORT")
+        for option in ("remote_data", "remote_model"):
+            if getattr(args, option, None):
+                raise PrunevizError(f"--{option.replace('_', '-')} needs --eval-on local|ray://HOST:PORT")
         return
     from pruneviz.core.remote_eval import check_client, parse_address
     from pruneviz.core.workers import ray_module
@@ -39,5 +41,5 @@ def attach(args, session):
         return session
     from pruneviz.core.remote_eval import attach as attach_remote
 
-    attach_remote(session, args.eval_on, remote_data=getattr(args, "remote_data", None))
+    attach_remote(session, args.eval_on, remote_data=getattr(args, "remote_data", None), remote_model=getattr(args, "remote_model", None))
     return session

@@ -32,22 +32,25 @@ import torch
 
 from . import evaluate as ev
 from .errors import PrunevizError, reason
-from .remote_replica import Checksum, Replica, ReplicaSpec, encode
+from .remote_replica import Checksum, Replica, ReplicaSpec, encode, fingerprint
 
 WAIT_S = 0.2  #: how long one call waits on the replica for progress before returning
 STALL_S = 60.0  #: a replica silent this long is taken as gone
 
 
 def replica_spec(session, local=None, remote_data: str | None = None, remote_model: str | None = None) -> ReplicaSpec:
-    """What a replica of ``session`` is built from: its model spec (``remote_model``: the path on
-    the cluster), the weights at the root of its history as ``state_dict`` bytes, and its data
-    (or ``remote_data``, a DATA spec read on the cluster)."""
+    """What a replica of ``session`` is built from: its model spec with the weights at the root of
+    its history as ``state_dict`` bytes (or ``remote_model``, the model file as the cluster reads
+    it: no weights shipped), and its data (or ``remote_data``, a DATA spec read on the cluster)."""
     s = session
     local = local if local is not None else s.evaluation
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in local.loaded_model().state_dict().items()}, buf)
+    state = None
+    if not remote_model:
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in local.loaded_model().state_dict().items()}, buf)
+        state = buf.getvalue()
     return ReplicaSpec(
-        model=remote_model or s.spec, arch=s.arch, trust=s.loaded.source == "pickle", state=buf.getvalue(),
+        model=remote_model or s.spec, arch=s.arch, trust=s.loaded.source == "pickle", state=state,
         example_input=s.loaded.example_input, data=None if remote_data else s.data, data_spec=remote_data,
         seed=s.seed, batch_size=s.batch_size, cache_bytes=s.cache.budget_bytes, layers=[layer.name for layer in s.layers],
     )
@@ -129,6 +132,9 @@ class RemoteEvaluator:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure to start is one line
             raise PrunevizError(f"the Ray replica did not start: {_cause(exc)}") from None
+        if self.remote_model and self.replica_info["fingerprint"] != fingerprint(self.local.loaded_model().state_dict()):
+            self.close()
+            raise PrunevizError(f"--remote-model {self.remote_model}: the model the cluster reads has other weights than the one opened here")
         self.down = None
 
     def close(self) -> None:

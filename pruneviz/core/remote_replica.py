@@ -89,6 +89,17 @@ class Checksum:
         return out
 
 
+def fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """A hash of a ``state_dict``'s names, dtypes, shapes and values: the replica that opened the
+    model file on the cluster (``--remote-model``) proves it holds the same weights as here."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}\0{t.dtype}\0{tuple(state[name].shape)}\0".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 # ------------------------------------------------------------------- journal messages
 def encode(seq: int, checksum: int, flips: Iterable[Flip], layer_no: dict[str, int]) -> bytes:
     """One journal message as bytes: what is shipped per edit (``remote_edit_bytes``).
@@ -147,6 +158,7 @@ class Replica:
             loaded.model.load_state_dict(state)
         if spec.example_input is not None:
             loaded.example_input = spec.example_input
+        self.fingerprint = fingerprint(loaded.model.state_dict())
         data = open_data(spec.data_spec) if spec.data_spec else spec.data
         self.session = Session(loaded, data, device=spec.device, seed=spec.seed, batch_size=spec.batch_size, cache_bytes=spec.cache_bytes)
         names = [layer.name for layer in self.session.layers]
@@ -167,7 +179,7 @@ class Replica:
     def info(self) -> dict:
         import os
 
-        return {"device": str(self.session.device), "pid": os.getpid(), "seq": self.seq, "checksum": self.checksum.value}
+        return {"device": str(self.session.device), "pid": os.getpid(), "seq": self.seq, "checksum": self.checksum.value, "fingerprint": self.fingerprint}
 
     # ------------------------------------------------------------------ sync
     def _apply(self, flips: list[Flip]) -> None:

@@ -16,7 +16,7 @@ import pytest
 from pruneviz.core import evaluate as ev
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.remote_eval import detach, parse_address, replica_spec
-from pruneviz.core.remote_replica import Checksum, Replica, decode, encode
+from pruneviz.core.remote_replica import Checksum, Replica, decode, encode, fingerprint
 from pruneviz.core.session import Session
 
 
@@ -78,6 +78,14 @@ def test_ray_client_address_without_the_client_installed_is_one_line(monkeypatch
     check_client("local")  # a local instance needs no client
 
 
+def test_weights_fingerprint_tells_another_file_from_the_same_weights():
+    state = Session.open("demo:cnn", device="cpu").model.state_dict()
+    same = {k: v.clone() for k, v in state.items()}
+    other = {k: v.clone() for k, v in state.items()}
+    other["12.weight"].view(-1)[7] += 1e-6
+    assert fingerprint(same) == fingerprint(state) != fingerprint(other)
+
+
 @pytest.mark.parametrize("text", ["", "remote", "ray://", "ray://host", "ray://:10001", "10.0.0.5:6379"])
 def test_a_bad_eval_on_address_is_one_line(text):
     with pytest.raises(PrunevizError, match="--eval-on"):
@@ -90,12 +98,14 @@ def test_cli_refuses_bad_remote_options_in_one_line(capsys, monkeypatch):
     args = ["eval", "demo:mlp", "--data", "demo:digits", "--device", "cpu"]
     assert main([*args, "--eval-on", "gpu-box"]) == 2
     assert main([*args, "--remote-data", "/data/digits.npz"]) == 2
+    assert main([*args, "--remote-model", "/models/mlp.pt"]) == 2
     assert main(["gui", "demo:mlp", "--eval-on", "gpu-box", "--screenshot", "x.png"]) == 2  # before any window
     monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
     assert main([*args, "--eval-on", "local"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(line.startswith("pruneviz: error: ") for line in err)
-    assert "--eval-on" in err[0] and "--remote-data needs --eval-on" in err[1] and "--eval-on" in err[2] and "pip install 'pruneviz[ray]'" in err[3]
+    assert len(err) == 5 and all(line.startswith("pruneviz: error: ") for line in err)
+    assert "--eval-on" in err[0] and "--remote-data needs --eval-on" in err[1] and "--remote-model needs --eval-on" in err[2]
+    assert "--eval-on" in err[3] and "pip install 'pruneviz[ray]'" in err[4]
 
 
 # ------------------------------------------------------------------- on a local Ray instance
@@ -255,6 +265,7 @@ def test_cli_eval_on_local_prints_the_local_figures(local_ray, capsys):
     args = ["eval", "demo:mlp", "--data", "demo:digits", "--device", "cpu", "--json"]
     assert main(args) == 0
     here = json.loads(capsys.readouterr().out)
-    assert main([*args, "--eval-on", "local", "--remote-data", "demo:digits"]) == 0  # the data read on the cluster
+    # the model and the data read on the cluster (no weights shipped: their fingerprint is checked)
+    assert main([*args, "--eval-on", "local", "--remote-data", "demo:digits", "--remote-model", "demo:mlp"]) == 0
     there = json.loads(capsys.readouterr().out)
     assert there.pop("device") == "cpu (Ray replica)" and here.pop("device") == "cpu" and there == here
