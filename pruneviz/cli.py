@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 
-from pruneviz import __version__, cli_analysis, cli_lessons, cli_models
+from pruneviz import __version__, cli_analysis, cli_lessons, cli_models, cli_remote
 from pruneviz.cli_common import (  # noqa: F401 - the shared helpers, under the names this module has always used
     BATCH_MAX,
     CALIB_HELP as _CALIB_HELP,
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--presentation", action="store_true", help="start in presentation mode: larger fonts, lines and read-outs (View > Presentation mode, F11)")
     p.add_argument("--lesson", metavar="NAME", help="start a lesson (a name from 'pruneviz lesson list' or a .toml lesson file)")
     p.add_argument("--step", metavar="K", type=_int_in("--step", 1, 1000), help="with --lesson: run its first K steps")
+    cli_remote.add_args(p)
 
     p = sub.add_parser("inspect", help="list the prunable layers")
     _model_args(p)
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DATA", required=True, help=_DATA_HELP)
     p.add_argument("--batch-size", type=_int_in("--batch-size", 1, BATCH_MAX), default=256, help="samples per batch (default: 256)")
     p.add_argument("--json", action="store_true", help="print one JSON object (accuracy, loss, per-class accuracy)")
+    cli_remote.add_args(p)
 
     p = sub.add_parser("score", help="write importance scores to an .npz")
     _model_args(p)
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-sparsity", type=_fraction("--target-sparsity"), help="stop when weight sparsity reaches this")
     p.add_argument("--max-steps", type=_int_in("--max-steps", 0, STEPS_MAX), default=10_000, help="stop after this many removals (default: 10000)")
     p.add_argument("--out", metavar="PATH", help="export the result (state_dict)")
+    cli_remote.add_args(p)
     p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the random method (default: 0)")
 
     p = sub.add_parser("demo", help="the built-in demo models and data")
@@ -294,6 +297,7 @@ def _cmd_gui(args) -> int:
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    cli_remote.check(args)  # a bad --eval-on: one line, before any window
     from pruneviz.qt.app import run
 
     return run(args)

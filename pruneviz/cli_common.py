@@ -14,7 +14,7 @@ import io
 import logging
 import sys
 
-from pruneviz import cli_models
+from pruneviz import cli_models, cli_remote
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.text import printable
 
@@ -162,9 +162,10 @@ def open_session(args, data=None):
     from pruneviz.core.session import Session
 
     check_device(args.device)
+    cli_remote.check(args)
     # calibration: --calib-data, else --train-data where the command has it, else the session's default
     calib = getattr(args, "calib_data", None) or getattr(args, "train_data", None)
-    return cli_models.opened(Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0), calib_data=calib, **cli_models.session_kwargs(args)))
+    return cli_remote.attach(args, cli_models.opened(Session.open(args.model, data=data, arch=args.arch, trust=args.trust, device=args.device, seed=getattr(args, "seed", 0), calib_data=calib, **cli_models.session_kwargs(args))))
 
 
 #: how the command line words the hints of core errors (:data:`pruneviz.core.errors.HINTS`): by flag

@@ -114,12 +114,19 @@ class Session:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(cls, model: str, data: str | None = None, arch: str | None = None, trust: bool = False, device: str = "auto", seed: int = 0, input_shape=None, input_dtype: str | None = None, calib_data: str | None = None) -> "Session":
+    def open(cls, model: str, data: str | None = None, arch: str | None = None, trust: bool = False, device: str = "auto", seed: int = 0, input_shape=None, input_dtype: str | None = None, calib_data: str | None = None, evaluator: str | None = None, remote_data: str | None = None) -> "Session":
         """Open a model spec (``demo:mlp``, a file, …) and optional data spec, as on the command line.
         ``input_shape`` / ``input_dtype``: the example input when the model needs one and has none.
-        ``calib_data``: the data scores and analyses calibrate on (see :attr:`calibration`)."""
+        ``calib_data``: the data scores and analyses calibrate on (see :attr:`calibration`).
+        ``evaluator``: ``"local"`` or ``"ray://HOST:PORT"`` evaluates on a Ray replica
+        (:mod:`pruneviz.core.remote_eval`; ``remote_data``: the data's path on the cluster)."""
         loaded = open_model(model, arch=arch, trust=trust, input_shape=input_shape, input_dtype=input_dtype)
-        return cls(loaded, open_data(data) if data else None, device=device, seed=seed, calib_data=calib_data)
+        s = cls(loaded, open_data(data) if data else None, device=device, seed=seed, calib_data=calib_data)
+        if evaluator is not None:  # --- remote evaluation hook (issue 19)
+            from .remote_eval import attach
+
+            attach(s, evaluator, remote_data=remote_data)
+        return s
 
     def example_input(self) -> torch.Tensor | None:
         """One input sample ``[1, ...]`` the model accepts (from the data, else the model file), or None."""

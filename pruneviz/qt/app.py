@@ -233,6 +233,16 @@ def run(args) -> int:
                 return 2
             QMessageBox.information(None, "pruneviz", "Starting with the demo model instead.")
             session = _default_open(*DEMO, None, False, device)
+    if getattr(args, "eval_on", None):  # evaluate on a Ray replica (issue 19); the views stay as they are
+        from pruneviz.cli_remote import attach
+
+        try:
+            attach(args, session)
+        except PrunevizError as exc:
+            if screenshot:
+                print(f"pruneviz: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+                return 2
+            QMessageBox.warning(None, "pruneviz", f"{exc}\n\nEvaluating on this machine instead.")
     # a screenshot (or a one-off --size) neither reads nor rewrites the user's saved layout
     window = MainWindow(session, restore_layout=not (screenshot or size), autosave=not screenshot, save_layout=not (screenshot or size))
     if getattr(args, "presentation", False):
