@@ -34,6 +34,8 @@ from .shipped import resources_dir
 from .lesson_actions import ACTIONS
 from .lesson_format import Lesson, LessonError, load_lesson, untrusted
 from .lesson_specs import SpecRefused, check_specs
+from .lesson_labels import human
+from .lesson_text import render as render_text
 
 __all__ = ["LESSON_DIR", "available", "load", "has_verb", "LessonRun", "StepResult", "write_outputs", "LessonError"]
 
@@ -177,6 +179,8 @@ class LessonRun:
                     break
             if step.get("show") and not (cancel is not None and cancel.is_set()):
                 self._show(step["show"])
+            if step.get("explain") and not (cancel is not None and cancel.is_set()):
+                result.note = render_text(step["explain"], self.figures)  # what this run measured
         except BaseException:
             self._rewind_to(k)
             raise
@@ -256,7 +260,8 @@ def write_outputs(run: LessonRun, out: str | Path, render: Renderer | None) -> d
     Each file is written to a temporary file in ``out`` and renamed over its name, so a link
     already there is replaced, never followed, and a failed write leaves the old file whole;
     ``result.json`` is strict JSON (a figure that is not finite is ``null``)."""
-    from .export import atomic_path, finite
+    from .export import finite
+    from .files import atomic_path, atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -269,11 +274,8 @@ def write_outputs(run: LessonRun, out: str | Path, render: Renderer | None) -> d
                     render(chart, tmp)
                 pictures.setdefault(r.index, []).append(path)
     result = finite(run.result_json())
-    with atomic_path(out / "result.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    page = handout(run, result, pictures)
-    with atomic_path(out / "handout.html") as tmp:
-        tmp.write_text(page, encoding="utf-8")
+    atomic_write_text(out / "result.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out / "handout.html", handout(run, result, pictures))
     return result
 
 
@@ -331,7 +333,7 @@ def handout(run: LessonRun, result: dict, pictures: dict[int, list[Path]]) -> st
     def value(name, v):
         return _fmt(v) + (f" ± {_fmt(std[name])}" if name in std and std[name] is not None and math.isfinite(std[name]) else "")
 
-    rows = "".join("<tr>" + "".join(f"<td>{e(c[r][0])}</td><td class='n'>{value(*c[r])}</td>" if r < len(c) else "<td></td><td></td>" for c in cols) + "</tr>" for r in range(per))
+    rows = "".join("<tr>" + "".join(f"<td title='{e(c[r][0])}'>{e(human(c[r][0]))}</td><td class='n'>{value(*c[r])}</td>" if r < len(c) else "<td></td><td></td>" for c in cols) + "</tr>" for r in range(per))
     head = "<th>figure</th><th>mean ± std</th>" if std else "<th>figure</th><th>value</th>"
     parts.append(f"<h2>What we measured</h2><table><tr>{head * 3}</tr>{rows}</table>")
     seeds = f"seeds {result['seeds'][0]}–{result['seeds'][-1]} (a seed changes {e(result['seeded'])})" if len(result.get("seeds", [])) > 1 else f"seed {result['seeds'][0] if result.get('seeds') else getattr(run, 'seed', lesson.seed)}"
