@@ -32,14 +32,14 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["Statement", "render", "render_checked", "check", "names", "TextError", "COMPARATIVES"]
+__all__ = ["Statement", "render", "render_checked", "check", "names", "static", "TextError", "COMPARATIVES"]
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
 #: shares are shown to 0.1 %: two figures closer than that read as the same
 _SAME = 0.0005
 #: words that state an ordering: static text (written before the run) must not use them to
 #: compare the lesson's own arms; a computed ``{order:…}`` / ``{cmp:…}`` says it instead
-COMPARATIVES = re.compile(r"\b(better|worse|beats?|beat|outperforms?|ahead of|behind|more accurate|less accurate|higher than|lower than|above|below)\b", re.I)
+COMPARATIVES = re.compile(r"\b(better than|worse than|beats?|outperforms?|ahead of|more accurate|less accurate|higher than|lower than|keeps? more|keeps? less|cuts? (?:worse|better))\b", re.I)
 
 
 class TextError(ValueError):
@@ -210,3 +210,8 @@ def check(text: str, said: list[Statement], figures: dict) -> list[str]:
             if _points(vals[0] - vals[1]) != st.shown:
                 wrong.append(f"{st.names[0]} − {st.names[1]} is {_points(vals[0] - vals[1])}, the text says {st.shown}")
     return wrong
+
+
+def static(template: str) -> str:
+    """The words of a template written before the run: everything outside its placeholders."""
+    return _FIELD.sub(" ", template)
