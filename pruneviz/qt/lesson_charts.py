@@ -282,11 +282,11 @@ def _bars(plot, chart: dict, pixel: float) -> None:
         if not single:  # a legend entry in the series' colour
             plot.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush=brushes[0]), s["name"])
         errors = s.get("errors") or [0.0] * len(s["values"])
-        with_err = [(x, v, e) for x, v, e in zip(xs, s["values"], errors) if e and math.isfinite(e)]
+        with_err = [(x, v, e) for x, v, e in zip(xs, s["values"], errors) if math.isfinite(e) and e > 1e-6 * max(1.0, abs(top))]
         if with_err:  # ± one standard deviation over the seeds
             plot.addItem(pg.ErrorBarItem(x=np.array([w[0] for w in with_err]), y=np.array([w[1] for w in with_err]), height=np.array([2 * w[2] for w in with_err]), beam=bw * 0.3, pen=pg.mkPen(FG, width=max(1.5, pixel / 6))))
         for x, v, e in zip(xs, s["values"], errors):
-            lift = (e if e and math.isfinite(e) else 0.0) + 0.01 * (top - lo)
+            lift = (e if math.isfinite(e) and e > 1e-6 * max(1.0, abs(top)) else 0.0) + 0.01 * (top - lo)
             text = pg.TextItem(f"{v:.0%}" if percent else f"{v:.2f}", color=FG, anchor=(0.5, 1.0 if v >= 0 else 0.0))
             text.setFont(font_px(pixel * 0.9))
             text.setPos(x, v + lift if v >= 0 else v - lift)
