@@ -395,7 +395,8 @@ def _train(run, step, cancel) -> Iterator:
     if step["schedule"] == "regrow" and s.sparsity() < step["target_sparsity"]:
         first_cut = s.preview(step["target_sparsity"], "layer", "weight", "magnitude")  # what the start cuts
     gen = s.train(step["schedule"], step["target_sparsity"], step["epochs"], method=step["method"], lr=step["lr"], from_scratch=step["from_scratch"], cancel=cancel)
-    yield from _train_curve(run, gen, step["schedule"])
+    # from scratch, the arm starts from fresh weights the generator draws: the model here is not its start
+    yield from _train_curve(run, gen, step["schedule"], start=not step["from_scratch"], reference="the shipped dense network" if step["from_scratch"] else "unpruned")
     _record_eval(run, step["record"])
     if first_cut is not None and step.get("record"):
         regrown = sum(int((first_cut[n] & s.mask(n)).sum()) for n in first_cut)
@@ -423,23 +424,24 @@ def _compensate(run, step, cancel) -> Iterator:
         s.undo()
 
 
-def _train_curve(run, gen, name: str) -> Iterator:
+def _train_curve(run, gen, name: str, start: bool = True, reference: str = "unpruned") -> Iterator:
     """Draw a training run's accuracy per epoch live, from where it starts (epoch 0: the model
     as it was before training, e.g. right after a cut) with the unpruned model's accuracy as a
     reference line, and its sparsity per epoch in a second chart beside it (arms that reach their
     sparsity at different times are compared at the sparsity each had). The finished curves of
     the lesson's earlier training steps stay on the same plots, labelled, so before / during /
-    after (or one-shot vs regrow) are compared on one picture; Back drops a step's curve with the step."""
+    after (or one-shot vs regrow) are compared on one picture; Back drops a step's curve with the step.
+    ``start = False`` (an arm trained from fresh weights) leaves out epoch 0: the model before the
+    generator runs is not where that arm starts."""
     s = run.session
     earlier = [dict(series) for r in run.results for c in r.charts if c.get("training") == "accuracy" for series in c["series"][-1:]]
     earlier_sp = [dict(series) for r in run.results for c in r.charts if c.get("training") == "sparsity" for series in c["series"][-1:]]
-    start = s.evaluate().accuracy
-    series = {"name": name, "key": name, "x": [0], "y": [start]}
-    sp = {"name": name, "key": name, "x": [0], "y": [s.sparsity()]}
+    series = {"name": name, "key": name, "x": [0] if start else [], "y": [s.evaluate().accuracy] if start else []}
+    sp = {"name": name, "key": name, "x": [0] if start else [], "y": [s.sparsity()] if start else []}
     title = f"{name}: accuracy per epoch" if not earlier else "accuracy per epoch: " + " vs ".join([e["name"] for e in earlier] + [name])
     base = s.baseline().accuracy
-    chart = {"kind": "lines", "title": title, "xlabel": "epoch", "ylabel": "accuracy", "ylim": [0, 1], "integer_x": True, "series": earlier + [series], "marks": [], "hlines": [{"y": base, "label": f"unpruned {base:.1%}"}], "training": "accuracy"}
-    sparsity = {"kind": "lines", "title": "sparsity per epoch", "xlabel": "epoch", "ylabel": "sparsity", "ylim": [0, 1], "integer_x": True, "series": earlier_sp + [sp], "marks": [], "training": "sparsity"}
+    chart = {"kind": "lines", "title": title, "xlabel": "epoch", "ylabel": "accuracy", "ylim": [0, 1], "integer_x": True, "series": earlier + [series], "marks": [], "hlines": [{"y": base, "label": f"{reference} {base:.1%}"}], "training": "accuracy"}
+    sparsity = {"kind": "lines", "title": "sparsity per epoch", "xlabel": "epoch", "ylabel": "sparsity", "ylim": [0, 1], "integer_x": True, "series": earlier_sp + [sp], "marks": [], "training": "sparsity", "legend": "bottom-right"}
     while True:
         try:
             p = next(gen)

@@ -210,7 +210,8 @@ def _xy(plot, chart: dict, pixel: float, lines: bool) -> None:
     _label(plot, "left", chart.get("ylabel", ""), pixel)
     plot.showGrid(x=True, y=True, alpha=0.12)
     if len(series) > 1:
-        legend = plot.addLegend(offset=(10, -10) if lines else (-10, 10), labelTextColor=FG, labelTextSize=f"{round(pixel)}px", brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen(0, 0, 0, 60))
+        corner = {"bottom-left": (10, -10), "bottom-right": (-10, -10), "top-right": (-10, 10), "top-left": (10, 10)}
+        legend = plot.addLegend(offset=corner.get(chart.get("legend", ""), (10, -10) if lines else (-10, 10)), labelTextColor=FG, labelTextSize=f"{round(pixel)}px", brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen(0, 0, 0, 60))
         legend.setZValue(10)
     width = max(2.0, pixel / 5)
     for s, key in zip(series, keys):  # the spread first, under the means: one faint line per seed
