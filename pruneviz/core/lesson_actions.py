@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import PrunevizError
 from .lesson_format import Setting
+from .lesson_labels import human
 
 __all__ = ["Action", "ACTIONS", "action", "pct", "spearman"]
 
@@ -417,7 +418,7 @@ def _compensate(run, step, cancel) -> Iterator:
     acc = _record_eval(run, step["record"])
     # the accuracies recorded so far (unpruned, the plain cut, ...) beside this one, as bars
     names = [n for n in run.figures if not n.endswith("_loss")]
-    chart = {"kind": "bars", "title": "accuracy: the same cut without and with compensation", "ylabel": "accuracy", "categories": [label(n) for n in names], "keys": names, "series": [{"name": "accuracy", "values": [run.figures[n] for n in names]}]}
+    chart = {"kind": "bars", "title": "accuracy: the same cut without and with compensation", "ylabel": "accuracy", "categories": [human(n) for n in names], "keys": names, "series": [{"name": "accuracy", "values": [run.figures[n] for n in names]}]}
     run.chart(chart)
     yield {"text": f"pruned {step['amount']:.0%} with compensation: accuracy {acc:.1%}", "chart": chart}
     if not step["keep"]:
@@ -456,10 +457,3 @@ def _train_curve(run, gen, name: str, start: bool = True, reference: str = "unpr
     run.chart(chart)
     run.chart(sparsity)
 
-
-def label(name: str) -> str:
-    """A figure's name in words for tables and charts: ``accuracy_global_70`` -> "accuracy, global,
-    70 %"; ``cut_90`` -> "cut 90 %"; ``sparsity_global_70_2`` -> "sparsity, global, 70 %, layer 2"."""
-    from .lesson_labels import human
-
-    return human(name)
