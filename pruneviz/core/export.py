@@ -50,6 +50,35 @@ def _quiet():
         yield
 
 
+#: loggers the ONNX exporter writes through: torch._logging gives them a handler on the stderr
+#: of the moment they were made, so redirecting ``sys.stderr`` does not reach them
+_ONNX_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+
+
+@contextmanager
+def _quiet_onnx():
+    """The ONNX exporter's warnings and log lines ("torchvision is not installed. Skipping
+    torchvision::nms", deprecations) are about torch's internals, not the user's model: hidden,
+    as the README says; its errors still become ours."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(name) for name in _ONNX_LOGGERS]
+    saved = [(lg.propagate, lg.handlers, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.propagate = False
+        lg.handlers = [logging.NullHandler()]
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), _quiet():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, (propagate, handlers, level) in zip(loggers, saved):
+            lg.propagate, lg.handlers = propagate, handlers
+            lg.setLevel(level)
+
+
 def _check_same_outputs(masked: nn.Module, shrunk: nn.Module, session) -> None:
     """The shrunk model must compute what the masked one does; refuse to write it otherwise."""
     # 8 samples: enough to see a wrong shrink (any removed channel that mattered changes every
@@ -125,8 +154,8 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
                 raise PrunevizError("onnx export needs an example input", hint="example_input")
             batch = torch.export.Dim("batch")
             try:
-                with _quiet():
-                        torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
+                with _quiet_onnx():
+                    torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
             except Exception as exc:
                 raise PrunevizError(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
 

@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 from .correlation import ranks, spearman
 from .errors import PrunevizError
 from .lesson_format import Setting
+from .lesson_labels import human
 
 __all__ = ["Action", "ACTIONS", "action", "pct"]
 
@@ -216,7 +217,7 @@ def _sweep(run, step, cancel) -> Iterator:
     for method in step["methods"]:
         for scope in step["scopes"]:
             label = _sweep_label(step, method, scope)
-            series = {"name": label.replace("_", " "), "x": [], "y": []}
+            series = {"name": label.replace("_", " "), "key": label, "x": [], "y": []}
             chart["series"].append(series)
             for lv, sp, acc, loss in _sweep_points(s, step["levels"], scope, step["granularity"], method, cancel):
                 series["x"].append(lv)
@@ -231,7 +232,7 @@ def _sweep(run, step, cancel) -> Iterator:
 def _scopes_figures(step):
     p = pct(step["amount"])
     # the layer names are known only once the model is open: a prefix ending in * stands for them
-    return [f"accuracy_{sc}_{p}" for sc in step["scopes"]] + [f"sparsity_{sc}_{p}_*" for sc in step["scopes"]]
+    return [f"accuracy_{sc}_{p}" for sc in step["scopes"]] + [f"sparsity_{sc}_{p}_*" for sc in step["scopes"]] + [f"kept_{sc}_{p}_*" for sc in step["scopes"]] + ["median_w_*"]
 
 
 @action(
@@ -240,28 +241,37 @@ def _scopes_figures(step):
     _scopes_figures,
 )
 def _scopes(run, step, cancel) -> Iterator:
-    """Prune the same amount per layer and globally; records accuracy_SCOPE_PCT and the
-    sparsity each chose per layer, sparsity_SCOPE_PCT_LAYER; bars per layer. Model left as it was."""
+    """Prune the same amount per layer and globally; records accuracy_SCOPE_PCT, the sparsity
+    each chose per layer (sparsity_SCOPE_PCT_LAYER), the weights it kept there
+    (kept_SCOPE_PCT_LAYER) and each layer's median |w| (median_w_LAYER: the scale a global
+    magnitude ranking compares across layers); bars per layer. Model left as it was."""
     s = run.session
     p = pct(step["amount"])
     names = [layer.name for layer in s.layers]
-    chart = {"kind": "bars", "title": f"per-layer sparsity at {p}% overall", "ylabel": "sparsity", "categories": [f"layer {n}" for n in names], "series": []}
+    medians = {}
+    for n in names:
+        w = s.weight(n, original=True).detach().abs().flatten().float()
+        medians[n] = float(w.median()) if w.numel() else float("nan")
+        run.record(f"median_w_{n}", medians[n])
+    chart = {"kind": "bars", "title": f"per-layer sparsity at {p}% overall", "ylabel": "sparsity of the layer", "categories": [f"layer {n}\nmedian |w| {medians[n]:.3f}" for n in names], "series": []}
     for scope in step["scopes"]:
         s.prune(step["amount"], scope=scope, method=step["method"])
         acc = s.evaluate().accuracy
         per = [s.sparsity(n) for n in names]
+        kept = [int(s.mask(n).sum()) for n in names]
         s.undo()
         run.record(f"accuracy_{scope}_{p}", acc)
-        for n, v in zip(names, per):
+        for n, v, k in zip(names, per, kept):
             run.record(f"sparsity_{scope}_{p}_{n}", v)
-        chart["series"].append({"name": f"{scope} ({acc:.1%} accurate)", "values": per})
-        yield {"text": f"{scope}: accuracy {acc:.1%}; per layer " + ", ".join(f"{n}: {v:.0%}" for n, v in zip(names, per)), "chart": chart}
+            run.record(f"kept_{scope}_{p}_{n}", k)
+        chart["series"].append({"name": f"{scope} (accuracy {acc:.1%})", "key": scope, "values": per})
+        yield {"text": f"{scope}: accuracy {acc:.1%}; sparsity of each layer: " + ", ".join(f"layer {n} {v:.0%} ({k:,} weights kept)" for n, v, k in zip(names, per, kept)), "chart": chart}
     run.chart(chart)
 
 
 # ---------------------------------------------------------------------------------- knockout
 def _knockout_figures(step):
-    return [f"spearman_{m}" for m in step["methods"]] + ["knockout_max_loss_increase", "knockout_neurons"]
+    return [f"spearman_{m}" for m in step["methods"]] + ["knockout_max_loss_increase", "knockout_neurons", "knockout_tied_lowest"]
 
 
 def _knockout_points(s, layer, cancel):
@@ -300,15 +310,21 @@ def _knockout(run, step, cancel) -> Iterator:
     measured = ranks(inc)
     first = step["methods"][0]
     scatter = {"kind": "scatter", "title": f"layer {layer}: each neuron, measured vs {first} (ranks)", "xlabel": "rank by loss increase when knocked out", "ylabel": f"rank by {first}", "series": []}
-    bars = {"kind": "bars", "title": "faithfulness: Spearman ρ of each criterion with knockout", "ylabel": "Spearman ρ", "percent": False, "categories": [], "series": [{"name": "ρ", "values": []}]}
+    bars = {"kind": "bars", "title": "rank agreement: Spearman ρ of each criterion with knockout", "ylabel": "Spearman ρ", "percent": False, "categories": [], "keys": [], "series": [{"name": "ρ", "values": []}]}
     for m in step["methods"]:
         scores = s.scores(layer, method=m, granularity="neuron").numpy()[idx]
         rho = spearman(scores, inc)
         rho = 0.0 if rho is None else rho  # a constant ranking (undefined rho) agrees with nothing
         run.record(f"spearman_{m}", rho)
         if m == first:
-            scatter["series"].append({"name": m, "x": measured.tolist(), "y": ranks(scores).tolist()})
+            scatter["series"].append({"name": m, "key": m, "x": measured.tolist(), "y": ranks(scores).tolist()})
+            lowest = min(inc)
+            tied = sum(1 for v in inc if v == lowest)  # neurons whose knockout changes nothing share the lowest rank
+            run.record("knockout_tied_lowest", float(tied))
+            if tied > 1:
+                scatter["marks"] = [{"x": float(measured.min()), "label": f"{tied} neurons tied: removing one alone changes nothing"}]
         bars["categories"].append(m)
+        bars["keys"].append(m)
         bars["series"][0]["values"].append(rho)
         yield {"text": f"{m}: Spearman ρ = {rho:.2f} between its scores and the measured loss increase", "chart": bars}
     run.chart(scatter)
@@ -363,7 +379,8 @@ def _train(run, step, cancel) -> Iterator:
     if step["schedule"] == "regrow" and s.sparsity() < step["target_sparsity"]:
         first_cut = s.preview(step["target_sparsity"], "layer", "weight", "magnitude")  # what the start cuts
     gen = s.train(step["schedule"], step["target_sparsity"], step["epochs"], method=step["method"], lr=step["lr"], from_scratch=step["from_scratch"], cancel=cancel)
-    yield from _train_curve(run, gen, step["schedule"])
+    # from scratch, the arm starts from fresh weights the generator draws: the model here is not its start
+    yield from _train_curve(run, gen, step["schedule"], start=not step["from_scratch"], reference="the shipped dense network" if step["from_scratch"] else "unpruned")
     _record_eval(run, step["record"])
     if first_cut is not None and step.get("record"):
         regrown = sum(int((first_cut[n] & s.mask(n)).sum()) for n in first_cut)
@@ -384,21 +401,31 @@ def _compensate(run, step, cancel) -> Iterator:
     acc = _record_eval(run, step["record"])
     # the accuracies recorded so far (unpruned, the plain cut, ...) beside this one, as bars
     names = [n for n in run.figures if not n.endswith("_loss")]
-    chart = {"kind": "bars", "title": "accuracy: the same cut without and with compensation", "ylabel": "accuracy", "categories": [n.replace("_", " ") for n in names], "series": [{"name": "accuracy", "values": [run.figures[n] for n in names]}]}
+    chart = {"kind": "bars", "title": "accuracy: the same cut without and with compensation", "ylabel": "accuracy", "categories": [human(n) for n in names], "keys": names, "series": [{"name": "accuracy", "values": [run.figures[n] for n in names]}]}
     run.chart(chart)
     yield {"text": f"pruned {step['amount']:.0%} with compensation: accuracy {acc:.1%}", "chart": chart}
     if not step["keep"]:
         s.undo()
 
 
-def _train_curve(run, gen, name: str) -> Iterator:
-    """Draw a training run's accuracy per epoch live. The finished curves of the lesson's earlier
-    training steps stay on the same plot, labelled, so before / during / after (or one-shot vs
-    regrow) are compared on one picture; Back drops a step's curve with the step."""
-    earlier = [dict(series) for r in run.results for c in r.charts if c.get("training") for series in c["series"][-1:]]
-    series = {"name": name, "x": [], "y": []}
+def _train_curve(run, gen, name: str, start: bool = True, reference: str = "unpruned") -> Iterator:
+    """Draw a training run's accuracy per epoch live, from where it starts (epoch 0: the model
+    as it was before training, e.g. right after a cut) with the unpruned model's accuracy as a
+    reference line, and its sparsity per epoch in a second chart beside it (arms that reach their
+    sparsity at different times are compared at the sparsity each had). The finished curves of
+    the lesson's earlier training steps stay on the same plots, labelled, so before / during /
+    after (or one-shot vs regrow) are compared on one picture; Back drops a step's curve with the step.
+    ``start = False`` (an arm trained from fresh weights) leaves out epoch 0: the model before the
+    generator runs is not where that arm starts."""
+    s = run.session
+    earlier = [dict(series) for r in run.results for c in r.charts if c.get("training") == "accuracy" for series in c["series"][-1:]]
+    earlier_sp = [dict(series) for r in run.results for c in r.charts if c.get("training") == "sparsity" for series in c["series"][-1:]]
+    series = {"name": name, "key": name, "x": [0] if start else [], "y": [s.evaluate().accuracy] if start else []}
+    sp = {"name": name, "key": name, "x": [0] if start else [], "y": [s.sparsity()] if start else []}
     title = f"{name}: accuracy per epoch" if not earlier else "accuracy per epoch: " + " vs ".join([e["name"] for e in earlier] + [name])
-    chart = {"kind": "lines", "title": title, "xlabel": "epoch", "ylabel": "accuracy", "ylim": [0, 1], "series": earlier + [series], "marks": [], "training": True}
+    base = s.baseline().accuracy
+    chart = {"kind": "lines", "title": title, "xlabel": "epoch", "ylabel": "accuracy", "ylim": [0, 1], "integer_x": True, "series": earlier + [series], "marks": [], "hlines": [{"y": base, "label": f"{reference} {base:.1%}"}], "training": "accuracy"}
+    sparsity = {"kind": "lines", "title": "sparsity per epoch", "xlabel": "epoch", "ylabel": "sparsity", "ylim": [0, 1], "integer_x": True, "series": earlier_sp + [sp], "marks": [], "training": "sparsity", "legend": "bottom-right"}
     while True:
         try:
             p = next(gen)
@@ -407,6 +434,9 @@ def _train_curve(run, gen, name: str) -> Iterator:
         if getattr(p, "accuracy", None) is not None:
             series["x"].append(p.epoch)
             series["y"].append(p.accuracy)
+            sp["x"].append(p.epoch)
+            sp["y"].append(getattr(p, "sparsity", s.sparsity()))
         yield {"text": f"{name}: epoch {getattr(p, 'epoch', '?')}, loss {getattr(p, 'loss', float('nan')):.3f}", "chart": chart}
     run.chart(chart)
+    run.chart(sparsity)
 

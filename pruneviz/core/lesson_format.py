@@ -37,6 +37,7 @@ else:  # pragma: no cover - Python 3.10
 from .errors import TrustRequired
 from .lesson_claim import DEFAULT_SHARE, Claim, LessonError, parse_claim
 from .lesson_specs import SpecRefused, Specs, check_specs
+from .lesson_text import TextError, names as text_names
 
 __all__ = ["LessonError", "Lesson", "Claim", "parse_lesson", "load_lesson", "parse_claim", "untrusted", "MAX_BYTES", "MAX_SEEDS"]
 
@@ -143,7 +144,7 @@ _PROBLEM = {
 }
 PROBLEM_KINDS = ("moons", "spirals", "xor")
 #: keys every step may have, besides the action's own settings
-STEP_KEYS = {"caption": (str, True), "action": (str, True), "show": (str, False), "layer": (str, False)}
+STEP_KEYS = {"caption": (str, True), "action": (str, True), "show": (str, False), "layer": (str, False), "explain": (str, False)}
 SHOW = ("", "boundary", "network", "playground")
 
 _TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list", dict: "a table"}
@@ -289,7 +290,7 @@ def parse_lesson(text: str, source: str, actions: dict, name: str | None = None,
         if raw.get("show") in ("boundary", "playground") and problem is None:
             fail(where.step(i, "show"), f"{label}: show = {raw['show']!r} needs a [problem] lesson")
         step = {"caption": raw["caption"], "action": raw["action"]}
-        for key in ("show", "layer"):
+        for key in ("show", "layer", "explain"):
             if key in raw:
                 step[key] = raw[key]
         for key, value in raw.items():
@@ -315,6 +316,15 @@ def parse_lesson(text: str, source: str, actions: dict, name: str | None = None,
             if not has_verb(verb) and verb not in needs:
                 needs.append(verb)
         figures.update(action.figures(step))
+        if "explain" in step:  # computed from figures this step or an earlier one records
+            try:
+                quoted = text_names(step["explain"])
+            except TextError as exc:
+                fail(where.step(i, "explain"), f"{label}: explain: {exc}")
+            prefixes = tuple(f[:-1] for f in figures if f.endswith("*"))
+            unknown = sorted(n for n in quoted - figures if not (prefixes and n.startswith(prefixes)))
+            if unknown:
+                fail(where.step(i, "explain"), f"{label}: explain quotes {', '.join(unknown)}, which no step up to this one records")
         steps.append(step)
 
     claim_line = where.top("claim")

@@ -35,6 +35,7 @@ from typing import Iterator
 from .jsonout import finite
 from .lesson_claim import Verdict, decide
 from .lesson_format import MAX_SEEDS, Lesson, LessonError
+from .lesson_text import render as render_text
 
 __all__ = ["LessonSeeds", "SEEDED", "spread"]
 
@@ -80,6 +81,8 @@ class LessonSeeds:
             merged = copy.copy(r)
             merged.charts = [spread([c[j] for c in others if len(c) > j]) for j in range(len(r.charts))]
             merged.figures = {name: self.verdict.mean.get(name, v) for name, v in r.figures.items()} if self.verdict else dict(r.figures)
+            if self.verdict and r.step.get("explain"):  # the text says what the mean figures (and the charts) show
+                merged.note = render_text(r.step["explain"], self.verdict.mean)
             out.append(merged)
         return out
 

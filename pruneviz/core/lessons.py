@@ -35,6 +35,8 @@ from .shipped import resources_dir
 from .lesson_actions import ACTIONS
 from .lesson_format import Lesson, LessonError, load_lesson, untrusted
 from .lesson_specs import SpecRefused, check_specs
+from .lesson_labels import human
+from .lesson_text import render as render_text
 
 __all__ = ["LESSON_DIR", "available", "load", "has_verb", "LessonRun", "StepResult", "write_outputs", "LessonError"]
 
@@ -178,6 +180,8 @@ class LessonRun:
                     break
             if step.get("show") and not (cancel is not None and cancel.is_set()):
                 self._show(step["show"])
+            if step.get("explain") and not (cancel is not None and cancel.is_set()):
+                result.note = render_text(step["explain"], self.figures)  # what this run measured
         except BaseException:
             self._rewind_to(k)
             raise
@@ -328,7 +332,7 @@ def handout(run: LessonRun, result: dict, pictures: dict[int, list[Path]]) -> st
     def value(name, v):
         return _fmt(v) + (f" ± {_fmt(std[name])}" if name in std and std[name] is not None and math.isfinite(std[name]) else "")
 
-    rows = "".join("<tr>" + "".join(f"<td>{e(c[r][0])}</td><td class='n'>{value(*c[r])}</td>" if r < len(c) else "<td></td><td></td>" for c in cols) + "</tr>" for r in range(per))
+    rows = "".join("<tr>" + "".join(f"<td title='{e(c[r][0])}'>{e(human(c[r][0]))}</td><td class='n'>{value(*c[r])}</td>" if r < len(c) else "<td></td><td></td>" for c in cols) + "</tr>" for r in range(per))
     head = "<th>figure</th><th>mean ± std</th>" if std else "<th>figure</th><th>value</th>"
     parts.append(f"<h2>What we measured</h2><table><tr>{head * 3}</tr>{rows}</table>")
     seeds = f"seeds {result['seeds'][0]}–{result['seeds'][-1]} (a seed changes {e(result['seeded'])})" if len(result.get("seeds", [])) > 1 else f"seed {result['seeds'][0] if result.get('seeds') else getattr(run, 'seed', lesson.seed)}"

@@ -1,8 +1,13 @@
-"""Draw a lesson's chart specs (lines, bars, scatter, decision boundary, network) with QPainter.
+"""Draw a lesson's chart specs: lines, bars and scatter with pyqtgraph (as the rest of the app
+plots); the decision boundary and the network of a generated problem with QPainter.
 
-One painter for the app's lesson panel and for the PNGs of ``pruneviz lesson run`` (a
-``QImage`` needs no window: offscreen works without a display). The specs are plain dicts made
-by the core (:mod:`pruneviz.core.lesson_actions`, :mod:`pruneviz.core.toy`).
+The same plots serve the app's lesson panel (:func:`plot_widget` / :func:`draw`) and the PNGs of
+``pruneviz lesson run`` (:func:`render`: the plot is laid out in a widget that is never shown on
+screen and grabbed, so it works offscreen, without a display). The specs are plain dicts made by
+the core (:mod:`pruneviz.core.lesson_actions`, :mod:`pruneviz.core.toy`).
+
+One colour per arm: a series (or a bar's category) is coloured by its ``key`` (the method, the
+scope, the training schedule), the same in every chart of a lesson (:func:`colour`).
 """
 
 from __future__ import annotations
@@ -10,16 +15,25 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+# the generated problem's pictures (painted); re-exported: the playground hit-tests through them
+from .lesson_drawings import CLASS_COLOURS, Edge, Node, boundary_image, boundary_square, hit, network_geometry, paint_boundary, paint_network, paint_network_chart  # noqa: F401
 
 #: Okabe–Ito: distinguishable with the common colour-vision deficiencies
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442"]
-CLASS_COLOURS = ((0, 114, 178), (230, 159, 0))
+#: the arms lessons compare, each always in its own colour (criteria, scopes, schedules)
+ARM_COLOURS = {
+    "magnitude": "#0072B2", "taylor": "#E69F00", "obd": "#009E73", "random": "#CC79A7", "wanda": "#56B4E9", "activation": "#000000", "apoz": "#F0E442",
+    "layer": "#56B4E9", "global": "#D55E00",
+    "before": "#56B4E9", "during": "#009E73", "after": "#E69F00", "fine-tune": "#0072B2", "regrow": "#CC79A7",
+}
+AXES_KINDS = ("lines", "scatter", "bars")
+FG = "#222222"
 
 
 def ensure_app():
@@ -37,9 +51,35 @@ def ensure_app():
     return app
 
 
+def colour(key: str, chart_keys: list[str]) -> QColor:
+    """The colour of an arm: its fixed one (:data:`ARM_COLOURS`), else by its place among the
+    chart's other keys that have none (layers of a sensitivity plot, figures of a bar chart)."""
+    if key in ARM_COLOURS:
+        return QColor(ARM_COLOURS[key])
+    free = [c for c in COLOURS if c not in ARM_COLOURS.values()] + COLOURS
+    others = [k for k in dict.fromkeys(chart_keys) if k not in ARM_COLOURS]
+    return QColor(free[others.index(key) % len(free)] if key in others else COLOURS[0])
+
+
+def _key(series: dict) -> str:
+    return str(series.get("key", series.get("name", "")))
+
+
 def render(chart: dict, width: int = 960, height: int = 540) -> QImage:
     """The chart as an RGB image of ``width`` × ``height`` pixels on white."""
     ensure_app()
+    if chart.get("kind") in AXES_KINDS:
+        from PySide6.QtWidgets import QApplication
+
+        w = plot_widget(chart, pixel=max(11.0, min(height / 30, width / 45)))
+        w.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+        w.resize(width, height)
+        w.show()
+        QApplication.processEvents()
+        img = w.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+        w.close()
+        w.deleteLater()
+        return img
     img = QImage(width, height, QImage.Format.Format_RGB32)
     img.fill(QColor("white"))
     p = QPainter(img)
@@ -59,8 +99,12 @@ def save_png(chart: dict, path: str | Path, size: tuple[int, int] = (960, 540)) 
 
 
 def paint(p: QPainter, rect: QRectF, chart: dict, fg: QColor | None = None) -> None:
-    """Paint ``chart`` into ``rect``."""
-    fg = fg or QColor("#222")
+    """Paint ``chart`` into ``rect`` (boundary and network; a plot is drawn as its rendered image)."""
+    fg = fg or QColor(FG)
+    kind = chart.get("kind")
+    if kind in AXES_KINDS:
+        p.drawImage(rect, render(chart, max(1, int(rect.width())), max(1, int(rect.height()))))
+        return
     p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     size = max(8.0, min(rect.height() / 30, rect.width() / 45))
     font = QFont(p.font())
@@ -76,311 +120,185 @@ def paint(p: QPainter, rect: QRectF, chart: dict, fg: QColor | None = None) -> N
         p.drawText(QRectF(rect.left(), rect.top(), rect.width(), title_h), Qt.AlignmentFlag.AlignCenter, title)
         p.setFont(font)
     body = QRectF(rect.left(), rect.top() + (title_h if title else 0), rect.width(), rect.height() - (title_h if title else 0))
-    kind = chart.get("kind")
-    if kind in ("lines", "scatter"):
-        _xy(p, body, chart, fg, size, lines=kind == "lines")
-    elif kind == "bars":
-        _bars(p, body, chart, fg, size)
-    elif kind == "boundary":
-        _boundary(p, body, chart, size)
+    if kind == "boundary":
+        paint_boundary(p, body, chart, size)
     elif kind == "network":
-        _network(p, body, chart, fg)
+        paint_network_chart(p, body, chart, fg)
 
 
-# ------------------------------------------------------------------------------------- axes
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
-        return [lo]
+# ------------------------------------------------------------------------------- pyqtgraph
+def plot_widget(chart: dict, pixel: float = 14.0, parent=None):
+    """A white pyqtgraph PlotWidget drawing ``chart`` (lines, scatter or bars); text ``pixel`` px."""
+    import pyqtgraph as pg
+
+    w = pg.PlotWidget(parent=parent, background="w")
+    w.setMinimumSize(240, 160)
+    draw(w.getPlotItem(), chart, pixel)
+    return w
+
+
+def _axis_font(pixel: float) -> QFont:
+    f = QFont()
+    f.setPixelSize(max(8, round(pixel)))
+    return f
+
+
+def ticks(lo: float, hi: float, percent: bool, integer: bool, n: int = 5) -> list[tuple[float, str]]:
+    """Tick positions and labels over [lo, hi]: whole numbers only on an integral axis (epochs),
+    percents on a share axis; the ends are included when they fall on a tick (0 %)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [(lo, f"{lo:g}")]
     raw = (hi - lo) / n
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    if integer:
+        step = max(1, round(step)) if step >= 1 else 1
     start = math.ceil(lo / step - 1e-9) * step
-    return [round(start + i * step, 10) for i in range(int((hi - start) / step + 1e-9) + 1)]
+    out = []
+    v = start
+    while v <= hi + step * 1e-9:
+        v = round(v, 10)
+        out.append((v, f"{v:.0%}" if percent else (str(int(round(v))) if integer or float(v).is_integer() else f"{v:g}")))
+        v += step
+    return out
 
 
-def _fmt_tick(v: float, pct: bool) -> str:
-    return f"{v:.0%}" if pct else (f"{v:g}" if abs(v) < 1e4 else f"{v:.0e}")
+def draw(plot, chart: dict, pixel: float = 14.0) -> None:
+    """Draw ``chart`` into a pyqtgraph PlotItem (cleared first)."""
+    import pyqtgraph as pg
+
+    plot.clear()
+    if plot.legend is not None:
+        plot.legend.scene() and plot.legend.scene().removeItem(plot.legend)
+        plot.legend = None
+    font = _axis_font(pixel)
+    fg = QColor(FG)
+    plot.setTitle(chart.get("title", ""), color=FG, size=f"{round(pixel * 1.1)}px", bold=True)
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(False, False)
+    plot.hideButtons()
+    for name in ("left", "bottom"):
+        ax = plot.getAxis(name)
+        ax.setPen(pg.mkPen(fg))
+        ax.setTextPen(pg.mkPen(fg))
+        ax.setStyle(tickFont=font, tickTextOffset=max(3, round(pixel / 3)))
+    kind = chart.get("kind")
+    if kind == "bars":
+        _bars(plot, chart, pixel)
+    else:
+        _xy(plot, chart, pixel, lines=kind == "lines")
 
 
-def _axes(p: QPainter, body: QRectF, fg: QColor, size: float, xr, yr, xlabel: str, ylabel: str, xpct: bool, ypct: bool, ymax: float | None = None) -> QRectF:
-    """Draw axes, ticks and labels; returns the plot area."""
-    left, bottom = size * 6.5, size * 4.2
-    plot = QRectF(body.left() + left, body.top() + size * 0.6, body.width() - left - size * 1.5, body.height() - bottom - size * 0.6)
-    grid = QPen(QColor(0, 0, 0, 28), 1)
-    p.setPen(fg)
-    for v in _nice_ticks(*xr):
-        x = plot.left() + (v - xr[0]) / (xr[1] - xr[0] or 1) * plot.width()
-        p.setPen(grid)
-        p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
-        p.setPen(fg)
-        p.drawText(QRectF(x - size * 4, plot.bottom() + size * 0.3, size * 8, size * 1.6), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, _fmt_tick(v, xpct))
-    for v in _nice_ticks(*yr):
-        if ymax is not None and v > ymax + 1e-9:
-            continue
-        y = plot.bottom() - (v - yr[0]) / (yr[1] - yr[0] or 1) * plot.height()
-        p.setPen(grid)
-        p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
-        p.setPen(fg)
-        p.drawText(QRectF(body.left(), y - size, left - size * 0.6, size * 2), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, _fmt_tick(v, ypct))
-    p.setPen(QPen(fg, 1.2))
-    p.drawLine(plot.bottomLeft(), plot.bottomRight())
-    p.drawLine(plot.bottomLeft(), plot.topLeft())
-    p.drawText(QRectF(plot.left(), plot.bottom() + size * 2.0, plot.width(), size * 2), Qt.AlignmentFlag.AlignCenter, xlabel)
-    p.save()
-    p.translate(body.left() + size * 0.9, plot.center().y())
-    p.rotate(-90)
-    p.drawText(QRectF(-plot.height() / 2, -size, plot.height(), size * 2), Qt.AlignmentFlag.AlignCenter, ylabel)
-    p.restore()
-    return plot
+def _label(plot, side: str, text: str, pixel: float) -> None:
+    plot.setLabel(side, text, color=FG, **{"font-size": f"{round(pixel)}px"})
 
 
-def _legend(p: QPainter, plot: QRectF, names: list[str], size: float, fg: QColor, where: str = "bottom-left") -> None:
-    if not names:
-        return
-    metrics_w = max(len(n) for n in names) * size * 0.62 + size * 3
-    h = size * 1.6
-    box = QRectF(plot.left() + size, plot.bottom() - h * len(names) - size, metrics_w, h * len(names) + size * 0.4)
-    if where == "top-right":
-        box.moveTopRight(QPointF(plot.right() - size, plot.top() + size))
-    p.setPen(QPen(QColor(0, 0, 0, 60)))
-    p.setBrush(QColor(255, 255, 255, 225))
-    p.drawRect(box)
-    for i, n in enumerate(names):
-        y = box.top() + size * 0.2 + h * i + h / 2
-        c = QColor(COLOURS[i % len(COLOURS)])
-        p.setPen(QPen(c, 3))
-        p.drawLine(QPointF(box.left() + size * 0.5, y), QPointF(box.left() + size * 2, y))
-        p.setPen(fg)
-        p.drawText(QRectF(box.left() + size * 2.4, y - h / 2, box.width(), h), Qt.AlignmentFlag.AlignVCenter, n)
-    p.setBrush(Qt.BrushStyle.NoBrush)
+def _xy(plot, chart: dict, pixel: float, lines: bool) -> None:
+    import pyqtgraph as pg
 
-
-def _xy(p: QPainter, body: QRectF, chart: dict, fg: QColor, size: float, lines: bool) -> None:
     series = [s for s in chart.get("series", []) if len(s["x"])]
+    keys = [_key(s) for s in series]
     xs = [v for s in series for v in s["x"]] or [0, 1]
     ys = [v for s in series for v in s["y"] if math.isfinite(v)] or [0, 1]
     xr = (min(xs), max(xs)) if max(xs) > min(xs) else (min(xs) - 0.5, min(xs) + 0.5)
     yr = tuple(chart["ylim"]) if chart.get("ylim") else (min(ys), max(ys)) if max(ys) > min(ys) else (min(ys) - 0.5, min(ys) + 0.5)
-    if lines and not chart.get("xlim") and 0 <= xr[0] and xr[1] <= 1:
-        xr = (0.0, 1.0) if xr[1] - xr[0] > 0.3 else xr
+    if lines and not chart.get("xlim") and 0 <= xr[0] and xr[1] <= 1 and xr[1] - xr[0] > 0.3:
+        xr = (0.0, 1.0)
     pct_x = "sparsity" in chart.get("xlabel", "")
     pct_y = "accuracy" in chart.get("ylabel", "") or "sparsity" in chart.get("ylabel", "")
-    plot = _axes(p, body, fg, size, xr, yr, chart.get("xlabel", ""), chart.get("ylabel", ""), pct_x, pct_y)
-
-    def at(x, y):
-        return QPointF(plot.left() + (x - xr[0]) / (xr[1] - xr[0]) * plot.width(), plot.bottom() - (y - yr[0]) / (yr[1] - yr[0]) * plot.height())
-
-    for i, s in enumerate(series):  # the spread first, under the means: one faint line per seed
-        faint = QColor(COLOURS[i % len(COLOURS)])
+    integer_x = bool(chart.get("integer_x")) or chart.get("xlabel") == "epoch"
+    _label(plot, "bottom", chart.get("xlabel", ""), pixel)
+    _label(plot, "left", chart.get("ylabel", ""), pixel)
+    plot.showGrid(x=True, y=True, alpha=0.12)
+    if len(series) > 1:
+        corner = {"bottom-left": (10, -10), "bottom-right": (-10, -10), "top-right": (-10, 10), "top-left": (10, 10)}
+        legend = plot.addLegend(offset=corner.get(chart.get("legend", ""), (10, -10) if lines else (-10, 10)), labelTextColor=FG, labelTextSize=f"{round(pixel)}px", brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen(0, 0, 0, 60))
+        legend.setZValue(10)
+    width = max(2.0, pixel / 5)
+    for s, key in zip(series, keys):  # the spread first, under the means: one faint line per seed
+        if not lines:
+            continue
+        faint = colour(key, keys)
         faint.setAlpha(70)
-        for ys_seed in s.get("seeds", []) if lines else []:
-            pts = [at(x, y) for x, y in zip(s["x"], ys_seed) if math.isfinite(y)]
+        for ys_seed in s.get("seeds", []):
+            pts = [(x, y) for x, y in zip(s["x"], ys_seed) if math.isfinite(y)]
             if len(pts) > 1:
-                p.setPen(QPen(faint, max(1.0, size / 8)))
-                path = QPainterPath(pts[0])
-                for q in pts[1:]:
-                    path.lineTo(q)
-                p.drawPath(path)
-    for i, s in enumerate(series):
-        c = QColor(COLOURS[i % len(COLOURS)])
-        pts = [at(x, y) for x, y in zip(s["x"], s["y"]) if math.isfinite(y)]
-        if lines and len(pts) > 1:
-            p.setPen(QPen(c, max(2.0, size / 4)))
-            path = QPainterPath(pts[0])
-            for q in pts[1:]:
-                path.lineTo(q)
-            p.drawPath(path)
-        p.setPen(QPen(c.darker(120), 1))
-        p.setBrush(c)
-        r = size * (0.32 if lines and len(pts) > 30 else 0.45)
-        if not lines or len(pts) <= 30:
-            for q in pts:
-                p.drawEllipse(q, r, r)
-        p.setBrush(Qt.BrushStyle.NoBrush)
+                plot.addItem(pg.PlotDataItem([p[0] for p in pts], [p[1] for p in pts], pen=pg.mkPen(faint, width=max(1.0, width / 2))))
+    for s, key in zip(series, keys):
+        c = colour(key, keys)
+        pts = [(x, y) for x, y in zip(s["x"], s["y"]) if math.isfinite(y)]
+        px, py = [p[0] for p in pts], [p[1] for p in pts]
+        symbol = "o" if (not lines or len(pts) <= 30) else None
+        size = pixel * (0.65 if lines else 0.55)
+        item = pg.PlotDataItem(px, py, pen=pg.mkPen(c, width=width) if lines else None, symbol=symbol, symbolSize=size, symbolBrush=pg.mkBrush(c), symbolPen=pg.mkPen(c.darker(120)), name=s["name"] if len(series) > 1 else None)
+        plot.addItem(item)
+    for h in chart.get("hlines", []):
+        line = pg.InfiniteLine(pos=h["y"], angle=0, pen=pg.mkPen("#555555", width=max(1.5, width * 0.7), style=Qt.PenStyle.DashLine), label=h.get("label", ""), labelOpts={"position": 0.02, "color": "#333333", "anchors": [(0, 1), (0, 1)]})
+        line.label.setFont(font_px(pixel))
+        plot.addItem(line)
     for m in chart.get("marks", []):
-        x = at(m["x"], yr[0]).x()
-        p.setPen(QPen(QColor("#D55E00"), 2, Qt.PenStyle.DashLine))
-        p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
-        p.setPen(QColor("#D55E00"))
-        p.drawText(QRectF(x + size * 0.4, plot.top() + size * 0.2, size * 14, size * 1.8), Qt.AlignmentFlag.AlignLeft, m.get("label", ""))
-    _legend(p, plot, [s["name"] for s in series] if len(series) > 1 else [], size, fg, "top-right" if not lines else "bottom-left")
+        line = pg.InfiniteLine(pos=m["x"], angle=90, pen=pg.mkPen("#D55E00", width=2, style=Qt.PenStyle.DashLine), label=m.get("label", ""), labelOpts={"position": 0.96, "color": "#D55E00", "anchors": [(0, 0), (0, 0)]})
+        line.label.setFont(font_px(pixel))
+        plot.addItem(line)
+    pad_x = (xr[1] - xr[0]) * 0.03
+    pad_y = (yr[1] - yr[0]) * 0.04
+    plot.setXRange(xr[0] - pad_x, xr[1] + pad_x, padding=0)
+    plot.setYRange(yr[0] - pad_y, yr[1] + pad_y, padding=0)
+    plot.getAxis("bottom").setTicks([ticks(xr[0], xr[1], pct_x, integer_x)])
+    plot.getAxis("left").setTicks([ticks(yr[0], yr[1], pct_y, False)])
 
 
-def _bars(p: QPainter, body: QRectF, chart: dict, fg: QColor, size: float) -> None:
+def font_px(pixel: float, bold: bool = False) -> QFont:
+    f = _axis_font(pixel)
+    f.setBold(bold)
+    return f
+
+
+def _bars(plot, chart: dict, pixel: float) -> None:
+    import pyqtgraph as pg
+
     cats = chart.get("categories", [])
     series = chart.get("series", [])
-    vals = [v for s in series for v in s["values"]] or [1]
+    vals = [v for s in series for v in s["values"] if math.isfinite(v)] or [1]
+    errs = [e for s in series for e in s.get("errors", []) if math.isfinite(e)] or [0]
     percent = chart.get("percent", True)
     top = 1.0 if percent or max(vals) <= 1 else max(vals)
-    yr = (min(0.0, min(vals) * 1.2), top * (1.3 if len(series) > 1 else 1.12))  # room for the legend and labels
-    plot = _axes(p, body, fg, size, (0, 1), yr, "", chart.get("ylabel", ""), False, percent, ymax=top)
-    # the x axis names categories, not numbers: cover the numeric tick labels
-    p.fillRect(QRectF(plot.left() - size * 3, plot.bottom() + 1, plot.width() + size * 6, size * 1.9), QColor("white"))
+    lo = min(0.0, min(vals) - max(errs))
+    if lo < 0:  # room under a negative bar for its value label
+        lo -= 0.12 * (top - lo)
+    room = 1.3 if len(series) > 1 else 1.15  # the value labels and the legend above the bars
     n, k = max(1, len(cats)), max(1, len(series))
-    slot = plot.width() / n
-    bw = slot * 0.8 / k
-    for ci, cat in enumerate(cats):
-        for si, s in enumerate(series):
-            v = s["values"][ci]
-            x = plot.left() + slot * ci + slot * 0.1 + bw * si
-            zero = plot.bottom() - (0 - yr[0]) / (yr[1] - yr[0]) * plot.height()
-            h = v / (yr[1] - yr[0]) * plot.height()
-            c = QColor(COLOURS[(si if k > 1 else ci) % len(COLOURS)])
-            p.fillRect(QRectF(x, zero - h, bw * 0.92, h), c)
-            err = s.get("errors", [0.0] * len(s["values"]))[ci]
-            if err and math.isfinite(err):  # ± one standard deviation over the seeds
-                e = err / (yr[1] - yr[0]) * plot.height()
-                mid = x + bw * 0.46
-                p.setPen(QPen(fg, max(1.5, size / 6)))
-                p.drawLine(QPointF(mid, zero - h - e), QPointF(mid, zero - h + e))
-                for yy in (zero - h - e, zero - h + e):
-                    p.drawLine(QPointF(mid - bw * 0.15, yy), QPointF(mid + bw * 0.15, yy))
-            p.setPen(fg)
-            lift = (err / (yr[1] - yr[0]) * plot.height()) if err and math.isfinite(err) else 0.0
-            label_y = zero - h - lift - size * 1.7 if v >= 0 else zero - h + size * 0.1
-            p.drawText(QRectF(x - size, label_y, bw + 2 * size, size * 1.6), Qt.AlignmentFlag.AlignCenter, f"{v:.0%}" if percent else f"{v:.2f}")
-        p.setPen(fg)
-        p.drawText(QRectF(plot.left() + slot * ci, plot.bottom() + size * 0.3, slot, size * 1.6), Qt.AlignmentFlag.AlignCenter, cat)
-    if k > 1:
-        _legend(p, plot, [s["name"] for s in series], size, fg, "top-right")
-
-
-# --------------------------------------------------------------------------------- boundary
-def boundary_image(grid: np.ndarray) -> QImage:
-    """P(class 1) on a grid -> a light two-colour image with the 0.5 contour dark (row 0 at the bottom)."""
-    g = np.clip(np.asarray(grid, dtype=np.float32), 0, 1)[::-1]
-    c0, c1 = np.array(CLASS_COLOURS[0], np.float32), np.array(CLASS_COLOURS[1], np.float32)
-    conf = np.abs(g - 0.5)[..., None] * 2  # 0 at the boundary, 1 when sure
-    base = np.where(g[..., None] < 0.5, c0, c1)
-    rgb = 255 - (255 - base) * (0.18 + 0.42 * conf)
-    side = g >= 0.5
-    edge = np.zeros_like(side)
-    edge[:-1] |= side[:-1] != side[1:]
-    edge[:, :-1] |= side[:, :-1] != side[:, 1:]
-    rgb[edge] = (40, 40, 40)
-    rgba = np.dstack([rgb.astype(np.uint8), np.full(g.shape, 255, np.uint8)])
-    rgba = np.ascontiguousarray(rgba[..., [2, 1, 0, 3]])  # BGRA for Format_RGB32 on little-endian
-    img = QImage(rgba.data, g.shape[1], g.shape[0], 4 * g.shape[1], QImage.Format.Format_RGB32)
-    return img.copy()
-
-
-def boundary_square(body: QRectF) -> QRectF:
-    side = min(body.width(), body.height())
-    return QRectF(body.center().x() - side / 2, body.center().y() - side / 2, side, side)
-
-
-def _boundary(p: QPainter, body: QRectF, chart: dict, size: float) -> None:
-    sq = boundary_square(body)
-    img = boundary_image(chart["grid"])
-    p.drawImage(sq, img.scaled(int(sq.width()), int(sq.height()), Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation))
-    x0, x1, y0, y1 = chart["bounds"]
-    x, y = np.asarray(chart["x"]), np.asarray(chart["y"])
-    r = max(2.0, sq.width() / 120)
-    for cls in (0, 1):
-        c = QColor(*CLASS_COLOURS[cls])
-        p.setPen(QPen(QColor("white"), 1))
-        p.setBrush(c)
-        for px, py in x[y == cls]:
-            q = QPointF(sq.left() + (px - x0) / (x1 - x0) * sq.width(), sq.bottom() - (py - y0) / (y1 - y0) * sq.height())
-            if sq.contains(q):
-                p.drawEllipse(q, r, r)
-    p.setBrush(Qt.BrushStyle.NoBrush)
-    p.setPen(QPen(QColor("#444"), 1))
-    p.drawRect(sq)
-
-
-# ---------------------------------------------------------------------------------- network
-@dataclass
-class Node:
-    column: int  #: 0 = inputs
-    index: int
-    at: QPointF
-    radius: float
-    layer: str | None  #: the layer whose output this node is (None for inputs)
-    kept: bool
-    output: bool
-
-
-@dataclass
-class Edge:
-    layer: str
-    row: int  #: output neuron
-    col: int  #: input
-    a: QPointF
-    b: QPointF
-    width: float
-    kept: bool
-
-
-def network_geometry(chart: dict, rect: QRectF) -> tuple[list[Node], list[Edge]]:
-    """Where each node and edge of a network chart goes in ``rect`` (also for hit tests)."""
-    layers = chart["layers"]
-    sizes = [len(layers[0]["w"][0])] + [len(layer["w"]) for layer in layers]
-    ncol = len(sizes)
-    margin = min(rect.width(), rect.height()) * 0.08
-    dx = (rect.width() - 2 * margin) / max(1, ncol - 1)
-    cols: list[list[Node]] = []
-    for c, n in enumerate(sizes):
-        dy = (rect.height() - 2 * margin) / max(1, n)
-        radius = max(3.0, min(dy * 0.32, dx * 0.08, 18.0))
-        x = rect.left() + margin + dx * c
-        col = []
-        for i in range(n):
-            y = rect.top() + margin + dy * (i + 0.5)
-            layer = layers[c - 1] if c else None
-            col.append(Node(c, i, QPointF(x, y), radius, layer["name"] if layer else None, bool(layer["neurons"][i]) if layer else True, bool(layer and layer["output"])))
-        cols.append(col)
-    wmax = max((abs(v) for layer in layers for row in layer["w"] for v in row), default=1.0) or 1.0
-    edges = []
-    for li, layer in enumerate(layers):
-        for i, row in enumerate(layer["w"]):
-            for j, v in enumerate(row):
-                a, b = cols[li][j], cols[li + 1][i]
-                edges.append(Edge(layer["name"], i, j, a.at, b.at, 0.4 + 5.0 * abs(v) / wmax, bool(layer["mask"][i][j])))
-    return [n for col in cols for n in col], edges
-
-
-def _network(p: QPainter, body: QRectF, chart: dict, fg: QColor, hover=None) -> None:
-    nodes, edges = network_geometry(chart, body)
-    paint_network(p, nodes, edges, fg, hover)
-
-
-def paint_network(p: QPainter, nodes: list[Node], edges: list[Edge], fg: QColor, hover=None) -> None:
-    """Edges (width = |w|; pruned ones thin, grey and dashed) under nodes (pruned ones hollow)."""
-    for e in sorted(edges, key=lambda e: e.kept):
-        if e.kept:
-            pen = QPen(QColor(0, 114, 178, 190), e.width)
-        else:
-            pen = QPen(QColor(150, 150, 150, 200), 1.2, Qt.PenStyle.DashLine)
-        if hover is e:
-            pen.setColor(QColor("#D55E00"))
-        p.setPen(pen)
-        p.drawLine(e.a, e.b)
-    for n in nodes:
-        colour = QColor("#444") if n.column == 0 else QColor("#E69F00") if n.output else QColor("#009E73")
-        if hover is n:
-            colour = QColor("#D55E00")
-        p.setPen(QPen(colour.darker(130), 1.5))
-        p.setBrush(QBrush(colour) if n.kept else QBrush(QColor("white")))
-        p.drawEllipse(n.at, n.radius, n.radius)
-        if not n.kept:
-            d = n.radius * 0.6
-            p.drawLine(n.at + QPointF(-d, -d), n.at + QPointF(d, d))
-            p.drawLine(n.at + QPointF(-d, d), n.at + QPointF(d, -d))
-    p.setBrush(Qt.BrushStyle.NoBrush)
-
-
-def hit(nodes: list[Node], edges: list[Edge], pos: QPointF):
-    """The node under ``pos`` (first), else the nearest edge within a few pixels, else None."""
-    for n in nodes:
-        if (n.at - pos).manhattanLength() <= n.radius * 1.4:
-            return n
-    best, best_d = None, 6.0
-    for e in edges:
-        ax, ay, bx, by = e.a.x(), e.a.y(), e.b.x(), e.b.y()
-        vx, vy = bx - ax, by - ay
-        t = max(0.0, min(1.0, ((pos.x() - ax) * vx + (pos.y() - ay) * vy) / (vx * vx + vy * vy or 1)))
-        d = math.hypot(ax + t * vx - pos.x(), ay + t * vy - pos.y())
-        if d < best_d and 0.05 < t < 0.95:
-            best, best_d = e, d
-    return best
+    bw = 0.8 / k
+    single = k == 1
+    keys = chart.get("keys") or list(cats)
+    skeys = [_key(s) for s in series]
+    _label(plot, "left", chart.get("ylabel", ""), pixel)
+    plot.showGrid(x=False, y=True, alpha=0.12)
+    if not single:
+        plot.addLegend(offset=(-10, 10), labelTextColor=FG, labelTextSize=f"{round(pixel)}px", brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen(0, 0, 0, 60)).setZValue(10)
+    for si, s in enumerate(series):
+        xs = [ci - 0.4 + bw * si + bw / 2 for ci in range(len(s["values"]))]
+        brushes = [pg.mkBrush(colour(keys[ci] if single and ci < len(keys) else skeys[si], keys if single else skeys)) for ci in range(len(s["values"]))]
+        item = pg.BarGraphItem(x=xs, height=list(s["values"]), width=bw * 0.92, brushes=brushes, pen=pg.mkPen(None))
+        plot.addItem(item)
+        if not single:  # a legend entry in the series' colour
+            plot.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush=brushes[0]), s["name"])
+        errors = s.get("errors") or [0.0] * len(s["values"])
+        with_err = [(x, v, e) for x, v, e in zip(xs, s["values"], errors) if math.isfinite(e) and e > 1e-6 * max(1.0, abs(top))]
+        if with_err:  # ± one standard deviation over the seeds
+            plot.addItem(pg.ErrorBarItem(x=np.array([w[0] for w in with_err]), y=np.array([w[1] for w in with_err]), height=np.array([2 * w[2] for w in with_err]), beam=bw * 0.3, pen=pg.mkPen(FG, width=max(1.5, pixel / 6))))
+        for x, v, e in zip(xs, s["values"], errors):
+            lift = (e if math.isfinite(e) and e > 1e-6 * max(1.0, abs(top)) else 0.0) + 0.01 * (top - lo)
+            text = pg.TextItem(f"{v:.0%}" if percent else f"{v:.2f}", color=FG, anchor=(0.5, 1.0 if v >= 0 else 0.0))
+            text.setFont(font_px(pixel * 0.9))
+            text.setPos(x, v + lift if v >= 0 else v - lift)
+            plot.addItem(text)
+    bottom = plot.getAxis("bottom")
+    lines_per_label = max((c.count("\n") + 1 for c in cats), default=1)
+    bottom.setHeight(pixel * (1.6 * lines_per_label + 0.8))
+    bottom.setTicks([[(ci, c) for ci, c in enumerate(cats)]])
+    hi = top * room
+    pad = (hi - lo) * 0.03
+    plot.setXRange(-0.55, n - 0.45, padding=0)
+    plot.setYRange(lo - pad, hi, padding=0)  # the 0 % tick inside the view, not on its edge
+    plot.getAxis("left").setTicks([[t for t in ticks(lo, top, percent, False)]])

@@ -9,16 +9,33 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtCore import QEvent, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontInfo, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 from . import lesson_charts as lc
 from .playground_view import PlaygroundView
 
 
+class _Painted(QWidget):
+    """A boundary or network chart, painted (the plots are pyqtgraph widgets)."""
+
+    def __init__(self, chart: dict, parent=None):
+        super().__init__(parent)
+        self.chart = chart
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def paintEvent(self, _ev) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("white"))
+        lc.paint(p, QRectF(self.rect()).adjusted(4, 4, -4, -4), self.chart)
+        p.end()
+
+
 class ChartView(QWidget):
-    """Paints one or two chart specs side by side."""
+    """One or two chart specs side by side: plots as pyqtgraph widgets (text sized from the
+    widget's font, so presentation mode scales them), boundary and network painted; or a card
+    of big text when a step has no chart (its measured figures)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -26,26 +43,60 @@ class ChartView(QWidget):
         self.card = ""  #: big text shown when a step has no chart (its measured figures)
         self.setMinimumSize(320, 200)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAutoFillBackground(True)
+        pal = self.palette()
+        pal.setColor(self.backgroundRole(), QColor("white"))
+        self.setPalette(pal)
+        self._row = QHBoxLayout(self)
+        self._row.setContentsMargins(2, 2, 2, 2)
+        self._views: list[tuple[str, QWidget]] = []
+        self._card = QLabel()
+        self._card.setWordWrap(True)
+        self._card.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._card.setStyleSheet("color:#0072B2; background:white;")
+        self._row.addWidget(self._card)
+        self._card.hide()
 
     def set_charts(self, charts: list[dict], card: str = "") -> None:
         self.charts = [c for c in charts if c][:2]
         self.card = card
-        self.update()
+        kinds = [("plot" if c.get("kind") in lc.AXES_KINDS else "paint") for c in self.charts]
+        if kinds != [k for k, _ in self._views]:  # rebuild only when the layout changes (live steps redraw often)
+            for _, w in self._views:
+                self._row.removeWidget(w)
+                w.deleteLater()
+            self._views = []
+            for kind, chart in zip(kinds, self.charts):
+                w = lc.plot_widget(chart, self._pixel()) if kind == "plot" else _Painted(chart)
+                self._row.addWidget(w, 1)
+                self._views.append((kind, w))
+        self._draw()
+        self._card.setVisible(not self.charts and bool(card))
+        self._card.setText(card)
 
-    def paintEvent(self, _ev) -> None:
-        p = QPainter(self)
-        p.fillRect(self.rect(), QColor("white"))
-        if self.charts:
-            w = self.width() / len(self.charts)
-            for i, chart in enumerate(self.charts):
-                lc.paint(p, QRectF(i * w + 4, 4, w - 8, self.height() - 8), chart)
-        elif self.card:
-            f = QFont(self.font())
-            f.setPointSizeF(max(12.0, min(self.height() / 9, self.width() / 22)))
-            p.setFont(f)
-            p.setPen(QColor("#0072B2"))
-            p.drawText(self.rect().adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.card)
-        p.end()
+    def _pixel(self) -> float:
+        return max(11.0, QFontInfo(self.font()).pixelSize() * 1.15)
+
+    def _draw(self) -> None:
+        for (kind, w), chart in zip(self._views, self.charts):
+            if kind == "plot":
+                lc.draw(w.getPlotItem(), chart, self._pixel())
+            else:
+                w.chart = chart
+                w.update()
+        f = QFont(self.font())
+        f.setPointSizeF(max(12.0, min(self.height() / 9, self.width() / 22)))
+        self._card.setFont(f)
+
+    def changeEvent(self, ev) -> None:
+        super().changeEvent(ev)
+        if ev.type() == QEvent.Type.FontChange and self.charts:
+            self._draw()
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        if self.card and not self.charts:
+            self._draw()
 
 
 class PredictView(QWidget):

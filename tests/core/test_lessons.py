@@ -277,8 +277,10 @@ def test_lesson_claim_holds(name, tmp_path, capsys):
     assert not re.search(r"(?:https?:)?//[\w.-]+\.\w|src=['\"](?!data:)|href=|@import|url\(", page), "the handout must be self-contained"
     for step in lessons.load(name).steps:
         assert _html_escape(step["caption"]) in page
-    for figure in result["figures"]:  # every measured number is on the handout
-        assert f"<td>{figure}</td>" in page
+    from pruneviz.core.lesson_labels import human
+
+    for figure in result["figures"]:  # every measured number is on the handout, in words
+        assert f"<td title='{figure}'>{_html_escape(human(figure))}</td>" in page
 
 
 def _html_escape(text: str) -> str:
@@ -409,7 +411,10 @@ def test_a_new_verb_makes_a_waiting_lesson_runnable(monkeypatch, tmp_path, capsy
     run = lessons.LessonRun(parse(text, has_verb=lessons.has_verb))
     results = list(run.run())
     assert seen == [1, 2, 3] and "tuned" in run.figures
-    assert results[-1].charts[0]["series"][0]["y"] == pytest.approx([0.6, 0.7, 0.8])
+    curve = results[-1].charts[0]["series"][0]
+    # the curve starts where training starts (epoch 0: the model before it), then one point per epoch
+    assert curve["x"] == [0, 1, 2, 3] and curve["y"] == pytest.approx([run.figures["a"], 0.6, 0.7, 0.8])
+    assert results[-1].charts[0]["hlines"][0]["y"] == pytest.approx(run.session.baseline().accuracy)
 
 
 def test_sensitivity_action_follows_the_agreed_shape(monkeypatch):
@@ -443,9 +448,15 @@ def test_training_curves_of_a_lesson_share_one_plot_and_back_drops_one():
     accuracy its own step recorded at the end; Back drops the last step's curve with the step."""
     run = lessons.LessonRun(lessons.load("when"))
     list(run.run())
-    last = run.results[-1].charts[-1]
-    assert [s["name"] for s in last["series"]] == ["before", "during", "after"]
-    assert [s["y"][-1] for s in last["series"]] == [run.figures["before_80"], run.figures["during_80"], run.figures["after_80"]]
+    accuracy, sparsity = run.results[-1].charts
+    assert [s["name"] for s in accuracy["series"]] == ["before", "during", "after"]
+    assert [s["y"][-1] for s in accuracy["series"]] == [run.figures["before_80"], run.figures["during_80"], run.figures["after_80"]]
+    # beside accuracy, the sparsity each arm had at each epoch: all at 80 % at the end, 'before' from the start
+    assert [s["name"] for s in sparsity["series"]] == ["before", "during", "after"]
+    assert [s["x"] for s in sparsity["series"]] == [s["x"] for s in accuracy["series"]]
+    assert all(s["y"][-1] == pytest.approx(0.8, abs=0.01) for s in sparsity["series"])
+    assert sparsity["series"][0]["x"][0] == 1  # from fresh weights: the curves start at the first epoch, not at the shipped network
+    assert sparsity["series"][0]["y"][0] == pytest.approx(0.8, abs=0.01) and sparsity["series"][1]["y"][0] < 0.79
     run.back()
     run.back()
-    assert [s["name"] for s in run.results[-1].charts[-1]["series"]] == ["before", "during"]
+    assert [s["name"] for s in run.results[-1].charts[0]["series"]] == ["before", "during"]
