@@ -11,6 +11,7 @@ import json
 import math
 import time
 
+from pruneviz.core import units
 from pruneviz.core.errors import PrunevizError
 
 EPOCHS_MAX = 100_000
@@ -48,7 +49,9 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     from pruneviz.cli import _int_in
 
     p.add_argument("--finetune", type=_int_in("--finetune", 1, EPOCHS_MAX), metavar="EPOCHS", help="fine-tune the kept weights this many epochs after pruning")
-    p.add_argument("--compensate", nargs="?", const="exact", default=None, choices=["exact", "sparsegpt"], metavar="{exact,sparsegpt}", help="update the kept weights to keep each layer's outputs on calibration data: exact (default: least squares for the chosen mask) or sparsegpt (SparseGPT chooses the mask too)")
+    from pruneviz.core.compensate import MODES
+
+    p.add_argument("--compensate", nargs="?", const=MODES[0], default=None, choices=MODES, metavar="{" + ",".join(MODES) + "}", help="update the kept weights to keep each layer's outputs on calibration data: exact (default: least squares for the chosen mask) or sparsegpt (SparseGPT chooses the mask too)")
     _training_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
@@ -193,7 +196,7 @@ def prune_and_train(s, args, emit, prune=None) -> int:
     if args.json:
         emit(json.dumps(_finite(rep)))
         return 0
-    unit = {"neuron": "neurons", "head": "attention heads"}.get(args.granularity, "weights")
+    unit = units.get(args.granularity).counted_in
     how = {"exact": " (compensated)", "sparsegpt": " (SparseGPT, compensated)"}.get(args.compensate, "")
     line = f"pruned {n:,} {unit}{how}; sparsity {rep['sparsity']:.1%}"
     if before is not None:

@@ -99,6 +99,24 @@ def pool_any(mask_pruned: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(m, dtype=np.float32)
 
 
+def pool_conformance(mask_pruned: np.ndarray, violating: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """Per block, the fraction of pruned entries, or 1.0 where any entry is ``violating`` (a unit's
+    pattern is broken there): a layer that follows a 2:4 pattern reads as 0.5 everywhere, not as
+    solid pruned, and a block that breaks the pattern stands out at full strength. Blocks of one
+    cell show the mask itself."""
+    by, bx = block
+    m = np.asarray(mask_pruned, dtype=bool)
+    bad = np.asarray(violating, dtype=bool)
+    if (by, bx) == (1, 1):  # one cell per pixel: the pattern itself is what shows
+        return np.ascontiguousarray(m, dtype=np.float32)
+    h, w = m.shape
+    p = _pad(m, by, bx, False).astype(np.float32)
+    cells = _pad(np.ones((h, w), dtype=np.float32), by, bx, 0.0)
+    frac = _reduce_blocks(p, block, np.add) / np.maximum(_reduce_blocks(cells, block, np.add), 1.0)
+    hit = _reduce_blocks(_pad(bad, by, bx, False).view(np.uint8), block, np.bitwise_or).astype(bool)
+    return np.ascontiguousarray(np.where(hit, 1.0, frac), dtype=np.float32)
+
+
 def pool_abs_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     """Per block, the largest |value| (as the max of the block's max and −min: no |a| copy)."""
     by, bx = block
