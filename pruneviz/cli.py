@@ -274,13 +274,14 @@ def _cmd_inspect(args) -> int:
     layers = [layer.to_json(zeros[layer.name]) for layer in s.layers]
     total = s.original_params
     if args.json:
-        _emit(json.dumps({"layers": layers, "params": total, "sparsity": zeros[None]}))
+        _emit(json.dumps({"layers": layers, "params": total, "sparsity": zeros[None], "conforms": units.conformance(s)}))
         return 0
     _emit(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {zeros[None]:.1%}")
+    follows = {n: p for p, names in units.conformance(s).items() for n in names}
     width = max(len(printable(layer["name"])) for layer in layers)  # as shown, escapes included
     for layer in s.layers:
         shape = "×".join(map(str, layer.shape))
-        flag = "  (output)" if layer.is_output else ""
+        flag = ("  (output)" if layer.is_output else "") + (f"  {follows[layer.name]}" if layer.name in follows else "")
         _emit(f"  {printable(layer.name):<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {zeros[layer.name]:6.1%}{flag}")
     return 0
 
