@@ -179,13 +179,17 @@ class LayerImage:
     again: on a 4096×4096 layer that is 4 of 4096 rows instead of 16M cells.
     """
 
-    def __init__(self, weight2d: np.ndarray, pruned2d: np.ndarray, max_shape: tuple[int, int] = (1024, 1024)):
+    def __init__(self, weight2d: np.ndarray, pruned2d: np.ndarray, max_shape: tuple[int, int] = (1024, 1024), pool_pruned=None):
         self.shape = weight2d.shape
         self.block = block_shape(self.shape, max_shape)
         #: True when blocks are big enough that the image is max |w| per block (see the module doc)
         self.magnitude = self.block[0] * self.block[1] >= MAGNITUDE_FROM
         self.weights = pool_rows_chunked(self._pool_weights, weight2d, self.block)
-        self.pruned = pool_rows_chunked(pool_any, pruned2d, self.block)
+        #: ``pool_pruned(pruned2d, block)``: a unit's own pooling of the whole layer (N:M
+        #: conformance, see :meth:`pruneviz.core.units.Unit.pool_pruned`); then rows are not
+        #: re-pooled alone (:attr:`rows_ok`), since a pattern's groups may span block rows
+        self.rows_ok = pool_pruned is None
+        self.pruned = pool_rows_chunked(pool_any, pruned2d, self.block) if pool_pruned is None else pool_pruned(pruned2d, self.block)
 
     def _pool_weights(self, a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
         return pool_abs_max(a, block) if self.magnitude else pool_signed_max(a, block)

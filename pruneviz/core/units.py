@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -271,12 +272,14 @@ def patterns(extra=None) -> list[Unit]:
     return out
 
 
-def pattern_of(kept: torch.Tensor, kind: str = "", extra=None) -> str | None:
+def pattern_of(kept: torch.Tensor, kind: str = "", extra=None, sparsity: float | None = None) -> str | None:
     """The name of the first pattern (:func:`patterns`) ``kept`` follows, or None. A layer with
-    nothing pruned follows none."""
-    if bool(kept.all()):
+    nothing pruned follows none. ``sparsity`` (the layer's, when known) skips the patterns it is
+    far too low for without reading the mask."""
+    cands = [u for u in patterns(extra) if sparsity is None or sparsity >= 0.5 * (1 - u.n / u.m)]
+    if not cands or bool(kept.all()):
         return None
-    return next((u.name for u in patterns(extra) if u.conforms(kept, kind)), None)
+    return next((u.name for u in cands if u.conforms(kept, kind)), None)
 
 
 def conformance(session, extra=None) -> dict[str, list[str]]:
@@ -286,3 +289,27 @@ def conformance(session, extra=None) -> dict[str, list[str]]:
     for u in patterns(extra):
         out[u.name] = [layer.name for layer in session.layers if u.conforms(session.weight(layer.name) != 0, layer.kind)]
     return out
+
+
+def shown_as(session, layer: str) -> Unit:
+    """The unit whose pooling draws ``layer`` in the heatmap: the last prune's pattern when it
+    covered the layer (so a block that breaks it stands out), else a registered pattern the
+    layer follows, else :data:`WEIGHT` (any pruned)."""
+    spec = getattr(session, "last_prune", None)
+    if spec is not None and layer in spec.layers:
+        unit = UNITS.get(spec.granularity) or (NM(*nm.parse(spec.granularity)) if nm.parse(spec.granularity) else None)
+        if unit is not None and not unit.uses_amount:
+            return unit
+    info = session.layer(layer)
+    name = pattern_of(session.mask(layer), info.kind, sparsity=session.sparsity(layer))
+    return get(name) if name else WEIGHT
+
+
+def pooling(session, layer: str):
+    """``f(pruned2d, block)`` pooling ``layer``'s pruned overlay by its unit (:func:`shown_as`),
+    or None for the default "any pruned" pooling."""
+    unit = shown_as(session, layer)
+    if unit is WEIGHT:
+        return None
+    info = session.layer(layer)
+    return functools.partial(unit.pool_pruned, shape=info.shape, kind=info.kind)
