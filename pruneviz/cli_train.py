@@ -59,12 +59,12 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub) -> None:
     """The ``train`` subcommand."""
     from pruneviz.cli import SEED_MAX, _fraction, _int_in, _model_args
-    from pruneviz.core.schedules import METHODS, SCHEDULES  # the core's lists: a copy here drifted once
+    from pruneviz.core.schedules import DESCRIPTIONS, METHODS, SCHEDULES  # the core's lists: a copy here drifted once
 
     p = sub.add_parser("train", help="prune before / during / after training, or prune and regrow")
     _model_args(p)
     p.add_argument("--data", metavar="DATA", required=True, help="held-out evaluation data")
-    p.add_argument("--schedule", required=True, choices=SCHEDULES, help="when to prune: before (at initialisation, then train), during (gradual, cubic schedule), after (train, prune once, fine-tune), regrow (RigL: constant sparsity, drop and regrow), granet (regrow with a gradual start)")
+    p.add_argument("--schedule", required=True, choices=SCHEDULES, help="when to prune: " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
     p.add_argument("--target-sparsity", required=True, type=_fraction("--target-sparsity"), metavar="S", help="fraction (0 to 1) of each layer's weights pruned at the end")
     p.add_argument("--epochs", required=True, type=_int_in("--epochs", 1, EPOCHS_MAX), metavar="N", help="epochs of training over the training data")
     p.add_argument("--from-scratch", action="store_true", help="re-initialise the weights first (seeded by --seed)")
@@ -197,7 +197,7 @@ def prune_and_train(s, args, emit, prune=None) -> int:
         emit(json.dumps(_finite(rep)))
         return 0
     unit = units.get(args.granularity).counted_in
-    how = {"exact": " (compensated)", "sparsegpt": " (SparseGPT, compensated)"}.get(args.compensate, "")
+    how = f" ({'' if args.compensate == 'exact' else 'SparseGPT, '}compensated)" if args.compensate else ""
     line = f"pruned {n:,} {unit}{how}; sparsity {rep['sparsity']:.1%}"
     if before is not None:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"
