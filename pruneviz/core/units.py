@@ -92,8 +92,9 @@ class Unit:
         """Whether this unit applies to ``session``'s model (reading this never builds anything slow)."""
         return True
 
-    def select(self, scores: dict, kept: dict, amount: float, scope: str, ctx: Context) -> dict[str, torch.Tensor]:
-        """``{layer: bool tensor like kept[layer]}``: the kept entries to prune (True = goes)."""
+    def select(self, scores: dict, kept: dict, amount: float, scope: str, ctx: Context | None = None) -> dict[str, torch.Tensor]:
+        """``{layer: bool tensor like kept[layer]}``: the kept entries to prune (True = goes),
+        ``amount`` of them by ``scope``; ``ctx`` (default: magnitude, no layer kinds) says the rest."""
         raise NotImplementedError
 
     def pool_pruned(self, pruned2d: np.ndarray, block: tuple[int, int], shape=None, kind: str = "") -> np.ndarray:
@@ -113,7 +114,8 @@ class Weight(Unit):
     name, counted_in = "weight", "weights"
     summary = "single weights"
 
-    def select(self, scores, kept, amount, scope, ctx):
+    def select(self, scores, kept, amount, scope, ctx=None):
+        ctx = ctx or Context()
         self.check(ctx.method, scope)
         names = list(kept)
         if scope == "layer" and ctx.method in imp.ROW_METHODS:  # compared within each output row
@@ -141,14 +143,12 @@ class Neuron(Unit):
     def available(self, session) -> bool:
         return bool(session.neuron_pruning)
 
-    def select(self, scores, kept, amount, scope, ctx):
+    def select(self, scores, kept, amount, scope, ctx=None):
+        ctx = ctx or Context()
         self.check(ctx.method, scope)
         if ctx.coupled is None:
             raise PrunevizError("neuron selection needs the model's channel coupling")
         return ctx.coupled(amount, scope, scores, kept)
-
-    def pool_pruned(self, pruned2d, block, shape=None, kind=""):
-        return display.pool_any(pruned2d, block)
 
 
 class Head(Unit):
@@ -164,9 +164,10 @@ class Head(Unit):
 
         return bool(find_heads(session))
 
-    def select(self, scores, kept, amount, scope, ctx):
+    def select(self, scores, kept, amount, scope, ctx=None):
         """Per attention module (``kept``: its heads), the lowest-scored kept heads; every module
         keeps at least one (see :func:`pruneviz.core.attention_heads.prune`)."""
+        ctx = ctx or Context()
         self.check(ctx.method, scope)
         if scope == "layer":
             return {n: rk.lowest(scores[n], k, min(round(amount * rk.count(k)), max(rk.count(k) - 1, 0))) for n, k in kept.items()}
@@ -197,7 +198,8 @@ class NM(Unit):
         self.name = f"{n}:{m}"
         self.summary = f"N:M sparsity: the {n} highest-scored of every {m} consecutive inputs"
 
-    def select(self, scores, kept, amount, scope, ctx):
+    def select(self, scores, kept, amount, scope, ctx=None):
+        ctx = ctx or Context()
         self.check(ctx.method, scope)
         return {n: nm.select(scores[n], kept[n], self.n, self.m, ctx.kinds.get(n, "")) for n in kept}
 
