@@ -204,7 +204,9 @@ class NM(Unit):
         return {n: nm.select(scores[n], kept[n], self.n, self.m, ctx.kinds.get(n, "")) for n in kept}
 
     def conforms(self, kept, kind=""):
-        return nm.conforms(kept, self.n, self.m, kind)
+        """True when something is pruned and every group keeps at most N (a dense layer whose
+        inputs are fewer than N, such as a first conv on one channel, follows nothing)."""
+        return not bool(kept.all()) and nm.conforms(kept, self.n, self.m, kind)
 
     def pool_pruned(self, pruned2d, block, shape=None, kind=""):
         """Per block, the pruned fraction where every group in it follows N:M (a conformant 2:4
