@@ -32,6 +32,7 @@ from pruneviz.cli_common import (  # noqa: F401 - the shared helpers, under the 
     same_file as _same_file,
     show as _show,
 )
+from pruneviz.core import units
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.jsonout import dumps
 from pruneviz.core.text import printable
@@ -47,6 +48,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 _amount = _fraction("--amount")
+
+
+#: ``--granularity``: any unit of the registry (or any N:M); its error names the choices
+_UNIT_METAVAR = "{" + ",".join(units.names()) + ",N:M}"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -82,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="write importance scores to an .npz")
     _model_args(p)
     p.add_argument("--method", required=True, help=_METHOD_HELP)
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron", "head"], help="one score per weight, per neuron (output row / conv filter), or per attention head")
+    p.add_argument("--granularity", default="weight", type=units.parse_arg, metavar=_UNIT_METAVAR, help="what is scored: " + "; ".join(f"{u.name}: {u.summary}" for u in units.UNITS.values()) + " (scored per weight)")
     p.add_argument("--data", metavar="DATA", help=_DATA_HELP)
     p.add_argument("--calib-data", metavar="DATA", help=_CALIB_HELP)
     p.add_argument("--seed", type=_int_in("--seed", 0, SEED_MAX), default=0, help="seed of the random method (default: 0)")
@@ -93,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--amount", required=True, type=_amount, help="fraction (0 to 1) of the still-kept weights or neurons to remove, so repeated prunes compose")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the pruned model; .pt/.pth/.bin, .safetensors, .pt2 or .onnx chooses the format")
-    p.add_argument("--scope", default="layer", choices=["layer", "global", "sensitivity"], help="layer: each selected layer loses --amount of its own; global: one ranking over all selected layers; sensitivity: per-layer amounts allocated from a sensitivity analysis on the calibration data, or uniform or global when one of those scores better there (default: layer)")
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron", "head"], help="prune single weights, whole neurons (output rows / conv filters), or whole attention heads (default: weight)")
+    p.add_argument("--scope", default="layer", choices=[*units.SCOPES, "sensitivity"], help="layer: each selected layer loses --amount of its own; global: one ranking over all selected layers; sensitivity: per-layer amounts allocated from a sensitivity analysis on the calibration data, or uniform or global when one of those scores better there (default: layer)")
+    p.add_argument("--granularity", default="weight", type=units.parse_arg, metavar=_UNIT_METAVAR, help="what is pruned: " + "; ".join(f"{u.name}: {u.summary}" for u in units.UNITS.values()) + "; any N:M with N < M prunes to that pattern, --amount unused (default: weight)")
     p.add_argument("--method", default="magnitude", help=_METHOD_HELP + " (default: magnitude)")
     p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only layers whose names match these globs (default: all; the output layer is neuron-pruned only when named exactly)")
     p.add_argument("--data", metavar="DATA", help=_DATA_HELP + "; reports accuracy before and after")
@@ -143,13 +149,14 @@ def _cmd_inspect(args) -> int:
     layers = [layer.to_json(zeros[layer.name]) for layer in s.layers]
     total = s.original_params
     if args.json:
-        _emit(json.dumps({"layers": layers, "params": total, "sparsity": zeros[None]}))
+        _emit(json.dumps({"layers": layers, "params": total, "sparsity": zeros[None], "conforms": units.conformance(s)}))
         return 0
     _emit(f"{s.spec}: {len(layers)} prunable layers, {total:,} parameters, sparsity {zeros[None]:.1%}")
+    follows = {n: p for p, names in units.conformance(s).items() for n in names}
     width = max(len(printable(layer["name"])) for layer in layers)  # as shown, escapes included
     for layer in s.layers:
         shape = "×".join(map(str, layer.shape))
-        flag = "  (output)" if layer.is_output else ""
+        flag = ("  (output)" if layer.is_output else "") + (f"  {follows[layer.name]}" if layer.name in follows else "")
         _emit(f"  {printable(layer.name):<{width}}  {layer.kind:<7} {shape:<14} {layer.params:>10,}  {zeros[layer.name]:6.1%}{flag}")
     return 0
 
@@ -185,13 +192,14 @@ def _cmd_score(args) -> int:
         calibration = s.calibration_info() if args.method in DATA_METHODS else None
         _emit(json.dumps({"method": args.method, "granularity": args.granularity, "layers": list(scores), "out": args.out, "calibration": calibration}))
     else:
-        _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} {'attention modules' if args.granularity == 'head' else 'layers'} to {args.out}")
+        _emit(f"wrote {args.method} {args.granularity} scores of {len(scores)} {'layers' if units.get(args.granularity).picks_layers else 'attention modules'} to {args.out}")
     return 0
 
 
 def _cmd_prune(args) -> int:
-    if args.shrink and args.granularity not in ("neuron", "head"):
-        raise PrunevizError("--shrink removes neurons or heads: use it with --granularity neuron or head")
+    unit = units.get(args.granularity)
+    if args.shrink and not unit.shrinks:
+        raise PrunevizError("--shrink removes neurons or heads: use it with --granularity " + " or ".join(n for n, u in units.UNITS.items() if u.shrinks))
     _check_out(args.out, "--out")
     if args.format is None:
         args.format = format_for(args.out)
@@ -201,9 +209,9 @@ def _cmd_prune(args) -> int:
         if _same_file(args.report, args.out):
             raise PrunevizError("--report and --out name the same file: give the report its own name, e.g. report.json")
     s = _session(args, data=args.data)
-    if args.shrink and args.granularity == "neuron":  # layers that cannot be shrunk are left out, with a notice each
+    if args.shrink and unit.edits == "chan":  # layers that cannot be shrunk are left out, with a notice each
         args.layers = cli_models.shrinkable_layers(s, args.layers)
-    if args.shrink and args.granularity == "head":  # likewise attention modules whose heads cannot go
+    if args.shrink and not unit.picks_layers:  # likewise attention modules whose heads cannot go
         from pruneviz.core.attention_heads import shrinkable_units
 
         args.layers = shrinkable_units(s, args.layers)
@@ -221,8 +229,7 @@ def _cmd_prune(args) -> int:
     else:
         n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
     rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
-    unit = {"neuron": "neurons", "head": "attention heads"}.get(args.granularity, "weights")
-    line = f"pruned {n:,} {unit}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"
+    line = f"pruned {n:,} {unit.counted_in}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"
     if "macs_before" in rep:
         line += f"; MACs {rep['macs_before']:,} -> {rep.get('macs_shrunk', rep['macs_masked']):,}"
     if "accuracy_after" in rep:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 from pruneviz.cli_common import CALIB_HELP, check_out, emit, model_args, open_session, same_file
+from pruneviz.core import units
 from pruneviz.core.errors import PrunevizError
 
 
@@ -53,7 +54,7 @@ def add_parsers(sub) -> None:
     common(p)
     p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only layers whose names match these globs (default: all)")
     p.add_argument("--levels", type=_levels, metavar="0.1,0.2,...", help="sparsity levels, fractions from 0 to 1 (default: 0.1 to 0.9)")
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="prune single weights or whole neurons at each level (default: weight)")
+    p.add_argument("--granularity", default="weight", choices=units.leveled(), help="prune single weights or whole neurons at each level (default: weight)")
     p.add_argument("--method", default="magnitude", help="the criterion that ranks what goes first at each level (default: magnitude)")
 
     p = sub.add_parser("knockout", help="remove each neuron of a layer alone and evaluate; rate each criterion")
@@ -64,8 +65,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("sweep", help="accuracy vs sparsity of one-shot prunes, per method and scope")
     common(p, measured_on_calibration=False)
     p.add_argument("--methods", type=_names("--methods", NEURON_METHODS), default=["magnitude"], metavar="M[,M]", help="criteria to sweep, comma-separated (default: magnitude)")
-    p.add_argument("--scopes", type=_names("--scopes", ("layer", "global")), default=["layer"], metavar="layer,global", help="per layer, global, or both, comma-separated (default: layer)")
-    p.add_argument("--granularity", default="weight", choices=["weight", "neuron"], help="prune single weights or whole neurons at each level (default: weight)")
+    p.add_argument("--scopes", type=_names("--scopes", units.SCOPES), default=["layer"], metavar="layer,global", help="per layer, global, or both, comma-separated (default: layer)")
+    p.add_argument("--granularity", default="weight", choices=units.leveled(), help="prune single weights or whole neurons at each level (default: weight)")
     p.add_argument("--layers", metavar="GLOB[,GLOB]", help="only layers whose names match these globs (default: all)")
     p.add_argument("--levels", type=_levels, metavar="0.1,0.2,...", help="sparsity levels, fractions from 0 to 1 (default: 0.1 to 0.9)")
 
@@ -167,7 +168,7 @@ def prune_by_sensitivity(s, args) -> int:
     """``prune --scope sensitivity``: ``--amount`` of the kept weights of the selected layers with
     per-layer sparsities allocated from a sensitivity analysis on the calibration data (or uniform
     or global, whichever scores best there); returns the number of weights pruned."""
-    if args.granularity != "weight":
+    if units.get(args.granularity) is not units.WEIGHT:
         raise PrunevizError("--scope sensitivity allocates weights: use it with --granularity weight")
     return s.prune(args.amount, scope="sensitivity", method=args.method, layers=args.layers)
 

@@ -15,6 +15,7 @@ import logging
 import sys
 
 from pruneviz import cli_models, cli_remote
+from pruneviz.core import units
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.text import printable
 
@@ -73,7 +74,7 @@ def int_in(option: str, low: int, high: int):
 
 
 DATA_HELP = "evaluation data: demo:digits, .npz (arrays x, y), .pt (dict of tensors x, y), or package.module:function"
-METHOD_HELP = "importance: magnitude, random, taylor, taylor-mean, obd, wanda, wanda-layer (the data-driven ones calibrate on --calib-data)"
+METHOD_HELP = f"importance: {', '.join(units.WEIGHT.methods())} (the data-driven ones calibrate on --calib-data)"
 CALIB_HELP = ("the data that data-driven scores, sensitivity and compensation are computed on (default: the training data where known: "
                "demo:digits-train for the demo models, --train-data when given; otherwise --data, with a note that this inflates the figures)")
 

@@ -11,6 +11,7 @@ import math
 import time
 
 from pruneviz.cli_common import SEED_MAX, check_format, check_out, emit, fraction, int_in, model_args, open_session, plain, progress_stream, same_file, show
+from pruneviz.core import units
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.jsonout import dumps
 
@@ -43,20 +44,22 @@ def _training_options(p: argparse.ArgumentParser) -> None:
 
 def add_prune_options(p: argparse.ArgumentParser) -> None:
     """``prune``'s training options: --finetune EPOCHS, --train-data, --lr, --compensate, --json."""
+    from pruneviz.core.compensate import MODES
+
     p.add_argument("--finetune", type=int_in("--finetune", 1, EPOCHS_MAX), metavar="EPOCHS", help="fine-tune the kept weights this many epochs after pruning")
-    p.add_argument("--compensate", nargs="?", const="exact", default=None, choices=["exact", "sparsegpt"], metavar="{exact,sparsegpt}", help="update the kept weights to keep each layer's outputs on calibration data: exact (default: least squares for the chosen mask) or sparsegpt (SparseGPT chooses the mask too)")
+    p.add_argument("--compensate", nargs="?", const=MODES[0], default=None, choices=MODES, metavar="{" + ",".join(MODES) + "}", help="update the kept weights to keep each layer's outputs on calibration data: exact (default: least squares for the chosen mask) or sparsegpt (SparseGPT chooses the mask too)")
     _training_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
 def add_parsers(sub) -> None:
     """The ``train`` subcommand."""
-    from pruneviz.core.schedules import METHODS, SCHEDULES  # the core's lists: a copy here drifted once
+    from pruneviz.core.schedules import DESCRIPTIONS, METHODS, SCHEDULES  # the core's lists: a copy here drifted once
 
     p = sub.add_parser("train", help="prune before / during / after training, or prune and regrow")
     model_args(p)
     p.add_argument("--data", metavar="DATA", required=True, help="held-out evaluation data")
-    p.add_argument("--schedule", required=True, choices=SCHEDULES, help="when to prune: before (at initialisation, then train), during (gradual, cubic schedule), after (train, prune once, fine-tune), regrow (RigL: constant sparsity, drop and regrow), granet (regrow with a gradual start)")
+    p.add_argument("--schedule", required=True, choices=SCHEDULES, help="when to prune: " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
     p.add_argument("--target-sparsity", required=True, type=fraction("--target-sparsity"), metavar="S", help="fraction (0 to 1) of each layer's weights pruned at the end")
     p.add_argument("--epochs", required=True, type=int_in("--epochs", 1, EPOCHS_MAX), metavar="N", help="epochs of training over the training data")
     p.add_argument("--from-scratch", action="store_true", help="re-initialise the weights first (seeded by --seed)")
@@ -182,8 +185,8 @@ def prune_and_train(s, args, emit, prune=None) -> int:
     if args.json:
         emit(dumps(rep))
         return 0
-    unit = {"neuron": "neurons", "head": "attention heads"}.get(args.granularity, "weights")
-    how = {"exact": " (compensated)", "sparsegpt": " (SparseGPT, compensated)"}.get(args.compensate, "")
+    unit = units.get(args.granularity).counted_in
+    how = f" ({'' if args.compensate == 'exact' else 'SparseGPT, '}compensated)" if args.compensate else ""
     line = f"pruned {n:,} {unit}{how}; sparsity {rep['sparsity']:.1%}"
     if before is not None:
         line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"

@@ -26,6 +26,7 @@ import torch
 from . import importance as imp
 from . import ranking as rk
 from .correlation import ranks, spearman, top_overlap  # noqa: F401  (public here too)
+from . import units as units_
 from .errors import PrunevizError
 from .evaluate import child_index
 from .history import Flip
@@ -77,8 +78,11 @@ def level_choices(session, name: str, method: str, levels: list[float]) -> list[
 
 def flips_for(session, chosen: dict[str, torch.Tensor], granularity: str) -> list[Flip]:
     """Flips that prune what a :meth:`Session.preview` chose (kept -> pruned)."""
-    if granularity == "weight":
+    unit = units_.get(granularity)
+    if unit.edits == "elem":
         return [Flip.make("elem", n, m.reshape(-1).nonzero().flatten(), m.numel()) for n, m in chosen.items() if m.any()]
+    if unit.edits != "chan":
+        raise PrunevizError(f"this analysis prunes weights or neurons, not {unit.counted_in}")
     return session.neuron_flips({n: m.nonzero().flatten() for n, m in chosen.items() if m.any()})
 
 
@@ -142,7 +146,7 @@ def sensitivity(session, layers=None, levels=None, granularity: str = "weight", 
     names = session.select_layers(layers, granularity)
     edits: list[Edit] = []
     for name in names:
-        if granularity == "weight":
+        if units_.get(granularity) is units_.WEIGHT:
             imp.check_method(method, "weight", True)
             n_weights = session.layer(name).numel
             for level, idx in zip(levels, level_choices(session, name, method, levels)):
@@ -214,8 +218,7 @@ def probe_scores(session, probe: Probe, layer: str, method: str) -> torch.Tensor
 
 def available_methods(session, granularity: str) -> list[str]:
     """Criteria that can score this session (data-driven ones need calibration data)."""
-    names = imp.WEIGHT_METHODS if granularity == "weight" else imp.NEURON_METHODS
-    return [m for m in names if m not in imp.DATA_METHODS or session.calibration is not None]
+    return list(units_.get(granularity).methods(session.calibration is not None))
 
 
 # ---------------------------------------------------------- criteria compared
@@ -226,7 +229,7 @@ def compare(session, layer: str, method_a: str, method_b: str, granularity: str 
 
     Yields ``{"method", "scale"}`` as each criterion is scored."""
     session.layer(layer)
-    kept = (session.mask(layer) if granularity == "weight" else session.neuron_mask(layer)).reshape(-1)
+    kept = (session.neuron_mask(layer) if units_.get(granularity).edits == "chan" else session.mask(layer)).reshape(-1)
     scores, scales = {}, {}
     for m in (method_a, method_b):
         if cancel is not None and cancel.is_set():
@@ -295,8 +298,8 @@ def sweeps(session, levels=None, scopes=("layer",), granularities=("weight",), m
         if scope not in ("layer", "global"):
             raise PrunevizError(f"unknown scope {scope!r}: use layer or global")
     combos = [(m, sc, g) for m in methods for sc in scopes for g in granularities]
-    for m, _, g in combos:
-        imp.check_method(m, g, True)
+    for m, sc, g in combos:
+        units_.get(g).check(m, sc)
     edits = []
     for combo in combos:
         m, sc, g = combo

@@ -26,7 +26,6 @@ with the head's indices, then sets the module's head count (and ``all_head_size`
 
 from __future__ import annotations
 
-import math
 import weakref
 from dataclasses import dataclass
 
@@ -304,44 +303,34 @@ def restore_heads(session, name: str, heads, label: str | None = None) -> int:
     return _edit_heads(session, unit, heads, False, label or f"restore head{'s' if len(list(heads)) != 1 else ''} {', '.join(map(str, heads))} of {unit.name}")
 
 
-def prune(session, amount: float, scope: str = "layer", method: str = "magnitude", layers=None) -> int:
-    """Prune ``amount`` of the kept heads of each attention module (``scope="layer"``) or of all
-    of them in one ranking (``"global"``, each score divided by its module's mean kept score);
-    every module keeps at least one head. One undo step; returns the number of heads pruned."""
+def preview(session, amount: float, scope: str = "layer", method: str = "magnitude", layers=None) -> dict[str, torch.Tensor]:
+    """What :func:`prune` would prune: ``{attention module: bool [heads]}`` (True = would go)."""
     from . import ranking as rk
-    from .prune_spec import PruneSpec
+    from .units import HEAD, Context
 
     rk.check_amount(amount)
-    if scope not in ("layer", "global"):
-        raise PrunevizError(f"unknown scope {scope!r} for heads: use layer or global")
+    HEAD.check(method, scope)
     units = select_units(session, layers)
     s = scores(session, method, units)
     kept = {u.name: head_mask(session, u) for u in units}
-    chosen: dict[str, list[int]] = {}
-    if scope == "layer":
-        for u in units:
-            k = min(round(amount * rk.count(kept[u.name])), max(rk.count(kept[u.name]) - 1, 0))
-            sel = rk.lowest(s[u.name], kept[u.name], k)
-            chosen[u.name] = sel.nonzero().flatten().tolist()
-    else:
-        cand = []
-        for u in units:
-            kv = kept[u.name]
-            if not bool(kv.any()):
-                continue
-            norm = s[u.name].float() / rk.mean_kept(s[u.name], kv)
-            best = int(torch.where(kv, norm, torch.full_like(norm, -math.inf)).argmax())
-            cand += [(float(norm[h]), u.name, h) for h in range(u.num_heads) if bool(kv[h]) and h != best]
-        total = sum(rk.count(kv) for kv in kept.values())
-        cand.sort()
-        for _, name, h in cand[: min(round(amount * total), len(cand))]:
-            chosen.setdefault(name, []).append(h)
+    return HEAD.select(s, kept, amount, scope, Context(method))
+
+
+def prune(session, amount: float, scope: str = "layer", method: str = "magnitude", layers=None) -> int:
+    """Prune ``amount`` of the kept heads of each attention module (``scope="layer"``) or of all
+    of them in one ranking (``"global"``, each score divided by its module's mean kept score);
+    every module keeps at least one head (:meth:`pruneviz.core.units.Head.select`). One undo
+    step; returns the number of heads pruned."""
+    from .prune_spec import PruneSpec
+
+    chosen = preview(session, amount, scope, method, layers)
+    units = {u.name: u for u in select_units(session, layers)}
     n = 0
     with session.group(f"prune {amount:.0%} heads by {method} ({scope})"):
-        for u in units:
-            if chosen.get(u.name):
-                n += _edit_heads(session, u, chosen[u.name], True, "")
-    session.last_prune = PruneSpec(amount, scope, "head", method, tuple(u.name for u in units))
+        for name, sel in chosen.items():
+            if bool(sel.any()):
+                n += _edit_heads(session, units[name], sel.nonzero().flatten().tolist(), True, "")
+    session.last_prune = PruneSpec(amount, scope, "head", method, tuple(chosen))
     return n
 
 

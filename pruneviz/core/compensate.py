@@ -124,21 +124,27 @@ def calibration_inputs(session, data, samples: int = MAX_SAMPLES) -> torch.Tenso
     return x[:samples].to(session.device)
 
 
-def steps(session, amount: float, scope: str = "layer", method: str = "magnitude", layers=None, mode="exact", calib=None, limit: int | None = None, samples: int = MAX_SAMPLES, batch: int = 32, cancel=None, damp: float | None = None, exact_flops: float | None = None):
+def steps(session, amount: float, scope: str = "layer", method: str = "magnitude", layers=None, mode="exact", calib=None, limit: int | None = None, samples: int = MAX_SAMPLES, batch: int = 32, cancel=None, damp: float | None = None, exact_flops: float | None = None, granularity: str = "weight"):
     """Generator: a compensated weight prune (module docstring), yielding :class:`CompensateProgress`
     twice per layer; returns the number of weights pruned. One undo step. ``cancel`` (a
     threading.Event) or closing the generator puts the session back exactly as before (returns 0).
     ``limit``: bytes a layer's H may take (default: the device's free memory). ``damp``: λ as a
     fraction of H's mean diagonal (default 1e-6 for exact, SparseGPT's 1 % for sparsegpt).
     ``exact_flops``: in exact mode, a layer whose solves would cost more is done by SparseGPT
-    (default :data:`EXACT_FLOPS`; the layers are named in ``session.notices``)."""
+    (default :data:`EXACT_FLOPS`; the layers are named in ``session.notices``).
+    ``granularity``: ``"weight"``, or an N:M unit (``"2:4"``): the mask follows the pattern, and
+    SparseGPT chooses it per group of M (:mod:`pruneviz.core.compensate_nm`)."""
     from .prune_spec import PruneSpec
 
     mode = mode_of(mode) or "exact"
     if damp is None:
         damp = DAMP_EXACT if mode == "exact" else DAMP
     exact_flops = EXACT_FLOPS if exact_flops is None else exact_flops
-    chosen = session.preview(amount, scope, "weight", method, layers)
+    from .units import get as unit_of
+
+    unit = unit_of(granularity)
+    pattern = (unit.n, unit.m) if not unit.uses_amount else None  # N:M
+    chosen = session.preview(amount, scope, unit, method, layers)
     modules = dict(session.model.named_modules())
     views = {n: cal.view_of(n, modules[n]) for n in chosen}
     for n in chosen:
@@ -173,7 +179,12 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
                 else:
                     if mode == "exact":
                         big.append(n)
-                    new, keep = solve.sparsegpt(dense, h, kept, int(chosen[n].sum()), DAMP if mode == "exact" else damp)
+                    if pattern is not None:
+                        from .compensate_nm import sparsegpt_nm
+
+                        new, keep = sparsegpt_nm(dense, h, kept, *pattern, torch.Size(shape[2:]).numel(), DAMP if mode == "exact" else damp)
+                    else:
+                        new, keep = solve.sparsegpt(dense, h, kept, int(chosen[n].sum()), DAMP if mode == "exact" else damp)
                 del h
                 newly = view.join(kept & ~keep, shape)
                 flip = Flip.make("elem", n, newly.reshape(-1).nonzero().flatten().cpu(), newly.numel())
@@ -195,7 +206,7 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
         if isinstance(e, _Cancelled):
             return 0
         raise
-    session.last_prune = PruneSpec(amount, scope, "weight", method, tuple(chosen))
+    session.last_prune = PruneSpec(amount, scope, unit.name, method, tuple(chosen))
     if big:
         session.notices.append(f"compensation: the exact solve of {', '.join(big)} would take over {exact_flops / 1e9:g} GFLOP: SparseGPT chose their masks and weights")
     if not applied:

@@ -99,6 +99,24 @@ def pool_any(mask_pruned: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(m, dtype=np.float32)
 
 
+def pool_conformance(mask_pruned: np.ndarray, violating: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """Per block, the fraction of pruned entries, or 1.0 where any entry is ``violating`` (a unit's
+    pattern is broken there): a layer that follows a 2:4 pattern reads as 0.5 everywhere, not as
+    solid pruned, and a block that breaks the pattern stands out at full strength. Blocks of one
+    cell show the mask itself."""
+    by, bx = block
+    m = np.asarray(mask_pruned, dtype=bool)
+    bad = np.asarray(violating, dtype=bool)
+    if (by, bx) == (1, 1):  # one cell per pixel: the pattern itself is what shows
+        return np.ascontiguousarray(m, dtype=np.float32)
+    h, w = m.shape
+    p = _pad(m, by, bx, False).astype(np.float32)
+    cells = _pad(np.ones((h, w), dtype=np.float32), by, bx, 0.0)
+    frac = _reduce_blocks(p, block, np.add) / np.maximum(_reduce_blocks(cells, block, np.add), 1.0)
+    hit = _reduce_blocks(_pad(bad, by, bx, False).view(np.uint8), block, np.bitwise_or).astype(bool)
+    return np.ascontiguousarray(np.where(hit, 1.0, frac), dtype=np.float32)
+
+
 def pool_abs_max(a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     """Per block, the largest |value| (as the max of the block's max and −min: no |a| copy)."""
     by, bx = block
@@ -161,13 +179,17 @@ class LayerImage:
     again: on a 4096×4096 layer that is 4 of 4096 rows instead of 16M cells.
     """
 
-    def __init__(self, weight2d: np.ndarray, pruned2d: np.ndarray, max_shape: tuple[int, int] = (1024, 1024)):
+    def __init__(self, weight2d: np.ndarray, pruned2d: np.ndarray, max_shape: tuple[int, int] = (1024, 1024), pool_pruned=None):
         self.shape = weight2d.shape
         self.block = block_shape(self.shape, max_shape)
         #: True when blocks are big enough that the image is max |w| per block (see the module doc)
         self.magnitude = self.block[0] * self.block[1] >= MAGNITUDE_FROM
         self.weights = pool_rows_chunked(self._pool_weights, weight2d, self.block)
-        self.pruned = pool_rows_chunked(pool_any, pruned2d, self.block)
+        #: ``pool_pruned(pruned2d, block)``: a unit's own pooling of the whole layer (N:M
+        #: conformance, see :meth:`pruneviz.core.units.Unit.pool_pruned`); then rows are not
+        #: re-pooled alone (:attr:`rows_ok`), since a pattern's groups may span block rows
+        self.rows_ok = pool_pruned is None
+        self.pruned = pool_rows_chunked(pool_any, pruned2d, self.block) if pool_pruned is None else pool_pruned(pruned2d, self.block)
 
     def _pool_weights(self, a: np.ndarray, block: tuple[int, int]) -> np.ndarray:
         return pool_abs_max(a, block) if self.magnitude else pool_signed_max(a, block)

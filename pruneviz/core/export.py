@@ -181,6 +181,15 @@ def report(session, shrunk_params: int | None = None, accuracy_after=None) -> di
     }
     if spec is not None and spec.detail:
         out["allocation"] = spec.detail
+    from . import units
+
+    # which layers follow an N:M pattern (the registered ones and the last prune's); the 2:4 ones
+    # are timed against dense on a CUDA device, "not measured" elsewhere
+    out["conforms"] = units.conformance(session, spec.granularity if spec else None)
+    if out["conforms"].get("2:4"):
+        from .nm_speed import measure
+
+        out["semi_structured"] = measure(session)
     if session.data is not None:
         before = session.baseline()
         after = accuracy_after or session.evaluate()

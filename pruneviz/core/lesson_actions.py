@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .correlation import ranks, spearman
+from . import units
 from .errors import PrunevizError
+from .schedules import METHODS as SCHEDULE_METHODS, SCHEDULES
 from .lesson_format import Setting
 from .lesson_labels import human
 
@@ -58,7 +60,7 @@ def _cancelled(cancel: threading.Event | None) -> bool:
     return cancel is not None and cancel.is_set()
 
 
-_METHODS = ("magnitude", "random", "taylor", "obd", "wanda", "activation", "apoz")
+_METHODS = units.all_methods()  # the registry's lists: front ends never keep their own
 _LEVEL = Setting(float, low=0.0, high=1.0)
 _NAME = Setting(str)
 
@@ -85,7 +87,7 @@ def _evaluate(run, step, cancel) -> Iterator:
 
 @action(
     "prune",
-    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scope": Setting(str, default="layer", choices=("layer", "global")), "granularity": Setting(str, default="weight", choices=("weight", "neuron")), "method": Setting(str, default="magnitude", choices=_METHODS), "layers": _NAME, "record": _NAME, "keep": Setting(bool, default=True)},
+    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scope": Setting(str, default="layer", choices=units.SCOPES), "granularity": Setting(str, default="weight", choices=tuple(units.names())), "method": Setting(str, default="magnitude", choices=_METHODS), "layers": _NAME, "record": _NAME, "keep": Setting(bool, default=True)},
     _named(),
 )
 def _prune(run, step, cancel) -> Iterator:
@@ -93,7 +95,7 @@ def _prune(run, step, cancel) -> Iterator:
     s = run.session
     n = s.prune(step["amount"], scope=step["scope"], granularity=step["granularity"], method=step["method"], layers=step["layers"])
     acc = _record_eval(run, step["record"])
-    yield {"text": f"pruned {n:,} {step['granularity']}s by {step['method']}: sparsity {s.sparsity():.1%}, accuracy {acc:.1%}"}
+    yield {"text": f"pruned {n:,} {units.get(step['granularity']).counted_in} by {step['method']}: sparsity {s.sparsity():.1%}, accuracy {acc:.1%}"}
     if not step["keep"]:
         s.undo()
 
@@ -204,7 +206,7 @@ def _sweep_points(s, levels, scope, granularity, method, cancel) -> Iterator:
 
 @action(
     "sweep",
-    {"methods": Setting(list, default=["magnitude"], items=str, choices=_METHODS), "scopes": Setting(list, default=["layer"], items=str, choices=("layer", "global")), "levels": Setting(list, default=[0.3, 0.5, 0.7, 0.8, 0.9], items=float, low=0.0, high=1.0), "granularity": Setting(str, default="weight", choices=("weight", "neuron"))},
+    {"methods": Setting(list, default=["magnitude"], items=str, choices=_METHODS), "scopes": Setting(list, default=["layer"], items=str, choices=units.SCOPES), "levels": Setting(list, default=[0.3, 0.5, 0.7, 0.8, 0.9], items=float, low=0.0, high=1.0), "granularity": Setting(str, default="weight", choices=tuple(units.leveled()))},
     _sweep_figures,
 )
 def _sweep(run, step, cancel) -> Iterator:
@@ -237,7 +239,7 @@ def _scopes_figures(step):
 
 @action(
     "scopes",
-    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scopes": Setting(list, default=["layer", "global"], items=str, choices=("layer", "global")), "method": Setting(str, default="magnitude", choices=_METHODS)},
+    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scopes": Setting(list, default=["layer", "global"], items=str, choices=units.SCOPES), "method": Setting(str, default="magnitude", choices=_METHODS)},
     _scopes_figures,
 )
 def _scopes(run, step, cancel) -> Iterator:
@@ -334,7 +336,7 @@ def _knockout(run, step, cancel) -> Iterator:
 # ------------------------------------------------------- verbs from the analysis engine (later)
 @action(
     "sensitivity",
-    {"layers": Setting(str, default=None), "levels": Setting(list, default=[0.3, 0.5, 0.7, 0.9], items=float, low=0.0, high=1.0), "granularity": Setting(str, default="weight", choices=("weight", "neuron")), "method": Setting(str, default="magnitude", choices=_METHODS)},
+    {"layers": Setting(str, default=None), "levels": Setting(list, default=[0.3, 0.5, 0.7, 0.9], items=float, low=0.0, high=1.0), "granularity": Setting(str, default="weight", choices=tuple(units.leveled())), "method": Setting(str, default="magnitude", choices=_METHODS)},
     lambda step: ["sensitivity_*"],
     needs=("sensitivity",),
 )
@@ -366,7 +368,7 @@ def _finetune(run, step, cancel) -> Iterator:
 
 @action(
     "train",
-    {"schedule": Setting(str, required=True, choices=("before", "during", "after", "regrow")), "target_sparsity": Setting(float, required=True, low=0.0, high=1.0), "epochs": Setting(int, default=3, low=1, high=1000), "method": Setting(str, default="magnitude", choices=_METHODS), "lr": Setting(float, default=None), "from_scratch": Setting(bool, default=False), "record": _NAME},
+    {"schedule": Setting(str, required=True, choices=SCHEDULES), "target_sparsity": Setting(float, required=True, low=0.0, high=1.0), "epochs": Setting(int, default=3, low=1, high=1000), "method": Setting(str, default="magnitude", choices=SCHEDULE_METHODS), "lr": Setting(float, default=None), "from_scratch": Setting(bool, default=False), "record": _NAME},
     lambda step: _named()(step) + ([f"{step['record']}_regrown"] if step.get("record") and step["schedule"] == "regrow" else []),
     needs=("train",),
 )
@@ -390,7 +392,7 @@ def _train(run, step, cancel) -> Iterator:
 
 @action(
     "compensate",
-    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scope": Setting(str, default="layer", choices=("layer", "global")), "method": Setting(str, default="magnitude", choices=_METHODS), "record": _NAME, "keep": Setting(bool, default=True)},
+    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scope": Setting(str, default="layer", choices=units.SCOPES), "method": Setting(str, default="magnitude", choices=_METHODS), "record": _NAME, "keep": Setting(bool, default=True)},
     _named(),
     needs=("compensate",),
 )

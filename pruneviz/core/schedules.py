@@ -19,6 +19,14 @@ from .training import Run, TrainResult, check_reinitializable, check_settings, c
 
 SCHEDULES = ("before", "during", "after", "regrow", "granet")
 METHODS = ("magnitude", "snip")
+#: one line per schedule, for ``--help`` and the app's combo (front ends keep no list of their own)
+DESCRIPTIONS = {
+    "before": "prune at initialisation, then train",
+    "during": "gradual (Zhu & Gupta cubic schedule)",
+    "after": "train dense, prune once, fine-tune",
+    "regrow": "prune, then drop and regrow (RigL)",
+    "granet": "regrow with a gradual start",
+}
 
 
 def cubic(s_i: float, s_f: float, t: int, n: int) -> float:

@@ -32,6 +32,7 @@ from .jobs import Job, Writer
 from .inventory import LayerInfo, find_layers, total_params, with_outputs
 from . import losses
 from . import ranking as rk
+from . import units as units_
 from .masks import MaskStore, check_memory
 from .calibration import Calibration
 from .session_eval import Evaluation
@@ -356,9 +357,12 @@ class Session:
         """Importance of each weight (``granularity="weight"``, shaped like the weight) or neuron
         (``"neuron"``, one per output) of ``layer`` (or a dict for every layer), on the current model,
         or with ``original=True`` on the unpruned model (what pruned entries were worth).
-        ``granularity="head"``: one score per attention head, keyed by attention module."""
-        if granularity == "head":
+        ``granularity="head"``: one score per attention head, keyed by attention module; an N:M
+        unit (``"2:4"``) is scored per weight. Any unit of :mod:`pruneviz.core.units`."""
+        unit = units_.get(granularity)
+        if unit.scored_as == "head":
             return self.head_scores(layer, method)
+        granularity = unit.scored_as
         imp.check_method(method, granularity, self.calibration is not None)
         if method in imp.LOCAL_METHODS:
             # one layer's own weights are enough: no model pass, no work on the other layers
@@ -550,6 +554,7 @@ class Session:
 
     def select_layers(self, patterns: str | Sequence[str] | None, granularity: str = "weight") -> list[str]:
         """Layer names matching comma-separated globs. Output layers join a neuron selection only when named exactly."""
+        unit = units_.get(granularity)
         if isinstance(patterns, str):
             patterns = [p.strip() for p in patterns.split(",") if p.strip()]
         names = [layer.name for layer in self._layers]
@@ -559,7 +564,7 @@ class Session:
             chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
             if not chosen:
                 raise PrunevizError(f"--layers {','.join(patterns)} matches no layer; layers are: {', '.join(names)}")
-        if granularity == "neuron":
+        if unit.edits == "chan":
             self.build_coupling()  # which layers are outputs is known from the coupling
             explicit = set(patterns or [])
             chosen = [n for n in chosen if not self._by_name[n].is_output or n in explicit]
@@ -577,30 +582,29 @@ class Session:
     def preview(self, amount: float, scope: str = "layer", granularity: str = "weight", method: str = "magnitude", layers=None) -> dict[str, torch.Tensor]:
         """What :meth:`prune` would prune, without pruning: ``{layer: bool tensor}`` (True = would go)."""
         rk.check_amount(amount)
-        if scope not in ("layer", "global"):
-            raise PrunevizError(f"unknown scope {scope!r}: use layer or global")
-        names = self.select_layers(layers, granularity)
-        if granularity == "neuron":
+        unit = units_.get(granularity)
+        if scope not in unit.scopes:
+            raise PrunevizError(f"unknown scope {scope!r}: use {' or '.join(unit.scopes)}")
+        if not unit.picks_layers:  # attention heads: keyed by attention module
+            from . import attention_heads
+
+            return attention_heads.preview(self, amount, scope, method, layers)
+        names = self.select_layers(layers, unit)
+        if unit.edits == "chan":
             for n in names:
                 self._require_neurons(n)
-        scores = self.scores(None, method, granularity)
-        kept = {n: (self.masks.mask(n) if granularity == "weight" else self.masks.chan[n]).cpu() for n in names}
-        if granularity == "neuron":
-            preview = self._neuron_preview_layer if scope == "layer" else self._neuron_preview_global
-            return preview(amount, names, scores, kept)
-        if scope == "layer" and method in imp.ROW_METHODS:  # compared within each output row
-            return {n: rk.lowest_per_row(scores[n], kept[n], amount, self._by_name[n].kind == "Conv1D") for n in names}
-        if scope == "layer":
-            return {n: rk.lowest(scores[n], kept[n], round(amount * rk.count(kept[n]))) for n in names}
-        flat_s = torch.cat([scores[n].reshape(-1).float() for n in names])
-        flat_k = torch.cat([kept[n].reshape(-1) for n in names])
-        sel = rk.lowest(flat_s, flat_k, round(amount * rk.count(flat_k)))
-        out, offset = {}, 0
-        for n in names:
-            size = kept[n].numel()
-            out[n] = sel[offset : offset + size].view(kept[n].shape)
-            offset += size
-        return out
+        scores = self.scores(None, method, unit)
+        kept = {n: self._kept(unit, n) for n in names}
+        ctx = units_.Context(method, {n: self._by_name[n].kind for n in names}, self._coupled_selection)
+        return unit.select(scores, kept, amount, scope, ctx)
+
+    def _kept(self, unit, layer: str) -> torch.Tensor:
+        """What ``unit`` selects from in ``layer``: its kept weights, or its kept neurons (CPU)."""
+        return (self.masks.chan[layer] if unit.edits == "chan" else self.masks.mask(layer)).cpu()
+
+    def _coupled_selection(self, amount, scope, scores, kept) -> dict[str, torch.Tensor]:
+        preview = self._neuron_preview_layer if scope == "layer" else self._neuron_preview_global
+        return preview(amount, list(kept), scores, kept)
 
     def _neuron_preview_layer(self, amount, names, scores, kept) -> dict[str, torch.Tensor]:
         # coupled channels go together: what a layer already loses through its partners counts
@@ -657,45 +661,48 @@ class Session:
         calibration split, :attr:`calibration`). Returns the number of weights or neurons pruned."""
         from . import compensate as comp
 
+        unit = units_.get(granularity)
         mode = comp.mode_of(compensate)
         if scope == "sensitivity":
-            if granularity != "weight" or mode is not None:
+            if unit is not units_.WEIGHT or mode is not None:
                 raise PrunevizError("--scope sensitivity allocates weights per layer: use it with --granularity weight and without --compensate")
             from . import allocation
 
             return allocation.prune_by_sensitivity(self, amount, method, layers)
         if mode is not None:
-            if granularity != "weight":
-                raise PrunevizError("compensation updates the weights that stay after a weight prune: use it with --granularity weight")
+            if unit.edits != "elem":
+                raise PrunevizError("compensation updates the weights that stay after a weight prune: use it with --granularity weight or N:M")
             with self.writing():  # its snapshot, flips and new values: no job may begin in between
-                return comp.prune(self, amount, scope, method, layers, self.calib.use() if calib is None else calib, mode=mode)
-        if granularity == "head":
+                return comp.prune(self, amount, scope, method, layers, self.calib.use() if calib is None else calib, mode=mode, granularity=unit.name)
+        if not unit.picks_layers:
             from . import attention_heads
 
             return attention_heads.prune(self, amount, scope, method, layers)
-        chosen = self.preview(amount, scope, granularity, method, layers)
-        label = f"prune {amount:.0%} {granularity}s by {method} ({scope})"
-        if granularity == "weight":
+        chosen = self.preview(amount, scope, unit, method, layers)
+        label = f"prune {amount:.0%} {unit.name}s by {method} ({scope})" if unit.uses_amount else f"prune to {unit.name} by {method}"
+        if unit.edits == "elem":
             # preview only offers kept weights, so every index flips kept -> pruned
             flips = [Flip.make("elem", n, m.reshape(-1).nonzero().flatten(), m.numel()) for n, m in chosen.items()]
         else:
             flips = self._chan_flips({n: m.nonzero().flatten() for n, m in chosen.items() if m.any()}, True)
-        self.last_prune = PruneSpec(amount, scope, granularity, method, tuple(chosen))
+        self.last_prune = PruneSpec(amount, scope, unit.name, method, tuple(chosen))
         return self._edit(label, flips)
 
     def preview_below(self, layer: str, threshold: float, method: str = "magnitude", granularity: str = "weight") -> torch.Tensor:
         """Bool tensor of what :meth:`prune_below` would newly prune in ``layer``."""
-        if granularity == "neuron":
+        unit = units_.get(granularity)
+        if unit.edits == "chan":
             self._require_neurons(layer)
-        s = self.scores(layer, method, granularity)
-        kept = (self.masks.mask(layer) if granularity == "weight" else self.masks.chan[layer]).cpu()
-        return (s < threshold) & kept
+        elif unit.edits != "elem" or not unit.uses_amount:
+            raise PrunevizError(f"pruning below a threshold works on weights or neurons, not {unit.counted_in} ({unit.name})")
+        s = self.scores(layer, method, unit)
+        return (s < threshold) & self._kept(unit, layer)
 
     def prune_below(self, layer: str, threshold: float, method: str = "magnitude", granularity: str = "weight") -> int:
         """Prune the weights (or neurons) of ``layer`` whose score is below ``threshold``."""
         m = self.preview_below(layer, threshold, method, granularity)
         label = f"prune {granularity}s of {layer} with {method} < {threshold:.4g}"
-        if granularity == "weight":
+        if units_.get(granularity).edits == "elem":
             return self._edit(label, [self._elem_flips(layer, m.reshape(-1).nonzero().flatten(), True)])
         return self._edit(label, self._chan_flips({layer: m.nonzero().flatten()}, True))
 

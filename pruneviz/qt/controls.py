@@ -21,13 +21,13 @@ from PySide6.QtWidgets import (
 )
 from PySide6.QtCore import Qt
 
-from pruneviz.core.importance import DATA_METHODS, NEURON_METHODS, WEIGHT_METHODS
+from pruneviz.core import units
 
 
 def methods(granularity: str, has_data: bool) -> list[str]:
-    """Scoring methods usable for ``granularity`` with or without evaluation data."""
-    ms = WEIGHT_METHODS if granularity == "weight" else NEURON_METHODS
-    return [m for m in ms if has_data or m not in DATA_METHODS]
+    """Scoring methods usable for ``granularity`` (a unit of :mod:`pruneviz.core.units`) with or
+    without evaluation data."""
+    return list(units.get(granularity).methods(has_data))
 
 
 @dataclass
@@ -56,10 +56,11 @@ class PruneDialog(QDialog):
         self.amount.setValue(50.0)
         self.amount.setToolTip("share of the still-kept weights or neurons to prune")
         self.granularity = QComboBox()
-        self.granularity.addItems(["weight", "neuron"] if session.neuron_pruning else ["weight"])
+        self.granularity.addItems(units.offered(session))  # every unit the engine has that fits this model
+        self.granularity.setToolTip("; ".join(f"{u.name}: {u.summary}" for u in units.UNITS.values()))
         self.method = QComboBox()
         self.scope = QComboBox()
-        self.scope.addItems(["layer", "global"])
+        self.scope.addItems(list(units.SCOPES))
         from pruneviz.core.compensate import MODES
 
         self.compensate = QComboBox()
@@ -96,14 +97,24 @@ class PruneDialog(QDialog):
         self._current = current_layer
         self.granularity.currentTextChanged.connect(self._fill_methods)
         self.granularity.currentTextChanged.connect(self._explain)
-        self.granularity.currentTextChanged.connect(lambda g: self.compensate.setEnabled(g == "weight"))
+        self.granularity.currentTextChanged.connect(self._unit_changed)
         self.scope.currentTextChanged.connect(self._explain)
         self.amount.valueChanged.connect(self._explain)
         self.layers.itemChanged.connect(self._explain)
         self.all_layers.clicked.connect(self.tick_all)
         self.only_current.clicked.connect(lambda: self._tick(lambda name: name == self._current))
         self._fill_methods(self.granularity.currentText())
+        self._unit_changed(self.granularity.currentText())
         self._explain()
+
+    def _unit_changed(self, name: str) -> None:
+        """What the unit takes: compensation (single weights), an amount (N:M fixes its own),
+        a layer list (heads are chosen over all attention modules)."""
+        unit = units.get(name)
+        self.compensate.setEnabled(unit.edits == "elem")
+        self.amount.setEnabled(unit.uses_amount)
+        for w in (self.layers, self.all_layers, self.only_current):
+            w.setEnabled(unit.picks_layers and (w is not self.only_current or self._current is not None))
 
     def _tick(self, want) -> None:
         self.layers.blockSignals(True)
@@ -116,16 +127,20 @@ class PruneDialog(QDialog):
     def tick_all(self) -> None:
         """Tick every layer; for neuron pruning, every layer but the output (which is never
         neuron-pruned unless named alone)."""
-        neurons = self.granularity.currentText() == "neuron"
+        neurons = units.get(self.granularity.currentText()).edits == "chan"
         outputs = {layer.name for layer in self.session.layers if layer.is_output}
         self._tick(lambda name: not (neurons and name in outputs))
 
     def _explain(self, *_) -> None:
         """Say what the scope means for the layers ticked now."""
+        chosen = units.get(self.granularity.currentText())
+        if not chosen.uses_amount or not chosen.picks_layers:  # a pattern, or every attention module
+            self.scope_note.setText(chosen.summary[:1].upper() + chosen.summary[1:] + ("" if chosen.picks_layers else f", over every attention module ({self.scope.currentText()} scope)") + ".")
+            return
         names = self.args().layers or []
         n, total = len(names), len(self.session.layers)
         amount = self.amount.value()
-        unit = "neurons" if self.granularity.currentText() == "neuron" else "weights"
+        unit = chosen.counted_in
         which = "all layers" if n == total else (f"layer {names[0]} only" if n == 1 else f"{n} of {total} layers")
         if n == 0:
             text = "No layer ticked: tick at least one (All layers ticks every layer)."
@@ -147,7 +162,8 @@ class PruneDialog(QDialog):
     def args(self) -> PruneArgs:
         names = [self.layers.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.layers.count()) if self.layers.item(i).checkState() == Qt.CheckState.Checked]
         comp = self.compensate.currentText() if self.compensate.isEnabled() and self.compensate.currentText() != "none" else None
-        return PruneArgs(self.amount.value() / 100.0, self.method.currentText(), self.scope.currentText(), self.granularity.currentText(), names or None, comp)
+        unit = units.get(self.granularity.currentText())
+        return PruneArgs(self.amount.value() / 100.0, self.method.currentText(), self.scope.currentText(), unit.name, (names or None) if unit.picks_layers else None, comp)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from pruneviz.core import analysis
+from pruneviz.core import analysis, units
 
 from . import decide_plots as dp
 from .plain import plain_label
@@ -27,7 +27,7 @@ class CriteriaView(QWidget):
         lay.setContentsMargins(2, 4, 2, 2)
         lay.setSpacing(3)
         self.gran = QComboBox()
-        self.gran.addItems(["weight", "neuron"])
+        self.gran.addItems(units.leveled())
         self.a, self.b = QComboBox(), QComboBox()
         self.scale = QComboBox()
         self.scale.addItems(["auto", "linear", "log", "rank"])
@@ -61,7 +61,7 @@ class CriteriaView(QWidget):
             return
         s = self.window.session
         info = s.layer(res["layer"])
-        rows = info.view_shape[0] if res["granularity"] == "weight" else 1
+        rows = info.view_shape[0] if units.get(res["granularity"]).edits == "elem" else 1
         pruned = res["pruned"].numpy()
         shown = []
         for k, m in enumerate(res["methods"]):

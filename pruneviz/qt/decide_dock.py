@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pruneviz.core import allocation, analysis
+from pruneviz.core import allocation, analysis, units
 from pruneviz.core.errors import PrunevizError
 
 from .hints import error_text
@@ -163,7 +163,7 @@ class DecidePanel(QWidget):
     def _build_sensitivity(self) -> None:
         tab, lay = self._page()
         self.sens_gran = QComboBox()
-        self.sens_gran.addItems(["weight", "neuron"])
+        self.sens_gran.addItems(units.leveled())
         self.sens_method = QComboBox()
         self.sens_levels = QLineEdit("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
         self.sens_run = QPushButton("Run")
@@ -197,10 +197,10 @@ class DecidePanel(QWidget):
 
     def _build_sweeps(self) -> None:
         tab, lay = self._page()
-        self.sweep_methods = {m: QCheckBox(m) for m in ("magnitude", "random", "taylor", "obd", "wanda")}
-        for m in ("magnitude", "random"):
+        self.sweep_methods = {m: QCheckBox(m) for m in units.WEIGHT.methods()}
+        for m in units.WEIGHT.methods(has_data=False):
             self.sweep_methods[m].setChecked(True)
-        self.sweep_scopes = {sc: QCheckBox(sc) for sc in ("layer", "global")}
+        self.sweep_scopes = {sc: QCheckBox(sc) for sc in units.SCOPES}
         self.sweep_scopes["layer"].setChecked(True)
         self.sweep_levels = QLineEdit("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
         self.sweep_run = QPushButton("Run")
@@ -269,7 +269,7 @@ class DecidePanel(QWidget):
     def run_compare(self) -> bool:
         s, layer = self.session, self.window.layer
         a, b, g = self.criteria.a.currentText(), self.criteria.b.currentText(), self.criteria.gran.currentText()
-        if g == "neuron" and not s.neuron_pruning:
+        if units.get(g).edits == "chan" and not s.neuron_pruning:
             self.window.show_error(f"neuron pruning is not available for this model: {s.coupling_error}")
             return False
         return self.jobs.start("criteria", lambda cancel: s.compare_criteria(layer, a, b, g, cancel=cancel)) and self._set_total(2)
@@ -281,7 +281,7 @@ class DecidePanel(QWidget):
     def run_sweeps(self) -> bool:
         s = self.session
         levels = self._guarded(lambda: _levels(self.sweep_levels.text()))
-        ms = [m for m, c in self.sweep_methods.items() if c.isChecked() and (s.data is not None or m in ("magnitude", "random"))]
+        ms = [m for m, c in self.sweep_methods.items() if c.isChecked() and (s.data is not None or m in units.WEIGHT.methods(has_data=False))]
         scopes = [sc for sc, c in self.sweep_scopes.items() if c.isChecked()]
         if levels is None or not ms or not scopes:
             if levels is not None:

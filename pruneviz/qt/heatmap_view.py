@@ -100,6 +100,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.mode = "weights"
         self.values: np.ndarray | None = None  # the un-pooled 2-D values shown (for read-outs)
         self.pruned_src: np.ndarray | None = None  # the un-pooled pruned cells (True = pruned)
+        #: how the pruned overlay is pooled: None = "any pruned"; else ``f(pruned2d, block)`` from
+        #: the layer's unit (:func:`pruneviz.core.units.pooling`), set before :meth:`set_layer`
+        self.pool_pruned = None
         self.layer_image: display.LayerImage | None = None
         self._levels = (-1.0, 1.0)
         self._preview_src = None
@@ -228,7 +231,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         values2d, pruned2d = self.values, self.pruned_src
         target = self.target_shape()
         if self.mode == "weights":
-            self.layer_image = display.LayerImage(values2d, pruned2d, target)
+            self.layer_image = display.LayerImage(values2d, pruned2d, target, self.pool_pruned)
             self.block = self.layer_image.block
             img, pimg = self.layer_image.weights, self.layer_image.pruned
             levels = self.layer_image.levels()
@@ -240,7 +243,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.layer_image = None
             self.block = display.block_shape(values2d.shape, target)
             img = display.pool_max(values2d, self.block)
-            pimg = display.pool_any(pruned2d, self.block)
+            pimg = (self.pool_pruned or display.pool_any)(pruned2d, self.block)
             finite = img[np.isfinite(img)]
             hi = float(finite.max()) if finite.size else 1.0
             lo = min(0.0, float(finite.min())) if finite.size else 0.0  # importance starts at 0
@@ -258,8 +261,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     @property
     def can_update_rows(self) -> bool:
-        """True when :meth:`update_rows` applies (weights shown, pooled by :class:`LayerImage`)."""
-        return self.layer_image is not None and self.mode == "weights"
+        """True when :meth:`update_rows` applies (weights shown, pooled by :class:`LayerImage`
+        row by row: not for a unit's own pooling, whose groups may span block rows)."""
+        return self.layer_image is not None and self.layer_image.rows_ok and self.mode == "weights"
 
     def update_rows(self, rows, fetch) -> None:
         """Refresh the neuron ``rows`` an edit touched: ``fetch(start, stop)`` returns the layer's

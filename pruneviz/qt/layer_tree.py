@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pruneviz.core import units
+
 from .plain import literal
 
 
@@ -102,7 +104,8 @@ class BarDelegate(QStyledItemDelegate):
         if style is not None:
             style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget)
         r = option.rect.adjusted(4, 0, -4, 0)
-        text_w = option.fontMetrics.horizontalAdvance("100.0%") + 6
+        text = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        text_w = max(option.fontMetrics.horizontalAdvance("100.0%"), option.fontMetrics.horizontalAdvance(text)) + 6  # "50.0% 2:4" too
         bar = QRect(r.left(), r.center().y() - 3, max(10, r.width() - text_w), 7)
         pal = option.palette
         painter.save()
@@ -112,7 +115,7 @@ class BarDelegate(QStyledItemDelegate):
         painter.fillRect(QRect(bar.left(), bar.top(), int(bar.width() * max(0.0, min(1.0, frac))), bar.height()), pal.color(QPalette.ColorRole.Highlight))
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         painter.setPen(pal.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
-        painter.drawText(r, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, index.data(Qt.ItemDataRole.DisplayRole) or "")
+        painter.drawText(r, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
         painter.restore()
 
 
@@ -287,7 +290,8 @@ class LayerTree(QWidget):
             it = self.items.get(name)
             if it is not None:
                 sp = s.sparsity(name)
-                it.setText(COL_SPARSITY, f"{sp:.1%}")
+                pattern = units.shown_as(s, name)  # "2:4" when the layer follows an N:M pattern
+                it.setText(COL_SPARSITY, f"{sp:.1%}" + (f" {pattern.name}" if pattern.conforms(s.mask(name), s.layer(name).kind) else ""))
                 it.setData(COL_SPARSITY, FRACTION, sp)
         for prefix, it in self.groups.items():  # params-weighted sparsity of the group's layers
             names = self._leaves[prefix]

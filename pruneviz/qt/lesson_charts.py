@@ -24,14 +24,26 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 # the generated problem's pictures (painted); re-exported: the playground hit-tests through them
 from .lesson_drawings import CLASS_COLOURS, Edge, Node, boundary_image, boundary_square, hit, network_geometry, paint_boundary, paint_network, paint_network_chart  # noqa: F401
 
-#: Okabe–Ito: distinguishable with the common colour-vision deficiencies
-COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442"]
+#: Okabe–Ito (distinguishable with the common colour-vision deficiencies), then Tol's wine
+COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442", "#882255"]
+
+
+def _arm_colours() -> dict[str, str]:
+    """Each arm a lesson compares in one fixed colour: its place in the core's own list (criteria,
+    scopes, schedules), so a new method or schedule gets a colour without a list here."""
+    from pruneviz.core import schedules, units
+
+    out: dict[str, str] = {}
+    for family in (units.all_methods(), units.SCOPES, (*schedules.SCHEDULES, "fine-tune")):
+        for i, key in enumerate(family):
+            out.setdefault(key, COLOURS[i % len(COLOURS)])
+    return out
+
+
 #: the arms lessons compare, each always in its own colour (criteria, scopes, schedules)
-ARM_COLOURS = {
-    "magnitude": "#0072B2", "taylor": "#E69F00", "obd": "#009E73", "random": "#CC79A7", "wanda": "#56B4E9", "activation": "#000000", "apoz": "#F0E442",
-    "layer": "#56B4E9", "global": "#D55E00",
-    "before": "#56B4E9", "during": "#009E73", "after": "#E69F00", "fine-tune": "#0072B2", "regrow": "#CC79A7",
-}
+ARM_COLOURS = _arm_colours()
+#: keys that are not arms (layers of a sensitivity plot, figures of a bar chart): Tol's muted scheme
+OTHER_COLOURS = ["#332288", "#117733", "#44AA99", "#88CCEE", "#999933", "#CC6677", "#AA4499", "#DDCC77"]
 AXES_KINDS = ("lines", "scatter", "bars")
 FG = "#222222"
 
@@ -56,7 +68,7 @@ def colour(key: str, chart_keys: list[str]) -> QColor:
     chart's other keys that have none (layers of a sensitivity plot, figures of a bar chart)."""
     if key in ARM_COLOURS:
         return QColor(ARM_COLOURS[key])
-    free = [c for c in COLOURS if c not in ARM_COLOURS.values()] + COLOURS
+    free = OTHER_COLOURS  # never an arm's colour: a layer is not mistaken for a criterion
     others = [k for k in dict.fromkeys(chart_keys) if k not in ARM_COLOURS]
     return QColor(free[others.index(key) % len(free)] if key in others else COLOURS[0])
 

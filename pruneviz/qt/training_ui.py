@@ -36,19 +36,13 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from pruneviz.core.schedules import SCHEDULES
+from pruneviz.core.schedules import DESCRIPTIONS, METHODS as SCHEDULE_METHODS, SCHEDULES
 from pruneviz.core.training import OPTIMIZERS, TrainProgress, default_lr
 
 from .job_runner import JobRunner
 from .train_curve import CurveStore, TrainCurve
 
-SCHEDULE_TEXT = {
-    "before": "before: prune at initialisation, then train",
-    "during": "during: gradual (Zhu & Gupta cubic schedule)",
-    "after": "after: train dense, prune once, fine-tune",
-    "regrow": "regrow: prune, then drop and regrow (RigL)",
-    "granet": "granet: regrow with a gradual start",
-}
+SCHEDULE_TEXT = {key: f"{key}: {text}" for key, text in DESCRIPTIONS.items()}
 
 
 class TrainDialog(QDialog):
@@ -74,7 +68,7 @@ class TrainDialog(QDialog):
             self.target.setValue(0.9)
             form.addRow("Target sparsity", self.target)
             self.method = QComboBox()
-            self.method.addItems(["magnitude", "snip"])
+            self.method.addItems(list(SCHEDULE_METHODS))
             form.addRow("Importance", self.method)
             self.scratch = QCheckBox("re-initialise the weights first (from scratch)")
             form.addRow("", self.scratch)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QPushButton, QToolButton
 from superqt import QLabeledDoubleSlider
 
 
+from pruneviz.core import units
 from pruneviz.core.importance import LOCAL_METHODS
 
 from .controls import PruneDialog, RunUntilDialog
@@ -56,7 +57,7 @@ class Editing(QObject):
         self.threshold.setDecimals(4)
         self.threshold.setRange(0.0, 1.0)
         self.thr_gran = QComboBox()
-        self.thr_gran.addItems(["weights", "neurons"])
+        self.thr_gran.addItems([units.get(n).counted_in for n in units.leveled()])
         self.thr_gran.setToolTip("Threshold the scores of single weights, or of whole neurons (rows)")
         self.apply_thr = QPushButton("Apply threshold")
         self.apply_thr.setToolTip("Prune the weights (or neurons) of this layer whose score is below the threshold (one undo step)")
@@ -187,7 +188,7 @@ class Editing(QObject):
             self.thr_info.setText(f"would prune {int(np.count_nonzero(would)):,} more")
 
     def apply_threshold(self) -> None:
-        gran = "neuron" if self.thr_gran.currentText() == "neurons" else "weight"
+        gran = next(n for n in units.leveled() if units.get(n).counted_in == self.thr_gran.currentText())
         n = self.w._guard(self.w.session.prune_below, self.w.layer, self.threshold.value(), self.w._method(), gran)
         if n == 0:
             self.w.statusBar().showMessage("nothing below the threshold", 3000)
@@ -219,7 +220,7 @@ class Editing(QObject):
         Returns False when an earlier computation is still running (nothing is done)."""
         s = self.w.session
         # the first neuron edit builds the coupling graph (seconds on a big model): in the worker
-        couple = granularity == "neuron" and s.neuron_pruning and s.coupling_built is None
+        couple = units.get(granularity).edits == "chan" and s.neuron_pruning and s.coupling_built is None
         score = not (method in LOCAL_METHODS or s.data is None)  # a model pass (else the verb refuses itself)
         if not (couple or score):
             action()

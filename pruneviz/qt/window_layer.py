@@ -22,7 +22,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox
 
-from pruneviz.core import display
+from pruneviz.core import display, units
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.importance import LOCAL_METHODS
 from pruneviz.core.score_view import LayerScores
@@ -199,7 +199,8 @@ class LayerViewer(QObject):
         weights_mode = self.mode.currentText() == "weights"
         try:
             view = self.scores_view()
-            if rows is not None and weights_mode and self.w.heatmap.can_update_rows and self.w.heatmap.shape == s.layer(name).view_shape:
+            self.w.heatmap.pool_pruned = units.pooling(s, name)  # the layer's unit draws its overlay
+            if rows is not None and self.w.heatmap.pool_pruned is None and weights_mode and self.w.heatmap.can_update_rows and self.w.heatmap.shape == s.layer(name).view_shape:
                 self.w.heatmap.update_rows(rows, lambda a, b: s.view_rows(name, a, b))
                 self._w2d, self._pruned2d = self.w.heatmap.values, self.w.heatmap.pruned_src
             else:

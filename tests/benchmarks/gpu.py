@@ -6,7 +6,8 @@
 Measures on CUDA the ratios of run.py plus a ResNet-18-sized CNN (11M parameters, residual
 blocks with BatchNorm) on 10,000 32×32 inputs: full and incremental re-evaluation time,
 eval_overhead_ratio, and click -> exact accuracy; and training.py's fine-tuning overhead, undo
-bytes and compensation figures. Prints a table with the card's name.
+bytes and compensation figures; and 2:4 sparsity's speed-up with ``to_sparse_semi_structured`` on
+two 4096-wide Linear layers (float16). Prints a table with the card's name.
 """
 
 from __future__ import annotations
@@ -115,10 +116,37 @@ def resnet_figures(n: int = 10_000, device: str = "cuda") -> dict:
     }
 
 
+def semi_structured_figures(device: str = "cuda", width: int = 4096) -> dict:
+    """2:4 of two ``width``-wide Linear layers, then ``to_sparse_semi_structured`` against dense
+    in float16 (:mod:`pruneviz.core.nm_speed`, what ``prune --report`` writes); on the CPU the
+    measurement says "not measured"."""
+    from pruneviz import Session
+    from pruneviz.core.model_io import LoadedModel
+    from pruneviz.core.nm_speed import measure
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)).eval()
+    s = Session(LoadedModel(model, "nm-bench", "state_dict", None, torch.randn(2, width), True), None, device=device)
+    s.prune(0.5, granularity="2:4")
+    m = measure(s)
+    if not m["measured"]:
+        return {"nm24_semi_structured": m["reason"]}
+    out = {}
+    for name, f in m["layers"].items():
+        if "speedup" in f:
+            out[f"nm24_layer{name}_dense_ms"] = f["dense_ms"]
+            out[f"nm24_layer{name}_sparse_ms"] = f["sparse_ms"]
+            out[f"nm24_layer{name}_speedup"] = f["speedup"]
+        else:
+            out[f"nm24_layer{name}"] = f"skipped: {f['skipped']}"
+    return out
+
+
 def main() -> int:
     if "--cpu-smoke" in sys.argv:  # the same code paths on the CPU, tiny: checks the script, measures nothing
         out = resnet_figures(n=64, device="cpu")
         out.update(training.figures(True, "cpu", smoke=True))
+        out.update(semi_structured_figures("cpu", width=64))
         print(json.dumps(out))
         return 0
     if not torch.cuda.is_available():
@@ -131,6 +159,7 @@ def main() -> int:
     results.update(bench.big_layer(False, "cuda"))
     results.update(resnet_figures())
     results.update(training.figures(False, "cuda"))
+    results.update(semi_structured_figures())
     results["seconds"] = time.perf_counter() - t0
     width = max(map(len, results))
     for k, v in results.items():
