@@ -263,12 +263,10 @@ def evaluate_iter(
 
         graph = incremental.graph_for(model, cache, x[: min(n, 2)])
     start = 0
-    if children is not None or graph is not None:
+    if children is not None:
         with cache.lock:
             if cache.bounds != bounds:  # made with another batch size or data: useless now
                 cache.invalidate(-1)
-    if children is not None:
-        with cache.lock:
             start = max(cache.points, default=0)
             generation = cache.generation
             cached = cache.points.get(start)
@@ -276,7 +274,7 @@ def evaluate_iter(
         keeps_input = start > 0 and leaves_input_alone(children[start])
         cache.last_start = f"child {start} ({type(children[start]).__name__})" if start else "the input"
     elif graph is not None:
-        gpass = incremental.GraphPass(graph, model, cache)
+        gpass = incremental.GraphPass(graph, model, cache, bounds)
         start, generation = gpass.start, gpass.generation
         cache.last_start = graph.describe(start)
     elif cache is not None:

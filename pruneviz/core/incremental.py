@@ -148,13 +148,16 @@ def nbytes(value) -> int:
 class GraphPass:
     """One evaluation over a captured graph with an activation cache (see the module docstring).
 
-    ``start``: the cut it starts from (0: the input); :meth:`forward` runs batch ``b``;
+    ``bounds``: the batches (cached values of other batches are dropped); ``start``: the cut it
+    starts from (0: the input); :meth:`forward` runs batch ``b``;
     ``new_points``: the values it collected, for the caller to commit."""
 
-    def __init__(self, graph: Graph, model: nn.Module, cache):
+    def __init__(self, graph: Graph, model: nn.Module, cache, bounds: list[tuple[int, int]]):
         self.graph = graph
         self.runner = _Runner(graph, model)
         with cache.lock:
+            if cache.bounds != bounds:  # made with another batch size or data: useless now
+                cache.invalidate(-1)
             self.start = max(cache.points, default=0)
             self.generation = cache.generation
             self.cached = cache.points.get(self.start)
