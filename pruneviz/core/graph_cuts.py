@@ -7,7 +7,10 @@ nodes in execution order, and the *cuts*. A cut at position ``p`` is the set of 
 before node ``p`` and read at or after it (parameters excluded: they are read live). Running
 nodes ``p…`` from those values is the same computation as running the whole graph; the cuts
 kept are the narrowest ones (one value, in a plain network: the outputs of residual blocks,
-transformer blocks, stages — the graph's articulation points).
+transformer blocks, stages — the graph's articulation points), not counting values that are
+read across a fifth of the graph or more (an attention mask crosses every block boundary).
+When fx cannot trace the model, ``torch.export`` (with a dynamic batch) may: its graph is of
+aten operations, run against the live model's parameters.
 
 :meth:`Graph.position` says, for a set of edited modules, the earliest node that reads any of
 their parameters (through every name a tied parameter has): a cut at or before it is still valid.
@@ -58,6 +61,10 @@ class Graph:
     index: dict[fx.Node, int] = field(default_factory=dict)
     #: node position -> nodes whose last reader it is (their values can be dropped after it)
     last_use: dict[int, list[fx.Node]] = field(default_factory=dict)
+    #: torch.export graphs: the module holding constants the model has no name for, and the
+    #: structure the flat outputs are put back into (the model's own output object)
+    owner: nn.Module | None = None
+    out_spec: object = None
 
     def position(self, modules: Iterable[str]) -> int:
         """Earliest node that reads a parameter or buffer of ``modules`` (0: the first node; the
@@ -105,36 +112,54 @@ def _reads_only(user: fx.Node, value: fx.Node, modules: dict[str, nn.Module]) ->
     return user.op == "output"  # the evaluator only reads the logits
 
 
-def capture(model: nn.Module) -> Graph:
-    """Trace ``model`` and find its cuts; raises :class:`CaptureError` saying why it cannot."""
-    gm, how = _trace(model)
+def capture(model: nn.Module, example: torch.Tensor | None = None) -> Graph:
+    """Trace ``model`` and find its cuts; raises :class:`CaptureError` saying why it cannot.
+    ``example`` (a batch of two or more inputs): lets ``torch.export`` try when fx cannot."""
+    gm, how, out_spec = _trace(model, example)
     nodes = list(gm.graph.nodes)
     if not nodes or nodes[-1].op != "output":
         raise CaptureError("the traced graph has no output")
     graph = Graph(nodes=nodes, how=how, index={n: i for i, n in enumerate(nodes)})
+    if how == "torch.export":
+        graph.owner, graph.out_spec = gm, out_spec
     _find_reads(graph, model)
     _find_cuts(graph)
     return graph
 
 
-def _trace(model: nn.Module) -> tuple[fx.GraphModule, str]:
+def _trace(model: nn.Module, example: torch.Tensor | None) -> tuple[fx.GraphModule, str, object]:
+    errors = []
     if _is_hf(model):
         try:
-            from transformers.utils import fx as hf_fx
+            from transformers.utils import fx as hf_fx  # gone in transformers 5: torch.export then
 
             first = next(iter(inspect.signature(model.forward).parameters))
-            return hf_fx.symbolic_trace(model, input_names=[first]), "transformers.utils.fx"
-        except Exception as exc:  # an architecture their tracer does not know: try torch.fx
-            hf_error = _one_line(exc)
-        else:  # pragma: no cover
-            hf_error = None
-    else:
-        hf_error = None
+            return hf_fx.symbolic_trace(model, input_names=[first]), "transformers.utils.fx", None
+        except Exception as exc:  # an architecture their tracer does not know: try the others
+            errors.append(f"Hugging Face tracer: {_one_line(exc)}")
     try:
-        return fx.symbolic_trace(model), "torch.fx"
+        return fx.symbolic_trace(model), "torch.fx", None
     except Exception as exc:
-        why = _one_line(exc)
-        raise CaptureError(f"{why}" + (f" (Hugging Face tracer: {hf_error})" if hf_error else "")) from None
+        errors.insert(0, _one_line(exc))
+    if example is not None and len(example) >= 2:
+        try:
+            return _export(model, example)
+        except Exception as exc:
+            errors.append(f"torch.export: {_one_line(exc)}")
+    raise CaptureError("; ".join(e[:200] for e in errors))
+
+
+def _export(model: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, str, object]:
+    """``torch.export`` with a dynamic batch: its graph (parameters as attributes of the model's
+    own names) and the structure of the model's output."""
+    from torch.export import Dim, export
+
+    # a Hugging Face model would also return its key/value cache, which export cannot flatten;
+    # the logits are the same without it (capture's caller checks that they are, bit for bit)
+    kwargs = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
+    ep = export(model, (example,), kwargs, dynamic_shapes=({0: Dim("batch")},), strict=False)
+    gm = ep.module()
+    return gm, "torch.export", ep.call_spec.out_spec
 
 
 def _is_hf(model: nn.Module) -> bool:
@@ -155,11 +180,13 @@ def _find_reads(graph: Graph, model: nn.Module) -> None:
     first: dict[str, int] = {}
     for i, node in enumerate(graph.nodes):
         if node.op in ("call_module", "get_attr"):
+            # an attribute is read where it is used (torch.export lists them all at the top)
+            at = min((graph.index[u] for u in node.users), default=i) if node.op == "get_attr" else i
             prefix = node.target + "."
             for names in tensors.values():
                 for name in names:
                     if name == node.target or name.startswith(prefix):
-                        first.setdefault(name, i)
+                        first[name] = min(first.get(name, at), at)
     for names in tensors.values():
         pos = min((first[n] for n in names if n in first), default=len(graph.nodes))
         for name in names:
@@ -185,5 +212,9 @@ def _find_cuts(graph: Graph) -> None:
             live.add(node)
     if not crossing:
         return
-    narrow = min(len(v) for v in crossing.values())
-    graph.cuts = {i: v for i, v in crossing.items() if len(v) <= max(narrow, 1)}
+    # values read across a fifth of the graph or more (an attention mask, position ids) cross
+    # every block boundary: a cut is as narrow as any when its *other* values are
+    long = {n for n, i in last.items() if i - index[n] > len(nodes) / 5}
+    width = {i: len([n for n in v if n not in long]) for i, v in crossing.items()}
+    narrow = min(width.values())
+    graph.cuts = {i: v for i, v in crossing.items() if width[i] <= max(narrow, 1)}

@@ -52,7 +52,7 @@ def graph_for(model: nn.Module, cache, example: torch.Tensor) -> Graph | None:
     try:
         if model._forward_pre_hooks or model._forward_hooks:
             raise CaptureError("the model has forward hooks that a graph would skip")
-        graph = capture(model)
+        graph = capture(model, example)
         _check(graph, model, example)
     except CaptureError as exc:
         with cache.lock:
@@ -86,14 +86,16 @@ class _Runner:
 
     def __init__(self, graph: Graph, model: nn.Module):
         self.graph = graph
-        self.modules = dict(model.named_modules())
-        self.attrs = {n: _attr(model, n.target) for n in graph.nodes if n.op == "get_attr"}
+        # the live model's modules (an exported graph's own helpers, such as its guard check, from it)
+        self.modules = {**(dict(graph.owner.named_modules()) if graph.owner is not None else {}), **dict(model.named_modules())}
+        # the live model's parameters; constants only an exported graph has names for, from it
+        self.attrs = {n: _attr(model, n.target, graph.owner) for n in graph.nodes if n.op == "get_attr"}
 
     def forward(self, x: torch.Tensor, start: int, values: dict[fx.Node, Any], store: dict[int, bool]) -> tuple[Any, dict[int, tuple]] | Any:
         """Nodes ``start…`` from ``values`` (the cut's); ``store``: cut -> share (else copy) to
         collect. Returns the output, and with ``store`` the collected values too."""
         g = self.graph
-        env = dict(values)
+        env = {**self.attrs, **values}  # (an attribute fetched before the cut is read after it)
         got: dict[int, tuple] = {}
         placeholders = 0
         for i in range(start, len(g.nodes)):
@@ -104,6 +106,8 @@ class _Runner:
             op = node.op
             if op == "output":
                 out = fx.node.map_arg(node.args[0], env.__getitem__)
+                if g.out_spec is not None:  # torch.export: flat outputs back into the model's object
+                    out = torch.utils._pytree.tree_unflatten(list(out), g.out_spec)
                 return (out, got) if store else out
             if op == "placeholder":
                 env[node] = x if placeholders == 0 else (node.args[0] if node.args else None)
@@ -125,11 +129,16 @@ class _Runner:
         raise CaptureError("the graph ended without an output")  # pragma: no cover
 
 
-def _attr(model: nn.Module, target: str):
-    obj = model
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj
+def _attr(model: nn.Module, target: str, owner: nn.Module | None = None):
+    try:
+        obj = model
+        for part in target.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except AttributeError:
+        if owner is None:
+            raise
+        return _attr(owner, target)
 
 
 def _copy(v):

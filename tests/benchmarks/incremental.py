@@ -13,6 +13,9 @@ median over the edits is printed with its spread (min, max).
 - ``incremental_graph_exact``: every incremental result equalled its full evaluation (correct,
   loss, per-class) and started from a cut.
 
+- ``window_click_to_exact_ms_resnet`` (``--window``): through the real window, prune a neuron of the
+  ResNet's last stage → its exact accuracy painted; median of 10 after a warm-up, with min and max.
+
 ``--width`` sets the ResNet's first-stage channels (64 is ResNet-18; the CPU default is 16, so
 one full pass takes seconds, not a minute). ``--quick``: small sizes, a few seconds in all.
 """
@@ -78,10 +81,11 @@ def edit_ratio(s: Session, layer: str, reps: int) -> dict:
     return {"ratio": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "inc_ms": statistics.median(inc_ms), "full_ms": statistics.median(full_ms), "exact": exact}
 
 
-def figures(quick: bool, device: str = "cpu", width: int | None = None) -> dict:
+def figures(quick: bool, device: str = "cpu", width: int | None = None, reps: int | None = None) -> dict:
     if width is None:
         width = 8 if quick else (64 if device == "cuda" else 16)
-    n, size, reps = (256, 16, 3) if quick else (2000, 32, 7)
+    n, size, default_reps = (256, 16, 3) if quick else (2000, 32, 7)
+    reps = reps or default_reps
     out: dict = {"incremental_resnet_width": width, "incremental_samples": n}
     s = _session(zoo.resnet18(width), n, size, device)
     last = edit_ratio(s, "layer4.0.conv1", reps)
@@ -97,13 +101,72 @@ def figures(quick: bool, device: str = "cpu", width: int | None = None) -> dict:
     return out
 
 
+def window_click_to_exact(width: int = 16, n: int = 2000, size: int = 32, repeat: int = 10, device: str = "cpu") -> dict:
+    """``window_click_to_exact_ms_resnet``: through the real window (everything connected), select
+    a neuron of the last stage's first conv, prune it with the window's own action, and wait for
+    the exact accuracy of that step to be painted; undo, and again. Median of ``repeat`` after
+    two warm-up clicks, with min and max."""
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+    from window import _close, _window, spread
+
+    s = _session(zoo.resnet18(width), n, size, device)
+    app, w = _window(s)
+
+    def wait(cond, timeout_ms=120_000):
+        loop, poll, clock = QEventLoop(), QTimer(), QElapsedTimer()
+        poll.setInterval(0)
+        poll.timeout.connect(lambda: loop.quit() if cond() else None)
+        poll.start()
+        clock.start()
+        while not cond() and clock.elapsed() < timeout_ms:
+            loop.exec()
+        poll.stop()
+        if not cond():
+            raise RuntimeError("no exact result within the timeout")
+
+    name = "layer4.0.conv1"
+    times, starts = [], []
+    try:
+        wait(lambda: w.acc.current is not None and w.acc.baseline is not None and not w.runner.busy)
+        w.tree.select(name)
+        app.processEvents()
+        rows = s.layer(name).out_channels
+        for i in range(repeat + 2):
+            done: list = []
+            on_done = lambda req, r: done.append((req.step, r.start))  # noqa: E731
+            w.runner.finished.connect(on_done)
+            w.select_neurons([i % rows])
+            app.processEvents()
+            t0 = time.perf_counter()
+            w.act_prune.trigger()
+            target = s.history.index
+            wait(lambda: any(step == target for step, _ in done))
+            w.grab()
+            times.append((time.perf_counter() - t0) * 1000)
+            starts.append(next(start for step, start in done if step == target))
+            w.runner.finished.disconnect(on_done)
+            w.act_undo.trigger()
+            wait(lambda: not w.runner.busy)
+    finally:
+        _close(w)
+    out = spread("window_click_to_exact_ms_resnet", times[2:])
+    out["window_click_to_exact_started_from_a_cut"] = all(st > 0 for st in starts[2:])
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--width", type=int, default=None)
+    ap.add_argument("--reps", type=int, default=None, help="edits per ratio (default 7; --quick 3)")
+    ap.add_argument("--window", action="store_true", help="only the click-to-exact figure through the real window")
     args = ap.parse_args(argv)
-    res = figures(args.quick, args.device, args.width)
+    if args.window:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        res = window_click_to_exact(args.width or 16, 256 if args.quick else 2000, 16 if args.quick else 32, 10, args.device)
+    else:
+        res = figures(args.quick, args.device, args.width, args.reps)
     for key, value in res.items():
         if key.endswith(("_min", "_max")):
             continue
