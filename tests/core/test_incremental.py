@@ -19,6 +19,7 @@ from pruneviz.core import incremental
 from pruneviz.core.data import EvalData
 from pruneviz.core.graph_cuts import Graph
 from pruneviz.core.model_io import LoadedModel
+from pruneviz.core.outputs import logits
 from pruneviz.core.session import Session
 from pruneviz.core.training import complete
 
@@ -53,7 +54,7 @@ def check_exact(s: Session) -> int:
     gpass = incremental.GraphPass(graph, s.model, s.cache, bounds)
     with torch.inference_mode():
         for b, (i, j) in enumerate(bounds):
-            assert torch.equal(gpass.forward(b, x[i:j]), s.model(x[i:j])), f"logits differ in batch {b} (from cut {gpass.start})"
+            assert torch.equal(logits(gpass.forward(b, x[i:j])), logits(s.model(x[i:j]))), f"logits differ in batch {b} (from cut {gpass.start})"
     inc = s.evaluate()
     full = s.evaluate(incremental=False)
     assert inc.start == gpass.start
@@ -265,3 +266,25 @@ def test_each_scenario_catches_a_stale_cut(scenario, monkeypatch):
     monkeypatch.setattr(ev.ActivationCache, "invalidate", lambda self, child: setattr(self, "generation", self.generation + 1))
     with pytest.raises((AssertionError, RuntimeError, IndexError)):
         SCENARIOS[scenario]()
+
+
+@pytest.mark.slow
+def test_a_hugging_face_model_that_fx_cannot_trace_goes_through_torch_export():
+    """BERT (transformers 5 has no fx tracer, and torch.fx fails on its forward): exported with
+    a dynamic batch, cut between its layers despite the attention mask that crosses them all,
+    and exact after edits in its last and first layers."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(num_hidden_layers=3, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=50, num_labels=3)
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config).eval()
+    x = torch.randint(0, 50, (48, 8), generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 3, (48,), generator=torch.Generator().manual_seed(1))
+    s = Session(LoadedModel(model, "bert", "state_dict", None, x[:1], True), EvalData(x=x, y=y, spec="t"), device="cpu", batch_size=16)
+    s.evaluate()
+    assert isinstance(s.cache.graph, Graph), s.cache.graph
+    assert s.cache.graph.how in ("torch.export", "transformers.utils.fx")
+    s.prune_weights("bert.encoder.layer.2.output.dense", torch.arange(0, 2048, 5))
+    late = check_exact(s)
+    s.prune_weights("bert.encoder.layer.0.attention.self.query", torch.arange(0, 1024, 7))
+    early = check_exact(s)
+    assert late > early > 0
