@@ -293,9 +293,17 @@ def evaluate_iter(
                 return
             xb, yb = x[i:j], y[i:j]
             if graph is not None:
-                out = logits(gpass.forward(b, xb))
-                if b == 0:
-                    gpass.fit_budget(j - i, n)
+                try:
+                    out = logits(gpass.forward(b, xb))
+                except torch.OutOfMemoryError:
+                    raise
+                except Exception as exc:  # e.g. an exported graph's shape guard: the model itself from here on
+                    incremental.give_up(cache, exc)
+                    graph = None
+                    out = logits(losses.forward(model, xb))
+                else:
+                    if b == 0:
+                        gpass.fit_budget(j - i, n)
             elif children is None:
                 out = logits(losses.forward(model, xb, losses.take(extra, slice(i, j))))
             else:

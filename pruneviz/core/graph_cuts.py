@@ -21,7 +21,10 @@ given (a probe's deep copy has the same names), see :mod:`pruneviz.core.incremen
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
+import logging
 import operator
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -157,7 +160,17 @@ def _export(model: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, st
     # a Hugging Face model would also return its key/value cache, which export cannot flatten;
     # the logits are the same without it (capture's caller checks that they are, bit for bit)
     kwargs = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
-    ep = export(model, (example,), kwargs, dynamic_shapes=({0: Dim("batch")},), strict=False)
+    # a failed export logs its whole graph (torch's loggers set their own levels): the notice says why
+    quiet = [logging.getLogger(n) for n in ["torch", *logging.root.manager.loggerDict] if n.startswith("torch")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # (and prints it)
+            ep = export(model, (example,), kwargs, dynamic_shapes=({0: Dim("batch")},), strict=False)
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
     gm = ep.module()
     return gm, "torch.export", ep.call_spec.out_spec
 

@@ -64,6 +64,15 @@ def graph_for(model: nn.Module, cache, example: torch.Tensor) -> Graph | None:
     return graph
 
 
+def give_up(cache, exc: BaseException) -> None:
+    """The graph failed while evaluating: drop it and everything cached; full passes from now on."""
+    reason = f"the traced graph failed on a batch ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})"
+    with cache.lock:
+        cache.graph = reason
+        cache.note = f"incremental evaluation is off for this model ({reason}); every evaluation is a full pass"
+        cache.invalidate(-1)
+
+
 def _check(graph: Graph, model: nn.Module, example: torch.Tensor) -> None:
     """The graph must compute exactly the model's logits (a trace can miss what the model does)."""
     try:

@@ -45,6 +45,7 @@ class Evaluation:
         self.tensors = None
         self.baseline_result = None
         s.cache.clear()
+        s.cache.graph = None  # traced again on the new data (an exported graph has its shapes)
         s.clear_scores()
         s.changed.emit(Change("set data", frozenset(layer.name for layer in s.layers), "data"))
 
@@ -124,6 +125,7 @@ class Evaluation:
             self.tensors = None
             s.clear_scores()
             s.cache.clear()
+            s.cache.graph = None  # an exported graph holds constants on the old device
 
     def evaluate(self, incremental: bool = True) -> ev.EvalResult:
         """Accuracy, mean cross-entropy, per-class accuracy of the current model on the data."""

@@ -288,3 +288,28 @@ def test_a_hugging_face_model_that_fx_cannot_trace_goes_through_torch_export():
     s.prune_weights("bert.encoder.layer.0.attention.self.query", torch.arange(0, 1024, 7))
     early = check_exact(s)
     assert late > early > 0
+
+
+def test_a_graph_that_fails_on_a_batch_hands_over_to_the_model_with_one_note(monkeypatch):
+    """A graph that raises mid-evaluation (an exported graph's shape guard on a last batch of
+    one) leaves that evaluation right (the model runs the batch) and turns the graph off."""
+    s = _session(FAMILIES["residual"])
+    s.evaluate()
+    s.prune_weights("conv2", torch.arange(0, 300, 4))
+    real = incremental._Runner.forward
+    calls = []
+
+    def flaky(self, x, *args):
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise RuntimeError("guard failed on purpose")
+        return real(self, x, *args)
+
+    monkeypatch.setattr(incremental._Runner, "forward", flaky)
+    inc = s.evaluate()
+    full = s.evaluate(incremental=False)
+    assert (inc.correct, inc.loss) == (full.correct, full.loss)
+    assert isinstance(s.cache.graph, str) and "failed on a batch" in s.cache.graph and s.cache.nbytes == 0
+    assert len([n for n in s.notices if "incremental evaluation is off" in n]) == 1
+    s.prune_weights("conv2", torch.arange(1, 300, 4))
+    assert s.evaluate().start == 0 and len(calls) == 3  # full passes of the model from now on
