@@ -28,7 +28,6 @@ from . import ranking as rk
 from .correlation import ranks, spearman, top_overlap  # noqa: F401  (public here too)
 from . import units as units_
 from .errors import PrunevizError
-from .evaluate import child_index
 from .history import Flip
 from .workers import Edit, Probe, run_edits
 
@@ -157,11 +156,13 @@ def sensitivity(session, layers=None, levels=None, granularity: str = "weight", 
                 edits.append(((name, level), flips_for(session, chosen, granularity)))
     # deepest layer first: after each edit is flipped back, the activations before the next
     # (shallower) layer are still cached, so every point starts at its own layer
+    # (the depth is the Sequential child, or the node of the graph: known once the baseline ran)
     order = {n: i for i, n in enumerate(names)}
-    depth = {n: child_index(session.model, n) for n in names}
-    edits.sort(key=lambda e: (-(depth[e[0][0]] if depth[e[0][0]] is not None else -1), order[e[0][0]], e[0][1]))
     probe = Probe(session, calibration=True)
-    out = {"baseline": _baseline(probe), "granularity": granularity, "method": method, "levels": levels,
+    baseline = _baseline(probe)
+    depth = {n: probe.child_of.get(("elem", n)) for n in names}
+    edits.sort(key=lambda e: (-(depth[e[0][0]] if depth[e[0][0]] is not None else -1), order[e[0][0]], e[0][1]))
+    out = {"baseline": baseline, "granularity": granularity, "method": method, "levels": levels,
            "calibration": session.calibration_info(), "layers": {n: [] for n in names}}
     for fig in run_edits(probe, edits, ray, cancel):
         name, level = fig["key"]

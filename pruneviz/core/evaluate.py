@@ -7,7 +7,9 @@ a 95% Wilson interval. The last item yielded is the :class:`EvalResult`.
 For ``nn.Sequential`` models, an :class:`ActivationCache` keeps the inputs that enter the
 children (within a byte budget). An edit to child *k* cannot change anything before *k*, so the
 next evaluation starts from the last cached point at or before the earliest changed child; the
-result is the same computation on the same tensors, so it is identical to a full pass.
+result is the same computation on the same tensors, so it is identical to a full pass. Other
+models are traced once and cached at the cuts of their graph in the same way
+(:mod:`pruneviz.core.incremental`); a model that cannot be traced is evaluated in full.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class EvalResult:
     device: str
     per_class: list[float]
     correct: int
-    #: where the evaluation started (0 = full pass; k = from cached input of child k)
+    #: where the evaluation started (0 = full pass; k = from the cached input of child k, or from
+    #: the cached values at cut k of the model's graph)
     start: int = 0
     #: "fp32", or "amp-fp16" / "amp-bf16" when mixed precision was on (results may differ slightly)
     precision: str = "fp32"
@@ -126,6 +129,38 @@ class ActivationCache:
     #: False: use the stored points but store no new ones (an edit that is undone right after
     #: its evaluation would only copy activations that the undo then drops)
     store: bool = True
+    #: other models: their captured graph (keys of ``points`` are then cut positions), the reason
+    #: it cannot be used (a str), or None before the first evaluation tried
+    graph: object = None
+    #: a one-line notice for the user (why evaluation is not incremental), said once
+    note: str | None = None
+    #: the earliest points the latest edits changed, most recent first (which cuts to keep)
+    recent: list[int] = field(default_factory=list)
+    #: where the last evaluation started, for people ("the input", "child 5", "after layer4.0 …")
+    last_start: str = ""
+
+    def position(self, model: nn.Module, modules) -> int | None:
+        """The earliest point (Sequential child, or node of the captured graph) an edit of
+        ``modules`` can change; None when it cannot be told (everything is then dropped)."""
+        modules = list(modules)
+        if cacheable(model):
+            found = [child_index(model, m) for m in modules]
+            return None if any(c is None for c in found) else min(found, default=None)
+        from .incremental import position
+
+        return position(self, model, modules)
+
+    def invalidate_modules(self, model: nn.Module, modules) -> None:
+        """Drop what an edit of ``modules`` can change: every point after the earliest one it
+        reads (:meth:`position`); remembers that point, so the cut before it is kept next time."""
+        modules = list(modules)
+        if not modules:
+            return
+        first = self.position(model, modules)
+        with self.lock:
+            if first is not None:
+                self.recent = [first, *[r for r in self.recent if r != first]][:4]
+            self.invalidate(-1 if first is None else first)
 
     def invalidate(self, child: int) -> None:
         with self.lock:
@@ -141,7 +176,13 @@ class ActivationCache:
     @property
     def nbytes(self) -> int:
         with self.lock:  # the worker thread may be adding points
-            return sum(t.numel() * t.element_size() for ts in self.points.values() for t in ts)
+            return sum(_nbytes(t) for ts in self.points.values() for t in ts)
+
+
+def _nbytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    return sum(_nbytes(v) for v in value) if isinstance(value, (tuple, list)) else 0
 
 
 def child_index(model: nn.Module, layer_name: str) -> int | None:
@@ -216,6 +257,11 @@ def evaluate_iter(
     n = len(x)
     bounds = batches(n, batch_size, first_batch)
     children = list(model._modules.values()) if cache is not None and not extra and cacheable(model) else None
+    graph = None
+    if cache is not None and children is None and not extra and n and cache.budget_bytes > 0:
+        from . import incremental
+
+        graph = incremental.graph_for(model, cache, x[: min(n, 2)])
     start = 0
     if children is not None:
         with cache.lock:
@@ -226,6 +272,13 @@ def evaluate_iter(
             cached = cache.points.get(start)
         new_points: dict[int, list[torch.Tensor]] = {k: [] for k in range(start + 1, len(children))} if cache.store else {}
         keeps_input = start > 0 and leaves_input_alone(children[start])
+        cache.last_start = f"child {start} ({type(children[start]).__name__})" if start else "the input"
+    elif graph is not None:
+        gpass = incremental.GraphPass(graph, model, cache, bounds)
+        start, generation = gpass.start, gpass.generation
+        cache.last_start = graph.describe(start)
+    elif cache is not None:
+        cache.last_start = "the input (full pass)"
     correct = 0
     tokens = 0
     loss_sum = 0.0
@@ -239,7 +292,19 @@ def evaluate_iter(
             if cancel is not None and cancel.is_set():
                 return
             xb, yb = x[i:j], y[i:j]
-            if children is None:
+            if graph is not None:
+                try:
+                    out = logits(gpass.forward(b, xb))
+                except torch.OutOfMemoryError:
+                    raise
+                except Exception as exc:  # e.g. an exported graph's shape guard: the model itself from here on
+                    incremental.give_up(cache, exc)
+                    graph = None
+                    out = logits(losses.forward(model, xb))
+                else:
+                    if b == 0:
+                        gpass.fit_budget(j - i, n)
+            elif children is None:
                 out = logits(losses.forward(model, xb, losses.take(extra, slice(i, j))))
             else:
                 # copies in and out of the cache: a child may write its input in place (one
@@ -272,7 +337,9 @@ def evaluate_iter(
             seen = tokens or j
             lo, hi = wilson(correct, seen)
             yield Progress(j, n, correct / seen, lo, hi)
-    if children is not None:
+    if graph is not None:
+        new_points = gpass.new_points
+    if children is not None or graph is not None:
         with cache.lock:
             if cache.generation == generation:
                 for k, ts in new_points.items():

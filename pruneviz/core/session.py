@@ -135,19 +135,12 @@ class Session:
             return self.data.x[:1]
         return self.loaded.example_input
 
-    def _children_touched(self) -> dict[tuple[str, str], int | None]:
-        """For each (store, layer): the earliest Sequential child an edit of it can change."""
-        out: dict[tuple[str, str], int | None] = {}
-        for layer in self._layers:
-            first = ev.child_index(self._model, layer.name)
-            out[("elem", layer.name)] = first
-            chan = first
-            if self._coupling and layer.name in self._coupling:
-                for e in self._coupling[layer.name].effects:
-                    c = ev.child_index(self._model, e.param.rsplit(".", 1)[0])
-                    chan = None if c is None or chan is None else min(chan, c)
-            out[("chan", layer.name)] = chan
-        return out
+    def _children_touched(self) -> dict[tuple[str, str], frozenset[str]]:
+        """For each (store, layer): the modules an edit of it can change (the activation cache
+        drops what follows the earliest of them, :meth:`ActivationCache.invalidate_modules`)."""
+        from .incremental import modules_touched
+
+        return modules_touched(self._layers, self._coupling)
 
     # ----------------------------------------------------------------- reads
     @property
@@ -329,7 +322,8 @@ class Session:
 
     @property
     def incremental(self) -> bool:
-        """True when re-evaluation can start from cached activations (Sequential models)."""
+        """True when re-evaluation can start from cached activations (Sequential models, and
+        models whose graph traces: :mod:`pruneviz.core.incremental`)."""
         return self.evaluation.incremental
 
     def set_calib_data(self, data) -> None:
@@ -439,7 +433,7 @@ class Session:
         Returns the layers whose effective weights changed; invalidates the activation cache.
         All or nothing: on an exception every flip already applied is rolled back."""
         touched: set[str] = set()
-        first: int | None = 10**9
+        changed: set[str] = set()
         with self.writing(), self.masks.transaction():
             for f in flips:
                 if f.store == "elem":
@@ -451,9 +445,8 @@ class Session:
                     touched.add(f.layer)
                     touched |= set(self.coupling[f.layer].coupled) if self.coupling else set()
                     touched |= {self.masks.weight_layer[e.param] for e in self.coupling[f.layer].effects if e.param in self.masks.weight_layer}
-                c = self._child_of.get((f.store, f.layer))
-                first = None if c is None or first is None else min(first, c)
-            self.cache.invalidate(-1 if first is None else first)
+                changed |= self._child_of.get((f.store, f.layer), {""})
+            self.cache.invalidate_modules(self._model, changed)
         return touched
 
     def _edit(self, label: str, flips: list[Flip]) -> int:

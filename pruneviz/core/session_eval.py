@@ -45,6 +45,7 @@ class Evaluation:
         self.tensors = None
         self.baseline_result = None
         s.cache.clear()
+        s.cache.graph = None  # traced again on the new data (an exported graph has its shapes)
         s.clear_scores()
         s.changed.emit(Change("set data", frozenset(layer.name for layer in s.layers), "data"))
 
@@ -82,6 +83,8 @@ class Evaluation:
             x, y = self.eval_tensors()
             try:
                 yield from ev.evaluate_iter(s.model, x, y, s.batch_size, s.cache if incremental else None, s.data.num_classes, cancel, amp=s.amp, extra=self.extra)
+                if s.cache.note and s.cache.note not in s.notices:  # why not incremental: said once
+                    s.notices.append(s.cache.note)
                 return
             except torch.OutOfMemoryError:
                 s.cache.clear()
@@ -122,6 +125,7 @@ class Evaluation:
             self.tensors = None
             s.clear_scores()
             s.cache.clear()
+            s.cache.graph = None  # an exported graph holds constants on the old device
 
     def evaluate(self, incremental: bool = True) -> ev.EvalResult:
         """Accuracy, mean cross-entropy, per-class accuracy of the current model on the data."""
@@ -172,5 +176,15 @@ class Evaluation:
 
     @property
     def incremental(self) -> bool:
-        """True when re-evaluation can start from cached activations (Sequential models)."""
-        return ev.cacheable(self.session.model)
+        """True when re-evaluation can start from cached activations: Sequential models, and
+        models whose graph was traced (or is not tried yet: the first evaluation traces it)."""
+        return ev.cacheable(self.session.model) or not isinstance(self.session.cache.graph, str)
+
+    def cache_info(self) -> str:
+        """Where the last evaluation started and what the activation cache holds, in words."""
+        c = self.session.cache
+        with c.lock:
+            held, budget, points = c.nbytes, c.budget_bytes, len(c.points)
+        where = c.last_start or "no evaluation yet"
+        how = "" if ev.cacheable(self.session.model) or not c.graph else (f"; {c.graph.how} graph, {len(c.graph.cuts)} cut points" if not isinstance(c.graph, str) else f"; full pass: {c.graph}")
+        return f"last evaluation started at {where}; cache: {held / 2**20:.1f} MiB of {budget / 2**20:.0f} MiB in {points} points{how}"

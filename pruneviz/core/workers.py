@@ -8,7 +8,8 @@ cancelled or fails, and the app's views never see a temporary state).
 
 Evaluation is the session's own (:func:`pruneviz.core.evaluate.evaluate_iter` with an
 :class:`~pruneviz.core.evaluate.ActivationCache`): the probe starts with the session's cached
-activations and an edit of Sequential child *k* re-evaluates from the cached input of child *k*.
+activations and an edit re-evaluates from the cached input of the earliest Sequential child it
+changes, or, for other models, from the latest cached cut of the graph before it.
 
 :func:`run_edits` sends edits to a worker and streams back one figures dict per edit: with
 ``ray=None`` the edits run here, one after another, on one probe; with Ray the probe goes to the
@@ -26,6 +27,7 @@ from typing import Hashable, Iterable, Iterator, Sequence
 from . import evaluate as ev
 from .errors import PrunevizError
 from .history import Flip
+from .incremental import modules_touched
 
 Edit = tuple[Hashable, list[Flip]]  # (key the caller uses to file the result, flips)
 
@@ -54,13 +56,15 @@ class Probe:
             self.amp = session.amp
             self.layer_names = [layer.name for layer in session.layers]
             self.total = sum(layer.numel for layer in session.layers)
-            self.child_of = _children_touched(model, session.layers, masks.coupling)
+            #: (store, layer) -> the modules a flip of it can change
+            self.modules_of = modules_touched(session.layers, masks.coupling)
             with session.cache.lock:
                 # the session's cached activations are valid for its current masks; reading
                 # them is safe: evaluation clones a cached tensor before it runs a child on it
                 self._points = dict(session.cache.points)
                 self._bounds = session.cache.bounds
                 self._budget = session.cache.budget_bytes
+                self._graph = session.cache.graph  # the captured graph: names, no tensors
                 # where the copy came from: priming can hand its activations back (see prime)
                 self._origin = (session.cache, session.cache.generation)
             if calibration:  # those activations are of the evaluation data
@@ -68,7 +72,7 @@ class Probe:
         self._make_cache()
 
     def _make_cache(self) -> None:
-        self.cache = ev.ActivationCache(budget_bytes=self._budget, points=dict(self._points), bounds=self._bounds, store=getattr(self, "_store", True))
+        self.cache = ev.ActivationCache(budget_bytes=self._budget, points=dict(self._points), bounds=self._bounds, store=getattr(self, "_store", True), graph=self._graph)
         self._points = {}
 
     def __getstate__(self):  # the cache holds a lock: send its tensors, rebuild it on arrival
@@ -77,6 +81,9 @@ class Probe:
         state["_bounds"] = self.cache.bounds
         state["_budget"] = self.cache.budget_bytes
         state["_store"] = self.cache.store
+        # a graph's nodes hold functions that need not pickle: the copy traces its model again
+        # (a reason it cannot is a str and travels); cut positions are the same either way
+        state["_graph"] = self.cache.graph if isinstance(self.cache.graph, str) else None
         return state
 
     def __setstate__(self, state):
@@ -87,15 +94,25 @@ class Probe:
     def apply(self, flips: Sequence[Flip]) -> None:
         """Flip masks (like :meth:`Session.apply_flips`) and drop the cached activations after
         the earliest child the flips can change."""
-        first: int | None = 10**9
+        changed: set[str] = set()
         for f in flips:
             if f.store == "elem":
                 self.masks.flip_elem(f.layer, f.idx)
             else:
                 self.masks.flip_chan(f.layer, f.idx)
-            c = self.child_of.get((f.store, f.layer))
-            first = None if c is None or first is None else min(first, c)
-        self.cache.invalidate(-1 if first is None else first)
+            changed |= self.modules_of.get((f.store, f.layer), {""})
+        self.cache.invalidate_modules(self.model, changed)
+
+    @property
+    def child_of(self) -> dict[tuple[str, str], int | None]:
+        """(store, layer) -> the earliest point (Sequential child or graph node) a flip of it can
+        change, once known (None: not known, e.g. before the graph is captured)."""
+        memo = getattr(self, "_child_of_memo", None)
+        key = (id(self.cache), self.cache.graph if isinstance(self.cache.graph, str) else id(self.cache.graph))
+        if memo is None or memo[0] != key:
+            memo = (key, {k: self.cache.position(self.model, mods) for k, mods in self.modules_of.items()})
+            self._child_of_memo = memo
+        return memo[1]
 
     def prime(self) -> ev.EvalResult:
         """Evaluate the unedited state, caching the input of every child (within the budget), then
@@ -158,20 +175,6 @@ class Probe:
             finally:
                 self.apply(list(reversed(flips)))
             yield out
-
-
-def _children_touched(model, layers, coupling) -> dict[tuple[str, str], int | None]:
-    """For each (store, layer): the earliest Sequential child an edit of it can change."""
-    out: dict[tuple[str, str], int | None] = {}
-    for layer in layers:
-        first = ev.child_index(model, layer.name)
-        out[("elem", layer.name)] = first
-        chan = first
-        for e in coupling[layer.name].effects if layer.name in coupling else ():
-            c = ev.child_index(model, e.param.rsplit(".", 1)[0])
-            chan = None if c is None or chan is None else min(chan, c)
-        out[("chan", layer.name)] = chan
-    return out
 
 
 # ------------------------------------------------------------------- Ray

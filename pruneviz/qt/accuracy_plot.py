@@ -301,7 +301,7 @@ class AccuracyPanel(QWidget):
         self.current = r
         self.points[req.step] = (req.sparsity, r.accuracy)
         self.current_step = req.step
-        how = f" (from cached layer {r.start})" if r.start else ("" if incremental else " (full pass: activations are cached only for nn.Sequential models)")
+        how = f" (from cached point {r.start})" if r.start else ("" if incremental else " (full pass: the model's graph cannot be traced)")
         self.estimate.setText(f"{r.samples:,} samples on {r.device}{how}")
         self._clear_running()
         self._redraw(req.sparsity)

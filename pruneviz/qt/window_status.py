@@ -332,6 +332,7 @@ class StatusReports(QObject):
         self.memory.setToolTip(
             f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)"
             + (f"; fine-tuning deltas past the in-memory budget are kept on disk ({disk:,} bytes)" if disk else "")
+            + f"\n{self.w.session.evaluation.cache_info()}"
         )
 
     def _show_notices(self) -> None:

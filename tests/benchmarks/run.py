@@ -307,6 +307,10 @@ def main(argv=None) -> int:
     results.update(compensation.figures(args.quick, args.device))
     GOALS.update(compensation.GOALS)
     results.update(analysis_figures(args.quick, args.device))
+    import incremental as graph_incremental  # ResNet-18 and ViT shapes from cached cuts (issue 19)
+
+    results.update(graph_incremental.figures(args.quick, args.device))
+    GOALS.update(graph_incremental.GOALS)
     import plans  # plan curves on a copy vs switching and evaluating every step
 
     results.update(plans.figures(args.quick, args.device))

@@ -42,3 +42,16 @@ def test_analysis_benchmark_runs_and_its_cached_sweep_is_exact():
     fig = analysis.analysis_figures(True, ray=False)
     assert fig["sensitivity_incremental_exact"] is True
     assert 0 < fig["sensitivity_incremental_ratio"] and fig["knockout_ms_per_neuron_mlp"] > 0
+
+
+@pytest.mark.slow
+def test_incremental_graph_benchmark_runs_exact_and_within_its_budget():
+    sys.path.insert(0, str(ROOT / "tests/benchmarks"))
+    try:
+        import incremental
+    finally:
+        sys.path.pop(0)
+    fig = incremental.figures(True)
+    assert fig["incremental_graph_exact"] is True
+    assert 0 < fig["incremental_cache_mb"] <= fig["incremental_cache_budget_mb"]
+    assert 0 < fig["incremental_resnet_last_stage_ratio"] and 0 < fig["incremental_vit_last_block_ratio"]

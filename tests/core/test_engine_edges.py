@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from pruneviz.core import evaluate as ev
 from pruneviz.core import persist
 from pruneviz.core.data import EvalData
 from pruneviz.core.errors import PrunevizError, TrustRequired
@@ -32,22 +33,31 @@ class Shifted(nn.Sequential):
         return super().forward(x * 3 + 1)
 
 
-def test_sequential_subclass_with_its_own_forward_is_evaluated_in_full():
+def test_sequential_subclass_with_its_own_forward_is_not_cut_child_by_child():
     torch.manual_seed(0)
     s, x, y = session(Shifted(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)))
-    assert not s.incremental
+    assert not ev.cacheable(s.model)  # its own forward: the traced graph, not the children
     r = s.evaluate()
     with torch.no_grad():
         assert r.correct == int((s.model(x).argmax(1) == y).sum())
+    s.prune_weights("2", [1, 7])
+    inc, full = s.evaluate(), s.evaluate(incremental=False)
+    assert inc.start > 0 and same(inc, full)
 
 
 def test_a_module_used_twice_is_not_cut_short():
     torch.manual_seed(0)
     shared = nn.Linear(12, 12)
     s, x, y = session(nn.Sequential(shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(12, 5)))
-    assert not s.incremental
+    assert not ev.cacheable(s.model)
     with torch.no_grad():
         assert s.evaluate().correct == int((s.model(x).argmax(1) == y).sum())
+    s.prune_weights("4", [3])  # after both uses: starts late
+    inc, full = s.evaluate(), s.evaluate(incremental=False)
+    assert inc.start > 0 and same(inc, full)
+    s.prune_weights("0", [3])  # its first use changes: from the input, though the second use is later
+    inc, full = s.evaluate(), s.evaluate(incremental=False)
+    assert inc.start == 0 and same(inc, full)
 
 
 def test_nested_in_place_op_does_not_corrupt_the_cache():

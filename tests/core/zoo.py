@@ -370,3 +370,96 @@ def inputs(family: Family, n: int, seed: int) -> torch.Tensor:
     if family.dtype == torch.long:
         return torch.randint(0, family.vocab, (n, *family.input_shape), generator=g)
     return torch.randn(n, *family.input_shape, generator=g)
+
+
+# ------------------------------------------------ deeper families (incremental evaluation)
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3×3 convs with BatchNorm and an identity (or 1×1) shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18's shape for 32×32 inputs (CIFAR stem; four stages of two basic blocks), as
+    torchvision writes it: a forward of its own, not a Sequential. ``width``: the first stage's
+    channels (64 in ResNet-18; smaller keeps tests and CPU benchmarks quick)."""
+
+    def __init__(self, width: int = 64, classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        cin, stages = width, []
+        for k, stride in enumerate((1, 2, 2, 2)):
+            cout = width * 2**k
+            stages.append(nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+            cin = cout
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18(width: int = 64, classes: int = 10) -> nn.Module:
+    torch.manual_seed(0)
+    return _bn_stats(ResNet18(width, classes))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: attention and an MLP, each inside a residual."""
+
+    def __init__(self, dim: int, heads: int, fused: bool):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, fused)
+        self.norm2 = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class DeepViT(nn.Module):
+    """ViT's shape: patch embedding, a class token and positions, ``depth`` blocks, a head."""
+
+    def __init__(self, depth: int = 6, dim: int = 64, heads: int = 4, patch: int = 4, size: int = 32, classes: int = 10, fused: bool = True):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, stride=patch)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, (size // patch) ** 2 + 1, dim) * 0.02)
+        self.blocks = nn.Sequential(*[Block(dim, heads, fused) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+        x = self.norm(self.blocks(x))
+        return self.head(x[:, 0])
+
+
+def vit6(dim: int = 64, size: int = 32, fused: bool = True) -> nn.Module:
+    torch.manual_seed(0)
+    return DeepViT(6, dim, size=size, fused=fused).eval()

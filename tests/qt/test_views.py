@@ -235,15 +235,15 @@ def test_full_pass_is_said_for_models_that_cannot_be_cached(qtbot):
     from pruneviz.core.model_io import LoadedModel
     from pruneviz.core.session import Session
     from pruneviz.qt.main_window import MainWindow
-    from tests.core import models
+    from tests.core import zoo
 
-    x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 6, (64,))
-    s = Session(LoadedModel(models.resnet(), "resnet", "state_dict", None, x[:1], True), EvalData(x=x, y=y, spec="t"), device="cpu")
-    assert not s.incremental
+    x, y = torch.randn(64, 12), torch.randint(0, 4, (64,))  # a forward that branches on the data: no graph
+    s = Session(LoadedModel(zoo.branching(), "branching", "state_dict", None, x[:1], True), EvalData(x=x, y=y, spec="t"), device="cpu")
     w = MainWindow(s, restore_layout=False)
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.acc.current is not None, timeout=30_000)
-    assert "full pass" in w.acc.estimate.text()
+    assert "full pass" in w.acc.estimate.text() and not s.incremental
+    assert "full pass" in w.status.memory.toolTip()
 
 
 def test_strip_of_many_neurons_draws_one_segment_per_neuron_in_its_colour(qtbot):
