@@ -64,7 +64,9 @@ def analysis_figures(quick: bool, device: str = "cpu", ray: bool = True) -> dict
         torch.set_num_threads(threads)
     out["knockout_ms_per_neuron_mlp_1thread"] = statistics.median(t_ko1) * 1000 / 128
     out["ray_local_overhead_ratio"] = None
-    if ray:
+    if ray and quick:
+        out["ray_local_overhead_ratio"] = "not run in --quick"  # starting Ray and its workers alone takes tens of seconds
+    elif ray:
         try:
             import ray as ray_mod
         except ImportError:

@@ -331,7 +331,7 @@ def main(argv=None) -> int:
             continue  # printed beside their median
         goal = GOALS.get(key)
         mark = ""
-        if goal is not None and value is not None:
+        if goal is not None and isinstance(value, (int, float)):
             op, target = goal
             ok = value <= target if op == "<=" else value == target
             mark = f"  goal {op} {target}: {'met' if ok else 'MISSED'}"
