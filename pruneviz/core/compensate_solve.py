@@ -109,8 +109,8 @@ def inverse_factor(hd: torch.Tensor) -> torch.Tensor:
     """The upper Cholesky factor ``U`` of ``hd⁻¹`` (``Uᵀ U = hd⁻¹``) per group, from one
     Cholesky and one triangular solve: with ``J`` the order reversal and ``J hd J = L Lᵀ``,
     ``U = J L⁻¹ J``. The same factor as ``cholesky(cholesky_inverse(cholesky(hd)), upper=True)``
-    (tests: to 1e-10 relative) for about half the work, which on ResNet-50's widest layers was
-    the largest part of SparseGPT's time."""
+    (tests: to 1e-10 relative) in a fifth less time (2048 columns, one thread: 0.69 s against
+    0.86 s); on ResNet-50's widest layers this factor is most of SparseGPT's time."""
     L = torch.linalg.cholesky(hd.flip(-1, -2))
     eye = torch.eye(hd.shape[-1], dtype=hd.dtype, device=hd.device).expand_as(L)
     return torch.linalg.solve_triangular(L, eye, upper=False).flip(-1, -2)
