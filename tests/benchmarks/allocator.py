@@ -53,7 +53,7 @@ def _child(system: bool, device: str, n: int) -> dict:
 def figures(quick: bool, device: str = "cpu") -> dict:
     if device != "cpu":
         return {"allocator_eval_ratio": "cpu only (the CUDA caching allocator keeps its blocks)"}
-    n = 10 if quick else 30
+    n = 5 if quick else 30
     tuned, system = [], []
     for _ in range(2 if quick else 3):
         tuned.append(_child(False, device, n))

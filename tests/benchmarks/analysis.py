@@ -33,7 +33,7 @@ def _spread(ts: list[float]) -> str:
 
 
 def analysis_figures(quick: bool, device: str = "cpu", ray: bool = True) -> dict:
-    repeat = 5 if quick else 7  # 5: three pairs left the quick ratio wandering ±0.03
+    repeat = 3 if quick else 7  # quick: three pairs leave the ratio wandering ±0.03 (5 took 40 CPU-s with Ray)
     cnn = Session.open("demo:cnn", data="demo:digits", device=device)
     full = Session.open("demo:cnn", data="demo:digits", device=device)
     full.set_cache_budget(0)
