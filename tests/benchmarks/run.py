@@ -178,7 +178,7 @@ def global_vs_torch(quick: bool) -> dict:
     import torch.nn.utils.prune as tprune
 
     torch.manual_seed(0)
-    dims = [2048, 4096, 2048, 4096] if not quick else [1024, 2048, 1024, 2048]
+    dims = [2048, 4096, 2048, 4096] if not quick else [2048, 4096, 2048, 2560]
     layers = []
     for a, b in zip(dims[:-1], dims[1:]):
         layers += [nn.Linear(a, b), nn.ReLU()]

@@ -179,7 +179,7 @@ def global_vs_kthvalue(quick: bool, dims: list[int] | None = None) -> dict:
     """Global magnitude prune of 50% against the fastest simple baseline: |w| of every layer
     concatenated, ``torch.kthvalue``, one compare per layer (best of a few, after a warm-up)."""
     torch.manual_seed(0)
-    dims = dims or ([2048, 4096, 2048, 4096] if not quick else [1024, 2048, 1024, 2048])
+    dims = dims or ([2048, 4096, 2048, 4096] if not quick else [2048, 4096, 2048, 2560])
     layers: list[nn.Module] = []
     for a, b in zip(dims[:-1], dims[1:]):
         layers += [nn.Linear(a, b), nn.ReLU()]
