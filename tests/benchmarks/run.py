@@ -93,7 +93,7 @@ def eval_overhead(quick: bool, device: str) -> dict:
         return s.evaluate(incremental=False).correct
 
     assert bare() == ours()
-    reps = 7 if quick else 7  # quick: a 512-sample pass is short, five pairs wandered 0.85-1.17 (15 cost 13 CPU-s)
+    reps = 7  # quick: a 512-sample pass is short: five pairs wandered 0.85-1.17; fifteen cost 13 CPU-s
     pairs = [(median_ms(bare, 1), median_ms(ours, 1)) for _ in range(reps)]  # interleaved
     # best of interleaved runs: the least disturbed figure on a shared machine
     b = min(p[0] for p in pairs)
