@@ -105,6 +105,17 @@ def exact(w: torch.Tensor, h: torch.Tensor, kept: torch.Tensor, damp: float = DA
     return out.reshape(G, r, c)
 
 
+def inverse_factor(hd: torch.Tensor) -> torch.Tensor:
+    """The upper Cholesky factor ``U`` of ``hd⁻¹`` (``Uᵀ U = hd⁻¹``) per group, from one
+    Cholesky and one triangular solve: with ``J`` the order reversal and ``J hd J = L Lᵀ``,
+    ``U = J L⁻¹ J``. The same factor as ``cholesky(cholesky_inverse(cholesky(hd)), upper=True)``
+    (tests: to 1e-10 relative) in a fifth less time (2048 columns, one thread: 0.69 s against
+    0.86 s); on ResNet-50's widest layers this factor is most of SparseGPT's time."""
+    L = torch.linalg.cholesky(hd.flip(-1, -2))
+    eye = torch.eye(hd.shape[-1], dtype=hd.dtype, device=hd.device).expand_as(L)
+    return torch.linalg.solve_triangular(L, eye, upper=False).flip(-1, -2)
+
+
 def exact_flops(kept: torch.Tensor) -> float:
     """Floating-point operations :func:`exact` needs for ``kept`` [G, r, c] (Σ k³/3 over rows
     with a pruned input; rows sharing a pattern counted once is not assumed: an upper bound)."""
@@ -136,7 +147,7 @@ def sparsegpt(w: torch.Tensor, h: torch.Tensor, kept: torch.Tensor, n_new: int, 
     w = w.to(torch.float64).clone()
     dead = h.diagonal(dim1=1, dim2=2) == 0
     w.masked_fill_(dead[:, None, :], 0)  # as the reference: an input that is always 0 carries nothing
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(damped(h, damp))), upper=True)
+    hinv = inverse_factor(damped(h, damp))
     keep = kept.clone()
     counts = block_counts(kept, n_new, block)
     for b, i1 in enumerate(range(0, c, block)):

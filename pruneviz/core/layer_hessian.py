@@ -160,7 +160,11 @@ class Feeder:
     child holding it are cached (all samples, at most :data:`CACHE_BYTES`): the next layers of the
     same child start from that cache, and a later child's inputs come from running the children in
     between on it, so a deep chain (ResNet's stages, demo:mlp) is not re-run from the model's
-    input for every layer. Call :meth:`feed` in forward order."""
+    input for every layer. Where the next Sequential's input is the previous one's output, passed
+    on unchanged (seen once in a traced forward: the same tensor object at the same version, as
+    ResNet's ``layer2(layer1(x))``), its cache is the previous cache run through the previous
+    Sequential's remaining children, not a new run from the model's input. Call :meth:`feed` in
+    forward order."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, batch: int, calls: dict[str, int], cache_bytes: int | None = None):
         self.model, self.x, self.batch, self.calls = model, x, batch, calls
@@ -168,6 +172,8 @@ class Feeder:
         self.modules = dict(model.named_modules())
         self.at: tuple[str, int] | None = None  # (Sequential, child index) the cache holds inputs of
         self.cache: list[torch.Tensor] = []
+        self.fed_by = self._links()  # before any calibration hook is on the model
+        self.refused: set[str] = set()  # Sequentials whose inputs could not be cached: not tried again
 
     def _place(self, name: str) -> tuple[str, int] | None:
         """(outermost plain Sequential holding ``name``, index of its child on the way), if any."""
@@ -209,24 +215,69 @@ class Feeder:
         self.cache = got
         return len(got) > 0
 
+    def _advance(self, children: list[nn.Module], start: int, end: int) -> bool:
+        """Run the cache through ``children[start:end]`` in place (one cache and one batch at a
+        time); False (and no cache) when it would outgrow :attr:`cache_bytes`."""
+        with torch.no_grad():
+            for j in range(start, end):
+                for k, c in enumerate(self.cache):
+                    self.cache[k] = children[j](c)
+                    if k == 0 and self.cache[0].numel() * self.cache[0].element_size() * len(self.x) / max(1, len(self.cache[0])) > self.cache_bytes:
+                        self.cache = []
+                        return False
+        return True
+
+    def _links(self) -> dict[str, str]:
+        """``{S: P}`` for plain Sequentials called once where S's input is P's output, the same
+        tensor not changed in between, in one traced forward over two calibration samples."""
+        seqs = {n: m for n, m in self.modules.items() if _sequential(m) and self.calls.get(n, 0) == 1}
+        if len(seqs) < 2:
+            return {}
+        outs: dict[str, tuple[torch.Tensor, int]] = {}
+        links: dict[str, str] = {}
+
+        def post(m, i, o, n):
+            if isinstance(o, torch.Tensor):
+                outs[n] = (o, o._version)
+
+        def pre(m, i, n):
+            for p, (t, v) in outs.items():
+                if i and i[0] is t and t._version == v:
+                    links[n] = p
+
+        hooks = [m.register_forward_hook(lambda m, i, o, n=n: post(m, i, o, n)) for n, m in seqs.items()]
+        hooks += [m.register_forward_pre_hook(lambda m, i, n=n: pre(m, i, n)) for n, m in seqs.items()]
+        try:
+            with torch.no_grad():
+                self.model(self.x[:2])
+        finally:
+            for h in hooks:
+                h.remove()
+        return links
+
     def feed(self, name: str, cancel=None):
         """Yield once per calibration batch after running it up to ``name``; the caller's hook on
         the layer gathers its inputs (and may raise the private stop signal)."""
         place = self._place(name)
         if place is not None:
             seq, idx = place
-            if self.at is None or self.at[0] != seq or self.at[1] > idx:
+            if self.at is not None and self.at[0] != seq and self.fed_by.get(seq) == self.at[0]:
+                prev = list(self.modules[self.at[0]]._modules.values())
+                self.at = (seq, 0) if self._advance(prev, self.at[1], len(prev)) else None
+            if (self.at is None or self.at[0] != seq or self.at[1] > idx) and seq not in self.refused:
                 if self._capture(seq):
                     self.at = (seq, 0)
                 else:
                     self.at, self.cache = None, []
+                    self.refused.add(seq)
             if self.at is not None and self.at[0] == seq:
                 children = list(self.modules[seq]._modules.values())
-                with torch.no_grad():
-                    for j in range(self.at[1], idx):  # advance the cache through finished children
-                        for k, c in enumerate(self.cache):  # in place: one cache (+ a batch) at a time
-                            self.cache[k] = children[j](c)
-                self.at = (seq, idx)
+                if self._advance(children, self.at[1], idx):
+                    self.at = (seq, idx)
+                else:
+                    self.at = None
+                    self.refused.add(seq)
+            if self.at is not None and self.at[0] == seq:
                 runs = [(children[idx], c) for c in self.cache]
             else:
                 runs = [(self.model, xb) for xb in self._model_batches()]

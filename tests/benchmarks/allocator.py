@@ -3,7 +3,7 @@
 ``allocator_eval_ratio``: a demo:cnn evaluation with the activation cache filled (as in the app
 after its first evaluation), full pass and an edit plus its undo, in a process that set the
 thresholds / in one that kept glibc's defaults (``PRUNEVIZ_MALLOC=system``). The two kinds of
-process alternate, three of each (two with --quick); every figure is the median over the processes' medians. The
+process alternate, three of each (one with --quick); every figure is the median over the processes' medians. The
 thresholds are per process, so the two cannot share one.
 """
 
@@ -53,9 +53,9 @@ def _child(system: bool, device: str, n: int) -> dict:
 def figures(quick: bool, device: str = "cpu") -> dict:
     if device != "cpu":
         return {"allocator_eval_ratio": "cpu only (the CUDA caching allocator keeps its blocks)"}
-    n = 10 if quick else 30
+    n = 5 if quick else 30
     tuned, system = [], []
-    for _ in range(2 if quick else 3):
+    for _ in range(1 if quick else 3):  # quick: one of each (each process starts torch: ~3 CPU-s)
         tuned.append(_child(False, device, n))
         system.append(_child(True, device, n))
     if not all(r["applied"] for r in tuned):

@@ -52,7 +52,7 @@ def _plain_epoch(model, masks, x, y, opt, batch: int, gen) -> None:
 
 
 def finetune_overhead(quick: bool, device: str, smoke: bool = False) -> dict:
-    n = 64 if smoke else (768 if quick else 2048)
+    n = 64 if smoke else (512 if quick else 2048)
     x, y = bench.synthetic(n, seed=5)
     s = bench.session_for(bench.bench_cnn(4 if smoke else (12 if quick else 16)), x, y, device)
     s.data = None  # no held-out evaluation at epoch ends: the plain loop has none either
@@ -98,7 +98,7 @@ def finetune_overhead(quick: bool, device: str, smoke: bool = False) -> dict:
 
 
 def compensation(quick: bool, device: str, smoke: bool = False) -> dict:
-    reps = 1 if smoke else (3 if quick else 7)
+    reps = 1 if smoke else (2 if quick else 7)
     plain_t, comp_t = [], []
     for _ in range(reps):
         a = Session.open("demo:mlp", data="demo:digits", device=device)

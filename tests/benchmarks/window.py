@@ -63,7 +63,7 @@ def big_window(quick: bool, n: int = 4096, repeat: int | None = None) -> dict:
     model = nn.Sequential(nn.Linear(n, n), nn.ReLU(), nn.Linear(n, 64), nn.ReLU(), nn.Linear(64, 10)).eval()
     s = session_for(model, torch.randn(4, n))
     app, w = _window(s)
-    repeat = repeat or (10 if quick else 20)
+    repeat = repeat or (5 if quick else 20)
     out: dict = {}
     try:
         w.show_layer("0")
@@ -126,7 +126,7 @@ def cnn_estimate(quick: bool, repeat: int | None = None) -> dict:
 
     s = Session.open("demo:cnn", data="demo:digits", device="cpu")
     app, w = _window(s)
-    repeat = repeat or (10 if quick else 20)
+    repeat = repeat or (5 if quick else 20)
     out: dict = {}
 
     def wait(cond, timeout_ms=30_000):
@@ -195,7 +195,7 @@ def global_vs_kthvalue(quick: bool, dims: list[int] | None = None) -> dict:
 
     ours_t, base_t = [], []
     baseline()
-    for _ in range(3 if quick else 5):  # interleaved
+    for _ in range(2 if quick else 5):  # interleaved
         t0 = time.perf_counter()
         keep = baseline()
         base_t.append(time.perf_counter() - t0)
