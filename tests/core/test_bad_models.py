@@ -8,6 +8,7 @@ written per test module and named with ``--arch pv_bad_models:NAME``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -331,13 +332,15 @@ def test_tied_weights_are_one_layer(lab, here, capsys):
 def test_tied_weights_with_data(lab, here):
     s = Session.open(str(lab / "tied.pt"), arch=f"{MODULE}:tied", data="demo:digits", device="cpu")
     s.prune(0.5)
-    s.evaluate()
+    r = s.evaluate()
+    assert 0.0 <= r.accuracy <= 1.0 and math.isfinite(r.loss)
 
 
 def test_bare_linear_model_with_data(lab, here):
     s = Session.open(str(lab / "bare_linear.pt"), arch=f"{MODULE}:bare_linear", data="demo:digits", device="cpu")
     s.prune(0.5)
-    s.evaluate()
+    r = s.evaluate()
+    assert 0.0 <= r.accuracy <= 1.0 and math.isfinite(r.loss)
 
 
 # ---------------------------------------------------------------------------------------------
