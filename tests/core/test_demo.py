@@ -184,6 +184,7 @@ def test_trained_file_loads_strictly_and_accuracy_is_reported(tmp_path):
     assert acc > 0.5  # three epochs already learn most digits
 
 
+@pytest.mark.slow  # a subprocess; in-process: test_train_is_reproducible_and_leaves_global_state_alone
 def test_train_from_the_command_line(tmp_path):
     out = tmp_path / "m.safetensors"
     proc = subprocess.run(
@@ -196,6 +197,7 @@ def test_train_from_the_command_line(tmp_path):
     assert "held-out accuracy" in proc.stdout and out.is_file()
 
 
+@pytest.mark.slow  # a subprocess; the quick loop's import check is test_cli.py::test_core_and_cli_never_import_qt
 def test_demo_imports_neither_sklearn_nor_qt():
     code = (
         "import sys, pruneviz.core.demo as d; d.load_model('cnn'); d.load_digits('all'); "
