@@ -499,6 +499,7 @@ def test_api_unknown_device(here):
         Session.open("demo:mlp", device="nope")
 
 
+@pytest.mark.slow  # a child process under an address-space limit (the bug was an unbounded loop)
 def test_api_batch_size_zero(here):
     # in a child process allowed 2 GiB more address space: the bug is an unbounded loop
     code = textwrap.dedent(

@@ -166,18 +166,20 @@ def test_core_and_cli_never_import_qt():
     assert res.returncode == 0, res.stderr
 
 
-def test_onnx_export_runs_in_onnx_reference_evaluator(tmp_path, cli):
+# the CNN takes seconds to export and more in onnx's Python reference evaluator: the MLP is the quick loop's case
+@pytest.mark.parametrize("spec", ["demo:mlp", pytest.param("demo:cnn", marks=pytest.mark.slow)])
+def test_onnx_export_runs_in_onnx_reference_evaluator(tmp_path, cli, spec):
     onnx = pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
 
     from pruneviz.core.session import Session
 
     out = tmp_path / "m.onnx"
-    code, text, err = cli("prune", "demo:cnn", "--amount", "0.25", "--granularity", "neuron", "--data", "demo:digits", "--format", "onnx", "--shrink", "--out", str(out))
+    code, text, err = cli("prune", spec, "--amount", "0.25", "--granularity", "neuron", "--data", "demo:digits", "--format", "onnx", "--shrink", "--out", str(out))
     assert code == 0 and "[torch.onnx]" not in text
     model = onnx.load(str(out))
     onnx.checker.check_model(model)
-    s = Session.open("demo:cnn", data="demo:digits", device="cpu")
+    s = Session.open(spec, data="demo:digits", device="cpu")
     s.prune(0.25, granularity="neuron")
     x, _ = demo.load_digits("test")
     with torch.no_grad():

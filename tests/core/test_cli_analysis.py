@@ -66,6 +66,7 @@ def test_prune_scope_sensitivity(cli, tmp_path):
     assert "applied the sensitivity plan" in text
 
 
+@pytest.mark.slow  # a second sensitivity plan of the CNN on 1437 samples; quick: test_prune_scope_sensitivity
 def test_prune_scope_sensitivity_reaches_90_percent_without_levels_advice(cli, tmp_path):
     """It was refused, with advice to measure higher levels through a --levels option prune lacks."""
     code, text, err = cli("prune", "demo:cnn", "--amount", "0.9", "--scope", "sensitivity", "--out", str(tmp_path / "p.pt"), "--json", "--device", "cpu")
