@@ -50,3 +50,29 @@ class CliRunner:
 @pytest.fixture
 def cli(capsys) -> CliRunner:
     return CliRunner(capsys)
+
+
+@pytest.fixture(scope="session")
+def _demo_session_cache() -> dict:
+    return {}
+
+
+@pytest.fixture
+def demo_session(_demo_session_cache):
+    """``demo_session("mlp")`` -> a Session on ``demo:<name>`` with ``demo:digits``, on the CPU,
+    opened once per test run and shared (its activation cache is primed once, which the analyses
+    reuse). Read-only: a test that edits it fails at its teardown; a test that edits opens its own."""
+    from pruneviz.core.session import Session
+
+    used = []
+
+    def get(name: str = "mlp"):
+        if name not in _demo_session_cache:
+            _demo_session_cache[name] = Session.open(f"demo:{name}", data="demo:digits", device="cpu")
+        s = _demo_session_cache[name]
+        used.append((name, s, s.masks.version, s.history.index))
+        return s
+
+    yield get
+    for name, s, version, index in used:
+        assert (s.masks.version, s.history.index) == (version, index), f"the test edited the shared demo:{name} session: open one of its own"

@@ -10,7 +10,7 @@ from pruneviz.core.analysis import collect
 from pruneviz.core.session import Session
 
 
-def test_sensitivity_json(cli, tmp_path):
+def test_sensitivity_json(cli, tmp_path, demo_session):
     out = tmp_path / "s.json"
     code, text, err = cli("sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "0.5,0.9", "--layers", "0,4", "--out", str(out), "--device", "cpu")
     assert code == 0, err
@@ -19,8 +19,7 @@ def test_sensitivity_json(cli, tmp_path):
     assert res["calibration"] == {"spec": "demo:digits-train", "samples": 1437}  # measured on the training split
     assert res["levels"] == [0.5, 0.9] and list(res["layers"]) == ["0", "4"]
     assert all(set(p) == {"level", "sparsity", "accuracy", "loss"} for pts in res["layers"].values() for p in pts)
-    s = Session.open("demo:mlp", data="demo:digits", device="cpu")
-    assert res == collect(s.sensitivity("0,4", [0.5, 0.9]))
+    assert res == collect(demo_session("mlp").sensitivity("0,4", [0.5, 0.9]))
     assert "wrote" in text and "0: accuracy" in text and "calibration data demo:digits-train" in text
 
 
