@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,11 @@ CLOCKS = {"perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "time"
 SLOW_WORK = {
     ("test_main_window.py", "_Slow"): "a model layer that takes `delay` per batch with the GIL released, like a GPU kernel",
 }
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))  # once per file for the three rules
 
 
 def _name(call: ast.Call) -> str:
@@ -59,27 +65,33 @@ def _checks_directly(fn) -> bool:
 
 
 def unchecked_tests(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parse(path)
     funcs = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
+    known: dict[str, bool] = {}
+
     def checks(fn, seen) -> bool:
-        if _checks_directly(fn):
-            return True
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Call):
-                helper = funcs.get(_name(node))
-                if helper is not None and helper.name not in seen:
-                    seen.add(helper.name)
-                    if checks(helper, seen):
-                        return True
-        return False
+        if fn.name in known:
+            return known[fn.name]
+        found = _checks_directly(fn)
+        if not found:
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Call):
+                    helper = funcs.get(_name(node))
+                    if helper is not None and helper.name not in seen:
+                        seen.add(helper.name)
+                        if checks(helper, seen):
+                            found = True
+                            break
+        known[fn.name] = found
+        return found
 
     return [f"{path.name}:{fn.lineno} {fn.name}" for fn in funcs.values() if fn.name.startswith("test") and not checks(fn, {fn.name})]
 
 
 def fixed_waits(path: Path) -> list[str]:
     """``time.sleep(...)``, ``sleep(...)`` and ``<qtbot>.wait(<number>)`` calls outside SLOW_WORK."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parse(path)
     found = []
 
     def visit(node, owner, polling):
@@ -97,8 +109,10 @@ def fixed_waits(path: Path) -> list[str]:
 
 def wall_clock_asserts(path: Path) -> list[str]:
     """Functions that read a clock and assert a comparison: the shape of ``assert elapsed < 2``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parse(path)
     found = []
+    if not any(isinstance(n, ast.Name) and n.id == "time" for n in ast.walk(tree)):
+        return found  # the module never names the time module
     for fn in ast.walk(tree):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
