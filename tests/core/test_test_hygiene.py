@@ -159,3 +159,15 @@ def test_the_rules_catch_what_they_name(tmp_path, source, rule, expected):
     path = tmp_path / "test_x.py"
     path.write_text(source)
     assert len(rule(path)) == expected
+
+
+def test_the_quick_gui_tests_exist():
+    """tests/qt/conftest.py names the GUI tests of the quick loop; a renamed test must not drop out silently."""
+    conftest = _parse(TESTS / "qt" / "conftest.py")
+    quick = next(n.value for n in conftest.body if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "QUICK" for t in n.targets))
+    missing = []
+    for key, names in zip(quick.keys, quick.values):
+        module = _parse(TESTS / "qt" / key.value)
+        defined = {n.name for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        missing += [f"{key.value}::{e.value}" for e in names.elts if e.value not in defined]
+    assert not missing, missing
