@@ -151,6 +151,7 @@ def test_loop_stops_at_the_accuracy_bound(cli):
     assert final >= 0.97
 
 
+@pytest.mark.slow  # a fresh interpreter: seconds of imports (the full run keeps the check)
 def test_core_and_cli_never_import_qt():
     code = (
         "import sys\n"
@@ -166,8 +167,8 @@ def test_core_and_cli_never_import_qt():
     assert res.returncode == 0, res.stderr
 
 
-# the CNN takes seconds to export and more in onnx's Python reference evaluator: the MLP is the quick loop's case
-@pytest.mark.parametrize("spec", ["demo:mlp", pytest.param("demo:cnn", marks=pytest.mark.slow)])
+@pytest.mark.slow  # torch.onnx export and onnx's Python reference evaluator take seconds even for the MLP; quick: the safetensors and state_dict exports
+@pytest.mark.parametrize("spec", ["demo:mlp", "demo:cnn"])
 def test_onnx_export_runs_in_onnx_reference_evaluator(tmp_path, cli, spec):
     onnx = pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
