@@ -339,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str], debug: bool) -> int:
     try:
+        return _run(argv, debug)
+    finally:  # module state of this command (its sessions' pending notices) ends with it, also on failure
+        cli_models.forget_opened()
+
+
+def _run(argv: list[str], debug: bool) -> int:
+    try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             args = build_parser().parse_args(["gui", *([a for a in argv if a == "--debug"])])

@@ -29,6 +29,12 @@ def opened(session):
     return session
 
 
+def forget_opened() -> None:
+    """Drop the sessions of the command that just ended, printed or not: a failed command's notices
+    must not be printed by the next command run in the same process (tests, notebooks)."""
+    _OPEN.clear()
+
+
 def print_notices(stream=None) -> None:
     stream = stream or sys.stderr
     seen: set[str] = set()

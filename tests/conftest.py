@@ -1,6 +1,7 @@
 """Shared test set-up: Qt offscreen, deterministic torch, small real models."""
 
 import os
+import re
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PRUNEVIZ_NO_AUTOSAVE_PROMPT", "1")
@@ -19,3 +20,21 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("PRUNEVIZ_DATA_DIR", str(home / "pruneviz"))
     yield
+
+
+_SLOW_MODULE = re.compile(r"^pytestmark\s*=\s*pytest\.mark\.slow\b", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under ``-m "not slow"`` (the quick loop) a module marked slow as a whole is not even
+    imported: its tests would all be deselected, and importing it (hypothesis, Ray, transformers)
+    costs seconds of the loop. Any other marker expression collects everything as usual."""
+    if config.getoption("markexpr", "").replace(" ", "") != "notslow" or collection_path.suffix != ".py":
+        return None
+    if not collection_path.name.startswith("test_"):
+        return None
+    try:
+        head = collection_path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return True if _SLOW_MODULE.search(head) else None

@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a benchmark smoke run in a subprocess (ResNet-18 sized)
 def test_gpu_script_code_paths_on_cpu():
     res = subprocess.run([sys.executable, str(ROOT / "tests/benchmarks/gpu.py"), "--cpu-smoke"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -22,6 +23,7 @@ def test_gpu_script_code_paths_on_cpu():
     assert fig["nm24_semi_structured"].startswith("not measured")  # 2:4 speed-up: CUDA only
 
 
+@pytest.mark.slow  # a benchmark smoke run
 def test_run_script_pieces_on_small_inputs():
     sys.path.insert(0, str(ROOT / "tests/benchmarks"))
     try:

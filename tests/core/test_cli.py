@@ -7,18 +7,11 @@ import sys
 import pytest
 import torch
 
-from pruneviz.cli import main
 from pruneviz.core import demo
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_inspect_json(capsys):
-    code, out, _ = run(capsys, "inspect", "demo:cnn", "--json")
+def test_inspect_json(cli):
+    code, out, _ = cli("inspect", "demo:cnn", "--json")
     assert code == 0
     info = json.loads(out)
     assert [layer["name"] for layer in info["layers"]] == ["1", "4", "8", "12", "14"]
@@ -27,8 +20,8 @@ def test_inspect_json(capsys):
     assert set(info["layers"][0]) == {"name", "kind", "shape", "params", "sparsity"}
 
 
-def test_eval_json_matches_plain_torch(capsys):
-    code, out, _ = run(capsys, "eval", "demo:mlp", "--data", "demo:digits", "--json", "--device", "cpu")
+def test_eval_json_matches_plain_torch(cli):
+    code, out, _ = cli("eval", "demo:mlp", "--data", "demo:digits", "--json", "--device", "cpu")
     assert code == 0
     r = json.loads(out)
     model = demo.load_model("mlp")
@@ -41,10 +34,10 @@ def test_eval_json_matches_plain_torch(capsys):
     assert r["device"] == "cpu" and len(r["per_class"]) == 10
 
 
-def test_prune_state_dict_loads_strictly_with_plain_torch(tmp_path, capsys):
+def test_prune_state_dict_loads_strictly_with_plain_torch(tmp_path, cli):
     out = tmp_path / "m.pt"
     rep = tmp_path / "r.json"
-    code, text, _ = run(capsys, "prune", "demo:mlp", "--amount", "0.6", "--scope", "global", "--data", "demo:digits", "--out", str(out), "--report", str(rep))
+    code, text, _ = cli("prune", "demo:mlp", "--amount", "0.6", "--scope", "global", "--data", "demo:digits", "--out", str(out), "--report", str(rep))
     assert code == 0 and "accuracy" in text
     sd = torch.load(out, weights_only=True)
     model = demo.build("mlp")
@@ -59,14 +52,18 @@ def test_prune_state_dict_loads_strictly_with_plain_torch(tmp_path, capsys):
     assert {layer["name"] for layer in report["layers"]} == {"0", "2", "4"}
 
 
-def test_prune_safetensors_and_shrunk_pt2_open_with_plain_torch(tmp_path, capsys):
+def test_prune_safetensors_opens_with_plain_torch(tmp_path, cli):
     from safetensors.torch import load_file
 
     st = tmp_path / "m.safetensors"
-    assert run(capsys, "prune", "demo:cnn", "--amount", "0.3", "--format", "safetensors", "--out", str(st))[0] == 0
+    assert cli("prune", "demo:cnn", "--amount", "0.3", "--format", "safetensors", "--out", str(st))[0] == 0
     demo.build("cnn").load_state_dict(load_file(str(st)), strict=True)
+
+
+@pytest.mark.slow  # torch.export of the shrunk CNN and a fresh interpreter; quick: test_zoo_features' shrunk pt2
+def test_prune_shrunk_pt2_opens_with_plain_torch(tmp_path, cli):
     pt2 = tmp_path / "m.pt2"
-    code, _, _ = run(capsys, "prune", "demo:cnn", "--amount", "0.25", "--granularity", "neuron", "--data", "demo:digits", "--format", "pt2", "--shrink", "--out", str(pt2))
+    code, _, _ = cli("prune", "demo:cnn", "--amount", "0.25", "--granularity", "neuron", "--data", "demo:digits", "--format", "pt2", "--shrink", "--out", str(pt2))
     assert code == 0
     # plain torch, in a fresh interpreter that never imports pruneviz
     script = (
@@ -86,11 +83,11 @@ def test_prune_safetensors_and_shrunk_pt2_open_with_plain_torch(tmp_path, capsys
     assert (n_all, n_one) == (360, 1)  # dynamic batch dimension
 
 
-def test_score_writes_npz(tmp_path, capsys):
+def test_score_writes_npz(tmp_path, cli):
     import numpy as np
 
     out = tmp_path / "s.npz"
-    assert run(capsys, "score", "demo:mlp", "--method", "magnitude", "--out", str(out))[0] == 0
+    assert cli("score", "demo:mlp", "--method", "magnitude", "--out", str(out))[0] == 0
     with np.load(out) as z:
         assert set(z.files) == {"0", "2", "4"}
         assert np.array_equal(z["0"], demo.load_model("mlp")[0].weight.detach().abs().numpy())
@@ -111,15 +108,16 @@ def test_score_writes_npz(tmp_path, capsys):
         (["frobnicate"], "frobnicate"),
     ],
 )
-def test_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsys, argv, needle):
+def test_errors_are_one_line_exit_2(tmp_path, monkeypatch, cli, argv, needle):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, *argv)
+    code, out, err = cli(*argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pruneviz: error: ") and needle in lines[0]
     assert "Traceback" not in err and not list(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.slow  # a subprocess; in-process: test_errors_are_one_line_exit_2
 def test_bad_files_exit_2_without_traceback_in_a_subprocess(tmp_path):
     bad = tmp_path / "junk.pt"
     bad.write_bytes(b"\x00garbage" * 100)
@@ -128,31 +126,32 @@ def test_bad_files_exit_2_without_traceback_in_a_subprocess(tmp_path):
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("pruneviz: error: ") and "Traceback" not in res.stderr
 
 
-def test_untrusted_pickle_names_the_flag(tmp_path, capsys):
+def test_untrusted_pickle_names_the_flag(tmp_path, cli):
     path = tmp_path / "whole.pt"
     torch.save(demo.load_model("mlp"), path)
-    code, _, err = run(capsys, "inspect", str(path))
+    code, _, err = cli("inspect", str(path))
     assert code == 2 and "--trust" in err
-    code, out, _ = run(capsys, "inspect", str(path), "--trust")
+    code, out, _ = cli("inspect", str(path), "--trust")
     assert code == 0 and "3 prunable layers" in out
 
 
-def test_demo_list_and_export(tmp_path, capsys):
-    code, out, _ = run(capsys, "demo", "list")
+def test_demo_list_and_export(tmp_path, cli):
+    code, out, _ = cli("demo", "list")
     assert code == 0 and "demo:mlp" in out and "demo:cnn" in out and "demo:digits" in out
-    code, out, _ = run(capsys, "demo", "export", "mlp", str(tmp_path / "d"))
+    code, out, _ = cli("demo", "export", "mlp", str(tmp_path / "d"))
     assert code == 0
-    code, out, _ = run(capsys, "eval", str(tmp_path / "d" / "mlp.pt2"), "--data", str(tmp_path / "d" / "digits_test.npz"), "--json")
+    code, out, _ = cli("eval", str(tmp_path / "d" / "mlp.pt2"), "--data", str(tmp_path / "d" / "digits_test.npz"), "--json")
     assert code == 0 and json.loads(out)["accuracy"] >= 0.96
 
 
-def test_loop_stops_at_the_accuracy_bound(capsys):
-    code, out, _ = run(capsys, "loop", "demo:mlp", "--data", "demo:digits", "--min-accuracy", "0.97", "--max-steps", "400")
+def test_loop_stops_at_the_accuracy_bound(cli):
+    code, out, _ = cli("loop", "demo:mlp", "--data", "demo:digits", "--min-accuracy", "0.97", "--max-steps", "400")
     assert code == 0
     final = float(out.strip().splitlines()[-1].rsplit("accuracy ", 1)[1])
     assert final >= 0.97
 
 
+@pytest.mark.slow  # a fresh interpreter: seconds of imports (the full run keeps the check)
 def test_core_and_cli_never_import_qt():
     code = (
         "import sys\n"
@@ -168,18 +167,20 @@ def test_core_and_cli_never_import_qt():
     assert res.returncode == 0, res.stderr
 
 
-def test_onnx_export_runs_in_onnx_reference_evaluator(tmp_path, capsys):
+@pytest.mark.slow  # torch.onnx export and onnx's Python reference evaluator take seconds even for the MLP; quick: the safetensors and state_dict exports
+@pytest.mark.parametrize("spec", ["demo:mlp", "demo:cnn"])
+def test_onnx_export_runs_in_onnx_reference_evaluator(tmp_path, cli, spec):
     onnx = pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
 
     from pruneviz.core.session import Session
 
     out = tmp_path / "m.onnx"
-    code, text, err = run(capsys, "prune", "demo:cnn", "--amount", "0.25", "--granularity", "neuron", "--data", "demo:digits", "--format", "onnx", "--shrink", "--out", str(out))
+    code, text, err = cli("prune", spec, "--amount", "0.25", "--granularity", "neuron", "--data", "demo:digits", "--format", "onnx", "--shrink", "--out", str(out))
     assert code == 0 and "[torch.onnx]" not in text
     model = onnx.load(str(out))
     onnx.checker.check_model(model)
-    s = Session.open("demo:cnn", data="demo:digits", device="cpu")
+    s = Session.open(spec, data="demo:digits", device="cpu")
     s.prune(0.25, granularity="neuron")
     x, _ = demo.load_digits("test")
     with torch.no_grad():

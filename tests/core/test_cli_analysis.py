@@ -6,34 +6,26 @@ import json
 import pytest
 import torch
 
-from pruneviz.cli import main
 from pruneviz.core.analysis import collect
 from pruneviz.core.session import Session
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_sensitivity_json(capsys, tmp_path):
+def test_sensitivity_json(cli, tmp_path, demo_session):
     out = tmp_path / "s.json"
-    code, text, err = run(capsys, "sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "0.5,0.9", "--layers", "0,4", "--out", str(out), "--device", "cpu")
+    code, text, err = cli("sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "0.5,0.9", "--layers", "0,4", "--out", str(out), "--device", "cpu")
     assert code == 0, err
     res = json.loads(out.read_text())
     assert set(res) == {"baseline", "granularity", "method", "levels", "layers", "calibration"} and set(res["baseline"]) == {"accuracy", "loss"}
     assert res["calibration"] == {"spec": "demo:digits-train", "samples": 1437}  # measured on the training split
     assert res["levels"] == [0.5, 0.9] and list(res["layers"]) == ["0", "4"]
     assert all(set(p) == {"level", "sparsity", "accuracy", "loss"} for pts in res["layers"].values() for p in pts)
-    s = Session.open("demo:mlp", data="demo:digits", device="cpu")
-    assert res == collect(s.sensitivity("0,4", [0.5, 0.9]))
+    assert res == collect(demo_session("mlp").sensitivity("0,4", [0.5, 0.9]))
     assert "wrote" in text and "0: accuracy" in text and "calibration data demo:digits-train" in text
 
 
-def test_knockout_json(capsys, tmp_path):
+def test_knockout_json(cli, tmp_path):
     out = tmp_path / "k.json"
-    code, text, err = run(capsys, "knockout", "demo:mlp", "--data", "demo:digits", "--layer", "2", "--out", str(out), "--device", "cpu")
+    code, text, err = cli("knockout", "demo:mlp", "--data", "demo:digits", "--layer", "2", "--out", str(out), "--device", "cpu")
     assert code == 0, err
     res = json.loads(out.read_text())
     assert set(res) == {"layer", "baseline", "neurons", "faithfulness", "calibration"} and res["layer"] == "2"
@@ -43,9 +35,9 @@ def test_knockout_json(capsys, tmp_path):
     assert "magnitude" in text and "Spearman" in text
 
 
-def test_sweep_json(capsys, tmp_path):
+def test_sweep_json(cli, tmp_path):
     out = tmp_path / "w.json"
-    code, _, err = run(capsys, "sweep", "demo:mlp", "--data", "demo:digits", "--methods", "magnitude,random", "--scopes", "layer,global", "--levels", "0.3,0.6", "--out", str(out), "--device", "cpu")
+    code, _, err = cli("sweep", "demo:mlp", "--data", "demo:digits", "--methods", "magnitude,random", "--scopes", "layer,global", "--levels", "0.3,0.6", "--out", str(out), "--device", "cpu")
     assert code == 0, err
     res = json.loads(out.read_text())
     assert list(res) == ["curves"] and len(res["curves"]) == 4
@@ -59,8 +51,8 @@ def test_sweep_json(capsys, tmp_path):
     assert (point["sparsity"], point["accuracy"], point["loss"]) == (s.sparsity(), r.accuracy, r.loss)
 
 
-def test_prune_scope_sensitivity(capsys, tmp_path):
-    code, text, err = run(capsys, "prune", "demo:cnn", "--data", "demo:digits", "--amount", "0.6", "--scope", "sensitivity", "--out", str(tmp_path / "p.pt"), "--report", str(tmp_path / "r.json"), "--device", "cpu")
+def test_prune_scope_sensitivity(cli, tmp_path):
+    code, text, err = cli("prune", "demo:cnn", "--data", "demo:digits", "--amount", "0.6", "--scope", "sensitivity", "--out", str(tmp_path / "p.pt"), "--report", str(tmp_path / "r.json"), "--device", "cpu")
     assert code == 0, err
     rep = json.loads((tmp_path / "r.json").read_text())
     assert abs(rep["sparsity"] - 0.6) <= 0.005 and rep["steps"] == ["prune to a sensitivity plan (magnitude)"]
@@ -73,9 +65,10 @@ def test_prune_scope_sensitivity(capsys, tmp_path):
     assert "applied the sensitivity plan" in text
 
 
-def test_prune_scope_sensitivity_reaches_90_percent_without_levels_advice(capsys, tmp_path):
+@pytest.mark.slow  # a second sensitivity plan of the CNN on 1437 samples; quick: test_prune_scope_sensitivity
+def test_prune_scope_sensitivity_reaches_90_percent_without_levels_advice(cli, tmp_path):
     """It was refused, with advice to measure higher levels through a --levels option prune lacks."""
-    code, text, err = run(capsys, "prune", "demo:cnn", "--amount", "0.9", "--scope", "sensitivity", "--out", str(tmp_path / "p.pt"), "--json", "--device", "cpu")
+    code, text, err = cli("prune", "demo:cnn", "--amount", "0.9", "--scope", "sensitivity", "--out", str(tmp_path / "p.pt"), "--json", "--device", "cpu")
     assert code == 0, err
     rep = json.loads(text.splitlines()[0])
     assert abs(rep["sparsity"] - 0.9) <= 0.005 and "--levels" not in err
@@ -97,20 +90,20 @@ def test_prune_scope_sensitivity_reaches_90_percent_without_levels_advice(capsys
     (["prune", "demo:mlp", "--amount", "1", "--scope", "sensitivity", "--out", "x.pt"], "at least one per layer"),
     (["prune", "demo:mlp", "--data", "demo:digits", "--amount", "0.5", "--scope", "sensitivity", "--granularity", "neuron", "--out", "x.pt"], "--granularity weight"),
 ])
-def test_bad_arguments_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+def test_bad_arguments_one_line_exit_2(cli, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, *argv)
+    code, out, err = cli(*argv)
     assert code == 2 and err.count("\n") == 1 and err.startswith("pruneviz: error: ") and message in err, err
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("address, message", [("nowhere", "HOST:PORT"), ("127.0.0.1:notaport", "HOST:PORT"), ("127.0.0.1:1", "cannot reach a Ray cluster at 127.0.0.1:1")])
-def test_unreachable_ray_address_is_one_line_error(capsys, tmp_path, address, message):
+def test_unreachable_ray_address_is_one_line_error(cli, tmp_path, address, message):
     pytest.importorskip("ray")
     import ray
 
     if ray.is_initialized():
         pytest.skip("a Ray cluster is already joined in this process")
-    code, _, err = run(capsys, "sweep", "demo:mlp", "--data", "demo:digits", "--levels", "0.5", "--ray", address, "--out", str(tmp_path / "x.json"))
+    code, _, err = cli("sweep", "demo:mlp", "--data", "demo:digits", "--levels", "0.5", "--ray", address, "--out", str(tmp_path / "x.json"))
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "x.json").exists()

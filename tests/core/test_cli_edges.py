@@ -67,6 +67,7 @@ def test_written_files_honour_the_umask(tmp_path, umask, mode):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
 
 
+@pytest.mark.slow  # exports the CNN (torch.export) and loads it in a subprocess; quick: test_cli.py::test_demo_list_and_export
 def test_demo_export_takes_demo_names_writes_arch_py_and_refuses_a_full_folder(tmp_path, capsys):
     out = tmp_path / "cnn"
     assert main(["demo", "export", "demo:cnn", str(out)]) == 0

@@ -8,22 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from pruneviz.cli import main
 from tests.core import models
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.slow
-def test_prune_finetune_keeps_the_mask_and_reports_recovery(capsys, tmp_path):
+def test_prune_finetune_keeps_the_mask_and_reports_recovery(cli, tmp_path):
     plain, tuned, rep = tmp_path / "plain.pt", tmp_path / "tuned.pt", tmp_path / "r.json"
-    code, _, _ = run(capsys, "prune", "demo:mlp", "--amount", "0.9", "--out", str(plain))
+    code, _, _ = cli("prune", "demo:mlp", "--amount", "0.9", "--out", str(plain))
     assert code == 0
-    code, out, err = run(capsys, "prune", "demo:mlp", "--amount", "0.9", "--data", "demo:digits", "--finetune", "2", "--lr", "5e-3", "--out", str(tuned), "--report", str(rep))
+    code, out, err = cli("prune", "demo:mlp", "--amount", "0.9", "--data", "demo:digits", "--finetune", "2", "--lr", "5e-3", "--out", str(tuned), "--report", str(rep))
     assert code == 0, err
     assert "after 2 epochs of fine-tuning" in out and "fine-tune: epoch 2/2" in err  # plain progress lines off a terminal
     a, b = torch.load(plain, weights_only=True), torch.load(tuned, weights_only=True)
@@ -40,17 +33,17 @@ def test_prune_finetune_keeps_the_mask_and_reports_recovery(capsys, tmp_path):
     assert r["steps"] == ["prune 90% weights by magnitude (layer)", "fine-tune 2 epochs (lr 5e-3)"]
 
 
-def test_prune_compensate_json_stdout_is_clean(capsys, tmp_path):
-    code, out, err = run(capsys, "prune", "demo:mlp", "--amount", "0.7", "--data", "demo:digits", "--compensate", "--json", "--out", str(tmp_path / "c.pt"))
+def test_prune_compensate_json_stdout_is_clean(cli, tmp_path):
+    code, out, err = cli("prune", "demo:mlp", "--amount", "0.7", "--data", "demo:digits", "--compensate", "--json", "--out", str(tmp_path / "c.pt"))
     assert code == 0, err
     r = json.loads(out)
     assert r["compensated"] is True and r["accuracy_after"] >= r["accuracy_pruned"] - 1e-12
     assert r["steps"] == ["prune 70% weights by magnitude (layer), compensated"]
 
 
-def test_train_writes_model_and_curve(capsys, tmp_path):
+def test_train_writes_model_and_curve(cli, tmp_path):
     out_path, rep = tmp_path / "t.pt", tmp_path / "t.json"
-    code, out, err = run(capsys, "train", "demo:mlp", "--data", "demo:digits", "--schedule", "regrow", "--target-sparsity", "0.8", "--epochs", "2", "--seed", "1", "--out", str(out_path), "--report", str(rep), "--json")
+    code, out, err = cli("train", "demo:mlp", "--data", "demo:digits", "--schedule", "regrow", "--target-sparsity", "0.8", "--epochs", "2", "--seed", "1", "--out", str(out_path), "--report", str(rep), "--json")
     assert code == 0, err
     r = json.loads(out)
     assert r == json.loads(rep.read_text())
@@ -78,24 +71,24 @@ def _no_output(tmp_path):
     (["--finetune", "1", "--lr", "1e10"], r"training diverged: the loss rose to .* back as it was before training; .*--allow-divergence"),
     (["--allow-divergence"], "--allow-divergence is for the fine-tuning: add --finetune EPOCHS"),
 ])
-def test_bad_training_input_is_one_line_and_writes_nothing(capsys, tmp_path, extra, match):
-    code, out, err = run(capsys, "prune", "demo:mlp", "--amount", "0.5", "--out", str(tmp_path / "m.pt"), *extra)
+def test_bad_training_input_is_one_line_and_writes_nothing(cli, tmp_path, extra, match):
+    code, out, err = cli("prune", "demo:mlp", "--amount", "0.5", "--out", str(tmp_path / "m.pt"), *extra)
     assert code == 2
     last = err.strip().splitlines()[-1]
     assert last.startswith("pruneviz: error: ") and re.search(match, last), err
     assert "Traceback" not in err and _no_output(tmp_path)
 
 
-def test_training_data_that_does_not_fit_and_missing_training_data(capsys, tmp_path):
+def test_training_data_that_does_not_fit_and_missing_training_data(cli, tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((8, 5), np.float32), y=np.zeros(8, np.int64))
-    code, _, err = run(capsys, "prune", "demo:mlp", "--amount", "0.5", "--finetune", "1", "--train-data", str(bad), "--out", str(tmp_path / "m.pt"))
+    code, _, err = cli("prune", "demo:mlp", "--amount", "0.5", "--finetune", "1", "--train-data", str(bad), "--out", str(tmp_path / "m.pt"))
     assert code == 2 and "does not fit the model" in err and not (tmp_path / "m.pt").exists()
     weights = tmp_path / "w.pt"
     torch.save(models.mlp().state_dict(), weights)
-    code, _, err = run(capsys, "prune", str(weights), "--arch", "tests.core.models:mlp", "--amount", "0.5", "--finetune", "1", "--out", str(tmp_path / "m.pt"))
+    code, _, err = cli("prune", str(weights), "--arch", "tests.core.models:mlp", "--amount", "0.5", "--finetune", "1", "--out", str(tmp_path / "m.pt"))
     assert code == 2 and "training needs data: pass --train-data DATA" in err
-    code, _, err = run(capsys, "train", "demo:mlp", "--data", "demo:digits", "--schedule", "during", "--target-sparsity", "0.5", "--epochs", "0", "--out", str(tmp_path / "m.pt"))
+    code, _, err = cli("train", "demo:mlp", "--data", "demo:digits", "--schedule", "during", "--target-sparsity", "0.5", "--epochs", "0", "--out", str(tmp_path / "m.pt"))
     assert code == 2 and "--epochs must be between 1 and" in err
 
 
@@ -123,7 +116,7 @@ def test_train_progress_bar_on_a_terminal(monkeypatch):
     ]
 
 
-def test_train_offers_every_schedule_of_the_core(capsys, tmp_path):
+def test_train_offers_every_schedule_of_the_core(cli, tmp_path):
     """The CLI reads its schedules from core/schedules.py: ``granet`` was missing from a copy."""
     import argparse
 
@@ -134,17 +127,17 @@ def test_train_offers_every_schedule_of_the_core(capsys, tmp_path):
     schedule = next(a for a in sub.choices["train"]._actions if a.dest == "schedule")
     assert list(schedule.choices) == list(schedules.SCHEDULES)
     out_path = tmp_path / "g.pt"
-    code, out, err = run(capsys, "train", "demo:mlp", "--data", "demo:digits", "--schedule", "granet", "--target-sparsity", "0.5", "--epochs", "1", "--out", str(out_path), "--json")
+    code, out, err = cli("train", "demo:mlp", "--data", "demo:digits", "--schedule", "granet", "--target-sparsity", "0.5", "--epochs", "1", "--out", str(out_path), "--json")
     assert code == 0, err
     assert json.loads(out)["schedule"] == "granet" and out_path.is_file()
 
 
 @pytest.mark.slow
-def test_allow_divergence_keeps_the_run_away_fine_tune(capsys, tmp_path):
+def test_allow_divergence_keeps_the_run_away_fine_tune(cli, tmp_path):
     rep = tmp_path / "r.json"
-    code, out, err = run(capsys, "prune", "demo:mlp", "--amount", "0.5", "--data", "demo:digits", "--finetune", "1", "--lr", "1e10", "--allow-divergence", "--out", str(tmp_path / "m.pt"), "--report", str(rep))
+    code, out, err = cli("prune", "demo:mlp", "--amount", "0.5", "--data", "demo:digits", "--finetune", "1", "--lr", "1e10", "--allow-divergence", "--out", str(tmp_path / "m.pt"), "--report", str(rep))
     assert code == 0, err
     r = json.loads(rep.read_text())
     assert r["steps"][-1] == "fine-tune 1 epoch (lr 1e10)" and r["finetune"]["curve"][0]["loss"] > 1e6
-    code, out, err = run(capsys, "train", "demo:mlp", "--data", "demo:digits", "--schedule", "during", "--target-sparsity", "0.5", "--epochs", "1", "--lr", "1e10", "--out", str(tmp_path / "t.pt"))
+    code, out, err = cli("train", "demo:mlp", "--data", "demo:digits", "--schedule", "during", "--target-sparsity", "0.5", "--epochs", "1", "--lr", "1e10", "--out", str(tmp_path / "t.pt"))
     assert code == 2 and "training diverged" in err.strip().splitlines()[-1] and not (tmp_path / "t.pt").exists()

@@ -268,6 +268,7 @@ print(json.dumps({"growth": after - before, "whole": 512 * 144 * 32 * 32 * 4}))
 """
 
 
+@pytest.mark.slow  # a subprocess measuring peak memory; quick: the compensation oracles above
 def test_calibration_memory_stays_within_its_bound():
     """Peak RSS growth while compensating a conv over 512 samples of 32×32: H (float64) + one
     unfolded chunk (16 MiB here) + one batch's activations stay under 100 MiB, while the layer's

@@ -157,8 +157,8 @@ def test_train_is_reproducible_and_leaves_global_state_alone(tmp_path):
     rng = torch.get_rng_state()
 
     a, b, c = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "c.safetensors"
-    acc_a = demo.train("cnn", a, seed=3, epochs=2)
-    acc_b = demo.train("cnn", b, seed=3, epochs=2)
+    acc_a = demo.train("cnn", a, seed=3, epochs=1)  # one epoch shows reproducibility as well as two, in half the time
+    acc_b = demo.train("cnn", b, seed=3, epochs=1)
     demo.train("cnn", c, seed=4, epochs=1)
     assert torch.equal(torch.get_rng_state(), rng), "train() moved the global RNG"
     assert torch.get_num_threads() == threads
@@ -184,6 +184,7 @@ def test_trained_file_loads_strictly_and_accuracy_is_reported(tmp_path):
     assert acc > 0.5  # three epochs already learn most digits
 
 
+@pytest.mark.slow  # a subprocess; in-process: test_train_is_reproducible_and_leaves_global_state_alone
 def test_train_from_the_command_line(tmp_path):
     out = tmp_path / "m.safetensors"
     proc = subprocess.run(
@@ -196,6 +197,7 @@ def test_train_from_the_command_line(tmp_path):
     assert "held-out accuracy" in proc.stdout and out.is_file()
 
 
+@pytest.mark.slow  # a subprocess; the quick loop's import check is test_cli.py::test_core_and_cli_never_import_qt
 def test_demo_imports_neither_sklearn_nor_qt():
     code = (
         "import sys, pruneviz.core.demo as d; d.load_model('cnn'); d.load_digits('all'); "

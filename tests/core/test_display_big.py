@@ -84,6 +84,7 @@ def test_robust_levels_ignore_outliers_and_never_collapse():
     assert display.robust_levels(np.zeros((0, 3), np.float32)) == (0.0, 1.0)
 
 
+@pytest.mark.slow  # pools a 411 MB layer to measure peak memory; quick: test_planted_structure_is_visible_in_a_pooled_layer
 def test_a_4096x25088_layer_pools_within_bounded_memory():
     rng = np.random.default_rng(2)
     w = np.tile(rng.standard_normal((64, 25088)).astype(np.float32), (64, 1))  # 411 MB, cheap to make

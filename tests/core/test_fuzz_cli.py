@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 
 from pruneviz.cli import main
 
+pytestmark = pytest.mark.slow  # a fuzzer (minutes); the quick loop's refusal tests are test_cli.py, test_cli_edges.py and test_bad_models.py
+
 EXAMPLES = {  # about a minute in all on a laptop CPU
     "prune": 900,
     "inspect-eval": 500,

@@ -25,6 +25,8 @@ from pruneviz.core.data import EvalData, open_data
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.model_io import LoadedModel, open_model
 
+pytestmark = pytest.mark.slow  # a fuzzer (a minute); the quick loop's damaged-file tests are test_nesting.py, test_data.py and test_model_io.py
+
 ARCH_MODULE = "pv_fuzz_arch"
 ARCH = f"{ARCH_MODULE}:build"
 EXAMPLES = {  # sized so the whole file runs in about a minute on a laptop CPU

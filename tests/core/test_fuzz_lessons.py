@@ -18,6 +18,8 @@ from pruneviz.core.errors import PrunevizError, TrustRequired
 from pruneviz.core.lesson_actions import ACTIONS
 from pruneviz.core.lesson_format import parse_lesson
 
+pytestmark = pytest.mark.slow  # a fuzzer; the quick loop's damaged-lesson tests are test_lessons.py and test_lesson_safety.py
+
 EXAMPLES = {"bytes": 1500, "values": 1500}
 SHIPPED = {name: (lessons.LESSON_DIR / f"{name}.toml").read_bytes() for name in lessons.available()}
 HOSTILE = ["pv_fuzz_never:make", "os:abort", "tempfile:mkdtemp", "subprocess:getoutput", "../x.npz", "/etc/passwd", "~/x.npz", "a/../../x.pt", "demo:nope", "", "x.npz", "evil.pt"]
@@ -38,7 +40,6 @@ def _check(text: str, folder) -> None:
     assert not {m for m in set(sys.modules) - before if m.startswith("pv_fuzz")}
 
 
-@pytest.mark.slow
 @settings(max_examples=EXAMPLES["bytes"], derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(sorted(SHIPPED)), edits=st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete", "truncate"]), st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4))
 def test_damaged_lesson_bytes(tmp_path_factory, name, edits):
@@ -73,7 +74,6 @@ _VALUE = st.one_of(
 )
 
 
-@pytest.mark.slow
 @settings(max_examples=EXAMPLES["values"], derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(sorted(SHIPPED)), key=st.sampled_from(["model", "data", "claim", "title", "record"]), value=_VALUE, nest=st.integers(0, 4000))
 def test_hostile_lesson_values(tmp_path_factory, name, key, value, nest):

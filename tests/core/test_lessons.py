@@ -345,6 +345,7 @@ def test_readme_lesson_example_runs(tmp_path, capsys):
     assert set(ACTIONS) == {"evaluate", "prune", "prune_neurons", "restore_neurons", "undo", "reset", "loop", "sweep", "scopes", "knockout", "predict", "sensitivity", "finetune", "train", "compensate"}
 
 
+@pytest.mark.slow  # a subprocess running a lesson; the quick loop's import check is test_cli.py::test_core_and_cli_never_import_qt
 def test_lesson_engine_never_imports_qt():
     import subprocess
     import sys

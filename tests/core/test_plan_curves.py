@@ -248,6 +248,7 @@ def test_an_edit_while_measuring_is_not_measured_and_breaks_nothing():
     assert [len(r["curve"]) for r in collect(s.plan_summaries())] == [4, 4, 3]
 
 
+@pytest.mark.slow  # a benchmark smoke run; quick: the plan-curve oracles above
 def test_the_benchmark_runs_and_its_curves_equal_replaying_in_the_session():
     import importlib.util
     from pathlib import Path

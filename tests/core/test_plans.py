@@ -2,8 +2,6 @@
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from pruneviz.core import persist
 from pruneviz.core.analysis import collect
@@ -147,35 +145,3 @@ def test_plan_summaries_replay_fine_tuned_and_compensated_steps(s):
         s.switch_plan(row["name"])
         r = s.evaluate()
         assert (row["sparsity"], row["params"], row["accuracy"], row["loss"]) == (s.sparsity(), s.params_remaining(), r.accuracy, r.loss)
-
-
-OPS = st.lists(st.one_of(
-    st.tuples(st.just("prune"), st.sampled_from(["0", "2", "4"]), st.integers(0, 60)),
-    st.tuples(st.just("neuron"), st.sampled_from(["0", "2"]), st.integers(0, 63)),
-    st.tuples(st.just("undo")), st.tuples(st.just("redo")),
-    st.tuples(st.just("switch"), st.integers(0, 5)),
-), min_size=1, max_size=14)
-
-
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(OPS)
-def test_any_edit_sequence_round_trips_through_save_and_autosave(tmp_path, ops):
-    s = Session.open("demo:mlp", device="cpu")
-    auto = persist.Autosave(s, tmp_path / "auto")
-    for op in ops:
-        if op[0] == "prune":
-            s.prune_weights(op[1], [op[2], op[2] + 1])
-        elif op[0] == "neuron":
-            s.prune_neurons(op[1], [op[2]])
-        elif op[0] == "undo":
-            s.undo()
-        elif op[0] == "redo":
-            s.redo()
-        else:
-            plans = s.plans()
-            s.switch_plan(plans[op[1] % len(plans)]["name"])
-    persist.save_session(s, tmp_path / "s.pvz")
-    for path in (tmp_path / "s.pvz", auto.path):
-        r = persist.load_session(path)
-        assert tree(r) == tree(s) and same(state(r), state(s))
-    auto.close()

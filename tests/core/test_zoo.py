@@ -107,7 +107,11 @@ def test_masked_equals_hand_pruned(family):
     assert not bool(s.neuron_mask(family.layer)[idx].any())
 
 
-@pytest.mark.parametrize("family", zoo.ZOO, ids=[f.name for f in zoo.ZOO])
+# the attention families take a second each to shrink; test_zoo_heads.py shrinks the same models (heads, and heads with neurons) in the quick loop
+ATTENTION = {"mha", "vit_separate", "vit_fused"}
+
+
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f.name in ATTENTION else f for f in zoo.ZOO], ids=[f.name for f in zoo.ZOO])
 def test_shrink_equals_masked_or_refuses_cleanly(family, tmp_path):
     s, _ = open_session(family)
     s.prune_neurons(family.layer, list(family.neurons))

@@ -4,40 +4,33 @@ import numpy as np
 import pytest
 import torch
 
-from pruneviz.cli import main
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.model_io import LoadedModel, open_model
 from pruneviz.core.session import Session
 from tests.core import models, zoo
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_neuron_pruning_without_data_infers_the_input_of_a_first_linear(tmp_path, capsys):
+def test_neuron_pruning_without_data_infers_the_input_of_a_first_linear(tmp_path, cli):
     sd = tmp_path / "mlp.pt"
     torch.save(models.mlp().state_dict(), sd)
-    code, out, err = run(capsys, "prune", sd, "--arch", "tests.core.models:mlp", "--amount", "0.25", "--granularity", "neuron", "--shrink", "--format", "pt2", "--out", tmp_path / "m.pt2")
+    code, out, err = cli("prune", sd, "--arch", "tests.core.models:mlp", "--amount", "0.25", "--granularity", "neuron", "--shrink", "--format", "pt2", "--out", tmp_path / "m.pt2")
     assert code == 0, err
     assert "note: no example input given: using [1, 12] from the first Linear layer" in err
     assert torch.export.load(str(tmp_path / "m.pt2")).module()(torch.randn(3, 12)).shape == (3, 5)
 
 
-def test_a_cnn_needs_input_shape_and_the_error_names_it(tmp_path, capsys):
+def test_a_cnn_needs_input_shape_and_the_error_names_it(tmp_path, cli):
     sd = tmp_path / "cnn.pt"
     torch.save(zoo.plain_cnn().state_dict(), sd)
     args = ["prune", sd, "--arch", "tests.core.zoo:plain_cnn", "--amount", "0.25", "--granularity", "neuron", "--out", tmp_path / "c.pt"]
-    code, _, err = run(capsys, *args)
+    code, _, err = cli(*args)
     assert code == 2 and "--input-shape C,H,W" in err and "--input-dtype long" in err
-    code, out, err = run(capsys, *args, "--input-shape", "3,8,8", "--shrink")
+    code, out, err = cli(*args, "--input-shape", "3,8,8", "--shrink")
     assert code == 0, err
     assert "pruned 4 neurons" in out
-    code, _, err = run(capsys, *args, "--input-shape", "3,9,a")
+    code, _, err = cli(*args, "--input-shape", "3,9,a")
     assert code == 2 and "--input-shape must be sizes" in err
-    code, _, err = run(capsys, *args, "--input-shape", "5,8,8")
+    code, _, err = cli(*args, "--input-shape", "5,8,8")
     assert code == 2 and "does not run on --input-shape 5,8,8" in err
 
 
@@ -75,13 +68,13 @@ def test_transformer_block_prunes_what_it_can_and_notes_each_skipped_layer_once(
         s.prune(0.25, granularity="neuron", layers="fc2")
 
 
-def test_output_objects_are_read_by_logits_and_said_once(tmp_path, capsys):
+def test_output_objects_are_read_by_logits_and_said_once(tmp_path, cli):
     sd = tmp_path / "oo.pt"
     torch.save(zoo.output_object().state_dict(), sd)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(30, 12, generator=g), torch.randint(0, 4, (30,), generator=g)
     np.savez(tmp_path / "d.npz", x=x.numpy(), y=y.numpy())
-    code, out, err = run(capsys, "eval", sd, "--arch", "tests.core.zoo:output_object", "--data", tmp_path / "d.npz", "--json")
+    code, out, err = cli("eval", sd, "--arch", "tests.core.zoo:output_object", "--data", tmp_path / "d.npz", "--json")
     assert code == 0, err
     with torch.no_grad():
         want = int((zoo.output_object()(x).logits.argmax(1) == y).sum()) / 30
@@ -102,20 +95,20 @@ def test_untrusted_files_are_refused_under_a_torch_older_than_2_10(tmp_path, mon
     assert open_model(str(sd), arch="tests.core.models:mlp").source == "state_dict"
 
 
-def test_inspect_counts_the_zeros_of_a_pruned_file_and_prune_tells_file_from_non_zero(tmp_path, capsys):
+def test_inspect_counts_the_zeros_of_a_pruned_file_and_prune_tells_file_from_non_zero(tmp_path, cli):
     import json
 
     sd = tmp_path / "mlp.pt"
     torch.save(models.mlp().state_dict(), sd)
     out_file = tmp_path / "pruned.pt"
     arch = ["--arch", "tests.core.models:mlp"]
-    code, out, err = run(capsys, "prune", sd, *arch, "--amount", "0.4", "--out", out_file, "--report", tmp_path / "r.json")
+    code, out, err = cli("prune", sd, *arch, "--amount", "0.4", "--out", out_file, "--report", tmp_path / "r.json")
     assert code == 0, err
     state = torch.load(out_file, weights_only=True)
     file_params = sum(t.numel() for t in state.values())
     nonzero = sum(int(torch.count_nonzero(t)) for t in state.values())
     assert f"params 681 -> {file_params:,} in the file, {nonzero:,} non-zero" in out and file_params == 681
-    code, out, err = run(capsys, "inspect", out_file, *arch, "--json")
+    code, out, err = cli("inspect", out_file, *arch, "--json")
     info = json.loads(out)
     weights = [state[f"{n}.weight"] for n in ("0", "2", "4")]
     for layer, w in zip(info["layers"], weights):
@@ -144,7 +137,7 @@ def test_macs_of_original_masked_and_shrunk_and_measured_latency(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".pt"])
-def test_language_model_evaluation_reports_next_token_loss_and_perplexity(tmp_path, capsys, suffix):
+def test_language_model_evaluation_reports_next_token_loss_and_perplexity(tmp_path, cli, suffix):
     import json
     import math
 
@@ -158,7 +151,7 @@ def test_language_model_evaluation_reports_next_token_loss_and_perplexity(tmp_pa
     else:
         torch.save({"x": ids}, data)
     arch = ["--arch", "tests.core.zoo:tied_lm"]
-    code, out, err = run(capsys, "eval", sd, *arch, "--data", data, "--batch-size", "5", "--json")
+    code, out, err = cli("eval", sd, *arch, "--data", data, "--batch-size", "5", "--json")
     assert code == 0, err
     r = json.loads(out)
     with torch.no_grad():
@@ -169,8 +162,8 @@ def test_language_model_evaluation_reports_next_token_loss_and_perplexity(tmp_pa
     assert r["tokens"] == 23 * 8 and r["samples"] == 23
     assert r["loss"] == pytest.approx(loss, rel=1e-5) and r["perplexity"] == pytest.approx(math.exp(loss), rel=1e-5)
     assert r["accuracy"] == pytest.approx(acc)
-    code, out, err = run(capsys, "eval", sd, *arch, "--data", data)
+    code, out, err = cli("eval", sd, *arch, "--data", data)
     assert code == 0 and "tokens 184" in out
     assert float(out.split("perplexity ")[1].split()[0]) == pytest.approx(math.exp(loss), rel=1e-5)
-    code, out, err = run(capsys, "prune", sd, *arch, "--data", data, "--amount", "0.3", "--method", "obd", "--out", tmp_path / "p.pt")
+    code, out, err = cli("prune", sd, *arch, "--data", data, "--amount", "0.3", "--method", "obd", "--out", tmp_path / "p.pt")
     assert code == 0, err

@@ -12,6 +12,7 @@ from pruneviz.core import attention_heads as ah
 from pruneviz.core.model_io import LoadedModel
 from pruneviz.core.session import Session
 
+pytestmark = pytest.mark.slow  # real Hugging Face model classes (the models extra): importing transformers alone costs the quick loop a second; quick: the torch-only zoo (test_zoo*.py)
 transformers = pytest.importorskip("transformers", reason="the models extra (transformers) is not installed")
 
 

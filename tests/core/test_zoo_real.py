@@ -17,6 +17,7 @@ from pruneviz.core.errors import PrunevizError
 from pruneviz.core.model_io import LoadedModel
 from pruneviz.core.session import Session
 
+pytestmark = pytest.mark.slow  # BERT and GPT-2 from transformers (the models extra); quick: the torch-only zoo (test_zoo*.py)
 transformers = pytest.importorskip("transformers", reason="the models extra (transformers) is not installed")
 
 

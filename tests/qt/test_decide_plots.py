@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from PySide6.QtGui import QImage
 
 from pruneviz.qt import decide_plots as dp
@@ -18,6 +19,7 @@ def colours(image: QImage) -> set[str]:
     return seen
 
 
+@pytest.mark.slow  # a subprocess without a display; in-process: test_sensitivity_and_knockout_figures
 def test_cli_plot_without_a_display_is_the_apps_figure(tmp_path, qtbot):
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
     env["OMP_NUM_THREADS"] = "1"

@@ -141,8 +141,7 @@ def test_columns_fold_to_fit_a_narrow_list(qtbot):
     s = resnet18_session()
     t = _tree(qtbot, s)
     t.resize(340, 500)
-    qtbot.waitUntil(lambda: t.tree.viewport().width() < 340)
-    qtbot.wait(20)
+    qtbot.waitUntil(lambda: t.tree.viewport().width() < 340 and t.tree.isColumnHidden(COLUMNS.index("Kind")))
     hidden = [c for c in COLUMNS if t.tree.isColumnHidden(COLUMNS.index(c))]
     assert hidden and "Kind" in hidden and "Layer" not in hidden and "Sparsity" not in hidden
     assert t.tree.horizontalScrollBar().maximum() == 0  # no column runs out of sight

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from pruneviz.core import persist
@@ -43,6 +44,7 @@ APP = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a second app in a real process, killed; in-process: test_unreadable_journals_...
 def test_kill_9_mid_session_recovers_every_edit(qtbot, tmp_path, monkeypatch):
     """A second app started while the first runs neither offers nor discards the first one's
     journal; kill -9 of the first leaves it recoverable, every edit in it."""
@@ -118,6 +120,7 @@ def test_no_recovery_prompt_for_a_journal_without_edits(qtbot, tmp_path, monkeyp
     assert len(asked) == 1 and session.history.labels == s2.history.labels
 
 
+@pytest.mark.slow  # an app in a real process; in-process: test_clean_close_leaves_nothing_to_recover
 def test_sigterm_closes_cleanly_and_leaves_nothing_to_recover(tmp_path):
     app = textwrap.dedent(
         """

@@ -12,7 +12,7 @@ from pruneviz.core.data import EvalData
 from pruneviz.core.model_io import LoadedModel
 from pruneviz.core.session import Session
 from tests.qt.conftest import demo_opener
-from tests.qt.test_main_window import _slow_session, _wait_eval
+from tests.qt.test_main_window import _Slow, _slow_session, _wait_eval
 
 
 def _threads_left(w):
@@ -40,17 +40,26 @@ def test_close_during_evaluation_exits_cleanly(qtbot):
     assert set(threading.enumerate()) - before == set()
 
 
+class _CountedSlow(_Slow):
+    batches = 0  # a class attribute: the worker's deep copy of the model counts here too
+
+    def forward(self, x):
+        type(self).batches += 1
+        return super().forward(x)
+
+
 def test_close_during_baseline_stops_it(qtbot):
     """The first run computes the baseline: it is cancellable too (Session.baseline_iter)."""
     from pruneviz.qt.main_window import MainWindow
 
-    s = _slow_session(delay=0.05)
+    s = _slow_session(delay=0.05, slow=_CountedSlow(0.05))
     s.evaluation.baseline_result = None  # the baseline is computed by the first run, in the worker
+    start = _CountedSlow.batches
     w = MainWindow(s, open_session=demo_opener, restore_layout=False)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.runner.busy and w.runner._thread is not None and w.runner._thread.isRunning(), timeout=10_000)
-    qtbot.wait(200)  # let a few baseline batches run
+    qtbot.waitUntil(lambda: _CountedSlow.batches >= start + 3, timeout=10_000)  # a few baseline batches ran
     w.close()
     assert w.runner._thread is None and s.evaluation.baseline_result is None  # an incomplete baseline is not kept
     assert not _threads_left(w)[0]

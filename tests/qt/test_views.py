@@ -113,17 +113,21 @@ def test_per_class_labels_do_not_overlap_in_the_default_dock(window, qtbot):
     acc = w.acc
     w.session.prune(0.6, scope="layer", granularity="neuron", layers=[w.layer])
     _wait_eval(qtbot, w)
-    qtbot.wait(50)  # the dock's first layout and the labels' re-placement after it
     d = acc.deltas()
     changed = [i for i, x in enumerate(d) if abs(x) >= 0.05]
     assert len(changed) >= 5
-    rects = _label_rects(acc)
-    assert rects and int(np.argmax(np.abs(d))) in rects
-    inside = acc.class_plot.getPlotItem().vb.sceneBoundingRect()
-    for i, a in rects.items():
-        assert inside.contains(a), i  # not cut by the plot's edge
-        for j, b in rects.items():
-            assert i == j or not a.intersects(b), (acc.delta_labels[i].textItem.toPlainText(), acc.delta_labels[j].textItem.toPlainText())
+
+    def check_labels_placed():
+        rects = _label_rects(acc)
+        assert rects and int(np.argmax(np.abs(d))) in rects
+        inside = acc.class_plot.getPlotItem().vb.sceneBoundingRect()
+        for i, a in rects.items():
+            assert inside.contains(a), i  # not cut by the plot's edge
+            for j, b in rects.items():
+                assert i == j or not a.intersects(b), (acc.delta_labels[i].textItem.toPlainText(), acc.delta_labels[j].textItem.toPlainText())
+
+    # the dock's first layout and the labels' re-placement after it: wait until they are placed
+    qtbot.waitUntil(check_labels_placed, timeout=5_000)
     assert "class" in acc.class_plot.toolTip()  # every class's change, shown or not
     # with room, every changed class is labelled
     w.resize(2400, 800)
