@@ -255,6 +255,8 @@ def run(args) -> int:
             session = _default_open(*DEMO, None, False, device)
     # a screenshot (or a one-off --size) neither reads nor rewrites the user's saved layout
     window = MainWindow(session, restore_layout=not (screenshot or size), autosave=not screenshot, save_layout=not (screenshot or size))
+    # a screenshot is rendered at a fixed size, on no screen; any other window stays inside its screen
+    window.screen_fit.enabled = not screenshot
     if getattr(args, "presentation", False):
         window.presentation.set_enabled(True)
     if not screenshot and recovered is not None:

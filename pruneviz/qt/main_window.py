@@ -63,6 +63,7 @@ from .lesson_panel import attach_lessons
 from .neuron_strip import NeuronStrip
 from .presentation import Presentation
 from .run_loop import RunLoop
+from .screen_fit import ScreenFit
 from .training_ui import prune_menu, attach_training
 from .window_editing import Editing
 from .window_files import FileActions
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
         attach_edit_pause(self)  # editing controls off while a fine-tune, schedule or lesson step holds the session
         self._restored_state = False
+        self.screen_fit = ScreenFit(self)  # inside the screen at the start and whenever it grows
         if restore_layout:
             self._restore_settings()
         else:
@@ -129,7 +131,7 @@ class MainWindow(QMainWindow):
         self.hist = Histogram()
         self.filter = FilterPanel()
         self.tree = LayerTree()
-        self.tree.setMinimumWidth(300)  # every column readable, sparsity bar included
+        self.tree.setMinimumWidth(200)  # name, shape, sparsity readable; wider by default (_size_docks)
         self.acc = AccuracyPanel()
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)
@@ -144,6 +146,7 @@ class MainWindow(QMainWindow):
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
         head.addWidget(self.sel_label)
+        head.addWidget(self.block)  # a selection tool: beside the selection's actions
         head.addWidget(self.prune_sel)
         head.addWidget(self.restore_sel)
         bar = QHBoxLayout()
@@ -153,7 +156,6 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.method)
         bar.addSpacing(10)
         bar.addWidget(self.sort)
-        bar.addWidget(self.block)
         bar.addStretch(1)
         top = QWidget()
         tl = QVBoxLayout(top)
@@ -362,10 +364,10 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         st = QSettings()
         geo = st.value("window/geometry")
-        if isinstance(geo, QByteArray):
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1400, 900)
+        saved = None
+        if isinstance(geo, QByteArray) and self.restoreGeometry(geo):
+            saved = self.geometry()  # kept only when it fits the screen it is on
+        self.screen_fit.initial(saved)
         state = st.value("window/state")
         self._restored_state = isinstance(state, QByteArray) and self.restoreState(state)
 

@@ -58,3 +58,16 @@ def bare_window(qtbot):
     w.show()
     yield w
     w.runner.shutdown(5000)
+
+
+@pytest.fixture(autouse=True)
+def _large_screen():
+    """The offscreen platform's screen is 800×800, and the window keeps itself inside its screen:
+    tests that size the window themselves get a large screen; the screen-fit tests set their own."""
+    from PySide6.QtCore import QRect
+
+    from pruneviz.qt.screen_fit import set_available_geometry
+
+    set_available_geometry(QRect(0, 0, 3840, 2160))
+    yield
+    set_available_geometry(None)
