@@ -51,6 +51,7 @@ from pruneviz.core.importance import LOCAL_METHODS
 from .accuracy_plot import AccuracyPanel
 from .controls import methods
 from .decide_dock import attach_decide
+from .decide_page import attach_decide_page
 from .edit_pause import attach_edit_pause
 from .eval_runner import EvalRunner
 from .filter_view import FilterPanel
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         self.act_measure_shrunk.setToolTip("remove pruned neurons and heads from a copy, count its MACs and time it against the original (status bar)")
         attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
         attach_decide(self)
+        attach_decide_page(self)  # in presentation mode Decide swaps with the layer view
         attach_knockout_track(self)  # the Decide dock's knockout of the shown layer, beside the strip
         attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
         attach_edit_pause(self)  # editing controls off while a fine-tune, schedule or lesson step holds the session

@@ -1,0 +1,99 @@
+"""Decide as a full page in presentation mode.
+
+At a projector's 720 pixels, a Decide dock under the layer view left its plots some 30 pixels
+tall. In presentation mode, View > Decide (Ctrl+D) therefore swaps the layer view (heatmap,
+strip, histogram) for a page that holds the Decide tabs at the full height of the window;
+"◀ Layer view" (or Ctrl+D again) swaps back in one click. Leaving presentation mode puts Decide
+back in its dock, open if its page was showing. The docks keep their place beside it.
+
+:class:`DecidePage` is attached by the window (``window.decide_page``) after the Decide dock.
+
+Example::
+
+    window.presentation.set_enabled(True)
+    window.decide_page.show_page(True)     # what View > Decide does in presentation mode
+    window.decide_page.shown               # True: the Decide tabs fill the centre
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+
+
+class DecidePage(QObject):
+    """The window's centre as a stack: the layer view, or (in presentation mode) Decide."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.w = window
+        self.dock = window.dock_decide
+        self.panel = window.decide
+        view = window.takeCentralWidget()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(view)
+        self.view = view
+        self.page = QWidget()
+        lay = QVBoxLayout(self.page)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(2)
+        head = QHBoxLayout()
+        self.back = QPushButton("◀  Layer view")
+        self.back.setToolTip("back to the heatmap, strip and histogram (Ctrl+D)")
+        self.back.clicked.connect(lambda: self.show_page(False))
+        title = QLabel("Decide")
+        f = QFont(title.font())
+        f.setBold(True)
+        title.setFont(f)
+        head.addWidget(self.back)
+        head.addWidget(title)
+        head.addStretch(1)
+        lay.addLayout(head)
+        self._body = lay
+        self.stack.addWidget(self.page)
+        window.setCentralWidget(self.stack)
+        self.dock.visibilityChanged.connect(self._dock_shown)
+        window.presentation.changed.connect(self._follow)
+
+    @property
+    def shown(self) -> bool:
+        """True while the Decide page fills the centre."""
+        return self.stack.currentWidget() is self.page
+
+    def show_page(self, on: bool) -> None:
+        """Decide's page (``on``) or the layer view in the centre."""
+        if on:
+            if self.panel.parent() is not self.page:
+                self._body.addWidget(self.panel, 1)  # out of the dock, into the page
+                self.panel.show()
+            self.dock.hide()
+            self.stack.setCurrentWidget(self.page)
+        else:
+            self.stack.setCurrentWidget(self.view)
+
+    def _dock_shown(self, visible: bool) -> None:
+        """In presentation mode, View > Decide shows (or leaves) the page instead of the dock."""
+        if visible and self.w.presentation.enabled:
+            on = not self.shown  # Ctrl+D on the page goes back to the layer view
+            self.dock.hide()
+            self.show_page(on)
+
+    def _follow(self, _scale: float) -> None:
+        if self.w.presentation.enabled:
+            if self.dock.isVisible():
+                self.show_page(True)
+            return
+        was = self.shown
+        self.stack.setCurrentWidget(self.view)
+        if self.panel.parent() is self.page:
+            self._body.removeWidget(self.panel)
+            self.dock.setWidget(self.panel)  # back in its dock
+        if was:
+            self.dock.show()
+
+
+def attach_decide_page(window) -> DecidePage:
+    """Make the window's centre a stack of the layer view and a Decide page (presentation mode)."""
+    window.decide_page = DecidePage(window)
+    return window.decide_page
