@@ -662,6 +662,7 @@ class Session:
         calibration data (a DATA spec, EvalData, tensor or batches; default: the session's
         calibration split, :attr:`calibration`). Returns the number of weights or neurons pruned."""
         from . import compensate as comp
+        from .edit_labels import prune_label
 
         mode = comp.mode_of(compensate)
         if scope == "sensitivity":
@@ -680,7 +681,7 @@ class Session:
 
             return attention_heads.prune(self, amount, scope, method, layers)
         chosen = self.preview(amount, scope, granularity, method, layers)
-        label = f"prune {amount:.0%} {granularity}s by {method} ({scope})"
+        label = prune_label(amount, scope, granularity, method, chosen)  # names the layers
         if granularity == "weight":
             # preview only offers kept weights, so every index flips kept -> pruned
             flips = [Flip.make("elem", n, m.reshape(-1).nonzero().flatten(), m.numel()) for n, m in chosen.items()]

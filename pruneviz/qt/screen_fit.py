@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QRect, QSize, QTimer
+from PySide6.QtCore import QEvent, QObject, QRect, QTimer
 from PySide6.QtGui import QGuiApplication
 
 DEFAULT_SIZE = (1400, 900)
@@ -41,13 +41,13 @@ def available_geometry(widget=None) -> QRect:
     return screen.availableGeometry() if screen is not None else QRect(0, 0, *DEFAULT_SIZE)
 
 
-def fitted(rect: QRect, avail: QRect, frame: QSize = QSize(0, 0)) -> QRect:
-    """``rect`` (a window's client geometry) shrunk to ``avail`` less the window frame and moved
-    inside it; unchanged when it already fits."""
-    w = min(rect.width(), avail.width() - frame.width())
-    h = min(rect.height(), avail.height() - frame.height())
-    x = min(max(rect.x(), avail.left()), avail.left() + avail.width() - frame.width() - w)
-    y = min(max(rect.y(), avail.top()), avail.top() + avail.height() - frame.height() - h)
+def fitted(rect: QRect, avail: QRect) -> QRect:
+    """``rect`` (a window's frame geometry) shrunk to ``avail`` and moved inside it; unchanged
+    when it already fits."""
+    w = min(rect.width(), avail.width())
+    h = min(rect.height(), avail.height())
+    x = min(max(rect.x(), avail.left()), avail.left() + avail.width() - w)
+    y = min(max(rect.y(), avail.top()), avail.top() + avail.height() - h)
     return QRect(x, y, w, h)
 
 
@@ -84,15 +84,14 @@ class ScreenFit(QObject):
         if not self.enabled or w.isMaximized() or w.isFullScreen() or w.isMinimized():
             return False
         avail = available_geometry(w)
-        frame = w.frameGeometry().size() - w.geometry().size() if w.isVisible() else QSize(0, 0)
-        now = w.geometry()
-        want = fitted(now, avail, frame)
+        now = w.frameGeometry()  # the frame (title bar, borders) must be on the screen too
+        want = fitted(now, avail)
         if want == now:
             return False
         if want.size() != now.size():
-            w.resize(want.size())
-        if want.topLeft() != now.topLeft():
-            w.move(want.topLeft() - (w.geometry().topLeft() - w.frameGeometry().topLeft()))
+            w.resize(w.size() - (now.size() - want.size()))
+        if want.topLeft() != w.frameGeometry().topLeft():
+            w.move(want.topLeft())  # a window's position is its frame's
         return True
 
     def eventFilter(self, obj, ev) -> bool:
