@@ -69,7 +69,7 @@ def _outside(w, screen: QRect) -> list:
             continue
         shown = _shown_part(b)
         scrolled = any(isinstance(a, QScrollArea) for a in _ancestors(b))
-        if not screen.contains(shown) or (not scrolled and shown != _global(b)):
+        if (not shown.isEmpty() and not screen.contains(shown)) or (not scrolled and shown != _global(b)):
             bad.append((b.text() or type(b).__name__, _global(b), shown))
     return bad
 
