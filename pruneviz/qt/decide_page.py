@@ -17,9 +17,59 @@ Example::
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, QSize, Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+
+
+class RowScroll(QScrollArea):
+    """A row of controls that scrolls sideways when the window is narrower than the row (Decide's
+    rows at presentation size are wider than a 1024-pixel screen); as tall as the row, plus the
+    scroll bar only while it is needed."""
+
+    def __init__(self, row, parent=None):
+        super().__init__(parent)
+        holder = QWidget()
+        holder.setLayout(row)
+        self.setWidget(holder)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def _height(self) -> int:
+        inner = self.widget().minimumSizeHint()
+        bar = self.horizontalScrollBar().sizeHint().height() if inner.width() > self.viewport().width() else 0
+        return max(inner.height(), self.widget().sizeHint().height()) + bar
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(60, self._height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self.widget().sizeHint().width(), self._height())
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        before = self.height()
+        super().resizeEvent(ev)
+        if self._height() != before:
+            self.updateGeometry()  # the scroll bar came or went
+
+
+def scroll_wide_rows(panel) -> int:
+    """Put the Decide panel's rows of controls (its status row and each tab's first row) in
+    :class:`RowScroll` areas; returns how many. The panel's least width is then its plots'."""
+    layouts = [panel.layout()] + [panel.tabs.widget(i).layout() for i in range(panel.tabs.count())]
+    layouts.append(panel.plans.measure.parentWidget().layout())  # the plans' buttons, over their list
+    n = 0
+    for lay in layouts:
+        if lay is None or lay.count() == 0 or lay.itemAt(0).layout() is None:
+            continue
+        row = lay.itemAt(0).layout()
+        lay.removeItem(row)
+        row.setParent(None)
+        lay.insertWidget(0, RowScroll(row))
+        n += 1
+    return n
 
 
 class DecidePage(QObject):
@@ -30,6 +80,7 @@ class DecidePage(QObject):
         self.w = window
         self.dock = window.dock_decide
         self.panel = window.decide
+        scroll_wide_rows(self.panel)  # its rows never make the window wider than the screen
         view = window.takeCentralWidget()
         self.stack = QStackedWidget()
         self.stack.addWidget(view)
