@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
@@ -72,6 +72,24 @@ def scroll_wide_rows(panel) -> int:
     return n
 
 
+#: below this available height Decide is a page in normal mode too (a dock under the layer view
+#: leaves neither of them room on a 600-pixel screen)
+PAGE_BELOW_HEIGHT = 700
+
+
+class CurrentPageStack(QStackedWidget):
+    """A stack as small as the page it shows (QStackedWidget asks for its largest page's room:
+    the layer view's least width then held the Decide page wider than a 1024-pixel screen)."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        page = self.currentWidget()
+        return page.minimumSizeHint() if page is not None else super().minimumSizeHint()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        page = self.currentWidget()
+        return page.sizeHint() if page is not None else super().sizeHint()
+
+
 class DecidePage(QObject):
     """The window's centre as a stack: the layer view, or (in presentation mode) Decide."""
 
@@ -82,7 +100,8 @@ class DecidePage(QObject):
         self.panel = window.decide
         scroll_wide_rows(self.panel)  # its rows never make the window wider than the screen
         view = window.takeCentralWidget()
-        self.stack = QStackedWidget()
+        self.stack = CurrentPageStack()
+        self.stack.currentChanged.connect(lambda _i: self.stack.updateGeometry())
         self.stack.addWidget(view)
         self.view = view
         self.page = QWidget()
@@ -106,6 +125,18 @@ class DecidePage(QObject):
         window.setCentralWidget(self.stack)
         self.dock.visibilityChanged.connect(self._dock_shown)
         window.presentation.changed.connect(self._follow)
+        window.installEventFilter(self)  # a window moved to a short screen: Decide becomes a page
+
+    def wants_page(self) -> bool:
+        """Decide is a page in presentation mode, and on a screen under :data:`PAGE_BELOW_HEIGHT`."""
+        from .screen_fit import available_geometry
+
+        return self.w.presentation.enabled or available_geometry(self.w).height() < PAGE_BELOW_HEIGHT
+
+    def eventFilter(self, obj, ev) -> bool:
+        if obj is self.w and ev.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._follow()
+        return False
 
     @property
     def shown(self) -> bool:
@@ -124,17 +155,19 @@ class DecidePage(QObject):
             self.stack.setCurrentWidget(self.view)
 
     def _dock_shown(self, visible: bool) -> None:
-        """In presentation mode, View > Decide shows (or leaves) the page instead of the dock."""
-        if visible and self.w.presentation.enabled:
+        """In presentation mode (or on a short screen), View > Decide shows or leaves the page instead of the dock."""
+        if visible and self.wants_page():
             on = not self.shown  # Ctrl+D on the page goes back to the layer view
             self.dock.hide()
             self.show_page(on)
 
-    def _follow(self, _scale: float) -> None:
-        if self.w.presentation.enabled:
+    def _follow(self, _scale: float | None = None) -> None:
+        if self.wants_page():
             if self.dock.isVisible():
                 self.show_page(True)
             return
+        if self.panel.parent() is not self.page:
+            return  # already in its dock
         was = self.shown
         self.stack.setCurrentWidget(self.view)
         if self.panel.parent() is self.page:

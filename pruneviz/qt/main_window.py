@@ -133,7 +133,7 @@ class MainWindow(QMainWindow):
         self.hist = Histogram()
         self.filter = FilterPanel()
         self.tree = LayerTree()
-        self.tree.setMinimumWidth(200)  # name, shape, sparsity readable; wider by default (_size_docks)
+        self.tree.setMinimumWidth(180)  # name, shape, sparsity readable; wider by default (_size_docks)
         self.acc = AccuracyPanel()
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)

@@ -81,6 +81,14 @@ def _ancestors(widget):
         p = p.parentWidget()
 
 
+def _widest(w) -> list:
+    """What makes the window wide (for the message of a failed check)."""
+    from PySide6.QtWidgets import QWidget
+
+    found = [(c.minimumSizeHint().width(), type(c).__name__, c.objectName()) for c in w.findChildren(QWidget) if c.isVisible()]
+    return sorted(found, reverse=True)[:8]
+
+
 def _check_everywhere(w, where: str) -> None:
     """On each screen, normal and in presentation mode, with the window filling the screen."""
     for screen in SCREENS:
@@ -92,7 +100,7 @@ def _check_everywhere(w, where: str) -> None:
             QApplication.processEvents()
             w.screen_fit.fit()
             QApplication.processEvents()
-            assert w.minimumSizeHint().width() <= screen.width() and w.minimumSizeHint().height() <= screen.height(), (where, screen, on, w.minimumSizeHint())
+            assert w.minimumSizeHint().width() <= screen.width() and w.minimumSizeHint().height() <= screen.height(), (where, screen, on, w.minimumSizeHint(), _widest(w))
             assert not _outside(w, screen), (where, screen.size(), on, _outside(w, screen))
 
 
@@ -181,6 +189,9 @@ def test_every_decide_tab_with_results_stays_on_the_screen_and_is_a_page_in_pres
     assert not w.decide_page.shown and w.heatmap.isVisible()
     w.dock_decide.toggleViewAction().trigger()  # View > Decide (Ctrl+D) in presentation mode
     assert w.decide_page.shown
+    w.presentation.set_enabled(False)
+    assert w.decide_page.shown  # a 600-pixel screen has no room for a dock under the layer view
+    set_available_geometry(SCREENS[0])
     w.presentation.set_enabled(False)
     assert not w.decide_page.shown and w.dock_decide.isVisible() and w.dock_decide.widget() is p
     w.runner.shutdown(5000)
