@@ -59,3 +59,14 @@ def test_gui_with_an_unknown_lesson_and_a_screenshot_exits_2_with_one_line_and_n
     ours = [t for t in QApplication.topLevelWidgets() if isinstance(t, MainWindow) and id(t) not in before]
     assert ours and all(not t.isVisible() and not t.runner.busy for t in ours)  # closed, its workers joined
     assert not (tmp_path / "x.png").exists()
+
+
+def test_opening_another_model_after_a_knockout_raises_nothing(window, qtbot):
+    """Found by a long scripted session: the new model's criterion list redrew the old model's
+    knockout and asked the new session for a layer it does not have (an exception in a slot)."""
+    p = window.decide
+    assert p.run_knockout()
+    qtbot.waitUntil(lambda: not p.jobs.busy, timeout=120_000)
+    assert p.ko_result and p.ko_result["layer"] == "0"
+    assert window.open_spec("demo:cnn")  # pytest-qt fails the test on an exception in a slot
+    assert window.session.spec == "demo:cnn" and p.ko_result is None
