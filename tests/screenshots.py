@@ -57,11 +57,15 @@ def _window(model: str, size: tuple[int, int], presentation: bool = False):
 
 
 def _settle(app, w) -> None:
+    from PySide6.QtCore import QEventLoop
+
     from pruneviz.qt.app import wait_for_evaluation
 
     for _ in range(3):
         app.processEvents()
         wait_for_evaluation(w)
+        while w.runner.busy:  # the evaluation of the last edit, not only a first result
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
     for _ in range(10):
         app.processEvents()
 
