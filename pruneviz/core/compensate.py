@@ -211,8 +211,10 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
         session.notices.append(f"compensation: the exact solve of {', '.join(big)} would take over {exact_flops / 1e9:g} GFLOP: SparseGPT chose their masks and weights")
     if not applied:
         return 0
-    how = f"by {method} ({scope}), compensated" if mode == "exact" else f"by SparseGPT ({scope}), compensated"
-    label = f"prune {amount:.0%} weights {how}"
+    from .edit_labels import prune_label
+
+    how = f"by {method}" if mode == "exact" else "by SparseGPT"
+    label = prune_label(amount, scope, "weight", method, chosen, how) + ", compensated"
     deltas.record(session, Step(label, applied, weights=delta))
     session.changed.emit(Change(label, frozenset(layer.name for layer in session.layers)))
     return sum(f.idx.numel() for f in applied)

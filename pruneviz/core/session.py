@@ -653,6 +653,7 @@ class Session:
         calibration data (a DATA spec, EvalData, tensor or batches; default: the session's
         calibration split, :attr:`calibration`). Returns the number of weights or neurons pruned."""
         from . import compensate as comp
+        from .edit_labels import prune_label
 
         unit = units_.get(granularity)
         mode = comp.mode_of(compensate)
@@ -672,7 +673,7 @@ class Session:
 
             return attention_heads.prune(self, amount, scope, method, layers)
         chosen = self.preview(amount, scope, unit, method, layers)
-        label = f"prune {amount:.0%} {unit.name}s by {method} ({scope})" if unit.uses_amount else f"prune to {unit.name} by {method}"
+        label = prune_label(amount, scope, unit.name, method, chosen) if unit.uses_amount else f"prune to {unit.name} by {method}"  # names the layers
         if unit.edits == "elem":
             # preview only offers kept weights, so every index flips kept -> pruned
             flips = [Flip.make("elem", n, m.reshape(-1).nonzero().flatten(), m.numel()) for n, m in chosen.items()]

@@ -187,6 +187,7 @@ class AccuracyPanel(QWidget):
         self._place_timer.timeout.connect(self._refit_classes)
         self._legend_text = "<span style='color:gray'>■</span> baseline &nbsp; <span style='color:%s'>■</span> current &nbsp; Δ pp" % self.accent.name()
         self.class_legend = QLabel(self._legend_text)
+        self.class_legend.setWordWrap(True)  # two lines rather than a dock wider than a 1024-pixel screen
         self.shown_classes: list[int] = []  # bar position -> class index
         self.all_classes = QPushButton("All classes…")
         self.all_classes.setToolTip("Every class's baseline and current accuracy and change, in a sortable table")

@@ -203,7 +203,20 @@ def _collect_garbage_on_the_gui_thread() -> None:
 
 
 def run(args) -> int:
-    """Open the session described by ``args`` (cli ``gui`` arguments) and run the window."""
+    """Open the session described by ``args`` (cli ``gui`` arguments) and run the window.
+
+    Whatever way it ends (the window closed, a refused lesson, a screenshot written), every worker
+    thread is stopped and joined before this returns: a QThread still running when the
+    interpreter exits aborts the process (exit code 134)."""
+    from .job_runner import join_all
+
+    try:
+        return _run(args)
+    finally:
+        join_all()
+
+
+def _run(args) -> int:
     screenshot = getattr(args, "screenshot", None)
     size = parse_size(args.size) if getattr(args, "size", None) else None  # a bad size: one line, before any window
     if getattr(args, "step", None) and not getattr(args, "lesson", None):
@@ -245,6 +258,8 @@ def run(args) -> int:
             QMessageBox.warning(None, "pruneviz", f"{exc}\n\nEvaluating on this machine instead.")
     # a screenshot (or a one-off --size) neither reads nor rewrites the user's saved layout
     window = MainWindow(session, restore_layout=not (screenshot or size), autosave=not screenshot, save_layout=not (screenshot or size))
+    # a screenshot is rendered at a fixed size, on no screen; any other window stays inside its screen
+    window.screen_fit.enabled = not screenshot
     if getattr(args, "presentation", False):
         window.presentation.set_enabled(True)
     if not screenshot and recovered is not None:
@@ -256,6 +271,7 @@ def run(args) -> int:
 
         code = open_from_cli(window, args.lesson, getattr(args, "step", None), screenshot, trust=trust)
         if screenshot:  # without one, a refused lesson was a dialog and the app goes on
+            window.close()  # stops the window's workers (its first evaluation may still run)
             return code
     if screenshot:
         window.resize(*(size or SCREENSHOT_SIZE))  # screenshots look the same everywhere

@@ -53,6 +53,7 @@ class CriteriaView(QWidget):
         dp.plain_axes(self.scatter)
         lay.addWidget(self.view, 1)
         self.info = plain_label(QLabel(""))  # names a layer from the file
+        self.info.setWordWrap(True)  # one long line made the window 1,700 pixels wide in presentation mode
         lay.addWidget(self.info)
 
     def draw(self) -> None:

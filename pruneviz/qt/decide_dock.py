@@ -129,6 +129,10 @@ class DecidePanel(QWidget):
     def set_session(self, s) -> None:
         self.jobs.cancel()
         self.sens_result, self.plan, self.sens_version = None, None, None
+        # the old model's results go first: refilling the criterion boxes redraws the knockout,
+        # which asked the new session for the scores of the old model's layer (an exception in a slot)
+        self.ko_result = None
+        self.criteria.result = None
         for combo, gran in ((self.sens_method, self.sens_gran.currentText()), (self.ko_method, "neuron"), (self.criteria.a, self.criteria.gran.currentText()), (self.criteria.b, self.criteria.gran.currentText())):
             self._fill(combo, gran)
         if self.criteria.b.findText("random") >= 0 and self.criteria.b.currentText() == self.criteria.a.currentText():

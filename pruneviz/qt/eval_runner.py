@@ -28,7 +28,7 @@ from PySide6.QtCore import QElapsedTimer, QObject, QThread, QTimer, Signal
 
 from pruneviz.core.evaluate import EvalResult, Progress
 
-from .job_runner import message_of, wait_or_keep
+from .job_runner import message_of, track, wait_or_keep
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,7 @@ class EvalRunner(QObject):
         t.failed.connect(self._on_failed)
         t.finished.connect(self._on_thread_done)
         self._thread = t
+        track(t)  # joined at exit (job_runner.join_all)
         self.started.emit(req)
         t.start(QThread.Priority.LowPriority)
 

@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import weakref
 import time
 from typing import Any, Callable, Iterator
 
@@ -33,6 +34,30 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 #: threads that outlived shutdown()'s wait: referenced until they return (see module docstring)
 _ORPHANS: set = set()
+#: every worker thread started (job and evaluation workers), for :func:`join_all` at exit
+_STARTED: "weakref.WeakSet[QThread]" = weakref.WeakSet()
+
+
+def track(thread: QThread) -> None:
+    """Remember a worker thread (it has a ``cancel`` event) so :func:`join_all` can stop it."""
+    _STARTED.add(thread)
+
+
+def join_all(timeout_ms: int = 30_000) -> bool:
+    """Cancel every worker thread still running and wait for each to return (at most
+    ``timeout_ms`` in all). The app calls it before the interpreter exits: Qt aborts the process
+    (exit code 134, "QThread: Destroyed while thread is still running") when a running QThread
+    is destroyed. Returns whether all of them returned."""
+    threads = [t for t in list(_STARTED) + list(_ORPHANS) if t.isRunning()]
+    for t in threads:
+        cancel = getattr(t, "cancel", None)
+        if isinstance(cancel, threading.Event):
+            cancel.set()
+    deadline = time.monotonic() + timeout_ms / 1000
+    ok = True
+    for t in threads:
+        ok = t.wait(max(0, int((deadline - time.monotonic()) * 1000))) and ok
+    return ok
 
 Factory = Callable[[threading.Event], Iterator[Any]]
 
@@ -148,6 +173,7 @@ class JobRunner(QObject):
         t.failed.connect(self._on_failed)
         t.finished.connect(self._on_thread_done)
         self._thread = t
+        track(t)
         self.started.emit(name)
         t.start(QThread.Priority.LowPriority)
         return True

@@ -61,6 +61,7 @@ class LessonController(QObject):
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
         self._hidden: list[QWidget] = []  # docks the lesson put away, shown again when it ends
+        self.replace_box = None  # the "Start the lesson?" question while it is open
         self.dock.hide()
         self._build_menus()
         window.installEventFilter(self)
@@ -122,7 +123,10 @@ class LessonController(QObject):
 
         A lesson file naming code to run (a data factory) is opened only after the user agrees in
         the same prompt a session file naming code gets (it names the module, its file and the
-        lesson file), or with ``trust`` (``pruneviz gui --lesson FILE --trust``)."""
+        lesson file), or with ``trust`` (``pruneviz gui --lesson FILE --trust``). A model with
+        edits is replaced only after the user agrees (:meth:`confirm_replace`)."""
+        if not self.confirm_replace():
+            return False
         if self.jobs.busy:
             self.jobs.cancel()
             self.jobs.wait(30_000)
@@ -157,6 +161,28 @@ class LessonController(QObject):
 
         self.jobs.start("open", opening)
         return True
+
+    def confirm_replace(self) -> bool:
+        """Ask before a lesson replaces a model the user edited (its undo history goes with it);
+        True to go on. A lesson's own session, or one with no edits, is replaced without asking."""
+        s = getattr(self.window, "session", None)
+        if s is None or s.history.index == 0 or (self.run is not None and s is self.run.session):
+            return True
+        from PySide6.QtWidgets import QMessageBox
+
+        from .plain import literal
+
+        n = s.history.index
+        box = QMessageBox(QMessageBox.Icon.Question, "Start the lesson?",
+                          literal(f"The lesson opens its own model in this window, replacing {s.spec} and its "
+                                  f"{n} edit{'s' if n != 1 else ''} (File > Save session keeps them)."),
+                          QMessageBox.StandardButton.Cancel, self.window)
+        start = box.addButton("Start the lesson", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.replace_box = box  # tests answer it
+        box.exec()
+        self.replace_box = None
+        return box.clickedButton() is start
 
     def _show_dock(self) -> None:
         w = self.window

@@ -11,7 +11,7 @@ import html
 
 from PySide6.QtCore import QEvent, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontInfo, QPainter
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 from . import lesson_charts as lc
 from .playground_view import PlaygroundView
@@ -178,10 +178,22 @@ class LessonPanel(QWidget):
         top.addWidget(self.title, 1)
         top.addWidget(self.counter)
         lay.addLayout(top)
+        # caption, picture and note scroll when the screen is too small for them: the dock's least
+        # height is then the title and the buttons, and Back / Next never leave the screen (a
+        # revealed question at presentation size grew the window to 768 pixels on a 720 screen)
+        body = QWidget()
+        bl = QVBoxLayout(body)
+        bl.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(body)
+        lay.addWidget(self.scroll, 1)
         self.caption = QLabel()
         self.caption.setWordWrap(True)
         self.caption.setTextFormat(Qt.TextFormat.RichText)
-        lay.addWidget(self.caption)
+        bl.addWidget(self.caption)
         self.stack = QStackedWidget()
         self.chart = ChartView()
         self.playground = PlaygroundView()
@@ -199,11 +211,11 @@ class LessonPanel(QWidget):
         sl.addWidget(self.summary_chart, 3)
         for w in (self.chart, self.playground, self.predict, self.summary_page):
             self.stack.addWidget(w)
-        lay.addWidget(self.stack, 1)
+        bl.addWidget(self.stack, 1)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setTextFormat(Qt.TextFormat.PlainText)
-        lay.addWidget(self.note)
+        bl.addWidget(self.note)
         row = QHBoxLayout()
         self.back = QPushButton("◀  Back")
         self.next = QPushButton("Next  ▶")

@@ -51,6 +51,7 @@ from pruneviz.core.importance import LOCAL_METHODS
 from .accuracy_plot import AccuracyPanel
 from .controls import methods
 from .decide_dock import attach_decide
+from .decide_page import attach_decide_page
 from .edit_pause import attach_edit_pause
 from .eval_runner import EvalRunner
 from .filter_view import FilterPanel
@@ -63,6 +64,7 @@ from .lesson_panel import attach_lessons
 from .neuron_strip import NeuronStrip
 from .presentation import Presentation
 from .run_loop import RunLoop
+from .screen_fit import ScreenFit
 from .training_ui import prune_menu, attach_training
 from .window_editing import Editing
 from .window_files import FileActions
@@ -112,10 +114,12 @@ class MainWindow(QMainWindow):
         self.act_measure_shrunk.setToolTip("remove pruned neurons and heads from a copy, count its MACs and time it against the original (status bar)")
         attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
         attach_decide(self)
+        attach_decide_page(self)  # in presentation mode Decide swaps with the layer view
         attach_knockout_track(self)  # the Decide dock's knockout of the shown layer, beside the strip
         attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
         attach_edit_pause(self)  # editing controls off while a fine-tune, schedule or lesson step holds the session
         self._restored_state = False
+        self.screen_fit = ScreenFit(self)  # inside the screen at the start and whenever it grows
         if restore_layout:
             self._restore_settings()
         else:
@@ -129,7 +133,7 @@ class MainWindow(QMainWindow):
         self.hist = Histogram()
         self.filter = FilterPanel()
         self.tree = LayerTree()
-        self.tree.setMinimumWidth(300)  # every column readable, sparsity bar included
+        self.tree.setMinimumWidth(180)  # name, shape, sparsity readable; wider by default (_size_docks)
         self.acc = AccuracyPanel()
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)
@@ -144,6 +148,7 @@ class MainWindow(QMainWindow):
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
         head.addWidget(self.sel_label)
+        head.addWidget(self.block)  # a selection tool: beside the selection's actions
         head.addWidget(self.prune_sel)
         head.addWidget(self.restore_sel)
         bar = QHBoxLayout()
@@ -153,7 +158,6 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.method)
         bar.addSpacing(10)
         bar.addWidget(self.sort)
-        bar.addWidget(self.block)
         bar.addStretch(1)
         top = QWidget()
         tl = QVBoxLayout(top)
@@ -362,10 +366,10 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         st = QSettings()
         geo = st.value("window/geometry")
-        if isinstance(geo, QByteArray):
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1400, 900)
+        saved = None
+        if isinstance(geo, QByteArray) and self.restoreGeometry(geo):
+            saved = self.geometry()  # kept only when it fits the screen it is on
+        self.screen_fit.initial(saved)
         state = st.value("window/state")
         self._restored_state = isinstance(state, QByteArray) and self.restoreState(state)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QFont, QKeySequence
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDockWidget
 
 from .heatmap_view import overlay_lut
 
@@ -91,11 +91,19 @@ class Presentation(QObject):
 
     def _plots(self):
         w = self.w
-        return [w.heatmap.plot, w.hist.getPlotItem(), w.strip.getPlotItem(), w.acc.curve_plot.getPlotItem(), w.acc.class_plot.getPlotItem(), w.filter.bar_plot.getPlotItem()]
+        plots = [w.heatmap.plot, w.hist.getPlotItem(), w.strip.getPlotItem(), w.acc.curve_plot.getPlotItem(), w.acc.class_plot.getPlotItem(), w.filter.bar_plot.getPlotItem()]
+        decide = getattr(w, "decide", None)  # its plots are read from the back row too
+        if decide is not None:
+            plots += [p.getPlotItem() for p in (decide.sens_plot, decide.ko_plot, decide.sweep_plot, decide.alloc_plot)]
+        return plots
 
     def _apply(self) -> None:
         w, s = self.w, self.scale
         w.setFont(self.font())
+        # a floated dock is a window of its own, and Qt does not pass fonts on to windows: each
+        # dock gets the scaled font itself, so a floated Decide or Accuracy keeps the large text
+        for dock in w.findChildren(QDockWidget):
+            dock.setFont(self.font())
         for widget in [w.title, *w.acc.cells.values()]:
             self._scaled(widget)
         w.acc.estimate.setFixedHeight(w.acc.estimate.fontMetrics().height() + 4)

@@ -22,6 +22,7 @@ from pruneviz.core.importance import LOCAL_METHODS
 
 from .controls import PruneDialog, RunUntilDialog
 from .job_runner import JobRunner
+from .window_status import ShrinkingLabel
 
 
 class Editing(QObject):
@@ -52,7 +53,7 @@ class Editing(QObject):
         self.prune_sel.setToolTip("Prune the selected neurons (Delete)")
         self.restore_sel = QPushButton("Restore")
         self.restore_sel.setToolTip("Restore the selected neurons (Shift+Delete)")
-        self.sel_label = QLabel("none selected")
+        self.sel_label = ShrinkingLabel("none selected")  # elided rather than widening the window
         self.threshold = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.threshold.setDecimals(4)
         self.threshold.setRange(0.0, 1.0)

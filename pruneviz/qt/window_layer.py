@@ -277,7 +277,7 @@ class LayerViewer(QObject):
         self._refresh_filter()
         n = len(self.w.selected)
         self.w.sel_label.setText("none selected" if not n else f"{n} selected")
-        self.w.sel_label.setToolTip("neurons selected: click heatmap rows (Ctrl, Shift for more)")
+        self.w.sel_label.setTip("neurons selected: click heatmap rows (Ctrl, Shift for more)")
 
     def _refresh_filter(self) -> None:
         """The filter tab follows the selection and every change: one neuron -> its kernels."""

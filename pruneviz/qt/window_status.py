@@ -179,11 +179,13 @@ class StatusReports(QObject):
         self.w.setStatusBar(sb)
         self.hover = ElidedLabel(" ")
         self.device = QLabel()
-        self.totals = QLabel()
+        # the read-outs take their text's width when there is room and are elided when there is
+        # not: the status bar never makes the window wider than a 1024-pixel screen
+        self.totals = ShrinkingLabel()
         self.macs = ShrinkingLabel()
         self.macs.setTip(MACS_TIP)
-        self.memory = QLabel()
-        self.memory.setToolTip("memory held by masks and original values, undo history, and cached activations")
+        self.memory = ShrinkingLabel()
+        self.memory.setTip("memory held by masks and original values, undo history, and cached activations")
         self.progress = QProgressBar()
         self.progress.setFixedWidth(150)
         self.progress.setTextVisible(True)
@@ -329,7 +331,7 @@ class StatusReports(QObject):
         disk = mem.get("history_disk", 0)
         on_disk = f" (+{human_bytes(disk)} on disk)" if disk else ""
         self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])}{on_disk} · cache {human_bytes(mem['cache'])}  ")
-        self.memory.setToolTip(
+        self.memory.setTip(
             f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)"
             + (f"; fine-tuning deltas past the in-memory budget are kept on disk ({disk:,} bytes)" if disk else "")
             + f"\n{self.w.session.evaluation.cache_info()}"

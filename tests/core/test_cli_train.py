@@ -30,7 +30,7 @@ def test_prune_finetune_keeps_the_mask_and_reports_recovery(cli, tmp_path):
     assert (ft["epochs"], ft["lr"], ft["optimizer"], ft["samples"]) == (2, 5e-3, "adam", 2 * 1437)
     assert [p["epoch"] for p in ft["curve"]] == [1, 2]
     assert set(ft["curve"][0]) == {"epoch", "sparsity", "loss", "accuracy"}
-    assert r["steps"] == ["prune 90% weights by magnitude (layer)", "fine-tune 2 epochs (lr 5e-3)"]
+    assert r["steps"] == ["prune 90% weights in 0, 2, 4 by magnitude", "fine-tune 2 epochs (lr 5e-3)"]
 
 
 def test_prune_compensate_json_stdout_is_clean(cli, tmp_path):
@@ -38,7 +38,7 @@ def test_prune_compensate_json_stdout_is_clean(cli, tmp_path):
     assert code == 0, err
     r = json.loads(out)
     assert r["compensated"] is True and r["accuracy_after"] >= r["accuracy_pruned"] - 1e-12
-    assert r["steps"] == ["prune 70% weights by magnitude (layer), compensated"]
+    assert r["steps"] == ["prune 70% weights in 0, 2, 4 by magnitude, compensated"]
 
 
 def test_train_writes_model_and_curve(cli, tmp_path):

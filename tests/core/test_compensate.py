@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pruneviz import Session
+from pruneviz.core.edit_labels import prune_label
 from pruneviz.core import compensate as comp
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.model_io.common import LoadedModel
@@ -143,7 +144,7 @@ def test_exact_is_the_per_row_least_squares_optimum(case):
     assert len(ratios) == len(s.layers)
     for name, r in ratios.items():
         assert r <= 1.001, (name, r)  # within 0.1 % of per-row lstsq on the same inputs
-    assert s.history.labels == ["prune 60% weights by magnitude (layer), compensated"]
+    assert s.history.labels == [prune_label(0.6, "layer", "weight", "magnitude", s.select_layers(None, "weight")) + ", compensated"]
 
 
 def test_the_oracle_catches_a_large_lambda_and_a_wrong_mask():
@@ -205,7 +206,7 @@ def test_sparsegpt_equals_algorithm_1():
     w_ref, kept_ref = _algorithm1(dense, x.double().t() @ x.double(), 0.5)
     assert n == 6000 and torch.equal(s.mask("0"), kept_ref)
     assert torch.allclose(s.weight("0").double(), w_ref, atol=1e-5, rtol=0)
-    assert s.history.labels == ["prune 50% weights by SparseGPT (layer), compensated"]
+    assert s.history.labels == ["prune 50% weights in 0 by SparseGPT, compensated"]
 
 
 def test_sparsegpt_on_grouped_and_conv1d_layers_prunes_each_layers_share():
@@ -230,7 +231,7 @@ def test_compensation_is_a_generator_that_yields_per_layer_and_cancels_cleanly()
     with pytest.raises(StopIteration) as stop:
         while True:
             next(gen)
-    assert stop.value.value == 0 and s.sparsity() == 0 and s.history.labels == ["prune 50% weights by magnitude (layer), compensated"]
+    assert stop.value.value == 0 and s.sparsity() == 0 and s.history.labels == ["prune 50% weights in 0, 2, 4 by magnitude, compensated"]
     for layer in s.layers:
         assert torch.equal(s.weight(layer.name, original=True), before[layer.name])
 
@@ -252,6 +253,7 @@ def test_refusals_come_before_any_change():
 _MEMORY_SCRIPT = r"""
 import json, resource, sys, torch, torch.nn as nn
 from pruneviz import Session
+from pruneviz.core.edit_labels import prune_label
 from pruneviz.core import compensate as comp, layer_hessian as cal
 from pruneviz.core.model_io.common import LoadedModel
 torch.manual_seed(0)
@@ -332,7 +334,7 @@ def test_cli_compensate_modes(capsys, tmp_path):
     code, out, err = run("prune", "demo:mlp", "--amount", "0.7", "--data", "demo:digits", "--compensate", "sparsegpt", "--json", "--out", str(tmp_path / "s.pt"))
     assert code == 0, err
     r = json.loads(out)
-    assert r["compensation"] == "sparsegpt" and r["steps"] == ["prune 70% weights by SparseGPT (layer), compensated"]
+    assert r["compensation"] == "sparsegpt" and r["steps"] == ["prune 70% weights in 0, 2, 4 by SparseGPT, compensated"]
     assert r["accuracy_pruned"] > 0.9  # 0.9667 with the shipped weights; plain magnitude: 0.8667
     code, out, err = run("prune", "demo:mlp", "--amount", "0.7", "--compensate", "--out", str(tmp_path / "e.pt"))
     assert code == 0 and "(compensated)" in out, err  # the bare flag means exact

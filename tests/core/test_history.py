@@ -73,7 +73,7 @@ def test_a_fixed_edit_sequence_undoes_bit_identical_and_redo_replays():
 def test_bulk_prune_is_one_step_and_group_merges():
     s, _, _, _ = make(models.mlp, (12,), 5)
     s.prune(0.5, scope="global")
-    assert s.history.labels == ["prune 50% weights by magnitude (global)"]
+    assert s.history.labels == ["prune 50% weights by magnitude (global, 3 layers)"]
     with s.group("hand edits"):
         s.prune_neurons("0", [1, 2])
         s.prune_weights("2", [0, 1, 2])

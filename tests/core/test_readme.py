@@ -44,7 +44,7 @@ def test_python_example(tmp_path, monkeypatch):
     exec(compile(block, "README.md", "exec"), ns)
     s = ns["s"]
     assert [layer.name for layer in s.layers] == ["0", "2", "4"]
-    assert s.history.labels == ["prune 50% weights by magnitude (global)", "prune neurons 1, 5 of 0", "restore neuron 1 of 0"]
+    assert s.history.labels == ["prune 50% weights by magnitude (global, 3 layers)", "prune neurons 1, 5 of 0", "restore neuron 1 of 0"]
     assert (tmp_path / "out.pt2").exists()
 
 

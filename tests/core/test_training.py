@@ -309,7 +309,7 @@ def test_compensation_undo_is_bit_identical_and_restore_brings_originals_back():
     before = _bits(s)
     s.prune(0.5, compensate=True)
     after = _bits(s)
-    assert s.history.labels == ["prune 50% weights by magnitude (layer), compensated"]
+    assert s.history.labels == ["prune 50% weights in 5 layers by magnitude, compensated"]
     s.undo()
     _same_bits(_bits(s), before)
     s.redo()
@@ -396,7 +396,7 @@ def test_nan_loss_stops_restores_and_says_so(mlp):
     with pytest.raises(PrunevizError, match=r"training loss became (nan|inf).*back as it was"):
         complete(mlp.finetune(1, lr=1e30, optimizer="sgd"))
     _same_bits(_bits(mlp), before)
-    assert mlp.history.labels == ["prune 50% weights by magnitude (layer)"]
+    assert mlp.history.labels == ["prune 50% weights in 0, 2, 4 by magnitude"]
 
 
 def test_training_on_the_evaluation_data_warns(mlp):
@@ -428,9 +428,9 @@ def test_readme_training_example(tmp_path, monkeypatch):
     exec(compile(block, "README.md", "exec"), ns)
     s = ns["s"]
     assert s.history.labels == [
-        "prune 90% weights by magnitude (layer)",
+        "prune 90% weights in 0, 2, 4 by magnitude",
         "train regrow to 90% (magnitude, 2 epochs, lr 5e-3)",
-        "prune 10% weights by magnitude (layer), compensated",
+        "prune 10% weights in 0, 2, 4 by magnitude, compensated",
         "re-initialise (seed 1)",
     ]
     assert [p["epoch"] for p in ns["result"].curve] == [1, 2]

@@ -85,6 +85,12 @@ QUICK = {
     "test_status_macs.py": {"test_human_count"},
     "test_scores_in_worker.py": {"test_prune_by_taylor_scores_in_the_worker_and_equals_the_verb"},
     "test_plain_text.py": {"test_literal_shows_every_text_as_itself"},
+    "test_screen_fit.py": {"test_first_start_opens_inside_the_screen_and_keeps_a_saved_size_only_when_it_fits"},
+    "test_classroom_window.py": {"test_starting_a_lesson_asks_before_replacing_an_edited_model"},
+    "test_screenshots_fresh.py": {"test_screenshots_are_younger_than_the_code_they_show", "test_every_readme_screenshot_is_made_by_the_script"},
+    "test_units_combo.py": {"test_two_four_from_the_dialog_prunes_to_the_pattern"},
+    "test_error_hints.py": {"test_missing_data_names_the_menu_not_the_flag"},
+    "test_lesson_charts_qt.py": {"test_an_epoch_axis_has_whole_number_ticks", "test_one_colour_per_arm_whatever_the_chart"},
 }
 
 
@@ -94,3 +100,16 @@ def pytest_collection_modifyitems(config, items):
         path = item.path
         if path.parent.name == "qt" and path.parent.parent.name == "tests" and item.originalname not in QUICK.get(path.name, ()):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _large_screen():
+    """The offscreen platform's screen is 800×800, and the window keeps itself inside its screen:
+    tests that size the window themselves get a large screen; the screen-fit tests set their own."""
+    from PySide6.QtCore import QRect
+
+    from pruneviz.qt.screen_fit import set_available_geometry
+
+    set_available_geometry(QRect(0, 0, 3840, 2160))
+    yield
+    set_available_geometry(None)

@@ -27,5 +27,5 @@ def test_prune_dialog_compensates_with_the_chosen_mode(window, monkeypatch):
 
     monkeypatch.setattr(controls.PruneDialog, "exec", accept)
     w.editing.prune_dialog()
-    assert s.history.labels == ["prune 60% weights by SparseGPT (layer), compensated"]
+    assert s.history.labels == ["prune 60% weights in 0, 2, 4 by SparseGPT, compensated"]
     assert abs(s.sparsity() - 0.6) < 0.01

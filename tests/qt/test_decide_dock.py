@@ -128,7 +128,7 @@ def test_plans_tab_lists_measures_switches_and_renames(window, qtbot, monkeypatc
     qtbot.waitUntil(lambda: 1 in w.acc.points and not w.runner.busy, timeout=30_000)
     plan2_point = w.acc.points[1]
     view.tree.itemDoubleClicked.emit(view.tree.topLevelItem(0), 0)
-    assert s.history.current_plan == "plan 1" and s.history.labels == ["prune 30% weights by magnitude (layer)"]
+    assert s.history.current_plan == "plan 1" and s.history.labels == ["prune 30% weights in 0, 2, 4 by magnitude"]
     assert w.acc.points.get(1) != plan2_point  # the other plan's accuracy is not shown for this one
     item = view.tree.topLevelItem(0)
     item.setText(0, "gentle")
