@@ -100,7 +100,7 @@ class Graph:
 
 
 def _reads_only(user: fx.Node, value: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    from .evaluate import leaves_input_alone  # evaluate imports this module's users lazily
+    from .inplace import leaves_input_alone
 
     if user.op == "call_module":
         return leaves_input_alone(modules[user.target])

@@ -22,7 +22,7 @@ from pruneviz.core.importance import LOCAL_METHODS
 
 from .controls import PruneDialog, RunUntilDialog
 from .job_runner import JobRunner
-from .window_status import ShrinkingLabel
+from .labels import ShrinkingLabel
 
 
 class Editing(QObject):

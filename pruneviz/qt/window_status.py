@@ -21,13 +21,14 @@ it with itself (``window.status``); it reads the window's ``session``, ``runner`
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QSize, QTimer, Signal
-from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QStatusBar
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QPushButton, QStatusBar
 
 from pruneviz.core.errors import PrunevizError, SessionBusy
 
 from .hints import error_text
 from .accuracy_plot import ElidedLabel
+from .labels import ShrinkingLabel
 from .job_runner import JobRunner
 from .plain import literal
 
@@ -72,29 +73,6 @@ class ElidingStatusBar(QStatusBar):
 
     def currentMessage(self) -> str:  # noqa: N802
         return self.message.text()
-
-
-class ShrinkingLabel(ElidedLabel):
-    """A status read-out that takes its text's width when there is room and is elided (never
-    widening the window past its minimum) when there is not; ``tip`` stays in its tooltip."""
-
-    def __init__(self, text: str = "", parent=None):
-        self.tip = ""
-        super().__init__(text, parent)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(self.fontMetrics().horizontalAdvance(self.text()) + 8, super().sizeHint().height())
-
-    def setTip(self, tip: str) -> None:  # noqa: N802 - like setToolTip
-        self.tip = tip
-        self._elide()
-
-    def _elide(self) -> None:
-        super()._elide()
-        full = self.text().strip() if self.elided else ""
-        self.setToolTip(literal("\n".join(t for t in (full, self.tip) if t)))
-        self.updateGeometry()
 
 
 def human_count(n: float) -> str:
