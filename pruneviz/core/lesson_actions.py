@@ -233,13 +233,17 @@ def _sweep(run, step, cancel) -> Iterator:
 
 def _scopes_figures(step):
     p = pct(step["amount"])
+    r = "rescaled_" if step.get("rescale") else ""
     # the layer names are known only once the model is open: a prefix ending in * stands for them
-    return [f"accuracy_{sc}_{p}" for sc in step["scopes"]] + [f"sparsity_{sc}_{p}_*" for sc in step["scopes"]] + [f"kept_{sc}_{p}_*" for sc in step["scopes"]] + ["median_w_*"]
+    extra = ["accuracy_rescaled", "loss_rescaled", "loss_unscaled"] if r else []
+    return extra + [f"{r}accuracy_{sc}_{p}" for sc in step["scopes"]] + [f"{r}sparsity_{sc}_{p}_*" for sc in step["scopes"]] + [f"{r}kept_{sc}_{p}_*" for sc in step["scopes"]] + [f"{r}median_w_*"]
 
 
 @action(
     "scopes",
-    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scopes": Setting(list, default=["layer", "global"], items=str, choices=units.SCOPES), "method": Setting(str, default="magnitude", choices=_METHODS)},
+    {"amount": Setting(float, required=True, low=0.0, high=1.0), "scopes": Setting(list, default=["layer", "global"], items=str, choices=units.SCOPES), "method": Setting(str, default="magnitude", choices=_METHODS),
+     # rescale = c, rescale_layers = [A, B]: first A's weight and bias times c and B's weight times 1/c (A feeds B through a ReLU: the same function)
+     "rescale": Setting(float, low=1e-6, high=1e6), "rescale_layers": Setting(list, items=str)},
     _scopes_figures,
 )
 def _scopes(run, step, cancel) -> Iterator:
@@ -250,25 +254,43 @@ def _scopes(run, step, cancel) -> Iterator:
     s = run.session
     p = pct(step["amount"])
     names = [layer.name for layer in s.layers]
-    medians = {}
-    for n in names:
-        w = s.weight(n, original=True).detach().abs().flatten().float()
-        medians[n] = float(w.median()) if w.numel() else float("nan")
-        run.record(f"median_w_{n}", medians[n])
-    chart = {"kind": "bars", "title": f"per-layer sparsity at {p}% overall", "ylabel": "sparsity of the layer", "categories": [f"layer {n}\nmedian |w| {medians[n]:.3f}" for n in names], "series": []}
-    for scope in step["scopes"]:
-        s.prune(step["amount"], scope=scope, method=step["method"])
-        acc = s.evaluate().accuracy
-        per = [s.sparsity(n) for n in names]
-        kept = [int(s.mask(n).sum()) for n in names]
-        s.undo()
-        run.record(f"accuracy_{scope}_{p}", acc)
-        for n, v, k in zip(names, per, kept):
-            run.record(f"sparsity_{scope}_{p}_{n}", v)
-            run.record(f"kept_{scope}_{p}_{n}", k)
-        chart["series"].append({"name": f"{scope} (accuracy {acc:.1%})", "key": scope, "values": per})
-        yield {"text": f"{scope}: accuracy {acc:.1%}; sparsity of each layer: " + ", ".join(f"layer {n} {v:.0%} ({k:,} weights kept)" for n, v, k in zip(names, per, kept)), "chart": chart}
-    run.chart(chart)
+    r = ""
+    if step.get("rescale"):
+        from .rescale import preserving_factors, scale_layers
+
+        pair = step.get("rescale_layers") or []
+        if len(pair) != 2 or any(n not in names for n in pair):
+            raise PrunevizError(f"rescale_layers must name two layers of the model ({', '.join(names)}), got {pair!r}")
+        run.record("loss_unscaled", s.evaluate().loss)
+        scale_layers(s, preserving_factors(pair[0], pair[1], step["rescale"]))
+        ev = s.evaluate()
+        run.record("accuracy_rescaled", ev.accuracy)
+        run.record("loss_rescaled", ev.loss)
+        r = "rescaled_"
+        yield {"text": f"layer {pair[0]} times {step['rescale']:g}, layer {pair[1]} times {1 / step['rescale']:g}: accuracy {ev.accuracy:.1%}, loss {ev.loss:.4f} (the same function)"}
+    try:
+        medians = {}
+        for n in names:
+            w = s.weight(n, original=True).detach().abs().flatten().float()
+            medians[n] = float(w.median()) if w.numel() else float("nan")
+            run.record(f"{r}median_w_{n}", medians[n])
+        chart = {"kind": "bars", "title": f"per-layer sparsity at {p}% overall" + (" (rescaled)" if r else ""), "ylabel": "sparsity of the layer", "categories": [f"layer {n}\nmedian |w| {medians[n]:.3f}" for n in names], "series": []}
+        for scope in step["scopes"]:
+            s.prune(step["amount"], scope=scope, method=step["method"])
+            acc = s.evaluate().accuracy
+            per = [s.sparsity(n) for n in names]
+            kept = [int(s.mask(n).sum()) for n in names]
+            s.undo()
+            run.record(f"{r}accuracy_{scope}_{p}", acc)
+            for n, v, k in zip(names, per, kept):
+                run.record(f"{r}sparsity_{scope}_{p}_{n}", v)
+                run.record(f"{r}kept_{scope}_{p}_{n}", k)
+            chart["series"].append({"name": f"{scope} (accuracy {acc:.1%})", "key": scope, "values": per})
+            yield {"text": f"{scope}: accuracy {acc:.1%}; sparsity of each layer: " + ", ".join(f"layer {n} {v:.0%} ({k:,} weights kept)" for n, v, k in zip(names, per, kept)), "chart": chart}
+        run.chart(chart)
+    finally:
+        if r:
+            s.undo()  # the rescale: the model is left as it was
 
 
 # ---------------------------------------------------------------------------------- knockout

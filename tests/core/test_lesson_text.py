@@ -103,7 +103,7 @@ def test_each_lesson_text_agrees_with_its_result_json(name, tmp_path, capsys):
                     if other is not None:  # a comparison word: move the figure just past the other
                         up[n], down[n] = figures[other] + 0.01, figures[other] - 0.01
                     else:
-                        nudge = max(0.2, 0.2 * abs(figures[n]))  # past the rounding of a share, a ρ or a count
+                        nudge = max(0.6, 0.2 * abs(figures[n]))  # past the rounding of a share, a ρ or a count (a count of 0 shows 0 up to 0.5)
                         up[n], down[n] = figures[n] + nudge, figures[n] - nudge
                     assert check(text, said, up) or check(text, said, down), (name, st, n)
                     checked += 1

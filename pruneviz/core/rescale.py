@@ -1,0 +1,63 @@
+"""Rescale layers without changing what the network computes, as one undoable weight edit.
+
+Between two layers joined by ReLU (positively homogeneous: relu(c*h) = c*relu(h) for c > 0),
+multiplying the first layer's weight and bias by ``c`` and the next layer's weight by ``1/c``
+leaves every output as it was (up to float rounding), yet changes every |w| a global magnitude
+ranking compares across layers. The lesson ``global-vs-layer`` uses it to show layer collapse:
+the same function, pruned globally, loses a whole layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import deltas
+from .errors import PrunevizError
+from .history import Change, Step
+
+
+def scale_layers(session, factors: dict[str, tuple[float, float]], label: str | None = None) -> None:
+    """Multiply each layer's weight by ``factors[layer][0]`` and its bias by ``factors[layer][1]``:
+    one undo step (a weight delta), masks unchanged. Whether the function is preserved is the
+    caller's claim to check (:func:`preserving_factors` gives factors that preserve it across a
+    ReLU); this verb only writes the values. Atomic: on any error nothing changes."""
+    infos = {}
+    for name, (fw, fb) in factors.items():
+        info = session.layer(name)  # an unknown layer: its error, nothing written
+        if not (math.isfinite(fw) and math.isfinite(fb)) or fw <= 0 or fb <= 0:
+            raise PrunevizError(f"rescale factors of layer {name} must be finite and above 0, got {fw!r}, {fb!r}")
+        infos[name] = info
+    snap = deltas.Snapshot(session)
+    try:
+        with session.lock, torch.no_grad():
+            tg = deltas.targets(session)
+            refresh = []
+            for name, (fw, fb) in factors.items():
+                info = infos[name]
+                for param, f in ((info.weight, fw), (info.bias, fb)):
+                    if param is None or f == 1.0:
+                        continue
+                    key = ("orig", param) if ("orig", param) in tg else ("param", param)
+                    tg[key].mul_(f)
+                    if key[0] == "orig":
+                        refresh.append(param)
+            deltas.refresh(session, refresh)
+            deltas.invalidate(session)
+            delta = snap.delta(session)
+    except BaseException:
+        with session.lock:
+            snap.restore(session)
+        raise
+    if delta is None:
+        return
+    label = label or "rescale " + ", ".join(f"layer {n} x{f[0]:g}" for n, f in factors.items())
+    deltas.record(session, Step(label, [], weights=delta))
+    session.changed.emit(Change(label, frozenset(factors)))
+
+
+def preserving_factors(first: str, second: str, c: float) -> dict[str, tuple[float, float]]:
+    """Factors that keep the function when ``first`` feeds ``second`` through a ReLU: ``first``'s
+    weight and bias times ``c``, ``second``'s weight times ``1/c``."""
+    return {first: (c, c), second: (1.0 / c, 1.0)}
