@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .compensate_solve import BLOCK, DAMP, damped
+from .compensate_solve import BLOCK, DAMP, damped, obs_column
 
 
 def _order(cols: int, positions: int) -> torch.Tensor:
@@ -65,12 +65,7 @@ def sparsegpt_nm(w: torch.Tensor, h: torch.Tensor, kept: torch.Tensor, n: int, m
                 rank = torch.empty_like(order)
                 rank.scatter_(2, order, torch.arange(j - i, device=w.device).expand_as(order).contiguous())
                 prune1[:, :, i:j] |= rank >= n
-            col = w1[:, :, i]
-            q = torch.where(prune1[:, :, i], torch.zeros_like(col), col)
-            q1[:, :, i] = q
-            e = (col - q) / hinv1[:, i, i][:, None]
-            w1[:, :, i:] -= e[:, :, None] * hinv1[:, None, i, i:]
-            err1[:, :, i] = e
+            obs_column(w1, hinv1, prune1, q1, err1, i)
         w[:, :, i1:i2] = q1
         w[:, :, i2:] -= torch.bmm(err1, hinv[:, i1:i2, i2:])
         keep[:, :, i1:i2] = ~prune1

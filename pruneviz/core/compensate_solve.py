@@ -139,6 +139,18 @@ def block_counts(kept: torch.Tensor, n_new: int, block: int = BLOCK) -> list[int
     return out
 
 
+def obs_column(w1, hinv1, prune1, q1, err1, i: int) -> None:
+    """SparseGPT's update for column ``i`` of a block (in place): zero the pruned entries, record
+    the quantised column in ``q1`` and the scaled error in ``err1``, and spread that error over the
+    block's later columns through the inverse Hessian's Cholesky factor ``hinv1``."""
+    col = w1[:, :, i]
+    q = torch.where(prune1[:, :, i], torch.zeros_like(col), col)
+    q1[:, :, i] = q
+    e = (col - q) / hinv1[:, i, i][:, None]
+    w1[:, :, i:] -= e[:, :, None] * hinv1[:, None, i, i:]
+    err1[:, :, i] = e
+
+
 def sparsegpt(w: torch.Tensor, h: torch.Tensor, kept: torch.Tensor, n_new: int, damp: float = DAMP, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
     """SparseGPT (module docstring): prune ``n_new`` of the ``kept`` weights of ``w`` [G, r, c]
     with ``h`` [G, c, c]; entries already pruned stay pruned. Returns (float64 weights, new kept
@@ -166,12 +178,7 @@ def sparsegpt(w: torch.Tensor, h: torch.Tensor, kept: torch.Tensor, n_new: int, 
             flat[torch.topk(sal.reshape(-1), n_b, largest=False).indices] = True
             prune1 = flat.reshape(cand.shape)
         for i in range(i2 - i1):
-            col = w1[:, :, i]
-            q = torch.where(prune1[:, :, i], torch.zeros_like(col), col)
-            q1[:, :, i] = q
-            e = (col - q) / hinv1[:, i, i][:, None]
-            w1[:, :, i:] -= e[:, :, None] * hinv1[:, None, i, i:]
-            err1[:, :, i] = e
+            obs_column(w1, hinv1, prune1, q1, err1, i)
         w[:, :, i1:i2] = q1
         w[:, :, i2:] -= torch.bmm(err1, hinv[:, i1:i2, i2:])
         keep[:, :, i1:i2] = ~prune1
