@@ -303,7 +303,10 @@ def shown_as(session, layer: str) -> Unit:
         if unit is not None and not unit.uses_amount:
             return unit
     info = session.layer(layer)
-    name = pattern_of(session.mask(layer), info.kind, sparsity=session.sparsity(layer))
+    sparsity = session.sparsity(layer)
+    if not any(sparsity >= 0.5 * (1 - u.n / u.m) for u in patterns()):
+        return WEIGHT  # far too sparse-free for any pattern: the mask (a copy) is not read
+    name = pattern_of(session.mask(layer), info.kind, sparsity=sparsity)
     return get(name) if name else WEIGHT
 
 

@@ -291,7 +291,8 @@ class LayerTree(QWidget):
             if it is not None:
                 sp = s.sparsity(name)
                 pattern = units.shown_as(s, name)  # "2:4" when the layer follows an N:M pattern
-                it.setText(COL_SPARSITY, f"{sp:.1%}" + (f" {pattern.name}" if pattern.conforms(s.mask(name), s.layer(name).kind) else ""))
+                follows = pattern is not units.WEIGHT and pattern.conforms(s.mask(name), s.layer(name).kind)  # no mask copy for plain weights
+                it.setText(COL_SPARSITY, f"{sp:.1%}" + (f" {pattern.name}" if follows else ""))
                 it.setData(COL_SPARSITY, FRACTION, sp)
         for prefix, it in self.groups.items():  # params-weighted sparsity of the group's layers
             names = self._leaves[prefix]
