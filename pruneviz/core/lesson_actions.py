@@ -267,8 +267,9 @@ def _scopes(run, step, cancel) -> Iterator:
         run.record("accuracy_rescaled", ev.accuracy)
         run.record("loss_rescaled", ev.loss)
         r = "rescaled_"
-        yield {"text": f"layer {pair[0]} times {step['rescale']:g}, layer {pair[1]} times {1 / step['rescale']:g}: accuracy {ev.accuracy:.1%}, loss {ev.loss:.4f} (the same function)"}
     try:
+        if r:  # inside the try: a lesson closed here still undoes the rescale
+            yield {"text": f"layer {pair[0]} times {step['rescale']:g}, layer {pair[1]} times {1 / step['rescale']:g}: accuracy {ev.accuracy:.1%}, loss {ev.loss:.4f} (the same function)"}
         medians = {}
         for n in names:
             w = s.weight(n, original=True).detach().abs().flatten().float()
