@@ -53,9 +53,11 @@ def _child(system: bool, device: str, n: int) -> dict:
 def figures(quick: bool, device: str = "cpu") -> dict:
     if device != "cpu":
         return {"allocator_eval_ratio": "cpu only (the CUDA caching allocator keeps its blocks)"}
-    n = 5 if quick else 30
+    if quick:  # two fresh processes that each start torch (~5 s): over the quick pass's budget
+        return {"allocator_eval_ratio": "not run in --quick (python tests/benchmarks/allocator.py)"}
+    n = 30
     tuned, system = [], []
-    for _ in range(1 if quick else 3):  # quick: one of each (each process starts torch: ~3 CPU-s)
+    for _ in range(3):  # alternating processes (each starts torch: ~3 CPU-s)
         tuned.append(_child(False, device, n))
         system.append(_child(True, device, n))
     if not all(r["applied"] for r in tuned):
