@@ -52,7 +52,7 @@ class LayerScores:
     def compute(cls, session, layer: str, method: str) -> "LayerScores":
         """Score the whole layer now (data-driven methods run the model: call off the GUI thread).
         With neuron pruning available, the neuron scores (now and unpruned) come along."""
-        version = session.masks.version  # an edit meanwhile makes the result stale, not wrong
+        version = session.version  # an edit meanwhile makes the result stale, not wrong
         values = display.as_2d(session.scores(layer, method, "weight").float().numpy())
         kept = display.as_2d(session.mask(layer).numpy())
         # own copies: the session's score cache must never see this view's row updates
@@ -110,7 +110,7 @@ class LayerScores:
             if new.size and float(new.max()) > self.edges[-1]:
                 grow = True
             self.counts += self._hist(new)
-        self.version = session.masks.version
+        self.version = session.version
         if grow:  # a restored score beyond the bins: new bins over everything
             hi = float(self.values.max())
             self.edges = np.linspace(0.0, hi, BINS + 1)

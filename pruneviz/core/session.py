@@ -144,6 +144,12 @@ class Session:
 
     # ----------------------------------------------------------------- reads
     @property
+    def version(self) -> int:
+        """The change token: it moves on every edit of masks or weights (undo and redo included), so
+        a result computed at ``version`` v is stale, not wrong, once ``session.version != v``."""
+        return self.masks.version
+
+    @property
     def model(self) -> torch.nn.Module:
         """The live effective model: pruned entries are exactly zero."""
         return self._model
@@ -367,7 +373,7 @@ class Session:
             with self.lock:
                 out = {n: t.detach().cpu() for n, t in fn(method, self._model, names, params, None, opts).items()}
             return out[layer] if layer is not None else out
-        version = -2 if original else self.masks.version
+        version = -2 if original else self.version
         key = (method, granularity, version, self.seed)
         cached = self._score_cache.get(key)
         if cached is None:
@@ -377,7 +383,7 @@ class Session:
                 model = self.original_model() if original else self._model
                 params = dict(model.named_parameters()) if original else self.masks.params
                 cached = {n: s.detach() for n, s in fn(method, model, self._layers, params, self.calib.use(), opts).items()}
-            self._score_cache = {k: v for k, v in self._score_cache.items() if k[2] == -2 or k[2] == self.masks.version}
+            self._score_cache = {k: v for k, v in self._score_cache.items() if k[2] == -2 or k[2] == self.version}
             self._score_cache[key] = cached
         if layer is None:
             return {n: s.cpu() for n, s in cached.items()}

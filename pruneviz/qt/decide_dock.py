@@ -62,7 +62,7 @@ class DecidePanel(QWidget):
         self.window = window
         self.jobs = JobRunner(self)
         self.sens_result: dict | None = None
-        self.sens_version = None  # masks.version the sensitivity was measured at
+        self.sens_version = None  # version the sensitivity was measured at
         self.plan: dict[str, float] | None = None
         self._partial: dict | None = None
         self._total = 0
@@ -260,7 +260,7 @@ class DecidePanel(QWidget):
         if names is None:
             return False
         self._partial = {"baseline": None, "granularity": gran, "method": method, "levels": levels, "layers": {n: [] for n in names}}
-        self._version = s.masks.version
+        self._version = s.version
         ray = self.ray_address
         return self._start("sensitivity", lambda cancel: s.sensitivity(None, levels, gran, method, cancel=cancel, ray=ray), len(names) * len(levels))
 
@@ -298,10 +298,10 @@ class DecidePanel(QWidget):
 
     def run_allocation(self) -> bool:
         s = self.session
-        if self.sens_result is not None and self.sens_result["granularity"] == "weight" and self.sens_version == s.masks.version:
+        if self.sens_result is not None and self.sens_result["granularity"] == "weight" and self.sens_version == s.version:
             return self._make_plan()
         self._partial = None
-        self._version = s.masks.version
+        self._version = s.version
         names = [layer.name for layer in s.layers]
         return self._start("allocation", lambda cancel: s.sensitivity(None, None, "weight", "magnitude", cancel=cancel), len(names) * 9)
 

@@ -180,7 +180,7 @@ class EvalRunner(QObject):
             return
         s = self.session
         self._next_id += 1
-        req = Request(self._next_id, s.history.index, s.sparsity(), s.masks.version)
+        req = Request(self._next_id, s.history.index, s.sparsity(), s.version)
         if self._thread is not None:  # the stale run is cancelled; start when it returns
             self._pending = req
             return
@@ -216,7 +216,7 @@ class EvalRunner(QObject):
         if self._cancel is not None and self._cancel.is_set():
             return False
         # belt and braces: an edit that reached the masks without a changed signal still voids it
-        return self.session is not None and self.session.masks.version == self._current.version
+        return self.session is not None and self.session.version == self._current.version
 
     def _on_progress(self, rid: int, p) -> None:
         # at most ~25 redraws a second: fast evaluations yield far more batches than a screen

@@ -229,7 +229,7 @@ class Editing(QObject):
         if self.prep.busy:
             self.w.statusBar().showMessage(f"still computing {self.prep.name}…", 3000)
             return False
-        self._after_scores = (s, s.masks.version, action)
+        self._after_scores = (s, s.version, action)
 
         def job(cancel):
             if couple:
@@ -250,7 +250,7 @@ class Editing(QObject):
         if pending is None:
             return
         s, version, action = pending
-        if s is self.w.session and s.masks.version == version:
+        if s is self.w.session and s.version == version:
             action()
         else:
             self.w.statusBar().showMessage(f"{name}: the model changed meanwhile, nothing pruned", 5000)

@@ -81,7 +81,7 @@ class LayerViewer(QObject):
         s, name, method = self.w.session, self.w.layer, self._method()
         key = (name, method)
         v = self._score_views.get(key)
-        if v is not None and v.version == s.masks.version:
+        if v is not None and v.version == s.version:
             return v
         if method in LOCAL_METHODS:
             v = LayerScores.compute(s, name, method)  # |w| of one layer: quick enough here
@@ -98,14 +98,14 @@ class LayerViewer(QObject):
     def scores_ready(self) -> bool:
         """True when the shown layer's scores by the chosen method are up to date (not computing)."""
         v = self._score_views.get((self.w.layer, self._method()))
-        return v is not None and v.version == self.w.session.masks.version
+        return v is not None and v.version == self.w.session.version
 
     def _reset_scores(self) -> None:
         """A new session: no view of the old one is kept."""
         self._score_views.clear()
         self._score_wanted = None
         self.score_jobs.cancel()
-        self._version_before = self.w.session.masks.version
+        self._version_before = self.w.session.version
 
     def _keep_view(self, key, v: LayerScores) -> None:
         self._score_views.pop(key, None)
@@ -127,12 +127,12 @@ class LayerViewer(QObject):
             elif v.version != self._version_before:
                 del self._score_views[key]  # missed a change: cannot catch up by rows
             elif layer not in change.layers:
-                v.version = s.masks.version
+                v.version = s.version
             elif layer == self.w.layer and rows is not None:
                 v.update_rows(s, rows)
             else:
                 del self._score_views[key]
-        self._version_before = s.masks.version
+        self._version_before = s.version
 
     def _request_scores(self, name: str, method: str) -> None:
         want = (self.w.session, name, method)
@@ -149,7 +149,7 @@ class LayerViewer(QObject):
             return
         s, name, method = self._score_wanted
         v = self._score_views.get((name, method))
-        if s is not self.w.session or (v is not None and v.version == s.masks.version):
+        if s is not self.w.session or (v is not None and v.version == s.version):
             self._score_wanted = None
             return
 
@@ -163,7 +163,7 @@ class LayerViewer(QObject):
         s, v = value
         if s is not self.w.session:
             return
-        if v.version == s.masks.version:
+        if v.version == s.version:
             self._score_wanted = None
         self._keep_view((v.layer, v.method), v)
         if (v.layer, v.method) == (self.w.layer, self._method()):
@@ -210,7 +210,7 @@ class LayerViewer(QObject):
         except PrunevizError as exc:
             self.w.show_error(error_text(exc))
             return
-        fresh = view is not None and view.version == s.masks.version
+        fresh = view is not None and view.version == s.version
         self._scores2d = view.values if view is not None else None
         if rows is None:
             values = self._w2d if weights_mode or view is None else view.values

@@ -264,7 +264,7 @@ class StatusReports(QObject):
         total, per = self.macs_count
         text, tip = macs_text(total, masked_macs(self.w.session, total, per)), MACS_TIP
         m = self.shrunk
-        if m is not None and m["session"] is self.w.session and m["version"] == self.w.session.masks.version:
+        if m is not None and m["session"] is self.w.session and m["version"] == self.w.session.version:
             text, tip = shrunk_text(text, m), tip + "; " + shrunk_tip(m)
         self.macs.setText(text)
         self.macs.setTip(tip)
@@ -276,7 +276,7 @@ class StatusReports(QObject):
         s = self.w.session
         if s is None or self.shrunk_jobs.busy:
             return False
-        version = s.masks.version
+        version = s.version
 
         def job(cancel):
             from pruneviz.core.cost import compare_latency, count_macs
@@ -291,7 +291,7 @@ class StatusReports(QObject):
         return self.shrunk_jobs.start("shrunk model", job)
 
     def _on_shrunk(self, _name, m) -> None:
-        if m["session"] is not self.w.session or m["version"] != self.w.session.masks.version:
+        if m["session"] is not self.w.session or m["version"] != self.w.session.version:
             self.w.statusBar().showMessage("the model changed while it was measured: measure again", 5000)
             return
         self.shrunk = m
