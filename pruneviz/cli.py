@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 
-from pruneviz import __version__, cli_analysis, cli_lessons, cli_models, cli_remote
+from pruneviz import __version__, cli_analysis, cli_lessons, cli_models, cli_remote, cli_train
 from pruneviz.cli_common import (  # noqa: F401 - the shared helpers, under the names this module has always used
     BATCH_MAX,
     CALIB_HELP as _CALIB_HELP,
@@ -197,9 +197,20 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_prune(args) -> int:
+    from pruneviz.core import prune_pipeline
+
     unit = units.get(args.granularity)
     if args.shrink and not unit.shrinks:
         raise PrunevizError("--shrink removes neurons or heads: use it with --granularity " + " or ".join(n for n, u in units.UNITS.items() if u.shrinks))
+    if args.scope == "sensitivity" and args.compensate:
+        raise PrunevizError("--scope sensitivity chooses the mask per layer: it does not combine with --compensate")
+    if not args.finetune:  # the training options, named by their flags
+        if args.lr is not None or args.train_batch_size is not None:
+            raise PrunevizError("--lr and --batch-size set the fine-tuning: add --finetune EPOCHS")
+        if args.allow_divergence:
+            raise PrunevizError("--allow-divergence is for the fine-tuning: add --finetune EPOCHS")
+        if args.train_data is not None and not args.compensate:
+            raise PrunevizError("--train-data is for --finetune EPOCHS or --compensate")
     _check_out(args.out, "--out")
     if args.format is None:
         args.format = format_for(args.out)
@@ -215,30 +226,40 @@ def _cmd_prune(args) -> int:
         from pruneviz.core.attention_heads import shrinkable_units
 
         args.layers = shrinkable_units(s, args.layers)
-    by_sensitivity = None
-    if args.scope == "sensitivity":
-        if args.compensate:
-            raise PrunevizError("--scope sensitivity chooses the mask per layer: it does not combine with --compensate")
-        by_sensitivity = lambda: cli_analysis.prune_by_sensitivity(s, args)  # noqa: E731
-    if args.finetune or args.compensate or args.json or args.lr is not None or args.train_data is not None or args.train_batch_size is not None or args.allow_divergence:
-        from pruneviz.cli_train import prune_and_train
-
-        return prune_and_train(s, args, _emit, prune=by_sensitivity)
-    if by_sensitivity is not None:
-        n = by_sensitivity()
-    else:
-        n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers)
-    rep = s.export(args.out, format=args.format, shrink=args.shrink, report=args.report)
-    line = f"pruned {n:,} {unit.counted_in}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"
-    if "macs_before" in rep:
-        line += f"; MACs {rep['macs_before']:,} -> {rep.get('macs_shrunk', rep['macs_masked']):,}"
-    if "accuracy_after" in rep:
-        line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_after']:.4f}"
-    _emit(line)
+    job = prune_pipeline.PruneJob(
+        amount=args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers,
+        compensate=args.compensate or None, finetune=args.finetune or 0, lr=args.lr, optimizer=args.optimizer,
+        batch_size=args.train_batch_size, train_data=args.train_data, allow_divergence=args.allow_divergence,
+        out=args.out, format=args.format, shrink=args.shrink, report=args.report,
+    )
+    rep = cli_train.run_pipeline(s, job)
+    if args.json:
+        _emit(dumps(rep))
+        return 0
+    _emit(prune_line(rep))
     if "allocation" in rep:
         _emit(cli_analysis.allocation_line(rep["allocation"]))
     _emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
     return 0
+
+
+def prune_line(rep: dict) -> str:
+    """The one line ``prune`` prints from the pipeline's report."""
+    how = ""
+    if rep.get("compensated"):
+        how = f" ({'' if rep.get('compensation') == 'exact' else 'SparseGPT, '}compensated)"
+    line = f"pruned {rep['pruned']:,} {rep['unit']}{how}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"
+    if "macs_before" in rep:
+        line += f"; MACs {rep['macs_before']:,} -> {rep.get('macs_shrunk', rep['macs_masked']):,}"
+    if "accuracy_before" in rep:
+        line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"
+        tuned = rep.get("finetune")
+        if tuned is not None:
+            epochs = tuned.get("epochs")
+            line += f" -> {rep['accuracy_after']:.4f} after {epochs} epoch{'s' if epochs != 1 else ''} of fine-tuning"
+        elif rep["accuracy_after"] != rep["accuracy_pruned"]:  # the written model differs (shrunk)
+            line += f" ({rep['accuracy_after']:.4f} as written)"
+    return line
 
 
 def _cmd_loop(args) -> int:

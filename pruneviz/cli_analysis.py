@@ -164,13 +164,4 @@ def allocation_line(detail: dict) -> str:
     return f"applied the {detail['chosen']} plan: calibration accuracy {figs} ({detail['calibration']['spec']})"
 
 
-def prune_by_sensitivity(s, args) -> int:
-    """``prune --scope sensitivity``: ``--amount`` of the kept weights of the selected layers with
-    per-layer sparsities allocated from a sensitivity analysis on the calibration data (or uniform
-    or global, whichever scores best there); returns the number of weights pruned."""
-    if units.get(args.granularity) is not units.WEIGHT:
-        raise PrunevizError("--scope sensitivity allocates weights: use it with --granularity weight")
-    return s.prune(args.amount, scope="sensitivity", method=args.method, layers=args.layers)
-
-
 COMMANDS = {"sensitivity": cmd_sensitivity, "knockout": cmd_knockout, "sweep": cmd_sweep}

@@ -11,7 +11,6 @@ import math
 import time
 
 from pruneviz.cli_common import SEED_MAX, check_format, check_out, emit, fraction, int_in, model_args, open_session, plain, progress_stream, same_file, show
-from pruneviz.core import units
 from pruneviz.core.errors import PrunevizError
 from pruneviz.core.jsonout import dumps
 
@@ -144,57 +143,28 @@ def _warn(result) -> None:
 # commands
 
 
-def prune_and_train(s, args, emit, prune=None) -> int:
-    """``prune`` with ``--finetune`` and/or ``--compensate`` on the opened session ``s``
-    (its output paths are already checked); ``prune`` replaces the plain prune (``--scope sensitivity``)."""
-    from pruneviz.core import training
-    from pruneviz.core.export import write_json
+def run_pipeline(s, job) -> dict:
+    """Run ``prune``'s pipeline (:mod:`pruneviz.core.prune_pipeline`) on the opened session ``s``,
+    drawing the fine-tuning's progress on stderr; returns the report."""
+    from pruneviz.core import prune_pipeline
 
-    if args.finetune:  # every setting and the training data checked before anything is done
-        training.check_settings(args.finetune, args.lr, args.optimizer, args.train_batch_size, s)
-        training.training_data(s, args.train_data)
-    elif args.lr is not None or args.train_batch_size is not None:
-        raise PrunevizError("--lr and --batch-size set the fine-tuning: add --finetune EPOCHS")
-    elif args.allow_divergence:
-        raise PrunevizError("--allow-divergence is for the fine-tuning: add --finetune EPOCHS")
-    elif args.train_data is not None and not args.compensate:
-        raise PrunevizError("--train-data is for --finetune EPOCHS or --compensate")
-    before = s.baseline() if s.data is not None else None
-    calibration = s.calib.use() if args.compensate else None  # --calib-data, else --train-data, else the default
-    if prune is not None:
-        n = prune()
-    else:  # the Session verb: it holds the session while compensating (one writer at a time)
-        n = s.prune(args.amount, scope=args.scope, granularity=args.granularity, method=args.method, layers=args.layers, compensate=args.compensate or False, calib=calibration)
-    pruned = s.evaluate() if s.data is not None else None
-    result = None
-    if args.finetune:
-        gen = s.finetune(args.finetune, lr=args.lr, data=args.train_data, optimizer=args.optimizer, batch_size=args.train_batch_size, allow_divergence=args.allow_divergence)
-        result = run_with_progress(gen, "fine-tune", args.finetune, _steps(s, args.train_data, args.train_batch_size))
-        _warn(result)
-    rep = s.export(args.out, format=args.format, shrink=args.shrink)
-    if before is not None:
-        rep["accuracy_before"] = before.accuracy
-        rep["accuracy_pruned"] = pruned.accuracy
-    rep["compensated"] = bool(args.compensate)
-    if args.compensate:
-        rep["compensation"] = args.compensate
-    if result is not None:
-        rep["finetune"] = result.to_json()
-    if args.report:
-        write_json(args.report, rep)
-    if args.json:
-        emit(dumps(rep))
-        return 0
-    unit = units.get(args.granularity).counted_in
-    how = f" ({'' if args.compensate == 'exact' else 'SparseGPT, '}compensated)" if args.compensate else ""
-    line = f"pruned {n:,} {unit}{how}; sparsity {rep['sparsity']:.1%}"
-    if before is not None:
-        line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"
-        if result is not None:
-            line += f" -> {rep['accuracy_after']:.4f} after {result.epochs} epoch{'s' if result.epochs != 1 else ''} of fine-tuning"
-    emit(line)
-    emit(f"wrote {args.out}" + (f" and {args.report}" if args.report else ""))
-    return 0
+    gen = prune_pipeline.run(s, job)
+    if not job.finetune:
+        return run_plain(gen)
+    steps = _steps(s, job.train_data, job.batch_size)
+    rep = run_with_progress(gen, "fine-tune", job.finetune, steps)
+    for w in rep["finetune"].get("warnings", []):
+        emit(f"pruneviz: warning: {w}", progress_stream())
+    return rep
+
+
+def run_plain(gen):
+    """Drive a generator that yields no progress worth drawing; returns its result."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
 
 
 def cmd_train(args) -> int:
