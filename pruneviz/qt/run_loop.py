@@ -1,9 +1,11 @@
 """Run until…: the node-pruning loop (step → evaluate → check) driven by the event loop.
 
-Each iteration calls :meth:`Session.step` (one undo step), waits for the EvalRunner's result for
-exactly that history step (whenever there is data, whatever the stop condition), and decides: stop when accuracy falls below the bound (that last
-step is undone, as in :meth:`Session.prune_loop`) or when sparsity reaches the target. Nothing
-blocks: the GUI stays responsive and Stop/Cancel ends the loop at the next decision.
+The rule is the engine's :class:`~pruneviz.core.prune_loop.PruneLoop`, the one
+:meth:`Session.prune_loop` runs: each iteration asks it whether to stop, lets it take a step (one
+undo step), waits for the evaluation of exactly that history step (whenever there is data,
+whatever the stop condition) and hands the result to its judgement (below the bound: that last
+step is undone). Only the waiting differs: nothing blocks, the GUI stays responsive and
+Stop/Cancel ends the loop at the next decision.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from pruneviz.core.errors import PrunevizError
+from pruneviz.core.prune_loop import PruneLoop
 
 from .hints import error_text
 
@@ -25,13 +28,23 @@ class RunLoop(QObject):
         self.w = window
         self.running = False
         self.args = None
-        self.steps = 0
+        self.loop: PruneLoop | None = None
+
+    @property
+    def steps(self) -> int:
+        """Steps taken by the current (or last) run."""
+        return self.loop.steps if self.loop is not None else 0
 
     def start(self, args) -> None:
         """Start the loop with :class:`~pruneviz.qt.controls.RunArgs`."""
         if self.running:
             return
-        self.args, self.steps, self.running = args, 0, True
+        try:
+            self.loop = PruneLoop(self.w.session, args.method, args.min_accuracy, args.target_sparsity, args.max_steps, args.layers)
+        except PrunevizError as exc:
+            self.w.show_error(error_text(exc))
+            return
+        self.args, self.running = args, True
         self.w.runner.finished.connect(self._on_result)
         self.w.act_stop.setEnabled(True)
         self.w.act_run.setEnabled(False)
@@ -53,11 +66,9 @@ class RunLoop(QObject):
     def _next(self) -> None:
         if not self.running:
             return
-        s, a = self.w.session, self.args
-        if a.target_sparsity is not None and s.sparsity() >= a.target_sparsity:
-            return self.stop(f"sparsity reached {s.sparsity():.1%}")
-        if self.steps >= a.max_steps:
-            return self.stop("step limit reached")
+        a = self.args
+        if self.loop.stop_before() is not None:
+            return self.stop(self.loop.why)
         # data-driven scores are computed in the worker, then the step runs (see Editing.scored)
         if not self.w.editing.scored(a.method, "neuron", self._step_now):
             self.stop("busy")
@@ -65,16 +76,15 @@ class RunLoop(QObject):
     def _step_now(self) -> None:
         if not self.running:
             return
-        s, a = self.w.session, self.args
+        s = self.w.session
         try:
-            target = s.step(a.method, a.layers)
+            target = self.loop.step()
         except PrunevizError as exc:
             self.stop("error")
             self.w.show_error(error_text(exc))
             return
         if target is None:
-            return self.stop("no neuron left to remove")
-        self.steps += 1
+            return self.stop(self.loop.why)
         self.w.statusBar().showMessage(f"Run until: step {self.steps}: removed neuron {target[1]} of {target[0]}")
         if s.data is None:
             QTimer.singleShot(0, self._next)  # nothing to wait for
@@ -82,10 +92,9 @@ class RunLoop(QObject):
         # the accuracy curve gets a point per step instead of a straight line to the last one
 
     def _on_result(self, req, r) -> None:
-        s, a = self.w.session, self.args
+        s = self.w.session
         if not self.running or req.step != s.history.index:
             return
-        if a.min_accuracy is not None and r.accuracy < a.min_accuracy:
-            s.undo()
-            return self.stop(f"accuracy {r.accuracy:.2%} fell below {a.min_accuracy:.2%}; that last step was undone")
+        if self.loop.judge(r) is not None:
+            return self.stop(self.loop.why)
         QTimer.singleShot(0, self._next)
