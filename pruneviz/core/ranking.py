@@ -50,6 +50,12 @@ def lowest(scores: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
     return out.view(kept.shape)
 
 
+def below(scores, kept, threshold: float):
+    """What a threshold prunes: the kept entries scoring below ``threshold`` (tensors or numpy
+    arrays alike). The one rule behind :meth:`Session.prune_below`, its preview and the app's."""
+    return (scores < threshold) & kept
+
+
 def lowest_per_row(scores: torch.Tensor, kept: torch.Tensor, amount: float, rows_last: bool = False) -> torch.Tensor:
     """Bool tensor like ``kept`` marking, in every output row, the ``round(amount × kept in the
     row)`` lowest-scoring kept entries (ties: the lower index first): Wanda's per-output

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import display
+from . import display, ranking
 from .errors import PrunevizError
 from .importance import LOCAL_METHODS
 
@@ -118,4 +118,9 @@ class LayerScores:
 
     def below(self, threshold: float) -> np.ndarray:
         """Kept cells whose score is below ``threshold`` (what ``Session.preview_below`` gives)."""
-        return (self.values < threshold) & self.kept
+        return ranking.below(self.values, self.kept, threshold)
+
+    def neurons_below(self, threshold: float, kept: np.ndarray) -> np.ndarray:
+        """Kept neurons (``kept``: the layer's neuron mask) whose score is below ``threshold``
+        (``Session.preview_below`` by neurons); requires :attr:`neurons`."""
+        return ranking.below(self.neurons, kept, threshold)

@@ -70,6 +70,12 @@ def test_scores_match_the_session_and_below_matches_preview_below():
     np.testing.assert_array_equal(v.below(t), display.as_2d(s.preview_below("3", t).numpy()))
     v.values[0, 0] = 123.0  # the view's own copy: the session's scores are untouched
     assert float(s.scores("3")[0, 0]) != 123.0
+    s.prune_neurons("3", [0, 1])
+    v = LayerScores.compute(s, "3", "magnitude")
+    t = float(np.median(v.neurons))
+    by_neuron = v.neurons_below(t, s.neuron_mask("3").numpy())
+    np.testing.assert_array_equal(by_neuron, s.preview_below("3", t, granularity="neuron").numpy())
+    assert by_neuron.any() and not by_neuron[:2].any()  # already pruned neurons are not previewed again
 
 
 @pytest.mark.parametrize("shape,block", [((37, 53), (4, 5)), ((64, 64), (1, 4)), ((64, 64), (4, 1)), ((10, 7), (3, 3)), ((8, 8), (1, 1))])
