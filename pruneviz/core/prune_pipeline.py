@@ -13,7 +13,9 @@ fine-tuning's :class:`~pruneviz.core.training.TrainProgress` (nothing else is lo
 need progress) and returns the report: the export's report (:func:`pruneviz.core.export.report`)
 when ``out`` is given, the session's figures otherwise, plus ``pruned`` (how many units),
 ``unit`` (what they are counted in), ``accuracy_before`` / ``accuracy_pruned`` (with data),
-``compensated`` / ``compensation`` and ``finetune`` (the fine-tuning's result).
+``compensated`` / ``compensation`` and ``finetune`` (the fine-tuning's result). With
+``measure=False`` and no ``out`` nothing is evaluated (the app's own evaluation follows every
+edit) and the report holds only those fields and ``sparsity``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class PruneJob:
     format: str = "state_dict"
     shrink: bool = False
     report: str | None = None  #: write the report as JSON here
+    measure: bool = True  #: evaluate before and after for the report (the app measures live instead)
 
     def check(self, session) -> None:
         """Refuse, before anything changes, a job that could not run to its end."""
@@ -82,19 +85,22 @@ def run(session, job: PruneJob, cancel=None):
     (a threading.Event) stops the fine-tuning at its next step, keeping what it did."""
     job.check(session)
     unit = units.get(job.granularity)
-    before = session.baseline() if session.data is not None else None
+    measure = job.measure and session.data is not None
+    before = session.baseline() if measure else None
     calibration = session.calib.use() if job.compensate else None  # calibration data, else training data, else the default
     n = session.prune(job.amount, scope=job.scope, granularity=job.granularity, method=job.method, layers=job.layers, compensate=job.compensate or False, calib=calibration)
-    pruned = session.evaluate() if session.data is not None else None
+    pruned = session.evaluate() if measure else None
     result = None
     if job.finetune:
         result = yield from session.finetune(job.finetune, lr=job.lr, data=job.train_data, optimizer=job.optimizer, batch_size=job.batch_size, cancel=cancel, allow_divergence=job.allow_divergence)
     if job.out is not None:
         rep = session.export(job.out, format=job.format, shrink=job.shrink)
-    else:
+    elif measure:
         from .export import report
 
         rep = report(session)
+    else:
+        rep = {"sparsity": session.sparsity()}
     rep["pruned"] = n
     rep["unit"] = unit.counted_in
     if before is not None:

@@ -62,3 +62,17 @@ def test_prune_then_finetune_are_two_undo_steps_and_undo_is_exact(tmp_path):
     after_masks, after_weights = _masks(s)
     assert all(torch.equal(masks[n], after_masks[n]) for n in masks)
     assert all(torch.equal(weights[n], after_weights[n]) for n in weights)
+
+
+def test_without_a_file_and_measuring_nothing_is_evaluated():
+    """The app's Prune… runs the pipeline with measure=False: its live evaluation follows anyway."""
+    s = Session.open("demo:mlp", data="demo:digits")
+
+    def refuse(*a, **k):
+        raise AssertionError("evaluated")
+
+    s.evaluate = s.baseline = refuse
+    rep = complete(prune_pipeline.run(s, prune_pipeline.PruneJob(amount=0.3, granularity="neuron", measure=False)))
+    assert rep["pruned"] == sum(int((~m).sum()) for m in s.masks.chan.values()) > 0
+    assert rep["unit"] == "neurons" and rep["sparsity"] == s.sparsity() > 0
+    assert "accuracy_before" not in rep
