@@ -1,6 +1,6 @@
 """Run until…: the node-pruning loop (step → evaluate → check) driven by the event loop.
 
-Each iteration calls :meth:`Session.step` (one undo step), waits for the EvalRunner's result for
+Each iteration calls :meth:`Session.step` (one undo step), waits for the live evaluation's result for
 exactly that history step (whenever there is data, whatever the stop condition), and decides: stop when accuracy falls below the bound (that last
 step is undone, as in :meth:`Session.prune_loop`) or when sparsity reaches the target. Nothing
 blocks: the GUI stays responsive and Stop/Cancel ends the loop at the next decision.
