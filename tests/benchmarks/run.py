@@ -214,7 +214,7 @@ def ui(quick: bool) -> dict:
 
         from pruneviz.qt.app import make_app
         from pruneviz.qt.live_eval import LiveEval
-        from pruneviz.qt.heatmap_view import render_benchmark
+        from pruneviz.qt.heatmap_bench import render_benchmark
     except ImportError:
         return {}
     make_app()  # the QApplication the widgets need

@@ -220,7 +220,7 @@ def test_big_layer_pools_to_pixels_and_edits_refresh_rows(qtbot, monkeypatch):
 
 def test_render_benchmark_helper(qapp):
     from pruneviz.qt.app import make_app
-    from pruneviz.qt.heatmap_view import render_benchmark
+    from pruneviz.qt.heatmap_bench import render_benchmark
 
     make_app()
     s = _big_session(1024, 1024)
