@@ -1,4 +1,5 @@
-"""Run long core work (training, sweeps, analyses, slow scores) in a worker thread.
+"""The app's one kind of worker: long core work (evaluation, training, sweeps, analyses, slow
+scores) runs here, in a worker thread.
 
 The core writes long work as a plain generator that yields progress and checks a cancel flag
 (STYLE.md, lesson 4). :class:`JobRunner` runs one such generator at a time in a ``QThread`` and
@@ -14,6 +15,18 @@ and the worker closes the generator at its next ``yield``, so its ``finally`` bl
 worker (a training run records its undo step there). A runner that is shut down while a job
 is still running keeps the thread referenced until it returns: Qt never destroys a running
 ``QThread``.
+
+Two options cover the rest, each written once here:
+
+* ``replace=True``: latest wins. A job started while another runs cancels it and starts once its
+  worker has returned (two runs never race on the session's caches); only the newest waits.
+* ``session=s``: the job reads the model, so it is keyed by :attr:`Session.version`. The one
+  staleness rule (:meth:`JobRunner.stale`): a keyed job is stale once the session's version is
+  no longer the one it started at, or the session told of a change (``Session.changed``, new
+  data included). The runner cancels it at once, in the thread that made the change (an
+  evaluation reads live weights: it must stop before it mixes old and new ones), drops its
+  items, result and failure, and emits ``dropped``; with ``requeue=True`` it runs again on the
+  new version once the worker has returned.
 
 Example::
 
@@ -34,7 +47,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 #: threads that outlived shutdown()'s wait: referenced until they return (see module docstring)
 _ORPHANS: set = set()
-#: every worker thread started (job and evaluation workers), for :func:`join_all` at exit
+#: every worker thread started, for :func:`join_all` at exit
 _STARTED: "weakref.WeakSet[QThread]" = weakref.WeakSet()
 
 
@@ -129,59 +142,102 @@ def wait_or_keep(thread: QThread | None, timeout_ms: int) -> bool:
     return False
 
 
+class _Job:
+    """One job: what to run, and what it was started against (its id, its session's version)."""
+
+    def __init__(self, jid: int, name: str, factory: Factory, throttle_ms: int, session, requeue: bool):
+        self.id, self.name, self.factory, self.throttle_ms = jid, name, factory, throttle_ms
+        self.session, self.requeue = session, requeue
+        self.version = -1  #: the session's version when the worker started it
+        self.cancel = threading.Event()
+        self.by_user = False  #: cancelled through cancel() (not superseded, not stale)
+        self.superseded = False  #: a newer job replaced it: nothing more of it is delivered
+
+
 class JobRunner(QObject):
-    """One background job at a time; ``start`` refuses (returns False) while one runs."""
+    """One background job at a time; ``start`` refuses (returns False) while one runs, unless
+    ``replace`` (latest wins). Jobs started with ``session=`` follow the staleness rule."""
 
     started = Signal(str)  #: job name
     progress = Signal(str, object)  #: job name, yielded item
     finished = Signal(str, object)  #: job name, the generator's return value
     failed = Signal(str, str)  #: job name, one-line message
-    cancelled = Signal(str)  #: job name
-    idle = Signal()  #: the worker has returned (after finished, failed or cancelled)
+    cancelled = Signal(str)  #: job name (cancelled through cancel())
+    dropped = Signal(str)  #: job name: a keyed job went stale and its result was dropped
+    idle = Signal()  #: the worker has returned and nothing waits to start
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._thread: _JobThread | None = None
-        self._cancel: threading.Event | None = None
-        self._name = ""
+        self._job: _Job | None = None
+        self._pending: _Job | None = None
+        self._watched = None  # the session whose changes cancel keyed jobs
         self._id = 0
         self._closed = False
 
     @property
     def busy(self) -> bool:
-        """True while a job's worker thread has not returned."""
-        return self._thread is not None
+        """True while a job's worker thread has not returned or a job waits to start."""
+        return self._thread is not None or self._pending is not None
 
     @property
     def name(self) -> str:
         """Name of the running job ('' when idle)."""
-        return self._name if self._thread is not None else ""
+        return self._job.name if self._thread is not None and self._job is not None else ""
 
-    def start(self, name: str, factory: Factory, throttle_ms: int = 0) -> bool:
+    @property
+    def running(self) -> threading.Event | None:
+        """The running job's cancel event (None when idle): tests check it was set."""
+        return self._job.cancel if self._thread is not None and self._job is not None else None
+
+    def start(self, name: str, factory: Factory, throttle_ms: int = 0, *, replace: bool = False, session=None, requeue: bool = False) -> bool:
         """Run ``factory(cancel_event)`` (which returns a generator) in the worker.
 
         ``throttle_ms`` > 0 coalesces progress to at most one item per interval (training steps);
-        0 delivers every item (sweep points). Returns False when a job is already running."""
-        if self._thread is not None or self._closed:
+        0 delivers every item (sweep points). ``replace`` cancels a running job and starts this
+        one when its worker returns (latest wins). ``session`` keys the job by the session's
+        version (see :meth:`stale`); ``requeue`` runs a stale keyed job again. Returns False when
+        a job is already running (and not ``replace``) or the runner is shut down."""
+        if self._closed or (self._thread is not None and not replace):
             return False
         self._id += 1
-        self._name = name
-        self._cancel = threading.Event()
-        t = _JobThread(self._id, factory, self._cancel, throttle_ms / 1000.0)
-        t.item.connect(self._on_item)
-        t.done.connect(self._on_done)
-        t.failed.connect(self._on_failed)
-        t.finished.connect(self._on_thread_done)
-        self._thread = t
-        track(t)
-        self.started.emit(name)
-        t.start(QThread.Priority.LowPriority)
+        job = _Job(self._id, name, factory, throttle_ms, session, requeue)
+        if session is not None and session is not self._watched:
+            self.watch(session)
+        if self._thread is not None:
+            self._job.superseded = True  # not the user's cancel: no `cancelled`
+            self._job.cancel.set()
+            self._pending = job
+            return True
+        self._launch(job)
         return True
 
     def cancel(self) -> None:
-        """Ask the running job to stop at its next check; ``cancelled`` follows when it has."""
-        if self._cancel is not None and not self._cancel.is_set() and self._thread is not None:
-            self._cancel.set()
+        """Ask the running job to stop at its next check (``cancelled`` follows when it has) and
+        drop a job waiting to start."""
+        self._pending = None
+        job = self._job
+        if job is not None and self._thread is not None and not job.cancel.is_set():
+            job.by_user = True
+            job.cancel.set()
+
+    def stale(self, job: _Job | None = None) -> bool:
+        """The staleness rule, in this one place: a job keyed by a session is stale when it was
+        cancelled (an edit, new data, a newer job, the user) or the session's version is no
+        longer the one it started at; its items, result and failure are then dropped. A job
+        without a session is never stale (a training run changes the model itself)."""
+        job = self._job if job is None else job
+        if job is None or job.session is None:
+            return False
+        return job.cancel.is_set() or job.session.version != job.version
+
+    def watch(self, session) -> None:
+        """Cancel keyed jobs on ``session``'s every change (the runner listens to one session;
+        connect it before other listeners so a stale evaluation stops before they react)."""
+        self._unwatch()
+        self._watched = session
+        if session is not None:
+            session.changed.connect(self._on_session_changed)
 
     def wait(self, timeout_ms: int = 30_000) -> bool:
         """Block until the worker returns (tests and shutdown only; never in a slot)."""
@@ -192,30 +248,76 @@ class JobRunner(QObject):
         """Cancel and wait (bounded); call once when the window closes."""
         self._closed = True
         self.cancel()
-        return wait_or_keep(self._thread, timeout_ms)
+        self._unwatch()
+        self._pending = None
+        ok = wait_or_keep(self._thread, timeout_ms)  # never let Qt destroy a running thread
+        self._thread = None
+        return ok
 
     # ------------------------------------------------------------ internals
-    def _mine(self, jid: int) -> bool:
-        return jid == self._id and not self._closed
+    def _unwatch(self) -> None:
+        if self._watched is not None:
+            try:
+                self._watched.changed.disconnect(self._on_session_changed)
+            except (ValueError, RuntimeError):
+                pass
+            self._watched = None
+
+    def _on_session_changed(self, change) -> None:
+        # may run in any thread (the one that edited): setting an Event is all it does
+        job = self._job
+        if job is not None and job.session is not None and job.session is self._watched:
+            job.cancel.set()
+
+    def _launch(self, job: _Job) -> None:
+        self._pending = None
+        if job.session is not None:
+            job.version = job.session.version
+        self._job = job
+        t = _JobThread(job.id, job.factory, job.cancel, job.throttle_ms / 1000.0)
+        t.item.connect(self._on_item)
+        t.done.connect(self._on_done)
+        t.failed.connect(self._on_failed)
+        t.finished.connect(self._on_thread_done)
+        self._thread = t
+        track(t)
+        self.started.emit(job.name)
+        t.start(QThread.Priority.LowPriority)
+
+    def _mine(self, jid: int) -> _Job | None:
+        job = self._job
+        return job if job is not None and jid == job.id and not job.superseded and not self._closed else None
 
     def _on_item(self, jid: int, obj) -> None:
-        if self._mine(jid) and not (self._cancel is not None and self._cancel.is_set()):
-            self.progress.emit(self._name, obj)
+        job = self._mine(jid)
+        if job is not None and not job.cancel.is_set() and not self.stale(job):
+            self.progress.emit(job.name, obj)
 
     def _on_done(self, jid: int, value) -> None:
-        if self._mine(jid):
-            self.finished.emit(self._name, value)
+        job = self._mine(jid)
+        if job is not None and not self.stale(job):
+            self.finished.emit(job.name, value)
 
     def _on_failed(self, jid: int, msg: str) -> None:
-        if self._mine(jid):
-            self.failed.emit(self._name, msg)
+        job = self._mine(jid)
+        if job is not None and not self.stale(job):
+            self.failed.emit(job.name, msg)
 
     def _on_thread_done(self) -> None:
         t, self._thread = self._thread, None
-        was_cancelled = self._cancel is not None and self._cancel.is_set()
+        job = self._job
         if t is not None:
             t.deleteLater()
-        if was_cancelled and not self._closed:
-            self.cancelled.emit(self._name)
-        if not self._closed:
+        if self._closed or job is None:
+            return
+        if job.by_user:
+            self.cancelled.emit(job.name)
+        elif self._pending is None and self.stale(job):
+            if job.requeue:  # the same work again, keyed to the version the session is at now
+                self._id += 1
+                self._pending = _Job(self._id, job.name, job.factory, job.throttle_ms, job.session, True)
+            self.dropped.emit(job.name)
+        if self._pending is not None and self._thread is None and not self._closed:
+            self._launch(self._pending)
+        else:
             self.idle.emit()

@@ -2,7 +2,7 @@
 
 The window holds a :class:`~pruneviz.core.session.Session` and only *calls its verbs*; it
 redraws from ``session.changed`` (only the touched layers) and asks the
-:class:`~pruneviz.qt.eval_runner.EvalRunner` for a fresh evaluation after every change.
+:class:`~pruneviz.qt.live_eval.LiveEval` for a fresh evaluation after every change.
 Errors from the engine (:class:`PrunevizError`) become a message box; the session is unchanged.
 
 :class:`MainWindow` is the assembly: it builds the views, lays them out in docks, switches
@@ -27,7 +27,7 @@ under their old names (``window.threshold``, ``window.select_neurons``, ``window
 as one-line delegations generated at the end of this module.
 
 For code that attaches to the window (``attach_*(window)``): ``window.session``,
-``window.menuBar()``, ``window.addDockWidget``, ``window.runner`` (the EvalRunner),
+``window.menuBar()``, ``window.addDockWidget``, ``window.runner`` (the LiveEval),
 ``window.statusBar()``, ``window.show_error`` and the actions ``window.act_*`` stay as they were.
 """
 
@@ -53,7 +53,7 @@ from .controls import methods
 from .decide_dock import attach_decide
 from .decide_page import attach_decide_page
 from .edit_pause import attach_edit_pause
-from .eval_runner import EvalRunner
+from .live_eval import LiveEval
 from .filter_view import FilterPanel
 from .heatmap_view import HeatmapView
 from .histogram import Histogram
@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
         self.selected: set[int] = set()
         self.kernels = KernelLayout(1)
         self._open_session = open_session
-        self.runner = EvalRunner(None, parent=self)
+        self.runner = LiveEval(None, parent=self)
         self.loop = RunLoop(self)
         self._build_ui()
         self.presentation = Presentation(self)

@@ -2,7 +2,7 @@
 
 The rule is the engine's :class:`~pruneviz.core.prune_loop.PruneLoop`, the one
 :meth:`Session.prune_loop` runs: each iteration asks it whether to stop, lets it take a step (one
-undo step), waits for the evaluation of exactly that history step (whenever there is data,
+undo step), waits for the live evaluation of exactly that history step (whenever there is data,
 whatever the stop condition) and hands the result to its judgement (below the bound: that last
 step is undone). Only the waiting differs: nothing blocks, the GUI stays responsive and
 Stop/Cancel ends the loop at the next decision.

@@ -40,6 +40,7 @@ class Editing(QObject):
         self.prep = JobRunner(self)
         self.prep.finished.connect(self._scores_ready)
         self.prep.failed.connect(self._scores_failed)
+        self.prep.dropped.connect(self._scores_stale)
         self._after_scores = None
         self._build_edit_controls()
 
@@ -229,7 +230,7 @@ class Editing(QObject):
         if self.prep.busy:
             self.w.statusBar().showMessage(f"still computing {self.prep.name}…", 3000)
             return False
-        self._after_scores = (s, s.version, action)
+        self._after_scores = (s, action)
 
         def job(cancel):
             if couple:
@@ -241,7 +242,7 @@ class Editing(QObject):
 
         name = f"{method} scores" if score else "the neuron coupling"
         self.w.statusBar().showMessage(f"computing {name}…")
-        self.prep.start(name, job)
+        self.prep.start(name, job, session=s)  # keyed: a change meanwhile drops it (JobRunner.stale)
         return True
 
     def _scores_ready(self, name, _value) -> None:
@@ -249,11 +250,13 @@ class Editing(QObject):
         self.w.statusBar().clearMessage()
         if pending is None:
             return
-        s, version, action = pending
-        if s is self.w.session and s.version == version:
+        s, action = pending
+        if s is self.w.session:
             action()
-        else:
-            self.w.statusBar().showMessage(f"{name}: the model changed meanwhile, nothing pruned", 5000)
+
+    def _scores_stale(self, name) -> None:
+        self._after_scores = None
+        self.w.statusBar().showMessage(f"{name}: the model changed meanwhile, nothing pruned", 5000)
 
     def _scores_failed(self, name, msg) -> None:
         self._after_scores = None

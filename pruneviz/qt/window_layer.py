@@ -72,7 +72,6 @@ class LayerViewer(QObject):
         self.score_jobs = JobRunner(self)
         self.score_jobs.finished.connect(self._scores_arrived)
         self.score_jobs.failed.connect(lambda name, msg: self.w.statusBar().showMessage(f"{name} failed: {msg}", 10_000))
-        self.score_jobs.idle.connect(self._next_score_job)
 
     # ----------------------------------------------------------------- scores
     def scores_view(self) -> LayerScores | None:
@@ -135,36 +134,25 @@ class LayerViewer(QObject):
         self._version_before = s.version
 
     def _request_scores(self, name: str, method: str) -> None:
-        want = (self.w.session, name, method)
+        s = self.w.session
+        want = (s, name, method)
         if self._score_wanted == want and self.score_jobs.busy:
-            return
+            return  # computing (and again, by the runner's staleness rule, if the model changes)
         self._score_wanted = want
-        if self.score_jobs.busy:
-            self.score_jobs.cancel()  # latest wins: the next starts when the worker returns
-        else:
-            self._next_score_job()
-
-    def _next_score_job(self) -> None:
-        if self._score_wanted is None or self.score_jobs.busy:
-            return
-        s, name, method = self._score_wanted
-        v = self._score_views.get((name, method))
-        if s is not self.w.session or (v is not None and v.version == s.version):
-            self._score_wanted = None
-            return
 
         def job(cancel):
             yield "scoring"
             return s, LayerScores.compute(s, name, method)
 
-        self.score_jobs.start(f"{method} scores of layer {name}", job)
+        # latest wins; keyed by Session.version: a result for an older version is dropped and
+        # the job runs again on the model as it is now
+        self.score_jobs.start(f"{method} scores of layer {name}", job, replace=True, session=s, requeue=True)
 
     def _scores_arrived(self, _name, value) -> None:
         s, v = value
         if s is not self.w.session:
             return
-        if v.version == s.version:
-            self._score_wanted = None
+        self._score_wanted = None
         self._keep_view((v.layer, v.method), v)
         if (v.layer, v.method) == (self.w.layer, self._method()):
             self._refresh_layer(reset_view=False)

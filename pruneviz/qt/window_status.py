@@ -148,6 +148,7 @@ class StatusReports(QObject):
         self.shrunk: dict | None = None  #: last measurement, for the masks' version it was made at
         self.shrunk_jobs = JobRunner(self)
         self.shrunk_jobs.finished.connect(self._on_shrunk)
+        self.shrunk_jobs.dropped.connect(lambda name: self.w.statusBar().showMessage("the model changed while it was measured: measure again", 5000))
         self.shrunk_jobs.failed.connect(lambda name, msg: self.w.statusBar().showMessage(f"cannot measure the shrunk model: {msg}", 10_000))
         window.installEventFilter(self)  # the worker stops when the window closes
         self._build_status_bar()
@@ -288,11 +289,10 @@ class StatusReports(QObject):
             yield  # a generator: the JobRunner runs it in the worker
 
         self.w.statusBar().showMessage("measuring the shrunk model…")
-        return self.shrunk_jobs.start("shrunk model", job)
+        return self.shrunk_jobs.start("shrunk model", job, session=s)  # keyed: an edit meanwhile drops it
 
     def _on_shrunk(self, _name, m) -> None:
-        if m["session"] is not self.w.session or m["version"] != self.w.session.version:
-            self.w.statusBar().showMessage("the model changed while it was measured: measure again", 5000)
+        if m["session"] is not self.w.session:
             return
         self.shrunk = m
         self.w.statusBar().showMessage(shrunk_tip(m), 10_000)

@@ -208,13 +208,13 @@ def global_vs_torch(quick: bool) -> dict:
 
 def ui(quick: bool) -> dict:
     """The app's own widgets, offscreen: heatmap refresh+paint of a 4096×4096 layer after an edit,
-    and the longest GUI-thread gap of a 10 ms QTimer while the app's EvalRunner evaluates ≥ 2 s."""
+    and the longest GUI-thread gap of a 10 ms QTimer while the app's LiveEval evaluates ≥ 2 s."""
     try:
         from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
         from pruneviz.qt.app import make_app
-        from pruneviz.qt.eval_runner import EvalRunner
-        from pruneviz.qt.heatmap_view import render_benchmark
+        from pruneviz.qt.live_eval import LiveEval
+        from pruneviz.qt.heatmap_bench import render_benchmark
     except ImportError:
         return {}
     make_app()  # the QApplication the widgets need
@@ -230,7 +230,7 @@ def ui(quick: bool) -> dict:
     x, y = synthetic(1024 if quick else 4096, seed=2)
     s = session_for(bench_cnn(48), x, y, "cpu", batch_size=64)
     s.set_cache_budget(0)  # a full pass each time
-    runner = EvalRunner(s, debounce_ms=0)
+    runner = LiveEval(s, debounce_ms=0)
     clock = QElapsedTimer()
     gaps: list[int] = []
     last = [0]

@@ -70,7 +70,7 @@ QUICK = {
     "test_views.py": {"test_pruned_neurons_shown_grey_at_original_height"},
     "test_kernels.py": {"test_kernel_layout_locates_columns"},
     "test_layer_browser.py": {"test_filter_keeps_matches_and_their_groups"},
-    "test_job_runner.py": {"test_items_and_return_value_arrive_in_order_on_the_gui_thread", "test_cancel_closes_the_generator_in_the_worker"},
+    "test_job_runner.py": {"test_items_and_return_value_arrive_in_order_on_the_gui_thread", "test_cancel_closes_the_generator_in_the_worker", "test_a_keyed_job_is_stale_after_a_change_dropped_or_requeued"},
     "test_files.py": {"test_export_writes_loadable_state_dict_and_report"},
     "test_file_menu.py": {"test_save_session_then_open_it_gives_back_every_step"},
     "test_lessons_qt.py": {"test_playground_click_prunes_and_undo_restores"},

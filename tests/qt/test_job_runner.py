@@ -144,3 +144,101 @@ def test_garbage_is_collected_on_the_gui_thread_never_in_a_worker(qtbot, jobs):
     finally:
         gc.callbacks.remove(watch)
     assert collected_in and set(collected_in) == {threading.get_ident()}
+
+
+def test_latest_wins_starts_the_newest_after_the_worker_returns(qtbot, jobs):
+    """``replace``: a running job is cancelled (quietly: no ``cancelled``), only the newest of the
+    waiting ones starts, and only once the old worker has returned (they never overlap)."""
+    inside, overlap, cancelled, done = [], [], [], []
+    gate = threading.Event()
+
+    def job(tag):
+        def run(cancel):
+            overlap.append(bool(inside))
+            inside.append(tag)
+            try:
+                while not cancel.is_set() and not (tag == "c" or gate.is_set()):
+                    yield tag
+                    gate.wait(0.005)
+                return tag
+            finally:
+                inside.remove(tag)
+        return run
+
+    jobs.cancelled.connect(cancelled.append)
+    jobs.finished.connect(lambda name, value: done.append(value))
+    assert jobs.start("a", job("a"))
+    qtbot.waitUntil(lambda: "a" in inside, timeout=10_000)
+    assert jobs.start("b", job("b"), replace=True) and jobs.start("c", job("c"), replace=True)
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+    assert done == ["c"] and cancelled == [] and overlap == [False, False]
+
+
+class _FakeSession:
+    """What the staleness rule reads of a session: ``version`` and ``changed``."""
+
+    def __init__(self):
+        from psygnal import Signal as PSignal
+
+        class _S:
+            changed = PSignal(object)
+
+        self._sig = _S()
+        self.changed = self._sig.changed
+        self.version = 0
+
+    def edit(self):
+        self.version += 1
+        self.changed.emit("edit")
+
+
+def test_a_keyed_job_is_stale_after_a_change_dropped_or_requeued(qtbot, jobs):
+    """The one staleness rule: a job keyed by a session is cancelled by the session's change, in
+    the thread that made it; its items and result are dropped; ``requeue`` runs it again on the
+    new version, whose result arrives."""
+    s = _FakeSession()
+    seen, done, dropped = [], [], []
+    ran = threading.Event()
+
+    def read(cancel):
+        version = s.version
+        ran.set()
+        while not cancel.is_set() and s.version == 0:
+            yield version
+            cancel.wait(0.005)
+        return version
+
+    jobs.progress.connect(lambda name, item: seen.append(item))
+    jobs.finished.connect(lambda name, value: done.append(value))
+    jobs.dropped.connect(dropped.append)
+    assert jobs.start("scores", read, session=s)
+    assert ran.wait(10)
+    running = jobs.running
+    s.edit()
+    assert running.is_set() and jobs.stale()  # cancelled synchronously by the change
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+    assert done == [] and dropped == ["scores"] and set(seen) <= {0}
+
+    ran.clear()
+    seen.clear()
+    s.version = 0
+    assert jobs.start("scores", read, session=s, requeue=True)
+    assert ran.wait(10)
+    s.edit()  # to version 1: the first run is dropped, the second reads version 1 and returns
+    qtbot.waitUntil(lambda: bool(done) and not jobs.busy, timeout=10_000)
+    assert done == [1] and dropped == ["scores", "scores"] and seen == []
+
+
+def test_an_unkeyed_job_is_never_stale(qtbot, jobs):
+    """A job without a session (a training run changes the model itself) keeps its result."""
+    s = _FakeSession()
+    jobs.watch(s)
+
+    def edits(cancel):
+        s.edit()
+        yield s.version
+        return "trained"
+
+    with qtbot.waitSignal(jobs.finished, timeout=10_000) as blocker:
+        jobs.start("fine-tune", edits)
+    assert blocker.args == ["fine-tune", "trained"] and not jobs.stale()

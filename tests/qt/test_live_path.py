@@ -75,16 +75,16 @@ def test_the_first_estimate_of_each_request_is_shown_even_right_after_another(wi
     """The runner shows at most ~25 estimates a second, but never drops a request's first one
     (its first, small batch): that is what the user waits for after a click."""
     from pruneviz.core.evaluate import Progress
-    from pruneviz.qt.eval_runner import Request
+    from pruneviz.qt.live_eval import JOB, Request
 
     w = window
     r = w.runner
     qtbot.waitUntil(lambda: not r.busy, timeout=20_000)
     shown = []
     r.progress.connect(lambda req, p: shown.append((req.id, p.done)))
-    v = w.session.masks.version
+    v = w.session.version
     for rid in (100, 101):  # two requests' worker reports, well within 40 ms of each other
-        r._current, r._cancel, r._pending = Request(rid, 0, 0.0, v), None, None
-        r._on_progress(rid, Progress(32, 360, 0.9, 0.8, 0.95))
-        r._on_progress(rid, Progress(64, 360, 0.9, 0.8, 0.95))  # throttled: same request, too soon
+        r._current = Request(rid, 0, 0.0, v)  # the job the runner says started
+        r._on_item(JOB, Progress(32, 360, 0.9, 0.8, 0.95))
+        r._on_item(JOB, Progress(64, 360, 0.9, 0.8, 0.95))  # throttled: same request, too soon
     assert shown == [(100, 32), (101, 32)]

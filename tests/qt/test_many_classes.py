@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pruneviz.core.evaluate import EvalResult
-from pruneviz.qt.accuracy_plot import MAX_CLASS_BARS
+from pruneviz.qt.class_bars import MAX_CLASS_BARS
 
 
 def _result(per_class) -> EvalResult:
@@ -39,23 +39,23 @@ def test_thousand_classes_show_the_largest_changes(qtbot, tmp_path):
         cur[k] = base[k] + v
     p = _panel(qtbot)
     p.set_baseline(_result(base))
-    k = p.bar_budget()
+    k = p.classes.bar_budget()
     assert 5 <= k <= MAX_CLASS_BARS
     # before any change: the least accurate classes
-    assert p.shown_classes == [int(i) for i in np.argsort(base, kind="stable")[:k]]
+    assert p.classes.shown_classes == [int(i) for i in np.argsort(base, kind="stable")[:k]]
     p.set_result(_Req(), _result(cur))
-    d = p.deltas()
+    d = p.classes.deltas()
     assert len(d) == 1000
     order = np.argsort(-np.abs(d), kind="stable")[:k]
-    assert p.shown_classes == [int(i) for i in order]
-    assert p.shown_classes[:4] == [17, 503, 250, 999]  # oracle: the planted changes, largest first
-    np.testing.assert_allclose(p.cur_bars.opts["height"], cur[order])
-    np.testing.assert_allclose(p.base_bars.opts["height"], base[order])
+    assert p.classes.shown_classes == [int(i) for i in order]
+    assert p.classes.shown_classes[:4] == [17, 503, 250, 999]  # oracle: the planted changes, largest first
+    np.testing.assert_allclose(p.classes.cur_bars.opts["height"], cur[order])
+    np.testing.assert_allclose(p.classes.base_bars.opts["height"], base[order])
     ticks = p.class_plot.getAxis("bottom")._tickLevels[0]
     assert [t for _, t in ticks][:4] == ["17", "503", "250", "999"]  # bars labelled by class index
-    assert p.delta_labels[0].isVisible() and p.delta_labels[0].textItem.toPlainText() == "-45"
+    assert p.classes.delta_labels[0].isVisible() and p.classes.delta_labels[0].textItem.toPlainText() == "-45"
     assert p.class_plot.getAxis("bottom").labelText == f"class: {k} largest |Δ| of 1,000"
-    assert p.all_classes.isVisible()
+    assert p.classes.all_classes.isVisible()
     tip = p.class_plot.toolTip().splitlines()
     assert len(tip) == k + 1 and tip[1].startswith("class 17:")
     # the tick labels (class indices) do not overlap: each bar has room for the widest one
@@ -64,12 +64,12 @@ def test_thousand_classes_show_the_largest_changes(qtbot, tmp_path):
     assert p.class_plot.getPlotItem().vb.width() / k >= QFontMetrics(p.class_plot.font()).horizontalAdvance("999")
     # a wider panel draws more of the largest changes, up to MAX_CLASS_BARS
     p.resize(1400, 640)
-    qtbot.waitUntil(lambda: len(p.shown_classes) == MAX_CLASS_BARS, timeout=5_000)
-    assert p.shown_classes == [int(i) for i in np.argsort(-np.abs(d), kind="stable")[:MAX_CLASS_BARS]]
+    qtbot.waitUntil(lambda: len(p.classes.shown_classes) == MAX_CLASS_BARS, timeout=5_000)
+    assert p.classes.shown_classes == [int(i) for i in np.argsort(-np.abs(d), kind="stable")[:MAX_CLASS_BARS]]
     p.resize(420, 640)
-    qtbot.waitUntil(lambda: len(p.shown_classes) == k, timeout=5_000)
+    qtbot.waitUntil(lambda: len(p.classes.shown_classes) == k, timeout=5_000)
     # the full table: every class, sorted largest loss first, sortable by class
-    table = p.show_class_table()
+    table = p.classes.show_class_table()
     qtbot.addWidget(table)
     t = table.table
     assert t.rowCount() == 1000
@@ -87,10 +87,10 @@ def test_ten_classes_keep_one_bar_pair_each(qtbot):
     p = _panel(qtbot)
     p.set_baseline(_result(base))
     p.set_result(_Req(), _result(cur))
-    assert p.shown_classes == list(range(10))
-    np.testing.assert_allclose(p.cur_bars.opts["height"], cur)
+    assert p.classes.shown_classes == list(range(10))
+    np.testing.assert_allclose(p.classes.cur_bars.opts["height"], cur)
     assert [t for _, t in p.class_plot.getAxis("bottom")._tickLevels[0]] == [str(i) for i in range(10)]
-    assert not p.all_classes.isVisible() and not p.class_plot.getAxis("bottom").label.isVisible()
+    assert not p.classes.all_classes.isVisible() and not p.class_plot.getAxis("bottom").label.isVisible()
     assert len(p.class_plot.toolTip().splitlines()) == 10
 
 
@@ -101,8 +101,8 @@ def test_classes_without_samples_are_left_out(qtbot):
     p = _panel(qtbot)
     p.set_baseline(_result(base))
     p.set_result(_Req(), _result(cur))  # no change: the least accurate classes with samples
-    assert p.shown_classes[:7] == [201, 40, 202, 41, 200, 3, 499]
+    assert p.classes.shown_classes[:7] == [201, 40, 202, 41, 200, 3, 499]
     cur[499] = 0.5  # one change: first, then the rest by accuracy
     p.set_result(_Req(), _result(cur))
-    assert p.shown_classes[:3] == [499, 201, 40]
-    assert not np.isnan(p.cur_bars.opts["height"]).any()
+    assert p.classes.shown_classes[:3] == [499, 201, 40]
+    assert not np.isnan(p.classes.cur_bars.opts["height"]).any()

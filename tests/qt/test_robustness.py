@@ -34,7 +34,7 @@ def test_close_during_evaluation_exits_cleanly(qtbot):
     qtbot.waitUntil(lambda: w.progress.value() > 0 and w.runner.busy, timeout=10_000)
     w.close()
     assert slow.calls < len(s.eval_tensors()[1]) // s.batch_size  # stopped at the next batch, not after the whole pass
-    assert w.runner._thread is None
+    assert w.runner.jobs.running is None  # the worker returned (the window joined it)
     qthreads, _ = _threads_left(w)
     assert not qthreads
     assert set(threading.enumerate()) - before == set()
@@ -58,10 +58,10 @@ def test_close_during_baseline_stops_it(qtbot):
     w = MainWindow(s, open_session=demo_opener, restore_layout=False)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.runner.busy and w.runner._thread is not None and w.runner._thread.isRunning(), timeout=10_000)
+    qtbot.waitUntil(lambda: w.runner.busy and w.runner.jobs.running is not None, timeout=10_000)
     qtbot.waitUntil(lambda: _CountedSlow.batches >= start + 3, timeout=10_000)  # a few baseline batches ran
     w.close()
-    assert w.runner._thread is None and s.evaluation.baseline_result is None  # an incomplete baseline is not kept
+    assert w.runner.jobs.running is None and s.evaluation.baseline_result is None  # an incomplete baseline is not kept
     assert not _threads_left(w)[0]
 
 
@@ -120,11 +120,11 @@ def test_edit_cancels_running_evaluation_and_discards_it(qtbot):
     qtbot.addWidget(w)
     results = []
     w.runner.finished.connect(lambda req, r: results.append(req))
-    qtbot.waitUntil(lambda: w.runner._thread is not None and w.runner._thread.isRunning(), timeout=5_000)
-    running = w.runner._cancel
+    qtbot.waitUntil(lambda: w.runner.jobs.running is not None, timeout=5_000)
+    running = w.runner.jobs.running
     w.session.prune_neurons(w.layer, [0])  # straight through the session, as a notebook would
     assert running.is_set()  # cancelled synchronously, before the event loop runs again
     qtbot.waitUntil(lambda: bool(results) and not w.runner.busy, timeout=30_000)
     assert [r.step for r in results] == [1]
-    assert results[0].version == w.session.masks.version
+    assert results[0].version == w.session.version
     assert w.runner.shutdown(5000)

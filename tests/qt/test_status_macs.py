@@ -137,3 +137,29 @@ def test_measuring_weight_pruning_only_gives_a_model_of_the_same_size(qtbot):
     assert w.status.measure_shrunk()
     qtbot.waitUntil(lambda: not w.status.shrunk_jobs.busy, timeout=60_000)
     assert w.status.shrunk is not None and w.status.shrunk["params"] == s.original_params
+
+
+def test_an_edit_while_measuring_drops_the_measurement(qtbot):
+    """The measurement is keyed by Session.version (the runner's one staleness rule): an edit
+    made while it runs cancels it and its figures are never shown."""
+    from pruneviz.qt.app import make_app
+    from pruneviz.qt.main_window import MainWindow
+
+    make_app()
+    s = open_demo("cnn")
+    s.prune(0.3, granularity="neuron")
+    w = MainWindow(s, open_session=demo_opener, restore_layout=False)
+    qtbot.addWidget(w)
+    w.show()
+    finished = []
+    w.status.shrunk_jobs.finished.connect(lambda name, m: finished.append(m))
+    assert w.status.measure_shrunk()
+    with qtbot.waitSignal(w.status.shrunk_jobs.dropped, timeout=60_000):
+        s.prune_neurons("4", [int(s.neuron_mask("4").nonzero()[0])])  # straight through the session
+    qtbot.waitUntil(lambda: not w.status.shrunk_jobs.busy, timeout=60_000)
+    assert finished == [] and w.status.shrunk is None
+    assert "measure again" in w.statusBar().currentMessage()
+    assert w.status.measure_shrunk()  # measuring again, at the new version, is kept
+    qtbot.waitUntil(lambda: w.status.shrunk is not None, timeout=60_000)
+    assert w.status.shrunk["version"] == s.version
+    w.runner.shutdown(5000)

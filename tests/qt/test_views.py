@@ -90,22 +90,22 @@ def test_per_class_change_is_drawn(window, qtbot):
     s.prune(0.6, scope="layer", granularity="neuron", layers=[w.layer])
     _wait_eval(qtbot, w)
     b, c = w.acc.baseline, w.acc.current
-    d = w.acc.deltas()
+    d = w.acc.classes.deltas()
     assert d == [(ci - bi) * 100 for bi, ci in zip(b.per_class, c.per_class)]
-    labels = w.acc.delta_labels
+    labels = w.acc.classes.delta_labels
     shown = [t.isVisible() for t in labels[: len(d)]]
     assert not any(v and abs(x) < 0.05 for v, x in zip(shown, d))  # changed classes only
     worst = int(np.argmin(d))
     assert shown[worst]  # the largest loss is always written
     assert d[worst] < 0 and labels[worst].textItem.toPlainText().startswith("-")
     assert labels[worst].textItem.defaultTextColor().red() > 150  # a loss is red
-    heights = w.acc.base_bars.opts["height"], w.acc.cur_bars.opts["height"]
+    heights = w.acc.classes.base_bars.opts["height"], w.acc.classes.cur_bars.opts["height"]
     np.testing.assert_allclose(heights[0], b.per_class)
     np.testing.assert_allclose(heights[1], c.per_class)
 
 
 def _label_rects(acc):
-    return {i: t.sceneBoundingRect() for i, t in enumerate(acc.delta_labels) if t.isVisible()}
+    return {i: t.sceneBoundingRect() for i, t in enumerate(acc.classes.delta_labels) if t.isVisible()}
 
 
 def test_per_class_labels_do_not_overlap_in_the_default_dock(window, qtbot):
@@ -113,7 +113,7 @@ def test_per_class_labels_do_not_overlap_in_the_default_dock(window, qtbot):
     acc = w.acc
     w.session.prune(0.6, scope="layer", granularity="neuron", layers=[w.layer])
     _wait_eval(qtbot, w)
-    d = acc.deltas()
+    d = acc.classes.deltas()
     changed = [i for i, x in enumerate(d) if abs(x) >= 0.05]
     assert len(changed) >= 5
 
@@ -124,7 +124,7 @@ def test_per_class_labels_do_not_overlap_in_the_default_dock(window, qtbot):
         for i, a in rects.items():
             assert inside.contains(a), i  # not cut by the plot's edge
             for j, b in rects.items():
-                assert i == j or not a.intersects(b), (acc.delta_labels[i].textItem.toPlainText(), acc.delta_labels[j].textItem.toPlainText())
+                assert i == j or not a.intersects(b), (acc.classes.delta_labels[i].textItem.toPlainText(), acc.classes.delta_labels[j].textItem.toPlainText())
 
     # the dock's first layout and the labels' re-placement after it: wait until they are placed
     qtbot.waitUntil(check_labels_placed, timeout=5_000)
@@ -220,7 +220,7 @@ def test_big_layer_pools_to_pixels_and_edits_refresh_rows(qtbot, monkeypatch):
 
 def test_render_benchmark_helper(qapp):
     from pruneviz.qt.app import make_app
-    from pruneviz.qt.heatmap_view import render_benchmark
+    from pruneviz.qt.heatmap_bench import render_benchmark
 
     make_app()
     s = _big_session(1024, 1024)
