@@ -178,6 +178,11 @@ CLI_HINTS = {
     "arch": "pass --arch package.module:function that builds the model",
     "trust": "pass --trust if you trust its source",
     "no_shrink": "export without --shrink",
+    "allow_divergence": "try a lower --lr, or pass --allow-divergence to keep going",
+    "device": "use --device auto or cpu",
+    "batch_size": "use a smaller --batch-size or less data",
+    "format": "use --format state_dict",
+    "layers": "check --layers against the names 'pruneviz inspect MODEL' lists",
 }
 
 

@@ -147,7 +147,7 @@ def prune_by_sensitivity(session, amount: float, method: str = "magnitude", laye
     kept = {n: rk.count(session.mask(n)) for n in names}
     need = amount * sum(kept.values())
     if need > sum(kept.values()) - len(names) + 0.5:
-        raise PrunevizError(f"--amount {amount:g} would leave some layer without a weight: --scope sensitivity keeps at least one per layer; use a smaller amount")
+        raise PrunevizError(f"pruning {amount:g} of the weights would leave some layer without one: the sensitivity scope keeps at least one per layer; use a smaller amount")
     sizes = {layer.name: layer.numel for layer in session.layers}
     pruned = sum(session.masks.pruned_count(n) for n in sizes)
     levels = levels_for(amount)

@@ -32,7 +32,7 @@ FACTOR = 10.0  #: how far above its start the running mean may rise
 KEEP = 0.1  #: share of its margin over chance the accuracy must keep
 MIN_MARGIN = 0.1  #: the accuracy rule applies to runs starting this far above chance
 
-_ADVICE = "stopped, and the model is back as it was before training; try a lower learning rate, or pass allow_divergence=True (--allow-divergence) to keep going"
+_ADVICE = "stopped, and the model is back as it was before training"
 
 
 class Diverged(PrunevizError):
@@ -88,12 +88,13 @@ class Watch:
         if accuracy is None or a0 is None or c is None or a0 - c < MIN_MARGIN:
             return
         if accuracy < c + KEEP * (a0 - c):
-            raise Diverged(f"training diverged: held-out accuracy fell from {a0:.1%} to {accuracy:.1%} after epoch {epoch}, near chance ({c:.1%}): {_ADVICE}")
+            raise Diverged(f"training diverged: held-out accuracy fell from {a0:.1%} to {accuracy:.1%} after epoch {epoch}, near chance ({c:.1%}): {_ADVICE}", hint="allow_divergence")
 
     def _check_loss(self, step: int, epoch: int) -> None:
         mean = sum(self.recent) / len(self.recent)
         if mean > self.limit:
             raise Diverged(
                 f"training diverged: the loss rose to {mean:.3g} (mean of the last {len(self.recent)} steps, step {step}, epoch {epoch}), "
-                f"above {self.limit:.3g} (10x its starting {self.start:.3g}, and at least a uniform guess's {self.floor:.3g}): {_ADVICE}"
+                f"above {self.limit:.3g} (10x its starting {self.start:.3g}, and at least a uniform guess's {self.floor:.3g}): {_ADVICE}",
+                hint="allow_divergence",
             )

@@ -32,6 +32,11 @@ HINTS = {
     "arch": "name the function that builds the model (arch='package.module:function')",
     "trust": "open it with trust=True if you trust its source",
     "no_shrink": "export without shrinking (shrink=False)",
+    "allow_divergence": "lower the learning rate, or pass allow_divergence=True to keep going",
+    "device": "evaluate on device='auto' or 'cpu'",
+    "batch_size": "evaluate in smaller batches (batch_size=...) or on less data",
+    "format": "export as a state_dict (format='state_dict')",
+    "layers": "name layers the model has (layers=[...]; glob patterns allowed; see Session.layers)",
 }
 
 

@@ -97,9 +97,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise PrunevizError(f"unknown device {device!r}: use auto, cpu, cuda or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PrunevizError("no CUDA device here: use --device auto or cpu")
+        raise PrunevizError("no CUDA device here", hint="device")
     if dev.type == "mps" and not _mps():
-        raise PrunevizError("no Apple MPS device here: use --device auto or cpu")
+        raise PrunevizError("no Apple MPS device here", hint="device")
     if dev.type not in ("cpu", "cuda", "mps"):
         raise PrunevizError(f"unsupported device {device!r}: use auto, cpu, cuda or mps")
     return dev

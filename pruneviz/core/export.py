@@ -143,7 +143,7 @@ def write_model(model: nn.Module, path, format: str, example: torch.Tensor | Non
                 with _quiet():
                     program = torch.export.export(model, (example,), dynamic_shapes=dynamic)
             except Exception as exc:
-                raise PrunevizError(f"torch.export could not capture the model ({str(exc).splitlines()[0]}); use --format state_dict") from exc
+                raise PrunevizError(f"torch.export could not capture the model ({str(exc).splitlines()[0]})", hint="format") from exc
             torch.export.save(program, tmp)
         else:  # onnx
             import importlib.util
@@ -239,7 +239,7 @@ def build_shrunk(session, masked: nn.Module | None = None, example: torch.Tensor
     heads = ah.pruned_heads(session)
     ah.check_head_shrink(session, heads)
     if session.coupling is None and not heads:
-        raise PrunevizError(f"--shrink needs neuron pruning, which this model does not support: {session.coupling_error}")
+        raise PrunevizError(f"removing pruned neurons physically needs neuron pruning, which this model does not support: {session.coupling_error}", hint="no_shrink")
     model = masked
     kept_zero: dict[str, int] = {}
     if session.coupling is not None:
@@ -260,7 +260,7 @@ def export_session(session, path, format: str = "state_dict", shrink: bool = Fal
     if report_path:
         check_target(report_path)
         if Path(report_path).resolve() == Path(path).resolve():
-            raise PrunevizError("the report and the model would be the same file: give --report another name")
+            raise PrunevizError("the report and the model would be the same file: give the report its own name, e.g. report.json")
     needs_example = format in ("pt2", "onnx") or shrink
     example = _example_batch(session) if needs_example else None
     with session.lock:

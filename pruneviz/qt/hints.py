@@ -15,6 +15,11 @@ APP_HINTS = {
     "arch": "open the weights again and name the function that builds the model when asked",
     "trust": "open it again and answer Yes when asked whether you trust its source",
     "no_shrink": "export again and answer No to removing pruned neurons physically",
+    "allow_divergence": "try a lower learning rate, or tick 'keep going if the loss runs away' in the dialog",
+    "device": "evaluate on the CPU (start the app without a device choice)",
+    "batch_size": "open less evaluation data with File > Open data…",
+    "format": "export again as a state_dict (.pt) with File > Export…",
+    "layers": "choose layers from the layer list",
 }
 
 

@@ -68,7 +68,7 @@ def _no_output(tmp_path):
     (["--lr", "1e-3"], "add --finetune EPOCHS"),
     (["--finetune", "1", "--compensate", "--granularity", "neuron"], "use it with --granularity weight"),
     (["--finetune", "1", "--lr", "1e30", "--optimizer", "sgd"], "training loss became nan .* back as it was"),
-    (["--finetune", "1", "--lr", "1e10"], r"training diverged: the loss rose to .* back as it was before training; .*--allow-divergence"),
+    (["--finetune", "1", "--lr", "1e10"], r"training diverged: the loss rose to .* back as it was before training: .*--allow-divergence"),
     (["--allow-divergence"], "--allow-divergence is for the fine-tuning: add --finetune EPOCHS"),
 ])
 def test_bad_training_input_is_one_line_and_writes_nothing(cli, tmp_path, extra, match):

@@ -29,15 +29,15 @@ def test_a_cnn_needs_input_shape_and_the_error_names_it(tmp_path, cli):
     assert code == 0, err
     assert "pruned 4 neurons" in out
     code, _, err = cli(*args, "--input-shape", "3,9,a")
-    assert code == 2 and "--input-shape must be sizes" in err
+    assert code == 2 and "input shape must be sizes" in err
     code, _, err = cli(*args, "--input-shape", "5,8,8")
-    assert code == 2 and "does not run on --input-shape 5,8,8" in err
+    assert code == 2 and "does not run on an input of shape 5,8,8" in err
 
 
 def test_token_models_take_input_shape_and_dtype_long():
     loaded = open_model("demo:mlp")  # demo has its own example; an explicit one replaces it
     assert loaded.example_input.shape == (1, 64)
-    with pytest.raises(PrunevizError, match="--input-dtype needs --input-shape"):
+    with pytest.raises(PrunevizError, match="an input dtype needs an input shape"):
         open_model("demo:mlp", input_dtype="long")
     model = zoo.tied_lm()
     s = Session(LoadedModel(model, "lm", "state_dict", None, None, True), None, device="cpu")

@@ -83,11 +83,11 @@ def open_model(
     if not isinstance(spec, str) or not spec.strip():
         raise load_error(f"no model given ({spec!r}): {ACCEPTED}")
     if arch is not None and not isinstance(arch, str):
-        raise load_error(f"--arch must be a string like package.module:function, not {type(arch).__name__}")
+        raise load_error(f"the architecture must be a string like package.module:function, not {type(arch).__name__}")
     if not spec.startswith("demo:") and not trust:
         check_torch_version()
     if input_dtype is not None and input_shape is None:
-        raise load_error("--input-dtype needs --input-shape, e.g. --input-shape 128 --input-dtype long")
+        raise load_error("an input dtype needs an input shape too, e.g. shape 128 with dtype long")
     example = make_example(input_shape, input_dtype) if input_shape is not None else None
     try:
         loaded = _open(spec, arch, bool(trust), int(max_bytes))  # every branch returns the model in eval() mode

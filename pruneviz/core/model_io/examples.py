@@ -24,9 +24,9 @@ def parse_shape(text: object) -> tuple[int, ...]:
     try:
         shape = tuple(int(str(p).strip()) for p in parts if str(p).strip())
     except (TypeError, ValueError):
-        raise load_error(f"--input-shape must be sizes separated by commas, e.g. 3,224,224; got {text!r}") from None
+        raise load_error(f"the input shape must be sizes separated by commas, e.g. 3,224,224; got {text!r}") from None
     if not shape or len(shape) > 6 or any(not 1 <= s <= 2**20 for s in shape):
-        raise load_error(f"--input-shape must be 1 to 6 sizes from 1 to {2**20}, e.g. 3,224,224; got {text!r}")
+        raise load_error(f"the input shape must be 1 to 6 sizes from 1 to {2**20}, e.g. 3,224,224; got {text!r}")
     return shape
 
 
@@ -34,7 +34,7 @@ def parse_dtype(text: str | None) -> torch.dtype:
     if text is None:
         return torch.float32
     if text not in DTYPES:
-        raise load_error(f"--input-dtype must be one of {', '.join(DTYPES)}; got {text!r}")
+        raise load_error(f"the input dtype must be one of {', '.join(DTYPES)}; got {text!r}")
     return DTYPES[text]
 
 
@@ -81,4 +81,4 @@ def check_example(spec: str, model: nn.Module, x: torch.Tensor) -> None:
         with torch.inference_mode():
             model(x)
     except Exception as exc:
-        raise load_error(f"{spec} does not run on --input-shape {','.join(map(str, x.shape[1:]))} ({x.dtype}): {reason(exc)}") from exc
+        raise load_error(f"{spec} does not run on an input of shape {','.join(map(str, x.shape[1:]))} ({x.dtype}): {reason(exc)}") from exc

@@ -44,11 +44,11 @@ def build_from_arch(spec: str, sd: dict[str, torch.Tensor], arch: str | None, so
         raise ArchRequired(one_line(f"{spec} is a state_dict", 1000))
     model = load_factory(arch)()
     if not isinstance(model, torch.nn.Module):
-        raise load_error(f"--arch {arch} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise load_error(f"the architecture {arch} returned a {type(model).__name__}, not a torch.nn.Module")
     try:
         expected = model.state_dict()
     except Exception as exc:
-        raise load_error(f"the model from --arch {arch} has no usable state_dict: {reason(exc)}") from exc
+        raise load_error(f"the model from the architecture {arch} has no usable state_dict: {reason(exc)}") from exc
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     shapes = [
@@ -64,15 +64,15 @@ def build_from_arch(spec: str, sd: dict[str, torch.Tensor], arch: str | None, so
             parts.append("unexpected " + name_list(unexpected, 3))
         if shapes:
             parts.append("shape mismatch " + name_list(shapes, 2))
-        raise load_error(f"the state_dict in {spec} does not match --arch {arch}: {'; '.join(parts)}; check --arch")
+        raise load_error(f"the state_dict in {spec} does not match the architecture {arch}: {'; '.join(parts)}", hint="arch")
     try:
         model.load_state_dict(sd, strict=True)
     except Exception as exc:
-        raise load_error(f"the state_dict in {spec} does not match --arch {arch}: {reason(exc)}; check --arch") from exc
+        raise load_error(f"the state_dict in {spec} does not match the architecture {arch}: {reason(exc)}", hint="arch") from exc
     try:
         model = model.cpu().eval()
     except Exception as exc:
-        raise load_error(f"cannot move the model from --arch {arch} to the CPU: {reason(exc)}") from exc
+        raise load_error(f"cannot move the model from the architecture {arch} to the CPU: {reason(exc)}") from exc
     return LoadedModel(model, spec, source, arch, None, True)
 
 
