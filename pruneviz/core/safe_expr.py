@@ -3,7 +3,7 @@ expression parser of pruneviz.
 
 Two readers use it: a lesson's claim (:mod:`pruneviz.core.lesson_claim`: comparisons over named
 figures) and the check of the symbolic-shape expressions a ``.pt2`` archive carries
-(:mod:`pruneviz.core.model_io.pt2`: sympy's ``srepr``, which loading would ``eval``). Each gives a
+(:mod:`pruneviz.core.model_io.pt2_program`: sympy's ``srepr``, which loading would ``eval``). Each gives a
 *rule*: a function that looks at one node and returns the child nodes still to check, or None
 to refuse it. :func:`refused` walks the tree with it, without recursion (a deep expression
 cannot overflow the stack), and returns the first node the rule refuses.

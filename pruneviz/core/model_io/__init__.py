@@ -26,7 +26,7 @@ Every zip-format file is bounded on its directory before anything is inflated (:
 The openers live in submodules by what they open: :mod:`.factories` (``--arch`` and data
 factories), :mod:`.state_dicts` (state_dicts and safetensors + ``--arch``), :mod:`.pickles`
 (``torch.save`` files; what a pickle would import), :mod:`.torchscript` and :mod:`.ts_ops` (the
-TorchScript allowlist), :mod:`.pt2` (the ``torch.export`` guard), :mod:`.archives` (bounded zips). This package re-exports the public names.
+TorchScript allowlist), :mod:`.pt2` and :mod:`.pt2_program` (the ``torch.export`` guard), :mod:`.archives` (bounded zips). This package re-exports the public names.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ zip reader PyTorch uses and refuse (without trust) anything that would run code 
   failure *falls back to* ``weights_only=False``; we load them with ``weights_only=True`` ourselves
   first and refuse if that fails, so the fallback cannot happen;
 * compiled AOTInductor code (``data/aotinductor/``, shared libraries ``torch.export.load`` dlopens);
-* the program JSON (``models/*.json``): symbolic-shape expressions are parsed with
+* the program JSON (``models/*.json``, checked in :mod:`.pt2_program`): symbolic-shape expressions are parsed with
   ``sympy.sympify``, which is ``eval``, so each one must be a plain ``srepr`` of allowed sympy
   classes; graph node targets must resolve to registered operators (not, say, ``torch.os.system``)
   and pass the same operator allowlist as TorchScript (:mod:`.ts_ops`: plain ``aten::`` tensor
@@ -29,225 +29,25 @@ message; no torch/zip/pickle/json exception escapes.
 
 from __future__ import annotations
 
-import ast
-import functools
 import io
 import json
-import math
-import operator
 import os
-import re
 import types
 import zipfile
 from pathlib import Path
 
 import torch
 
-from pruneviz.core import safe_expr
 from pruneviz.core.errors import PrunevizError, TrustRequired
 
-from .common import LoadedModel, load_error, name_list, one_line, quiet_torch, shape_text, trust_required, reason
+from .common import LoadedModel, load_error, name_list, quiet_torch, shape_text, trust_required, reason
 from .archives import MAX_MODEL_BYTES, check_zip
 from .pickles import imports_in_bytes
-from .ts_ops import OUTSIDE, operator_refusal
+from .pt2_program import Unknown, Unsafe, check_program_json
 
 
 # ---------------------------------------------------------------------------------------------
 # .pt2 (torch.export)
-
-_SAFE_NAME = re.compile(r"[\w.\-]*\Z")
-# Free text PyTorch only stores as metadata (never turns into code under module(check_guards=False)).
-_PT2_FREE_TEXT_KEYS = {"metadata", "as_string", "as_strings", "torch_version", "guards_code"}
-_SYMPY_CALLS = {
-    "Symbol", "Integer", "Float", "Rational", "Add", "Mul", "Pow", "Max", "Min", "Mod", "Abs",
-    "floor", "ceiling", "sqrt", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "Equality", "Unequality",
-    "StrictLessThan", "StrictGreaterThan", "LessThan", "GreaterThan", "And", "Or", "Not", "Xor",
-    "Piecewise", "ExprCondPair", "BooleanTrue", "BooleanFalse", "Infinity", "NegativeInfinity",
-    "NaN", "Zero", "One", "NegativeOne", "Half", "IntInfinity", "NegativeIntInfinity",
-    # torch.utils._sympy.functions, as listed by the deserializer
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt",
-    "CeilDiv", "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
-    "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt",
-    "RoundDecimal", "ToFloat", "Identity",
-}  # fmt: skip
-_SYMPY_NAMES = {"oo", "zoo", "nan", "true", "false", "True", "False", "pi", "E", "int_oo"}
-_SYMPY_STR = re.compile(r"[\w.+\-]*\Z")
-
-
-class _Unsafe(Exception):
-    """Raised inside the .pt2 checks: the archive would run code from itself."""
-
-
-class _Unknown(Exception):
-    """Raised inside the .pt2 checks: the program calls an operator this PyTorch lacks."""
-
-
-def _sym_rule(node: ast.AST):
-    """The whitelist of a sympy ``srepr`` (see :mod:`pruneviz.core.safe_expr`): the children
-    to check, or None."""
-    if isinstance(node, ast.Constant):
-        value = node.value
-        ok = value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and bool(_SYMPY_STR.match(value)))
-        return [] if ok else None
-    if isinstance(node, ast.Name):
-        return [] if node.id in _SYMPY_NAMES else None
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        return [node.operand]
-    if isinstance(node, ast.Tuple):
-        return node.elts
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _SYMPY_CALLS:
-        if all(k.arg is not None and not k.arg.startswith("_") for k in node.keywords):
-            return [*node.args, *(k.value for k in node.keywords)]
-    return None
-
-
-def _check_sym_expr(text: object) -> None:
-    """Allow only an ``srepr`` of allowed sympy classes: sympify() evals the string."""
-    if not isinstance(text, str) or len(text) > 20_000:
-        raise _Unsafe("a symbolic-shape expression that is not a plain sympy expression")
-    try:
-        tree = safe_expr.parse(text, max_chars=20_000)
-    except safe_expr.ExpressionError as exc:
-        raise _Unsafe(f"a malformed symbolic-shape expression ({exc})") from exc
-    if safe_expr.refused(tree, _sym_rule) is not None:
-        raise _Unsafe(f"a symbolic-shape expression that would run code ({one_line(text, 60)!r})")
-
-
-@functools.lru_cache(maxsize=1)
-def _allowed_plain_targets() -> tuple:
-    """Non-operator call targets export graphs may hold (the verifier's list, all harmless)."""
-    allowed: list = [
-        operator.getitem, operator.add, operator.mul, operator.sub, operator.truediv,
-        operator.floordiv, operator.mod, operator.pow, operator.neg, operator.pos, operator.abs,
-        operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge,
-        operator.and_, operator.or_, operator.not_, operator.lshift, operator.rshift,
-        math.ceil, math.floor, math.trunc, round,
-        torch.sym_int, torch.sym_float, torch.sym_ite, torch.sym_max, torch.sym_min,
-        torch.sym_not, torch.sym_sqrt, torch._C._set_grad_enabled,
-        torch.autograd.grad_mode.set_grad_enabled,
-    ]  # fmt: skip
-    for name in ("sym_sum",):
-        if hasattr(torch, name):
-            allowed.append(getattr(torch, name))
-    try:
-        from torch._export.serde.serialize import _SYM_OPS
-
-        allowed.extend(_SYM_OPS)
-    except Exception:
-        pass
-    try:
-        from torch.amp.autocast_mode import _enter_autocast, _exit_autocast
-
-        allowed.extend([_enter_autocast, _exit_autocast])
-    except Exception:
-        pass
-    return tuple(allowed)
-
-
-def _resolve_target(name: str) -> object:
-    """What ``torch._export.serde`` would resolve a serialized call target to (getattr only)."""
-    if name.startswith("_operator"):
-        base: object = operator
-    elif name.startswith("torch"):
-        base = torch
-    elif name.startswith("math"):
-        base = math
-    else:
-        return name
-    for part in name.split(".")[1:]:
-        try:
-            base = getattr(base, part)
-        except Exception:
-            return name
-    return base
-
-
-def _check_target(name: object) -> None:
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise _Unsafe(f"an operator name that is not a plain name ({one_line(str(name), 60)!r})")
-    with quiet_torch():
-        target = _resolve_target(name)
-    if isinstance(target, torch._ops.OpOverload):
-        why = operator_refusal(target.name().split(".")[0], target._schema)
-        if why is not None:  # the same allowlist as TorchScript's
-            raise _Unsafe(f"a call to {why}, {OUTSIDE}")
-        return
-    if isinstance(target, torch._ops.HigherOrderOperator):
-        return
-    if not isinstance(target, str) and any(target is t for t in _allowed_plain_targets()):
-        return
-    if isinstance(target, str):
-        raise _Unknown(f"uses the operator {one_line(name, 80)}, which this PyTorch does not have (a custom op?)")
-    raise _Unsafe(f"a call to {name}, which is not a PyTorch operator")
-
-
-def _check_treespec(text: object) -> None:
-    if not isinstance(text, str):
-        raise _Unsafe("a malformed input/output spec")
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise _Unsafe(f"a malformed input/output spec ({reason(exc)})") from exc
-    stack = [doc]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                _check_plain(key)
-                if key == "context" and isinstance(item, str):
-                    try:
-                        stack.append(json.loads(item))
-                    except (ValueError, RecursionError) as exc:
-                        raise _Unsafe(f"a malformed input/output spec ({reason(exc)})") from exc
-                else:
-                    stack.append(item)
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, str):
-            _check_plain(value)
-
-
-def _check_plain(value: object) -> None:
-    if isinstance(value, str) and not _SAFE_NAME.match(value):
-        raise _Unsafe(f"the name {one_line(value, 60)!r}, which is not a plain name")
-
-
-def _check_pt2_json(doc: object) -> None:
-    """Walk a program or payload-config JSON; raise _Unsafe on anything that could become code."""
-    stack = [doc]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            if isinstance(value.get("target"), str) and "inputs" in value:  # a graph node
-                _check_target(value["target"])
-                for argument in value.get("inputs") or []:
-                    arg_name = argument.get("name") if isinstance(argument, dict) else None
-                    # keyword names become `name=` in generated code; positional ones are ""
-                    if arg_name is not None and not (isinstance(arg_name, str) and (arg_name == "" or arg_name.isidentifier())):
-                        raise _Unsafe(f"the argument name {one_line(str(arg_name), 60)!r}")
-            for key, item in value.items():
-                _check_plain(key)
-                if key in _PT2_FREE_TEXT_KEYS:
-                    continue
-                if key == "expr_str":
-                    _check_sym_expr(item)
-                elif key in ("in_spec", "out_spec"):
-                    if item is not None:
-                        _check_treespec(item)
-                elif key == "forward_arg_names":
-                    for arg_name in item or []:
-                        if not (isinstance(arg_name, str) and arg_name.isidentifier()):
-                            raise _Unsafe(f"the argument name {one_line(str(arg_name), 60)!r}")
-                elif key == "as_operator":
-                    _check_target(item)
-                elif key == "target" and isinstance(item, str):
-                    continue  # checked above when in a node
-                else:
-                    stack.append(item)
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, str):
-            _check_plain(value)
 
 
 def _load_weights_only(data: bytes) -> object:
@@ -342,10 +142,10 @@ def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
             if not isinstance(entries, dict):
                 raise load_error(f"{spec} is damaged ({config_name} has no config table)")
             try:
-                _check_pt2_json(config)
-            except _Unsafe as exc:
+                check_program_json(config)
+            except Unsafe as exc:
                 raise refuse(str(exc)) from None
-            except _Unknown as exc:
+            except Unknown as exc:
                 raise load_error(f"{spec} {exc}") from None
             for fqn, meta in entries.items():
                 if not isinstance(meta, dict):
@@ -374,10 +174,10 @@ def _check_pt2(spec: str, path: Path, max_bytes: int) -> object:
         program_name = c.MODELS_FILENAME_FORMAT.format(model_name)
         program = archive.json(program_name)
         try:
-            _check_pt2_json(program)
-        except _Unsafe as exc:
+            check_program_json(program)
+        except Unsafe as exc:
             raise refuse(str(exc)) from None
-        except _Unknown as exc:
+        except Unknown as exc:
             raise load_error(f"{spec} {exc}") from None
         # Sample inputs: torch loads them weights_only=True, then falls back to weights_only=False.
         inputs_name = c.SAMPLE_INPUTS_FILENAME_FORMAT.format(model_name)
