@@ -158,6 +158,25 @@ def run_pipeline(s, job) -> dict:
     return rep
 
 
+def prune_line(rep: dict) -> str:
+    """The one line ``prune`` prints from the pipeline's report."""
+    how = ""
+    if rep.get("compensated"):
+        how = f" ({'' if rep.get('compensation') == 'exact' else 'SparseGPT, '}compensated)"
+    line = f"pruned {rep['pruned']:,} {rep['unit']}{how}; sparsity {rep['sparsity']:.1%}; params {rep['params_before']:,} -> {rep['params_file']:,} in the file, {rep['params_nonzero']:,} non-zero"
+    if "macs_before" in rep:
+        line += f"; MACs {rep['macs_before']:,} -> {rep.get('macs_shrunk', rep['macs_masked']):,}"
+    if "accuracy_before" in rep:
+        line += f"; accuracy {rep['accuracy_before']:.4f} -> {rep['accuracy_pruned']:.4f}"
+        tuned = rep.get("finetune")
+        if tuned is not None:
+            epochs = tuned.get("epochs")
+            line += f" -> {rep['accuracy_after']:.4f} after {epochs} epoch{'s' if epochs != 1 else ''} of fine-tuning"
+        elif rep["accuracy_after"] != rep["accuracy_pruned"]:  # the written model differs (shrunk)
+            line += f" ({rep['accuracy_after']:.4f} as written)"
+    return line
+
+
 def run_plain(gen):
     """Drive a generator that yields no progress worth drawing; returns its result."""
     try:

@@ -22,9 +22,6 @@ ALLOWLIST: dict[str, int] = {
     "pruneviz/qt/lesson_panel.py": 473,
     "pruneviz/qt/decide_dock.py": 444,
     "pruneviz/qt/knockout_track.py": 450,
-    "pruneviz/qt/accuracy_plot.py": 536,
-    "pruneviz/qt/heatmap_view.py": 439,
-    "pruneviz/qt/filter_view.py": 402,
 }
 
 
