@@ -151,6 +151,8 @@ class RemoteEvaluator:
         """Start a new replica (after the old one or its cluster went away) and replay the
         journal into it; returns the replica's info (device, sequence number, checksum)."""
         ray = self.ray
+        if not ray.is_initialized():
+            ray.shutdown()  # Ray's client keeps the context of a cluster that went away until this
         try:
             self._start()
         except PrunevizError:
