@@ -219,3 +219,12 @@ def test_cli_eval_on_local_prints_the_localfigures(local_ray, capsys):
     assert main([*args, "--eval-on", "local", "--remote-data", "demo:digits", "--remote-model", "demo:mlp"]) == 0
     there = json.loads(capsys.readouterr().out)
     assert there.pop("device") == "cpu (Ray replica)" and here.pop("device") == "cpu" and there == here
+
+
+def test_the_silent_failures_of_rays_client_say_what_to_do_in_one_line():
+    from pruneviz.core.remote_eval import client_hint
+
+    fork = client_hint("cannot connect to Ray at ray://gpu-box:10001: Initialization failure from server:\n  detail")
+    assert "\n" not in fork and fork.startswith("cannot connect to Ray at ray://gpu-box:10001: Initialization failure from server: ") and "GRPC_ENABLE_FORK_SUPPORT=false" in fork
+    assert "RAY_AUTH_MODE=token" in client_hint("cannot connect to Ray at ray://gpu-box:10001: ConnectionError: ray client connection timeout")
+    assert client_hint("cannot connect to Ray at ray://gpu-box:10001: Connection refused") == "cannot connect to Ray at ray://gpu-box:10001: Connection refused"
