@@ -133,6 +133,8 @@ class RemoteEvaluator:
         try:
             connect_ray(self.address)
         except PrunevizError as exc:
+            if client_hint(str(exc)) == str(exc):
+                raise
             raise PrunevizError(client_hint(str(exc))) from None
         except Exception as exc:  # noqa: BLE001 - whatever ray.init raises is one line
             raise PrunevizError(client_hint(f"cannot connect to Ray at {self.address}: {_cause(exc)}")) from None
