@@ -1,7 +1,7 @@
 """``--eval-on ray://HOST:PORT`` against a real Ray cluster in a separate process (``ray start
 --head``, :mod:`tests.ray_head`), through Ray's client: the replica's figures equal the local ones
 after 200 random edits, undos and plan switches; the checksum catches a replica that missed an
-edit; the whole cluster killed mid-evaluation leaves the session usable, evaluating here with one
+edit; cancelling reaches the replica; the whole cluster killed mid-evaluation leaves the session usable, evaluating here with one
 message and no edit lost; a cluster back at the address gets the whole journal on reconnect.
 
 Every process of a cluster started here is ended by its process session when the test ends."""
@@ -25,10 +25,10 @@ from pruneviz.core.session import Session  # noqa: E402
 from tests.core.remote_cases import LoseFirstFlip, figures, random_edit  # noqa: E402
 from tests.ray_head import ROOT, RayHead  # noqa: E402
 
-pytestmark = [
-    pytest.mark.slow,  # a Ray cluster starts in 10-60 s
-    pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="ends the cluster's processes by their session (Linux /proc)"),
-]
+pytestmark = pytest.mark.slow  # a Ray cluster starts in 10-60 s (not even imported by the quick loop)
+
+if not os.path.isdir("/proc/self"):
+    pytest.skip("ends the cluster's processes by their session (Linux /proc)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,15 @@ def test_replica_over_ray_client_equals_local_after_200_random_edits_undos_and_p
     assert figures(result) == figures(local.evaluate()) and result.device == "cpu (Ray replica)"
     remote.actor = real
     assert ray.get(real.info.remote())["checksum"] == Checksum(s.masks).value
+    # cancelling reaches the replica through the client: no result here, and the replica stops
+    s.batch_size = 1
+    cancel = threading.Event()
+    gen = s.evaluate_iter(cancel=cancel)
+    assert isinstance(next(gen), ev.Progress)
+    cancel.set()
+    assert not any(isinstance(item, ev.EvalResult) for item in gen)
+    items, done = ray.get(real.poll.remote(remote.eval_id, 30.0))
+    assert done and not any(isinstance(item, ev.EvalResult) for item in items)
     detach(s)
     assert s.evaluate().device == "cpu"
 
