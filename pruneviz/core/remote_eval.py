@@ -77,6 +77,23 @@ def check_client(address: str) -> None:
         raise PrunevizError(f"--eval-on {address}: Ray's client is not installed here: pip install 'ray[client]' (or use --eval-on local)")
 
 
+#: what Ray's client says when a cluster fails it, and what to do about it
+CLIENT_HINTS = {
+    "Initialization failure from server": "the cluster's client server could not start a driver for this connection; try again (a cluster "
+    "started with GRPC_ENABLE_FORK_SUPPORT=false avoids it: Ray issue 63202)",
+    "connection timeout": "a cluster with Ray's token authentication also needs RAY_AUTH_MODE=token and its token here (RAY_AUTH_TOKEN or ~/.ray/auth_token)",
+}
+
+
+def client_hint(message: str) -> str:
+    """``message`` (one line) with what to do, for the failures of Ray's client that say little."""
+    message = message.splitlines()[0].rstrip(": ") if message else message
+    for key, hint in CLIENT_HINTS.items():
+        if key in message:
+            return f"{message}: {hint}"
+    return message
+
+
 class RemoteEvaluator:
     """The client side: the replica's handle, the journal position it has, and the fallback."""
 
@@ -115,10 +132,12 @@ class RemoteEvaluator:
         check_client(self.address)
         try:
             connect_ray(self.address)
-        except PrunevizError:
-            raise
+        except PrunevizError as exc:
+            if client_hint(str(exc)) == str(exc):
+                raise
+            raise PrunevizError(client_hint(str(exc))) from None
         except Exception as exc:  # noqa: BLE001 - whatever ray.init raises is one line
-            raise PrunevizError(f"cannot connect to Ray at {self.address}: {_cause(exc)}") from None
+            raise PrunevizError(client_hint(f"cannot connect to Ray at {self.address}: {_cause(exc)}")) from None
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         # no CPU reserved: on a small cluster the replica never waits for (nor holds) the CPUs
         # that analysis tasks use; a GPU, when there is one, is what places it
@@ -151,6 +170,8 @@ class RemoteEvaluator:
         """Start a new replica (after the old one or its cluster went away) and replay the
         journal into it; returns the replica's info (device, sequence number, checksum)."""
         ray = self.ray
+        if not ray.is_initialized():
+            ray.shutdown()  # Ray's client keeps the context of a cluster that went away until this
         try:
             self._start()
         except PrunevizError:

@@ -1,12 +1,19 @@
-"""Benchmark of evaluation on a Ray replica (issue 19), on a local Ray instance started here.
+"""Benchmark of evaluation on a Ray replica (issue 19): on a local Ray instance started here
+(``--eval-on local``) and through Ray's client on a cluster in a separate process (``ray start
+--head`` on this machine, ``--eval-on ray://127.0.0.1:PORT``: the path to a GPU server; keys
+ending ``_client``).
 
-    python tests/benchmarks/remote.py [--quick] [--json]
+    python tests/benchmarks/remote.py [--quick] [--json] [--no-client]
+
+``tests/benchmarks/run.py`` runs it in its full pass (not in ``--quick``: starting Ray twice takes
+tens of seconds).
 
 - ``remote_edit_roundtrip_ms``: one neuron edit of demo:cnn (digits, 360 samples) -> the replica's
   exact accuracy back in the session (``session.evaluate()``: the journal message, the replica's
   incremental evaluation, the progress and result coming back), minus the same evaluation done
   locally right after the same edit (each side from its own warm activation cache), interleaved
-  pairs: the median overhead in ms with the 25th-75th percentile spread, and both medians;
+  pairs: the median overhead in ms with the 25th-75th percentile spread (and min, max), and both
+  medians;
 - ``remote_edit_bytes``: bytes of the pickled journal message that one neuron edit ships (the
   flips as int32 indices, the sequence number, the masks checksum), against the goal of 64 + 4 per
   flipped index; also for a 100-weight edit. Ray's own framing of the call is not counted.
@@ -28,6 +35,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # the replica's Ray worker runs w
 
 from pruneviz.core.session import Session  # noqa: E402
 
+#: a one-neuron edit flips one index (``remote_edit_flipped``): 64 + 4 bytes
+GOALS = {"remote_edit_bytes": ("<=", 68), "remote_exact": ("==", True), "remote_edit_bytes_client": ("<=", 68), "remote_exact_client": ("==", True)}
+
 
 def _quantile(values, q):
     values = sorted(values)
@@ -36,15 +46,17 @@ def _quantile(values, q):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def remote_figures(quick: bool) -> dict:
+def remote_figures(quick: bool, address: str = "local") -> dict:
+    """The figures on the Ray at ``address``: ``local`` starts one in this process (or uses the one
+    running), ``ray://…`` connects Ray's client."""
     import ray
 
     t0 = time.perf_counter()
-    if not ray.is_initialized():
+    if address == "local" and not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     t_ray = time.perf_counter() - t0
     t0 = time.perf_counter()
-    s = Session.open("demo:cnn", data="demo:digits", device="cpu", evaluator="local")
+    s = Session.open("demo:cnn", data="demo:digits", device="cpu", evaluator=address)
     t_attach = time.perf_counter() - t0
     remote, local = s.evaluation.remote, s.evaluation.local
     layer = "12"  # the last hidden conv: an edit re-runs the tail from the cached input
@@ -76,6 +88,8 @@ def remote_figures(quick: bool) -> dict:
         "remote_edit_roundtrip_ms": statistics.median(over),
         "remote_edit_roundtrip_ms_p25": _quantile(over, 0.25),
         "remote_edit_roundtrip_ms_p75": _quantile(over, 0.75),
+        "remote_edit_roundtrip_ms_min": min(over),
+        "remote_edit_roundtrip_ms_max": max(over),
         "remote_eval_ms": statistics.median(t_remote),
         "local_eval_ms": statistics.median(t_local),
         "remote_edit_bytes": neuron_bytes,
@@ -89,12 +103,58 @@ def remote_figures(quick: bool) -> dict:
     }
 
 
+def client_figures(quick: bool) -> dict:
+    """The same figures through Ray's client, on a cluster started here in a separate process
+    (ended, every process of it, before this returns); keys end ``_client``."""
+    import ray
+
+    from tests.ray_head import RayHead  # the checkout's root is on the path (above)
+
+    if ray.is_initialized():
+        ray.shutdown()
+    t0 = time.perf_counter()
+    head = RayHead().start()
+    t_head = time.perf_counter() - t0
+    try:
+        fig = remote_figures(quick, head.address)
+    finally:
+        ray.shutdown()
+        left = not head.stop()
+    fig["ray_init_s"] = t_head  # ``ray start --head`` until its client server answers
+    out = {f"{k}_client" if not k.endswith(("_min", "_max")) else f"{k[:-4]}_client{k[-4:]}": v for k, v in fig.items()}
+    out["ray_processes_left_client"] = left
+    return out
+
+
+def figures(quick: bool, device: str = "cpu", client: bool = True) -> dict:
+    """What ``run.py`` prints: both Rays in its full pass, nothing in ``--quick``."""
+    if quick:
+        return {"remote_edit_roundtrip_ms": "not run in --quick (python tests/benchmarks/remote.py)"}
+    try:
+        import ray
+    except ImportError:
+        return {"remote_edit_roundtrip_ms": "ray not installed"}
+    out = remote_figures(quick)
+    ray.shutdown()
+    if client:
+        import importlib.util
+
+        out.update(client_figures(quick) if importlib.util.find_spec("grpc") else {"remote_edit_roundtrip_ms_client": "Ray's client not installed"})
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-client", action="store_true", help="only the local Ray (no cluster through Ray's client)")
     args = p.parse_args()
     fig = remote_figures(args.quick)
+    if not args.no_client:
+        import ray
+
+        ray.shutdown()
+        fig.update(client_figures(args.quick))
     for k, v in fig.items():
         print(f"{k:32s} {v:.3f}" if isinstance(v, float) else f"{k:32s} {v}")
     if args.json:

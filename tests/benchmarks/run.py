@@ -320,6 +320,10 @@ def main(argv=None) -> int:
     import bigmodels  # pooling a 4096×25088 layer: time and memory
 
     results.update(bigmodels.figures(args.quick))
+    import remote  # evaluation on a Ray replica, local and through Ray's client (issue 19; full pass only)
+
+    results.update(remote.figures(args.quick, args.device))
+    GOALS.update(remote.GOALS)
     if not args.no_ui:
         results.update(ui(args.quick))
         import autosave  # the GUI thread's longest stall while a fine-tune step is journalled

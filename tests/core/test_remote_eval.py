@@ -18,10 +18,7 @@ from pruneviz.core.errors import PrunevizError
 from pruneviz.core.remote_eval import detach, parse_address, replica_spec
 from pruneviz.core.remote_replica import Checksum, Replica, decode, encode, fingerprint
 from pruneviz.core.session import Session
-
-
-def _figures(r: ev.EvalResult):
-    return (r.accuracy, r.loss, r.correct, r.samples, [None if math.isnan(v) else v for v in r.per_class])
+from tests.core.remote_cases import LoseFirstFlip, figures, random_edit
 
 
 def _journal(s):
@@ -44,13 +41,13 @@ def test_replica_catches_a_missed_edit_by_the_checksum_and_a_lost_message_by_the
     assert rep.sync(encode(2, cs, [], no))[0] == "behind"  # refused until rebuilt
     assert rep.rebuild(encode(2, cs, _journal(s), no)) == ("ok", 2)
     assert rep.checksum.value == Checksum(s.masks).value
-    assert _figures(rep.session.evaluate()) == _figures(s.evaluate())
+    assert figures(rep.session.evaluate()) == figures(s.evaluate())
     # a message after a lost one: caught by the sequence number, before anything is applied
     s.undo()
     cs = check.refresh((f.store, f.layer) for f in step_b.flips)
     assert rep.sync(encode(4, cs, list(reversed(step_b.flips)), no)) == ("behind", 2)
     assert rep.sync(encode(3, cs, list(reversed(step_b.flips)), no)) == ("ok", 3)
-    assert _figures(rep.session.evaluate()) == _figures(s.evaluate())
+    assert figures(rep.session.evaluate()) == figures(s.evaluate())
 
 
 def test_a_neuron_edit_ships_within_64_bytes_plus_4_per_flipped_index():
@@ -123,35 +120,13 @@ def test_replica_equals_local_after_200_random_edits_undos_and_plan_switches(loc
     remote, local = s.evaluation.remote, s.evaluation.local
     assert s.evaluate().device == "cpu (Ray replica)"
     rng = random.Random(19)
-    layers = [layer for layer in s.layers if not layer.is_output]
     compared = 0
     for k in range(200):
-        op = rng.random()
-        if op < 0.3:
-            layer = rng.choice(layers)
-            s.prune_weights(layer.name, rng.sample(range(layer.numel), rng.randint(1, 40)))
-        elif op < 0.45:
-            layer = rng.choice(layers)
-            kept = s.neuron_mask(layer.name).nonzero().flatten().tolist()
-            if len(kept) > 2:
-                s.prune_neurons(layer.name, rng.sample(kept, 1))
-        elif op < 0.5:
-            layer = rng.choice(layers)
-            gone = (~s.neuron_mask(layer.name)).nonzero().flatten().tolist()
-            if gone:
-                s.restore_neurons(layer.name, gone[:1])
-        elif op < 0.75:
-            s.undo()
-        elif op < 0.85:
-            s.redo()
-        else:
-            plans = [p["name"] for p in s.plans() if not p["current"]]
-            if plans:
-                s.switch_plan(rng.choice(plans))
+        random_edit(s, rng)
         if k % 25 == 24:
             if k == 99:
                 s.batch_size = 64  # another batching: shipped with the request
-            assert _figures(s.evaluate()) == _figures(local.evaluate()), k
+            assert figures(s.evaluate()) == figures(local.evaluate()), k
             compared += 1
     assert compared == 8 and len(s.plans()) > 1 and s.history.index > 0
     assert remote.resyncs == 0 and remote.down is None and not s.notices
@@ -161,43 +136,18 @@ def test_replica_equals_local_after_200_random_edits_undos_and_plan_switches(loc
     assert s.evaluate().device == "cpu" and remote.actor is None
 
 
-class _LoseFirstFlip:
-    """The replica's handle, except that the next request loses the flips of its first layer."""
-
-    def __init__(self, actor, layers):
-        self.actor, self.layers, self.lost = actor, layers, 0
-
-    def __getattr__(self, name):
-        return getattr(self.actor, name)
-
-    @property
-    def ask(self):
-        outer = self
-
-        class Ask:
-            @staticmethod
-            def remote(payload, *args):
-                if not outer.lost:
-                    seq, cs, flips = decode(payload, outer.layers)
-                    payload = encode(seq, cs, flips[1:], {n: i for i, n in enumerate(outer.layers)})
-                    outer.lost = len(flips) - 1
-                return outer.actor.ask.remote(payload, *args)
-
-        return Ask
-
-
 @pytest.mark.slow
 def test_checksum_catches_a_replica_that_missed_an_edit_and_the_session_resyncs(local_ray):
     s = Session.open("demo:cnn", data="demo:digits", device="cpu", evaluator="local")
     remote, local = s.evaluation.remote, s.evaluation.local
     s.evaluate()
     real = remote.actor
-    remote.actor = _LoseFirstFlip(real, [layer.name for layer in s.layers])
+    remote.actor = LoseFirstFlip(real, [layer.name for layer in s.layers])
     s.prune(0.7, scope="global")  # one flip per layer: the replica gets all but the first
     s.prune_weights("12", list(range(0, 2000, 3)))
     result = s.evaluate()
     assert remote.actor.lost and remote.resyncs == 1
-    assert _figures(result) == _figures(local.evaluate()) and result.device == "cpu (Ray replica)"
+    assert figures(result) == figures(local.evaluate()) and result.device == "cpu (Ray replica)"
     remote.actor = real
     info = local_ray.get(real.info.remote())
     assert info["checksum"] == Checksum(s.masks).value and info["seq"] == remote.seq
@@ -214,10 +164,10 @@ def test_checksum_catches_a_replica_that_missed_an_edit_and_the_session_resyncs(
     s.batch_size = 256
     s.set_data("demo:digits-train")
     result = s.evaluate()
-    assert result.device == "cpu (Ray replica)" and result.samples == 1437 and _figures(result) == _figures(local.evaluate())
+    assert result.device == "cpu (Ray replica)" and result.samples == 1437 and figures(result) == figures(local.evaluate())
     s.reinitialize(seed=3)
     here = s.evaluate()
-    assert "Ray replica" not in here.device and _figures(here) == _figures(local.evaluate())
+    assert "Ray replica" not in here.device and figures(here) == figures(local.evaluate())
     assert len([n for n in s.notices if "changed weights" in n]) == 1 and remote.down is None
     s.undo()
     assert s.evaluate().device == "cpu (Ray replica)" and remote.resyncs == 1
@@ -246,18 +196,18 @@ def test_replica_killed_mid_evaluation_falls_back_here_and_reconnect_replays_the
     s.prune(0.5, scope="global")
     s.undo()
     s.prune_weights("4", [0, 5, 9])
-    assert _figures(s.evaluate()) == _figures(local.evaluate()) and len([n for n in s.notices if "is gone" in n]) == 1
+    assert figures(s.evaluate()) == figures(local.evaluate()) and len([n for n in s.notices if "is gone" in n]) == 1
     # a new replica gets the whole journal, checked against the local masks, before it answers
     info = remote.reconnect()
     assert info["pid"] != old_pid and remote.down is None and remote.resyncs == 1
     assert local_ray.get(remote.actor.info.remote())["checksum"] == Checksum(s.masks).value
     again = s.evaluate()
-    assert again.device == "cpu (Ray replica)" and _figures(again) == _figures(local.evaluate())
+    assert again.device == "cpu (Ray replica)" and figures(again) == figures(local.evaluate())
     detach(s)
 
 
 @pytest.mark.slow
-def test_cli_eval_on_local_prints_the_local_figures(local_ray, capsys):
+def test_cli_eval_on_local_prints_the_localfigures(local_ray, capsys):
     import json
 
     from pruneviz.cli import main
@@ -269,3 +219,12 @@ def test_cli_eval_on_local_prints_the_local_figures(local_ray, capsys):
     assert main([*args, "--eval-on", "local", "--remote-data", "demo:digits", "--remote-model", "demo:mlp"]) == 0
     there = json.loads(capsys.readouterr().out)
     assert there.pop("device") == "cpu (Ray replica)" and here.pop("device") == "cpu" and there == here
+
+
+def test_the_silent_failures_of_rays_client_say_what_to_do_in_one_line():
+    from pruneviz.core.remote_eval import client_hint
+
+    fork = client_hint("cannot connect to Ray at ray://gpu-box:10001: Initialization failure from server:\n  detail")
+    assert "\n" not in fork and fork.startswith("cannot connect to Ray at ray://gpu-box:10001: Initialization failure from server: ") and "GRPC_ENABLE_FORK_SUPPORT=false" in fork
+    assert "RAY_AUTH_MODE=token" in client_hint("cannot connect to Ray at ray://gpu-box:10001: ConnectionError: ray client connection timeout")
+    assert client_hint("cannot connect to Ray at ray://gpu-box:10001: Connection refused") == "cannot connect to Ray at ray://gpu-box:10001: Connection refused"

@@ -1,0 +1,71 @@
+"""What the remote-evaluation tests share: the figures compared, a random edit, and a replica
+handle that loses an edit on the way (the fault the masks checksum must catch)."""
+
+from __future__ import annotations
+
+import math
+
+from pruneviz.core import evaluate as ev
+from pruneviz.core.remote_replica import decode, encode
+
+
+def figures(r: ev.EvalResult):
+    """Accuracy, loss, correct count, samples and per-class accuracy (NaN as None): compared exactly."""
+    return (r.accuracy, r.loss, r.correct, r.samples, [None if math.isnan(v) else v for v in r.per_class])
+
+
+def random_edit(s, rng) -> str:
+    """One random step of a user: prune weights or a neuron, restore one, undo, redo or switch plan."""
+    layers = [layer for layer in s.layers if not layer.is_output]
+    op = rng.random()
+    if op < 0.3:
+        layer = rng.choice(layers)
+        s.prune_weights(layer.name, rng.sample(range(layer.numel), rng.randint(1, 40)))
+        return "weights"
+    if op < 0.45:
+        layer = rng.choice(layers)
+        kept = s.neuron_mask(layer.name).nonzero().flatten().tolist()
+        if len(kept) > 2:
+            s.prune_neurons(layer.name, rng.sample(kept, 1))
+        return "neuron"
+    if op < 0.5:
+        layer = rng.choice(layers)
+        gone = (~s.neuron_mask(layer.name)).nonzero().flatten().tolist()
+        if gone:
+            s.restore_neurons(layer.name, gone[:1])
+        return "restore"
+    if op < 0.75:
+        s.undo()
+        return "undo"
+    if op < 0.85:
+        s.redo()
+        return "redo"
+    plans = [p["name"] for p in s.plans() if not p["current"]]
+    if plans:
+        s.switch_plan(rng.choice(plans))
+    return "plan"
+
+
+class LoseFirstFlip:
+    """The replica's handle, except that the next request loses the flips of its first layer."""
+
+    def __init__(self, actor, layers):
+        self.actor, self.layers, self.lost = actor, layers, 0
+
+    def __getattr__(self, name):
+        return getattr(self.actor, name)
+
+    @property
+    def ask(self):
+        outer = self
+
+        class Ask:
+            @staticmethod
+            def remote(payload, *args):
+                if not outer.lost:
+                    seq, cs, flips = decode(payload, outer.layers)
+                    payload = encode(seq, cs, flips[1:], {n: i for i, n in enumerate(outer.layers)})
+                    outer.lost = len(flips) - 1
+                return outer.actor.ask.remote(payload, *args)
+
+        return Ask
