@@ -66,7 +66,7 @@ def parse_address(text: str) -> str:
     text = (text or "").strip()
     if text == "local" or (text.startswith("ray://") and text[6:].rpartition(":")[2].isdigit() and text[6:].rpartition(":")[0]):
         return text
-    raise PrunevizError(f"--eval-on {text!r}: give local (a Ray instance on this machine) or ray://HOST:PORT (a cluster, e.g. ray://10.0.0.5:10001)")
+    raise PrunevizError(f"where to evaluate ({text!r}): give local (a Ray instance on this machine) or ray://HOST:PORT (a cluster, e.g. ray://10.0.0.5:10001)")
 
 
 def check_client(address: str) -> None:
@@ -74,7 +74,7 @@ def check_client(address: str) -> None:
     import importlib.util
 
     if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
-        raise PrunevizError(f"--eval-on {address}: Ray's client is not installed here: pip install 'ray[client]' (or use --eval-on local)")
+        raise PrunevizError(f"evaluating on {address}: Ray's client is not installed here: pip install 'ray[client]' (or evaluate on local)")
 
 
 #: what Ray's client says when a cluster fails it, and what to do about it
@@ -153,7 +153,7 @@ class RemoteEvaluator:
             raise PrunevizError(f"the Ray replica did not start: {_cause(exc)}") from None
         if self.remote_model and self.replica_info["fingerprint"] != fingerprint(self.local.loaded_model().state_dict()):
             self.close()
-            raise PrunevizError(f"--remote-model {self.remote_model}: the model the cluster reads has other weights than the one opened here")
+            raise PrunevizError(f"the cluster's copy of the model ({self.remote_model}): the model the cluster reads has other weights than the one opened here")
         self.down = None
 
     def close(self) -> None:
@@ -191,7 +191,7 @@ class RemoteEvaluator:
             raise _EvaluateHere("the history changed weights (fine-tuning or compensation), which are not shipped to the replica: evaluating here")
         if s.data is not self.data_ref:
             if self.remote_data:
-                raise _EvaluateHere("the evaluation data changed here and the replica reads --remote-data: evaluating here")
+                raise _EvaluateHere("the evaluation data changed here and the replica reads its own copy on the cluster: evaluating here")
             self._get(self.actor.set_data.remote(s.data), None, STALL_S)
             self.data_ref = s.data
         p = 0
