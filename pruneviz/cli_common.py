@@ -182,6 +182,7 @@ CLI_HINTS = {
     "device": "use --device auto or cpu",
     "batch_size": "use a smaller --batch-size or less data",
     "format": "use --format state_dict",
+    "evaluator": "check --eval-on",
     "layers": "check --layers against the names 'pruneviz inspect MODEL' lists",
 }
 

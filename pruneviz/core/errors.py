@@ -36,6 +36,7 @@ HINTS = {
     "device": "evaluate on device='auto' or 'cpu'",
     "batch_size": "evaluate in smaller batches (batch_size=...) or on less data",
     "format": "export as a state_dict (format='state_dict')",
+    "evaluator": "say where to evaluate with evaluator='local' or 'ray://HOST:PORT' (Session.open)",
     "layers": "name layers the model has (layers=[...]; glob patterns allowed; see Session.layers)",
 }
 

@@ -19,6 +19,7 @@ APP_HINTS = {
     "device": "evaluate on the CPU (start the app without a device choice)",
     "batch_size": "open less evaluation data with File > Open data…",
     "format": "export again as a state_dict (.pt) with File > Export…",
+    "evaluator": "start the app again with local or a ray:// address to evaluate on",
     "layers": "choose layers from the layer list",
 }
 
