@@ -99,14 +99,16 @@ class _Runner:
         self.modules = {**(dict(graph.owner.named_modules()) if graph.owner is not None else {}), **dict(model.named_modules())}
         # the live model's parameters; constants only an exported graph has names for, from it
         self.attrs = {n: _attr(model, n.target, graph.owner) for n in graph.nodes if n.op == "get_attr"}
+        self.placeholders = [n for n in graph.nodes if n.op == "placeholder"]
 
     def forward(self, x: torch.Tensor, start: int, values: dict[fx.Node, Any], store: dict[int, bool]) -> tuple[Any, dict[int, tuple]] | Any:
         """Nodes ``start…`` from ``values`` (the cut's); ``store``: cut -> share (else copy) to
         collect. Returns the output, and with ``store`` the collected values too."""
         g = self.graph
-        env = {**self.attrs, **values}  # (an attribute fetched before the cut is read after it)
+        # attributes and inputs can be read after any cut (an attention mask built late in the
+        # graph from the token ids reads them there)
+        env = {**self.attrs, **self._inputs(x), **values}
         got: dict[int, tuple] = {}
-        placeholders = 0
         for i in range(start, len(g.nodes)):
             if i in store:
                 vals = tuple(env[n] for n in g.cuts[i])
@@ -118,12 +120,7 @@ class _Runner:
                 if g.out_spec is not None:  # torch.export: flat outputs back into the model's object
                     out = torch.utils._pytree.tree_unflatten(list(out), g.out_spec)
                 return (out, got) if store else out
-            if op == "placeholder":
-                env[node] = x if placeholders == 0 else (node.args[0] if node.args else None)
-                placeholders += 1
-                continue
-            if op == "get_attr":
-                env[node] = self.attrs[node]
+            if op in ("placeholder", "get_attr"):  # (bound above)
                 continue
             args = fx.node.map_arg(node.args, env.__getitem__)
             kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)
@@ -136,6 +133,13 @@ class _Runner:
             for dead in g.last_use.get(i, ()):
                 env.pop(dead, None)
         raise CaptureError("the graph ended without an output")  # pragma: no cover
+
+    def _inputs(self, x: torch.Tensor) -> dict[fx.Node, Any]:
+        """The graph's inputs: ``x``, then its flags (torch.export) or their defaults."""
+        flags, out = self.graph.flags, {}
+        for k, node in enumerate(self.placeholders):
+            out[node] = x if k == 0 else flags[k - 1] if k - 1 < len(flags) else (node.args[0] if node.args else None)
+        return out
 
 
 def _attr(model: nn.Module, target: str, owner: nn.Module | None = None):
