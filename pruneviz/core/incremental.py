@@ -9,8 +9,10 @@ valid cut (all cuts before the earliest edited module stay valid, see
 :meth:`~pruneviz.core.evaluate.ActivationCache.invalidate_modules`), node by node to the output,
 storing the values crossing later cuts for next time. Which cuts are stored is chosen after the
 first batch by the byte budget: first the cut just before each recently edited layer (the next
-edit there starts from it), then the cuts nearest the output. The nodes run are the model's own
-operations on the same tensors, so the result equals a full pass bit for bit.
+edit there starts from it), then the cuts nearest the output. On a GPU a cut that does not fit
+the (device) budget may be kept in host memory instead (:mod:`pruneviz.core.spill`). The nodes
+run are the model's own operations on the same tensors, so the result equals a full pass bit
+for bit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 import torch.nn as nn
 from torch import fx
 
+from . import spill
 from .graph_cuts import CaptureError, Graph, capture
 from .outputs import logits
 
@@ -172,11 +175,16 @@ class GraphPass:
 
     ``bounds``: the batches (cached values of other batches are dropped); ``start``: the cut it
     starts from (0: the input); :meth:`forward` runs batch ``b``;
-    ``new_points``: the values it collected, for the caller to commit."""
+    ``new_points``: the values it collected, for the caller to commit (a cut kept in host
+    memory as a :class:`~pruneviz.core.spill.Spilled` list). ``device``: where the evaluation
+    runs (default: where the model's first parameter is)."""
 
-    def __init__(self, graph: Graph, model: nn.Module, cache, bounds: list[tuple[int, int]]):
+    def __init__(self, graph: Graph, model: nn.Module, cache, bounds: list[tuple[int, int]], device: torch.device | None = None):
         self.graph = graph
         self.runner = _Runner(graph, model)
+        if device is None:
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.device = device
         with cache.lock:
             if cache.bounds != bounds:  # made with another batch size or data: useless now
                 cache.invalidate(-1)
@@ -193,8 +201,10 @@ class GraphPass:
     def forward(self, b: int, xb: torch.Tensor):
         values = {}
         if self.start > 0:
-            vals = self.cached[b]
-            if not self.share[self.start]:  # a node after the cut may write its values in place
+            vals, fresh = self.cached[b], False
+            if isinstance(self.cached, spill.Spilled):
+                vals, fresh = spill.fetch(vals, self.device)
+            if not self.share[self.start] and not fresh:  # a node after the cut may write them in place
                 vals = tuple(_copy(v) for v in vals)
             values = dict(zip(self.graph.cuts[self.start], vals))
         store = {p: self.share[p] for p in self.new_points}
@@ -202,14 +212,17 @@ class GraphPass:
             return self.runner.forward(xb, self.start, values, {})
         out, got = self.runner.forward(xb, self.start, values, store)
         for p, vals in got.items():
-            self.new_points[p].append(vals)
+            kept = self.new_points[p]
+            kept.append(spill.stash(vals) if isinstance(kept, spill.Spilled) else vals)
         return out
 
     def fit_budget(self, first: int, n: int) -> None:
         """After the first batch: keep the cuts whose full size (estimated from it) fits in what
         the budget has left, the cut before each recently edited position first, then the
-        cuts nearest the output."""
+        cuts nearest the output; one that does not fit goes to host memory when that budget
+        has room (:func:`~pruneviz.core.spill.host_budget`)."""
         left = self.cache.budget_bytes - self.cache.nbytes
+        host_left = spill.host_budget(self.cache, self.device)
         cuts = sorted(self.new_points)
         wanted: list[int] = []
         for e in self.recent:
@@ -223,6 +236,9 @@ class GraphPass:
             if size <= left:
                 kept[p] = self.new_points[p]
                 left -= size
+            elif size <= host_left:
+                kept[p] = spill.Spilled(spill.stash(vals) for vals in self.new_points[p])
+                host_left -= size
         self.new_points = kept
 
 
