@@ -8,7 +8,8 @@ before node ``p`` and read at or after it (parameters excluded: they are read li
 nodes ``p…`` from those values is the same computation as running the whole graph; the cuts
 kept are the narrowest ones (one value, in a plain network: the outputs of residual blocks,
 transformer blocks, stages — the graph's articulation points), not counting values that are
-read across a fifth of the graph or more (an attention mask crosses every block boundary).
+read across a fifth of the graph or more (an attention mask crosses every block boundary); of
+cuts with no parameter read between them only the later one is kept.
 When fx cannot trace the model, ``torch.export`` (with a dynamic batch) may: its graph is of
 aten operations, run against the live model's parameters.
 
@@ -129,6 +130,7 @@ def capture(model: nn.Module, example: torch.Tensor | None = None) -> Graph:
         graph.owner, graph.out_spec, graph.flags = gm, out_spec, flags
     _find_reads(graph, model)
     _find_cuts(graph)
+    _drop_redundant_cuts(graph)
     return graph
 
 
@@ -237,3 +239,14 @@ def _find_cuts(graph: Graph) -> None:
     width = {i: len([n for n in v if n not in long]) for i, v in crossing.items()}
     narrow = min(width.values())
     graph.cuts = {i: v for i, v in crossing.items() if width[i] <= max(narrow, 1)}
+
+
+def _drop_redundant_cuts(graph: Graph) -> None:
+    """Drop a cut when no node between it and the next cut reads a parameter or buffer: every
+    edit that leaves it valid leaves the next one valid too, which starts later (the value
+    before and after a ReLU, a dtype cast, a shape check: one is enough to cache)."""
+    reads = sorted(set(graph.reads.values()))
+    cuts = sorted(graph.cuts)
+    for p, q in zip(cuts, cuts[1:]):
+        if not any(p <= r < q for r in reads):
+            del graph.cuts[p]
