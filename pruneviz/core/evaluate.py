@@ -138,6 +138,9 @@ class ActivationCache:
     recent: list[int] = field(default_factory=list)
     #: where the last evaluation started, for people ("the input", "child 5", "after layer4.0 …")
     last_start: str = ""
+    #: bytes of cuts that may be kept in host memory beyond ``budget_bytes`` (None: automatic, on
+    #: a GPU only; 0: never; see :mod:`pruneviz.core.spill`)
+    host_budget_bytes: int | None = None
 
     def position(self, model: nn.Module, modules) -> int | None:
         """The earliest point (Sequential child, or node of the captured graph) an edit of
@@ -175,8 +178,11 @@ class ActivationCache:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held on the evaluation's device (cuts spilled to host memory not counted)."""
+        from .spill import Spilled
+
         with self.lock:  # the worker thread may be adding points
-            return sum(_nbytes(t) for ts in self.points.values() for t in ts)
+            return sum(_nbytes(t) for ts in self.points.values() if not isinstance(ts, Spilled) for t in ts)
 
 
 def _nbytes(value) -> int:

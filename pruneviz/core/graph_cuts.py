@@ -8,7 +8,8 @@ before node ``p`` and read at or after it (parameters excluded: they are read li
 nodes ``p…`` from those values is the same computation as running the whole graph; the cuts
 kept are the narrowest ones (one value, in a plain network: the outputs of residual blocks,
 transformer blocks, stages — the graph's articulation points), not counting values that are
-read across a fifth of the graph or more (an attention mask crosses every block boundary).
+read across a fifth of the graph or more (an attention mask crosses every block boundary); of
+cuts with no parameter read between them only the later one is kept.
 When fx cannot trace the model, ``torch.export`` (with a dynamic batch) may: its graph is of
 aten operations, run against the live model's parameters.
 
@@ -68,6 +69,8 @@ class Graph:
     #: structure the flat outputs are put back into (the model's own output object)
     owner: nn.Module | None = None
     out_spec: object = None
+    #: values of the graph's inputs after the first (torch.export: the flags it was exported with)
+    flags: tuple = ()
 
     def position(self, modules: Iterable[str]) -> int:
         """Earliest node that reads a parameter or buffer of ``modules`` (0: the first node; the
@@ -118,30 +121,31 @@ def _reads_only(user: fx.Node, value: fx.Node, modules: dict[str, nn.Module]) ->
 def capture(model: nn.Module, example: torch.Tensor | None = None) -> Graph:
     """Trace ``model`` and find its cuts; raises :class:`CaptureError` saying why it cannot.
     ``example`` (a batch of two or more inputs): lets ``torch.export`` try when fx cannot."""
-    gm, how, out_spec = _trace(model, example)
+    gm, how, out_spec, flags = _trace(model, example)
     nodes = list(gm.graph.nodes)
     if not nodes or nodes[-1].op != "output":
         raise CaptureError("the traced graph has no output")
     graph = Graph(nodes=nodes, how=how, index={n: i for i, n in enumerate(nodes)})
     if how == "torch.export":
-        graph.owner, graph.out_spec = gm, out_spec
+        graph.owner, graph.out_spec, graph.flags = gm, out_spec, flags
     _find_reads(graph, model)
     _find_cuts(graph)
+    _drop_redundant_cuts(graph)
     return graph
 
 
-def _trace(model: nn.Module, example: torch.Tensor | None) -> tuple[fx.GraphModule, str, object]:
+def _trace(model: nn.Module, example: torch.Tensor | None) -> tuple[fx.GraphModule, str, object, tuple]:
     errors = []
     if _is_hf(model):
         try:
             from transformers.utils import fx as hf_fx  # gone in transformers 5: torch.export then
 
             first = next(iter(inspect.signature(model.forward).parameters))
-            return hf_fx.symbolic_trace(model, input_names=[first]), "transformers.utils.fx", None
+            return hf_fx.symbolic_trace(model, input_names=[first]), "transformers.utils.fx", None, ()
         except Exception as exc:  # an architecture their tracer does not know: try the others
             errors.append(f"Hugging Face tracer: {_one_line(exc)}")
     try:
-        return fx.symbolic_trace(model), "torch.fx", None
+        return fx.symbolic_trace(model), "torch.fx", None, ()
     except Exception as exc:
         errors.insert(0, _one_line(exc))
     if example is not None and len(example) >= 2:
@@ -152,14 +156,17 @@ def _trace(model: nn.Module, example: torch.Tensor | None) -> tuple[fx.GraphModu
     raise CaptureError("; ".join(e[:200] for e in errors))
 
 
-def _export(model: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, str, object]:
+def _export(model: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, str, object, tuple]:
     """``torch.export`` with a dynamic batch: its graph (parameters as attributes of the model's
-    own names) and the structure of the model's output."""
+    own names), the structure of the model's output and the flags it was exported with."""
     from torch.export import Dim, export
 
     # a Hugging Face model would also return its key/value cache, which export cannot flatten;
     # the logits are the same without it (capture's caller checks that they are, bit for bit)
-    kwargs = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
+    params = inspect.signature(model.forward).parameters
+    kwargs = {"use_cache": False} if "use_cache" in params else {}
+    # dynamic shapes name every input (the example's batch dimension, nothing in the flags)
+    shapes = {next(iter(params)): {0: Dim("batch")}, **{k: None for k in kwargs}}
     # a failed export logs its whole graph (torch's loggers set their own levels): the notice says why
     quiet = [logging.getLogger(n) for n in ["torch", *logging.root.manager.loggerDict] if n.startswith("torch")]
     levels = [q.level for q in quiet]
@@ -167,12 +174,12 @@ def _export(model: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, st
         q.setLevel(logging.CRITICAL)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # (and prints it)
-            ep = export(model, (example,), kwargs, dynamic_shapes=({0: Dim("batch")},), strict=False)
+            ep = export(model, (example,), kwargs, dynamic_shapes=shapes, strict=False)
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
     gm = ep.module()
-    return gm, "torch.export", ep.call_spec.out_spec
+    return gm, "torch.export", ep.call_spec.out_spec, tuple(kwargs.values())
 
 
 def _is_hf(model: nn.Module) -> bool:
@@ -219,9 +226,10 @@ def _find_cuts(graph: Graph) -> None:
     crossing: dict[int, tuple[fx.Node, ...]] = {}
     for i, node in enumerate(nodes):
         live = {n for n in live if last.get(n, -1) >= i}
-        if i > 0 and node.op not in ("placeholder", "get_attr") and live and all(n.op != "placeholder" for n in live):
+        if i > 0 and node.op not in ("placeholder", "get_attr") and live:
             crossing[i] = tuple(sorted(live, key=index.__getitem__))
-        if node.op not in ("get_attr", "output") and node in last:
+        # (inputs, like parameters, are bound at every cut: they never cross one)
+        if node.op not in ("placeholder", "get_attr", "output") and node in last:
             live.add(node)
     if not crossing:
         return
@@ -231,3 +239,14 @@ def _find_cuts(graph: Graph) -> None:
     width = {i: len([n for n in v if n not in long]) for i, v in crossing.items()}
     narrow = min(width.values())
     graph.cuts = {i: v for i, v in crossing.items() if width[i] <= max(narrow, 1)}
+
+
+def _drop_redundant_cuts(graph: Graph) -> None:
+    """Drop a cut when no node between it and the next cut reads a parameter or buffer: every
+    edit that leaves it valid leaves the next one valid too, which starts later (the value
+    before and after a ReLU, a dtype cast, a shape check: one is enough to cache)."""
+    reads = sorted(set(graph.reads.values()))
+    cuts = sorted(graph.cuts)
+    for p, q in zip(cuts, cuts[1:]):
+        if not any(p <= r < q for r in reads):
+            del graph.cuts[p]

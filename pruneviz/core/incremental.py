@@ -9,8 +9,10 @@ valid cut (all cuts before the earliest edited module stay valid, see
 :meth:`~pruneviz.core.evaluate.ActivationCache.invalidate_modules`), node by node to the output,
 storing the values crossing later cuts for next time. Which cuts are stored is chosen after the
 first batch by the byte budget: first the cut just before each recently edited layer (the next
-edit there starts from it), then the cuts nearest the output. The nodes run are the model's own
-operations on the same tensors, so the result equals a full pass bit for bit.
+edit there starts from it), then the cuts nearest the output. On a GPU a cut that does not fit
+the (device) budget may be kept in host memory instead (:mod:`pruneviz.core.spill`). The nodes
+run are the model's own operations on the same tensors, so the result equals a full pass bit
+for bit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 import torch.nn as nn
 from torch import fx
 
+from . import spill
 from .graph_cuts import CaptureError, Graph, capture
 from .outputs import logits
 
@@ -99,14 +102,16 @@ class _Runner:
         self.modules = {**(dict(graph.owner.named_modules()) if graph.owner is not None else {}), **dict(model.named_modules())}
         # the live model's parameters; constants only an exported graph has names for, from it
         self.attrs = {n: _attr(model, n.target, graph.owner) for n in graph.nodes if n.op == "get_attr"}
+        self.placeholders = [n for n in graph.nodes if n.op == "placeholder"]
 
     def forward(self, x: torch.Tensor, start: int, values: dict[fx.Node, Any], store: dict[int, bool]) -> tuple[Any, dict[int, tuple]] | Any:
         """Nodes ``start…`` from ``values`` (the cut's); ``store``: cut -> share (else copy) to
         collect. Returns the output, and with ``store`` the collected values too."""
         g = self.graph
-        env = {**self.attrs, **values}  # (an attribute fetched before the cut is read after it)
+        # attributes and inputs can be read after any cut (an attention mask built late in the
+        # graph from the token ids reads them there)
+        env = {**self.attrs, **self._inputs(x), **values}
         got: dict[int, tuple] = {}
-        placeholders = 0
         for i in range(start, len(g.nodes)):
             if i in store:
                 vals = tuple(env[n] for n in g.cuts[i])
@@ -118,12 +123,7 @@ class _Runner:
                 if g.out_spec is not None:  # torch.export: flat outputs back into the model's object
                     out = torch.utils._pytree.tree_unflatten(list(out), g.out_spec)
                 return (out, got) if store else out
-            if op == "placeholder":
-                env[node] = x if placeholders == 0 else (node.args[0] if node.args else None)
-                placeholders += 1
-                continue
-            if op == "get_attr":
-                env[node] = self.attrs[node]
+            if op in ("placeholder", "get_attr"):  # (bound above)
                 continue
             args = fx.node.map_arg(node.args, env.__getitem__)
             kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)
@@ -136,6 +136,13 @@ class _Runner:
             for dead in g.last_use.get(i, ()):
                 env.pop(dead, None)
         raise CaptureError("the graph ended without an output")  # pragma: no cover
+
+    def _inputs(self, x: torch.Tensor) -> dict[fx.Node, Any]:
+        """The graph's inputs: ``x``, then its flags (torch.export) or their defaults."""
+        flags, out = self.graph.flags, {}
+        for k, node in enumerate(self.placeholders):
+            out[node] = x if k == 0 else flags[k - 1] if k - 1 < len(flags) else (node.args[0] if node.args else None)
+        return out
 
 
 def _attr(model: nn.Module, target: str, owner: nn.Module | None = None):
@@ -168,11 +175,16 @@ class GraphPass:
 
     ``bounds``: the batches (cached values of other batches are dropped); ``start``: the cut it
     starts from (0: the input); :meth:`forward` runs batch ``b``;
-    ``new_points``: the values it collected, for the caller to commit."""
+    ``new_points``: the values it collected, for the caller to commit (a cut kept in host
+    memory as a :class:`~pruneviz.core.spill.Spilled` list). ``device``: where the evaluation
+    runs (default: where the model's first parameter is)."""
 
-    def __init__(self, graph: Graph, model: nn.Module, cache, bounds: list[tuple[int, int]]):
+    def __init__(self, graph: Graph, model: nn.Module, cache, bounds: list[tuple[int, int]], device: torch.device | None = None):
         self.graph = graph
         self.runner = _Runner(graph, model)
+        if device is None:
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.device = device
         with cache.lock:
             if cache.bounds != bounds:  # made with another batch size or data: useless now
                 cache.invalidate(-1)
@@ -189,8 +201,10 @@ class GraphPass:
     def forward(self, b: int, xb: torch.Tensor):
         values = {}
         if self.start > 0:
-            vals = self.cached[b]
-            if not self.share[self.start]:  # a node after the cut may write its values in place
+            vals, fresh = self.cached[b], False
+            if isinstance(self.cached, spill.Spilled):
+                vals, fresh = spill.fetch(vals, self.device)
+            if not self.share[self.start] and not fresh:  # a node after the cut may write them in place
                 vals = tuple(_copy(v) for v in vals)
             values = dict(zip(self.graph.cuts[self.start], vals))
         store = {p: self.share[p] for p in self.new_points}
@@ -198,14 +212,17 @@ class GraphPass:
             return self.runner.forward(xb, self.start, values, {})
         out, got = self.runner.forward(xb, self.start, values, store)
         for p, vals in got.items():
-            self.new_points[p].append(vals)
+            kept = self.new_points[p]
+            kept.append(spill.stash(vals) if isinstance(kept, spill.Spilled) else vals)
         return out
 
     def fit_budget(self, first: int, n: int) -> None:
         """After the first batch: keep the cuts whose full size (estimated from it) fits in what
         the budget has left, the cut before each recently edited position first, then the
-        cuts nearest the output."""
+        cuts nearest the output; one that does not fit goes to host memory when that budget
+        has room (:func:`~pruneviz.core.spill.host_budget`)."""
         left = self.cache.budget_bytes - self.cache.nbytes
+        host_left = spill.host_budget(self.cache, self.device)
         cuts = sorted(self.new_points)
         wanted: list[int] = []
         for e in self.recent:
@@ -219,6 +236,9 @@ class GraphPass:
             if size <= left:
                 kept[p] = self.new_points[p]
                 left -= size
+            elif size <= host_left:
+                kept[p] = spill.Spilled(spill.stash(vals) for vals in self.new_points[p])
+                host_left -= size
         self.new_points = kept
 
 

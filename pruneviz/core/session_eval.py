@@ -17,6 +17,7 @@ from typing import Iterator
 import torch
 
 from . import evaluate as ev
+from . import spill
 from .data import EvalData, check_fits, open_data
 from .errors import PrunevizError
 from .history import Change
@@ -185,6 +186,8 @@ class Evaluation:
         c = self.session.cache
         with c.lock:
             held, budget, points = c.nbytes, c.budget_bytes, len(c.points)
+        host = spill.host_nbytes(c)
         where = c.last_start or "no evaluation yet"
         how = "" if ev.cacheable(self.session.model) or not c.graph else (f"; {c.graph.how} graph, {len(c.graph.cuts)} cut points" if not isinstance(c.graph, str) else f"; full pass: {c.graph}")
-        return f"last evaluation started at {where}; cache: {held / 2**20:.1f} MiB of {budget / 2**20:.0f} MiB in {points} points{how}"
+        spilled = f" (and {host / 2**20:.1f} MiB in host memory)" if host else ""
+        return f"last evaluation started at {where}; cache: {held / 2**20:.1f} MiB of {budget / 2**20:.0f} MiB in {points} points{spilled}{how}"

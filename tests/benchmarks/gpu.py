@@ -145,12 +145,21 @@ def semi_structured_figures(device: str = "cuda", width: int = 4096) -> dict:
     return out
 
 
-def graph_click_figures(n: int = 10_000, device: str = "cuda", repeat: int = 10) -> dict:
+def graph_click_figures(n: int = 10_000, device: str = "cuda", repeat: int = 10, width: int = 64) -> dict:
     """The zoo's ResNet-18 (its own forward, evaluated from the cut before an edit through the
-    traced graph): click a neuron of the last stage in the real window → exact accuracy painted."""
+    traced graph): click a neuron of the last stage in the real window → exact accuracy painted.
+    Its early cuts do not fit the default 512 MiB on the device at 10,000 samples: they are kept
+    in host memory (``window_click_cache_host_mb``). A failure is reported, not raised (the
+    figures before it are kept)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a GPU machine has no display
     import incremental
 
-    return incremental.window_click_to_exact(width=64, n=n, size=32, repeat=repeat, device=device)
+    try:
+        return incremental.window_click_to_exact(width=width, n=n, size=32, repeat=repeat, device=device)
+    except Exception as exc:  # noqa: BLE001 - a benchmark says what failed and goes on
+        return {"window_click_to_exact_ms_resnet": f"not measured ({type(exc).__name__}: {exc})"}
 
 
 NOT_MEASURED = ("window_click_to_exact_ms_resnet", "nm24_semi_structured")
@@ -161,6 +170,7 @@ def main() -> int:
         out = resnet_figures(n=64, device="cpu")
         out.update(training.figures(True, "cpu", smoke=True))
         out.update(semi_structured_figures("cpu", width=64))
+        out.update(graph_click_figures(n=64, device="cpu", repeat=2, width=4))
         print(json.dumps(out))
         return 0
     if not torch.cuda.is_available():

@@ -15,7 +15,10 @@ median over the edits is printed with its spread (min, max).
   first edit of the first stage may find its cut was not kept: the budget went to later ones).
 
 - ``window_click_to_exact_ms_resnet`` (``--window``): through the real window, prune a neuron of the
-  ResNet's last stage → its exact accuracy painted; median of 10 after a warm-up, with min and max.
+  ResNet's last stage → its exact accuracy painted; median of 10 after a warm-up, with min and max;
+  ``…_cpu_ms_resnet``: the process's CPU time per click, all threads (a loaded machine stretches
+  the wall clock, not this); ``window_click_cache_mb`` and ``…_host_mb``: what the cache held
+  on the device and (a GPU run past the budget, :mod:`pruneviz.core.spill`) in host memory.
 
 ``--width`` sets the ResNet's first-stage channels (64 is ResNet-18; the CPU default is 16, so
 one full pass takes seconds, not a minute). ``--quick``: small sizes, a few seconds in all.
@@ -33,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from pruneviz.core import spill  # noqa: E402
 from pruneviz.core.data import EvalData  # noqa: E402
 from pruneviz.core.model_io import LoadedModel  # noqa: E402
 from pruneviz.core.session import Session  # noqa: E402
@@ -128,7 +132,7 @@ def window_click_to_exact(width: int = 16, n: int = 2000, size: int = 32, repeat
             raise RuntimeError("no exact result within the timeout")
 
     name = "layer4.0.conv1"
-    times, starts = [], []
+    times, cpu, starts = [], [], []
     try:
         wait(lambda: w.acc.current is not None and w.acc.baseline is not None and not w.runner.busy)
         w.tree.select(name)
@@ -140,12 +144,13 @@ def window_click_to_exact(width: int = 16, n: int = 2000, size: int = 32, repeat
             w.runner.finished.connect(on_done)
             w.select_neurons([i % rows])
             app.processEvents()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             w.act_prune.trigger()
             target = s.history.index
             wait(lambda: any(step == target for step, _ in done))
             w.grab()
             times.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
             starts.append(next(start for step, start in done if step == target))
             w.runner.finished.disconnect(on_done)
             w.act_undo.trigger()
@@ -153,7 +158,13 @@ def window_click_to_exact(width: int = 16, n: int = 2000, size: int = 32, repeat
     finally:
         _close(w)
     out = spread("window_click_to_exact_ms_resnet", times[2:])
+    # CPU time of the whole process (every thread) per click: what the click costs when the
+    # machine is shared and the wall-clock figure is not the app's
+    out.update(spread("window_click_to_exact_cpu_ms_resnet", cpu[2:]))
     out["window_click_to_exact_started_from_a_cut"] = all(st > 0 for st in starts[2:])
+    # what the activation cache held: on the device, and (on a GPU) cuts kept in host memory
+    out["window_click_cache_mb"] = s.cache.nbytes / 2**20
+    out["window_click_cache_host_mb"] = spill.host_nbytes(s.cache) / 2**20
     return out
 
 

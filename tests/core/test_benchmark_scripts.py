@@ -21,6 +21,7 @@ def test_gpu_script_code_paths_on_cpu():
     assert fig["finetune_undo_bytes_per_param"] <= 4.5 and fig["finetune_overhead_ratio"] > 0
     assert fig["compensate_accuracy_gain_pp"] >= 0
     assert fig["nm24_semi_structured"].startswith("not measured")  # 2:4 speed-up: CUDA only
+    assert fig["window_click_to_exact_ms_resnet"] > 0 and fig["window_click_to_exact_started_from_a_cut"] is True
 
 
 @pytest.mark.slow  # a benchmark smoke run
