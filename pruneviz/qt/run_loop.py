@@ -33,8 +33,8 @@ class RunLoop(QObject):
             return
         self.args, self.steps, self.running = args, 0, True
         self.w.runner.finished.connect(self._on_result)
-        self.w.act_stop.setEnabled(True)
-        self.w.act_run.setEnabled(False)
+        self.w.actions["stop"].setEnabled(True)
+        self.w.actions["run"].setEnabled(False)
         QTimer.singleShot(0, self._next)
 
     def stop(self, why: str = "stopped") -> None:
@@ -45,8 +45,8 @@ class RunLoop(QObject):
             self.w.runner.finished.disconnect(self._on_result)
         except (RuntimeError, TypeError):
             pass
-        self.w.act_stop.setEnabled(False)
-        self.w.act_run.setEnabled(self.w.session.neuron_pruning)
+        self.w.actions["stop"].setEnabled(False)
+        self.w.actions["run"].setEnabled(self.w.session.neuron_pruning)
         self.w.statusBar().showMessage(f"Run until: {why} after {self.steps} step{'s' if self.steps != 1 else ''}", 8000)
         self.stopped.emit(why)
 
@@ -70,7 +70,7 @@ class RunLoop(QObject):
             target = s.step(a.method, a.layers)
         except PrunevizError as exc:
             self.stop("error")
-            self.w.show_error(error_text(exc))
+            self.w.status.show_error(error_text(exc))
             return
         if target is None:
             return self.stop("no neuron left to remove")
