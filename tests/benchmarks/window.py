@@ -19,11 +19,16 @@ from __future__ import annotations
 import statistics
 import time
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
 
+if TYPE_CHECKING:
+    from pruneviz.core.session import Session
 
-def session_for(model: nn.Module, x: torch.Tensor) -> "Session":  # noqa: F821
+
+def session_for(model: nn.Module, x: torch.Tensor) -> "Session":
     """A CPU session over ``model`` with no evaluation data (``x[:1]`` is the example input)."""
     from pruneviz.core.model_io import LoadedModel
     from pruneviz.core.session import Session

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
