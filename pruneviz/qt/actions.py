@@ -80,9 +80,7 @@ class ActionRegistry(QObject):
         """A new action for ``verb`` calling ``slot`` when triggered, put in ``menu`` (and the toolbar)."""
         act = QAction(text, self._window)
         if shortcut is not None:
-            if isinstance(shortcut, QKeySequence.StandardKey):
-                act.setShortcuts(shortcut)  # every binding of the platform's standard key
-            elif isinstance(shortcut, (list, tuple)):
+            if isinstance(shortcut, (list, tuple)):
                 act.setShortcuts([QKeySequence(k) for k in shortcut])
             else:
                 act.setShortcut(QKeySequence(shortcut))

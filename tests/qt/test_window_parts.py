@@ -39,7 +39,7 @@ def test_registry_keeps_menus_in_menu_bar_order_whoever_asks_first(qtbot):
     titles = [a.text() for a in win.menuBar().actions()]
     assert titles == [MENUS[k] for k in ("file", "prune", "view", "lessons")]
     assert acts["open"] in acts.menu("file").actions() and acts["open"] in acts.toolbar.actions()
-    assert acts["open"].shortcuts() == QKeySequence.keyBindings(QKeySequence.StandardKey.Open)
+    assert acts["open"].shortcut() == QKeySequence(QKeySequence.StandardKey.Open)  # the platform's first binding
     acts["train"].setText("Train (renamed)")  # found by verb, whatever the label says
     acts["train"].trigger()
     acts["open"].trigger()
