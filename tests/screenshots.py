@@ -51,7 +51,7 @@ def _window(model: str, size: tuple[int, int], presentation: bool = False):
         w.presentation.set_enabled(True)
     w.show()
     app.processEvents()
-    w._size_docks()
+    w.size_docks()
     wait_for_evaluation(w)
     return app, w
 
@@ -94,7 +94,7 @@ def main_window() -> Path:
     s.prune(0.3, "layer", "neuron", "magnitude", ["12"])
     w.tree.select("4")
     _settle(app, w)
-    w.select_neurons([8])
+    w.editing.select_neurons([8])
     w.filter.toggle_kernel(5)
     w.filter.toggle_kernel(10)
     return _save(app, w, "main_window.png")
@@ -111,7 +111,7 @@ def decide_sensitivity() -> Path:
     """The Decide dock at 1280×720: sensitivity of demo:cnn, the knockout of layer 8 by the strip."""
     app, w = _window("demo:cnn", (1280, 720))
     w.tree.select("8")
-    w.sort.setChecked(True)
+    w.view.sort.setChecked(True)
     w.dock_decide.show()
     p = w.decide
     p.run_sensitivity()

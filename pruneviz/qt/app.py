@@ -16,7 +16,7 @@ from pruneviz.core.errors import PrunevizError, TrustRequired
 # actions use too; the names stay importable from here
 from .render import save_image
 from .screenshot import wait_for_evaluation  # noqa: F401 - importable from here as before
-from .opening import DEMO, _default_open, ask_trust, default_data, open_session_interactive  # noqa: F401
+from .opening import DEMO, ask_trust, default_data, default_open, open_session_interactive  # noqa: F401
 SCREENSHOT_SIZE = (1400, 900)
 _KEEPALIVE = []  # the timer that lets Python run its signal handlers while Qt's loop runs
 
@@ -233,7 +233,7 @@ def _run(args) -> int:
     session = recovered = None
     if screenshot:
         try:
-            session = _default_open(model, data, arch, trust, device)
+            session = default_open(model, data, arch, trust, device)
         except PrunevizError as exc:
             print(f"pruneviz: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
             return 2
@@ -245,7 +245,7 @@ def _run(args) -> int:
             if (model, data) == DEMO:
                 return 2
             QMessageBox.information(None, "pruneviz", "Starting with the demo model instead.")
-            session = _default_open(*DEMO, None, False, device)
+            session = default_open(*DEMO, None, False, device)
     if getattr(args, "eval_on", None):  # evaluate on a Ray replica (issue 19); the views stay as they are
         from pruneviz.cli_remote import attach
 
@@ -277,7 +277,7 @@ def _run(args) -> int:
         window.resize(*(size or SCREENSHOT_SIZE))  # screenshots look the same everywhere
         window.show()
         app.processEvents()
-        window._size_docks()
+        window.size_docks()
         ok = wait_for_evaluation(window)
         for _ in range(5):
             app.processEvents()

@@ -19,9 +19,9 @@ class CriteriaView(QWidget):
     """Controls and plots; ``result`` is the last :func:`~pruneviz.core.analysis.compare` summary.
     ``fill(combo, granularity)`` fills a method list (the panel's, which knows the session)."""
 
-    def __init__(self, window, fill, parent=None):
+    def __init__(self, state, fill, parent=None):
         super().__init__(parent)
-        self.window = window
+        self.state = state
         self.result: dict | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 4, 2, 2)
@@ -60,7 +60,7 @@ class CriteriaView(QWidget):
         res = self.result
         if res is None:
             return
-        s = self.window.session
+        s = self.state.session
         info = s.layer(res["layer"])
         rows = info.view_shape[0] if units.get(res["granularity"]).edits == "elem" else 1
         pruned = res["pruned"].numpy()

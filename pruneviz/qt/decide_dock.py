@@ -5,17 +5,16 @@ layer beside a criterion's scores and every criterion's faithfulness, two criter
 overlaid sweeps, the budget allocation with Apply, and the plans (:mod:`.plans_view`). Every
 analysis runs in a :class:`~pruneviz.qt.job_runner.JobRunner` worker on a copy of the session;
 points stream into the plot as they are measured, with progress and Cancel, and the window stays
-usable meanwhile. Attach it with :func:`attach_decide`.
+usable meanwhile. :class:`~pruneviz.qt.decide_page.DecidePage` puts it in a dock of the window
+(View > Decide), or a page in presentation mode.
 """
 
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDockWidget,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -23,7 +22,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -57,9 +55,9 @@ PLOT_MIN_HEIGHT = 48
 class DecidePanel(QWidget):
     """The Decide tabs over one window's session; one analysis runs at a time."""
 
-    def __init__(self, window, parent=None):
+    def __init__(self, state, *, status, tree, acc, parent=None):
         super().__init__(parent)
-        self.window = window
+        self.state, self.reports, self.tree = state, status, tree
         self.jobs = JobRunner(self)
         self.sens_result: dict | None = None
         self.sens_version = None  # version the sensitivity was measured at
@@ -80,19 +78,7 @@ class DecidePanel(QWidget):
         self.status = ElidedLabel("")
         self.progress.setMinimumWidth(160)
         self.progress.setMaximumWidth(320)
-        self.ray = QLineEdit()
-        self.ray.setPlaceholderText("this machine")
-        self.ray.setToolTip("run sensitivity, knockout and sweeps on Ray: local starts it here, HOST:PORT joins a cluster; empty runs them here")
-        self.ray.setMaximumWidth(160)
-        try:
-            import importlib.util
-
-            has_ray = importlib.util.find_spec("ray") is not None
-        except (ImportError, ValueError):
-            has_ray = False
-        self.ray.setEnabled(has_ray)
-        if not has_ray:
-            self.ray.setToolTip("Ray is not installed: pip install 'pruneviz[ray]'")
+        self.ray = dp.ray_field()
         status_row = dp.row(self.progress, self.cancel, self.status, "Ray", self.ray)
         status_row.setStretch(2, 1)
         lay.addLayout(status_row)
@@ -101,12 +87,12 @@ class DecidePanel(QWidget):
         lay.addWidget(self.tabs, 1)
         self._build_sensitivity()
         self._build_knockout()
-        self.criteria = CriteriaView(window, self._fill)
+        self.criteria = CriteriaView(state, self._fill)
         self.criteria.run.clicked.connect(self.run_compare)
         self.tabs.addTab(self.criteria, "Criteria")
         self._build_sweeps()
         self._build_allocation()
-        self.plans = PlansView(window, self.jobs, self)
+        self.plans = PlansView(state, self.jobs, self, status=status, acc=acc)
         self.tabs.addTab(self.plans, "Plans")
         for plot in (self.sens_plot, self.ko_plot, self.ko_table, self.criteria.view, self.sweep_plot, self.alloc_plot, self.plans.tree, self.plans.plot, self.plans.curves):
             plot.setMinimumHeight(PLOT_MIN_HEIGHT)
@@ -118,7 +104,7 @@ class DecidePanel(QWidget):
 
     @property
     def session(self):
-        return self.window.session
+        return self.state.session
 
     @property
     def ray_address(self) -> str | None:
@@ -247,7 +233,7 @@ class DecidePanel(QWidget):
         try:
             return fn()
         except PrunevizError as exc:
-            self.window.show_error(error_text(exc))
+            self.reports.show_error(error_text(exc))
             return None
 
     def run_sensitivity(self) -> bool:
@@ -265,22 +251,29 @@ class DecidePanel(QWidget):
         return self._start("sensitivity", lambda cancel: s.sensitivity(None, levels, gran, method, cancel=cancel, ray=ray), len(names) * len(levels))
 
     def run_knockout(self) -> bool:
-        s, layer = self.session, self.window.layer
+        s, layer = self.session, self.state.layer
         self.ko_result = {"layer": layer, "baseline": {"loss": 0.0}, "neurons": [], "faithfulness": {}}
         ray = self.ray_address
         return self._start("knockout", lambda cancel: s.knockout(layer, cancel=cancel, ray=ray), int(s.neuron_mask(layer).sum()))
 
     def run_compare(self) -> bool:
-        s, layer = self.session, self.window.layer
+        s, layer = self.session, self.state.layer
         a, b, g = self.criteria.a.currentText(), self.criteria.b.currentText(), self.criteria.gran.currentText()
         if units.get(g).edits == "chan" and not s.neuron_pruning:
-            self.window.show_error(f"neuron pruning is not available for this model: {s.coupling_error}")
+            self.reports.show_error(f"neuron pruning is not available for this model: {s.coupling_error}")
             return False
-        return self.jobs.start("criteria", lambda cancel: s.compare_criteria(layer, a, b, g, cancel=cancel)) and self._set_total(2)
+        return self.jobs.start("criteria", lambda cancel: s.compare_criteria(layer, a, b, g, cancel=cancel)) and self.set_total(2)
 
-    def _set_total(self, n: int) -> bool:
+    def set_total(self, n: int) -> bool:
+        """The run ahead measures ``n`` points (the progress bar's range); True, to chain after a start."""
         self._total = n
         return True
+
+    def show_count(self, done: int, total: int) -> None:
+        """``done`` of ``total`` points measured (a run that knows its own count: plans)."""
+        self._count = done
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
 
     def run_sweeps(self) -> bool:
         s = self.session
@@ -289,7 +282,7 @@ class DecidePanel(QWidget):
         scopes = [sc for sc, c in self.sweep_scopes.items() if c.isChecked()]
         if levels is None or not ms or not scopes:
             if levels is not None:
-                self.window.show_error("choose at least one method and one scope")
+                self.reports.show_error("choose at least one method and one scope")
             return False
         combos = [(m, sc, "weight") for m in ms for sc in scopes]
         self._partial = {"curves": [{"method": m, "scope": sc, "granularity": g, "points": []} for m, sc, g in combos]}
@@ -323,7 +316,7 @@ class DecidePanel(QWidget):
     def apply_allocation(self) -> None:
         if self.plan is None:
             return
-        n = self.window._guard(self.session.apply_allocation, self.plan)
+        n = self.reports.guard(self.session.apply_allocation, self.plan)
         if n is not None:
             self.status.setText(f"applied the plan: pruned {n:,} weights (one undo step)")
             self.alloc_apply.setEnabled(False)
@@ -345,7 +338,7 @@ class DecidePanel(QWidget):
         self.progress.setValue(min(self._count, self.progress.maximum()))
         if name == "sensitivity" and self._partial is not None:
             self._partial["layers"][item["layer"]].append(item)
-            dp.sensitivity_plot(self._partial, self.sens_plot, self.window.layer)
+            dp.sensitivity_plot(self._partial, self.sens_plot, self.state.layer)
             self._connect_curves()
         elif name == "sweeps" and self._partial is not None:
             c = next(c for c in self._partial["curves"] if (c["method"], c["scope"]) == (item["method"], item["scope"]))
@@ -360,7 +353,7 @@ class DecidePanel(QWidget):
         if name == "sensitivity" or name == "allocation":
             self.sens_result, self.sens_version = value, self._version
             if name == "sensitivity":
-                dp.sensitivity_plot(value, self.sens_plot, self.window.layer)
+                dp.sensitivity_plot(value, self.sens_plot, self.state.layer)
                 self._connect_curves()
             else:
                 self._make_plan()
@@ -378,7 +371,7 @@ class DecidePanel(QWidget):
 
     def _on_failed(self, name: str, msg: str) -> None:
         self._done(f"{name} failed: {msg}")
-        self.window.show_error(f"{name} failed: {msg}")
+        self.reports.show_error(f"{name} failed: {msg}")
 
     def _done(self, text: str, finished: bool = False) -> None:
         """The bar keeps how far the run got (full when it finished) and says how it ended."""
@@ -391,7 +384,7 @@ class DecidePanel(QWidget):
     # ---------------------------------------------------------------- drawing
     def _connect_curves(self) -> None:
         for curve in getattr(self.sens_plot, "curves", {}).values():
-            curve.sigClicked.connect(lambda c: self.window.tree.select(c.layer))
+            curve.sigClicked.connect(lambda c: self.tree.select(c.layer))
 
     def _draw_knockout(self) -> None:
         res = self.ko_result
@@ -401,44 +394,4 @@ class DecidePanel(QWidget):
         self.ko_layer.setText(f"layer {res['layer']}")
         scores = self.session.scores(res["layer"], method, "neuron").tolist() if method else None
         dp.knockout_plot(res, self.ko_plot, scores, method)
-        rows = sorted(res["faithfulness"].items(), key=lambda kv: -(kv[1]["spearman"] if kv[1]["spearman"] is not None else -2))
-        self.ko_table.setRowCount(len(rows))
-        for r, (m, f) in enumerate(rows):
-            rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.3f}"
-            for c, text in enumerate((m, rho, f"{f['top10_overlap']:.0%}")):
-                self.ko_table.setItem(r, c, QTableWidgetItem(text))
-
-class _CloseWatcher(QObject):
-    """Stops the panel's worker when the window closes (no thread outlives the window)."""
-
-    def __init__(self, panel: DecidePanel):
-        super().__init__(panel)
-        self.panel = panel
-
-    def eventFilter(self, obj, ev) -> bool:
-        if ev.type() == QEvent.Type.Close:
-            self.panel.jobs.shutdown(5000)
-        return False
-
-
-def attach_decide(window) -> DecidePanel:
-    """Add the Decide dock (View > Decide, Ctrl+D; closed at first, so the layer views keep their
-    room) to ``window``; it follows session switches."""
-    panel = DecidePanel(window)
-    dock = QDockWidget("Decide", window)
-    dock.setObjectName("dock_decide")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-    dock.hide()
-    window.dock_decide, window.decide = dock, panel
-    menu = next((a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "View"), None) or window.menuBar().addMenu("&View")
-    toggle = dock.toggleViewAction()
-    toggle.setShortcut("Ctrl+D")
-    toggle.setToolTip("sensitivity, knockout, criteria, sweeps, allocation and plans")
-    menu.addAction(toggle)
-    watcher = _CloseWatcher(panel)
-    window.installEventFilter(watcher)
-    window.sessionChanged.connect(panel.set_session)
-    if window.session is not None:
-        panel.set_session(window.session)
-    return panel
+        dp.faithfulness_table(res, self.ko_table)

@@ -1,4 +1,4 @@
-"""Decide as a full page in presentation mode.
+"""Where Decide sits: a dock under the layer view, or a full page in presentation mode.
 
 At a projector's 720 pixels, a Decide dock under the layer view left its plots some 30 pixels
 tall. In presentation mode, View > Decide (Ctrl+D) therefore swaps the layer view (heatmap,
@@ -6,7 +6,10 @@ strip, histogram) for a page that holds the Decide tabs at the full height of th
 "◀ Layer view" (or Ctrl+D again) swaps back in one click. Leaving presentation mode puts Decide
 back in its dock, open if its page was showing. The docks keep their place beside it.
 
-:class:`DecidePage` is attached by the window (``window.decide_page``) after the Decide dock.
+:class:`DecidePage` (``window.decide_page``) takes the window, the Decide panel, the action
+registry (it registers View > Decide, Ctrl+D) and presentation mode; it puts the panel in the
+Decide dock (closed at first, so the layer views keep their room) and makes the window's centre
+a stack of the layer view and the Decide page. Closing the window stops the panel's worker.
 
 Example::
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 
 class RowScroll(QScrollArea):
@@ -93,11 +96,20 @@ class CurrentPageStack(QStackedWidget):
 class DecidePage(QObject):
     """The window's centre as a stack: the layer view, or (in presentation mode) Decide."""
 
-    def __init__(self, window):
+    def __init__(self, window, panel, *, actions, presentation):
         super().__init__(window)
         self.w = window
-        self.dock = window.dock_decide
-        self.panel = window.decide
+        self.presentation = presentation
+        self.panel = panel
+        self.dock = QDockWidget("Decide", window)
+        self.dock.setObjectName("dock_decide")
+        self.dock.setWidget(panel)
+        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+        self.dock.hide()
+        toggle = self.dock.toggleViewAction()
+        toggle.setShortcut("Ctrl+D")
+        toggle.setToolTip("sensitivity, knockout, criteria, sweeps, allocation and plans")
+        actions.register("decide", toggle, menu="view")
         scroll_wide_rows(self.panel)  # its rows never make the window wider than the screen
         view = window.takeCentralWidget()
         self.stack = CurrentPageStack()
@@ -124,18 +136,20 @@ class DecidePage(QObject):
         self.stack.addWidget(self.page)
         window.setCentralWidget(self.stack)
         self.dock.visibilityChanged.connect(self._dock_shown)
-        window.presentation.changed.connect(self._follow)
+        presentation.changed.connect(self._follow)
         window.installEventFilter(self)  # a window moved to a short screen: Decide becomes a page
 
     def wants_page(self) -> bool:
         """Decide is a page in presentation mode, and on a screen under :data:`PAGE_BELOW_HEIGHT`."""
         from .screen_fit import available_geometry
 
-        return self.w.presentation.enabled or available_geometry(self.w).height() < PAGE_BELOW_HEIGHT
+        return self.presentation.enabled or available_geometry(self.w).height() < PAGE_BELOW_HEIGHT
 
     def eventFilter(self, obj, ev) -> bool:
         if obj is self.w and ev.type() in (QEvent.Type.Resize, QEvent.Type.Show):
             self._follow()
+        elif obj is self.w and ev.type() == QEvent.Type.Close:
+            self.panel.jobs.shutdown(5000)  # no thread outlives the window
         return False
 
     @property
@@ -175,9 +189,3 @@ class DecidePage(QObject):
             self.dock.setWidget(self.panel)  # back in its dock
         if was:
             self.dock.show()
-
-
-def attach_decide_page(window) -> DecidePage:
-    """Make the window's centre a stack of the layer view and a Decide page (presentation mode)."""
-    window.decide_page = DecidePage(window)
-    return window.decide_page

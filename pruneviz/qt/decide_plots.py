@@ -12,7 +12,7 @@ from html import escape
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QTableWidget, QTableWidgetItem
 
 #: Okabe-Ito: distinguishable with the common colour-vision deficiencies
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -30,6 +30,25 @@ def row(*widgets) -> QHBoxLayout:
         else:
             row.addWidget(w)
     return row
+
+
+def ray_field() -> QLineEdit:
+    """Where the Decide dock's analyses run: empty here, ``local`` or a Ray cluster's HOST:PORT
+    (off, saying why, when Ray is not installed)."""
+    ray = QLineEdit()
+    ray.setPlaceholderText("this machine")
+    ray.setToolTip("run sensitivity, knockout and sweeps on Ray: local starts it here, HOST:PORT joins a cluster; empty runs them here")
+    ray.setMaximumWidth(160)
+    try:
+        import importlib.util
+
+        has_ray = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        has_ray = False
+    ray.setEnabled(has_ray)
+    if not has_ray:
+        ray.setToolTip("Ray is not installed: pip install 'pruneviz[ray]'")
+    return ray
 
 
 def color(i: int) -> str:
@@ -121,6 +140,17 @@ def knockout_plot(result: dict, widget: pg.PlotWidget | None = None, scores=None
         w.plot(xs, [v / smax * top for v in s], pen=None, symbol="o", symbolSize=6, symbolBrush=color(1), symbolPen=None,
                name=f"{method} score (scaled)")
     return w
+
+
+def faithfulness_table(result: dict, table: QTableWidget) -> QTableWidget:
+    """Every criterion's faithfulness to the knockout (Spearman rho, top-10 % overlap), best first."""
+    rows = sorted(result["faithfulness"].items(), key=lambda kv: -(kv[1]["spearman"] if kv[1]["spearman"] is not None else -2))
+    table.setRowCount(len(rows))
+    for r, (m, f) in enumerate(rows):
+        rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.3f}"
+        for c, text in enumerate((m, rho, f"{f['top10_overlap']:.0%}")):
+            table.setItem(r, c, QTableWidgetItem(text))
+    return table
 
 
 def plans_plot(rows: list[dict], layers: list[str], widget: pg.PlotWidget | None = None) -> pg.PlotWidget:

@@ -9,7 +9,7 @@ another run) with the reason in the status bar; when the job ends they come back
 owners last set them.
 
 Actions join a non-exclusive ``QActionGroup``: Qt keeps each action's own enabled state under a
-disabled group (``act_undo.setEnabled(can_undo)`` during a run takes effect when the group is
+disabled group (``actions["undo"].setEnabled(can_undo)`` during a run takes effect when the group is
 enabled again). Widgets are disabled one by one; one enabled by its owner during the pause is
 disabled again and remembered as wanted. Whatever still reaches the engine (a double-click on a
 plan, a lesson button) is refused there, and the window shows the refusal in the status bar.
@@ -23,14 +23,19 @@ from PySide6.QtWidgets import QWidget
 
 
 class EditPause(QObject):
-    """Disables the window's editing controls while the session's job runs."""
+    """Disables the window's editing controls while the session's job runs.
+
+    It takes the status bar (the reason goes there), the hover read-out (hidden meanwhile, to
+    give the reason its room) and the block tool (switched off: a drag would edit); the window
+    gates its editing actions and widgets with :meth:`add` and points it at each session with
+    :meth:`follow`."""
 
     pausedChanged = Signal(bool)  #: True when edits pause, False when they resume
     _poke = Signal()  # from any thread: re-read the session's job on the GUI thread
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.w = window
+    def __init__(self, parent=None, *, bar, hover, block):
+        super().__init__(parent)
+        self.bar, self.hover, self.block = bar, hover, block
         self.group = QActionGroup(self)
         self.group.setExclusionPolicy(QActionGroup.ExclusionPolicy.None_)
         self.widgets: list[QWidget] = []
@@ -80,7 +85,7 @@ class EditPause(QObject):
             return
         was = self.paused
         self.job = job
-        sb = self.w.statusBar()
+        sb = self.bar
         if job is not None:
             self._message = f"{job.doing}: edits are paused until it finishes or is cancelled"
             sb.showMessage(self._message)
@@ -89,9 +94,8 @@ class EditPause(QObject):
                 self.group.setEnabled(False)
                 for wdg in self.widgets:
                     self._disable(wdg)
-                block = getattr(self.w, "block", None)
-                if block is not None and block.isChecked():
-                    block.setChecked(False)  # a drag would edit: back to panning
+                if self.block.isChecked():
+                    self.block.setChecked(False)  # a drag would edit: back to panning
         else:
             if sb.currentMessage() == self._message:
                 sb.clearMessage()
@@ -109,14 +113,12 @@ class EditPause(QObject):
 
     def _room(self, hover: bool) -> None:
         """The hover read-out gives its share of the status bar to the reason while paused."""
-        status = getattr(self.w, "status", None)
-        if status is not None:
-            status.hover.setVisible(hover)
+        self.hover.setVisible(hover)
 
     def say(self, text: str) -> None:
         """Show why an edit was refused; cleared with the pause."""
         self._message = text
-        self.w.statusBar().showMessage(text)
+        self.bar.showMessage(text)
 
     def _disable(self, wdg: QWidget) -> None:
         self._wanted[wdg] = not wdg.testAttribute(Qt.WidgetAttribute.WA_ForceDisabled)
@@ -131,20 +133,3 @@ class EditPause(QObject):
             if not obj.testAttribute(Qt.WidgetAttribute.WA_ForceDisabled):  # its owner enabled it meanwhile
                 self._disable(obj)
         return False
-
-
-def attach_edit_pause(window) -> EditPause:
-    """Gate ``window``'s editing controls on its session's job (call after the parts are attached)."""
-    pause = EditPause(window)
-    f, e = window.files, window.editing
-    pause.add(f.act_open, f.act_open_spec, f.act_open_data, f.act_open_session, f.recent_menu.menuAction(), f.demos_menu.menuAction(),
-              f.act_undo, f.act_redo, f.act_prune, f.act_restore, f.act_prune_dlg, f.act_step, f.act_run, getattr(f, "act_block", None))
-    training = getattr(window, "training", None)
-    if training is not None:
-        pause.add(training.act_finetune, training.act_train)
-    pause.add(e.prune_sel, e.restore_sel, e.threshold, e.thr_gran, e.apply_thr, e.block, window.history, window.acc.use_demo, window.acc.open_data)
-    decide = getattr(window, "decide", None)
-    if decide is not None:
-        pause.add(decide.alloc_apply, decide.plans.switch)
-    window.edit_pause = pause
-    return pause

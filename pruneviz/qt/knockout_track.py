@@ -16,7 +16,9 @@ as the knockout reported them); hovering it lists every criterion, hovering a ro
 neuron. A knockout describes the model it measured: after any change (an edit in any layer, undo
 or redo to another step, other evaluation data) the track says it is stale and greys its bars,
 until the history is back at that step or the knockout runs again. Clicking a row selects the
-neuron, as a click on the strip does. :func:`attach_knockout_track` adds it to the window.
+neuron, as a click on the strip does. The window puts it right of the strip and its header in
+the view controls' row (:func:`pruneviz.qt.window_layout.place_knockout_track`); its header's
+text is :func:`pruneviz.qt.knockout_header.header_texts`.
 """
 
 from __future__ import annotations
@@ -26,19 +28,17 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics
-from PySide6.QtWidgets import QLabel
 from shiboken6 import isValid
 
-from pruneviz.core.analysis import TOP_K, ranks
+from pruneviz.core.analysis import ranks
 
 from .decide_plots import plain_axes
-from .plain import esc, literal
+from .knockout_header import CRITERION, MEASURED, HeaderLabel, header_texts
+from .plain import literal
 
-MEASURED = "#D55E00"  #: Okabe-Ito vermillion: what the knockout measured
 LOWER = "#009E73"  #: removing the neuron lowered the loss
-CRITERION = "#0072B2"  #: the criterion's rank
 STALE = "#9a9a9a"
 
 
@@ -62,14 +62,6 @@ def _nice_step(x: float) -> float:
     return step
 
 
-class _Header(QLabel):
-    """A label that never makes its row wider than the window allows (a 1280-pixel projector in
-    presentation mode): with no room it is clipped, and its tooltip still gives every figure."""
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(1, super().minimumSizeHint().height())
-
-
 class KnockoutTrack(pg.GraphicsLayoutWidget):
     """Knockout of the shown layer (Δ loss and ranks) beside a :class:`NeuronStrip`.
 
@@ -87,10 +79,10 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         self.setMaximumWidth(220)
         self.ci.setContentsMargins(0, 0, 2, 0)
         self.ci.setSpacing(0)
-        # the figures go in a label *above* the plots' row (attach_knockout_track puts it in the
-        # view controls' row): a title inside this widget would push its rows below the strip's
+        # the figures go in a label *above* the plots' row (the window puts it in the view
+        # controls' row): a title inside this widget would push its rows below the strip's
         # and hide the top neurons
-        self.header = _Header()
+        self.header = HeaderLabel()
         self.header.setTextFormat(Qt.TextFormat.RichText)
         f = self.header.font()
         f.setPointSizeF(f.pointSizeF() * 0.9)
@@ -313,7 +305,7 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
 
     def fit_header(self) -> None:
         """Keep the header's two lines within the height of the row it sits in (``row_height``,
-        set by :func:`attach_knockout_track`): a taller header made the row, and so the window,
+        set where the window places the track): a taller header made the row, and so the window,
         taller than a 1280×720 screen in presentation mode."""
         h = getattr(self, "row_height", None)
         if not h:
@@ -340,34 +332,8 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         self._redraw()
 
     def _header(self, res: dict, kept: int) -> None:
-        faith = res.get("faithfulness", {})
-        f = faith.get(self.method)
-        # short: the row it sits in is narrow at 1280 pixels, and "by [method]" beside it names
-        # the criterion; the tooltip has every criterion's figures
-        if f is None:
-            figures = ["ρ n/a", f"no figure for {self.method}"]
-        else:
-            rho = "n/a" if f["spearman"] is None else f"{f['spearman']:+.2f}"
-            figures = [f"ρ {rho}", f"top-{TOP_K} overlap {f['top10_overlap']:.0%}"]
-        if self.stale is None:
-            first = f"<b>Knockout</b> {figures[0]}"
-            second = figures[1]
-        else:
-            first = f"<b><span style='color:{MEASURED}'>⚠ Knockout stale</span></b>"
-            second = "the model changed"
-        self.header.setText(first + "<br>" + second)
-        rows = sorted(faith.items(), key=lambda kv: -(kv[1]["spearman"] if kv[1]["spearman"] is not None else -2))
-        table = "".join(
-            f"<tr><td>{'<b>' + esc(m) + '</b>' if m == self.method else esc(m)}</td><td align=right>{'n/a' if v['spearman'] is None else format(v['spearman'], '+.3f')}</td>"
-            f"<td align=right>{v['top10_overlap']:.0%}</td></tr>" for m, v in rows)
-        tip = (f"<b>Knockout of layer {esc(res['layer'])}</b>: each neuron removed alone and evaluated "
-               f"(baseline loss {res['baseline']['loss']:.4g}, accuracy {res['baseline']['accuracy']:.4f}).<br>"
-               f"How faithfully each criterion ranks the neurons by the measured loss increase:"
-               f"<table><tr><th>criterion</th><th>Spearman ρ</th><th>top-{TOP_K} overlap</th></tr>{table}</table>"
-               f"Rank column: <span style='color:{CRITERION}'>●</span> the criterion's rank, "
-               f"<span style='color:{MEASURED}'>|</span> the measured rank (1 = first to prune).")
-        if self.stale is not None:
-            tip = f"<b>Stale</b>: {esc(self.stale)}. Run the knockout again (Decide ▸ Knockout).<br>" + tip
+        text, tip = header_texts(res, self.method, self.stale)
+        self.header.setText(text)
         self.header.setToolTip(tip)
 
     # ---------------------------------------------------------------- mouse
@@ -401,50 +367,3 @@ class KnockoutTrack(pg.GraphicsLayoutWidget):
         pos = self._row_at(ev.scenePos())
         if pos is not None:
             self.rowsClicked.emit(int(self.rows[pos]), ev.modifiers())
-
-
-def _layout_holding(widget):
-    """The layout (possibly nested) that holds ``widget``."""
-
-    def search(layout):
-        if layout is None:
-            return None
-        if layout.indexOf(widget) >= 0:
-            return layout
-        for i in range(layout.count()):
-            found = search(layout.itemAt(i).layout())
-            if found is not None:
-                return found
-        return None
-
-    return search(widget.parentWidget().layout())
-
-
-def attach_knockout_track(window) -> KnockoutTrack:
-    """Put a :class:`KnockoutTrack` right of the window's neuron strip (``window.knockout_track``):
-    it shows the Decide dock's knockout of the shown layer, follows the strip and the session,
-    and a click on a row selects that neuron as a click on the strip does."""
-    track = KnockoutTrack(window.strip)
-    row = _layout_holding(window.strip)
-    row.insertWidget(row.indexOf(window.strip) + 1, track)
-    controls = _layout_holding(window.sort)  # "Show … by … sort neurons": its free right end is above the track
-    controls.addWidget(track.header)
-    track.row_height = window.method.sizeHint().height()
-    track.fit_header()
-    window.knockout_track = track
-    window.strip.redrawn.connect(lambda: track.show_layer(window.session, window.layer, window.method.currentText()))
-    track.rowsClicked.connect(window.strip.rowsClicked)
-    window.sessionChanged.connect(track.set_session)
-    if window.session is not None:
-        track.set_session(window.session)
-    presentation = window.presentation
-
-    def rescale(scale: float) -> None:
-        track.row_height = window.method.sizeHint().height()
-        track.set_scale(scale, presentation.font())
-
-    presentation.changed.connect(rescale)
-    jobs = window.decide.jobs  # attach_decide runs first
-    jobs.started.connect(lambda name: track.measuring(window.session) if name == "knockout" else None)
-    jobs.finished.connect(lambda name, value: track.add_result(value) if name == "knockout" else None)
-    return track

@@ -23,7 +23,7 @@ def open_from_cli(window, name: str, step: int | None, screenshot: str | None, t
     errors: list[str] = []
     if screenshot:
         window.errorShown.connect(errors.append)
-        window.show_error = lambda msg: errors.append(msg)  # no modal box in a screenshot run
+        window.status.boxes = False  # no modal box in a screenshot run: errorShown collects them
         window.resize(*LESSON_SCREENSHOT_SIZE)
         window.show()
     if screenshot and not trust:

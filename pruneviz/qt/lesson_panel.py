@@ -1,6 +1,10 @@
 """Lessons in the app: a Lessons menu, a caption panel with Back / Next, live steps.
 
-``attach_lessons(window)`` adds the Lessons menu (and File > Open lesson…) and a "Lesson" dock.
+:class:`LessonController` (``window.lessons``) registers the Lessons menu's entries (and File >
+Open lesson…) in the action registry and adds a "Lesson" dock; it takes the window (its docks
+and dialogs, ``set_session`` for a lesson's session), the window state, the action registry,
+the status reports (errors), the layer list (a step's layer is selected there) and the docks
+it puts away while a lesson runs.
 Starting a lesson opens its session in the worker (a generated problem trains its network
 there) and shows it in the window; each Next sets up the view (the step's layer) and runs the
 step's action in the worker through :class:`~pruneviz.qt.job_runner.JobRunner`, drawing its
@@ -18,7 +22,6 @@ else ``"load"`` (a refresh). The widgets refresh once either way.
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Signal
@@ -30,7 +33,7 @@ from pruneviz.core.history import Change
 
 from .job_runner import JobRunner
 from .lesson_widgets import LessonPanel
-from .opening import ask_trust
+from .opening import ask_trust, replace_question
 
 class LessonController(QObject):
     """Runs one lesson at a time in the window: menus, dock, worker, Back / Next."""
@@ -38,9 +41,10 @@ class LessonController(QObject):
     stepShown = Signal(int)  #: steps done after a step (or Back) finished
     opened = Signal(str)  #: lesson name, once its session is in the window
 
-    def __init__(self, window):
+    def __init__(self, window, state, *, actions, status, tree, docks):
         super().__init__(window)
         self.window = window
+        self.state, self.reports, self.tree, self.docks = state, status, tree, docks
         self.run: core.LessonRun | None = None
         self.page = "none"  # none | opening | intro | step | running | summary
         self.jobs = JobRunner(self)
@@ -63,16 +67,15 @@ class LessonController(QObject):
         self._hidden: list[QWidget] = []  # docks the lesson put away, shown again when it ends
         self.replace_box = None  # the "Start the lesson?" question while it is open
         self.dock.hide()
-        self._build_menus()
+        self._build_menus(actions)
         window.installEventFilter(self)
-        window.sessionChanged.connect(self._on_window_session)
+        state.sessionChanged.connect(self._on_window_session)
 
     # ---------------------------------------------------------------------------------- menus
-    def _build_menus(self) -> None:
-        mb = self.window.menuBar()
-        menu = mb.addMenu("&Lessons")
+    def _build_menus(self, actions) -> None:
+        menu = actions.menu("lessons")
         self.menu = menu
-        self.actions: dict[str, object] = {}
+        self.lesson_actions: dict[str, object] = {}  #: lesson name -> its entry (verb ``lesson:NAME``)
         for name in core.available():
             try:
                 lesson = core.load(name)
@@ -82,19 +85,16 @@ class LessonController(QObject):
                 act.setToolTip(str(exc))
                 continue
             text = lesson.title + (f"   (needs: {', '.join(lesson.needs)})" if lesson.needs else "")
-            act = menu.addAction(text, lambda n=name: self.start(n))
-            act.setEnabled(lesson.runnable)
-            act.setToolTip(lesson.summary)
-            self.actions[name] = act
+            act = actions.add(f"lesson:{name}", text, lambda n=name: self.start(n), menu="lessons", tip=lesson.summary, enabled=lesson.runnable)
+            self.lesson_actions[name] = act
         menu.addSeparator()
-        self.act_open = menu.addAction("Open lesson file…", self.open_file)
-        file_menu = next((a.menu() for a in mb.actions() if a.menu() is not None and a.text().replace("&", "") == "File"), None)
-        if file_menu is not None:
-            sep = next((a for a in file_menu.actions() if a.isSeparator()), None)
-            if sep is None:
-                file_menu.addAction(self.act_open)
-            else:
-                file_menu.insertAction(sep, self.act_open)
+        self.act_open = actions.add("open_lesson", "Open lesson file…", self.open_file, menu="lessons")
+        file_menu = actions.menu("file")  # also in File, with the other openers (before the first separator)
+        sep = next((a for a in file_menu.actions() if a.isSeparator()), None)
+        if sep is None:
+            file_menu.addAction(self.act_open)
+        else:
+            file_menu.insertAction(sep, self.act_open)
 
     def eventFilter(self, obj, ev) -> bool:
         if obj is self.window and ev.type() == QEvent.Type.Close:
@@ -145,13 +145,7 @@ class LessonController(QObject):
         self.run = run
         self.page = "opening"
         self._show_dock()
-        p = self.panel
-        p.title.setText(lesson.title)
-        p.counter.setText("")
-        p.caption.setText(html.escape(lesson.summary))
-        p.note.setText("Training the network…" if lesson.problem else f"Opening {lesson.model}…")
-        p.chart.set_charts([], "")
-        p.stack.setCurrentWidget(p.chart)
+        self.panel.show_opening(lesson)
         self._buttons()
 
         def opening(cancel):
@@ -165,20 +159,10 @@ class LessonController(QObject):
     def confirm_replace(self) -> bool:
         """Ask before a lesson replaces a model the user edited (its undo history goes with it);
         True to go on. A lesson's own session, or one with no edits, is replaced without asking."""
-        s = getattr(self.window, "session", None)
+        s = self.state.session
         if s is None or s.history.index == 0 or (self.run is not None and s is self.run.session):
             return True
-        from PySide6.QtWidgets import QMessageBox
-
-        from .plain import literal
-
-        n = s.history.index
-        box = QMessageBox(QMessageBox.Icon.Question, "Start the lesson?",
-                          literal(f"The lesson opens its own model in this window, replacing {s.spec} and its "
-                                  f"{n} edit{'s' if n != 1 else ''} (File > Save session keeps them)."),
-                          QMessageBox.StandardButton.Cancel, self.window)
-        start = box.addButton("Start the lesson", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box, start = replace_question(self.window, s, "Start the lesson?", "The lesson opens its own model in this window", "Start the lesson")
         self.replace_box = box  # tests answer it
         box.exec()
         self.replace_box = None
@@ -190,7 +174,7 @@ class LessonController(QObject):
         if not self.dock.isVisible():
             # the lesson takes the place of the editor, the layer list and the history; the
             # accuracy panel stays beside it (End lesson brings the editor back)
-            for d in [getattr(w, name, None) for name in ("dock_layers", "dock_hist")] + [w.centralWidget()]:
+            for d in [self.docks.get("layers"), self.docks.get("history"), w.centralWidget()]:
                 if isinstance(d, QWidget) and d.isVisible():
                     d.hide()
                     self._hidden.append(d)
@@ -201,7 +185,7 @@ class LessonController(QObject):
     def size_docks(self) -> None:
         """The lesson gets three quarters of the window's width, the accuracy panel the rest."""
         w = self.window
-        acc = w.dock_acc
+        acc = self.docks["accuracy"]
         if self.dock.isVisible() and acc.isVisible():
             w.resizeDocks([self.dock, acc], [int(w.width() * 0.74), int(w.width() * 0.26)], Qt.Orientation.Horizontal)
 
@@ -284,13 +268,12 @@ class LessonController(QObject):
         p.caption.setText(html.escape(step["caption"]))
 
     def _setup_view(self, step: dict) -> None:
-        w = self.window
-        if step.get("layer") and hasattr(w, "tree"):
+        if step.get("layer"):
             try:
-                w.session.layer(step["layer"])
+                self.state.session.layer(step["layer"])
             except PrunevizError:
                 return
-            w.tree.select(step["layer"])
+            self.tree.select(step["layer"])
         if self.run.lesson.problem is not None:
             self.panel.stack.setCurrentWidget(self.panel.playground)
         else:
@@ -298,67 +281,30 @@ class LessonController(QObject):
             self.panel.stack.setCurrentWidget(self.panel.chart)
 
     def _show_result(self, r) -> None:
-        run, p = self.run, self.panel
+        run = self.run
         self.page = "step" if r is not None else "intro"
         if r is None:
-            p.counter.setText(f"{len(run.lesson.steps)} steps")
-            p.caption.setText(html.escape(run.lesson.summary))
-            p.note.setText("Press Next to begin.")
-            if run.lesson.problem is not None:
-                p.stack.setCurrentWidget(p.playground)
-            else:
-                p.chart.set_charts([], f"{run.lesson.model} on {run.lesson.data}" if run.lesson.data else run.lesson.model)
-                p.stack.setCurrentWidget(p.chart)
+            self.panel.show_intro(run.lesson)
         else:
             self._caption(r.index, r.step)
-            p.note.setText(r.note if r.step["action"] != "predict" else "")
-            if r.step["action"] == "predict":
-                p.predict.ask(r.step, self._base_pt())
-                p.predict.reveal()
-                p.stack.setCurrentWidget(p.predict)
-            elif run.lesson.problem is not None:
-                p.playground.refresh()
-                p.stack.setCurrentWidget(p.playground)
-            else:
-                p.chart.set_charts(r.charts, _card(r))
-                p.stack.setCurrentWidget(p.chart)
+            self.panel.show_step(r, run.lesson, self._base_pt())
         self._buttons()
         self.stepShown.emit(run.done)
 
     def _show_summary(self) -> None:
-        run, p = self.run, self.panel
+        run = self.run
         self.page = "summary"
         try:
             holds = run.holds()
         except PrunevizError as exc:
             holds = None
             self._error(str(exc))
-        verdict = {True: "<span style='color:#0a6b2b'><b>holds</b></span>", False: "<span style='color:#a11'><b>does not hold</b></span>", None: "could not be checked"}[holds]
-        # the figures the claim reads (all of them are in the handout)
-        names = sorted(run.lesson.claim.names & set(run.figures))
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td align='right'>&nbsp;&nbsp;{_fmt(run.figures[k])}</td></tr>" for k in names)
-        p.counter.setText("")
-        p.caption.setText("<b>What we saw</b>")
-        p.summary.setText(f"<p><b>Claim:</b> {html.escape(run.lesson.claim_text)}</p><p><code>{html.escape(run.lesson.claim.text)}</code> — in this run it {verdict}.</p><table>{rows}</table>")
-        p.note.setText(f"measured in this run, seed {run.lesson.seed}")
-        last = next((r.charts[-1] for r in reversed(run.results) if r.charts), None)
-        if run.lesson.problem is not None and run.results:
-            last = run.boundary_chart("the boundary now")
-        p.summary_chart.set_charts([last] if last else [])
-        p.summary_chart.setVisible(last is not None)
-        p.stack.setCurrentWidget(p.summary_page)
+        self.panel.show_summary(run, holds)
         self._buttons()
         self.stepShown.emit(run.done)
 
     def _buttons(self) -> None:
-        run, p = self.run, self.panel
-        running = self.page in ("running", "opening")
-        p.back.setEnabled(run is not None and (self.page == "running" or (not running and (run.done > 0 or self.page == "summary"))))
-        p.back.setText("Cancel" if self.page == "running" else "◀  Back")
-        p.next.setEnabled(run is not None and not running and self.page != "summary")
-        if run is not None and not running:
-            p.next.setText("What we saw  ▶" if run.done >= len(run.lesson.steps) else "Next  ▶")
-        p.playground.setEnabled(not running)
+        self.panel.set_buttons(self.run, self.page)
 
     # ---------------------------------------------------------------------------- job signals
     def _on_progress(self, name: str, item) -> None:
@@ -382,7 +328,7 @@ class LessonController(QObject):
             self._failed(*value)
             return
         if name == "open":
-            if self.window.session is not value:
+            if self.state.session is not value:
                 self.window.set_session(value)
             self.panel.playground.set_session(value if self.run.lesson.problem is not None else None)
             self._show_result(None)
@@ -421,13 +367,7 @@ class LessonController(QObject):
         self._show_result(self.run.results[-1] if self.run.results else None)
 
     def _error(self, message: str) -> None:
-        w = self.window
-        if hasattr(w, "show_error"):
-            w.show_error(message)
-        else:  # pragma: no cover - the app's window always has it
-            from PySide6.QtWidgets import QMessageBox
-
-            QMessageBox.warning(w, "pruneviz", message)
+        self.reports.show_error(message)
 
     # --------------------------------------------------------------------------- blocking use
     def wait_idle(self, timeout_ms: int = 120_000) -> bool:
@@ -455,19 +395,3 @@ def _drain(gen):
             yield next(gen)
         except StopIteration:
             return
-
-
-def _card(r) -> str:
-    """The big text of a step without a chart: its accuracy figures, else its note."""
-    shown = [f"{k.replace('_', ' ')}: {v:.1%}" for k, v in r.figures.items() if not k.endswith("_loss") and 0 <= v <= 1]
-    return "\n".join(shown[:4]) or r.note
-
-
-def _fmt(v: float) -> str:
-    return "–" if not math.isfinite(v) else (f"{v:.3f}" if abs(v) < 10 else f"{v:,.0f}")
-
-
-def attach_lessons(window) -> LessonController:
-    """Add the Lessons menu, File > Open lesson… and the Lesson dock to ``window``."""
-    window.lessons = LessonController(window)
-    return window.lessons

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import html
+import math
 
 from PySide6.QtCore import QEvent, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontInfo, QPainter
@@ -233,3 +234,77 @@ class LessonPanel(QWidget):
             f.setPointSizeF(base_pt * k)
             f.setBold(bold)
             w.setFont(f)
+
+    # ------------------------------------------------------------------ pages
+    def show_opening(self, lesson) -> None:
+        """While the lesson's session opens (a generated problem trains its network first)."""
+        self.title.setText(lesson.title)
+        self.counter.setText("")
+        self.caption.setText(html.escape(lesson.summary))
+        self.note.setText("Training the network…" if lesson.problem else f"Opening {lesson.model}…")
+        self.chart.set_charts([], "")
+        self.stack.setCurrentWidget(self.chart)
+
+    def set_buttons(self, run, page: str) -> None:
+        """Back / Next (and the playground) for ``run`` on ``page`` (none, opening, intro, step,
+        running, summary): Back cancels a running step, Next says what comes."""
+        running = page in ("running", "opening")
+        self.back.setEnabled(run is not None and (page == "running" or (not running and (run.done > 0 or page == "summary"))))
+        self.back.setText("Cancel" if page == "running" else "◀  Back")
+        self.next.setEnabled(run is not None and not running and page != "summary")
+        if run is not None and not running:
+            self.next.setText("What we saw  ▶" if run.done >= len(run.lesson.steps) else "Next  ▶")
+        self.playground.setEnabled(not running)
+
+    def show_intro(self, lesson) -> None:
+        """Before the first step: how many steps, what the lesson is about, its model."""
+        self.counter.setText(f"{len(lesson.steps)} steps")
+        self.caption.setText(html.escape(lesson.summary))
+        self.note.setText("Press Next to begin.")
+        if lesson.problem is not None:
+            self.stack.setCurrentWidget(self.playground)
+        else:
+            self.chart.set_charts([], f"{lesson.model} on {lesson.data}" if lesson.data else lesson.model)
+            self.stack.setCurrentWidget(self.chart)
+
+    def show_step(self, r, lesson, base_pt: float) -> None:
+        """A finished step's result ``r``: its question (predict), the playground, or its charts."""
+        self.note.setText(r.note if r.step["action"] != "predict" else "")
+        if r.step["action"] == "predict":
+            self.predict.ask(r.step, base_pt)
+            self.predict.reveal()
+            self.stack.setCurrentWidget(self.predict)
+        elif lesson.problem is not None:
+            self.playground.refresh()
+            self.stack.setCurrentWidget(self.playground)
+        else:
+            self.chart.set_charts(r.charts, card_text(r))
+            self.stack.setCurrentWidget(self.chart)
+
+    def show_summary(self, run, holds: bool | None) -> None:
+        """"What we saw": the claim, whether it ``holds`` in this run, the figures it reads, the last chart."""
+        verdict = {True: "<span style='color:#0a6b2b'><b>holds</b></span>", False: "<span style='color:#a11'><b>does not hold</b></span>", None: "could not be checked"}[holds]
+        # the figures the claim reads (all of them are in the handout)
+        names = sorted(run.lesson.claim.names & set(run.figures))
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td align='right'>&nbsp;&nbsp;{figure_text(run.figures[k])}</td></tr>" for k in names)
+        self.counter.setText("")
+        self.caption.setText("<b>What we saw</b>")
+        self.summary.setText(f"<p><b>Claim:</b> {html.escape(run.lesson.claim_text)}</p><p><code>{html.escape(run.lesson.claim.text)}</code> — in this run it {verdict}.</p><table>{rows}</table>")
+        self.note.setText(f"measured in this run, seed {run.lesson.seed}")
+        last = next((r.charts[-1] for r in reversed(run.results) if r.charts), None)
+        if run.lesson.problem is not None and run.results:
+            last = run.boundary_chart("the boundary now")
+        self.summary_chart.set_charts([last] if last else [])
+        self.summary_chart.setVisible(last is not None)
+        self.stack.setCurrentWidget(self.summary_page)
+
+
+def card_text(r) -> str:
+    """The big text of a step without a chart: its accuracy figures, else its note."""
+    shown = [f"{k.replace('_', ' ')}: {v:.1%}" for k, v in r.figures.items() if not k.endswith("_loss") and 0 <= v <= 1]
+    return "\n".join(shown[:4]) or r.note
+
+
+def figure_text(v: float) -> str:
+    """A measured figure for the summary table (– when not finite)."""
+    return "–" if not math.isfinite(v) else (f"{v:.3f}" if abs(v) < 10 else f"{v:,.0f}")

@@ -5,90 +5,79 @@ redraws from ``session.changed`` (only the touched layers) and asks the
 :class:`~pruneviz.qt.live_eval.LiveEval` for a fresh evaluation after every change.
 Errors from the engine (:class:`PrunevizError`) become a message box; the session is unchanged.
 
-:class:`MainWindow` is the assembly: it builds the views, lays them out in docks, switches
-sessions and routes ``session.changed``. What it does with them lives in small controller
-objects, one concept a module, each created with the window and kept on it (napari's
-``QtViewer`` is the model):
+:class:`MainWindow` is the assembly. It makes its parts in one place, :meth:`MainWindow.__init__`,
+in the order they need each other; each part takes in its constructor what it uses (the
+:class:`~pruneviz.qt.window_state.WindowState`, the action registry, the views and the few
+controllers it calls), never the whole window to look things up in:
 
-- ``window.view`` (:mod:`.window_layer`): the shown layer's heatmap, strip, histogram, filter
-  panel, hover read-out, its controls and its score views
-- ``window.editing`` (:mod:`.window_editing`): selection, prune / restore, block tool, threshold,
-  the Prune… and Run until… dialogs
-- ``window.files`` (:mod:`.window_files`): menus, toolbar, open / recent / demos / sessions /
-  drag and drop / export / save PNG
-- ``window.status`` (:mod:`.window_status`): status bar, evaluation progress, memory, notices,
-  error boxes
-- ``window.presentation`` (:mod:`.presentation`): presentation mode
-- ``window.edit_pause`` (:mod:`.edit_pause`): the editing controls off while a run holds the session
+1. ``window.state`` (:mod:`.window_state`): the session, the layer shown, the selected rows,
+   with signals; ``window.session`` / ``layer`` / ``selected`` read it
+2. ``window.actions`` (:mod:`.actions`): verb -> QAction, the menus and the toolbar by key
+3. the views: ``heatmap``, ``strip``, ``hist``, ``filter``, ``tree``, ``acc``, ``history``, ``lower_tabs``
+4. ``window.runner`` (evaluation) and ``window.loop`` (Run until…)
+5. ``window.status`` (:mod:`.window_status`): status bar, progress, notices, ``guard`` and error boxes
+6. ``window.presentation`` (:mod:`.presentation`): presentation mode
+7. ``window.view`` (:mod:`.window_layer`): the shown layer's views, their controls and scores
+8. ``window.editing`` (:mod:`.window_editing`): selection, prune / restore, block tool,
+   threshold, Prune… / Step / Run until…
+9. the centre and the docks (:mod:`.window_layout`)
+10. ``window.files`` (:mod:`.window_files`): File / Edit / Prune / View menus, toolbar, open,
+    recent, demos, sessions, drag and drop, export, Save heatmap as PNG
+11. ``window.training`` (:mod:`.training_ui`), ``window.decide`` and ``window.decide_page``
+    (:mod:`.decide_dock`, :mod:`.decide_page`), ``window.knockout_track``, ``window.lessons``
+    (:mod:`.lesson_panel`)
+12. ``window.edit_pause`` (:mod:`.edit_pause`): the editing actions and controls off while a
+    run holds the session (it gates what the parts above made)
 
-The state they share is the window's: ``session``, ``layer`` (the layer shown), ``selected``
-(its selected neuron rows). The controllers' widgets and verbs are also reachable on the window
-under their old names (``window.threshold``, ``window.select_neurons``, ``window.act_undo`` …),
-as one-line delegations generated at the end of this module.
-
-For code that attaches to the window (``attach_*(window)``): ``window.session``,
-``window.menuBar()``, ``window.addDockWidget``, ``window.runner`` (the LiveEval),
-``window.statusBar()``, ``window.show_error`` and the actions ``window.act_*`` stay as they were.
+Other code reaches a part by its owner: ``window.files.open_path``, ``window.editing.select_neurons``,
+``window.actions["undo"]``, ``window.status.guard``.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QHBoxLayout,
-    QLabel,
-    QListWidget,
-    QMainWindow,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QByteArray, QCoreApplication, QSettings, Qt, QTimer, Signal
+from PySide6.QtWidgets import QListWidget, QMainWindow, QTabWidget
 
 from pruneviz.core.importance import LOCAL_METHODS
 
 from .accuracy_plot import AccuracyPanel
-from .controls import methods
-from .decide_dock import attach_decide
-from .decide_page import attach_decide_page
-from .edit_pause import attach_edit_pause
+from .actions import ActionRegistry
+from .decide_dock import DecidePanel
+from .decide_page import DecidePage
+from .edit_pause import EditPause
 from .live_eval import LiveEval
 from .filter_view import FilterPanel
 from .heatmap_view import HeatmapView
 from .histogram import Histogram
-from .knockout_track import attach_knockout_track
-from .kernels import KernelLayout
+from .knockout_track import KnockoutTrack
 from .layer_tree import LayerTree
-from .lesson_panel import attach_lessons
+from .lesson_panel import LessonController
 from .neuron_strip import NeuronStrip
+from .plain import literal
 from .presentation import Presentation
 from .run_loop import RunLoop
 from .screen_fit import ScreenFit
-from .training_ui import prune_menu, attach_training
+from .training_ui import TrainingUI
 from .window_editing import Editing
 from .window_files import FileActions
 from .window_layer import LayerViewer
+from .window_layout import centre, dock, place_knockout_track
+from .window_state import WindowState
 from .window_status import StatusReports, human_bytes
-from .plain import literal
 
 __all__ = ["MainWindow", "human_bytes"]  # human_bytes: where callers found it before the split
 
-#: the file controller's actions and menus, readable on the window as before (``window.act_undo``)
-#: the layer view's and editing's widgets and verbs, reachable on the window as before
-_VIEW_ATTRS = ("mode", "method", "sort", "title", "score_jobs", "_score_views")
-_VIEW_METHODS = ("show_layer", "scores_view", "scores_ready", "hist_edges", "_refresh_layer", "_rows_touched", "_scores_follow", "_reset_scores", "_method", "_refresh_strip", "_neuron_scores")
-_EDIT_ATTRS = ("block", "prune_sel", "restore_sel", "sel_label", "threshold", "thr_gran", "apply_thr", "thr_info")
-_EDIT_METHODS = ("select_neurons", "prune_selected", "_select", "apply_threshold", "prune_dialog", "step", "run_until_dialog", "_refresh_threshold")
-_STATUS_ATTRS = ("progress", "cancel", "memory", "totals", "device")
-_FILE_ATTRS = ("act_open", "act_open_spec", "act_open_data", "act_save_session", "act_open_session", "act_export", "act_undo", "act_redo", "act_prune", "act_restore", "act_prune_dlg", "act_step", "act_run", "act_stop", "recent_menu", "demos_menu")
+#: the verbs that edit, or replace the session: off while a run holds it (see EditPause)
+PAUSED_VERBS = ("open", "open_spec", "open_data", "open_session", "undo", "redo", "prune", "restore",
+                "prune_dialog", "step", "run", "block", "finetune", "train")
 
 
 class MainWindow(QMainWindow):
     """The pruneviz app window over one session (``set_session`` switches models)."""
 
-    sessionChanged = Signal(object)
-    errorShown = Signal(str)
+    sessionChanged = Signal(object)  #: a new session is shown (after the window's own parts follow it)
+    errorShown = Signal(str)  #: the status reports showed an error
+    autosaveFailed = Signal(str)  #: the autosave's writer thread failed; delivered on the GUI thread
 
     def __init__(self, session, open_session=None, parent=None, restore_layout: bool = True, autosave: bool = False, save_layout: bool = True):
         """``open_session(model, data, arch, trust)`` opens a new Session (File > Open); defaults to Session.open.
@@ -99,25 +88,74 @@ class MainWindow(QMainWindow):
         self._autosave_enabled = autosave
         self.autosave = None
         self.setAcceptDrops(True)
-        self.session = None
-        self.layer: str | None = None
-        self.selected: set[int] = set()
-        self.kernels = KernelLayout(1)
-        self._open_session = open_session
+        # 1-2: what every part shares
+        self.state = WindowState(self)
+        self.state.sessionChanged.connect(self._show_session)  # first: the window's own views follow first
+        self.actions = ActionRegistry(self)
+        # 3: the views (widgets without verbs)
+        self.heatmap = HeatmapView()
+        self.strip = NeuronStrip()
+        self.strip.setYLink(self.heatmap.vb)
+        self.hist = Histogram()
+        self.filter = FilterPanel()
+        self.tree = LayerTree()
+        self.tree.setMinimumWidth(180)  # name, shape, sparsity readable; wider by default (size_docks)
+        self.acc = AccuracyPanel()
+        self.history = QListWidget()
+        self.history.setAlternatingRowColors(True)
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.setDocumentMode(True)
+        self.lower_tabs.addTab(self.hist, "Histogram")
+        self.lower_tabs.addTab(self.filter, "Filter kernels")
+        # 4-6: evaluation, the Run until… loop, status reports, presentation mode
         self.runner = LiveEval(None, parent=self)
         self.loop = RunLoop(self)
-        self._build_ui()
+        self.status = StatusReports(self, self.state, runner=self.runner, loop=self.loop, acc=self.acc)
+        self.status.errorShown.connect(self.errorShown)
         self.presentation = Presentation(self)
-        self.files = FileActions(self)  # menus, toolbar, open / save / export
-        self.status.wire_runner()
-        self.act_measure_shrunk = prune_menu(self).addAction("Measure the shrunk model", self.status.measure_shrunk)
-        self.act_measure_shrunk.setToolTip("remove pruned neurons and heads from a copy, count its MACs and time it against the original (status bar)")
-        attach_training(self)  # Fine-tune / Train… (Prune menu, toolbar) and the Training tab
-        attach_decide(self)
-        attach_decide_page(self)  # in presentation mode Decide swaps with the layer view
-        attach_knockout_track(self)  # the Decide dock's knockout of the shown layer, beside the strip
-        attach_lessons(self)  # Lessons menu, File > Open lesson, the Lesson dock
-        attach_edit_pause(self)  # editing controls off while a fine-tune, schedule or lesson step holds the session
+        # 7-8: the layer view and editing
+        self.view = LayerViewer(self.state, heatmap=self.heatmap, strip=self.strip, hist=self.hist, filter=self.filter,
+                                lower_tabs=self.lower_tabs, status=self.status, parent=self)
+        self.editing = Editing(self.state, view=self.view, heatmap=self.heatmap, strip=self.strip, hist=self.hist, acc=self.acc,
+                               status=self.status, actions=self.actions, parent=self)
+        self.editing.runRequested.connect(self.loop.start)
+        # 9: where they sit
+        self.splitter, strip_row, view_controls = centre(self, self.view, self.editing)
+        self.dock_layers = dock(self, "Layers", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.dock_acc = dock(self, "Accuracy", self.acc, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_hist = dock(self, "History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._docks_sized = False
+        # 10: menus and toolbar
+        self.files = FileActions(self, self.state, actions=self.actions, status=self.status, heatmap=self.heatmap, editing=self.editing,
+                                 runner=self.runner, loop=self.loop, presentation=self.presentation, open_session=open_session,
+                                 docks={"layers_dock": self.dock_layers, "history_dock": self.dock_hist, "accuracy_dock": self.dock_acc})
+        self.actions.add("measure_shrunk", "Measure the shrunk model", self.status.measure_shrunk, menu="prune",
+                         tip="remove pruned neurons and heads from a copy, count its MACs and time it against the original (status bar)")
+        # 11: training, Decide (a dock, or a page in presentation mode), the knockout track, lessons
+        self.training = TrainingUI(self, self.state, actions=self.actions, runner=self.runner, loop=self.loop, acc=self.acc,
+                                   status=self.status, tabs=self.lower_tabs)
+        self.decide = DecidePanel(self.state, status=self.status, tree=self.tree, acc=self.acc)
+        self.sessionChanged.connect(self.decide.set_session)
+        self.presentation.add_plots(self.decide.sens_plot, self.decide.ko_plot, self.decide.sweep_plot, self.decide.alloc_plot)
+        self.decide_page = DecidePage(self, self.decide, actions=self.actions, presentation=self.presentation)
+        self.dock_decide = self.decide_page.dock
+        self.knockout_track = KnockoutTrack(self.strip)
+        place_knockout_track(self.knockout_track, strip_row, view_controls, self.strip, self.view.method.sizeHint().height())
+        self._follow_knockouts()
+        self.lessons = LessonController(self, self.state, actions=self.actions, status=self.status, tree=self.tree,
+                                        docks={"layers": self.dock_layers, "history": self.dock_hist, "accuracy": self.dock_acc})
+        # 12: editing pauses while a run holds the session
+        self.edit_pause = EditPause(self, bar=self.status.bar, hover=self.status.hover, block=self.editing.block)
+        self.edit_pause.add(*(self.actions[v] for v in PAUSED_VERBS), self.files.recent_menu.menuAction(), self.files.demos_menu.menuAction())
+        e = self.editing
+        self.edit_pause.add(e.prune_sel, e.restore_sel, e.threshold, e.thr_gran, e.apply_thr, e.block, self.history, self.acc.use_demo, self.acc.open_data)
+        self.edit_pause.add(self.decide.alloc_apply, self.decide.plans.switch)
+        self.status.refused.connect(self.edit_pause.say)
+        self._connect_views()
+        app = QCoreApplication.instance()
+        if app is not None:  # quitting without closing the window keeps the journal: whole
+            app.aboutToQuit.connect(self.flush_autosave)
+        self.autosaveFailed.connect(lambda message: self.status.bar.showMessage(message))
         self._restored_state = False
         self.screen_fit = ScreenFit(self)  # inside the screen at the start and whenever it grows
         if restore_layout:
@@ -126,152 +164,67 @@ class MainWindow(QMainWindow):
             self.resize(1400, 900)
         self.set_session(session)
 
-    def _build_ui(self) -> None:
-        self.heatmap = HeatmapView()
-        self.strip = NeuronStrip()
-        self.strip.setYLink(self.heatmap.vb)
-        self.hist = Histogram()
-        self.filter = FilterPanel()
-        self.tree = LayerTree()
-        self.tree.setMinimumWidth(180)  # name, shape, sparsity readable; wider by default (_size_docks)
-        self.acc = AccuracyPanel()
-        self.history = QListWidget()
-        self.history.setAlternatingRowColors(True)
-        self._filter_auto = False  # the filter tab came up by itself on a selection (view and editing share it)
-        self.view = LayerViewer(self)  # the shown layer's views, controls and score views
-        self.editing = Editing(self)  # selection, prune / restore, block tool, threshold
-        self.status = StatusReports(self)  # status bar, progress, notices, error boxes
-        self.hover = self.status.hover  # the layer view writes the hovered cell here
+    # ------------------------------------------------------------- the window state, read here
+    @property
+    def session(self):
+        """The session shown (``window.state.session``)."""
+        return self.state.session
 
-        # the title and the selection's actions on one line, the view controls on the next: two
-        # short rows keep the central area narrow enough for a 1280-pixel projector
-        head = QHBoxLayout()
-        head.addWidget(self.title, 1)
-        head.addWidget(self.sel_label)
-        head.addWidget(self.block)  # a selection tool: beside the selection's actions
-        head.addWidget(self.prune_sel)
-        head.addWidget(self.restore_sel)
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Show"))
-        bar.addWidget(self.mode)
-        bar.addWidget(QLabel("by"))
-        bar.addWidget(self.method)
-        bar.addSpacing(10)
-        bar.addWidget(self.sort)
-        bar.addStretch(1)
-        top = QWidget()
-        tl = QVBoxLayout(top)
-        tl.setContentsMargins(4, 4, 4, 0)
-        tl.addLayout(head)
-        tl.addLayout(bar)
-        hv = QHBoxLayout()
-        hv.setSpacing(2)
-        hv.addWidget(self.heatmap, 1)
-        hv.addWidget(self.strip)
-        tl.addLayout(hv, 1)
+    @property
+    def layer(self) -> str | None:
+        """The layer shown (``window.state.layer``)."""
+        return self.state.layer
 
-        # the histogram shares its place with the per-filter kernels: one selected filter shows
-        # there; the threshold row sits under both
-        bottom = QWidget()
-        bl = QVBoxLayout(bottom)
-        bl.setContentsMargins(4, 0, 4, 4)
-        self.lower_tabs = QTabWidget()
-        self.lower_tabs.setDocumentMode(True)
-        self.lower_tabs.addTab(self.hist, "Histogram")
-        self.lower_tabs.addTab(self.filter, "Filter kernels")
-        bl.addWidget(self.lower_tabs, 1)
-        tr = QHBoxLayout()
-        tr.addWidget(QLabel("Threshold"))
-        tr.addWidget(self.thr_gran)
-        tr.addWidget(self.threshold, 1)
-        tr.addWidget(self.thr_info)
-        tr.addWidget(self.apply_thr)
-        bl.addLayout(tr)
+    @property
+    def selected(self) -> set[int]:
+        """The selected neuron rows of the layer shown (``window.state.selected``)."""
+        return self.state.selected
 
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
-        self.splitter.addWidget(top)
-        self.splitter.addWidget(bottom)
-        self.splitter.setStretchFactor(0, 4)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([560, 300])  # the histogram keeps a readable share at 720 pixels
-        self.setCentralWidget(self.splitter)
+    def _connect_views(self) -> None:
+        self.tree.layerSelected.connect(self.view.show_layer)
+        self.filter.failed.connect(self.status.show_error)
+        self.filter.neuronPicked.connect(lambda row: self.editing.select_neurons([row]))
+        self.acc.use_demo.clicked.connect(lambda: self.files.set_data("demo:digits"))
+        self.acc.open_data.clicked.connect(lambda: self.files.open_data_dialog())
+        self.filter.message.connect(lambda m: self.status.bar.showMessage(m, 6000))
+        self.history.itemClicked.connect(lambda it: self.status.guard(self.session.goto, self.history.row(it)))
 
-        self.dock_layers = self._dock("Layers", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.dock_acc = self._dock("Accuracy", self.acc, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.dock_hist = self._dock("History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._docks_sized = False
+    def _follow_knockouts(self) -> None:
+        """The knockout track shows the Decide panel's knockouts of the shown layer, row for row
+        with the strip; a click on a row selects that neuron as a click on the strip does."""
+        track, method = self.knockout_track, self.view.method
+        self.strip.redrawn.connect(lambda: track.show_layer(self.state.session, self.state.layer, method.currentText()))
+        track.rowsClicked.connect(self.strip.rowsClicked)
+        self.sessionChanged.connect(track.set_session)
 
-        self.tree.layerSelected.connect(self.show_layer)
-        self.filter.failed.connect(self.show_error)
-        self.filter.neuronPicked.connect(lambda row: self.select_neurons([row]))
-        self.acc.use_demo.clicked.connect(lambda: self._guard_data("demo:digits"))
-        self.acc.open_data.clicked.connect(lambda: self.open_data_dialog())
-        self.filter.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
-        self.history.itemClicked.connect(lambda it: self._guard(self.session.goto, self.history.row(it)))
+        def rescale(scale: float) -> None:
+            track.row_height = method.sizeHint().height()
+            track.set_scale(scale, self.presentation.font())
 
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
-        d = QDockWidget(title, self)
-        d.setObjectName(f"dock_{title.lower()}")
-        d.setWidget(widget)
-        d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        self.addDockWidget(area, d)
-        return d
+        self.presentation.changed.connect(rescale)
+        jobs = self.decide.jobs
+        jobs.started.connect(lambda name: track.measuring(self.state.session) if name == "knockout" else None)
+        jobs.finished.connect(lambda name, value: track.add_result(value) if name == "knockout" else None)
 
-    # ------------------------------------------------------------- status
-    def _guard(self, fn, *args, **kw):
-        """Call a Session verb; a PrunevizError becomes a message box (session unchanged)."""
-        return self.status.guard(fn, *args, **kw)
-
-    def show_error(self, msg: str) -> None:
-        """A message box (and ``errorShown``)."""
-        self.status.show_error(msg)
-
-    # ------------------------------------------------------- file actions
-    # what the file controller does, under the names other code and tests reach the window by
-    def open_path(self, path: str, arch: str | None = None) -> bool:
-        """Open a model file, keeping the current data (see :class:`FileActions`)."""
-        return self.files.open_path(path, arch)
-
-    def open_spec(self, spec: str) -> bool:
-        """Open a model spec as the command line takes it (``demo:cnn`` with its data)."""
-        return self.files.open_spec(spec)
-
-    def save_session(self, path: str) -> bool:
-        return self.files.save_session(path)
-
-    def open_session(self, path: str) -> bool:
-        return self.files.open_session(path)
-
-    def ask_arch(self, message: str) -> str | None:
-        return self.files.ask_arch(message)
-
-    def export_dialog(self) -> None:
-        self.files.export_dialog()
-
-    def save_heatmap_dialog(self) -> None:
-        self.files.save_heatmap_dialog()
-
-    def save_heatmap(self, path: str) -> bool:
-        return self.files.save_heatmap(path)
-
-    def open_data_dialog(self) -> None:
-        self.files.open_data_dialog()
-
-    def _guard_data(self, spec: str) -> None:
-        self.files._guard_data(spec)
+    # ------------------------------------------------------------- files and drops
+    def flush_autosave(self) -> None:
+        """Wait (up to a minute) for the autosave's writer to write what it has."""
+        if self.autosave is not None:
+            self.autosave.flush(60)
 
     def dragEnterEvent(self, ev) -> None:  # noqa: N802 - Qt's name
-        self.files.dragEnterEvent(ev)
+        if not self.edit_pause.paused:  # no opening while a run holds the session
+            self.files.dragEnterEvent(ev)
 
     def dropEvent(self, ev) -> None:  # noqa: N802
         self.files.dropEvent(ev)
 
+    # ------------------------------------------------------------- sessions
     def set_session(self, s) -> None:
         """Show session ``s`` (replaces the current one; its history goes with it)."""
         if self.session is not None:
             self.session.changed.disconnect(self._on_changed)
             self.loop.stop()
-        self.session = s
         if self._autosave_enabled:
             from pruneviz.core import persist
 
@@ -279,63 +232,55 @@ class MainWindow(QMainWindow):
                 self.autosave.close()
             try:
                 # encoded, written and fsynced by a writer thread: the GUI thread only snapshots
-                self.autosave = persist.Autosave(s, background=True, on_error=self.files.autosave_failed.emit)
+                self.autosave = persist.Autosave(s, background=True, on_error=self.autosaveFailed.emit)
             except OSError as exc:  # a read-only home must not stop the app
                 self.autosave = None
-                self.statusBar().showMessage(f"autosave is off: {exc}", 10_000)
+                self.status.bar.showMessage(f"autosave is off: {exc}", 10_000)
         self.runner.set_session(s)  # the runner listens first: an edit cancels a running evaluation
         self.edit_pause.follow(s)
         s.changed.connect(self._on_changed)
+        self.state.set_session(s)  # -> _show_session, then the other parts (sessionChanged)
+
+    def _show_session(self, s) -> None:
+        """The window's own views follow a new session (the window state's first listener)."""
         self.status.follow_session(s)
-        self.selected = set()
-        self._reset_scores()
+        self.view.reset_scores()
         self.acc.reset()
         self.tree.set_session(s)
-        self._fill_methods()
+        self.view.fill_methods(s.data is not None)
         # Qt appends the application's display name ("— pruneviz") itself
         self.setWindowTitle(s.spec + (f"  ·  {s.data.spec}" if s.data is not None and getattr(s.data, "spec", None) else ""))
         neurons = s.neuron_pruning
-        for w in (self.prune_sel, self.restore_sel, self.act_prune, self.act_restore, self.act_step, self.act_run):
+        e = self.editing
+        for w in (e.prune_sel, e.restore_sel, *(self.actions[v] for v in ("prune", "restore", "step", "run"))):
             w.setEnabled(neurons)
             w.setToolTip("" if neurons else literal(s.coupling_error or "neuron pruning unavailable"))
         self.acc.set_has_data(s.data is not None)
         first = next((layer.name for layer in s.layers if not layer.is_output), s.layers[0].name)
-        self.layer = None
         self.tree.select(first)
         if self.layer is None:
-            self.show_layer(first)
+            self.view.show_layer(first)
         self._refresh_history()
         self.status.refresh_totals()
         self.sessionChanged.emit(s)
         self.runner.request()
 
-    def _fill_methods(self) -> None:
-        """Scoring methods the session allows (data methods only with data); keeps the choice."""
-        s = self.session
-        cur = self.method.currentText()
-        self.method.blockSignals(True)
-        self.method.clear()
-        self.method.addItems(methods("weight", s.data is not None))
-        if cur and self.method.findText(cur) >= 0:
-            self.method.setCurrentText(cur)
-        self.method.blockSignals(False)
-
     def _on_changed(self, change) -> None:
         s = self.session
-        rows = self._rows_touched(change) if change.kind != "data" and self.layer in change.layers else None
-        self._scores_follow(change, rows)
+        rows = self.view.rows_touched(change) if change.kind != "data" and self.layer in change.layers else None
+        self.view.scores_follow(change, rows)
         if change.kind == "data":  # new evaluation data: new baseline, new data-driven methods
             self.acc.reset()
             self.acc.set_has_data(s.data is not None)
-            self._fill_methods()
-            self._refresh_layer(reset_view=False)
+            self.view.fill_methods(s.data is not None)
+            self.view.refresh_layer(reset_view=False)
         else:
             if change.kind == "edit":
                 self.acc.forget_after(s.history.index)
             if self.layer in change.layers:
-                self._refresh_layer(reset_view=False, rows=rows)
-            elif self._method() not in LOCAL_METHODS:
-                self._refresh_layer(reset_view=False)  # every edit changes data-driven scores
+                self.view.refresh_layer(reset_view=False, rows=rows)
+            elif self.view.current_method() not in LOCAL_METHODS:
+                self.view.refresh_layer(reset_view=False)  # every edit changes data-driven scores
         self.tree.refresh(change.layers)
         self._refresh_history()
         self.status.refresh_totals()
@@ -355,14 +300,16 @@ class MainWindow(QMainWindow):
         self.history.blockSignals(False)
         self.history.scrollToItem(self.history.currentItem())
         labels = h.labels
-        self.act_undo.setEnabled(h.can_undo)
-        self.act_redo.setEnabled(h.can_redo)
-        self.act_undo.setText(f"Undo {labels[h.index - 1]}" if h.can_undo else "Undo")
-        self.act_redo.setText(f"Redo {labels[h.index]}" if h.can_redo else "Redo")
-        for a, short in ((self.act_undo, "Undo"), (self.act_redo, "Redo")):
+        undo, redo = self.actions["undo"], self.actions["redo"]
+        undo.setEnabled(h.can_undo)
+        redo.setEnabled(h.can_redo)
+        undo.setText(f"Undo {labels[h.index - 1]}" if h.can_undo else "Undo")
+        redo.setText(f"Redo {labels[h.index]}" if h.can_redo else "Redo")
+        for a, short in ((undo, "Undo"), (redo, "Redo")):
             a.setIconText(short)  # the toolbar stays compact; the menu and tooltip say what
             a.setToolTip(literal(a.text()))
 
+    # ------------------------------------------------------------- layout
     def _restore_settings(self) -> None:
         st = QSettings()
         geo = st.value("window/geometry")
@@ -377,16 +324,17 @@ class MainWindow(QMainWindow):
         super().showEvent(ev)
         if not self._docks_sized and not self._restored_state:
             self._docks_sized = True
-            QTimer.singleShot(0, self._size_docks)
+            QTimer.singleShot(0, self.size_docks)
 
-    def _size_docks(self) -> None:
+    def size_docks(self) -> None:
+        """The docks' default shares of the window (a first start, or a screenshot)."""
         w = self.width()
         self.resizeDocks([self.dock_layers, self.dock_acc], [int(w * 0.28), int(w * 0.24)], Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_layers, self.dock_hist], [int(self.height() * 0.62), int(self.height() * 0.3)], Qt.Orientation.Vertical)
 
     def closeEvent(self, ev) -> None:
         self.loop.stop()
-        self.score_jobs.shutdown(5000)
+        self.view.score_jobs.shutdown(5000)
         self.editing.prep.shutdown(5000)
         if self._save_layout:
             st = QSettings()
@@ -402,15 +350,3 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001 - already disconnected
                 pass
         super().closeEvent(ev)
-
-
-for _name in _FILE_ATTRS:
-    setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.files, n), doc=f"``window.files.{_name}``"))
-for _name in _STATUS_ATTRS:
-    setattr(MainWindow, _name, property(lambda self, n=_name: getattr(self.status, n), doc=f"``window.status.{_name}``"))
-for _owner, _names in (("view", _VIEW_ATTRS), ("editing", _EDIT_ATTRS)):
-    for _name in _names:
-        setattr(MainWindow, _name, property(lambda self, o=_owner, n=_name: getattr(getattr(self, o), n), doc=f"``window.{_owner}.{_name}``"))
-for _owner, _names in (("view", _VIEW_METHODS), ("editing", _EDIT_METHODS)):
-    for _name in _names:
-        setattr(MainWindow, _name, lambda self, *a, o=_owner, n=_name, **k: getattr(getattr(self, o), n)(*a, **k))

@@ -22,7 +22,7 @@ def default_data(model: str, data: str | None) -> str | None:
     return DEMO[1] if isinstance(model, str) and model.startswith("demo:") else None
 
 
-def _default_open(model, data, arch, trust, device="auto"):
+def default_open(model, data, arch, trust, device="auto"):
     from pruneviz.core.session import Session
 
     return Session.open(model, data=data, arch=arch, trust=trust, device=device)
@@ -44,39 +44,53 @@ def ask_trust(parent, exc: TrustRequired) -> bool:
     return box.exec() == QMessageBox.StandardButton.Yes
 
 
-def open_session_interactive(parent, model, data, arch=None, opener=None, trust=False, device="auto"):
+def open_session_interactive(parent, model, data, arch=None, opener=None, trust=False, device="auto", *, ask_arch=None, report=None):
     """Open a Session, asking about trust (:class:`TrustRequired`) and the architecture
-    (:class:`ArchRequired`, via ``parent.ask_arch``) as needed; other errors → message box.
+    (:class:`ArchRequired`, via ``ask_arch(message) -> arch or None``) as needed; other errors go
+    to ``report(message)`` (a message box over ``parent`` when not given).
 
     Returns the Session, or None (the caller keeps what it had)."""
-    opener = opener or _default_open
+    opener = opener or default_open
     for _ in range(3):
         try:
-            return opener(model, data, arch, trust, device) if opener is _default_open else opener(model, data, arch, trust)
+            return opener(model, data, arch, trust, device) if opener is default_open else opener(model, data, arch, trust)
         except TrustRequired as exc:
             if trust or not ask_trust(parent, exc):
                 return None
             trust = True
         except ArchRequired as exc:
-            if arch is None and hasattr(parent, "ask_arch"):
-                arch = parent.ask_arch(exc.message)
+            if arch is None and ask_arch is not None:
+                arch = ask_arch(exc.message)
                 if arch:
                     continue
                 return None
-            _report(parent, error_text(exc))
+            _report(parent, report, error_text(exc))
             return None
         except PrunevizError as exc:
-            _report(parent, error_text(exc))
+            _report(parent, report, error_text(exc))
             return None
     return None
 
 
-def _report(parent, msg: str) -> None:
+def _report(parent, report, msg: str) -> None:
     from PySide6.QtWidgets import QMessageBox
 
-    if hasattr(parent, "show_error"):
-        parent.show_error(msg)
+    if report is not None:
+        report(msg)
     else:
         QMessageBox.warning(parent, "pruneviz", literal(msg))
 
 
+def replace_question(parent, session, title: str, what: str, go: str):
+    """A question box (not yet shown) before ``what`` replaces ``session`` and its edits: returns
+    the box and its ``go`` button (Cancel is the default)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    n = session.history.index
+    box = QMessageBox(QMessageBox.Icon.Question, title,
+                      literal(f"{what}, replacing {session.spec} and its "
+                              f"{n} edit{'s' if n != 1 else ''} (File > Save session keeps them)."),
+                      QMessageBox.StandardButton.Cancel, parent)
+    start = box.addButton(go, QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    return box, start

@@ -20,9 +20,9 @@ COLUMNS = ["plan", "steps", "sparsity", "params", "accuracy", "loss"]
 
 
 class PlansView(QWidget):
-    def __init__(self, window, jobs, panel, parent=None):
+    def __init__(self, state, jobs, panel, *, status, acc, parent=None):
         super().__init__(parent)
-        self.window, self.jobs, self.panel = window, jobs, panel
+        self.state, self.jobs, self.panel, self.reports, self.acc = state, jobs, panel, status, acc
         self.rows: dict[str, dict] = {}
         self._session = None
         lay = QVBoxLayout(self)
@@ -73,7 +73,7 @@ class PlansView(QWidget):
 
     @property
     def session(self):
-        return self.window.session
+        return self.state.session
 
     def refresh(self) -> None:
         s = self.session
@@ -117,7 +117,7 @@ class PlansView(QWidget):
     def _on_change(self, change) -> None:
         if change.kind == "plan":
             # switching at the shared steps: the accuracy points past them belong to the other plan
-            self.window.acc.forget_after(self.session.history.index + 1)
+            self.acc.forget_after(self.session.history.index + 1)
         if change.kind == "edit":
             self.rows.pop(self.session.history.current_plan, None)  # its figures are stale now
         QTimer.singleShot(0, self.refresh)  # not inside the tree's own signal (a rename in place)
@@ -127,14 +127,14 @@ class PlansView(QWidget):
             return
         while item.parent() is not None:
             item = item.parent()
-        self.window._guard(self.session.switch_plan, item.data(0, Qt.ItemDataRole.UserRole))
+        self.reports.guard(self.session.switch_plan, item.data(0, Qt.ItemDataRole.UserRole))
 
     def _renamed(self, item, col) -> None:
         if col != 0 or item.parent() is not None:
             return
         old, new = item.data(0, Qt.ItemDataRole.UserRole), item.text(0).strip()
         if new != old:
-            self.window._guard(self.session.rename_plan, old, new)  # refused: a dialog, nothing renamed
+            self.reports.guard(self.session.rename_plan, old, new)  # refused: a dialog, nothing renamed
             if old in self.rows and any(p["name"] == new for p in self.session.plans()):
                 self.rows[new] = self.rows.pop(old)
         QTimer.singleShot(0, self.refresh)
@@ -142,14 +142,12 @@ class PlansView(QWidget):
     def run_measure(self) -> bool:
         s = self.session
         self.rows = {}
-        self.panel._total = points_to_measure(s)  # every step of the tree, measured once
+        self.panel.set_total(points_to_measure(s))  # every step of the tree, measured once
         return self.jobs.start("plans", lambda cancel: s.plan_summaries(cancel))
 
     def on_row(self, item: dict) -> None:
         """A progress item of :func:`pruneviz.core.plans.summaries`: a measured point, or a plan's row."""
-        self.panel._count = item["measured"]
-        self.panel.progress.setRange(0, max(item["total"], 1))
-        self.panel.progress.setValue(item["measured"])
+        self.panel.show_count(item["measured"], item["total"])
         if item["kind"] == "plan":
             self.rows[item["row"]["name"]] = item["row"]
             self.refresh()
@@ -171,7 +169,7 @@ class PlansView(QWidget):
             if name not in names:
                 names.append(name)
         if len(names) != 2 or not all(n in self.rows for n in names):
-            self.window.show_error("select two plans, after Measure plans, to compare them")
+            self.reports.show_error("select two plans, after Measure plans, to compare them")
             return
         self.show_compare(names)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QFont, QKeySequence
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QApplication, QDockWidget
 
 from .heatmap_view import overlay_lut
@@ -40,20 +40,19 @@ class Presentation(QObject):
         self.scale = 1.0
         self._base = QFont(window.font())
         self._fixed: dict[int, tuple[object, QFont]] = {}  # widgets with a font of their own
+        self._more_plots: list = []
 
     @property
     def enabled(self) -> bool:
         return self.scale != 1.0
 
-    def add_actions(self, menu) -> None:
-        """View menu entries: Presentation mode (F11), Larger, Smaller, Normal size."""
-        self.act_toggle = menu.addAction("&Presentation mode", QKeySequence("F11"), lambda: self.set_enabled(not self.enabled))
-        self.act_toggle.setCheckable(True)
-        self.act_toggle.setToolTip("Larger fonts, lines and read-outs for a projector")
-        larger = menu.addAction("&Larger", lambda: self.zoom(+1))
-        larger.setShortcuts([QKeySequence("Ctrl++"), QKeySequence("Ctrl+=")])
-        menu.addAction("&Smaller", QKeySequence("Ctrl+-"), lambda: self.zoom(-1))
-        menu.addAction("&Normal size", QKeySequence("Ctrl+0"), lambda: self.set_scale(1.0))
+    def add_actions(self, actions) -> None:
+        """View menu entries in the action registry: Presentation mode (F11), Larger, Smaller, Normal size."""
+        self.act_toggle = actions.add("presentation", "&Presentation mode", lambda: self.set_enabled(not self.enabled), menu="view",
+                                      shortcut="F11", checkable=True, tip="Larger fonts, lines and read-outs for a projector")
+        actions.add("larger", "&Larger", lambda: self.zoom(+1), menu="view", shortcut=["Ctrl++", "Ctrl+="])
+        actions.add("smaller", "&Smaller", lambda: self.zoom(-1), menu="view", shortcut="Ctrl+-")
+        actions.add("normal_size", "&Normal size", lambda: self.set_scale(1.0), menu="view", shortcut="Ctrl+0")
 
     def set_enabled(self, on: bool) -> None:
         """Presentation mode on (:data:`PRESENTATION_SCALE`) or off (normal size)."""
@@ -92,10 +91,11 @@ class Presentation(QObject):
     def _plots(self):
         w = self.w
         plots = [w.heatmap.plot, w.hist.getPlotItem(), w.strip.getPlotItem(), w.acc.curve_plot.getPlotItem(), w.acc.class_plot.getPlotItem(), w.filter.bar_plot.getPlotItem()]
-        decide = getattr(w, "decide", None)  # its plots are read from the back row too
-        if decide is not None:
-            plots += [p.getPlotItem() for p in (decide.sens_plot, decide.ko_plot, decide.sweep_plot, decide.alloc_plot)]
-        return plots
+        return plots + [p.getPlotItem() for p in self._more_plots]
+
+    def add_plots(self, *plots) -> None:
+        """More plot widgets whose axes scale too (Decide's: they are read from the back row too)."""
+        self._more_plots.extend(plots)
 
     def _apply(self) -> None:
         w, s = self.w, self.scale
@@ -104,7 +104,7 @@ class Presentation(QObject):
         # dock gets the scaled font itself, so a floated Decide or Accuracy keeps the large text
         for dock in w.findChildren(QDockWidget):
             dock.setFont(self.font())
-        for widget in [w.title, *w.acc.cells.values()]:
+        for widget in [w.view.title, *w.acc.cells.values()]:
             self._scaled(widget)
         w.acc.estimate.setFixedHeight(w.acc.estimate.fontMetrics().height() + 4)
         tick = self.font(0.9)

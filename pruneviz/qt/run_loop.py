@@ -42,12 +42,12 @@ class RunLoop(QObject):
         try:
             self.loop = PruneLoop(self.w.session, args.method, args.min_accuracy, args.target_sparsity, args.max_steps, args.layers)
         except PrunevizError as exc:
-            self.w.show_error(error_text(exc))
+            self.w.status.show_error(error_text(exc))
             return
         self.args, self.running = args, True
         self.w.runner.finished.connect(self._on_result)
-        self.w.act_stop.setEnabled(True)
-        self.w.act_run.setEnabled(False)
+        self.w.actions["stop"].setEnabled(True)
+        self.w.actions["run"].setEnabled(False)
         QTimer.singleShot(0, self._next)
 
     def stop(self, why: str = "stopped") -> None:
@@ -58,8 +58,8 @@ class RunLoop(QObject):
             self.w.runner.finished.disconnect(self._on_result)
         except (RuntimeError, TypeError):
             pass
-        self.w.act_stop.setEnabled(False)
-        self.w.act_run.setEnabled(self.w.session.neuron_pruning)
+        self.w.actions["stop"].setEnabled(False)
+        self.w.actions["run"].setEnabled(self.w.session.neuron_pruning)
         self.w.statusBar().showMessage(f"Run until: {why} after {self.steps} step{'s' if self.steps != 1 else ''}", 8000)
         self.stopped.emit(why)
 
@@ -81,7 +81,7 @@ class RunLoop(QObject):
             target = self.loop.step()
         except PrunevizError as exc:
             self.stop("error")
-            self.w.show_error(error_text(exc))
+            self.w.status.show_error(error_text(exc))
             return
         if target is None:
             return self.stop(self.loop.why)

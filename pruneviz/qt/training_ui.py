@@ -10,8 +10,11 @@ is announced on the GUI thread when the worker has returned, so every view redra
 thread only. A run that diverges (:mod:`pruneviz.core.divergence`) stops and puts the model back,
 unless "keep going" is ticked.
 
-``attach_training(window)`` adds the actions (Prune menu and toolbar) and the tab; it uses the
-window's public parts only (``session``, ``menuBar()``, ``lower_tabs``, ``acc``, ``runner``).
+:class:`TrainingUI` registers its actions (Fine-tune… in the Prune menu and the toolbar, Train…
+in the Prune menu) and puts its tab beside the histogram; it takes the window (dialogs' parent,
+closed: the run stops), the window state, the action registry, the evaluation runner and the
+run loop (both stop while weights train), the accuracy panel (recovery arrows), the status
+reports and the lower tabs.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QObject, QEvent, Qt
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,7 +34,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QToolBar,
     QVBoxLayout,
 )
 
@@ -51,7 +52,7 @@ class TrainDialog(QDialog):
     def __init__(self, ui: "TrainingUI", kind: str, parent=None):
         super().__init__(parent)
         self.ui, self.kind = ui, kind
-        s = ui.window.session
+        s = ui.state.session
         self.setWindowTitle("Fine-tune" if kind == "finetune" else "Train with a pruning schedule")
         self.setWindowModality(Qt.WindowModality.ApplicationModal)
         form = QFormLayout()
@@ -81,7 +82,7 @@ class TrainDialog(QDialog):
         form.addRow("Optimizer", self.optimizer)
         self.lr = QLineEdit(f"{default_lr(s):g}")
         self.lr.setToolTip("learning rate: a number above 0, e.g. 1e-3")
-        self.optimizer.currentTextChanged.connect(lambda name: self.lr.setText(f"{default_lr(ui.window.session, name):g}"))
+        self.optimizer.currentTextChanged.connect(lambda name: self.lr.setText(f"{default_lr(ui.state.session, name):g}"))
         form.addRow("Learning rate", self.lr)
         self.data = QLineEdit("demo:digits-train" if s.spec.startswith("demo:") else "")
         self.data.setPlaceholderText("training data: .npz, .pt, demo:digits-train, package.module:function")
@@ -165,9 +166,10 @@ class TrainDialog(QDialog):
 class TrainingUI(QObject):
     """Runs fine-tuning and schedules of the window's session in the worker; owns the curves."""
 
-    def __init__(self, window):
+    def __init__(self, window, state, *, actions, runner, loop, acc, status, tabs):
         super().__init__(window)
         self.window = window
+        self.state, self.runner, self.loop, self.acc, self.status = state, runner, loop, acc, status
         self.jobs = JobRunner(self)
         self.store = CurveStore(self)
         self.curve = TrainCurve(self.store)
@@ -183,6 +185,14 @@ class TrainingUI(QObject):
         self.jobs.cancelled.connect(self._on_cancelled)
         self.jobs.idle.connect(self._on_idle)
         window.installEventFilter(self)
+        tabs.addTab(self.curve, "Training")
+        actions.menu("prune").addSeparator()
+        self.act_finetune = actions.add("finetune", "&Fine-tune…", lambda: self.open_dialog("finetune"), menu="prune",
+                                        shortcut="Ctrl+Shift+F", tip="Train the kept weights a few epochs; pruned weights stay 0 (one undo step)")
+        actions.toolbar.addSeparator()
+        actions.toolbar.addAction(self.act_finetune)
+        self.act_train = actions.add("train", "T&rain…", lambda: self.open_dialog("train"), menu="prune",
+                                     tip="Prune before, during or after training, or prune and regrow (one undo step)")
 
     # ------------------------------------------------------------------ dialogs
     def open_dialog(self, kind: str) -> TrainDialog:
@@ -196,11 +206,11 @@ class TrainingUI(QObject):
     # ---------------------------------------------------------------------- runs
     def start(self, kind: str, kw: dict, dialog: TrainDialog | None = None) -> bool:
         """Start a fine-tune (``kind`` "finetune") or schedule ("train") with settings ``kw``."""
-        s = self.window.session
+        s = self.state.session
         if self.jobs.busy:
             return False
-        self.window.runner.cancel()  # no evaluation reads the weights while they train
-        self.window.loop.stop()  # nor does a Run until… loop edit them
+        self.runner.cancel()  # no evaluation reads the weights while they train
+        self.loop.stop()  # nor does a Run until… loop edit them
         s.changed.pause()  # the undo step is announced on the GUI thread when the run ends
         self._paused = s
         self._kind, self._kw = kind, dict(kw)
@@ -252,23 +262,23 @@ class TrainingUI(QObject):
         self.store.finish(result.label, result.curve)
         end = result.curve[-1]["accuracy"] if result.curve else None
         if self._kind == "finetune" and self._start is not None and self._start[0] is not None and end is not None:
-            self.arrows.append(self.window.acc.add_recovery_arrow(self._start[1], self._start[0], end))
+            self.arrows.append(self.acc.add_recovery_arrow(self._start[1], self._start[0], end))
         text = result.label + (f": held-out accuracy {self._start[0]:.2%} → {end:.2%}" if end is not None and self._start and self._start[0] is not None else "")
         for w in result.warnings:
             text += f" — warning: {w}"
         if self.dialog is not None:
             self.dialog.progress.setValue(100)
             self.dialog.show_message(text)
-        self.window.statusBar().showMessage(text, 15_000)
+        self.status.bar.showMessage(text, 15_000)
 
     def _on_failed(self, name: str, message: str) -> None:
         self.store.drop_live()
         if self.dialog is not None:
             self.dialog.show_message(message, error=True)
-        self.window.statusBar().showMessage(message, 15_000)
+        self.status.bar.showMessage(message, 15_000)
 
     def _on_cancelled(self, name: str) -> None:
-        s = self.window.session
+        s = self.state.session
         label = s.history.labels[s.history.index - 1] if s.history.index else "cancelled"
         self.store.finish(label + " (cancelled)")
         if self.dialog is not None:
@@ -285,34 +295,3 @@ class TrainingUI(QObject):
         if obj is self.window and ev.type() == QEvent.Type.Close:
             self.jobs.shutdown(10_000)  # the run records its step in the worker before the window goes
         return False
-
-
-def prune_menu(window):
-    """The window's Prune menu (made when missing), for actions that attach to it."""
-    for a in window.menuBar().actions():
-        if a.menu() is not None and a.text().replace("&", "") == "Prune":
-            return a.menu()
-    return window.menuBar().addMenu("&Prune")
-
-
-def attach_training(window) -> TrainingUI:
-    """Add Fine-tune (Prune menu and toolbar), Train… (Prune menu) and the Training tab to ``window``."""
-    ui = TrainingUI(window)
-    window.training = ui
-    window.lower_tabs.addTab(ui.curve, "Training")
-    ui.act_finetune = QAction("&Fine-tune…", window)
-    ui.act_finetune.setShortcut(QKeySequence("Ctrl+Shift+F"))
-    ui.act_finetune.setToolTip("Train the kept weights a few epochs; pruned weights stay 0 (one undo step)")
-    ui.act_finetune.triggered.connect(lambda: ui.open_dialog("finetune"))
-    ui.act_train = QAction("T&rain…", window)
-    ui.act_train.setToolTip("Prune before, during or after training, or prune and regrow (one undo step)")
-    ui.act_train.triggered.connect(lambda: ui.open_dialog("train"))
-    menu = prune_menu(window)
-    menu.addSeparator()
-    menu.addAction(ui.act_finetune)
-    menu.addAction(ui.act_train)
-    bar = window.findChild(QToolBar, "toolbar_main")
-    if bar is not None:
-        bar.addSeparator()
-        bar.addAction(ui.act_finetune)
-    return ui

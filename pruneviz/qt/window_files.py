@@ -3,18 +3,19 @@
 File > Open model / Open data / Open recent, drag and drop of model and ``.npz`` files,
 File > Export… (model + JSON report) and Save heatmap as PNG. Opening goes through
 :func:`pruneviz.qt.opening.open_session_interactive` (trust and architecture prompts); every write
-goes through a Session verb guarded by ``_guard``.
+goes through a Session verb guarded by the status reports' ``guard``.
 
-:class:`FileActions` is a controller object: :class:`~pruneviz.qt.main_window.MainWindow` creates
-it with itself and keeps it as ``window.files``; it reads the window's ``session``, ``layer``,
-``heatmap``, ``runner``, ``loop`` and docks, and reports through ``window.show_error``.
+:class:`FileActions` is a controller object (``window.files``): it takes the window (dialogs'
+parent, ``set_session`` for what it opens), the window state, the action registry, the status
+reports, the heatmap (Save heatmap as PNG), and for the menus it lays out the editing
+controller, the evaluation runner, the run loop, presentation mode and the docks.
 """
 
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, QSettings
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
@@ -31,87 +32,67 @@ EXPORT_FORMATS = {"state_dict (*.pt)": ("state_dict", ".pt"), "safetensors (*.sa
 class FileActions(QObject):
     """Menus, toolbar and file handling: a controller that the window assembles.
 
-    It builds the File, Edit, Prune and View menus and the toolbar on ``window`` (its
-    ``menuBar()`` and ``addToolBar``) and owns their actions (``act_*``); what they do goes
-    through the window's session verbs and views."""
+    It registers the File menu's verbs, Undo / Redo, Stop and Re-evaluate, the View menu's dock
+    toggles and presentation entries in the action registry, and lays out the main toolbar; what
+    they do goes through the session's verbs (guarded by the status reports) and the window's
+    ``set_session``."""
 
-    #: the autosave's writer thread failed (its message); delivered on the GUI thread
-    autosave_failed = Signal(str)
-
-    def __init__(self, window):
+    def __init__(self, window, state, *, actions, status, heatmap, editing, runner, loop, presentation, docks, open_session=None):
         super().__init__(window)
-        self.w = window
-        self.autosave_failed.connect(lambda message: self.w.statusBar().showMessage(message))
-        app = QCoreApplication.instance()
-        if app is not None:  # quitting without closing the window keeps the journal: whole
-            app.aboutToQuit.connect(self.flush_autosave)
-        self._build_actions()
+        self._frame = window  # dialogs' parent; ``set_session`` shows what was opened; Quit closes it
+        self.state, self.actions, self.status, self.heatmap = state, actions, status, heatmap
+        self.session_opener = open_session  #: ``(model, data, arch, trust)`` -> Session; None: Session.open
+        self._build_actions(editing, runner, loop, presentation, docks)
         self._fill_recent()
 
-    def flush_autosave(self) -> None:
-        """Wait (up to a minute) for the autosave's writer to write what it has."""
-        if self.w.autosave is not None:
-            self.w.autosave.flush(60)
-
-    def _build_actions(self) -> None:
-        mb = self.w.menuBar()
-        fm = mb.addMenu("&File")
-        self.act_open = fm.addAction("&Open model…", QKeySequence.StandardKey.Open, self.open_model_dialog)
-        self.act_open_spec = fm.addAction("Open by &name…", QKeySequence("Ctrl+L"), self.open_spec_dialog)
-        self.act_open_spec.setToolTip("A model file or a demo: name (demo:mlp, demo:cnn)")
+    def _build_actions(self, editing, runner, loop, presentation, docks) -> None:
+        acts, guard, state = self.actions, self.status.guard, self.state
+        acts.add("open", "&Open model…", self.open_model_dialog, menu="file", shortcut=QKeySequence.StandardKey.Open)
+        acts.add("open_spec", "Open by &name…", self.open_spec_dialog, menu="file", shortcut="Ctrl+L",
+                 tip="A model file or a demo: name (demo:mlp, demo:cnn)")
+        fm = acts.menu("file")
         self.demos_menu = fm.addMenu("&Demos")
         self._fill_demos()
-        self.act_open_data = fm.addAction("Open &data…", self.open_data_dialog)
+        acts.add("open_data", "Open &data…", self.open_data_dialog, menu="file")
         self.recent_menu = fm.addMenu("Open &recent")
         fm.addSeparator()
-        self.act_save_session = fm.addAction("&Save session…", QKeySequence.StandardKey.Save, self.save_session_dialog)
-        self.act_open_session = fm.addAction("Open &session…", self.open_session_dialog)
+        acts.add("save_session", "&Save session…", self.save_session_dialog, menu="file", shortcut=QKeySequence.StandardKey.Save)
+        acts.add("open_session", "Open &session…", self.open_session_dialog, menu="file")
         fm.addSeparator()
-        self.act_export = fm.addAction("&Export…", QKeySequence("Ctrl+E"), self.export_dialog)
-        fm.addAction("Save heatmap as &PNG…", self.save_heatmap_dialog)
+        acts.add("export", "&Export…", self.export_dialog, menu="file", shortcut="Ctrl+E")
+        acts.add("save_heatmap", "Save heatmap as &PNG…", self.save_heatmap_dialog, menu="file")
         fm.addSeparator()
-        fm.addAction("&Quit", QKeySequence.StandardKey.Quit, self.w.close)
+        acts.add("quit", "&Quit", self._frame.close, menu="file", shortcut=QKeySequence.StandardKey.Quit)
 
-        em = mb.addMenu("&Edit")
-        self.act_undo = em.addAction("Undo", QKeySequence.StandardKey.Undo, lambda: self.w._guard(self.w.session.undo))
-        self.act_redo = em.addAction("Redo", QKeySequence.StandardKey.Redo, lambda: self.w._guard(self.w.session.redo))
-        em.addSeparator()
-        self.act_prune = em.addAction("Prune selected neurons", lambda: self.w.prune_selected(False))
-        self.act_prune.setShortcuts([QKeySequence(Qt.Key.Key_Delete), QKeySequence(Qt.Key.Key_Backspace)])
-        self.act_restore = em.addAction("Restore selected neurons", QKeySequence("Shift+Delete"), lambda: self.w.prune_selected(True))
-        em.addAction("Clear selection", QKeySequence(Qt.Key.Key_Escape), lambda: self.w._select(set()))
+        # Undo and Redo head the Edit menu, above the selection's entries (the editing controller's)
+        undo = acts.add("undo", "Undo", lambda: guard(state.session.undo), shortcut=QKeySequence.StandardKey.Undo)
+        redo = acts.add("redo", "Redo", lambda: guard(state.session.redo), shortcut=QKeySequence.StandardKey.Redo)
+        em = acts.menu("edit")
+        first = em.actions()[0] if em.actions() else None
+        em.insertActions(first, [undo, redo])
+        em.insertSeparator(first) if first is not None else em.addSeparator()
 
-        pm = mb.addMenu("&Prune")
-        self.act_prune_dlg = pm.addAction("&Prune…", QKeySequence("Ctrl+P"), self.w.prune_dialog)
-        self.act_step = pm.addAction("&Step", QKeySequence("Ctrl+T"), self.w.step)
-        self.act_run = pm.addAction("&Run until…", QKeySequence("Ctrl+R"), self.w.run_until_dialog)
-        self.act_stop = pm.addAction("S&top", self.w.loop.stop)
-        self.act_stop.setEnabled(False)
-        pm.addSeparator()
-        pm.addAction("Re-&evaluate", QKeySequence("F5"), self.w.runner.request)
+        acts.add("stop", "S&top", loop.stop, menu="prune", enabled=False)
+        acts.menu("prune").addSeparator()
+        acts.add("reevaluate", "Re-&evaluate", runner.request, menu="prune", shortcut="F5")
 
-        vm = mb.addMenu("&View")
-        for d in (self.w.dock_layers, self.w.dock_hist, self.w.dock_acc):
-            vm.addAction(d.toggleViewAction())
-        self.act_block = vm.addAction(self.w.block.text(), QKeySequence("B"), self.w.block.toggle)
-        vm.addSeparator()
-        self.w.presentation.add_actions(vm)
+        for verb, dock in docks.items():
+            acts.register(verb, dock.toggleViewAction(), menu="view")
+        acts.add("block", editing.block.text(), editing.block.toggle, menu="view", shortcut="B")
+        acts.menu("view").addSeparator()
+        presentation.add_actions(acts)
 
-        tb = self.w.addToolBar("Main")
-        tb.setObjectName("toolbar_main")
-        tb.setMovable(False)
-        for a in (self.act_undo, self.act_redo, None, self.act_prune_dlg, self.act_step, self.act_run, self.act_stop):
-            tb.addSeparator() if a is None else tb.addAction(a)
-        self.act_prune_dlg.setText("Prune…")
-        self.act_step.setToolTip("Remove the least important neuron (one undo step)")
+        for verb in ("undo", "redo", None, "prune_dialog", "step", "run", "stop"):
+            acts.toolbar.addSeparator() if verb is None else acts.toolbar.addAction(acts[verb])
+        acts["prune_dialog"].setText("Prune…")
 
     def _open(self, model: str, data: str | None, arch: str | None = None) -> bool:
         from .opening import open_session_interactive
 
-        s = open_session_interactive(self.w, model, data, arch, self.w._open_session)
+        s = open_session_interactive(self._frame, model, data, arch, self.session_opener, ask_arch=self.ask_arch, report=self.status.show_error)
         if s is None:
             return False
-        self.w.set_session(s)
+        self._frame.set_session(s)
         self._add_recent(model)
         return True
 
@@ -132,16 +113,16 @@ class FileActions(QObject):
         spec = spec.strip()
         if not spec:
             return False
-        data = self.w.session.data.spec if self.w.session is not None and self.w.session.data is not None else None
+        data = self.state.session.data.spec if self.state.session is not None and self.state.session.data is not None else None
         return self._open(spec, default_data(spec, None) or data)
 
     def open_spec_dialog(self) -> None:
-        text, ok = QInputDialog.getText(self.w, "Open by name", "Model: a file path, or demo:mlp / demo:cnn")
+        text, ok = QInputDialog.getText(self._frame, "Open by name", "Model: a file path, or demo:mlp / demo:cnn")
         if ok and text.strip():
             self.open_spec(text)
 
     def save_session_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.w, "Save session", "session.pvz", "pruneviz sessions (*.pvz)")
+        path, _ = QFileDialog.getSaveFileName(self._frame, "Save session", "session.pvz", "pruneviz sessions (*.pvz)")
         if path:
             self.save_session(path)
 
@@ -150,15 +131,15 @@ class FileActions(QObject):
         from pruneviz.core import persist
 
         try:
-            persist.save_session(self.w.session, path)
+            persist.save_session(self.state.session, path)
         except (PrunevizError, OSError) as exc:
-            self.w.show_error(f"could not save {path}: {exc}")
+            self.status.show_error(f"could not save {path}: {exc}")
             return False
-        self.w.statusBar().showMessage(f"saved session {path}", 5000)
+        self.status.bar.showMessage(f"saved session {path}", 5000)
         return True
 
     def open_session_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.w, "Open session", "", "pruneviz sessions (*.pvz);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self._frame, "Open session", "", "pruneviz sessions (*.pvz);;All files (*)")
         if path:
             self.open_session(path)
 
@@ -171,43 +152,43 @@ class FileActions(QObject):
         for trust in (False, True):
             try:
                 notes: list[str] = []  # an older file without a checksum opens, with a word about it
-                s = persist.load_session(path, trust=trust, device=self.w.session.device.type if self.w.session is not None else "auto", on_warning=notes.append)
+                s = persist.load_session(path, trust=trust, device=self.state.session.device.type if self.state.session is not None else "auto", on_warning=notes.append)
             except TrustRequired as exc:
-                if trust or not ask_trust(self.w, exc):
+                if trust or not ask_trust(self._frame, exc):
                     return False
                 continue
             except PrunevizError as exc:
-                self.w.show_error(error_text(exc))
+                self.status.show_error(error_text(exc))
                 return False
-            self.w.set_session(s)
+            self._frame.set_session(s)
             if notes:
-                self.w.statusBar().showMessage(notes[0], 15_000)
+                self.status.bar.showMessage(notes[0], 15_000)
             return True
         return False
 
     def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.w, "Open model", "", "Models (*.pt *.pth *.bin *.safetensors *.pt2 *.ts);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self._frame, "Open model", "", "Models (*.pt *.pth *.bin *.safetensors *.pt2 *.ts);;All files (*)")
         if path:
             self.open_path(path)
 
     def open_path(self, path: str, arch: str | None = None) -> bool:
         """Open a model file, keeping the current data; asks for --arch when a state_dict needs one."""
-        data = self.w.session.data.spec if self.w.session is not None and self.w.session.data is not None else None
+        data = self.state.session.data.spec if self.state.session is not None and self.state.session.data is not None else None
         # tried without an architecture first: the engine says when a state_dict needs one
         return self._open(path, data, arch)
 
     def ask_arch(self, message: str) -> str | None:
-        text, ok = QInputDialog.getText(self.w, "Architecture needed", f"{message}\n\nArchitecture factory (package.module:function):")
+        text, ok = QInputDialog.getText(self._frame, "Architecture needed", f"{message}\n\nArchitecture factory (package.module:function):")
         return text.strip() if ok and text.strip() else None
 
     def open_data_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.w, "Open evaluation data", "", "Data (*.npz *.pt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self._frame, "Open evaluation data", "", "Data (*.npz *.pt);;All files (*)")
         if path:
-            self._guard_data(path)
+            self.set_data(path)
 
-    def _guard_data(self, spec: str) -> None:
+    def set_data(self, spec: str) -> None:
         """Attach evaluation data; the session's ``changed`` (kind "data") redraws the rest."""
-        self.w._guard(self.w.session.set_data, spec)
+        self.status.guard(self.state.session.set_data, spec)
 
     def _add_recent(self, path: str) -> None:
         st = QSettings()
@@ -225,7 +206,7 @@ class FileActions(QObject):
         self.recent_menu.setEnabled(bool(rec))
 
     def dragEnterEvent(self, ev) -> None:
-        if ev.mimeData().hasUrls() and not self.w.edit_pause.paused:  # no opening while a run holds the session
+        if ev.mimeData().hasUrls():  # the window asks only while no run holds the session
             ev.acceptProposedAction()
 
     def dropEvent(self, ev) -> None:
@@ -233,26 +214,27 @@ class FileActions(QObject):
         if urls:
             p = urls[0]
             if p.endswith(".npz"):
-                self._guard_data(p)
+                self.set_data(p)
             else:
                 self.open_path(p)
 
     def export_dialog(self) -> None:
-        path, flt = QFileDialog.getSaveFileName(self.w, "Export pruned model", "pruned.pt", ";;".join(EXPORT_FORMATS))
+        path, flt = QFileDialog.getSaveFileName(self._frame, "Export pruned model", "pruned.pt", ";;".join(EXPORT_FORMATS))
         if not path:
             return
         fmt, ext = EXPORT_FORMATS.get(flt, ("state_dict", ".pt"))
         shrink = False
-        if self.w.session.neuron_pruning:
-            shrink = QMessageBox.question(self.w, "Export", "Remove pruned neurons physically (smaller model)?") == QMessageBox.StandardButton.Yes
+        if self.state.session.neuron_pruning:
+            shrink = QMessageBox.question(self._frame, "Export", "Remove pruned neurons physically (smaller model)?") == QMessageBox.StandardButton.Yes
         report = os.path.splitext(path)[0] + ".report.json"
-        if self.w._guard(self.w.session.export, path, fmt, shrink, report) is not None:
-            self.w.statusBar().showMessage(f"exported {path} and {os.path.basename(report)}", 5000)
+        if self.status.guard(self.state.session.export, path, fmt, shrink, report) is not None:
+            self.status.bar.showMessage(f"exported {path} and {os.path.basename(report)}", 5000)
 
     def save_heatmap_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.w, "Save heatmap", f"{self.w.layer}.png", "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(self._frame, "Save heatmap", f"{self.state.layer}.png", "PNG (*.png)")
         if path:
             self.save_heatmap(path)
 
     def save_heatmap(self, path: str) -> bool:
-        return save_image(self.w.heatmap.grab(), path)
+        """The heatmap as the window shows it, written to ``path`` as a PNG."""
+        return save_image(self.heatmap.grab(), path)

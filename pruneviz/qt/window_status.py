@@ -11,12 +11,14 @@ on the GUI thread just after the window has updated for smaller ones (demo:cnn: 
 starting a thread); the masked count follows every edit from it
 by arithmetic over the layers (``cost.masked_macs``), without running the model.
 Session notices (out-of-memory fallbacks, CPU instead of GPU) and worker failures appear as
-status messages; a :class:`PrunevizError` from a verb becomes a message box (``_guard``) and
+status messages; a :class:`PrunevizError` from a verb becomes a message box (``guard``) and
 leaves the session unchanged.
 
-:class:`StatusReports` is a controller object: :class:`~pruneviz.qt.main_window.MainWindow` creates
-it with itself (``window.status``); it reads the window's ``session``, ``runner``, ``loop``,
-``acc`` and emits the window's ``errorShown``.
+:class:`StatusReports` is a controller object (``window.status``): it takes the window it puts
+its status bar on (and the message boxes' parent), the window state, the evaluation runner, the
+run loop (Cancel stops it) and the accuracy panel (progress and results). It says
+``errorShown(message)`` for every error it shows and ``refused(message)`` for an edit refused
+because a run holds the session (the edit pause words it).
 """
 
 from __future__ import annotations
@@ -128,12 +130,17 @@ class StatusReports(QObject):
     """Status bar, evaluation progress and error reporting: a controller that the window assembles.
 
     It puts an :class:`ElidingStatusBar` on ``window`` with the read-outs (hover, totals, memory,
-    device, progress, Cancel), follows ``window.runner``, and turns engine refusals into message
+    device, progress, Cancel), follows the evaluation runner, and turns engine refusals into message
     boxes (``guard``)."""
 
-    def __init__(self, window):
+    errorShown = Signal(str)  #: an error was shown (a message box, or an evaluation failure)
+    refused = Signal(str)  #: an edit was refused because a run holds the session
+
+    def __init__(self, window, state, *, runner, loop, acc):
         super().__init__(window)
-        self.w = window
+        self._frame = window
+        self.state, self.runner, self.loop, self.acc = state, runner, loop, acc
+        self.boxes = True  #: errors as message boxes (off: only ``errorShown``, for a screenshot run)
         self._notices_seen = 0
         self.macs_count: tuple[int, dict[str, int]] | None = None  # the original model's, per session
         self._macs_session = None
@@ -148,14 +155,16 @@ class StatusReports(QObject):
         self.shrunk: dict | None = None  #: last measurement, for the masks' version it was made at
         self.shrunk_jobs = JobRunner(self)
         self.shrunk_jobs.finished.connect(self._on_shrunk)
-        self.shrunk_jobs.dropped.connect(lambda name: self.w.statusBar().showMessage("the model changed while it was measured: measure again", 5000))
-        self.shrunk_jobs.failed.connect(lambda name, msg: self.w.statusBar().showMessage(f"cannot measure the shrunk model: {msg}", 10_000))
-        window.installEventFilter(self)  # the worker stops when the window closes
+        self.shrunk_jobs.dropped.connect(lambda name: self.bar.showMessage("the model changed while it was measured: measure again", 5000))
+        self.shrunk_jobs.failed.connect(lambda name, msg: self.bar.showMessage(f"cannot measure the shrunk model: {msg}", 10_000))
+        self._frame.installEventFilter(self)  # the worker stops when the window closes
         self._build_status_bar()
+        self._wire_runner()
 
     def _build_status_bar(self) -> None:
-        sb = ElidingStatusBar(self.w)
-        self.w.setStatusBar(sb)
+        sb = ElidingStatusBar(self._frame)
+        self._frame.setStatusBar(sb)
+        self.bar = sb
         self.hover = ElidedLabel(" ")
         self.device = QLabel()
         # the read-outs take their text's width when there is room and are elided when there is
@@ -180,14 +189,14 @@ class StatusReports(QObject):
         sb.addPermanentWidget(self.cancel)
         self.cancel.clicked.connect(self._cancel_clicked)
 
-    def wire_runner(self) -> None:
-        r = self.w.runner
+    def _wire_runner(self) -> None:
+        r = self.runner
         r.started.connect(lambda req: (self.progress.setValue(0), self.cancel.setEnabled(True)))
         r.progress.connect(self._on_progress)
         r.finished.connect(self._on_result)
-        r.baselineReady.connect(self.w.acc.set_baseline)
+        r.baselineReady.connect(self.acc.set_baseline)
         r.failed.connect(self._on_failed)
-        r.cancelled.connect(lambda: self.w.acc.clear_running("evaluation cancelled"))
+        r.cancelled.connect(lambda: self.acc.clear_running("evaluation cancelled"))
         r.idle.connect(lambda: self.cancel.setEnabled(False))
 
     def follow_session(self, s) -> None:
@@ -197,7 +206,7 @@ class StatusReports(QObject):
 
         self.device.setText(f"  {device_name(s.device)}  ")
         self.device.setToolTip("where the model is evaluated")
-        self.w.acc.set_calibration(s.calibration_info())
+        self.acc.set_calibration(s.calibration_info())
         self.macs_count = None
         self._macs_session = s
         self.shrunk = None  # a measurement of the previous session's model (and no reference to it)
@@ -207,7 +216,7 @@ class StatusReports(QObject):
         self._count_macs()
 
     def refresh_totals(self) -> None:
-        s = self.w.session
+        s = self.state.session
         self.totals.setText(f"  {s.params_remaining():,} / {s.original_params:,} params · sparsity {s.sparsity():.1%}  ")
         self.refresh_macs()
         self._refresh_memory()
@@ -258,14 +267,14 @@ class StatusReports(QObject):
 
     def refresh_macs(self) -> None:
         """The masked model's MACs from the kept count (arithmetic over the layers: no model run)."""
-        if not self.macs_count or not self.macs_count[0] or self._macs_session is not self.w.session:
+        if not self.macs_count or not self.macs_count[0] or self._macs_session is not self.state.session:
             return
         from pruneviz.core.cost import masked_macs
 
         total, per = self.macs_count
-        text, tip = macs_text(total, masked_macs(self.w.session, total, per)), MACS_TIP
+        text, tip = macs_text(total, masked_macs(self.state.session, total, per)), MACS_TIP
         m = self.shrunk
-        if m is not None and m["session"] is self.w.session and m["version"] == self.w.session.version:
+        if m is not None and m["session"] is self.state.session and m["version"] == self.state.session.version:
             text, tip = shrunk_text(text, m), tip + "; " + shrunk_tip(m)
         self.macs.setText(text)
         self.macs.setTip(tip)
@@ -274,7 +283,7 @@ class StatusReports(QObject):
         """Build the shrunk model (pruned neurons and heads removed) in a worker, count its MACs and
         time it against the original on the session's device. The figures join the MACs read-out
         until the next edit. Returns False while a measurement is running."""
-        s = self.w.session
+        s = self.state.session
         if s is None or self.shrunk_jobs.busy:
             return False
         version = s.version
@@ -288,40 +297,40 @@ class StatusReports(QObject):
             return {"session": s, "version": version, "macs": counted[0] if counted else None, "params": sum(p.numel() for p in model.parameters()), "latency": compare_latency(s, model)}
             yield  # a generator: the JobRunner runs it in the worker
 
-        self.w.statusBar().showMessage("measuring the shrunk model…")
+        self.bar.showMessage("measuring the shrunk model…")
         return self.shrunk_jobs.start("shrunk model", job, session=s)  # keyed: an edit meanwhile drops it
 
     def _on_shrunk(self, _name, m) -> None:
-        if m["session"] is not self.w.session:
+        if m["session"] is not self.state.session:
             return
         self.shrunk = m
-        self.w.statusBar().showMessage(shrunk_tip(m), 10_000)
+        self.bar.showMessage(shrunk_tip(m), 10_000)
         self.refresh_macs()
 
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt's name
-        if obj is self.w and ev.type() == QEvent.Type.Close:
+        if obj is self._frame and ev.type() == QEvent.Type.Close:
             self.macs_jobs.shutdown(5000)
             self.shrunk_jobs.shutdown(5000)
         return False
 
     def _refresh_memory(self) -> None:
-        mem = self.w.session.memory()  # the cache sums itself under its lock
+        mem = self.state.session.memory()  # the cache sums itself under its lock
         disk = mem.get("history_disk", 0)
         on_disk = f" (+{human_bytes(disk)} on disk)" if disk else ""
         self.memory.setText(f"  masks {human_bytes(mem['masks'])} · history {human_bytes(mem['history'])}{on_disk} · cache {human_bytes(mem['cache'])}  ")
         self.memory.setTip(
             f"memory held by masks and original values ({mem['masks']:,} bytes), undo history ({mem['history']:,} bytes) and cached activations ({mem['cache']:,} bytes)"
             + (f"; fine-tuning deltas past the in-memory budget are kept on disk ({disk:,} bytes)" if disk else "")
-            + f"\n{self.w.session.evaluation.cache_info()}"
+            + f"\n{self.state.session.evaluation.cache_info()}"
         )
 
     def _show_notices(self) -> None:
         """New fallback messages of the session (out of memory, CPU instead of GPU) → status bar."""
-        s = self.w.session
+        s = self.state.session
         new = s.notices[self._notices_seen :]
         self._notices_seen = len(s.notices)
         if new:
-            self.w.statusBar().showMessage(" · ".join(new), 15_000)
+            self.bar.showMessage(" · ".join(new), 15_000)
 
     def guard(self, fn, *args, **kw):
         """Call a Session verb; a PrunevizError becomes a message box and leaves the session unchanged
@@ -329,28 +338,30 @@ class StatusReports(QObject):
         try:
             return fn(*args, **kw)
         except SessionBusy as exc:  # a run holds the session: not an error, a wait (status bar)
-            self.w.edit_pause.say(str(exc))
+            self.refused.emit(str(exc))
             return None
         except PrunevizError as exc:
             self.show_error(error_text(exc))
             return None
 
     def show_error(self, msg: str) -> None:
-        self.w.errorShown.emit(msg)
-        QMessageBox.warning(self.w, "pruneviz", literal(msg))
+        """Say ``errorShown(msg)``, and show it in a message box unless ``boxes`` is off."""
+        self.errorShown.emit(msg)
+        if self.boxes:
+            QMessageBox.warning(self._frame, "pruneviz", literal(msg))
 
     def _cancel_clicked(self) -> None:
-        self.w.loop.stop()
-        self.w.runner.cancel()
+        self.loop.stop()
+        self.runner.cancel()
 
     def _on_progress(self, req, p) -> None:
         self.progress.setValue(int(100 * p.fraction))
-        self.w.acc.set_progress(req, p)
+        self.acc.set_progress(req, p)
 
     def _on_result(self, req, r) -> None:
         self.progress.setValue(100)
-        self.cancel.setEnabled(self.w.loop.running)
-        self.w.acc.set_result(req, r, incremental=self.w.session.incremental)
+        self.cancel.setEnabled(self.loop.running)
+        self.acc.set_result(req, r, incremental=self.state.session.incremental)
         self.device.setText(f"  {r.device}  ")
         self._refresh_memory()
         self._show_notices()
@@ -358,8 +369,8 @@ class StatusReports(QObject):
     def _on_failed(self, req, msg: str) -> None:
         """An exception in the worker: say so in the accuracy panel and the status bar; the
         window keeps working and the next edit evaluates again."""
-        self.w.acc.clear_running(f"evaluation failed: {msg}")
+        self.acc.clear_running(f"evaluation failed: {msg}")
         self.cancel.setEnabled(False)
-        self.w.statusBar().showMessage(f"evaluation failed: {msg}", 15_000)
-        self.w.errorShown.emit(f"evaluation failed: {msg}")
+        self.bar.showMessage(f"evaluation failed: {msg}", 15_000)
+        self.errorShown.emit(f"evaluation failed: {msg}")
         self._show_notices()

@@ -142,10 +142,10 @@ def window_click_to_exact(width: int = 16, n: int = 2000, size: int = 32, repeat
             done: list = []
             on_done = lambda req, r: done.append((req.step, r.start))  # noqa: E731
             w.runner.finished.connect(on_done)
-            w.select_neurons([i % rows])
+            w.editing.select_neurons([i % rows])
             app.processEvents()
             t0, c0 = time.perf_counter(), time.process_time()
-            w.act_prune.trigger()
+            w.actions["prune"].trigger()
             target = s.history.index
             wait(lambda: any(step == target for step, _ in done))
             w.grab()
@@ -153,7 +153,7 @@ def window_click_to_exact(width: int = 16, n: int = 2000, size: int = 32, repeat
             cpu.append((time.process_time() - c0) * 1000)
             starts.append(next(start for step, start in done if step == target))
             w.runner.finished.disconnect(on_done)
-            w.act_undo.trigger()
+            w.actions["undo"].trigger()
             wait(lambda: not w.runner.busy)
     finally:
         _close(w)

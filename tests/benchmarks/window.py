@@ -19,11 +19,16 @@ from __future__ import annotations
 import statistics
 import time
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
 
+if TYPE_CHECKING:
+    from pruneviz.core.session import Session
 
-def session_for(model: nn.Module, x: torch.Tensor) -> "Session":  # noqa: F821
+
+def session_for(model: nn.Module, x: torch.Tensor) -> "Session":
     """A CPU session over ``model`` with no evaluation data (``x[:1]`` is the example input)."""
     from pruneviz.core.model_io import LoadedModel
     from pruneviz.core.session import Session
@@ -66,7 +71,7 @@ def big_window(quick: bool, n: int = 4096, repeat: int | None = None) -> dict:
     repeat = repeat or (5 if quick else 20)
     out: dict = {}
     try:
-        w.show_layer("0")
+        w.view.show_layer("0")
         app.processEvents()
         w.grab()
 
@@ -77,27 +82,27 @@ def big_window(quick: bool, n: int = 4096, repeat: int | None = None) -> dict:
         # click: select a neuron row and prune it through the window's Edit action
         times = []
         for i in range(repeat + 2):
-            w.select_neurons([(i * 97 + 5) % n])
+            w.editing.select_neurons([(i * 97 + 5) % n])
             painted()
             t0 = time.perf_counter()
-            w.act_prune.trigger()
+            w.actions["prune"].trigger()
             painted()
             times.append((time.perf_counter() - t0) * 1000)
-            w.act_undo.trigger()
+            w.actions["undo"].trigger()
             painted()
         out.update(spread("window_click_to_painted_ms_4096", times[2:]))
 
         # threshold: one slider step (the preview of what Apply would prune)
-        w.select_neurons([])
-        hi = w.threshold.maximum()
+        w.editing.select_neurons([])
+        hi = w.editing.threshold.maximum()
         times = []
         for i in range(repeat + 2):
             v = hi * (0.05 + 0.01 * (i % 10))
             t0 = time.perf_counter()
-            w.threshold.setValue(v)
+            w.editing.threshold.setValue(v)
             painted()
             times.append((time.perf_counter() - t0) * 1000)
-        w.threshold.setValue(0.0)
+        w.editing.threshold.setValue(0.0)
         painted()
         out.update(spread("window_threshold_preview_ms_4096", times[2:]))
 
@@ -156,10 +161,10 @@ def cnn_estimate(quick: bool, repeat: int | None = None) -> dict:
                 step_of = lambda req, *_: seen.append(req.step)  # noqa: E731
                 w.runner.progress.connect(step_of)
                 w.runner.finished.connect(step_of)
-                w.select_neurons([i % rows])
+                w.editing.select_neurons([i % rows])
                 app.processEvents()
                 t0 = time.perf_counter()
-                w.act_prune.trigger()
+                w.actions["prune"].trigger()
                 target = s.history.index
                 wait(lambda: target in seen)
                 w.grab()
@@ -167,7 +172,7 @@ def cnn_estimate(quick: bool, repeat: int | None = None) -> dict:
                 w.runner.progress.disconnect(step_of)
                 w.runner.finished.disconnect(step_of)
                 wait(lambda: not w.runner.busy)
-                w.act_undo.trigger()
+                w.actions["undo"].trigger()
                 wait(lambda: not w.runner.busy)
             out.update(spread(key, times[2:]))
     finally:

@@ -90,6 +90,9 @@ QUICK = {
     "test_screenshots_fresh.py": {"test_screenshots_are_younger_than_the_code_they_show", "test_every_readme_screenshot_is_made_by_the_script"},
     "test_units_combo.py": {"test_two_four_from_the_dialog_prunes_to_the_pattern"},
     "test_error_hints.py": {"test_missing_data_names_the_menu_not_the_flag"},
+    "test_window_parts.py": {"test_state_says_what_changed_and_a_new_layer_clears_the_selection",
+                             "test_registry_keeps_menus_in_menu_bar_order_whoever_asks_first",
+                             "test_registry_refuses_a_second_action_for_a_verb_and_names_the_known_ones"},
     "test_lesson_charts_qt.py": {"test_an_epoch_axis_has_whole_number_ticks", "test_one_colour_per_arm_whatever_the_chart"},
 }
 

@@ -58,8 +58,8 @@ def test_gui_on_a_demo_model_without_data_uses_the_demo_data(monkeypatch, tmp_pa
     from pruneviz.qt import app
 
     opened = []
-    real = app._default_open
-    monkeypatch.setattr(app, "_default_open", lambda model, data, *a, **k: opened.append((model, data)) or real(model, data, *a, **k))
+    real = app.default_open
+    monkeypatch.setattr(app, "default_open", lambda model, data, *a, **k: opened.append((model, data)) or real(model, data, *a, **k))
     assert cli.main(["gui", "demo:cnn", "--device", "cpu", "--screenshot", str(tmp_path / "x.png")]) == 0
     assert opened == [("demo:cnn", "demo:digits")]
     assert app.default_data("model.pt", None) is None and app.default_data("demo:cnn", "my.npz") == "my.npz"

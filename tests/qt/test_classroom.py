@@ -52,22 +52,22 @@ def test_every_panel_fits_1280x720_normal_and_in_presentation_mode(small_window,
 
 def test_presentation_mode_scales_fonts_lines_readout_and_selection(small_window, qtbot):
     w = small_window
-    base = w.sel_label.font().pointSizeF()
+    base = w.editing.sel_label.font().pointSizeF()
     cell = w.acc.cells[("current", "acc")].font().pointSizeF()
-    title = w.title.font().pointSizeF()
+    title = w.view.title.font().pointSizeF()
     pen = w.acc.curve.opts["pen"].widthF()
     alpha = w.presentation.selection_alpha
     tick = w.acc.curve_plot.getAxis("bottom").style["tickFont"]
     assert tick is None  # the plots' default until presentation mode sets one
-    action = next(a for a in w.menuBar().actions() if a.text() == "&View").menu()
-    toggle = next(a for a in action.actions() if a.text() == "&Presentation mode")
+    toggle = w.actions["presentation"]
+    assert toggle in w.actions.menu("view").actions()
     assert toggle.shortcut().toString() == "F11"
     toggle.trigger()
     s = w.presentation.scale
     assert s == 1.5 and toggle.isChecked()
-    assert w.sel_label.font().pointSizeF() == pytest.approx(base * s)
+    assert w.editing.sel_label.font().pointSizeF() == pytest.approx(base * s)
     assert w.acc.cells[("current", "acc")].font().pointSizeF() == pytest.approx(cell * s)
-    assert w.title.font().pointSizeF() == pytest.approx(title * s)
+    assert w.view.title.font().pointSizeF() == pytest.approx(title * s)
     assert w.acc.cells[("current", "acc")].font().bold()
     assert w.acc.curve.opts["pen"].widthF() == pytest.approx(pen * s)
     assert w.presentation.selection_alpha > alpha
@@ -75,7 +75,7 @@ def test_presentation_mode_scales_fonts_lines_readout_and_selection(small_window
     w.presentation.zoom(+1)
     assert w.presentation.scale == pytest.approx(1.6)
     w.presentation.set_scale(1.0)  # back: exactly as before
-    assert w.sel_label.font().pointSizeF() == pytest.approx(base)
+    assert w.editing.sel_label.font().pointSizeF() == pytest.approx(base)
     assert w.acc.cells[("current", "acc")].font().pointSizeF() == pytest.approx(cell)
     assert w.presentation.selection_alpha == alpha and not toggle.isChecked()
 
@@ -86,14 +86,14 @@ def test_method_box_is_never_clipped(small_window, qtbot):
     for on in (False, True):
         w.presentation.set_enabled(on)
         QApplication.processEvents()
-        need = w.method.fontMetrics().horizontalAdvance("magnitude")
-        assert w.method.width() >= need + 20, (w.method.width(), need)
+        need = w.view.method.fontMetrics().horizontalAdvance("magnitude")
+        assert w.view.method.width() >= need + 20, (w.view.method.width(), need)
 
 
 def test_colour_bar_numbers_do_not_run_into_its_title(small_window, qtbot):
     w = small_window
     for mode in ("weights", "importance"):
-        w.mode.setCurrentText(mode)
+        w.view.mode.setCurrentText(mode)
         w.grab()
         ax = w.heatmap.bar.axis
         title = ax.label.mapRectToScene(ax.label.boundingRect())
@@ -112,7 +112,7 @@ def test_long_status_messages_are_elided_with_the_whole_text_as_tooltip(small_wi
     bar = w.statusBar()
     assert bar.currentMessage() == long
     assert bar.message.elided and bar.message.toolTip() == long
-    assert bar.message.geometry().right() < w.totals.geometry().left()  # never under the read-outs
+    assert bar.message.geometry().right() < w.status.totals.geometry().left()  # never under the read-outs
     w.acc.estimate.setText("360 samples on cpu (full pass: activations are cached only for nn.Sequential models)")
     w.resizeDocks([w.dock_acc], [200], __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.Orientation.Horizontal)
     QApplication.processEvents()

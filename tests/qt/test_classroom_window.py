@@ -68,5 +68,5 @@ def test_opening_another_model_after_a_knockout_raises_nothing(window, qtbot):
     assert p.run_knockout()
     qtbot.waitUntil(lambda: not p.jobs.busy, timeout=120_000)
     assert p.ko_result and p.ko_result["layer"] == "0"
-    assert window.open_spec("demo:cnn")  # pytest-qt fails the test on an exception in a slot
+    assert window.files.open_spec("demo:cnn")  # pytest-qt fails the test on an exception in a slot
     assert window.session.spec == "demo:cnn" and p.ko_result is None

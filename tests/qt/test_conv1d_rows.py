@@ -15,12 +15,12 @@ def test_selected_rows_of_a_conv1d_layer_are_not_pruned_as_neurons(qtbot):
     w = MainWindow(s, restore_layout=False)
     qtbot.addWidget(w)
     w.show()
-    w.show_layer("c_fc")
-    w.select_neurons([1])
-    w.prune_selected()
+    w.view.show_layer("c_fc")
+    w.editing.select_neurons([1])
+    w.editing.prune_selected()
     assert s.history.index == 0 and bool(s.neuron_mask("c_fc").all())
     assert "Conv1D" in w.statusBar().currentMessage()
-    w.show_layer("fc_in")  # a Linear: rows are neurons, and the same action prunes one
-    w.select_neurons([1])
-    w.prune_selected()
+    w.view.show_layer("fc_in")  # a Linear: rows are neurons, and the same action prunes one
+    w.editing.select_neurons([1])
+    w.editing.prune_selected()
     assert s.history.index == 1 and not bool(s.neuron_mask("fc_in")[1])

@@ -19,7 +19,7 @@ def test_first_neuron_step_builds_the_coupling_in_the_worker(window, qtbot, monk
         return real(self, *a, **kw)
 
     monkeypatch.setattr(Session, "build_coupling", spy)
-    window.method.setCurrentText("magnitude")
+    window.view.method.setCurrentText("magnitude")
     window.editing.step()
     qtbot.waitUntil(lambda: s.history.index == 1, timeout=30_000)
     assert threads and threads[0] != threading.get_ident()  # built in the worker

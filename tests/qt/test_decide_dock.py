@@ -20,7 +20,8 @@ def test_sensitivity_streams_into_the_plot_and_a_click_selects_the_layer(window,
     w, p = window, window.decide
     s = w.session
     assert w.dock_decide.windowTitle() == "Decide" and w.dock_decide.isHidden()
-    toggle = next(a for m in w.menuBar().actions() if m.menu() for a in m.menu().actions() if a.text() == "Decide")
+    toggle = w.actions["decide"]
+    assert toggle in w.actions.menu("view").actions() and toggle.text() == "Decide"
     toggle.trigger()
     assert w.dock_decide.isVisible()
     p.sens_levels.setText("0.5,0.9")
@@ -102,7 +103,7 @@ def test_allocation_plan_and_apply_as_one_undo_step(window, qtbot):
     p.alloc_apply.click()
     assert w.session.history.index == steps + 1 and abs(w.session.sparsity() - 0.5) <= 0.005
     assert not p.alloc_apply.isEnabled()
-    w.act_undo.trigger()
+    w.actions["undo"].trigger()
     assert w.session.sparsity() == 0.0
 
 

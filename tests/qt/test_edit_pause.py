@@ -39,9 +39,9 @@ def _replays_to_live(s, tmp_path):
 
 
 def _gated(window):
-    f, e = window.files, window.editing
-    return [f.act_undo, f.act_open, f.act_open_data, f.act_open_session, f.act_prune_dlg, f.act_step, f.act_run, f.act_block,
-            window.training.act_finetune, e.prune_sel, e.restore_sel, e.threshold, e.apply_thr, e.block, window.history,
+    a, e = window.actions, window.editing
+    return [a["undo"], a["open"], a["open_data"], a["open_session"], a["prune_dialog"], a["step"], a["run"], a["block"],
+            a["finetune"], e.prune_sel, e.restore_sel, e.threshold, e.apply_thr, e.block, window.history,
             window.decide.alloc_apply, window.decide.plans.switch]
 
 
@@ -74,8 +74,8 @@ def test_mid_run_neuron_prune_is_disabled_refused_and_zeros_stay_zero(qtbot, win
     dialog = _start_long_finetune(qtbot, window)
     assert all(not w.isEnabled() for w in _gated(window))
     assert window.statusBar().currentMessage() == "Fine-tuning: edits are paused until it finishes or is cancelled"
-    window.select_neurons([1, 2, 3])
-    window.prune_selected()  # reaches the engine anyway (the Delete key's path): refused, said in the status bar
+    window.editing.select_neurons([1, 2, 3])
+    window.editing.prune_selected()  # reaches the engine anyway (the Delete key's path): refused, said in the status bar
     assert "fine-tune is running" in window.statusBar().currentMessage()
     with pytest.raises(SessionBusy, match="fine-tune is running; wait for it or cancel it first"):
         s.prune_neurons("0", [1, 2, 3])
@@ -85,8 +85,8 @@ def test_mid_run_neuron_prune_is_disabled_refused_and_zeros_stay_zero(qtbot, win
     assert window.statusBar().currentMessage() == ""
     assert all(torch.equal(_masks(s)[k], masks[k]) for k in masks)  # the mid-run edit never happened
     _zeros_stay_zero(s)
-    window.select_neurons([1, 2, 3])
-    window.prune_selected()  # now it works
+    window.editing.select_neurons([1, 2, 3])
+    window.editing.prune_selected()  # now it works
     assert s.history.labels[-1] == "prune neurons 1, 2, 3 of 0" and not bool(s.neuron_mask("0")[[1, 2, 3]].any())
     _zeros_stay_zero(s)
     _replays_to_live(s, tmp_path)
@@ -100,7 +100,7 @@ def test_mid_run_undo_is_refused_and_restored_weights_come_back_bit_for_bit(qtbo
     _settle(qtbot, window)
     dialog = _start_long_finetune(qtbot, window)
     labels = list(s.history.labels)
-    window.act_undo.trigger()  # disabled: nothing happens
+    window.actions["undo"].trigger()  # disabled: nothing happens
     window.history.itemClicked.emit(window.history.item(0))  # a click that got through: refused
     with pytest.raises(SessionBusy):
         s.undo()
@@ -109,8 +109,8 @@ def test_mid_run_undo_is_refused_and_restored_weights_come_back_bit_for_bit(qtbo
     assert s.history.labels[-1].startswith("fine-tune 500 epochs") and s.history.index == 2
     _zeros_stay_zero(s)
     _replays_to_live(s, tmp_path)
-    window.act_undo.trigger()  # the fine-tune
-    window.act_undo.trigger()  # the prune: every weight back as loaded
+    window.actions["undo"].trigger()  # the fine-tune
+    window.actions["undo"].trigger()  # the prune: every weight back as loaded
     assert s.history.index == 0
     for name, w in original.items():
         assert torch.equal(s.weight(name).view(torch.int32), w.view(torch.int32)), name
@@ -120,7 +120,7 @@ def test_mid_run_undo_is_refused_and_restored_weights_come_back_bit_for_bit(qtbo
 def test_pause_follows_the_sessions_job_and_owners_state(qtbot, window):
     s = window.session
     pause = window.edit_pause
-    assert not pause.paused and window.act_undo.isEnabled() is False  # nothing to undo yet
+    assert not pause.paused and window.actions["undo"].isEnabled() is False  # nothing to undo yet
     with s.running("lesson step", "Running a lesson step"):
         pass
     QApplication.processEvents()  # the queued notices arrive: the job is over, so nothing pauses
@@ -133,8 +133,8 @@ def test_pause_follows_the_sessions_job_and_owners_state(qtbot, window):
         window.editing.apply_thr.setEnabled(True)  # an owner enabling it meanwhile: still off
         assert not window.editing.apply_thr.isEnabled()
         s.prune(0.3)  # the job's own edit (this thread is inside it)
-        assert window.act_undo.isEnabled() is False  # under the paused group, even though can_undo
+        assert window.actions["undo"].isEnabled() is False  # under the paused group, even though can_undo
     finally:
         job.__exit__(None, None, None)
     qtbot.waitUntil(lambda: not pause.paused, timeout=10_000)
-    assert window.act_undo.isEnabled() and window.editing.apply_thr.isEnabled()
+    assert window.actions["undo"].isEnabled() and window.editing.apply_thr.isEnabled()

@@ -8,14 +8,10 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog
 from pruneviz.core import demo
 
 
-def _menu(w, title):
-    return next(a for a in w.menuBar().actions() if a.text() == title).menu()
-
-
 def test_demos_menu_opens_each_demo_with_its_data_in_one_click(window, qtbot):
     w = window
-    demos = _menu(w, "&File").actions()
-    menu = next(a for a in demos if a.text() == "&Demos").menu()
+    menu = w.files.demos_menu
+    assert menu.menuAction() in w.actions.menu("file").actions()
     specs = [a.data() for a in menu.actions()]
     assert specs == [f"demo:{n}" for n in demo.NAMES]
     cnn = next(a for a in menu.actions() if a.data() == "demo:cnn")
@@ -29,12 +25,12 @@ def test_open_by_name_accepts_demo_specs_and_files(bare_window, tmp_path, monkey
     w = bare_window
     assert w.session.data is None
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("demo:cnn", True))
-    w.act_open_spec.trigger()
+    w.actions["open_spec"].trigger()
     assert w.session.spec == "demo:cnn" and w.session.data.spec == "demo:digits"
     path = tmp_path / "mlp.pt2"
     demo.export("mlp", tmp_path)
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (str(path), True))
-    w.act_open_spec.trigger()
+    w.actions["open_spec"].trigger()
     assert w.session.spec == str(path) and w.session.data.spec == "demo:digits"  # the data is kept
 
 
@@ -47,12 +43,12 @@ def test_save_session_then_open_it_gives_back_every_step(window, tmp_path, monke
     s.undo()
     path = tmp_path / "lesson.pvz"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
-    w.act_save_session.trigger()
+    w.actions["save_session"].trigger()
     assert path.exists()
-    w.open_spec("demo:cnn")
+    w.files.open_spec("demo:cnn")
     assert w.session.spec == "demo:cnn"
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
-    w.act_open_session.trigger()
+    w.actions["open_session"].trigger()
     r = w.session
     assert r.spec == "demo:mlp" and r.history.labels == s.history.labels and r.history.index == s.history.index
     for k, v in s.model.state_dict().items():

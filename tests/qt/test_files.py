@@ -34,7 +34,7 @@ def test_trust_prompt_lists_imports_and_accept_opens(bare_window, tmp_path, monk
     path = tmp_path / "full.pt"
     torch.save(models.mlp(), path)
     boxes = _Boxes(monkeypatch, QMessageBox.StandardButton.Yes)
-    assert w.open_path(str(path)) is True
+    assert w.files.open_path(str(path)) is True
     title, text, info = boxes.shown[0]
     assert title == "Trust this file?" and "full.pt" in text
     assert "torch.nn.modules.linear.Linear" in info and "torch.nn.modules.container.Sequential" in info
@@ -50,7 +50,7 @@ def test_trust_prompt_refused_keeps_session(bare_window, tmp_path, monkeypatch):
     path = tmp_path / "full.pt"
     torch.save(models.mlp(), path)
     boxes = _Boxes(monkeypatch, QMessageBox.StandardButton.No)
-    assert w.open_path(str(path)) is False
+    assert w.files.open_path(str(path)) is False
     assert len(boxes.shown) == 1 and "Linear" in boxes.shown[0][2]
     assert w.session is s and s.history.index == 1 and not s.neuron_mask(w.layer)[2]
 
@@ -66,7 +66,7 @@ def test_state_dict_asks_for_architecture_then_opens(bare_window, tmp_path, monk
         return "tests.core.models:mlp", True
 
     monkeypatch.setattr(QInputDialog, "getText", get_text)
-    assert w.open_path(str(path)) is True
+    assert w.files.open_path(str(path)) is True
     assert len(asked) == 1
     assert asked[0][0] == "Architecture needed" and "state_dict" in asked[0][1] and "package.module:function" in asked[0][1]
     assert w.session.arch == "tests.core.models:mlp"
@@ -81,7 +81,7 @@ def test_state_dict_architecture_cancelled_keeps_session(bare_window, tmp_path, 
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("", False))
     errors = []
     w.errorShown.connect(errors.append)
-    assert w.open_path(str(path)) is False
+    assert w.files.open_path(str(path)) is False
     assert w.session is s and not errors  # cancelling is not an error
 
 
@@ -99,7 +99,7 @@ def test_export_writes_loadable_state_dict_and_report(window, tmp_path, monkeypa
         return QMessageBox.StandardButton.No
 
     monkeypatch.setattr(QMessageBox, "question", question)
-    w.export_dialog()
+    w.files.export_dialog()
     assert asked and "Remove pruned neurons" in asked[0]
     state = torch.load(out, weights_only=True)
     fresh = demo.build("mlp")
@@ -116,7 +116,7 @@ def test_save_heatmap_png(window, tmp_path, monkeypatch):
     w.session.prune(0.4, scope="layer", layers=[w.layer])
     out = tmp_path / "heat.png"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda parent, title, name, flt: (str(out), flt))
-    w.save_heatmap_dialog()
+    w.files.save_heatmap_dialog()
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     img = QImage(str(out))
     assert img.width() >= 300 and img.height() >= 200
@@ -126,11 +126,11 @@ def test_save_heatmap_png(window, tmp_path, monkeypatch):
 
 def test_recent_files_list_and_reopen(window):
     w = window
-    assert w.open_path("demo:cnn") is True
+    assert w.files.open_path("demo:cnn") is True
     assert w.session.spec == "demo:cnn"
-    assert w.open_path("demo:mlp") is True
+    assert w.files.open_path("demo:mlp") is True
     assert QSettings().value("recent")[:2] == ["demo:mlp", "demo:cnn"]
-    actions = w.recent_menu.actions()
+    actions = w.files.recent_menu.actions()
     assert [a.toolTip() for a in actions[:2]] == ["demo:mlp", "demo:cnn"]
     actions[1].trigger()  # reopen demo:cnn from File > Open recent
     assert w.session.spec == "demo:cnn"
@@ -169,5 +169,5 @@ def test_drop_data_file_attaches_it(bare_window, tmp_path, qtbot):
     assert w.session.data is None and not w.acc.has_data and w.acc.no_data.isVisible()
     _drop(w, path)
     assert w.session.data is not None and w.acc.has_data and not w.acc.no_data.isVisible()
-    assert "taylor" in [w.method.itemText(i) for i in range(w.method.count())]  # data methods offered
+    assert "taylor" in [w.view.method.itemText(i) for i in range(w.view.method.count())]  # data methods offered
     qtbot.waitUntil(lambda: w.acc.current is not None and w.acc.baseline is not None, timeout=30_000)

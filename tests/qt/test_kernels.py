@@ -79,10 +79,10 @@ def test_hover_names_channel_and_kernel_position(cnn_window, qtbot):
     scene = w.heatmap.vb.mapViewToScene(QPointF(3 * 9 + 5 + 0.5, 12.5))
     w.heatmap._on_move(scene)
     wt = float(w.session.weight("4")[12, 3, 1, 2])
-    assert w.hover.text().startswith(f"neuron 12, input channel 3, kernel (1, 2), w = {wt + 0.0:+.4g}")
+    assert w.status.hover.text().startswith(f"neuron 12, input channel 3, kernel (1, 2), w = {wt + 0.0:+.4g}")
     _show(w, qtbot, "12")
     w.heatmap._on_move(w.heatmap.vb.mapViewToScene(QPointF(40.5, 12.5)))
-    assert w.hover.text().startswith("neuron 12, input 40, w = ")
+    assert w.status.hover.text().startswith("neuron 12, input 40, w = ")
 
 
 def _click_tile(qtbot, panel, channel):
@@ -98,7 +98,7 @@ def test_one_filter_shows_tiles_click_prunes_and_restores_a_kernel(cnn_window, q
     _show(w, qtbot, "4")
     panel = w.filter
     assert panel.tile_count == 0  # nothing selected
-    w.select_neurons([5])
+    w.editing.select_neurons([5])
     assert w.lower_tabs.currentWidget() is panel
     qtbot.waitUntil(lambda: panel.vb.width() > 20)
     assert panel.tile_count == 16 and panel.tiles.shape == (16, 3, 3)
@@ -124,14 +124,14 @@ def test_one_filter_shows_tiles_click_prunes_and_restores_a_kernel(cnn_window, q
     s.undo()
     assert not panel.tile_pruned.any() and s.history.index == start
 
-    w.select_neurons([5, 6])  # more than one filter: no tiles, the histogram comes back
+    w.editing.select_neurons([5, 6])  # more than one filter: no tiles, the histogram comes back
     assert panel.tile_count == 0 and w.lower_tabs.currentWidget() is w.hist
 
 
 def test_linear_neuron_panel_shows_its_incoming_weights(cnn_window, qtbot):
     w = cnn_window
     _show(w, qtbot, "12")
-    w.select_neurons([7])
+    w.editing.select_neurons([7])
     panel = w.filter
     assert panel.tile_count == 0 and panel.stack.currentWidget() is panel.bar_plot
     assert len(panel.bars.opts["height"]) == 512
@@ -180,7 +180,7 @@ def test_first_mlp_neuron_shows_its_inputs_as_the_8x8_image_and_a_pixel_click_pr
     s = w.session
     first = s.layers[0].name
     assert w.layer == first and s.layer(first).shape == (128, 64)
-    w.select_neurons([3])
+    w.editing.select_neurons([3])
     panel = w.filter
     qtbot.waitUntil(lambda: panel.vb.width() > 20)
     assert panel.mode == "image" and panel.tiles.shape == (1, 8, 8)
@@ -194,7 +194,7 @@ def test_first_mlp_neuron_shows_its_inputs_as_the_8x8_image_and_a_pixel_click_pr
     _click_at(qtbot, panel, 2.5, 5.5)
     assert bool(s.mask(first).all()) and s.history.index == start + 2
     w.tree.select(s.layers[1].name)  # a hidden layer's neuron: bars, not an image
-    w.select_neurons([0])
+    w.editing.select_neurons([0])
     assert panel.mode == "bars"
 
 

@@ -66,7 +66,7 @@ def test_knockout_reaches_the_strip_row_for_row_sorted_and_not(window, qtbot):
     n = len(expected)
     scores = w.session.scores(LAYER, "magnitude", "neuron").double().numpy()
     for sort in (False, True):
-        w.sort.setChecked(sort)
+        w.view.sort.setChecked(sort)
         order = w.strip.order
         assert np.array_equal(order, np.argsort(scores, kind="stable") if sort else np.arange(n))
         assert np.array_equal(t.rows, order)
@@ -100,7 +100,7 @@ def test_knockout_reaches_the_strip_row_for_row_sorted_and_not(window, qtbot):
     pos = int(np.argmax(t.delta))
     assert t.row_text(pos).startswith(f"neuron {t.rows[pos]}: loss {expected[t.rows[pos]]:+.4g} when removed alone")
     # another criterion: its ranks and its figures
-    w.method.setCurrentText("random")
+    w.view.method.setCurrentText("random")
     rnd = w.session.scores(LAYER, "random", "neuron").double().numpy()
     np.testing.assert_allclose(t.criterion_rank, avg_ranks(rnd)[w.strip.order])
     f = res["faithfulness"]["random"]
@@ -110,7 +110,7 @@ def test_knockout_reaches_the_strip_row_for_row_sorted_and_not(window, qtbot):
     w.presentation.set_enabled(True)
     assert t.header.font().pointSizeF() > pt and t.crit_dots.opts["size"] > size
     # as large as fits: its two lines never make the controls' row (and the window) taller
-    assert 2 * QFontMetrics(t.header.font()).lineSpacing() <= w.method.sizeHint().height() == t.header.maximumHeight()
+    assert 2 * QFontMetrics(t.header.font()).lineSpacing() <= w.view.method.sizeHint().height() == t.header.maximumHeight()
     assert t.header.minimumSizeHint().width() <= 1
 
 
@@ -128,12 +128,12 @@ def test_hidden_for_other_layers_stale_after_a_change_and_gone_with_the_session(
     assert t.stale is not None and "prune neurons 1, 2 of 2" in t.stale
     assert "stale" in t.header.text() and "Stale" in t.header.toolTip()
     assert t.up.opts["brush"].color().name() == kt.STALE.lower()
-    w.act_undo.trigger()  # back at the state it measured: valid again
+    w.actions["undo"].trigger()  # back at the state it measured: valid again
     assert t.stale is None and "stale" not in t.header.text()
     # an edit elsewhere changes every loss too
     w.session.prune_neurons("0", [0])
     assert t.stale is not None
-    w.act_undo.trigger()
+    w.actions["undo"].trigger()
     assert t.stale is None
     w.session.set_data(w.session.data)  # new evaluation data: measured on other data
     assert t.stale is not None and "data" in t.stale
@@ -151,7 +151,7 @@ def test_a_click_on_the_track_selects_that_neuron(window, qtbot):
     w = window
     run_knockout(w, qtbot)
     t = w.knockout_track
-    w.sort.setChecked(True)
+    w.view.sort.setChecked(True)
     vb = t.rank_plot.getViewBox()
 
     def click(pos: int, mods=Qt.KeyboardModifier.NoModifier):

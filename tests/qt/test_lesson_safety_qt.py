@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -46,7 +45,7 @@ def _setup(tmp_path, monkeypatch, source: str):
 def test_lesson_naming_a_module_asks_and_refusing_runs_nothing(qtbot, window, tmp_path, monkeypatch):
     path, mod, marker = _setup(tmp_path, monkeypatch, EVIL)
     errors: list[str] = []
-    monkeypatch.setattr(window, "show_error", errors.append)
+    monkeypatch.setattr(window.status, "show_error", errors.append)
     seen: list[str] = []
     _answer(False, seen)
     assert window.lessons.start(str(path)) is False
@@ -119,7 +118,7 @@ def test_lesson_steps_and_a_hand_edit_are_all_journaled(qtbot, tmp_path, monkeyp
     qtbot.addWidget(w)
     w.show()
     errors: list[str] = []
-    monkeypatch.setattr(w, "show_error", errors.append)
+    monkeypatch.setattr(w.status, "show_error", errors.append)
     lesson = tmp_path / "steps.toml"
     lesson.write_text(STEPS)
     ctrl = w.lessons
@@ -145,7 +144,7 @@ def test_each_lesson_step_is_one_change_and_an_edit_when_it_moved_the_history(qt
     """Listeners (the autosave journal among them) hear of every step the lesson ran: one change
     per lesson step, of kind "edit" when it moved the history, "load" (a refresh) when not."""
     errors: list[str] = []
-    monkeypatch.setattr(window, "show_error", errors.append)
+    monkeypatch.setattr(window.status, "show_error", errors.append)
     lesson = tmp_path / "steps.toml"
     lesson.write_text(STEPS.replace('claim = "cut >= 0 and first_steps == 5"', 'claim = "cut >= 0 and base >= 0"') + '\n[[steps]]\ncaption = "measure"\naction = "evaluate"\nrecord = "base"\n')
     ctrl = window.lessons

@@ -16,7 +16,7 @@ from pruneviz.qt import lesson_charts as lc
 @pytest.fixture
 def errors(window, monkeypatch):
     seen: list[str] = []
-    monkeypatch.setattr(window, "show_error", seen.append)
+    monkeypatch.setattr(window.status, "show_error", seen.append)
     return seen
 
 
@@ -38,14 +38,14 @@ def test_menus_list_every_lesson(window):
     texts = [a.text() for a in menu.actions() if not a.isSeparator()]
     for name in core.available():
         lesson = core.load(name)
-        act = window.lessons.actions[name]
+        act = window.lessons.lesson_actions[name]
         assert act.text().startswith(lesson.title)
         assert act.isEnabled() == lesson.runnable
         if not lesson.runnable:
             assert f"(needs: {lesson.needs[0]})" in act.text()
     assert "Open lesson file…" in texts
-    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "File")
-    assert window.lessons.act_open in file_menu.actions()
+    assert window.lessons.act_open is window.actions["open_lesson"]
+    assert window.lessons.act_open in window.actions.menu("file").actions()
 
 
 def test_criteria_lesson_through_the_window(qtbot, window, errors):
@@ -118,7 +118,7 @@ def test_playground_click_prunes_and_undo_restores(qtbot, window, errors):
     import pruneviz.core.toy as toy
 
     assert toy.boundary(s, 120) == pytest.approx(view._grid)  # the boundary drawn is the live model's
-    window.act_undo.trigger()
+    window.actions["undo"].trigger()
     assert bool(s.neuron_mask("0")[3])
     view.repaint()
     edge = next(e for e in view._geom[1] if e.layer == "2" and e.row == 1 and e.col == 5)
@@ -129,7 +129,7 @@ def test_playground_click_prunes_and_undo_restores(qtbot, window, errors):
     with qtbot.waitSignal(view.edited):
         qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=at)
     assert not bool(s.mask(hit.layer)[hit.row, hit.col]) and int((~s.mask(hit.layer)).sum()) == 1
-    window.act_undo.trigger()
+    window.actions["undo"].trigger()
     assert bool(s.mask(hit.layer).all())
     assert not errors
 

@@ -17,18 +17,18 @@ def test_histogram_counts_follow_edits_and_undo_exactly(window):
     def full_counts():
         v = display.as_2d(s.scores(name).numpy())
         kept = display.as_2d(s.mask(name).numpy())
-        return np.histogram(v[kept], w.hist_edges())[0]
+        return np.histogram(v[kept], w.view.hist_edges())[0]
 
     before = w.hist.counts.copy()
     np.testing.assert_array_equal(before, full_counts())
-    w.select_neurons([3, 4])
-    w.act_prune.trigger()
+    w.editing.select_neurons([3, 4])
+    w.actions["prune"].trigger()
     assert w.hist.counts.sum() == before.sum() - 2 * s.layer(name).view_shape[1]
     np.testing.assert_array_equal(w.hist.counts, full_counts())
     s.prune_weights(name, [0, 1, 2, 700])
     np.testing.assert_array_equal(w.hist.counts, full_counts())
-    w.act_undo.trigger()
-    w.act_undo.trigger()
+    w.actions["undo"].trigger()
+    w.actions["undo"].trigger()
     np.testing.assert_array_equal(w.hist.counts, before)
 
 
@@ -36,11 +36,11 @@ def test_threshold_label_shows_the_value_and_the_preview_equals_preview_below(wi
     w = window
     s = w.session
     t = float(np.quantile(s.scores(w.layer).numpy(), 0.3))
-    w.threshold.setValue(t)
-    assert w.hist.threshold_label == f"{w.threshold.value():.3g}" != "0"
+    w.editing.threshold.setValue(t)
+    assert w.hist.threshold_label == f"{w.editing.threshold.value():.3g}" != "0"
     cells, _ = w.heatmap.preview_source
-    np.testing.assert_array_equal(cells, display.as_2d(s.preview_below(w.layer, w.threshold.value()).numpy()))
-    assert w.thr_info.text() == f"would prune {int(cells.sum()):,} more"
+    np.testing.assert_array_equal(cells, display.as_2d(s.preview_below(w.layer, w.editing.threshold.value()).numpy()))
+    assert w.editing.thr_info.text() == f"would prune {int(cells.sum()):,} more"
 
 
 def test_data_driven_scores_are_computed_in_the_worker(window, qtbot, monkeypatch):
@@ -56,19 +56,19 @@ def test_data_driven_scores_are_computed_in_the_worker(window, qtbot, monkeypatc
         return real(*a, **k)
 
     monkeypatch.setattr(s, "scores", spy)
-    w.method.setCurrentText("obd")
-    assert not w.scores_ready()  # the window did not wait for them
+    w.view.method.setCurrentText("obd")
+    assert not w.view.scores_ready()  # the window did not wait for them
     assert w.hist.getPlotItem().getAxis("bottom").labelText.startswith("computing obd scores")
-    qtbot.waitUntil(w.scores_ready, timeout=20_000)
+    qtbot.waitUntil(w.view.scores_ready, timeout=20_000)
     assert threads and not any(threads)  # every obd score came from the worker thread
     assert w.hist.counts.sum() == int(s.mask(w.layer).sum())
     threads.clear()
-    w.select_neurons([1])
-    w.act_prune.trigger()  # an edit makes them stale: recomputed in the worker again
-    assert not w.scores_ready()
-    qtbot.waitUntil(w.scores_ready, timeout=20_000)
+    w.editing.select_neurons([1])
+    w.actions["prune"].trigger()  # an edit makes them stale: recomputed in the worker again
+    assert not w.view.scores_ready()
+    qtbot.waitUntil(w.view.scores_ready, timeout=20_000)
     assert threads and not any(threads)
-    np.testing.assert_allclose(w.scores_view().values, display.as_2d(real(w.layer, "obd").numpy()), rtol=1e-6)
+    np.testing.assert_allclose(w.view.scores_view().values, display.as_2d(real(w.layer, "obd").numpy()), rtol=1e-6)
 
 
 def test_the_first_estimate_of_each_request_is_shown_even_right_after_another(window, qtbot):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from pruneviz.core.data import EvalData
@@ -47,21 +47,21 @@ def test_prune_neuron_updates_browser_accuracy_and_undo_redo(window, qtbot):
     w.heatmap.rowsClicked.emit(3, Qt.KeyboardModifier.NoModifier)
     w.heatmap.rowsClicked.emit(7, Qt.KeyboardModifier.ControlModifier)
     assert w.selected == {3, 7}
-    w.prune_sel.click()
+    w.editing.prune_sel.click()
     assert not s.neuron_mask(name)[[3, 7]].any()
     assert s.sparsity(name) > 0
     assert item.text(COL_SPARSITY) != before_text
-    assert w.act_undo.text() == f"Undo prune neurons 3, 7 of {name}"
+    assert w.actions["undo"].text() == f"Undo prune neurons 3, 7 of {name}"
     _wait_eval(qtbot, w)
     assert w.acc.points[1][0] == pytest.approx(s.sparsity())
     pruned_text = item.text(COL_SPARSITY)
     # undo restores masks, browser and the accuracy read-out
-    w.act_undo.trigger()
+    w.actions["undo"].trigger()
     assert s.sparsity(name) == 0 and item.text(COL_SPARSITY) == before_text
     _wait_eval(qtbot, w, 0)
     assert w.acc.current.accuracy == pytest.approx(base_acc)
     assert w.history.currentRow() == 0
-    w.act_redo.trigger()
+    w.actions["redo"].trigger()
     assert item.text(COL_SPARSITY) == pruned_text
     assert not s.neuron_mask(name)[[3, 7]].any()
     _wait_eval(qtbot, w, 1)
@@ -76,12 +76,12 @@ def test_threshold_previews_then_applies(window, qtbot):
     name = w.layer
     mask_before = s.mask(name).clone()
     assert w.heatmap.preview.image is None or not w.heatmap.preview.image.any()
-    w.threshold.setValue(float(w.threshold.maximum()) * 0.3)
+    w.editing.threshold.setValue(float(w.editing.threshold.maximum()) * 0.3)
     img = w.heatmap.preview.image
     assert img is not None and img.any()
     assert torch.equal(s.mask(name), mask_before)  # a preview does not edit
     assert s.history.index == 0
-    w.apply_thr.click()
+    w.editing.apply_thr.click()
     assert s.history.index == 1
     assert not torch.equal(s.mask(name), mask_before)
     assert w.heatmap.pruned.image.any()
@@ -164,15 +164,15 @@ def test_cancel_running_evaluation_keeps_ui_usable(qtbot):
     w = MainWindow(_slow_session(delay=0.05), open_session=demo_opener)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.progress.value() > 0 and w.cancel.isEnabled(), timeout=10_000)
-    w.cancel.click()
+    qtbot.waitUntil(lambda: w.status.progress.value() > 0 and w.status.cancel.isEnabled(), timeout=10_000)
+    w.status.cancel.click()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=5_000)
     assert w.acc.current is None  # the cancelled run reported nothing
     assert "cancelled" in w.acc.estimate.text()
-    assert w.progress.value() < 100
+    assert w.status.progress.value() < 100
     # the UI still works: select and prune, and a new evaluation starts
     w.heatmap.rowsClicked.emit(1, Qt.KeyboardModifier.NoModifier)
-    w.prune_sel.click()
+    w.editing.prune_sel.click()
     assert w.session.history.index == 1
     assert w.runner.busy
     assert w.runner.shutdown(5000)
@@ -250,10 +250,10 @@ def test_refused_file_shows_error_and_keeps_session(window, tmp_path, monkeypatc
     s.prune_neurons(w.layer, [0])
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a, **k: shown.append(text))
-    monkeypatch.setattr(w, "ask_arch", lambda msg: None)
+    monkeypatch.setattr(w.files, "ask_arch", lambda msg: None)
     bad = tmp_path / "random.pt"
     bad.write_bytes(np.random.default_rng(0).bytes(4096))
-    assert w.open_path(str(bad)) is False
+    assert w.files.open_path(str(bad)) is False
     assert w.session is s and s.history.index == 1 and not s.neuron_mask(w.layer)[0]
     assert shown and "random.pt" in shown[0]
 
@@ -262,6 +262,6 @@ def test_engine_error_becomes_dialog(window, monkeypatch):
     w = window
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a, **k: shown.append(text))
-    w.select_neurons([10_000])  # out of range: the engine refuses
-    w.prune_selected()
+    w.editing.select_neurons([10_000])  # out of range: the engine refuses
+    w.editing.prune_selected()
     assert shown and w.session.history.index == 0

@@ -66,13 +66,13 @@ def test_layer_name_tooltips_and_labels_are_plain_text(html_window, qtbot):
     tip = w.tree.items[NAME].toolTip(0)
     assert shown(tip).startswith(f"{NAME}: Linear (16, 64)")
     w.tree.select(NAME)
-    title = w.title
+    title = w.view.title
     assert title.textFormat() == Qt.TextFormat.PlainText and NAME in title.text()
     title.resize(40, title.height())  # elided: the whole text goes to the tooltip
     assert shown(title.toolTip()).startswith(f"Layer {NAME}")
     w.session.prune_neurons(NAME, [0])
-    qtbot.waitUntil(lambda: w.act_undo.isEnabled())
-    assert NAME in shown(w.act_undo.toolTip()) or shown(w.act_undo.toolTip()) == w.act_undo.text()
+    qtbot.waitUntil(lambda: w.actions["undo"].isEnabled())
+    assert NAME in shown(w.actions["undo"].toolTip()) or shown(w.actions["undo"].toolTip()) == w.actions["undo"].text()
     # the knockout: the dock's label, the track's header tooltip, the plot's title
     assert w.decide.ko_layer.textFormat() == Qt.TextFormat.PlainText
     assert w.decide.run_knockout()

@@ -50,7 +50,7 @@ def _window(qtbot, eval_on: str, data: str = "demo:digits", batch_size: int = 30
 def _prune_neuron(w, layer: str, row: int) -> None:
     w.tree.select(layer)
     w.heatmap.rowsClicked.emit(row, Qt.KeyboardModifier.NoModifier)
-    w.prune_sel.click()
+    w.editing.prune_sel.click()
 
 
 def _wait_eval(qtbot, w, timeout: int = 120_000) -> None:
@@ -111,7 +111,7 @@ def test_cluster_killed_mid_evaluation_the_window_evaluates_here_and_says_so(qtb
         s.batch_size = 256
         _prune_neuron(w, "8", 6)
         _wait_eval(qtbot, w)
-        w.act_undo.trigger()
+        w.actions["undo"].trigger()
         _wait_eval(qtbot, w)
         assert w.acc.current.accuracy == local.evaluate().accuracy and not s.neuron_mask("8")[5] and s.neuron_mask("8")[6]
         assert len([n for n in s.notices if "is gone" in n]) == 1

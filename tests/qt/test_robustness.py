@@ -31,7 +31,7 @@ def test_close_during_evaluation_exits_cleanly(qtbot):
     w = MainWindow(s, open_session=demo_opener, restore_layout=False)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.progress.value() > 0 and w.runner.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: w.status.progress.value() > 0 and w.runner.busy, timeout=10_000)
     w.close()
     assert slow.calls < len(s.eval_tensors()[1]) // s.batch_size  # stopped at the next batch, not after the whole pass
     assert w.runner.jobs.running is None  # the worker returned (the window joined it)
@@ -97,8 +97,8 @@ def test_worker_exception_is_shown_and_app_keeps_working(qtbot):
     try:
         _Boom.armed = True
         with qtbot.waitSignal(w.errorShown, timeout=10_000) as shown:
-            w.select_neurons([3])
-            w.prune_selected()
+            w.editing.select_neurons([3])
+            w.editing.prune_selected()
         assert "RuntimeError: boom in forward" in shown.args[0]
         assert "evaluation failed" in w.acc.estimate.text()
         assert "boom in forward" in w.statusBar().currentMessage()
@@ -106,8 +106,8 @@ def test_worker_exception_is_shown_and_app_keeps_working(qtbot):
         assert w.acc.current_step == 0  # no result was reported for the failed step
     finally:
         _Boom.armed = False
-    w.select_neurons([5])
-    w.prune_selected()
+    w.editing.select_neurons([5])
+    w.editing.prune_selected()
     _wait_eval(qtbot, w, 2)
     assert w.acc.points[2][0] == s.sparsity()
     assert w.runner.shutdown(5000)

@@ -45,8 +45,8 @@ def test_step_by_taylor_removes_the_verbs_neuron_without_scoring_on_the_gui_thre
     oracle = open_demo("mlp")
     expected = oracle.least_important_neuron("taylor")
     seen = _record_scoring_threads(monkeypatch)
-    window.method.setCurrentText("taylor")
-    assert window.method.currentText() == "taylor"
+    window.view.method.setCurrentText("taylor")
+    assert window.view.method.currentText() == "taylor"
     gui = threading.get_ident()
     window.editing.step()
     qtbot.waitUntil(lambda: window.session.history.index == 1, timeout=30_000)

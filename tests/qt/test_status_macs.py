@@ -111,8 +111,8 @@ def test_measure_the_shrunk_model_shows_what_export_reports_until_the_next_edit(
     w.show()
     s.prune(0.3, granularity="neuron")
     qtbot.waitUntil(lambda: w.status.macs_count is not None, timeout=30_000)
-    assert w.act_measure_shrunk.text() == "Measure the shrunk model"
-    w.act_measure_shrunk.trigger()
+    assert w.actions["measure_shrunk"].text() == "Measure the shrunk model"
+    w.actions["measure_shrunk"].trigger()
     qtbot.waitUntil(lambda: w.status.shrunk is not None, timeout=60_000)
     rep = s.export(tmp_path / "cnn.pt", shrink=True)
     m = w.status.shrunk

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PySide6.QtWidgets import QToolBar
 
 from pruneviz.qt.training_ui import TrainDialog
 
@@ -38,11 +37,10 @@ def _prune_and_settle(qtbot, window, amount=0.9):
 
 
 def test_actions_and_tab_are_in_the_window(window):
-    menu = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Prune")
-    names = [a.text().replace("&", "") for a in menu.actions()]
-    assert "Fine-tune…" in names and "Train…" in names
-    bar = window.findChild(QToolBar, "toolbar_main")
-    assert window.training.act_finetune in bar.actions()
+    menu = window.actions.menu("prune").actions()
+    assert window.actions["finetune"] in menu and window.actions["train"] in menu
+    assert window.actions["finetune"] is window.training.act_finetune
+    assert window.training.act_finetune in window.actions.toolbar.actions()
     tabs = [window.lower_tabs.tabText(i) for i in range(window.lower_tabs.count())]
     assert tabs[:1] == ["Histogram"] and "Training" in tabs
 
@@ -71,7 +69,7 @@ def test_finetune_dialog_recovers_draws_arrow_and_curve_and_undoes(qtbot, window
     dialog.grab().save(str(_shots(tmp_path) / "finetune_dialog.png"))
     window.grab().save(str(_shots(tmp_path) / "window_after_finetune.png"))
     dialog.close()
-    window.act_undo.trigger()
+    window.actions["undo"].trigger()
     after = _bits(s)
     assert all(torch.equal(after[k], before[k]) for k in before)
 

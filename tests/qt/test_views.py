@@ -17,7 +17,7 @@ def test_strip_sort_toggle_orders_by_importance_and_back(window, qtbot):
     w = window
     s = w.session
     s.prune_neurons(w.layer, [4])
-    w.sort.setChecked(True)
+    w.view.sort.setChecked(True)
     assert w.strip.sorted
     widths = w.strip.widths
     assert np.all(np.diff(widths) >= 0)  # least important on top
@@ -32,7 +32,7 @@ def test_strip_sort_toggle_orders_by_importance_and_back(window, qtbot):
     pt = w.strip.mapFromScene(vb.mapViewToScene(QPointF(x, 0.5)))
     qtbot.mouseClick(w.strip.viewport(), Qt.MouseButton.LeftButton, pos=pt)
     assert w.selected == {first}
-    w.sort.setChecked(False)
+    w.view.sort.setChecked(False)
     assert np.array_equal(w.strip.order, np.arange(len(w.strip.scores)))
 
 
@@ -48,15 +48,15 @@ def test_pruned_neurons_shown_grey_at_original_height(window):
 
 def test_importance_mode_is_sequential_and_non_negative(window, qtbot):
     w = window
-    w.mode.setCurrentText("importance")
-    w.method.setCurrentText("taylor")
-    qtbot.waitUntil(w.scores_ready, timeout=20_000)  # data-driven scores come from the worker
+    w.view.mode.setCurrentText("importance")
+    w.view.method.setCurrentText("taylor")
+    qtbot.waitUntil(w.view.scores_ready, timeout=20_000)  # data-driven scores come from the worker
     lo, hi = w.heatmap.image.levels
     assert 0 <= lo < hi
     assert float(np.min(w.heatmap.image.image)) >= 0
     assert w.heatmap.bar.colorMap().name == "viridis"
     assert w.heatmap.bar.axis.labelText == "importance"
-    w.mode.setCurrentText("weights")
+    w.view.mode.setCurrentText("weights")
     lo, hi = w.heatmap.image.levels
     assert lo == -hi and w.heatmap.bar.colorMap().name == "CET-D1A"
 
@@ -65,19 +65,19 @@ def test_neuron_threshold_previews_rows_then_prunes_them(window):
     w = window
     s = w.session
     name = w.layer
-    w.thr_gran.setCurrentText("neurons")
+    w.editing.thr_gran.setCurrentText("neurons")
     scores = s.scores(name, "magnitude", "neuron").numpy()
-    assert w.threshold.maximum() == float(scores.max())
+    assert w.editing.threshold.maximum() == float(scores.max())
     t = float(np.quantile(scores, 0.25))
-    w.threshold.setValue(t)
-    would = scores < w.threshold.value()
+    w.editing.threshold.setValue(t)
+    would = scores < w.editing.threshold.value()
     assert would.any() and not would.all()
     # the heatmap greys whole rows, the strip marks the same neurons, nothing is edited yet
     rows = w.heatmap.preview.image.reshape(-1) > 0
     assert np.array_equal(rows, would)
     assert np.array_equal(w.strip.preview, would)
-    assert s.history.index == 0 and "neuron" in w.thr_info.text()
-    w.apply_thr.click()
+    assert s.history.index == 0 and "neuron" in w.editing.thr_info.text()
+    w.editing.apply_thr.click()
     assert s.history.index == 1 and "neurons" in s.history.labels[0]
     assert np.array_equal(~s.neuron_mask(name).numpy(), would)
     _, rows = w.heatmap.preview_source
@@ -141,16 +141,16 @@ def test_per_class_labels_do_not_overlap_in_the_default_dock(window, qtbot):
 def test_status_bar_memory_and_notices(window, qtbot):
     w = window
     s = w.session
-    text = w.memory.text()
+    text = w.status.memory.text()
     assert "masks" in text and "history 0 B" in text and ("KB" in text or "MB" in text)
     s.prune(0.3, scope="global")
-    assert "history 0 B" not in w.memory.text()
+    assert "history 0 B" not in w.status.memory.text()
     s.notices.append("out of cuda memory: retrying with batch size 128")
     w.runner.request()
     _wait_eval(qtbot, w)
     assert "out of cuda memory" in w.statusBar().currentMessage()
     mem = s.memory()
-    assert f"cache {_human(mem['cache'])}" in w.memory.text()
+    assert f"cache {_human(mem['cache'])}" in w.status.memory.text()
 
 
 def test_status_bar_shows_fine_tuning_deltas_kept_on_disk(window, qtbot):
@@ -164,12 +164,12 @@ def test_status_bar_shows_fine_tuning_deltas_kept_on_disk(window, qtbot):
     complete(s.finetune(1))
     disk = s.memory()["history_disk"]
     assert disk > 0
-    qtbot.waitUntil(lambda: f"(+{_human(disk)} on disk)" in window.memory.text(), timeout=10_000)
-    assert f"{disk:,} bytes" in window.memory.toolTip()
+    qtbot.waitUntil(lambda: f"(+{_human(disk)} on disk)" in window.status.memory.text(), timeout=10_000)
+    assert f"{disk:,} bytes" in window.status.memory.toolTip()
     s.undo()
     s.prune(0.2)  # the fine-tune step now lives on the other plan, still held on disk
     assert s.memory()["history_disk"] == disk
-    qtbot.waitUntil(lambda: f"(+{_human(disk)} on disk)" in window.memory.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: f"(+{_human(disk)} on disk)" in window.status.memory.text(), timeout=10_000)
 
 
 def _human(n):
@@ -204,17 +204,17 @@ def test_big_layer_pools_to_pixels_and_edits_refresh_rows(qtbot, monkeypatch):
     fetched = []
     real = w.session.view_rows
     monkeypatch.setattr(w.session, "view_rows", lambda layer, a, b: fetched.append((a, b)) or real(layer, a, b))
-    w.select_neurons([1000])
-    w.prune_selected()
+    w.editing.select_neurons([1000])
+    w.editing.prune_selected()
     assert not full  # no full copy and pooling of 4M weights
     br = 1000 // hv.block[0]
     span = hv.layer_image.row_span(br)
     assert span in fetched  # the heatmap's block row
     assert all(span[0] <= a < b <= span[1] for a, b in fetched)  # scores read only the edited rows too
     assert hv.pruned.image[br].all() and not hv.pruned.image[br + 1].any()
-    w.act_undo.trigger()
+    w.actions["undo"].trigger()
     assert not full and not hv.pruned.image[br].any()
-    w.mode.setCurrentText("importance")  # not a row edit: a full refresh
+    w.view.mode.setCurrentText("importance")  # not a row edit: a full refresh
     assert full
 
 

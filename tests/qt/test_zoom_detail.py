@@ -68,8 +68,8 @@ def test_zoom_in_shows_exact_weights_then_zoom_out_restores_pooled_image(qtbot):
     assert hv.detail.image.levels is not None and tuple(hv.detail.image.levels) == tuple(hv.levels)  # same colours
 
     # an edit while zoomed in reaches the detail (rows re-read through Session.view_rows)
-    w.select_neurons([530])
-    w.prune_selected()
+    w.editing.select_neurons([530])
+    w.editing.prune_selected()
     assert hv.detail.pruned.image[30].all()
     np.testing.assert_array_equal(hv.detail.image.image, s.weight("0").numpy()[500:564, 1000:1064])
 
@@ -103,10 +103,10 @@ def test_threshold_preview_is_drawn_in_the_detail(qtbot):
     w, hv = _window(qtbot)
     hv.vb.setRange(xRange=(0, 32), yRange=(0, 32), padding=0)
     qtbot.waitUntil(lambda: hv.detail.active, timeout=2_000)
-    w.threshold.setValue(float(w.threshold.maximum()) * 0.2)
+    w.editing.threshold.setValue(float(w.editing.threshold.maximum()) * 0.2)
     src, _ = hv.preview_source
     r0, r1, c0, c1 = hv.detail.region
     np.testing.assert_array_equal(hv.detail.preview.image.astype(bool), display.as_2d(src)[r0:r1, c0:c1])
     assert hv.detail.preview.isVisible() and hv.detail.preview.zValue() > hv.detail.pruned.zValue()
-    w.threshold.setValue(0.0)
+    w.editing.threshold.setValue(0.0)
     assert not hv.detail.preview.isVisible()
