@@ -18,10 +18,6 @@ ALLOWLIST: dict[str, int] = {
     "pruneviz/core/session.py": 948,
     "pruneviz/core/training.py": 493,
     "pruneviz/core/attention_heads.py": 424,
-    "pruneviz/qt/main_window.py": 416,
-    "pruneviz/qt/lesson_panel.py": 473,
-    "pruneviz/qt/decide_dock.py": 444,
-    "pruneviz/qt/knockout_track.py": 450,
 }
 
 
