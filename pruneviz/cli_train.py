@@ -150,7 +150,7 @@ def run_pipeline(s, job) -> dict:
 
     gen = prune_pipeline.run(s, job)
     if not job.finetune:
-        return run_plain(gen)
+        return prune_pipeline.complete(gen)
     steps = _steps(s, job.train_data, job.batch_size)
     rep = run_with_progress(gen, "fine-tune", job.finetune, steps)
     for w in rep["finetune"].get("warnings", []):
@@ -175,15 +175,6 @@ def prune_line(rep: dict) -> str:
         elif rep["accuracy_after"] != rep["accuracy_pruned"]:  # the written model differs (shrunk)
             line += f" ({rep['accuracy_after']:.4f} as written)"
     return line
-
-
-def run_plain(gen):
-    """Drive a generator that yields no progress worth drawing; returns its result."""
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 def cmd_train(args) -> int:

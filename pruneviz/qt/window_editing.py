@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QPushButton, QToolButton
 from superqt import QLabeledDoubleSlider
 
 
-from pruneviz.core import units
+from pruneviz.core import prune_pipeline, units
 from pruneviz.core.importance import LOCAL_METHODS
 
 from .controls import PruneDialog, RunUntilDialog
@@ -200,7 +200,7 @@ class Editing(QObject):
             self.view.refresh_strip(None)
             return
         # the window's own scores (what Session.preview_below computes, without scoring again)
-        would = (view.neurons < t) & s.neuron_mask(name).numpy() if neurons else view.below(t)
+        would = view.neurons_below(t, s.neuron_mask(name).numpy()) if neurons else view.below(t)
         if neurons:
             self.heatmap.set_preview_rows(would)
             self.view.refresh_strip(would)
@@ -222,7 +222,9 @@ class Editing(QObject):
         d = PruneDialog(self.state.session, self.state.layer, self._dialog_parent)
         if d.exec():
             a = d.args()
-            self.scored(a.method, a.granularity, lambda: self.status.guard(self.state.session.prune, a.amount, a.scope, a.granularity, a.method, a.layers, a.compensate or False))
+            # the engine's prune pipeline, as `pruneviz prune` runs it; the live evaluation measures
+            job = prune_pipeline.PruneJob(amount=a.amount, scope=a.scope, granularity=a.granularity, method=a.method, layers=a.layers, compensate=a.compensate or None, measure=False)
+            self.scored(a.method, a.granularity, lambda: self.status.guard(lambda: prune_pipeline.complete(prune_pipeline.run(self.state.session, job))))
 
     def step(self) -> None:
         method = self.view.current_method()
