@@ -1,7 +1,8 @@
 """Workers that evaluate lists of mask edits for the analyses, on this machine or on Ray.
 
-A :class:`Probe` is a private copy of a session's model, masks, evaluation tensors and activation
-cache. It evaluates *edits*: each edit is a list of mask flips that is applied, evaluated and
+A :class:`Probe` owns a copy of a session's :class:`~pruneviz.core.editable.EditableModel` (model,
+masks, activation cache, and the session's own rule for applying flips and dropping the cached
+activations after the earliest changed child) and of its evaluation tensors. It evaluates *edits*: each edit is a list of mask flips that is applied, evaluated and
 flipped back, so the probe ends every edit in the state it started from and the session it was
 copied from is never touched (an analysis cannot leave it half-edited, even when it is
 cancelled or fails, and the app's views never see a temporary state).
