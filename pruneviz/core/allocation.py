@@ -181,5 +181,5 @@ def prune_by_sensitivity(session, amount: float, method: str = "magnitude", laye
     with session.group(label):
         for f in flips:
             n += session.prune_weights(f.layer, f.idx)
-    session.last_prune = PruneSpec(amount, "sensitivity", "weight", method, tuple(names), detail)
+    session.remember_prune(PruneSpec(amount, "sensitivity", "weight", method, tuple(names), detail))
     return n

@@ -30,9 +30,8 @@ import torch
 
 from . import layer_hessian as cal
 from . import compensate_solve as solve
-from . import deltas
 from .errors import PrunevizError
-from .history import Change, Flip, Step
+from .history import Flip
 from .masks import available_bytes
 
 #: calibration samples used at most (by default)
@@ -157,8 +156,7 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
     feeder = cal.Feeder(session.model, x, batch, calls)
     big: list[str] = []  # layers whose exact solve is over budget: SparseGPT instead
     masks = session.masks
-    snap = deltas.Snapshot(session)
-    applied: list[Flip] = []
+    edit = session.edit_weights()  # snapshot, flips and values: one undo step, or nothing
     try:
         for i, n in enumerate(names):
             yield CompensateProgress(n, i, len(names), "calibrate")
@@ -188,36 +186,25 @@ def steps(session, amount: float, scope: str = "layer", method: str = "magnitude
                 del h
                 newly = view.join(kept & ~keep, shape)
                 flip = Flip.make("elem", n, newly.reshape(-1).nonzero().flatten().cpu(), newly.numel())
-                if flip.idx.numel():
-                    session.apply_flips([flip])
-                    applied.append(flip)
-                orig = masks.orig[info.weight]
-                with torch.no_grad():
-                    orig.copy_(torch.where(view.join(keep, shape), view.join(new, shape).to(orig.dtype), orig))
-                deltas.refresh(session, [info.weight])
-                deltas.invalidate(session)
-        with session.lock:
-            delta = snap.delta(session)
+                edit.flip([flip])
+                edit.write(info.weight, view.join(new, shape), where=view.join(keep, shape))
+                edit.changed()
     except BaseException as e:
-        with session.lock:
-            if applied:
-                session.apply_flips(list(reversed(applied)))
-            snap.restore(session)
+        edit.abort()
         if isinstance(e, _Cancelled):
             return 0
         raise
-    session.last_prune = PruneSpec(amount, scope, unit.name, method, tuple(chosen))
+    session.remember_prune(PruneSpec(amount, scope, unit.name, method, tuple(chosen)))
     if big:
         session.notices.append(f"compensation: the exact solve of {', '.join(big)} would take over {exact_flops / 1e9:g} GFLOP: SparseGPT chose their masks and weights")
-    if not applied:
+    if not edit.flips:  # nothing pruned: nothing recorded, and no value changed either
+        edit.abort()
         return 0
     from .edit_labels import prune_label
 
     how = f"by {method}" if mode == "exact" else "by SparseGPT"
-    label = prune_label(amount, scope, "weight", method, chosen, how) + ", compensated"
-    deltas.record(session, Step(label, applied, weights=delta))
-    session.changed.emit(Change(label, frozenset(layer.name for layer in session.layers)))
-    return sum(f.idx.numel() for f in applied)
+    edit.commit(prune_label(amount, scope, "weight", method, chosen, how) + ", compensated")
+    return sum(f.idx.numel() for f in edit.flips)
 
 
 class _Cancelled(Exception):

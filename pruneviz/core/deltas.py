@@ -76,18 +76,12 @@ def _resolve(key: Key, tg: dict) -> Key:
 
 def refresh(session, names) -> None:
     """Rebuild the live parameters ``names`` as ``orig * mask`` (the way a mask flip writes them)."""
-    masks = session.masks
-    with torch.no_grad():
-        for p in names:
-            layer = masks.weight_layer.get(p)
-            m = masks.param_mask(p, masks.elem[layer] if layer is not None else None)
-            masks.params[p].data.copy_(masks.orig[p] * m.to(masks.orig[p].dtype))
+    session.editable.refresh(names)
 
 
 def invalidate(session) -> None:
-    """Values changed: cached activations and scores are stale."""
-    session.cache.clear()
-    session.masks.version += 1  # score caches are keyed by the mask version
+    """Values changed: cached activations and scores are stale (the change token moves)."""
+    session.editable.values_changed()
 
 
 class Snapshot:

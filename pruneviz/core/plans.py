@@ -175,6 +175,7 @@ class _ProbeValues:
 
     def __init__(self, probe: Probe):
         self.masks, self.model, self.cache = probe.masks, probe.model, probe.cache
+        self.editable = probe.editable  # values are rebuilt and invalidated the session's way
         self.lock = threading.RLock()
 
 

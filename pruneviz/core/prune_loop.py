@@ -63,7 +63,10 @@ class PruneLoop:
 
 
 def run(session, method: str = "magnitude", min_accuracy: float | None = None, target_sparsity: float | None = None, max_steps: int = 10_000, layers=None) -> Iterator:
-    """The loop as a generator: yields each (removed neuron, evaluation or None without data)."""
+    """The classic loop as a generator (``Session.prune_loop``): step, re-evaluate, stop when
+    accuracy falls below ``min_accuracy`` (that last step is undone), weight sparsity reaches
+    ``target_sparsity``, ``max_steps`` were taken or no neuron is left. Yields each (removed
+    neuron, evaluation or None without data); each removal is its own undo step."""
     loop = PruneLoop(session, method, min_accuracy, target_sparsity, max_steps, layers)
     while loop.stop_before() is None and (target := loop.step()) is not None:
         result = session.evaluate() if session.data is not None else None

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import math
 
-import torch
-
-from . import deltas
 from .errors import PrunevizError
-from .history import Change, Step
+from .history import Change
 
 
 def scale_layers(session, factors: dict[str, tuple[float, float]], label: str | None = None) -> None:
@@ -29,32 +26,23 @@ def scale_layers(session, factors: dict[str, tuple[float, float]], label: str | 
         if not (math.isfinite(fw) and math.isfinite(fb)) or fw <= 0 or fb <= 0:
             raise PrunevizError(f"rescale factors of layer {name} must be finite and above 0, got {fw!r}, {fb!r}")
         infos[name] = info
-    snap = deltas.Snapshot(session)
-    try:
-        with session.lock, torch.no_grad():
-            tg = deltas.targets(session)
-            refresh = []
+    label = label or "rescale " + ", ".join(f"layer {n} x{f[0]:g}" for n, f in factors.items())
+    masks = session.masks
+    with session.lock:
+        edit = session.edit_weights(label)  # the one verb that writes values and records the delta
+        try:
             for name, (fw, fb) in factors.items():
                 info = infos[name]
                 for param, f in ((info.weight, fw), (info.bias, fb)):
-                    if param is None or f == 1.0:
-                        continue
-                    key = ("orig", param) if ("orig", param) in tg else ("param", param)
-                    tg[key].mul_(f)
-                    if key[0] == "orig":
-                        refresh.append(param)
-            deltas.refresh(session, refresh)
-            deltas.invalidate(session)
-            delta = snap.delta(session)
-    except BaseException:
-        with session.lock:
-            snap.restore(session)
-        raise
-    if delta is None:
-        return
-    label = label or "rescale " + ", ".join(f"layer {n} x{f[0]:g}" for n, f in factors.items())
-    deltas.record(session, Step(label, [], weights=delta))
-    session.changed.emit(Change(label, frozenset(factors)))
+                    if param is not None and f != 1.0:
+                        edit.write(param, (masks.orig[param] if param in masks.orig else masks.params[param].detach()) * f)
+            edit.changed()
+        except BaseException:
+            edit.abort()
+            raise
+        change = edit.commit(emit=False)
+    if change is not None:
+        session.changed.emit(Change(label, frozenset(factors)))
 
 
 def preserving_factors(first: str, second: str, c: float) -> dict[str, tuple[float, float]]:

@@ -116,7 +116,7 @@ def train(session, schedule: str, target_sparsity: float, epochs: int, method: s
 
     def steps(run: Run):
         if from_scratch:
-            reset(session, session.seed)  # after the run's snapshot: its undo step undoes this too
+            reset(session, run.edit, session.seed)  # through the run's edit: its undo step undoes this too
         yield from _SCHEDULES[schedule](run, target, epochs, method)
 
     def body():

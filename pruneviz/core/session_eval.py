@@ -1,11 +1,13 @@
-"""The evaluation part of a :class:`~pruneviz.core.session.Session`: data, device, precision,
-evaluation with its fallbacks, and the baseline.
+"""The evaluation part of a :class:`~pruneviz.core.session.Session`: data, device, batch size,
+precision, evaluation with its fallbacks, and the baseline.
 
 A session *holds* one :class:`Evaluation` (``session.evaluation``) instead of inheriting these
-verbs, so the evaluation state (the evaluation tensors on the device, the baseline and the data
-generation it belongs to) lives in one object that can be read and tested alone. It works through
-the session's public seams (``model``, ``masks``, ``cache``, ``lock``, ``layers``,
-``clear_scores``); ``Session`` keeps one-line verbs (``evaluate``, ``set_data``, …) that call it.
+verbs, so the evaluation state (the data and the settings it is evaluated with, the evaluation
+tensors on the device, the baseline and the data generation it belongs to) lives in, and is
+written by, this one object, which can be read and tested alone. It works through the session's
+public seams (``editable``, ``lock``, ``layers``, ``clear_scores``, ``changed``); ``Session`` keeps
+one-line verbs (``evaluate``, ``set_data``, …) and reads ``data``, ``device``, ``batch_size``,
+``amp``, ``channels_last`` from here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Iterator
 import torch
 
 from . import evaluate as ev
-from . import spill
+from . import losses, spill
 from .data import EvalData, check_fits, open_data
 from .errors import PrunevizError
 from .history import Change
@@ -26,8 +28,14 @@ from .history import Change
 class Evaluation:
     """Everything that runs the model of ``session`` on its evaluation data."""
 
-    def __init__(self, session):
+    def __init__(self, session, data: EvalData | None, device: torch.device, batch_size: int):
         self.session = session
+        self.data = data  #: the evaluation data (None: none attached)
+        self.device = device  #: where the model, its masks and caches live
+        self.batch_size = batch_size  #: samples a batch (halved on running out of memory)
+        self.amp = False  #: evaluate under autocast
+        self.channels_last = False  #: 4-D parameters in channels-last layout
+        self.example_hook = None
         self.tensors: tuple[torch.Tensor, torch.Tensor] | None = None  #: inputs, labels on the device
         self.extra: dict[str, torch.Tensor] = {}  #: the data's extra arrays, in the same order
         #: the unpruned model's evaluation once a baseline run completed (None until then)
@@ -41,22 +49,29 @@ class Evaluation:
             data = open_data(data)
         if data is not None:
             check_fits(s.model, data)
-        s.data = data
+        self.data = data
         self.generation += 1
         self.tensors = None
         self.baseline_result = None
         s.cache.clear()
         s.cache.graph = None  # traced again on the new data (an exported graph has its shapes)
         s.clear_scores()
+        self.bind_example()
         s.changed.emit(Change("set data", frozenset(layer.name for layer in s.layers), "data"))
+
+    def bind_example(self) -> None:
+        """See :meth:`Session.bind_example`."""
+        if self.example_hook is not None:
+            self.example_hook.remove()
+        self.example_hook = losses.fill_missing(self.session.model, self.data.extra if self.data is not None else None)
 
     def eval_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The evaluation inputs and labels on the session's device, in the seeded order."""
         s = self.session
-        if s.data is None:
+        if self.data is None:
             raise PrunevizError("no evaluation data", hint="data")
         if self.tensors is None:
-            ordered = s.data.rows(ev.order(len(s.data), s.seed)).to(s.device)
+            ordered = self.data.rows(ev.order(len(self.data), s.seed)).to(self.device)
             self.tensors, self.extra = (ordered.x, ordered.y), ordered.extra
         return self.tensors
 
@@ -83,19 +98,19 @@ class Evaluation:
         while True:
             x, y = self.eval_tensors()
             try:
-                yield from ev.evaluate_iter(s.model, x, y, s.batch_size, s.cache if incremental else None, s.data.num_classes, cancel, amp=s.amp, extra=self.extra)
+                yield from ev.evaluate_iter(s.model, x, y, self.batch_size, s.cache if incremental else None, self.data.num_classes, cancel, amp=self.amp, extra=self.extra)
                 if s.cache.note and s.cache.note not in s.notices:  # why not incremental: said once
                     s.notices.append(s.cache.note)
                 return
             except torch.OutOfMemoryError:
                 s.cache.clear()
-                if s.device.type == "cuda":
+                if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if s.batch_size > 8:
-                    s.batch_size //= 2
-                    s.notices.append(f"out of {s.device.type} memory: retrying with batch size {s.batch_size}")
-                elif s.device.type != "cpu":
-                    s.notices.append(f"out of {s.device.type} memory even at batch size {s.batch_size}: evaluating on the CPU")
+                if self.batch_size > 8:
+                    self.batch_size //= 2
+                    s.notices.append(f"out of {self.device.type} memory: retrying with batch size {self.batch_size}")
+                elif self.device.type != "cpu":
+                    s.notices.append(f"out of {self.device.type} memory even at batch size {self.batch_size}: evaluating on the CPU")
                     self.to_device("cpu")
                 else:
                     raise PrunevizError("out of memory evaluating on the CPU: use a smaller --batch-size or less data") from None
@@ -106,13 +121,13 @@ class Evaluation:
         Results made with ``amp`` say so in :attr:`EvalResult.precision`; the exact figure is fp32."""
         s = self.session
         with s.lock:
-            s.amp = bool(amp)
-            if bool(channels_last) != s.channels_last:
+            self.amp = bool(amp)
+            if bool(channels_last) != self.channels_last:
                 fmt = torch.channels_last if channels_last else torch.contiguous_format
                 for p in s.masks.params.values():
                     if p.dim() == 4:
                         p.data = p.data.contiguous(memory_format=fmt)
-                s.channels_last = bool(channels_last)
+                self.channels_last = bool(channels_last)
             s.cache.clear()  # cached activations were made at the old precision
 
     def to_device(self, device: str | torch.device) -> None:
@@ -122,7 +137,7 @@ class Evaluation:
         with s.lock:
             s.model.to(device)
             s.masks.to(device)
-            s.device = device
+            self.device = device
             self.tensors = None
             s.clear_scores()
             s.cache.clear()
@@ -147,7 +162,7 @@ class Evaluation:
 
     def _baseline_gen(self, x, y, cancel):
         generation = self.generation
-        for item in ev.evaluate_iter(self.loaded_model(), x, y, self.session.batch_size, None, self.session.data.num_classes, cancel, extra=self.extra):
+        for item in ev.evaluate_iter(self.loaded_model(), x, y, self.batch_size, None, self.data.num_classes, cancel, extra=self.extra):
             if isinstance(item, ev.EvalResult) and generation == self.generation:
                 self.baseline_result = item  # only if the data did not change while it ran
             yield item

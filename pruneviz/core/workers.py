@@ -1,7 +1,8 @@
 """Workers that evaluate lists of mask edits for the analyses, on this machine or on Ray.
 
-A :class:`Probe` is a private copy of a session's model, masks, evaluation tensors and activation
-cache. It evaluates *edits*: each edit is a list of mask flips that is applied, evaluated and
+A :class:`Probe` owns a copy of a session's :class:`~pruneviz.core.editable.EditableModel` (model,
+masks, activation cache, and the session's own rule for applying flips and dropping the cached
+activations after the earliest changed child) and of its evaluation tensors. It evaluates *edits*: each edit is a list of mask flips that is applied, evaluated and
 flipped back, so the probe ends every edit in the state it started from and the session it was
 copied from is never touched (an analysis cannot leave it half-edited, even when it is
 cancelled or fails, and the app's views never see a temporary state).
@@ -20,14 +21,12 @@ batches; incremental evaluation is exactly a full pass).
 
 from __future__ import annotations
 
-import copy
 import threading
 from typing import Hashable, Iterable, Iterator, Sequence
 
 from . import evaluate as ev
 from .errors import PrunevizError
 from .history import Flip
-from .incremental import modules_touched
 
 Edit = tuple[Hashable, list[Flip]]  # (key the caller uses to file the result, flips)
 
@@ -40,7 +39,10 @@ class Probe:
         (:meth:`pruneviz.core.calibration.Calibration.tensors`) instead of its evaluation data;
         the session's cached activations (of the evaluation data) are then not used."""
         with session.lock:
-            model, masks = copy.deepcopy((session.model, session.masks))
+            # the session's cached activations are valid for its current masks; reading them is
+            # safe: evaluation clones a cached tensor before it runs a child on it
+            #: the probe's own editable model (:class:`~pruneviz.core.editable.EditableModel`)
+            self.editable = session.editable.copy(activations=not calibration)
             if calibration:
                 x, y = session.calib.tensors()
                 extra = session.calib.extra()
@@ -49,70 +51,46 @@ class Probe:
                 x, y = session.eval_tensors() if need_data or session.data is not None else (None, None)
                 extra = session.eval_extra() if x is not None else {}
                 self.num_classes = session.data.num_classes if session.data is not None else None
-            self.model = model
-            self.masks = masks
             self.x, self.y, self.extra = x, y, extra
             self.batch_size = session.batch_size
             self.amp = session.amp
             self.layer_names = [layer.name for layer in session.layers]
             self.total = sum(layer.numel for layer in session.layers)
-            #: (store, layer) -> the modules a flip of it can change
-            self.modules_of = modules_touched(session.layers, masks.coupling)
-            with session.cache.lock:
-                # the session's cached activations are valid for its current masks; reading
-                # them is safe: evaluation clones a cached tensor before it runs a child on it
-                self._points = dict(session.cache.points)
-                self._bounds = session.cache.bounds
-                self._budget = session.cache.budget_bytes
-                self._graph = session.cache.graph  # the captured graph: names, no tensors
-                # where the copy came from: priming can hand its activations back (see prime)
-                self._origin = (session.cache, session.cache.generation)
-            if calibration:  # those activations are of the evaluation data
-                self._points, self._bounds, self._origin = {}, None, None
-        self._make_cache()
+            # where the copy came from: priming can hand its activations back (see prime); not
+            # for calibration, whose activations are of other data
+            cache = session.editable.cache
+            self._origin = None if calibration else (cache, cache.generation)
 
-    def _make_cache(self) -> None:
-        self.cache = ev.ActivationCache(budget_bytes=self._budget, points=dict(self._points), bounds=self._bounds, store=getattr(self, "_store", True), graph=self._graph)
-        self._points = {}
+    def __getstate__(self):  # the origin's cache holds a lock and stays here
+        return {k: v for k, v in self.__dict__.items() if k != "_origin"}
 
-    def __getstate__(self):  # the cache holds a lock: send its tensors, rebuild it on arrival
-        state = {k: v for k, v in self.__dict__.items() if k not in ("cache", "_origin")}
-        state["_points"] = dict(self.cache.points)
-        state["_bounds"] = self.cache.bounds
-        state["_budget"] = self.cache.budget_bytes
-        state["_store"] = self.cache.store
-        # a graph's nodes hold functions that need not pickle: the copy traces its model again
-        # (a reason it cannot is a str and travels); cut positions are the same either way
-        state["_graph"] = self.cache.graph if isinstance(self.cache.graph, str) else None
-        return state
+    @property
+    def model(self):
+        return self.editable.model
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._make_cache()
+    @property
+    def masks(self):
+        return self.editable.masks
+
+    @property
+    def cache(self):
+        return self.editable.cache
+
+    @property
+    def modules_of(self) -> dict[tuple[str, str], frozenset[str]]:
+        """(store, layer) -> the modules a flip of it can change."""
+        return self.editable.modules_of
 
     # ---------------------------------------------------------------- edits
     def apply(self, flips: Sequence[Flip]) -> None:
-        """Flip masks (like :meth:`Session.apply_flips`) and drop the cached activations after
-        the earliest child the flips can change."""
-        changed: set[str] = set()
-        for f in flips:
-            if f.store == "elem":
-                self.masks.flip_elem(f.layer, f.idx)
-            else:
-                self.masks.flip_chan(f.layer, f.idx)
-            changed |= self.modules_of.get((f.store, f.layer), {""})
-        self.cache.invalidate_modules(self.model, changed)
+        """Flip masks (the session's own rule: :meth:`EditableModel.apply_flips`) and drop the
+        cached activations after the earliest child the flips can change."""
+        self.editable.apply_flips(flips, atomic=False, touched=False)
 
     @property
     def child_of(self) -> dict[tuple[str, str], int | None]:
-        """(store, layer) -> the earliest point (Sequential child or graph node) a flip of it can
-        change, once known (None: not known, e.g. before the graph is captured)."""
-        memo = getattr(self, "_child_of_memo", None)
-        key = (id(self.cache), self.cache.graph if isinstance(self.cache.graph, str) else id(self.cache.graph))
-        if memo is None or memo[0] != key:
-            memo = (key, {k: self.cache.position(self.model, mods) for k, mods in self.modules_of.items()})
-            self._child_of_memo = memo
-        return memo[1]
+        """(store, layer) -> the earliest point a flip of it can change (:attr:`EditableModel.earliest`)."""
+        return self.editable.earliest
 
     def prime(self) -> ev.EvalResult:
         """Evaluate the unedited state, caching the input of every child (within the budget), then
