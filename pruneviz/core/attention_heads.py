@@ -75,7 +75,7 @@ def head_mask(session, unit: HeadUnit) -> torch.Tensor:
 def head_unit(session, name: str) -> HeadUnit:
     units = find_heads(session)
     if not units:
-        raise PrunevizError("this model has no attention heads pruneviz can find (nn.MultiheadAttention, a fused qkv + proj with num_heads, query/key/value, GPT-2 c_attn); use --granularity weight or neuron")
+        raise PrunevizError("this model has no attention heads pruneviz can find (nn.MultiheadAttention, a fused qkv + proj with num_heads, query/key/value, GPT-2 c_attn); prune weights or neurons instead")
     if name in units:
         return units[name]
     for u in units.values():  # a projection's name stands for its attention module
@@ -97,7 +97,7 @@ def select_units(session, patterns) -> list[HeadUnit]:
         return list(units.values())
     chosen = [u for u in units.values() if any(fnmatch.fnmatchcase(n, p) for p in patterns for n in (u.name, *(s[0] for s in u.slices)))]
     if not chosen:
-        raise PrunevizError(f"--layers {','.join(patterns)} matches no attention module; attention modules are: {', '.join(units)}")
+        raise PrunevizError(f"the layer patterns {','.join(patterns)} match no attention module; attention modules are: {', '.join(units)}")
     return chosen
 
 
@@ -270,7 +270,7 @@ def shrinkable_units(session, patterns) -> list[str]:
     units = select_units(session, patterns)
     for u in units:
         if u.no_shrink:
-            note = f"skipped {u.name} (--shrink): {u.no_shrink}"
+            note = f"skipped {u.name} (shrinking): {u.no_shrink}"
             if note not in session.notices:
                 session.notices.append(note)
         else:

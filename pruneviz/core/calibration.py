@@ -29,8 +29,8 @@ ANALYSIS_SAMPLES = 2048
 
 def leak_note(spec: str) -> str:
     return (f"calibrating on the evaluation data {spec}: scores, sensitivity and compensation are then chosen on the "
-            "samples the accuracy is measured on, which inflates the figures; pass --calib-data DATA (Python: "
-            "calib_data=...) with data the model is not evaluated on, e.g. its training data")
+            "samples the accuracy is measured on, which inflates the figures; give calibration data the model is not "
+            "evaluated on, e.g. its training data")
 
 
 class Calibration:

@@ -252,7 +252,7 @@ def build_coupling(model: nn.Module, example_input: torch.Tensor, layer_names: l
     for name in split:
         result[name].no_shrink = (
             "its outputs are split into attention heads, so removing single neurons would break the "
-            "model's reshape (only whole attention heads could go); mask them, and export without --shrink"
+            "model's reshape (only whole attention heads could go); mask them, and export without shrinking"
         )
     return result
 

@@ -51,7 +51,7 @@ class LessonSeeds:
 
         n = lesson.seeds if seeds is None else seeds
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEEDS:
-            raise LessonError(f"--seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
+            raise LessonError(f"the number of seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
         if lesson.seed + n > 2**32:
             raise LessonError(f"seeds {lesson.seed} to {lesson.seed + n - 1} run past {2**32 - 1}")
         self.lesson = lesson

@@ -25,9 +25,9 @@ class Coupling:
         self.builds = 0
         loaded = session.loaded
         if not loaded.structured_ok:
-            self.refuse(f"{loaded.source} models are opaque programs: only weight pruning is possible (open a state_dict with --arch for neuron pruning)")
+            self.refuse(f"{loaded.source} models are opaque programs: only weight pruning is possible (open a state_dict with the function that builds its model for neuron pruning)")
         elif session.example_input() is None:
-            self.refuse("neuron pruning needs an example input: pass --data, or --input-shape C,H,W (token models: --input-shape T --input-dtype long)")
+            self.refuse("neuron pruning needs an example input: give evaluation data, or an input shape C,H,W (token models: T, with dtype long)")
 
     def refuse(self, why: str) -> None:
         self.state, self.error = "none", why

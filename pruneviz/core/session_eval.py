@@ -113,7 +113,7 @@ class Evaluation:
                     s.notices.append(f"out of {self.device.type} memory even at batch size {self.batch_size}: evaluating on the CPU")
                     self.to_device("cpu")
                 else:
-                    raise PrunevizError("out of memory evaluating on the CPU: use a smaller --batch-size or less data") from None
+                    raise PrunevizError("out of memory evaluating on the CPU", hint="batch_size") from None
 
     def set_precision(self, amp: bool = False, channels_last: bool = False) -> None:
         """Mixed precision (autocast) and channels-last layout for evaluation; both off by default.

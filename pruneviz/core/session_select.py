@@ -32,7 +32,7 @@ def select_layers(s, patterns: str | Sequence[str] | None, granularity: str = "w
     else:
         chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
         if not chosen:
-            raise PrunevizError(f"--layers {','.join(patterns)} matches no layer; layers are: {', '.join(names)}")
+            raise PrunevizError(f"the layer patterns {','.join(patterns)} match no layer; layers are: {', '.join(names)}")
     if unit.edits == "chan":
         s.build_coupling()  # which layers are outputs is known from the coupling
         explicit = set(patterns or [])
@@ -45,7 +45,7 @@ def select_layers(s, patterns: str | Sequence[str] | None, granularity: str = "w
                     s.notices.append(note)
             chosen = [n for n in chosen if n not in skipped]
         if not chosen:
-            raise PrunevizError("no layer left to neuron-prune: output layers are pruned only when named exactly in --layers")
+            raise PrunevizError("no layer left to neuron-prune: output layers are pruned only when named exactly among the layers")
     return chosen
 
 
@@ -144,13 +144,13 @@ def prune(s, amount: float, scope: str = "layer", granularity: str = "weight", m
     mode = comp.mode_of(compensate)
     if scope == "sensitivity":
         if unit is not units_.WEIGHT or mode is not None:
-            raise PrunevizError("--scope sensitivity allocates weights per layer: use it with --granularity weight and without --compensate")
+            raise PrunevizError("the sensitivity scope allocates weights per layer: use it with weight pruning and without compensation")
         from . import allocation
 
         return allocation.prune_by_sensitivity(s, amount, method, layers)
     if mode is not None:
         if unit.edits != "elem":
-            raise PrunevizError("compensation updates the weights that stay after a weight prune: use it with --granularity weight or N:M")
+            raise PrunevizError("compensation updates the weights that stay after a weight prune: use it with weight or N:M pruning")
         with s.writing():  # its snapshot, flips and new values: no job may begin in between
             return comp.prune(s, amount, scope, method, layers, s.calib.use() if calib is None else calib, mode=mode, granularity=unit.name)
     if not unit.picks_layers:

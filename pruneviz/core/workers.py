@@ -161,7 +161,7 @@ def ray_module():
     try:
         import ray
     except ImportError:
-        raise PrunevizError("Ray is not installed here: pip install 'pruneviz[ray]' (or run without --ray)") from None
+        raise PrunevizError("Ray is not installed here: pip install 'pruneviz[ray]' (or run the analysis on this machine)") from None
     return ray
 
 
@@ -171,7 +171,7 @@ def connect_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     if not isinstance(address, str) or not address.strip():
-        raise PrunevizError("--ray needs local or the address of a Ray cluster (HOST:PORT)")
+        raise PrunevizError("running on Ray needs local or the address of a Ray cluster (HOST:PORT)")
     if address not in ("local", "auto"):
         _reachable(address)  # Ray itself retries an unreachable address for minutes
     try:
@@ -197,11 +197,11 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise PrunevizError(f"--ray {address}: give local or a cluster address HOST:PORT, e.g. 10.0.0.5:6379")
+        raise PrunevizError(f"the Ray address {address}: give local or a cluster address HOST:PORT, e.g. 10.0.0.5:6379")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise PrunevizError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}; start one with 'ray start --head' or use --ray local") from None
+        raise PrunevizError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}; start one with 'ray start --head' or use local") from None
 
 
 def _run_remote(probe: Probe, edits: list[Edit]) -> list[dict]:

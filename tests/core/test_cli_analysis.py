@@ -79,7 +79,7 @@ def test_prune_scope_sensitivity_reaches_90_percent_without_levels_advice(cli, t
 @pytest.mark.parametrize("argv, message", [
     (["sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "0.5,2", "--out", "x.json"], "--levels must be fractions"),
     (["sensitivity", "demo:mlp", "--data", "demo:digits", "--levels", "a", "--out", "x.json"], "--levels must be numbers"),
-    (["sensitivity", "demo:mlp", "--data", "demo:digits", "--layers", "zz*", "--out", "x.json"], "matches no layer"),
+    (["sensitivity", "demo:mlp", "--data", "demo:digits", "--layers", "zz*", "--out", "x.json"], "match no layer"),
     (["knockout", "demo:mlp", "--data", "demo:digits", "--layer", "9", "--out", "x.json"], "no prunable layer named '9'"),
     (["knockout", "demo:mlp", "--data", "demo:digits", "--layer", "2", "--method", "nope", "--out", "x.json"], "nope"),
     (["sweep", "demo:mlp", "--data", "demo:digits", "--methods", "magnitude,best", "--out", "x.json"], "--methods takes"),

@@ -66,7 +66,7 @@ def _no_output(tmp_path):
     (["--finetune", "1", "--lr", "inf"], "--lr must be a finite number above 0"),
     (["--finetune", "0"], "--finetune must be between 1 and"),
     (["--lr", "1e-3"], "add --finetune EPOCHS"),
-    (["--finetune", "1", "--compensate", "--granularity", "neuron"], "use it with --granularity weight"),
+    (["--finetune", "1", "--compensate", "--granularity", "neuron"], "use it with weight or N:M pruning"),
     (["--finetune", "1", "--lr", "1e30", "--optimizer", "sgd"], "training loss became nan .* back as it was"),
     (["--finetune", "1", "--lr", "1e10"], r"training diverged: the loss rose to .* back as it was before training: .*--allow-divergence"),
     (["--allow-divergence"], "--allow-divergence is for the fine-tuning: add --finetune EPOCHS"),
