@@ -36,7 +36,7 @@ HINTS = {
     "device": "evaluate on device='auto' or 'cpu'",
     "batch_size": "evaluate in smaller batches (batch_size=...) or on less data",
     "format": "export as a state_dict (format='state_dict')",
-    "evaluator": "say where to evaluate with evaluator='local' or 'ray://HOST:PORT' (Session.open)",
+    "evaluator": "give evaluator='local' (a Ray instance on this machine) or 'ray://HOST:PORT' (a cluster, e.g. ray://10.0.0.5:10001)",
     "layers": "name layers the model has (layers=[...]; glob patterns allowed; see Session.layers)",
 }
 

@@ -66,7 +66,7 @@ def parse_address(text: str) -> str:
     text = (text or "").strip()
     if text == "local" or (text.startswith("ray://") and text[6:].rpartition(":")[2].isdigit() and text[6:].rpartition(":")[0]):
         return text
-    raise PrunevizError(f"where to evaluate ({text!r}): give local (a Ray instance on this machine) or ray://HOST:PORT (a cluster, e.g. ray://10.0.0.5:10001)", hint="evaluator")
+    raise PrunevizError(f"cannot evaluate on {text!r}", hint="evaluator")
 
 
 def check_client(address: str) -> None:
@@ -74,7 +74,7 @@ def check_client(address: str) -> None:
     import importlib.util
 
     if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
-        raise PrunevizError(f"evaluating on {address}: Ray's client is not installed here: pip install 'ray[client]' (or evaluate on local)", hint="evaluator")
+        raise PrunevizError(f"evaluating on {address}: Ray's client is not installed here: pip install 'ray[client]' (or evaluate on local)")
 
 
 #: what Ray's client says when a cluster fails it, and what to do about it

@@ -21,22 +21,23 @@ class Coupling:
         self.graph: dict | None = None  #: per layer, a LayerCoupling, once built
         self.state = "pending"
         self.error: str | None = None  #: why neuron pruning is not available
+        self.hint: str | None = None  #: what the user can give to make it available (a hint key)
         #: how many times the coupling was built (0 after open; tests check opening stays cheap)
         self.builds = 0
         loaded = session.loaded
         if not loaded.structured_ok:
             self.refuse(f"{loaded.source} models are opaque programs: only weight pruning is possible (open a state_dict with the function that builds its model for neuron pruning)")
         elif session.example_input() is None:
-            self.refuse("neuron pruning needs an example input: give evaluation data, or an input shape C,H,W (token models: T, with dtype long)")
+            self.refuse("neuron pruning needs an example input", hint="example_input")
 
-    def refuse(self, why: str) -> None:
-        self.state, self.error = "none", why
+    def refuse(self, why: str, hint: str | None = None) -> None:
+        self.state, self.error, self.hint = "none", why, hint
 
     def example_found(self) -> None:
         """New data brought an example input: a coupling refused for want of one is pending again."""
         s = self.session
         if self.state == "none" and s.loaded.structured_ok and s.example_input() is not None:
-            self.state, self.error = "pending", None
+            self.state, self.error, self.hint = "pending", None, None
 
     @property
     def available(self) -> bool:

@@ -107,7 +107,7 @@ class Editor:
         s = self.session
         s.layer(layer)
         if s.coupling is None:
-            raise PrunevizError(f"neuron pruning is not available for this model: {s.coupling_error}")
+            raise PrunevizError(f"neuron pruning is not available for this model: {s.coupling_error}", hint=s.coupler.hint)
         refused = s.coupling[layer].refused
         if refused:
             raise PrunevizError(f"cannot neuron-prune {layer}: {refused}")

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from pruneviz.core import allocation, analysis, units
 from pruneviz.core.errors import PrunevizError
 
-from .hints import error_text
+from .hints import error_text, no_neurons_text
 from . import decide_plots as dp
 from .accuracy_plot import ElidedLabel
 from .controls import methods
@@ -260,7 +260,7 @@ class DecidePanel(QWidget):
         s, layer = self.session, self.state.layer
         a, b, g = self.criteria.a.currentText(), self.criteria.b.currentText(), self.criteria.gran.currentText()
         if units.get(g).edits == "chan" and not s.neuron_pruning:
-            self.reports.show_error(f"neuron pruning is not available for this model: {s.coupling_error}")
+            self.reports.show_error(f"neuron pruning is not available for this model: {no_neurons_text(s)}")
             return False
         return self.jobs.start("criteria", lambda cancel: s.compare_criteria(layer, a, b, g, cancel=cancel)) and self.set_total(2)
 

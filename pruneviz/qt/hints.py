@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pruneviz.core.errors import PrunevizError
 
-__all__ = ["APP_HINTS", "error_text"]
+__all__ = ["APP_HINTS", "error_text", "no_neurons_text"]
 
 APP_HINTS = {
     "data": "open evaluation data with File > Open data…",
@@ -19,7 +19,7 @@ APP_HINTS = {
     "device": "evaluate on the CPU (start the app without a device choice)",
     "batch_size": "open less evaluation data with File > Open data…",
     "format": "export again as a state_dict (.pt) with File > Export…",
-    "evaluator": "start the app again with local or a ray:// address to evaluate on",
+    "evaluator": "start the app again to evaluate on local (a Ray instance on this machine) or ray://HOST:PORT (a cluster)",
     "layers": "choose layers from the layer list",
 }
 
@@ -27,3 +27,11 @@ APP_HINTS = {
 def error_text(exc: BaseException) -> str:
     """What a dialog says for ``exc``: a core error with its hint in the app's words."""
     return exc.worded(APP_HINTS) if isinstance(exc, PrunevizError) else str(exc)
+
+
+def no_neurons_text(session) -> str | None:
+    """Why neuron pruning is not available in ``session``, with what to do in the app's words
+    (None when it is or may be)."""
+    why = session.coupling_error
+    hint = session.coupler.hint
+    return f"{why}: {APP_HINTS[hint]}" if why and hint in APP_HINTS else why

@@ -29,13 +29,14 @@ from PySide6.QtWidgets import (
 
 from pruneviz.core import units
 
+from .hints import no_neurons_text
 from .plain import literal
 
 
 def neuron_refusal(session, name: str) -> str | None:
     """Why ``name``'s neurons cannot be pruned in this session, or None."""
     if not session.neuron_pruning:
-        return session.coupling_error
+        return no_neurons_text(session)
     built = session.coupling_built  # not built yet (it is, on the first neuron edit): no refusal known
     return built[name].refused if built is not None else None
 

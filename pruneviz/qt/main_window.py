@@ -48,6 +48,7 @@ from .edit_pause import EditPause
 from .live_eval import LiveEval
 from .filter_view import FilterPanel
 from .heatmap_view import HeatmapView
+from .hints import no_neurons_text
 from .histogram import Histogram
 from .knockout_track import KnockoutTrack
 from .layer_tree import LayerTree
@@ -254,7 +255,7 @@ class MainWindow(QMainWindow):
         e = self.editing
         for w in (e.prune_sel, e.restore_sel, *(self.actions[v] for v in ("prune", "restore", "step", "run"))):
             w.setEnabled(neurons)
-            w.setToolTip("" if neurons else literal(s.coupling_error or "neuron pruning unavailable"))
+            w.setToolTip("" if neurons else literal(no_neurons_text(s) or "neuron pruning unavailable"))
         self.acc.set_has_data(s.data is not None)
         first = next((layer.name for layer in s.layers if not layer.is_output), s.layers[0].name)
         self.tree.select(first)

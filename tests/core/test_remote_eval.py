@@ -85,7 +85,7 @@ def test_weights_fingerprint_tells_another_file_from_the_same_weights():
 
 @pytest.mark.parametrize("text", ["", "remote", "ray://", "ray://host", "ray://:10001", "10.0.0.5:6379"])
 def test_a_bad_eval_on_address_is_one_line(text):
-    with pytest.raises(PrunevizError, match="where to evaluate"):
+    with pytest.raises(PrunevizError, match="cannot evaluate on"):
         parse_address(text)
 
 

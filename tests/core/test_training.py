@@ -322,7 +322,7 @@ def test_compensation_refuses_a_layer_whose_hessian_does_not_fit(mlp):
         comp.prune(mlp, 0.5, "layer", "magnitude", None, limit=1000)
     _same_bits(_bits(mlp), before)
     assert mlp.history.labels == []
-    with pytest.raises(PrunevizError, match="granularity weight"):
+    with pytest.raises(PrunevizError, match="use it with weight or N:M pruning"):
         mlp.prune(0.5, granularity="neuron", compensate=True)
 
 
