@@ -26,3 +26,12 @@ def test_refused_layers_are_greyed_with_the_reason(qtbot, tmp_path):
     assert "no neuron pruning" not in fc1.toolTip(0)
     assert fc2.foreground(0).color() != fc1.foreground(0).color()
     assert tree.grab().save(str(tmp_path / "tree.png"))
+
+
+def test_a_model_without_an_example_input_says_what_to_open_in_the_apps_words():
+    from pruneviz.qt.hints import APP_HINTS
+    from pruneviz.qt.layer_tree import neuron_refusal
+
+    s = Session(LoadedModel(zoo.tied_lm(), "lm", "state_dict", None, None, True), None, device="cpu")
+    said = neuron_refusal(s, s.layers[0].name)
+    assert said == f"{s.coupling_error}: {APP_HINTS['example_input']}" and "--" not in said
