@@ -108,6 +108,34 @@ def test_cli_refuses_bad_remote_options_in_one_line(capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------- on a local Ray instance
+@pytest.mark.slow
+def test_local_without_rays_client_runs_ray_in_this_process_and_says_so_once(monkeypatch):
+    """Before the module's private head (below) starts: ``local`` without ``grpc`` is a Ray
+    inside this process, with one notice."""
+    import importlib.util
+
+    from pruneviz.core import ray_local
+
+    ray = pytest.importorskip("ray")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    if ray.is_initialized():
+        ray.shutdown()
+    try:
+        s = Session.open("demo:cnn", data="demo:digits", device="cpu", evaluator="local")
+        remote, local = s.evaluation.remote, s.evaluation.local
+        assert remote.head is None and ray_local.current() is None and not ray.util.client.ray.is_connected() and ray.is_initialized()
+        s.prune_neurons("8", [1, 2])
+        result = s.evaluate()
+        assert result.device == "cpu (Ray replica)" and figures(result) == figures(local.evaluate())
+        s.evaluate()
+        assert len(s.notices) == 1 and "Ray's client is not installed" in s.notices[0] and "pip install 'ray[client]'" in s.notices[0]
+        detach(s)
+    finally:
+        ray.shutdown()
+    assert not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     from pruneviz.core import ray_local
