@@ -150,6 +150,11 @@ class LocalHead:
     def kill(self, timeout: float = 30.0) -> bool:
         """SIGKILL every process of the cluster (the machine goes away); True once none is left."""
         deadline = time.monotonic() + timeout
+        if self.sid is not None and not os.path.isdir("/proc/self"):
+            try:
+                os.killpg(self.sid, signal.SIGKILL)  # without /proc: the session's process group
+            except OSError:
+                pass
         while True:
             left = self.processes()
             if not left or time.monotonic() > deadline:
