@@ -6,7 +6,7 @@ part is :mod:`pruneviz.core.remote_eval`.
 
 from __future__ import annotations
 
-EVAL_ON_HELP = ("evaluate on a Ray replica: local starts a Ray instance on this machine, ray://HOST:PORT joins a cluster's Ray client server "
+EVAL_ON_HELP = ("evaluate on a Ray replica: local starts a private Ray head on this machine, ray://HOST:PORT joins a cluster's Ray client server "
                 "(the replica goes on a GPU when the cluster has one; edits are shipped as flipped indices); default: here")
 
 

@@ -15,6 +15,9 @@ behind (restarted, missed a message, or its masks do not match) is rebuilt from 
 and checked before it answers. Weights are never shipped after the start; a history that changed
 weights (fine-tuning, compensation) is evaluated here, with a notice.
 
+``local`` starts a private Ray head on this machine in processes of its own and joins it through
+Ray's client (:mod:`pruneviz.core.ray_local`), so that its death cannot end this process.
+
 Faults: when the replica or the cluster fails, the evaluation goes on here (one notice), the
 session is untouched, and :meth:`RemoteEvaluator.reconnect` later starts a new replica and
 replays the journal. Ray is imported only here, when asked for.
@@ -119,25 +122,64 @@ class RemoteEvaluator:
         self._told: set[str] = set()
         self.actor = None
         self.replica_info: dict = {}
-        self._start()
+        self.head = None  #: the private Ray head that ``local`` started (:mod:`.ray_local`), held
+        try:
+            self._start()
+        except BaseException:
+            self.shutdown()
+            raise
 
     # ------------------------------------------------------------ the replica
     def _spec(self) -> ReplicaSpec:
         return replica_spec(self.session, self.local, self.remote_data, self.remote_model)
 
+    def _local_target(self) -> str:
+        """Where ``local`` connects: a private Ray head in processes of its own, through Ray's
+        client (:mod:`.ray_local`: its death leaves this process alone); a Ray this process runs
+        already (a notebook's) as it is; without Ray's client, a Ray inside this process."""
+        import importlib.util
+
+        from . import ray_local
+
+        ray = self.ray
+        if ray.is_initialized() and not (self.head is not None or ray_local.current() is not None):
+            return "local"
+        if importlib.util.find_spec("grpc") is None:
+            self._tell("Ray's client is not installed here (pip install 'ray[client]'): the local Ray instance runs inside this process, "
+                       "which Ray ends about a minute after Ray's own processes die")
+            return "local"
+        held = self.head is not None
+        self.head, fresh = ray_local.acquire()
+        if held:
+            ray_local.release()  # one hold per evaluator
+        if fresh:
+            ray.shutdown()  # Ray's client keeps the context of a head that died until this
+        return self.head.address
+
     def _start(self) -> None:
+        import os
+
         from .workers import connect_ray
 
         ray = self.ray
-        check_client(self.address)
+        target = self._local_target() if self.address == "local" else self.address
+        check_client(target)
+        grace = os.environ.get("RAY_CLIENT_RECONNECT_GRACE_PERIOD")
+        if self.head is not None and grace is None:
+            from .ray_local import RECONNECT_GRACE_S
+
+            os.environ["RAY_CLIENT_RECONNECT_GRACE_PERIOD"] = RECONNECT_GRACE_S  # read when the client connects
         try:
-            connect_ray(self.address)
+            connect_ray(target)
         except PrunevizError as exc:
             if client_hint(str(exc)) == str(exc):
                 raise
             raise PrunevizError(client_hint(str(exc))) from None
         except Exception as exc:  # noqa: BLE001 - whatever ray.init raises is one line
             raise PrunevizError(client_hint(f"cannot connect to Ray at {self.address}: {_cause(exc)}")) from None
+        finally:
+            if self.head is not None and grace is None:
+                os.environ.pop("RAY_CLIENT_RECONNECT_GRACE_PERIOD", None)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         # no CPU reserved: on a small cluster the replica never waits for (nor holds) the CPUs
         # that analysis tasks use; a GPU, when there is one, is what places it
@@ -166,6 +208,15 @@ class RemoteEvaluator:
             except Exception:  # noqa: BLE001 - gone already
                 pass
 
+    def shutdown(self) -> None:
+        """End the replica and let go of the private Ray head (stopped with its last holder)."""
+        self.close()
+        head, self.head = self.head, None
+        if head is not None:
+            from . import ray_local
+
+            ray_local.release()
+
     def reconnect(self) -> dict:
         """Start a new replica (after the old one or its cluster went away) and replay the
         journal into it; returns the replica's info (device, sequence number, checksum)."""
@@ -173,11 +224,11 @@ class RemoteEvaluator:
         if not ray.is_initialized():
             ray.shutdown()  # Ray's client keeps the context of a cluster that went away until this
         try:
-            self._start()
+            self._start()  # ``local``: a new private head when the last one died
         except PrunevizError:
-            if self.address != "local":
+            if self.address != "local" or self.head is not None:
                 raise
-            ray.shutdown()  # our local instance is gone: start another
+            ray.shutdown()  # our in-process instance is gone: start another
             self._start()
         self._rebuild()
         return self.replica_info
@@ -333,17 +384,19 @@ def attach(session, evaluator: str, remote_data: str | None = None, remote_model
         s.evaluate().device                           # 'cpu (Ray replica)'
     """
     current = session.evaluation
-    if isinstance(current, RemoteEvaluation):
-        current = current.local
+    old = current.remote if isinstance(current, RemoteEvaluation) else None
+    current = current.local if old is not None else current
     with session.lock:
         session.check_writable()
         remote = RemoteEvaluator(session, evaluator, remote_data, remote_model, local=current)
         session.evaluation = RemoteEvaluation(current, remote)
+    if old is not None:
+        old.shutdown()  # after the new one holds the private head, if both use it
     return remote
 
 
 def detach(session) -> None:
-    """Evaluate here again; the replica is ended."""
+    """Evaluate here again; the replica is ended (and ``local``'s private Ray head with its last user)."""
     if isinstance(session.evaluation, RemoteEvaluation):
-        session.evaluation.remote.close()
+        session.evaluation.remote.shutdown()
         session.evaluation = session.evaluation.local

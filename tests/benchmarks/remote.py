@@ -47,13 +47,15 @@ def _quantile(values, q):
 
 
 def remote_figures(quick: bool, address: str = "local") -> dict:
-    """The figures on the Ray at ``address``: ``local`` starts one in this process (or uses the one
+    """The figures on the Ray at ``address``: ``local`` starts its private head (or uses the Ray
     running), ``ray://…`` connects Ray's client."""
     import ray
 
     t0 = time.perf_counter()
     if address == "local" and not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        from pruneviz.core import ray_local
+
+        ray_local.acquire()  # the private head that ``local`` joins through Ray's client (``ray start --head``)
     t_ray = time.perf_counter() - t0
     t0 = time.perf_counter()
     s = Session.open("demo:cnn", data="demo:digits", device="cpu", evaluator=address)
@@ -126,6 +128,14 @@ def client_figures(quick: bool) -> dict:
     return out
 
 
+def _end_local(ray) -> None:
+    """Disconnect from ``local``'s Ray and stop its private head, if it started one."""
+    from pruneviz.core import ray_local
+
+    ray_local.shutdown()
+    ray.shutdown()
+
+
 def figures(quick: bool, device: str = "cpu", client: bool = True) -> dict:
     """What ``run.py`` prints: both Rays in its full pass, nothing in ``--quick``."""
     if quick:
@@ -135,7 +145,7 @@ def figures(quick: bool, device: str = "cpu", client: bool = True) -> dict:
     except ImportError:
         return {"remote_edit_roundtrip_ms": "ray not installed"}
     out = remote_figures(quick)
-    ray.shutdown()
+    _end_local(ray)
     if client:
         import importlib.util
 
@@ -153,7 +163,7 @@ def main() -> int:
     if not args.no_client:
         import ray
 
-        ray.shutdown()
+        _end_local(ray)
         fig.update(client_figures(args.quick))
     for k, v in fig.items():
         print(f"{k:32s} {v:.3f}" if isinstance(v, float) else f"{k:32s} {v}")

@@ -69,3 +69,18 @@ class LoseFirstFlip:
                 return outer.actor.ask.remote(payload, *args)
 
         return Ask
+
+
+def for_seconds(seconds: float, step, interval: float = 1.0) -> int:
+    """Call ``step(n)`` (n = 0, 1, …) until ``seconds`` have passed, at least once, ``interval``
+    apart; returns how many calls were made (a process that must stay alive that long)."""
+    import time
+
+    until = time.monotonic() + seconds
+    n = 0
+    while True:
+        step(n)
+        n += 1
+        if time.monotonic() >= until:
+            return n
+        time.sleep(interval)

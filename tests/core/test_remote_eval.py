@@ -2,8 +2,10 @@
 missed an edit is caught and rebuilt from the journal, and a replica that dies mid-evaluation
 leaves the session usable, evaluating here.
 
-The protocol tests run a :class:`Replica` in this process (no Ray); the tests marked slow start
-one local Ray instance for the module, as ``tests/core/test_ray.py`` does."""
+The protocol tests run a :class:`Replica` in this process (no Ray); the tests marked slow use
+``local``'s private Ray head (``ray start --head`` in processes of its own, joined through Ray's
+client: :mod:`pruneviz.core.ray_local`), one for the module; the last one kills it mid-evaluation
+and this process goes on, evaluating here."""
 
 import math
 import os
@@ -18,7 +20,7 @@ from pruneviz.core.errors import PrunevizError
 from pruneviz.core.remote_eval import detach, parse_address, replica_spec
 from pruneviz.core.remote_replica import Checksum, Replica, decode, encode, fingerprint
 from pruneviz.core.session import Session
-from tests.core.remote_cases import LoseFirstFlip, figures, random_edit
+from tests.core.remote_cases import LoseFirstFlip, figures, for_seconds, random_edit
 
 
 def _journal(s):
@@ -106,12 +108,49 @@ def test_cli_refuses_bad_remote_options_in_one_line(capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------- on a local Ray instance
+@pytest.mark.slow
+def test_local_without_rays_client_runs_ray_in_this_process_and_says_so_once(monkeypatch):
+    """Before the module's private head (below) starts: ``local`` without ``grpc`` is a Ray
+    inside this process, with one notice."""
+    import importlib.util
+
+    from pruneviz.core import ray_local
+
+    ray = pytest.importorskip("ray")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    if ray.is_initialized():
+        ray.shutdown()
+    try:
+        s = Session.open("demo:cnn", data="demo:digits", device="cpu", evaluator="local")
+        remote, local = s.evaluation.remote, s.evaluation.local
+        assert remote.head is None and ray_local.current() is None and not ray.util.client.ray.is_connected() and ray.is_initialized()
+        s.prune_neurons("8", [1, 2])
+        result = s.evaluate()
+        assert result.device == "cpu (Ray replica)" and figures(result) == figures(local.evaluate())
+        s.evaluate()
+        assert len(s.notices) == 1 and "Ray's client is not installed" in s.notices[0] and "pip install 'ray[client]'" in s.notices[0]
+        detach(s)
+    finally:
+        ray.shutdown()
+    assert not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
+    from pruneviz.core import ray_local
+
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    pytest.importorskip("grpc")  # Ray's client (ray[client]): without it ``local`` runs Ray in this process
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("ends the head's processes by their session (Linux /proc)")
+    if ray.is_initialized():
+        ray.shutdown()
+    head, _ = ray_local.acquire()  # held for the module: each test's detach lets go of its own hold only
     yield ray
-    ray.shutdown()
+    ray_local.release()  # the CLI's session, run in this process, may still hold the head:
+    ray_local.shutdown()  # what the process's exit does: the client disconnects and the head stops
+    assert ray_local.current() is None and not head.processes() and not ray.is_initialized()
 
 
 @pytest.mark.slow
@@ -199,7 +238,7 @@ def test_replica_killed_mid_evaluation_falls_back_here_and_reconnect_replays_the
     assert figures(s.evaluate()) == figures(local.evaluate()) and len([n for n in s.notices if "is gone" in n]) == 1
     # a new replica gets the whole journal, checked against the local masks, before it answers
     info = remote.reconnect()
-    assert info["pid"] != old_pid and remote.down is None and remote.resyncs == 1
+    assert info["pid"] != old_pid and remote.down is None and remote.resyncs == 1 and remote.head is not None
     assert local_ray.get(remote.actor.info.remote())["checksum"] == Checksum(s.masks).value
     again = s.evaluate()
     assert again.device == "cpu (Ray replica)" and figures(again) == figures(local.evaluate())
@@ -228,3 +267,38 @@ def test_the_silent_failures_of_rays_client_say_what_to_do_in_one_line():
     assert "\n" not in fork and fork.startswith("cannot connect to Ray at ray://gpu-box:10001: Initialization failure from server: ") and "GRPC_ENABLE_FORK_SUPPORT=false" in fork
     assert "RAY_AUTH_MODE=token" in client_hint("cannot connect to Ray at ray://gpu-box:10001: ConnectionError: ray client connection timeout")
     assert client_hint("cannot connect to Ray at ray://gpu-box:10001: Connection refused") == "cannot connect to Ray at ray://gpu-box:10001: Connection refused"
+
+
+@pytest.mark.slow
+def test_private_head_killed_mid_evaluation_leaves_this_process_alive_and_evaluating_here(local_ray):
+    """``local`` joins its own head through Ray's client: this process is not Ray's driver, so
+    Ray does not end it (a driver whose GCS died was ended about 60 s later) when the head dies."""
+    from pruneviz.core import ray_local
+
+    s = Session.open("demo:cnn", data="demo:digits", device="cpu", evaluator="local")
+    remote, local = s.evaluation.remote, s.evaluation.local
+    head = ray_local.current()
+    assert head is not None and remote.head is head and local_ray.util.client.ray.is_connected()
+    assert remote.replica_info["pid"] in head.processes() and os.getpid() not in head.processes()
+    s.prune_neurons("8", [1, 2, 3])
+    s.batch_size = 1  # a long evaluation: 360 batches
+    gen = s.evaluate_iter(cancel=threading.Event())
+    first = next(gen)
+    assert isinstance(first, ev.Progress) and first.done < first.total  # the replica is evaluating
+    assert head.kill()  # every process of the head: GCS, raylet, client server, the replica
+    result = list(gen)[-1]
+    assert isinstance(result, ev.EvalResult) and "Ray replica" not in result.device and remote.down
+    assert [n for n in s.notices if "is gone" in n] == [s.notices[-1]]
+    s.batch_size = 256
+    journal = [node.step.label for node in s.history.nodes[: s.history.index]]
+
+    def edit_and_evaluate(n):
+        s.prune_weights("4", [n])
+        journal.append(s.history.nodes[s.history.index - 1].step.label)
+        here = s.evaluate()
+        assert "Ray replica" not in here.device and figures(here) == figures(local.evaluate()), n
+
+    rounds = for_seconds(75.0, edit_and_evaluate, interval=2.0)  # past the 60 s Ray gives a driver
+    assert rounds >= 2 and len([n for n in s.notices if "is gone" in n]) == 1
+    assert [node.step.label for node in s.history.nodes[: s.history.index]] == journal  # no edit lost
+    detach(s)

@@ -24,10 +24,14 @@ pytestmark = pytest.mark.slow  # a Ray instance starts in each test
 
 @pytest.fixture
 def no_ray():
-    """Each test connects Ray itself (as the app does) and leaves it shut down."""
+    """Each test connects Ray itself (as the app does) and leaves it shut down (``local``'s private
+    head stopped, as the app's exit does)."""
+    from pruneviz.core import ray_local
+
     if ray.is_initialized():
         ray.shutdown()
     yield
+    ray_local.shutdown()
     ray.shutdown()
 
 
