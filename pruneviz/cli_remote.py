@@ -27,7 +27,7 @@ def check(args) -> None:
             if getattr(args, option, None):
                 raise PrunevizError(f"--{option.replace('_', '-')} needs --eval-on local|ray://HOST:PORT")
         return
-    from pruneviz.core.remote_eval import check_client, parse_address
+    from pruneviz.core.remote_address import check_client, parse_address
     from pruneviz.core.workers import ray_module
 
     address = parse_address(eval_on)
