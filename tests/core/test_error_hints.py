@@ -54,6 +54,7 @@ def test_engine_refusal_is_worded_by_flag_on_the_command_line(tmp_path, capsys):
 KNOWN_FLAG_STRINGS = {"calibration.py": 1, "groups.py": 1, "session.py": 1}
 
 
+@pytest.mark.slow  # parses every core module; quick: the hint tests of this module
 def test_core_errors_name_no_flag_as_a_hint():
     """Errors raised in the core say what the user can do by hint key, not by a flag."""
     bad, strings = [], {}
