@@ -9,7 +9,10 @@ os.environ.setdefault("PRUNEVIZ_NO_AUTOSAVE_PROMPT", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+# One thread: the test models are small, and on a shared 2-CPU machine a second torch thread mostly
+# waits at each op's barrier for a CPU (the quick loop took 125 s of CPU with two threads and 69 s
+# with one, under the same load; every README figure and lesson claim holds with one).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -68,6 +68,7 @@ def assert_same(a, b, version=True):
     assert a["history"][0] == b["history"][0] and a["history"][1] == b["history"][1]
 
 
+@pytest.mark.slow  # every level of every layer twice; quick: test_sensitivity_neuron_points_equal_ln_structured
 def test_sensitivity_weight_points_equal_l1_unstructured_and_plain_loop(cnn):
     levels = [0.3, 0.7, 0.9]
     res = an.collect(cnn.sensitivity(levels=levels))
@@ -99,6 +100,7 @@ def test_sensitivity_neuron_points_equal_ln_structured(mlp):
             assert p["accuracy"] == acc and p["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-7), (name, p)
 
 
+@pytest.mark.slow  # a sensitivity run per layer; quick: test_sensitivity_from_current_state_and_session_untouched
 def test_every_sensitivity_point_starts_at_its_own_layer(cnn):
     points = []
     gen = cnn.sensitivity(levels=[0.2, 0.5, 0.8])
@@ -127,6 +129,7 @@ def test_sensitivity_from_current_state_and_session_untouched(mlp):
     assert_same(before, after, version=False)  # each prune was undone (undo bumps the version)
 
 
+@pytest.mark.slow  # sweeps cancelled and failing at every step; quick: test_sweep_equals_prune_then_evaluate_and_leaves_session
 def test_session_exactly_as_before_when_cancelled_or_failing(mlp, monkeypatch):
     mlp.prune_neurons("0", [3, 4])
     before = snapshot(mlp)

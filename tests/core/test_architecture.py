@@ -161,6 +161,7 @@ def test_the_cycle_finder_finds_function_level_cycles(tmp_path):
     assert cycles(import_graph(pkg)) == [["pkg.a", "pkg.b", "pkg.c", "pkg.a"]]
 
 
+@pytest.mark.slow  # a static check over every module's imports (seconds); run this file before a commit
 def test_no_import_cycles():
     found = {" -> ".join(c) for c in cycles(import_graph())}
     new = sorted(found - KNOWN_CYCLES)
@@ -220,6 +221,7 @@ def test_the_private_access_finder(tmp_path):
     assert private_access(pkg) == Counter({("pkg/b.py", "import _hidden"): 1, ("pkg/b.py", "import _step"): 1, ("pkg/b.py", "c._step"): 1, ("pkg/b.py", "c._state"): 1})
 
 
+@pytest.mark.slow  # a static check over every module's AST (seconds); run this file before a commit
 def test_no_private_access_across_modules():
     found = private_access()
     over = sorted(f"{f}: {what} ({n}x, {KNOWN_QT[(f, what)]} allowed)" for (f, what), n in found.items() if n > KNOWN_QT[(f, what)])

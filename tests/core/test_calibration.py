@@ -1,5 +1,6 @@
 """Data-driven scores: a seeded, content-chosen calibration sample; means over samples."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +46,7 @@ def test_taylor_and_obd_equal_a_hand_computation_over_batches_with_a_partial_one
     assert not torch.allclose(obd[layers[0].name], old, rtol=1e-3)
 
 
+@pytest.mark.slow  # several calibrated score runs; quick: test_scores_calibrate_on_the_training_split_and_equal_an_oracle_on_its_tensors
 def test_the_calibration_sample_is_seeded_and_does_not_depend_on_file_order():
     model, layers, params, data = setup(60, seed=1)
     order = torch.argsort(data.y, stable=True)  # class-sorted copy

@@ -144,6 +144,7 @@ def test_demo_list_and_export(tmp_path, cli):
     assert code == 0 and json.loads(out)["accuracy"] >= 0.96
 
 
+@pytest.mark.slow  # a prune loop of many steps; quick: test_readme.py's `pruneviz loop` example
 def test_loop_stops_at_the_accuracy_bound(cli):
     code, out, _ = cli("loop", "demo:mlp", "--data", "demo:digits", "--min-accuracy", "0.97", "--max-steps", "400")
     assert code == 0

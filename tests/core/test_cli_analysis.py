@@ -23,6 +23,7 @@ def test_sensitivity_json(cli, tmp_path, demo_session):
     assert "wrote" in text and "0: accuracy" in text and "calibration data demo:digits-train" in text
 
 
+@pytest.mark.slow  # a knockout of every neuron through the CLI; quick: test_analysis.py::test_knockout_equals_removing_each_neuron_alone
 def test_knockout_json(cli, tmp_path):
     out = tmp_path / "k.json"
     code, text, err = cli("knockout", "demo:mlp", "--data", "demo:digits", "--layer", "2", "--out", str(out), "--device", "cpu")
@@ -51,6 +52,7 @@ def test_sweep_json(cli, tmp_path):
     assert (point["sparsity"], point["accuracy"], point["loss"]) == (s.sparsity(), r.accuracy, r.loss)
 
 
+@pytest.mark.slow  # a sensitivity plan of the CNN; quick: test_allocation.py's allocation tests
 def test_prune_scope_sensitivity(cli, tmp_path):
     code, text, err = cli("prune", "demo:cnn", "--data", "demo:digits", "--amount", "0.6", "--scope", "sensitivity", "--out", str(tmp_path / "p.pt"), "--report", str(tmp_path / "r.json"), "--device", "cpu")
     assert code == 0, err

@@ -33,6 +33,7 @@ def test_prune_finetune_keeps_the_mask_and_reports_recovery(cli, tmp_path):
     assert r["steps"] == ["prune 90% weights in 0, 2, 4 by magnitude", "fine-tune 2 epochs (lr 5e-3)"]
 
 
+@pytest.mark.slow  # compensation through the CLI; quick: test_compensate.py::test_cli_compensate_modes
 def test_prune_compensate_json_stdout_is_clean(cli, tmp_path):
     code, out, err = cli("prune", "demo:mlp", "--amount", "0.7", "--data", "demo:digits", "--compensate", "--json", "--out", str(tmp_path / "c.pt"))
     assert code == 0, err
@@ -116,6 +117,7 @@ def test_train_progress_bar_on_a_terminal(monkeypatch):
     ]
 
 
+@pytest.mark.slow  # a training run per schedule; quick: test_front_choices.py
 def test_train_offers_every_schedule_of_the_core(cli, tmp_path):
     """The CLI reads its schedules from core/schedules.py: ``granet`` was missing from a copy."""
     import argparse

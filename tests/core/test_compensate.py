@@ -147,6 +147,7 @@ def test_exact_is_the_per_row_least_squares_optimum(case):
     assert s.history.labels == [prune_label(0.6, "layer", "weight", "magnitude", s.select_layers(None, "weight")) + ", compensated"]
 
 
+@pytest.mark.slow  # checks the oracle itself with three compensations
 def test_the_oracle_catches_a_large_lambda_and_a_wrong_mask():
     """Perturbed settings: SparseGPT's 1 % λ, or the solve done for another mask, leave more
     than 0.1 % above the optimum (so the oracle above can fail)."""
@@ -209,6 +210,7 @@ def test_sparsegpt_equals_algorithm_1():
     assert s.history.labels == ["prune 50% weights in 0 by SparseGPT, compensated"]
 
 
+@pytest.mark.slow  # compensation of a grouped and a Conv1D model; quick: test_exact_is_the_per_row_least_squares_optimum
 def test_sparsegpt_on_grouped_and_conv1d_layers_prunes_each_layers_share():
     for model, x in (CASES["depthwise-separable block"](), CASES["gpt-2 conv1d"](), CASES["conv1d"]()):
         s = _session(model, x)

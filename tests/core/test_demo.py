@@ -150,6 +150,7 @@ def test_shipped_file_is_the_full_state_dict(name):
 # Training
 
 
+@pytest.mark.slow  # trains the demo model twice
 def test_train_is_reproducible_and_leaves_global_state_alone(tmp_path):
     threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()

@@ -37,6 +37,7 @@ def _colour_position(img, levels):
     return np.clip((img - lo) / (hi - lo), 0, 1)
 
 
+@pytest.mark.slow  # pools a large layer; quick: the other display tests
 def test_planted_structure_is_visible_in_a_pooled_layer():
     rng = np.random.default_rng(0)
     w = rng.standard_normal((2048, 8192)).astype(np.float32)

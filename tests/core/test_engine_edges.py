@@ -180,6 +180,7 @@ def test_shrink_refuses_to_write_a_model_that_differs(tmp_path, monkeypatch):
     assert not out.exists()
 
 
+@pytest.mark.slow  # prune, shrink, export and reload through the CLI
 def test_shrunk_report_accuracy_is_the_written_models(tmp_path):
     s, x, y = session(models.cnn_seq(), (3, 8, 8), 4)
     s.prune(0.3, granularity="neuron")

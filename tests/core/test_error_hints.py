@@ -84,6 +84,7 @@ def test_the_flag_check_catches_a_flag_in_a_message():
     assert flag_strings('subprocess.run(["ray", "start", "--head", f"--port={p}"])') == []  # argv, not prose
 
 
+@pytest.mark.slow  # parses every core module; quick: the flag check's own test above
 def test_core_messages_name_no_flag():
     """Errors and notices of the core say what went wrong in words every front end shares; what
     to give is a hint key each front end words (a flag on the command line, a menu in the app)."""

@@ -2,6 +2,7 @@
 
 import threading
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -156,6 +157,7 @@ def test_mixed_precision_and_channels_last_are_flagged_and_close():
     assert (again.correct, again.loss, again.precision) == (exact.correct, exact.loss, "fp32")
 
 
+@pytest.mark.slow  # evaluations of several zoo models; quick: test_incremental_equals_full_and_starts_late
 def test_cached_inputs_are_copied_unless_the_child_leaves_them_alone():
     """A cached activation is fed without a copy only to a module that cannot write it; after
     incremental evaluations the cache still holds exactly what a full pass computes."""

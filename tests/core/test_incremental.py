@@ -120,6 +120,7 @@ def edit_last_stage_of_resnet18() -> list[int]:
     return starts
 
 
+@pytest.mark.slow  # a ResNet-18-shaped model; quick: test_probe_edits_start_from_the_cut_before_the_edited_layer
 def test_resnet18_shape_starts_from_the_cut_before_the_edited_block():
     starts = edit_last_stage_of_resnet18()
     assert starts[0] > starts[3] > 0  # the last stage starts late, the first stage early
@@ -234,6 +235,7 @@ def test_probe_edits_start_from_the_cut_before_the_edited_layer():
     assert 0 < fig["start"] <= probe.child_of[("elem", "fc2")]
 
 
+@pytest.mark.slow  # many evaluations under a short cache budget; quick: test_probe_edits_start_from_the_cut_before_the_edited_layer
 def test_the_cache_keeps_the_cut_before_a_recent_edit_when_the_budget_is_short():
     fam = zoo.Family("resnet18", lambda: zoo.resnet18(4), (3, 16, 16), "layer4.1.conv1", (0,))
     s = _session(fam, n=32, batch=16)

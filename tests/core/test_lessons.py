@@ -194,6 +194,7 @@ def _calib_loss(s) -> float:
         return sum(float(F.cross_entropy(s.model(x[i : i + 100]), y[i : i + 100], reduction="sum")) for i in range(0, len(x), 100)) / len(x)
 
 
+@pytest.mark.slow  # a lesson run (knockout of every neuron); quick: test_analysis.py::test_knockout_equals_removing_each_neuron_alone
 def test_knockout_step_equals_removing_each_neuron():
     lesson = parse(GOOD.replace('claim = "a > 0.5"', 'claim = "spearman_magnitude > -1"') + '\n[[steps]]\ncaption = "k"\naction = "knockout"\nlayer = "2"\nmethods = ["magnitude"]\n')
     run = lessons.LessonRun(lesson)
@@ -234,6 +235,7 @@ def test_a_failing_step_leaves_the_session_as_before():
     assert run.session.sparsity() == 0.0 and run.done == 1
 
 
+@pytest.mark.slow  # a lesson run training the toy problem twice; quick: test_toy_training_is_torch_adam
 def test_toy_problem_is_deterministic_and_learns():
     a = toy.open_problem({"kind": "xor", "epochs": 200}, seed=3)
     b = toy.open_problem({"kind": "xor", "epochs": 200}, seed=3)
@@ -364,6 +366,7 @@ def test_lesson_engine_never_imports_qt():
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.slow  # lesson runs of a sweep and a knockout; quick: test_sweep_step_equals_plain_verbs
 def test_sweep_and_knockout_figures_equal_prune_evaluate_undo():
     """The sweep and knockout actions measure through Session.sweep / Session.knockout (on a
     copy); their figures equal pruning the live session, evaluating and undoing, by hand."""

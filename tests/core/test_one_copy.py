@@ -30,6 +30,7 @@ def _trees():
     return iter(_parsed())
 
 
+@pytest.mark.slow  # parses every module; quick: test_lessons.py::test_spearman_matches_the_definition
 def test_one_spearman_with_one_answer_for_constant_input():
     assert analysis.spearman is correlation.spearman and lesson_actions.spearman is correlation.spearman
     for const in ([2.0, 2.0, 2.0], np.full(3, 2.0), torch.full((3,), 2.0)):

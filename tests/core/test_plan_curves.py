@@ -188,6 +188,7 @@ def test_the_session_and_the_copy_end_as_they_started(how, monkeypatch):
         assert seen == 4
 
 
+@pytest.mark.slow  # fine-tuning and compensation replayed per step; quick: test_each_curve_point_equals_replaying_that_prefix_on_a_fresh_session
 def test_plans_with_fine_tuned_and_compensated_steps_equal_the_session_undone_to_each_step():
     from pruneviz.core.training import complete
 

@@ -28,6 +28,7 @@ def _journal(s):
 
 
 # ------------------------------------------------------------------- the protocol, no Ray
+@pytest.mark.slow  # many replica round trips; quick: test_a_neuron_edit_ships_within_64_bytes_plus_4_per_flipped_index
 def test_replica_catches_a_missed_edit_by_the_checksum_and_a_lost_message_by_the_sequence():
     s = Session.open("demo:cnn", data="demo:digits", device="cpu")
     rep = Replica(replica_spec(s))

@@ -98,6 +98,7 @@ def test_an_input_alone_gets_the_first_decoder_inputs_and_the_model_still_pickle
         s.model(data.x[:3])
 
 
+@pytest.mark.slow  # scores, training and shrinking of a seq2seq model; quick: the other tests of this module
 def test_scores_train_and_shrink_carry_the_decoder_inputs(tmp_path):
     s, data = _session(tmp_path)
     # taylor: (g·w)² with g the gradient of the summed loss over all samples / N (one batch)

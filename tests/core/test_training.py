@@ -112,6 +112,7 @@ def test_every_schedule_keeps_pruned_entries_zero_and_reaches_target(mlp, schedu
     assert len(result.curve) == 1 and mlp.history.labels == [result.label]
 
 
+@pytest.mark.slow  # a training run; quick: test_finetune_keeps_pruned_entries_exactly_zero[adam]
 def test_snip_prunes_at_init_by_weight_times_gradient(mlp):
     plain = Session.open("demo:mlp", data="demo:digits")
     complete(mlp.train("before", 0.5, 1, method="snip"))
@@ -144,6 +145,7 @@ def test_undo_of_finetune_is_bit_identical_and_redo_replays():
     _same_bits(_bits(s), _bits(Session.open("demo:cnn", data="demo:digits")))
 
 
+@pytest.mark.slow  # a training schedule; quick: test_undo_of_finetune_is_bit_identical_and_redo_replays
 def test_undo_of_a_schedule_with_regrowth_is_bit_identical(mlp):
     before = _bits(mlp)
     complete(mlp.train("regrow", 0.7, 1))
@@ -155,6 +157,7 @@ def test_undo_of_a_schedule_with_regrowth_is_bit_identical(mlp):
     _same_bits(_bits(mlp), after)
 
 
+@pytest.mark.slow  # a training run
 def test_finetune_undo_memory_is_four_bytes_per_parameter_and_offloads(mlp):
     mlp.prune(0.9)
     flips_bytes = mlp.memory()["history"]
@@ -198,6 +201,7 @@ def test_closing_the_generator_records_one_step(mlp):
     assert len(mlp.history.labels) == 1 and "stopped after 3 steps" in mlp.history.labels[0]
 
 
+@pytest.mark.slow  # two training runs; quick: test_undo_of_finetune_is_bit_identical_and_redo_replays
 def test_deterministic_under_seed():
     runs = []
     for _ in range(2):
@@ -304,6 +308,7 @@ def test_compensation_lowers_every_layers_reconstruction_error():
     _check_invariant(s)
 
 
+@pytest.mark.slow  # compensation of every layer; quick: test_undo_of_finetune_is_bit_identical_and_redo_replays
 def test_compensation_undo_is_bit_identical_and_restore_brings_originals_back():
     s = Session.open("demo:cnn", data="demo:digits")
     before = _bits(s)
@@ -399,6 +404,7 @@ def test_nan_loss_stops_restores_and_says_so(mlp):
     assert mlp.history.labels == ["prune 50% weights in 0, 2, 4 by magnitude"]
 
 
+@pytest.mark.slow  # a training run
 def test_training_on_the_evaluation_data_warns(mlp):
     result = complete(mlp.finetune(1, data="demo:digits"))
     assert result.warnings and "also the evaluation data" in result.warnings[0]
@@ -460,6 +466,7 @@ def test_regrown_connections_start_at_zero_and_drop_the_smallest(mlp):
     mlp.model.zero_grad(set_to_none=True)
 
 
+@pytest.mark.slow  # a training run
 def test_baseline_is_the_loaded_model_also_when_first_asked_after_fine_tuning():
     """The baseline (Accuracy dock, CLI) is the model as loaded: first computed after a
     fine-tune step it was the fine-tuned dense model (0.9917 instead of 0.9972 on demo:cnn)."""

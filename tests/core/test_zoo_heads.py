@@ -85,6 +85,7 @@ def test_shrunk_heads_equal_the_masked_model(name, tmp_path):
         torch.testing.assert_close(shrunk(x), s.model(x), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # shrinks a ViT twice; quick: test_shrunk_heads_equal_the_masked_model[vit_fused]
 def test_heads_and_neurons_shrink_together(tmp_path):
     s, _, family = open_session("vit_fused")
     s.prune_neurons("fc1", [3, 17])
@@ -151,6 +152,7 @@ def test_head_errors_are_one_line():
         s.head_scores("attn", "apoz")
 
 
+@pytest.mark.slow  # the CLI on two attention models; quick: test_shrunk_heads_equal_the_masked_model
 def test_cli_prunes_and_shrinks_heads_and_refuses_a_model_without_attention(tmp_path, capsys):
     sd = tmp_path / "vit.pt"
     torch.save(zoo.vit_fused().state_dict(), sd)

@@ -196,6 +196,7 @@ def test_tied_head_prunes_scores_and_views_without_key_errors(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow  # shrinks a grouped conv model; quick: test_zoo.py::test_shrink_equals_masked_or_refuses_cleanly[grouped]
 def test_grouped_conv_shrinks_group_by_group_and_keeps_unbalanced_channels_as_zeros(tmp_path):
     from tests.core import zoo
 
