@@ -15,6 +15,7 @@ from pruneviz import __version__, cli_analysis, cli_lessons, cli_models, cli_rem
 from pruneviz.cli_common import (  # noqa: F401 - the shared helpers, under the names this module has always used
     BATCH_MAX,
     CALIB_HELP as _CALIB_HELP,
+    CLI_HINTS,
     DATA_HELP as _DATA_HELP,
     METHOD_HELP as _METHOD_HELP,
     SEED_MAX,
@@ -202,8 +203,8 @@ def _cmd_prune(args) -> int:
     unit = units.get(args.granularity)
     if args.shrink and not unit.shrinks:
         raise PrunevizError("--shrink removes neurons or heads: use it with --granularity " + " or ".join(n for n, u in units.UNITS.items() if u.shrinks))
-    if args.scope == "sensitivity" and args.compensate:
-        raise PrunevizError("--scope sensitivity chooses the mask per layer: it does not combine with --compensate")
+    if args.scope == "sensitivity" and (args.compensate or unit is not units.WEIGHT):
+        raise PrunevizError("--scope sensitivity allocates weights per layer: use it with --granularity weight and without --compensate")
     if not args.finetune:  # the training options, named by their flags
         if args.lr is not None or args.train_batch_size is not None:
             raise PrunevizError("--lr and --batch-size set the fine-tuning: add --finetune EPOCHS")
@@ -357,7 +358,7 @@ def _run(argv: list[str], debug: bool) -> int:
         with _held_stderr() as held:
             try:
                 code = COMMANDS[args.command](args)
-                cli_models.print_notices()
+                cli_models.print_notices(hints=CLI_HINTS)
             except BaseException:
                 if debug:
                     held.release()

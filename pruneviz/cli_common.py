@@ -182,6 +182,7 @@ CLI_HINTS = {
     "device": "use --device auto or cpu",
     "batch_size": "use a smaller --batch-size or less data",
     "format": "use --format state_dict",
+    "separate_calib": "pass --calib-data DATA with data the model is not evaluated on, e.g. its training data",
     "evaluator": "give --eval-on local (a Ray instance on this machine) or ray://HOST:PORT (a cluster, e.g. ray://10.0.0.5:10001)",
     "layers": "check --layers against the names 'pruneviz inspect MODEL' lists",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from pruneviz.core.errors import Notice
 from pruneviz.core.text import printable
 
 _OPEN: list = []  # sessions opened by this command, whose notices are printed at its end
@@ -35,14 +36,15 @@ def forget_opened() -> None:
     _OPEN.clear()
 
 
-def print_notices(stream=None) -> None:
+def print_notices(stream=None, hints: dict[str, str] | None = None) -> None:
+    """Print the opened sessions' notices once each, their hints in ``hints``' words."""
     stream = stream or sys.stderr
     seen: set[str] = set()
     while _OPEN:
         for note in _OPEN.pop(0).notices:
             if note not in seen:
                 seen.add(note)
-                print(f"pruneviz: note: {printable(note)}", file=stream)
+                print(f"pruneviz: note: {printable(note.worded(hints) if isinstance(note, Notice) else note)}", file=stream)
 
 
 def file_sparsity(session) -> dict:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .data import EvalData, check_fits, open_data, same_source
-from .errors import PrunevizError
+from .errors import Notice, PrunevizError
 from .history import Change
 
 #: the demo models' calibration data (their training split)
@@ -27,10 +27,9 @@ DEMO_CALIB = "demo:digits-train"
 ANALYSIS_SAMPLES = 2048
 
 
-def leak_note(spec: str) -> str:
-    return (f"calibrating on the evaluation data {spec}: scores, sensitivity and compensation are then chosen on the "
-            "samples the accuracy is measured on, which inflates the figures; give calibration data the model is not "
-            "evaluated on, e.g. its training data")
+def leak_note(spec: str) -> Notice:
+    return Notice(f"calibrating on the evaluation data {spec}: scores, sensitivity and compensation are then chosen on the "
+                  "samples the accuracy is measured on, which inflates the figures", hint="separate_calib")
 
 
 class Calibration:

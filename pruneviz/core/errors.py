@@ -36,9 +36,30 @@ HINTS = {
     "device": "evaluate on device='auto' or 'cpu'",
     "batch_size": "evaluate in smaller batches (batch_size=...) or on less data",
     "format": "export as a state_dict (format='state_dict')",
+    "separate_calib": "give calibration data the model is not evaluated on, e.g. its training data (calib_data=...)",
     "evaluator": "give evaluator='local' (a Ray instance on this machine) or 'ray://HOST:PORT' (a cluster, e.g. ray://10.0.0.5:10001)",
     "layers": "name layers the model has (layers=[...]; glob patterns allowed; see Session.layers)",
 }
+
+
+class Notice(str):
+    """A notice a session keeps for the user (``session.notices``): the text, neutral, and like a
+    :class:`PrunevizError` an optional ``hint_key`` that each front end words (:meth:`worded`)."""
+
+    hint_key: str | None
+
+    def __new__(cls, text: str, hint: str | None = None):
+        if hint is not None and hint not in HINTS:
+            raise ValueError(f"unknown hint {hint!r}; one of {', '.join(HINTS)}")
+        out = super().__new__(cls, text)
+        out.hint_key = hint
+        return out
+
+    def worded(self, hints: dict[str, str] | None = None) -> str:
+        """The notice with its hint in ``hints``' words (:data:`HINTS` for keys it lacks)."""
+        if self.hint_key is None:
+            return str(self)
+        return f"{self}: {(hints or {}).get(self.hint_key) or HINTS[self.hint_key]}"
 
 
 class PrunevizError(Exception):

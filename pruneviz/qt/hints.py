@@ -19,6 +19,7 @@ APP_HINTS = {
     "device": "evaluate on the CPU (start the app without a device choice)",
     "batch_size": "open less evaluation data with File > Open data…",
     "format": "export again as a state_dict (.pt) with File > Export…",
+    "separate_calib": "open the model with its training data known (demo models know theirs), or calibrate from the command line or Python",
     "evaluator": "start the app again to evaluate on local (a Ray instance on this machine) or ray://HOST:PORT (a cluster)",
     "layers": "choose layers from the layer list",
 }

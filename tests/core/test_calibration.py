@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from pruneviz.core import importance as imp
+from pruneviz.cli_common import CLI_HINTS
 from pruneviz.core.data import EvalData
 from pruneviz.core.inventory import find_layers
 from tests.core import models
@@ -118,7 +119,8 @@ def test_calibrating_on_the_evaluation_data_says_once_that_it_inflates_the_figur
     s.scores("0", "taylor")
     s.scores("2", "apoz", "neuron")
     notes = [n for n in s.notices if "inflates the figures" in n]
-    assert len(notes) == 1 and "--calib-data" in notes[0]
+    assert len(notes) == 1 and notes[0].hint_key == "separate_calib" and "--" not in notes[0]
+    assert "--calib-data" in notes[0].worded(CLI_HINTS)  # the command line names its flag
     assert s.calibration_info() == {"spec": "t", "samples": 40, "same_as_eval": True, "note": notes[0]}
     other = EvalData(x=data.x[:20] + 1, y=data.y[:20], spec="calib.npz")
     s2 = Session(loaded, data, device="cpu", calib_data=other)
