@@ -49,6 +49,7 @@ def test_json_out_is_strict_with_nan_as_null():
     assert "NaN" not in text and "Infinity" not in text
 
 
+@pytest.mark.slow  # parses every module; quick: test_json_out_is_strict_with_nan_as_null
 def test_one_json_sanitiser_and_one_atomic_writer():
     """NaN-to-null lives in core/jsonout.py, temporary-file-and-rename in core/files.py, image
     writing in qt/render.py; nothing else writes JSON with allow_nan, renames temporary files or

@@ -123,6 +123,7 @@ def wall_clock_asserts(path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow  # parses every test file; quick: test_the_rules_catch_what_they_name
 def test_every_test_checks_something():
     missing = [m for p in FILES if p.name.startswith("test_") for m in unchecked_tests(p)]
     assert not missing, "tests without an assertion:\n" + "\n".join(missing)
