@@ -69,7 +69,7 @@ def finetune_overhead(quick: bool, device: str, smoke: bool = False) -> dict:
     gen = torch.Generator().manual_seed(0)
     history_before = s.memory()["history"]
     ours, plain = [], []
-    reps = 1 if smoke else (3 if quick else 5)
+    reps = 1 if smoke else (2 if quick else 5)
     # warm-up both (allocator, cudnn)
     _plain_epoch(plain_model, masks, xd, yd, opt, batch, gen)
     complete(s.finetune(1, lr=1e-3, data=train, batch_size=batch))

@@ -68,7 +68,7 @@ def big_window(quick: bool, n: int = 4096, repeat: int | None = None) -> dict:
     model = nn.Sequential(nn.Linear(n, n), nn.ReLU(), nn.Linear(n, 64), nn.ReLU(), nn.Linear(64, 10)).eval()
     s = session_for(model, torch.randn(4, n))
     app, w = _window(s)
-    repeat = repeat or (5 if quick else 20)
+    repeat = repeat or (4 if quick else 20)
     out: dict = {}
     try:
         w.view.show_layer("0")
@@ -131,7 +131,7 @@ def cnn_estimate(quick: bool, repeat: int | None = None) -> dict:
 
     s = Session.open("demo:cnn", data="demo:digits", device="cpu")
     app, w = _window(s)
-    repeat = repeat or (5 if quick else 20)
+    repeat = repeat or (4 if quick else 20)
     out: dict = {}
 
     def wait(cond, timeout_ms=30_000):
