@@ -13,28 +13,12 @@ import pytest
 
 pytest.importorskip("ray")
 
+from pruneviz.core.ray_local import session_processes  # noqa: E402 - after the skip
+
 pytestmark = pytest.mark.slow  # starting Ray takes tens of seconds on a busy machine
 
 
 # ------------------------------------------------------------------- teardown after kill -9
-def _session_processes(sid: int) -> dict[int, str]:
-    """Live (non-zombie) processes of session ``sid``: pid -> command line (Linux /proc)."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().decode("utf-8", "replace").rsplit(")", 1)[1].split()
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out[int(name)] = cmd
-    return out
-
-
 def _is_agent(cmd: str) -> bool:
     return "dashboard/agent.py" in cmd or "runtime_env/agent/main.py" in cmd or (cmd.startswith("ray::") and "Agent" in cmd)
 
@@ -69,16 +53,16 @@ def test_kill_9_of_a_local_ray_run_leaves_no_ray_process(tmp_path):
     try:
         # killed while Ray's workers evaluate; its agents (children of the raylet) are the
         # processes that outlived a kill -9 by over a minute
-        started = _wait_until(lambda: cli.poll() is not None or _running(_session_processes(cli.pid).values()), 240)
+        started = _wait_until(lambda: cli.poll() is not None or _running(session_processes(cli.pid).values()), 240)
         assert started and cli.poll() is None, "the run ended before Ray's workers started"
-        ray_procs = {pid: c for pid, c in _session_processes(cli.pid).items() if pid != cli.pid}
+        ray_procs = {pid: c for pid, c in session_processes(cli.pid).items() if pid != cli.pid}
         assert len(ray_procs) >= 4, ray_procs  # GCS, raylet, agents, monitors
         os.kill(cli.pid, signal.SIGKILL)
         cli.wait(timeout=30)
-        assert _wait_until(lambda: not _session_processes(cli.pid), 20), _session_processes(cli.pid)
+        assert _wait_until(lambda: not session_processes(cli.pid), 20), session_processes(cli.pid)
     finally:
         if cli.poll() is None:
             cli.kill()
-        for pid in _session_processes(cli.pid):  # this run's processes only (its own session)
+        for pid in session_processes(cli.pid):  # this run's processes only (its own session)
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
