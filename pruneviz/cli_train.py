@@ -147,10 +147,11 @@ def run_pipeline(s, job) -> dict:
     """Run ``prune``'s pipeline (:mod:`pruneviz.core.prune_pipeline`) on the opened session ``s``,
     drawing the fine-tuning's progress on stderr; returns the report."""
     from pruneviz.core import prune_pipeline
+    from pruneviz.core.training import complete
 
     gen = prune_pipeline.run(s, job)
     if not job.finetune:
-        return prune_pipeline.complete(gen)
+        return complete(gen)
     steps = _steps(s, job.train_data, job.batch_size)
     rep = run_with_progress(gen, "fine-tune", job.finetune, steps)
     for w in rep["finetune"].get("warnings", []):

@@ -78,15 +78,6 @@ class PruneJob:
                 raise PrunevizError("the report and the model would be the same file: give the report its own name, e.g. report.json")
 
 
-def complete(gen):
-    """Drive :func:`run` to its end (its only progress is the fine-tuning's); returns the report."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
-
-
 def run(session, job: PruneJob, cancel=None):
     """Generator: run ``job`` on ``session`` (see the module); returns the report (a dict).
 

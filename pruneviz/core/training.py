@@ -177,8 +177,9 @@ def reinitialize(session, seed: int) -> str:
     return label
 
 
-def complete(gen) -> TrainResult:
-    """Drive a training generator to its end; returns its :class:`TrainResult`."""
+def complete(gen):
+    """Drive a generator to its end and return its value: a training run's :class:`TrainResult`,
+    or the report of :func:`pruneviz.core.prune_pipeline.run`."""
     while True:
         try:
             next(gen)

@@ -23,6 +23,7 @@ from superqt import QLabeledDoubleSlider
 
 from pruneviz.core import prune_pipeline, units
 from pruneviz.core.importance import LOCAL_METHODS
+from pruneviz.core.training import complete
 
 from .controls import PruneDialog, RunUntilDialog
 from .job_runner import JobRunner
@@ -224,7 +225,7 @@ class Editing(QObject):
             a = d.args()
             # the engine's prune pipeline, as `pruneviz prune` runs it; the live evaluation measures
             job = prune_pipeline.PruneJob(amount=a.amount, scope=a.scope, granularity=a.granularity, method=a.method, layers=a.layers, compensate=a.compensate or None, measure=False)
-            self.scored(a.method, a.granularity, lambda: self.status.guard(lambda: prune_pipeline.complete(prune_pipeline.run(self.state.session, job))))
+            self.scored(a.method, a.granularity, lambda: self.status.guard(lambda: complete(prune_pipeline.run(self.state.session, job))))
 
     def step(self) -> None:
         method = self.view.current_method()
