@@ -71,6 +71,21 @@ class LoseFirstFlip:
         return Ask
 
 
+def kill_mid_evaluation(s, kill) -> ev.EvalResult:
+    """Start a long evaluation of ``s`` (batch size 1: 360 batches of demo:digits) on its replica,
+    call ``kill`` once the replica streams progress, and return the result, finished here."""
+    import threading
+
+    s.batch_size = 1
+    gen = s.evaluate_iter(cancel=threading.Event())
+    first = next(gen)
+    assert isinstance(first, ev.Progress) and first.done < first.total  # the replica is evaluating
+    assert kill()
+    result = list(gen)[-1]
+    assert isinstance(result, ev.EvalResult) and "Ray replica" not in result.device
+    return result
+
+
 def for_seconds(seconds: float, step, interval: float = 1.0) -> int:
     """Call ``step(n)`` (n = 0, 1, …) until ``seconds`` have passed, at least once, ``interval``
     apart; returns how many calls were made (a process that must stay alive that long)."""

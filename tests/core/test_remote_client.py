@@ -22,7 +22,7 @@ from pruneviz.core import evaluate as ev  # noqa: E402
 from pruneviz.core.remote_eval import detach  # noqa: E402
 from pruneviz.core.remote_replica import Checksum  # noqa: E402
 from pruneviz.core.session import Session  # noqa: E402
-from tests.core.remote_cases import LoseFirstFlip, figures, random_edit  # noqa: E402
+from tests.core.remote_cases import LoseFirstFlip, figures, kill_mid_evaluation, random_edit  # noqa: E402
 from tests.ray_head import ROOT, RayHead  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a Ray cluster starts in 10-60 s (not even imported by the quick loop)
@@ -106,13 +106,7 @@ def test_cluster_killed_mid_evaluation_falls_back_here_and_reconnect_replays_the
         s = Session.open("demo:cnn", data="demo:digits", device="cpu", evaluator=gone.address)
         remote, local = s.evaluation.remote, s.evaluation.local
         s.prune_neurons("8", [1, 2, 3])
-        s.batch_size = 1  # a long evaluation: 360 batches
-        gen = s.evaluate_iter(cancel=threading.Event())
-        first = next(gen)
-        assert isinstance(first, ev.Progress) and first.done < first.total  # the replica is evaluating
-        assert gone.kill()  # every process of the cluster: GCS, raylet, client server, the replica
-        result = list(gen)[-1]
-        assert isinstance(result, ev.EvalResult) and "Ray replica" not in result.device
+        result = kill_mid_evaluation(s, gone.kill)  # every process of the cluster: GCS, raylet, client server, the replica
         assert remote.down and [n for n in s.notices if "is gone" in n] == [s.notices[-1]]
         assert (result.accuracy, result.correct) == (local.evaluate().accuracy, local.evaluate().correct)
         # the session goes on here: edits, undo, a plan, evaluation; one message only

@@ -20,7 +20,7 @@ from pruneviz.core.errors import PrunevizError
 from pruneviz.core.remote_eval import detach, parse_address, replica_spec
 from pruneviz.core.remote_replica import Checksum, Replica, decode, encode, fingerprint
 from pruneviz.core.session import Session
-from tests.core.remote_cases import LoseFirstFlip, figures, for_seconds, random_edit
+from tests.core.remote_cases import LoseFirstFlip, figures, for_seconds, kill_mid_evaluation, random_edit
 
 
 def _journal(s):
@@ -282,13 +282,8 @@ def test_private_head_killed_mid_evaluation_leaves_this_process_alive_and_evalua
     assert head is not None and remote.head is head and local_ray.util.client.ray.is_connected()
     assert remote.replica_info["pid"] in head.processes() and os.getpid() not in head.processes()
     s.prune_neurons("8", [1, 2, 3])
-    s.batch_size = 1  # a long evaluation: 360 batches
-    gen = s.evaluate_iter(cancel=threading.Event())
-    first = next(gen)
-    assert isinstance(first, ev.Progress) and first.done < first.total  # the replica is evaluating
-    assert head.kill()  # every process of the head: GCS, raylet, client server, the replica
-    result = list(gen)[-1]
-    assert isinstance(result, ev.EvalResult) and "Ray replica" not in result.device and remote.down
+    kill_mid_evaluation(s, head.kill)  # every process of the head: GCS, raylet, client server, the replica
+    assert remote.down
     assert [n for n in s.notices if "is gone" in n] == [s.notices[-1]]
     s.batch_size = 256
     journal = [node.step.label for node in s.history.nodes[: s.history.index]]
